@@ -1,0 +1,50 @@
+# tq — `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+CARGO ?= cargo
+PORT ?= 6379
+MODULE := target/release/libtq.so
+
+.PHONY: help deps build run test unit lint fmt bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-8s %s\n", $$1, $$2}'
+
+deps: ## Install redis-server and libclang if missing (apt)
+	@scripts/deps.sh
+
+build: deps ## Build the module (target/release/libtq.so)
+	$(CARGO) build --release
+
+run: build ## Start redis-server with the module on 127.0.0.1:$(PORT), in the foreground
+	@echo
+	@echo "  tq is loading into redis-server on 127.0.0.1:$(PORT). In another terminal try:"
+	@echo "    redis-cli TQ.ENQUEUE resque math add '[1,2]'"
+	@echo "    redis-cli TQ.ENQUEUEIN resque 2000 math add '[3,4]'"
+	@echo "    redis-cli TQ.PROMOTE resque"
+	@echo "    redis-cli TQ.POP resque host:1 math"
+	@echo "    redis-cli TQ.ACK resque host:1"
+	@echo "  Ctrl-C stops the server."
+	@echo
+	redis-server --port $(PORT) --bind 127.0.0.1 --save '' --appendonly no --loadmodule $(CURDIR)/$(MODULE)
+
+test: ## Run every test: unit, integration (real redis-server), node-resque interop
+	@scripts/deps.sh --node
+	$(CARGO) build
+	$(CARGO) test --workspace
+
+unit: ## Only the tests that need no server
+	$(CARGO) test -p tq-core
+
+lint: ## rustfmt check and clippy
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+bench: build ## Benchmarks against raw Redis commands (figures for the README)
+	scripts/bench.sh
+
+clean: ## Remove build output and test server directories
+	$(CARGO) clean

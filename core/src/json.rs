@@ -1,0 +1,792 @@
+//! JSON exactly as JavaScript's `JSON.parse` reads it and `JSON.stringify`
+//! writes it.
+//!
+//! node-resque identifies a job by the bytes of `JSON.stringify(...)`: they
+//! are the list element, the `timestamps:<payload>` key and what `LREM`
+//! matches. A payload written here must therefore be byte-identical to what
+//! node (V8) produces for the same input, which `serde_json` does not do:
+//! numbers are IEEE doubles printed by `Number.prototype.toString`, object
+//! keys that are array indices come first in ascending order, duplicate keys
+//! keep their first position with the last value, and lone UTF-16 surrogates
+//! survive a round trip as `\udXXX` escapes.
+//!
+//! Strings are kept as WTF-8: UTF-8 that may also hold lone surrogates as
+//! three-byte sequences `ED A0..BF xx`. Valid UTF-8 never contains those, so
+//! the writer can recognise them and escape them as V8 does.
+
+use std::fmt;
+use std::ops::Range;
+
+/// Deepest nesting accepted. The parser recurses, and it runs on the Redis
+/// main thread: a hostile document must not be able to overflow the stack.
+pub const MAX_DEPTH: usize = 512;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Number(f64),
+    /// WTF-8 bytes (see the module comment).
+    String(Vec<u8>),
+    Array(Vec<Value>),
+    /// Members in JavaScript property order, keys unique.
+    Object(Vec<(Vec<u8>, Value)>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError {
+    pub msg: &'static str,
+    pub offset: usize,
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.msg, self.offset)
+    }
+}
+
+impl std::error::Error for JsonError {}
+
+type Result<T> = std::result::Result<T, JsonError>;
+
+/// Parses a whole document (surrounding JSON whitespace allowed).
+pub fn parse(input: &[u8]) -> Result<Value> {
+    let mut p = Parser::new(input)?;
+    let v = p.value(0)?;
+    p.finish()?;
+    Ok(v)
+}
+
+/// Checks that `input` is one JSON document without building it.
+pub fn validate(input: &[u8]) -> Result<()> {
+    let mut p = Parser::new(input)?;
+    p.skip_value(0)?;
+    p.finish()
+}
+
+/// The top-level members of a JSON object: each key (decoded, WTF-8) with the
+/// byte range of its value inside `input`. Every value is validated. Keys are
+/// listed in document order, duplicates included.
+pub fn object_members(input: &[u8]) -> Result<Vec<(Vec<u8>, Range<usize>)>> {
+    let mut p = Parser::new(input)?;
+    p.ws();
+    if p.peek() != Some(b'{') {
+        return Err(p.err("expected a JSON object"));
+    }
+    p.pos += 1;
+    let mut out = Vec::new();
+    p.ws();
+    if p.peek() == Some(b'}') {
+        p.pos += 1;
+    } else {
+        loop {
+            p.ws();
+            let key = p.string()?;
+            p.ws();
+            p.expect(b':')?;
+            p.ws();
+            let start = p.pos;
+            p.skip_value(1)?;
+            out.push((key, start..p.pos));
+            p.ws();
+            match p.next_byte() {
+                Some(b',') => continue,
+                Some(b'}') => break,
+                _ => return Err(p.err_at(p.pos.saturating_sub(1), "expected ',' or '}'")),
+            }
+        }
+    }
+    p.finish()?;
+    Ok(out)
+}
+
+/// The value of the last top-level member named `key` (as `JSON.parse`
+/// would keep it), as a byte range of `input`.
+pub fn member<'a>(members: &'a [(Vec<u8>, Range<usize>)], key: &[u8]) -> Option<&'a Range<usize>> {
+    members.iter().rev().find(|(k, _)| k == key).map(|(_, r)| r)
+}
+
+/// Decodes a JSON string literal (with its quotes) into WTF-8.
+pub fn decode_string(literal: &[u8]) -> Result<Vec<u8>> {
+    let mut p = Parser::new(literal)?;
+    let s = p.string()?;
+    p.finish()?;
+    Ok(s)
+}
+
+struct Parser<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn new(b: &'a [u8]) -> Result<Self> {
+        if let Err(e) = std::str::from_utf8(b) {
+            return Err(JsonError { msg: "invalid UTF-8", offset: e.valid_up_to() });
+        }
+        Ok(Parser { b, pos: 0 })
+    }
+
+    fn err(&self, msg: &'static str) -> JsonError {
+        JsonError { msg, offset: self.pos }
+    }
+
+    fn err_at(&self, offset: usize, msg: &'static str) -> JsonError {
+        JsonError { msg, offset }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+
+    fn next_byte(&mut self) -> Option<u8> {
+        let c = self.peek();
+        if c.is_some() {
+            self.pos += 1;
+        }
+        c
+    }
+
+    fn expect(&mut self, c: u8) -> Result<()> {
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.err(match c {
+                b':' => "expected ':'",
+                b'"' => "expected a string",
+                _ => "unexpected character",
+            }))
+        }
+    }
+
+    /// JSON whitespace is exactly space, tab, LF and CR.
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.ws();
+        if self.pos == self.b.len() {
+            Ok(())
+        } else {
+            Err(self.err("unexpected data after the JSON value"))
+        }
+    }
+
+    fn literal(&mut self, word: &'static [u8]) -> Result<()> {
+        if self.b.get(self.pos..self.pos + word.len()) == Some(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(self.err("invalid literal"))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value> {
+        self.ws();
+        match self.peek() {
+            None => Err(self.err("unexpected end of input")),
+            Some(b'n') => self.literal(b"null").map(|_| Value::Null),
+            Some(b't') => self.literal(b"true").map(|_| Value::Bool(true)),
+            Some(b'f') => self.literal(b"false").map(|_| Value::Bool(false)),
+            Some(b'"') => self.string().map(Value::String),
+            Some(b'[') => {
+                let depth = self.enter(depth)?;
+                let mut items = Vec::new();
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                    return Ok(Value::Array(items));
+                }
+                loop {
+                    items.push(self.value(depth)?);
+                    self.ws();
+                    match self.next_byte() {
+                        Some(b',') => continue,
+                        Some(b']') => return Ok(Value::Array(items)),
+                        _ => return Err(self.err_at(self.pos.saturating_sub(1), "expected ',' or ']'")),
+                    }
+                }
+            }
+            Some(b'{') => {
+                let depth = self.enter(depth)?;
+                let mut obj = ObjectBuilder::default();
+                self.ws();
+                if self.peek() == Some(b'}') {
+                    self.pos += 1;
+                    return Ok(Value::Object(obj.finish()));
+                }
+                loop {
+                    self.ws();
+                    let key = self.string()?;
+                    self.ws();
+                    self.expect(b':')?;
+                    let v = self.value(depth)?;
+                    obj.insert(key, v);
+                    self.ws();
+                    match self.next_byte() {
+                        Some(b',') => continue,
+                        Some(b'}') => return Ok(Value::Object(obj.finish())),
+                        _ => return Err(self.err_at(self.pos.saturating_sub(1), "expected ',' or '}'")),
+                    }
+                }
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let r = self.number()?;
+                // The lexeme is ASCII and matches the JSON number grammar, which
+                // Rust's float parser accepts; it rounds correctly, as V8 does.
+                let text = std::str::from_utf8(self.b.get(r).unwrap_or_default()).unwrap_or("x");
+                text.parse::<f64>().map(Value::Number).map_err(|_| self.err("invalid number"))
+            }
+            Some(_) => Err(self.err("unexpected character")),
+        }
+    }
+
+    fn enter(&mut self, depth: usize) -> Result<usize> {
+        if depth >= MAX_DEPTH {
+            return Err(self.err("nested too deeply"));
+        }
+        self.pos += 1;
+        Ok(depth + 1)
+    }
+
+    /// Like `value` but only validates.
+    fn skip_value(&mut self, depth: usize) -> Result<()> {
+        self.ws();
+        match self.peek() {
+            None => Err(self.err("unexpected end of input")),
+            Some(b'n') => self.literal(b"null"),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'"') => self.skip_string(),
+            Some(b'[') => {
+                let depth = self.enter(depth)?;
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.skip_value(depth)?;
+                    self.ws();
+                    match self.next_byte() {
+                        Some(b',') => continue,
+                        Some(b']') => return Ok(()),
+                        _ => return Err(self.err_at(self.pos.saturating_sub(1), "expected ',' or ']'")),
+                    }
+                }
+            }
+            Some(b'{') => {
+                let depth = self.enter(depth)?;
+                self.ws();
+                if self.peek() == Some(b'}') {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.ws();
+                    self.skip_string()?;
+                    self.ws();
+                    self.expect(b':')?;
+                    self.skip_value(depth)?;
+                    self.ws();
+                    match self.next_byte() {
+                        Some(b',') => continue,
+                        Some(b'}') => return Ok(()),
+                        _ => return Err(self.err_at(self.pos.saturating_sub(1), "expected ',' or '}'")),
+                    }
+                }
+            }
+            Some(b'-' | b'0'..=b'9') => self.number().map(|_| ()),
+            Some(_) => Err(self.err("unexpected character")),
+        }
+    }
+
+    /// Lexes a number per the JSON grammar and returns its byte range.
+    fn number(&mut self) -> Result<Range<usize>> {
+        let start = self.pos;
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(self.err("invalid number")),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.err("invalid number"));
+            }
+            self.digits();
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.err("invalid number"));
+            }
+            self.digits();
+        }
+        Ok(start..self.pos)
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn skip_string(&mut self) -> Result<()> {
+        self.expect(b'"')?;
+        loop {
+            match self.next_byte() {
+                None => return Err(self.err("unterminated string")),
+                Some(b'"') => return Ok(()),
+                Some(b'\\') => match self.next_byte() {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
+                    Some(b'u') => {
+                        self.hex4()?;
+                    }
+                    _ => return Err(self.err_at(self.pos.saturating_sub(1), "invalid escape")),
+                },
+                Some(c) if c < 0x20 => return Err(self.err_at(self.pos - 1, "control character in string")),
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u16> {
+        let mut v: u16 = 0;
+        for _ in 0..4 {
+            let d = match self.next_byte() {
+                Some(c @ b'0'..=b'9') => c - b'0',
+                Some(c @ b'a'..=b'f') => c - b'a' + 10,
+                Some(c @ b'A'..=b'F') => c - b'A' + 10,
+                _ => return Err(self.err_at(self.pos.saturating_sub(1), "invalid \\u escape")),
+            };
+            v = (v << 4) | u16::from(d);
+        }
+        Ok(v)
+    }
+
+    /// Parses a string literal into WTF-8.
+    fn string(&mut self) -> Result<Vec<u8>> {
+        self.expect(b'"')?;
+        let mut out = Vec::new();
+        loop {
+            // Copy the run of plain bytes in one go.
+            let run_start = self.pos;
+            while let Some(c) = self.peek() {
+                if c == b'"' || c == b'\\' || c < 0x20 {
+                    break;
+                }
+                self.pos += 1;
+            }
+            out.extend_from_slice(self.b.get(run_start..self.pos).unwrap_or_default());
+            match self.next_byte() {
+                None => return Err(self.err("unterminated string")),
+                Some(b'"') => return Ok(out),
+                Some(b'\\') => {
+                    let c = match self.next_byte() {
+                        Some(b'"') => b'"',
+                        Some(b'\\') => b'\\',
+                        Some(b'/') => b'/',
+                        Some(b'b') => 0x08,
+                        Some(b'f') => 0x0c,
+                        Some(b'n') => b'\n',
+                        Some(b'r') => b'\r',
+                        Some(b't') => b'\t',
+                        Some(b'u') => {
+                            let unit = self.hex4()?;
+                            self.push_unit(unit, &mut out)?;
+                            continue;
+                        }
+                        _ => return Err(self.err_at(self.pos.saturating_sub(1), "invalid escape")),
+                    };
+                    out.push(c);
+                }
+                Some(_) => return Err(self.err_at(self.pos - 1, "control character in string")),
+            }
+        }
+    }
+
+    /// Appends one UTF-16 unit from a `\u` escape, joining a high surrogate
+    /// with an immediately following `\uDC00..DFFF` escape as JSON.parse does.
+    fn push_unit(&mut self, unit: u16, out: &mut Vec<u8>) -> Result<()> {
+        if (0xD800..0xDC00).contains(&unit) && self.b.get(self.pos..self.pos + 2) == Some(b"\\u") {
+            let save = self.pos;
+            self.pos += 2;
+            let low = self.hex4()?;
+            if (0xDC00..0xE000).contains(&low) {
+                let cp = 0x10000 + ((u32::from(unit) - 0xD800) << 10) + (u32::from(low) - 0xDC00);
+                push_code_point(cp, out);
+                return Ok(());
+            }
+            self.pos = save;
+        }
+        push_code_point(u32::from(unit), out);
+        Ok(())
+    }
+}
+
+/// Generalised UTF-8 encoding (surrogates get the three-byte form).
+fn push_code_point(cp: u32, out: &mut Vec<u8>) {
+    if cp < 0x80 {
+        out.push(cp as u8);
+    } else if cp < 0x800 {
+        out.push(0xC0 | (cp >> 6) as u8);
+        out.push(0x80 | (cp & 0x3F) as u8);
+    } else if cp < 0x10000 {
+        out.push(0xE0 | (cp >> 12) as u8);
+        out.push(0x80 | ((cp >> 6) & 0x3F) as u8);
+        out.push(0x80 | (cp & 0x3F) as u8);
+    } else {
+        out.push(0xF0 | (cp >> 18) as u8);
+        out.push(0x80 | ((cp >> 12) & 0x3F) as u8);
+        out.push(0x80 | ((cp >> 6) & 0x3F) as u8);
+        out.push(0x80 | (cp & 0x3F) as u8);
+    }
+}
+
+/// Builds an object with V8's property order.
+#[derive(Default)]
+struct ObjectBuilder {
+    members: Vec<(Vec<u8>, Value)>,
+    /// Key -> position, built once an object grows past a few keys so that
+    /// a hostile object with many keys stays linear.
+    index: Option<std::collections::HashMap<Vec<u8>, usize>>,
+}
+
+impl ObjectBuilder {
+    fn insert(&mut self, key: Vec<u8>, v: Value) {
+        let found = match &self.index {
+            Some(index) => index.get(&key).copied(),
+            None => self.members.iter().position(|(k, _)| *k == key),
+        };
+        if let Some(slot) = found.and_then(|i| self.members.get_mut(i)) {
+            slot.1 = v;
+            return;
+        }
+        if let Some(index) = &mut self.index {
+            index.insert(key.clone(), self.members.len());
+        } else if self.members.len() >= 16 {
+            let mut index: std::collections::HashMap<Vec<u8>, usize> =
+                self.members.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect();
+            index.insert(key.clone(), self.members.len());
+            self.index = Some(index);
+        }
+        self.members.push((key, v));
+    }
+
+    fn finish(self) -> Vec<(Vec<u8>, Value)> {
+        let mut members = self.members;
+        if members.iter().any(|(k, _)| array_index(k).is_some()) {
+            // Stable: array-index keys first (ascending), the rest keep insertion order.
+            members.sort_by_key(|(k, _)| match array_index(k) {
+                Some(i) => (0u8, i),
+                None => (1u8, 0),
+            });
+        }
+        members
+    }
+}
+
+/// A property key that is an array index: the canonical decimal form of an
+/// integer below 2^32 - 1. V8 lists these before all other keys.
+fn array_index(key: &[u8]) -> Option<u32> {
+    if key.is_empty() || key.len() > 10 || (key.len() > 1 && key.first() == Some(&b'0')) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in key {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(c - b'0');
+    }
+    if v < u64::from(u32::MAX) {
+        u32::try_from(v).ok()
+    } else {
+        None
+    }
+}
+
+/// Writes `v` as `JSON.stringify(v)` would.
+pub fn stringify(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => write_number(*n, out),
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                stringify(item, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(members) => {
+            out.push(b'{');
+            for (i, (k, item)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_string(k, out);
+                out.push(b':');
+                stringify(item, out);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+pub fn to_vec(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    stringify(v, &mut out);
+    out
+}
+
+/// Writes a WTF-8 string as a JSON string literal with `JSON.stringify`'s
+/// escaping: `"` `\` and the C0 controls are escaped (`\b \f \n \r \t`
+/// short forms, the rest `\u00xx`), lone surrogates become `\udxxx`, and
+/// everything else (including `/`, DEL, U+2028/9) is copied raw.
+pub fn write_string(s: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    let mut run = 0;
+    let mut i = 0;
+    while let Some(&c) = s.get(i) {
+        let lone_surrogate = c == 0xED && matches!(s.get(i + 1), Some(0xA0..=0xBF));
+        if c >= 0x20 && c != b'"' && c != b'\\' && !lone_surrogate {
+            i += 1;
+            continue;
+        }
+        out.extend_from_slice(s.get(run..i).unwrap_or_default());
+        if lone_surrogate {
+            let b1 = u32::from(*s.get(i + 1).unwrap_or(&0));
+            let b2 = u32::from(*s.get(i + 2).unwrap_or(&0));
+            let unit = 0xD000 | ((b1 & 0x3F) << 6) | (b2 & 0x3F);
+            out.extend_from_slice(b"\\u");
+            for shift in [12, 8, 4, 0] {
+                out.push(HEX[((unit >> shift) & 0xF) as usize]);
+            }
+            i += 3;
+        } else {
+            match c {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                0x08 => out.extend_from_slice(b"\\b"),
+                0x0c => out.extend_from_slice(b"\\f"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                _ => {
+                    out.extend_from_slice(b"\\u00");
+                    out.push(HEX[usize::from(c >> 4)]);
+                    out.push(HEX[usize::from(c & 0xF)]);
+                }
+            }
+            i += 1;
+        }
+        run = i;
+    }
+    out.extend_from_slice(s.get(run..).unwrap_or_default());
+    out.push(b'"');
+}
+
+/// Decimal digits of an integer without going through `fmt` (allocation
+/// free; this is on the enqueue path).
+pub fn write_int(v: i64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 20];
+    let mut n = v.unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        if let Some(slot) = buf.get_mut(i) {
+            *slot = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(buf.get(i..).unwrap_or_default());
+}
+
+/// `Number.prototype.toString()` for a finite double; `null` otherwise (as
+/// `JSON.stringify` writes NaN and the infinities).
+pub fn write_number(v: f64, out: &mut Vec<u8>) {
+    if !v.is_finite() {
+        out.extend_from_slice(b"null");
+        return;
+    }
+    if v == 0.0 {
+        out.push(b'0'); // also -0
+        return;
+    }
+    // Fast path for the common case: integers that print without exponent.
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        write_int(v as i64, out);
+        return;
+    }
+    // Rust's `{:e}` gives the shortest digits that round-trip, which is the
+    // digit string ECMAScript's Number::toString asks for; only the layout
+    // differs.
+    let sci = format!("{:e}", v.abs());
+    let (mant, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let digits: Vec<u8> = mant.bytes().filter(u8::is_ascii_digit).collect();
+    let e: i64 = exp.parse().unwrap_or(0);
+    let k = digits.len() as i64;
+    let n = e + 1; // value = 0.d1d2..dk * 10^n
+    if v < 0.0 {
+        out.push(b'-');
+    }
+    if k <= n && n <= 21 {
+        out.extend_from_slice(&digits);
+        out.extend(std::iter::repeat(b'0').take((n - k) as usize));
+    } else if 0 < n && n <= 21 {
+        let (int, frac) = digits.split_at(n as usize);
+        out.extend_from_slice(int);
+        out.push(b'.');
+        out.extend_from_slice(frac);
+    } else if -6 < n && n <= 0 {
+        out.extend_from_slice(b"0.");
+        out.extend(std::iter::repeat(b'0').take((-n) as usize));
+        out.extend_from_slice(&digits);
+    } else {
+        let (first, rest) = digits.split_at(1);
+        out.extend_from_slice(first);
+        if !rest.is_empty() {
+            out.push(b'.');
+            out.extend_from_slice(rest);
+        }
+        out.push(b'e');
+        out.push(if n - 1 < 0 { b'-' } else { b'+' });
+        out.extend_from_slice((n - 1).abs().to_string().as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt(s: &str) -> String {
+        let v = parse(s.as_bytes()).expect("parses");
+        String::from_utf8_lossy(&to_vec(&v)).into_owned()
+    }
+
+    #[test]
+    fn numbers_print_like_javascript() {
+        // Expected strings are what node 20 prints for JSON.stringify(JSON.parse(x)).
+        #[rustfmt::skip]
+        let cases = [
+            ("1e21", "1e+21"), ("1e-7", "1e-7"), ("123456789012345678901234567890", "1.2345678901234568e+29"),
+            ("0.30000000000000004", "0.30000000000000004"), ("-0", "0"), ("1.5e300", "1.5e+300"),
+            ("5e-324", "5e-324"), ("1e400", "null"), ("12345678901234567890", "12345678901234567000"),
+            ("100", "100"), ("1.0", "1"), ("2.5e-6", "0.0000025"), ("0.000001", "0.000001"),
+            ("123e-20", "1.23e-18"), ("-1.5", "-1.5"), ("999999999999999999999", "1e+21"),
+            ("100000000000000000000", "100000000000000000000"), ("0.1", "0.1"), ("-1e-7", "-1e-7"),
+            ("1E2", "100"), ("4.35", "4.35"), ("9007199254740993", "9007199254740992"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(rt(input), want, "input {input}");
+        }
+    }
+
+    #[test]
+    fn object_key_order_matches_v8() {
+        let input = r#"{"b":1,"4294967295":2,"4294967294":3,"10":4,"2":5,"01":6,"-1":7,"1.5":8,"9007199254740993":9,"a":10,"b":11,"0":12}"#;
+        assert_eq!(
+            rt(input),
+            r#"{"0":12,"2":5,"10":4,"4294967294":3,"b":11,"4294967295":2,"01":6,"-1":7,"1.5":8,"9007199254740993":9,"a":10}"#
+        );
+    }
+
+    #[test]
+    fn strings_escape_like_javascript() {
+        let input =
+            r#"["\ud800", "\ud83d\ude00", "\u2028", "\u0001\u001f\u007f", "é\/", "a\"b\\c\b\f\n\r\t", "\uDC00x"]"#;
+        assert_eq!(
+            rt(input),
+            "[\"\\ud800\",\"\u{1F600}\",\"\u{2028}\",\"\\u0001\\u001f\u{7f}\",\"é/\",\"a\\\"b\\\\c\\b\\f\\n\\r\\t\",\"\\udc00x\"]"
+        );
+    }
+
+    #[test]
+    fn rejects_what_json_parse_rejects() {
+        for bad in [
+            "",
+            " ",
+            "[1,]",
+            "{\"a\":1,}",
+            "01",
+            "1.",
+            ".5",
+            "+1",
+            "-",
+            "1e",
+            "[1 2]",
+            "{a:1}",
+            "'x'",
+            "\"\\x\"",
+            "\"a\nb\"",
+            "nul",
+            "true false",
+            "[",
+            "{\"a\"}",
+            "\"\\u12\"",
+            "NaN",
+            "Infinity",
+            "[1]x",
+            "\u{feff}1",
+        ] {
+            assert!(parse(bad.as_bytes()).is_err(), "accepted {bad:?}");
+            assert!(validate(bad.as_bytes()).is_err(), "validated {bad:?}");
+        }
+        assert!(parse(b"\"\xff\"").is_err());
+    }
+
+    #[test]
+    fn depth_is_bounded() {
+        let deep = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(parse(deep.as_bytes()).is_ok());
+        let too_deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert_eq!(parse(too_deep.as_bytes()).map_err(|e| e.msg), Err("nested too deeply"));
+        assert_eq!(validate(too_deep.as_bytes()).map_err(|e| e.msg), Err("nested too deeply"));
+        let hostile = "[".repeat(1_000_000);
+        assert!(validate(hostile.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn object_members_gives_raw_spans() {
+        let doc = br#" {"a": [1, 2] , "b":"x\u0041","a":{"c":null}} "#;
+        let m = object_members(doc).expect("object");
+        let spans: Vec<_> = m.iter().map(|(k, r)| (k.clone(), &doc[r.clone()])).collect();
+        assert_eq!(spans[0], (b"a".to_vec(), &b"[1, 2]"[..]));
+        assert_eq!(spans[1], (b"b".to_vec(), &br#""x\u0041""#[..]));
+        assert_eq!(member(&m, b"a").map(|r| &doc[r.clone()]), Some(&br#"{"c":null}"#[..]));
+        assert_eq!(decode_string(br#""x\u0041""#), Ok(b"xA".to_vec()));
+        assert!(object_members(b"[1]").is_err());
+        assert!(object_members(br#"{"a":}"#).is_err());
+    }
+
+    #[test]
+    fn whitespace_is_json_whitespace_only() {
+        assert!(parse(b" \t\r\n[1]\n").is_ok());
+        assert!(parse("\u{a0}[1]".as_bytes()).is_err());
+    }
+}

@@ -1,0 +1,170 @@
+//! Every key name tq reads or writes. Nothing else in tq builds a key.
+//!
+//! The layout is node-resque 9.x's (`Connection.key()` joins the namespace and
+//! the parts with `:`), so node-resque workers, queues and schedulers share the
+//! data. Keys tq adds for itself live under `<ns>:tq:`, a prefix none of
+//! node-resque's SCAN patterns (`stat:*`, `lock:*`, `workerslock:*`,
+//! `delayed:*`, `worker:ping:*`) match.
+
+use crate::error::{Result, TqError};
+
+/// A validated namespace. All keys of one namespace share its hash slot when
+/// the namespace carries a hash tag such as `{resque}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ns<'a>(&'a [u8]);
+
+impl<'a> Ns<'a> {
+    /// Checks a namespace. In cluster mode it must carry a hash tag, or its
+    /// keys would be spread over slots that other nodes own.
+    pub fn new(ns: &'a [u8], cluster: bool) -> Result<Self> {
+        check_name("namespace", ns)?;
+        if cluster && !has_hash_tag(ns) {
+            return Err(TqError::arg(format!(
+                "namespace '{}' has no hash tag; in Redis Cluster use one such as '{{{}}}' so all its keys share a slot",
+                crate::error::show(ns),
+                crate::error::show(ns)
+            )));
+        }
+        Ok(Ns(ns))
+    }
+
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+
+    fn key(&self, parts: &[&[u8]]) -> Vec<u8> {
+        let len = self.0.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>();
+        let mut k = Vec::with_capacity(len);
+        k.extend_from_slice(self.0);
+        for p in parts {
+            k.push(b':');
+            k.extend_from_slice(p);
+        }
+        k
+    }
+
+    /// Set of queue names.
+    pub fn queues(&self) -> Vec<u8> {
+        self.key(&[b"queues"])
+    }
+    /// List of waiting payloads, RPUSH at the tail, LPOP from the head.
+    pub fn queue(&self, q: &[u8]) -> Vec<u8> {
+        self.key(&[b"queue", q])
+    }
+    /// Zset of due seconds; member and score are both the bucket number.
+    pub fn delayed_schedule(&self) -> Vec<u8> {
+        self.key(&[b"delayed_queue_schedule"])
+    }
+    /// List of payloads filed under one second.
+    pub fn delayed(&self, bucket: &[u8]) -> Vec<u8> {
+        self.key(&[b"delayed", bucket])
+    }
+    /// Set of `delayed:<ts>` markers for one payload.
+    pub fn timestamps(&self, payload: &[u8]) -> Vec<u8> {
+        self.key(&[b"timestamps", payload])
+    }
+    /// Set of `<worker>:<queues>` entries.
+    pub fn workers(&self) -> Vec<u8> {
+        self.key(&[b"workers"])
+    }
+    /// The in-flight ("working on") record of a worker.
+    pub fn worker_record(&self, worker: &[u8], queues: &[u8]) -> Vec<u8> {
+        self.key(&[b"worker", worker, queues])
+    }
+    pub fn failed(&self) -> Vec<u8> {
+        self.key(&[b"failed"])
+    }
+    pub fn stat(&self, name: &[u8]) -> Vec<u8> {
+        self.key(&[b"stat", name])
+    }
+    pub fn worker_stat(&self, name: &[u8], worker: &[u8]) -> Vec<u8> {
+        self.key(&[b"stat", name, worker])
+    }
+    /// tq's own index of in-flight jobs: hash worker -> `InFlight` record, so
+    /// ACK and FAIL find a job by worker name without scanning.
+    pub fn inflight(&self) -> Vec<u8> {
+        self.key(&[b"tq", b"inflight"])
+    }
+}
+
+/// The `delayed:<ts>` marker stored in `timestamps:<payload>` sets (no
+/// namespace, as node-resque ≥ 2 and resque-scheduler write it).
+pub fn delayed_marker(bucket: &[u8]) -> Vec<u8> {
+    let mut m = b"delayed:".to_vec();
+    m.extend_from_slice(bucket);
+    m
+}
+
+/// The `<ns>:workers` member for a worker and its queue list.
+pub fn worker_entry(worker: &[u8], queues: &[u8]) -> Vec<u8> {
+    let mut m = worker.to_vec();
+    m.push(b':');
+    m.extend_from_slice(queues);
+    m
+}
+
+/// Redis Cluster's rule: the slot comes from the bytes between the first `{`
+/// and the next `}`, when that part is not empty.
+pub fn has_hash_tag(key: &[u8]) -> bool {
+    match key.iter().position(|&c| c == b'{') {
+        Some(open) => match key.get(open + 1..).and_then(|r| r.iter().position(|&c| c == b'}')) {
+            Some(len) => len > 0,
+            None => false,
+        },
+        None => false,
+    }
+}
+
+/// Names (namespace, queue, class, worker) must be non-empty UTF-8 without
+/// NUL, so that they survive every client library and JSON round trip.
+pub fn check_name(what: &str, name: &[u8]) -> Result<()> {
+    if name.is_empty() {
+        return Err(TqError::arg(format!("{what} must not be empty")));
+    }
+    if name.contains(&0) {
+        return Err(TqError::arg(format!("{what} must not contain NUL bytes")));
+    }
+    if std::str::from_utf8(name).is_err() {
+        return Err(TqError::arg(format!("{what} must be valid UTF-8")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_match_node_resque() {
+        let ns = Ns::new(b"resque", false).expect("valid");
+        assert_eq!(ns.queue(b"math"), b"resque:queue:math");
+        assert_eq!(ns.queues(), b"resque:queues");
+        assert_eq!(ns.delayed_schedule(), b"resque:delayed_queue_schedule");
+        assert_eq!(ns.delayed(b"10"), b"resque:delayed:10");
+        assert_eq!(ns.timestamps(b"{\"a\":1}"), b"resque:timestamps:{\"a\":1}");
+        assert_eq!(ns.worker_record(b"h:1", b"a,b"), b"resque:worker:h:1:a,b");
+        assert_eq!(ns.worker_stat(b"processed", b"h:1"), b"resque:stat:processed:h:1");
+        assert_eq!(ns.stat(b"failed"), b"resque:stat:failed");
+        assert_eq!(delayed_marker(b"10"), b"delayed:10");
+        assert_eq!(worker_entry(b"h:1", b"*"), b"h:1:*");
+        assert!(!ns.inflight().starts_with(b"resque:delayed:"));
+    }
+
+    #[test]
+    fn cluster_needs_a_hash_tag() {
+        assert!(Ns::new(b"{tq}", true).is_ok());
+        assert!(Ns::new(b"app:{tq}", true).is_ok());
+        assert!(Ns::new(b"resque", true).is_err());
+        assert!(Ns::new(b"{}resque", true).is_err());
+        assert!(Ns::new(b"{resque", true).is_err());
+        assert!(Ns::new(b"resque", false).is_ok());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("queue", b"").is_err());
+        assert!(check_name("queue", b"a\0b").is_err());
+        assert!(check_name("queue", b"\xff").is_err());
+        assert!(check_name("queue", "é:ok,with spaces".as_bytes()).is_ok());
+    }
+}

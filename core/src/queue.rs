@@ -1,0 +1,338 @@
+//! The queue state machine: enqueue, delayed enqueue, promotion, pop, ack and
+//! fail, each planned as one atomic step over a [`Store`].
+
+use crate::error::{Result, TqError};
+use crate::json::Value;
+use crate::keys::{self, check_name, Ns};
+use crate::records::{self, FailedPayload, Failure, InFlight};
+use crate::store::{plan_incr, Effect, Kind, Plan, Reply, Store};
+use crate::time;
+
+/// Default and largest `LIMIT` of one `TQ.PROMOTE`: one call stays short
+/// however large the backlog; the rest waits for the next call.
+pub const PROMOTE_DEFAULT_LIMIT: u64 = 1000;
+pub const PROMOTE_MAX_LIMIT: u64 = 100_000;
+/// Due buckets with no list behind them (left by node-resque's `delDelayed`)
+/// that one promotion may clean up besides its limit of jobs.
+const ORPHAN_BUCKETS_PER_CALL: usize = 1000;
+/// Corrupt payloads one `TQ.POP` moves to `failed` before it gives up for
+/// this call, so a poisoned queue cannot make one call run long.
+const CORRUPT_PER_POP: usize = 100;
+/// The worker name in failure records written by promotion.
+const PROMOTER: &[u8] = b"tq:promote";
+
+/// `TQ.ENQUEUE`: append the payload to its queue and register the queue.
+/// Replies the queue length after the push.
+pub fn enqueue(s: &mut impl Store, ns: &Ns<'_>, queue: &[u8], class: &[u8], args: Option<&[u8]>) -> Result<Plan> {
+    check_queue(queue)?;
+    check_name("class", class)?;
+    let args = records::args_value(args)?;
+    let payload = records::payload(queue, class, &args);
+    let qkey = ns.queue(queue);
+    let len = s.list_len(&qkey)?;
+    let queues = ns.queues();
+    s.expect_kind(&queues, Kind::Set)?;
+    Ok(Plan {
+        effects: vec![
+            Effect::SAdd { key: queues, member: queue.to_vec() },
+            Effect::RPush { key: qkey, value: payload },
+        ],
+        reply: Reply::Int(i64::try_from(len).unwrap_or(i64::MAX).saturating_add(1)),
+    })
+}
+
+/// `TQ.ENQUEUEAT`: file the payload under its one-second bucket, as
+/// node-resque's `enqueueAt`. Replies the bucket.
+pub fn enqueue_at(
+    s: &mut impl Store,
+    ns: &Ns<'_>,
+    at_ms: u64,
+    queue: &[u8],
+    class: &[u8],
+    args: Option<&[u8]>,
+) -> Result<Plan> {
+    check_queue(queue)?;
+    check_name("class", class)?;
+    if at_ms > time::MAX_TIME_MS {
+        return Err(TqError::arg(format!("time is out of range (at most {} ms)", time::MAX_TIME_MS)));
+    }
+    let args: Value = records::args_value(args)?;
+    let payload = records::payload(queue, class, &args);
+    let bucket = time::bucket_of(at_ms);
+    let bname = bucket.to_string().into_bytes();
+    let dkey = ns.delayed(&bname);
+    let schedule = ns.delayed_schedule();
+    let tkey = ns.timestamps(&payload);
+    let marker = keys::delayed_marker(&bname);
+    s.expect_kind(&dkey, Kind::List)?;
+    s.expect_kind(&schedule, Kind::Zset)?;
+    if s.set_contains(&tkey, &marker)? {
+        return Err(TqError::Duplicate);
+    }
+    Ok(Plan {
+        effects: vec![
+            Effect::RPush { key: dkey, value: payload },
+            Effect::SAdd { key: tkey, member: marker },
+            Effect::ZAdd { key: schedule, score: i64::try_from(bucket).unwrap_or(i64::MAX), member: bname },
+        ],
+        reply: Reply::Int(i64::try_from(bucket).unwrap_or(i64::MAX)),
+    })
+}
+
+/// `TQ.ENQUEUEIN`: `enqueue_at` the server's now plus `delay_ms`.
+pub fn enqueue_in(
+    s: &mut impl Store,
+    ns: &Ns<'_>,
+    delay_ms: u64,
+    queue: &[u8],
+    class: &[u8],
+    args: Option<&[u8]>,
+) -> Result<Plan> {
+    let at = s.now_ms().checked_add(delay_ms).filter(|&t| t <= time::MAX_TIME_MS).ok_or_else(|| {
+        TqError::arg(format!("delay is out of range (now + delay must stay below {} ms)", time::MAX_TIME_MS))
+    })?;
+    enqueue_at(s, ns, at, queue, class, args)
+}
+
+/// `TQ.PROMOTE`: move due delayed jobs into their queues, oldest bucket first
+/// and FIFO inside a bucket, at most `limit` of them. Replies how many jobs
+/// reached a queue.
+pub fn promote(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<Plan> {
+    let now = s.now_ms();
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let schedule = ns.delayed_schedule();
+    // Due means bucket * 1000 <= now, i.e. bucket <= floor(now / 1000).
+    let due = s.zset_range_to(&schedule, (now / 1000) as f64, limit.saturating_add(ORPHAN_BUCKETS_PER_CALL))?;
+    let mut plan = Plan::new(Reply::Int(0));
+    let mut budget = limit;
+    let mut moved: i64 = 0;
+    let mut failed = Failures::default();
+    let queues = ns.queues();
+    for (bname, _score) in due {
+        if budget == 0 {
+            break;
+        }
+        let bkey = ns.delayed(&bname);
+        let len = s.list_len(&bkey)?;
+        let take = len.min(budget);
+        let marker = keys::delayed_marker(&bname);
+        for i in 0..take {
+            let payload = s
+                .list_get(&bkey, i)?
+                .ok_or_else(|| TqError::Internal("delayed bucket shorter than its length".into()))?;
+            plan.effects.push(Effect::LPop { key: bkey.clone() });
+            plan.effects.push(Effect::SRem { key: ns.timestamps(&payload), member: marker.clone() });
+            match records::inspect_payload(&payload).and_then(|info| match info.queue {
+                Some(q) if check_queue(&q).is_ok() => Ok(q),
+                Some(_) => Err("payload \"queue\" is not a valid queue name".to_string()),
+                None => Err("payload has no \"queue\"".to_string()),
+            }) {
+                Ok(q) => {
+                    let qkey = ns.queue(&q);
+                    s.expect_kind(&qkey, Kind::List)?;
+                    s.expect_kind(&queues, Kind::Set)?;
+                    plan.effects.push(Effect::SAdd { key: queues.clone(), member: q });
+                    plan.effects.push(Effect::RPush { key: qkey, value: payload });
+                    moved += 1;
+                }
+                Err(why) => failed.add(s, ns, &mut plan, PROMOTER, b"", &payload, &why)?,
+            }
+        }
+        budget -= take;
+        if take == len {
+            plan.effects.push(Effect::ZRem { key: schedule.clone(), member: bname });
+        }
+    }
+    plan.reply = Reply::Int(moved);
+    Ok(plan)
+}
+
+/// `TQ.POP`: take the head of the first non-empty queue (priority order) and
+/// record it as the worker's job in flight. Replies `[queue, payload]` or nil.
+pub fn pop(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[&[u8]]) -> Result<Plan> {
+    check_name("worker", worker)?;
+    let star = queues == [b"*"];
+    for q in queues {
+        if !star && *q == b"*" {
+            return Err(TqError::arg("'*' must be the only queue when used"));
+        }
+        check_name("queue", q)?;
+    }
+    let joined = queues.join(&b","[..]);
+    let index = ns.inflight();
+    if let Some(raw) = s.hash_get(&index, worker)? {
+        let queue = InFlight::decode(&raw).map(|e| e.queue).unwrap_or_else(|| b"?".to_vec());
+        return Err(TqError::InFlight { worker: worker.to_vec(), queue });
+    }
+    let order: Vec<Vec<u8>> = if star {
+        let mut all = s.set_members(&ns.queues())?;
+        all.sort_by_cached_key(|q| utf16_units(q));
+        all
+    } else {
+        queues.iter().map(|q| q.to_vec()).collect()
+    };
+    let workers = ns.workers();
+    s.expect_kind(&workers, Kind::Set)?;
+    let mut plan = Plan::new(Reply::Nil);
+    let mut failed = Failures::default();
+    for q in &order {
+        let qkey = ns.queue(q);
+        let len = s.list_len(&qkey)?;
+        for i in 0..len {
+            if failed.count >= CORRUPT_PER_POP {
+                return Ok(plan);
+            }
+            let payload =
+                s.list_get(&qkey, i)?.ok_or_else(|| TqError::Internal("queue shorter than its length".into()))?;
+            plan.effects.push(Effect::LPop { key: qkey.clone() });
+            if let Err(why) = records::inspect_payload(&payload) {
+                failed.add(s, ns, &mut plan, worker, q, &payload, &why)?;
+                continue;
+            }
+            let now = s.now_ms();
+            let entry = InFlight { queues: joined.clone(), queue: q.clone(), popped_ms: now };
+            plan.effects.push(Effect::Set {
+                key: ns.worker_record(worker, &joined),
+                value: records::inflight_record(now, q, worker, &payload),
+            });
+            plan.effects.push(Effect::SAdd { key: workers, member: keys::worker_entry(worker, &joined) });
+            plan.effects.push(Effect::HSet { key: index, field: worker.to_vec(), value: entry.encode() });
+            plan.reply = Reply::Array(vec![Reply::Bulk(q.clone()), Reply::Bulk(payload)]);
+            return Ok(plan);
+        }
+    }
+    Ok(plan)
+}
+
+/// `TQ.ACK`: the worker's job succeeded. Removes the in-flight record and
+/// counts it in `stat:processed` and `stat:processed:<worker>`.
+pub fn ack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<Plan> {
+    let (index, entry) = in_flight(s, ns, worker)?;
+    let mut effects = Vec::new();
+    if let Some(e) = &entry {
+        effects.push(Effect::Del { key: ns.worker_record(worker, &e.queues) });
+    }
+    effects.push(plan_incr(s, ns.stat(b"processed"), 0)?);
+    effects.push(plan_incr(s, ns.worker_stat(b"processed", worker), 0)?);
+    effects.push(Effect::HDel { key: index, field: worker.to_vec() });
+    Ok(Plan { effects, reply: Reply::Ok })
+}
+
+/// `TQ.FAIL`: the worker's job failed. Moves it to `failed` as node-resque's
+/// failure record and counts it in `stat:failed` and `stat:failed:<worker>`.
+pub fn fail(
+    s: &mut impl Store,
+    ns: &Ns<'_>,
+    worker: &[u8],
+    exception: &[u8],
+    error: &[u8],
+    backtrace: Option<&[u8]>,
+) -> Result<Plan> {
+    records::check_text("exception", exception)?;
+    records::check_text("error", error)?;
+    let backtrace = records::backtrace_value(backtrace)?;
+    let (index, entry) = in_flight(s, ns, worker)?;
+    let (queue, record_key) = match &entry {
+        Some(e) => (e.queue.clone(), Some(ns.worker_record(worker, &e.queues))),
+        None => (Vec::new(), None),
+    };
+    let record = match &record_key {
+        Some(k) => s.get(k)?,
+        None => None,
+    };
+    let payload = match &record {
+        Some(r) => match records::record_payload(r).and_then(|span| r.get(span)) {
+            Some(p) => FailedPayload::Json(p),
+            None => FailedPayload::Text(r),
+        },
+        None => FailedPayload::Null,
+    };
+    let failed = ns.failed();
+    s.expect_kind(&failed, Kind::List)?;
+    let rec = records::failure_record(&Failure {
+        worker,
+        queue: &queue,
+        payload,
+        exception,
+        error,
+        backtrace: &backtrace,
+        now_ms: s.now_ms(),
+    });
+    let mut effects = vec![
+        Effect::RPush { key: failed, value: rec },
+        plan_incr(s, ns.stat(b"failed"), 0)?,
+        plan_incr(s, ns.worker_stat(b"failed", worker), 0)?,
+    ];
+    if let Some(k) = record_key {
+        effects.push(Effect::Del { key: k });
+    }
+    effects.push(Effect::HDel { key: index, field: worker.to_vec() });
+    Ok(Plan { effects, reply: Reply::Ok })
+}
+
+/// The worker's index entry. `NoJob` when there is none; `None` inside when
+/// the entry cannot be decoded (the job is then completed without a record).
+fn in_flight(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<(Vec<u8>, Option<InFlight>)> {
+    check_name("worker", worker)?;
+    let index = ns.inflight();
+    let raw = s.hash_get(&index, worker)?.ok_or_else(|| TqError::NoJob { worker: worker.to_vec() })?;
+    Ok((index, InFlight::decode(&raw)))
+}
+
+fn check_queue(queue: &[u8]) -> Result<()> {
+    check_name("queue", queue)?;
+    if queue == b"*" {
+        return Err(TqError::arg("'*' is not a queue name (it means every queue in TQ.POP)"));
+    }
+    Ok(())
+}
+
+/// Sort key giving JavaScript's default `Array.prototype.sort` order.
+fn utf16_units(s: &[u8]) -> Vec<u16> {
+    String::from_utf8_lossy(s).encode_utf16().collect()
+}
+
+/// Moves payloads that cannot run to `failed`, counting each in
+/// `stat:failed`, within one plan.
+#[derive(Default)]
+struct Failures {
+    count: usize,
+}
+
+impl Failures {
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        s: &mut impl Store,
+        ns: &Ns<'_>,
+        plan: &mut Plan,
+        worker: &[u8],
+        queue: &[u8],
+        payload: &[u8],
+        why: &str,
+    ) -> Result<()> {
+        let failed = ns.failed();
+        s.expect_kind(&failed, Kind::List)?;
+        let shown = if crate::json::validate(payload).is_ok() {
+            FailedPayload::Json(payload)
+        } else {
+            FailedPayload::Text(payload)
+        };
+        let rec = records::failure_record(&Failure {
+            worker,
+            queue,
+            payload: shown,
+            exception: records::CORRUPT_EXCEPTION.as_bytes(),
+            error: why.as_bytes(),
+            backtrace: b"[]",
+            now_ms: s.now_ms(),
+        });
+        plan.effects.push(Effect::RPush { key: failed, value: rec });
+        plan.effects.push(plan_incr(s, ns.stat(b"failed"), i64::try_from(self.count).unwrap_or(0))?);
+        self.count += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,274 @@
+use super::*;
+use crate::store::{MemStore, MemValue};
+
+const NOW: u64 = 1_700_000_000_123;
+
+fn ns() -> Ns<'static> {
+    Ns::new(b"resque", false).expect("valid namespace")
+}
+
+/// Plans with `f` and applies the effects, as the module does.
+fn run(s: &mut MemStore, f: impl FnOnce(&mut MemStore) -> Result<Plan>) -> Result<Reply> {
+    let plan = f(s)?;
+    s.apply(&plan.effects);
+    Ok(plan.reply)
+}
+
+fn bulk(r: &Reply) -> Vec<Vec<u8>> {
+    match r {
+        Reply::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                Reply::Bulk(b) => b.clone(),
+                other => panic!("not bulk: {other:?}"),
+            })
+            .collect(),
+        other => panic!("not an array: {other:?}"),
+    }
+}
+
+#[test]
+fn enqueue_appends_payload_and_registers_queue() {
+    let mut s = MemStore::at(NOW);
+    assert_eq!(run(&mut s, |s| enqueue(s, &ns(), b"math", b"add", Some(b"[1,2]"))), Ok(Reply::Int(1)));
+    assert_eq!(run(&mut s, |s| enqueue(s, &ns(), b"math", b"add", None)), Ok(Reply::Int(2)));
+    assert_eq!(
+        s.list(b"resque:queue:math"),
+        vec![
+            br#"{"class":"add","queue":"math","args":[1,2]}"#.to_vec(),
+            br#"{"class":"add","queue":"math","args":[]}"#.to_vec()
+        ]
+    );
+    assert_eq!(s.members(b"resque:queues"), vec![b"math".to_vec()]);
+}
+
+#[test]
+fn enqueue_refuses_bad_input_without_effects() {
+    let mut s = MemStore::at(NOW);
+    s.data.insert(b"resque:queue:str".to_vec(), MemValue::String(b"x".to_vec()));
+    let before = s.clone();
+    for (q, c, a) in [
+        (&b""[..], &b"c"[..], None),
+        (b"q", b"", None),
+        (b"*", b"c", None),
+        (b"q\0", b"c", None),
+        (b"q", b"c", Some(&b"{"[..])),
+        (b"str", b"c", None),
+    ] {
+        assert!(enqueue(&mut s, &ns(), q, c, a).is_err());
+    }
+    assert_eq!(s, before);
+    s.data.insert(b"resque:queues".to_vec(), MemValue::String(b"x".to_vec()));
+    assert!(matches!(enqueue(&mut s, &ns(), b"q", b"c", None), Err(TqError::WrongType { .. })));
+}
+
+#[test]
+fn enqueue_at_files_the_job_like_node_resque() {
+    let mut s = MemStore::at(NOW);
+    assert_eq!(run(&mut s, |s| enqueue_at(s, &ns(), 10_000, b"q", b"c", Some(b"[1]"))), Ok(Reply::Int(10)));
+    let p = br#"{"class":"c","queue":"q","args":[1]}"#.to_vec();
+    assert_eq!(s.list(b"resque:delayed:10"), vec![p.clone()]);
+    let mut tkey = b"resque:timestamps:".to_vec();
+    tkey.extend_from_slice(&p);
+    assert_eq!(s.members(&tkey), vec![b"delayed:10".to_vec()]);
+    assert_eq!(s.data.get(&b"resque:delayed_queue_schedule"[..]), Some(&MemValue::Zset(vec![(b"10".to_vec(), 10.0)])));
+    // Same payload, same bucket (10.4 s rounds to 10): refused, nothing written.
+    let before = s.clone();
+    assert_eq!(enqueue_at(&mut s, &ns(), 10_400, b"q", b"c", Some(b"[1]")), Err(TqError::Duplicate));
+    assert_eq!(s, before);
+    // 10.5 s rounds up to bucket 11: accepted.
+    assert_eq!(run(&mut s, |s| enqueue_at(s, &ns(), 10_500, b"q", b"c", Some(b"[1]"))), Ok(Reply::Int(11)));
+    assert_eq!(s.members(&tkey), vec![b"delayed:10".to_vec(), b"delayed:11".to_vec()]);
+}
+
+#[test]
+fn enqueue_in_uses_the_server_clock() {
+    let mut s = MemStore::at(NOW);
+    let want = time::bucket_of(NOW + 2_500);
+    assert_eq!(run(&mut s, |s| enqueue_in(s, &ns(), 2_500, b"q", b"c", None)), Ok(Reply::Int(want as i64)));
+    assert!(enqueue_in(&mut s, &ns(), time::MAX_TIME_MS, b"q", b"c", None).is_err());
+    assert!(enqueue_at(&mut s, &ns(), time::MAX_TIME_MS + 1, b"q", b"c", None).is_err());
+}
+
+#[test]
+fn promote_moves_due_buckets_oldest_first_fifo() {
+    let mut s = MemStore::at(0);
+    for (at, arg) in [(5_000, "a"), (3_000, "b"), (3_000, "c"), (9_000, "late")] {
+        let args = format!("[\"{arg}\"]");
+        run(&mut s, |s| enqueue_at(s, &ns(), at, b"q", b"c", Some(args.as_bytes()))).expect("filed");
+    }
+    s.now = 4_999; // bucket 5 is due at 5000 ms, not before
+    assert_eq!(run(&mut s, |s| promote(s, &ns(), 100)), Ok(Reply::Int(2)));
+    s.now = 5_000;
+    assert_eq!(run(&mut s, |s| promote(s, &ns(), 100)), Ok(Reply::Int(1)));
+    let q: Vec<String> = s.list(b"resque:queue:q").iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+    assert_eq!(
+        q,
+        [
+            r#"{"class":"c","queue":"q","args":["b"]}"#,
+            r#"{"class":"c","queue":"q","args":["c"]}"#,
+            r#"{"class":"c","queue":"q","args":["a"]}"#
+        ]
+    );
+    // Markers and emptied buckets are gone; the future bucket stays.
+    assert_eq!(s.members(b"resque:delayed_queue_schedule"), vec![b"9".to_vec()]);
+    assert!(!s.data.keys().any(|k| k.starts_with(b"resque:timestamps:") && !k.ends_with(b"[\"late\"]}")));
+    assert_eq!(s.members(b"resque:queues"), vec![b"q".to_vec()]);
+    // Nothing due: no effects at all.
+    let plan = promote(&mut s, &ns(), 100).expect("plans");
+    assert!(plan.effects.is_empty());
+}
+
+#[test]
+fn promote_respects_the_limit_and_resumes() {
+    let mut s = MemStore::at(0);
+    for i in 0..5 {
+        let args = format!("[{i}]");
+        run(&mut s, |s| enqueue_at(s, &ns(), 1_000, b"q", b"c", Some(args.as_bytes()))).expect("filed");
+    }
+    s.now = 1_000;
+    assert_eq!(run(&mut s, |s| promote(s, &ns(), 2)), Ok(Reply::Int(2)));
+    assert_eq!(s.list(b"resque:delayed:1").len(), 3);
+    assert_eq!(s.members(b"resque:delayed_queue_schedule"), vec![b"1".to_vec()]);
+    assert_eq!(run(&mut s, |s| promote(s, &ns(), 10)), Ok(Reply::Int(3)));
+    assert_eq!(s.list(b"resque:queue:q").len(), 5);
+    assert!(s.data.get(&b"resque:delayed_queue_schedule"[..]).is_none());
+}
+
+#[test]
+fn promote_cleans_orphans_and_fails_corrupt_payloads() {
+    let mut s = MemStore::at(10_000);
+    s.data.insert(
+        b"resque:delayed_queue_schedule".to_vec(),
+        MemValue::Zset(vec![(b"1".to_vec(), 1.0), (b"2".to_vec(), 2.0)]),
+    );
+    // Bucket 1 has no list (orphan); bucket 2 holds garbage, a job without queue and a good one.
+    s.data.insert(
+        b"resque:delayed:2".to_vec(),
+        MemValue::List(
+            [&b"{not json"[..], br#"{"class":"c","args":[]}"#, br#"{"class":"c","queue":"q","args":[]}"#]
+                .iter()
+                .map(|p| p.to_vec())
+                .collect(),
+        ),
+    );
+    assert_eq!(run(&mut s, |s| promote(s, &ns(), 10)), Ok(Reply::Int(1)));
+    assert!(s.data.get(&b"resque:delayed_queue_schedule"[..]).is_none());
+    assert_eq!(s.list(b"resque:queue:q").len(), 1);
+    let failed = s.list(b"resque:failed");
+    assert_eq!(failed.len(), 2);
+    let first = String::from_utf8_lossy(&failed[0]).into_owned();
+    assert!(first.contains(r#""payload":"{not json""#), "{first}");
+    assert!(first.contains(records::CORRUPT_EXCEPTION));
+    assert_eq!(s.string(b"resque:stat:failed"), Some(b"2".to_vec()));
+}
+
+#[test]
+fn pop_takes_priority_order_and_records_the_job() {
+    let mut s = MemStore::at(0);
+    run(&mut s, |s| enqueue(s, &ns(), b"low", b"c", Some(b"[1]"))).expect("ok");
+    run(&mut s, |s| enqueue(s, &ns(), b"high", b"c", Some(b"[2]"))).expect("ok");
+    let r = run(&mut s, |s| pop(s, &ns(), b"h:1", &[b"high", b"low"])).expect("pops");
+    assert_eq!(bulk(&r), vec![b"high".to_vec(), br#"{"class":"c","queue":"high","args":[2]}"#.to_vec()]);
+    assert_eq!(
+        s.string(b"resque:worker:h:1:high,low"),
+        Some(br#"{"run_at":"1970-01-01T00:00:00.000Z","queue":"high","worker":"h:1","payload":{"class":"c","queue":"high","args":[2]}}"#.to_vec())
+    );
+    assert_eq!(s.members(b"resque:workers"), vec![b"h:1:high,low".to_vec()]);
+    // One job per worker name.
+    assert!(matches!(pop(&mut s, &ns(), b"h:1", &[b"low"]), Err(TqError::InFlight { .. })));
+    run(&mut s, |s| ack(s, &ns(), b"h:1")).expect("acks");
+    let r = run(&mut s, |s| pop(s, &ns(), b"h:1", &[b"high", b"low"])).expect("pops");
+    assert_eq!(bulk(&r)[0], b"low".to_vec());
+    run(&mut s, |s| ack(s, &ns(), b"h:1")).expect("acks");
+    let plan = pop(&mut s, &ns(), b"h:1", &[b"high", b"low"]).expect("plans");
+    assert_eq!(plan, Plan::new(Reply::Nil));
+}
+
+#[test]
+fn pop_star_reads_every_queue_alphabetically() {
+    let mut s = MemStore::at(0);
+    for q in ["b", "a", "\u{ff61}", "\u{1f600}"] {
+        run(&mut s, |s| enqueue(s, &ns(), q.as_bytes(), b"c", None)).expect("ok");
+    }
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let r = run(&mut s, |s| pop(s, &ns(), b"w", &[b"*"])).expect("pops");
+        got.push(String::from_utf8(bulk(&r)[0].clone()).expect("utf8"));
+        run(&mut s, |s| ack(s, &ns(), b"w")).expect("acks");
+    }
+    // UTF-16 order: U+1F600 (a surrogate pair, 0xD83D) sorts before U+FF61.
+    assert_eq!(got, ["a", "b", "\u{1f600}", "\u{ff61}"]);
+    assert!(s.string(b"resque:worker:w:*").is_none());
+    assert!(pop(&mut s, &ns(), b"w", &[b"*", b"a"]).is_err());
+}
+
+#[test]
+fn pop_moves_corrupt_payloads_to_failed_and_goes_on() {
+    let mut s = MemStore::at(0);
+    s.data.insert(
+        b"resque:queue:q".to_vec(),
+        MemValue::List([&b"\xff\xfe"[..], b"[]", br#"{"class":"ok"}"#].iter().map(|p| p.to_vec()).collect()),
+    );
+    let r = run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"])).expect("pops");
+    assert_eq!(bulk(&r)[1], br#"{"class":"ok"}"#.to_vec());
+    let failed = s.list(b"resque:failed");
+    assert_eq!(failed.len(), 2);
+    for f in &failed {
+        assert!(crate::json::validate(f).is_ok());
+    }
+    assert_eq!(s.string(b"resque:stat:failed"), Some(b"2".to_vec()));
+}
+
+#[test]
+fn ack_and_fail_complete_the_job_once() {
+    let mut s = MemStore::at(0);
+    run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", Some(b"[1]"))).expect("ok");
+    run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", Some(b"[2]"))).expect("ok");
+    assert!(matches!(ack(&mut s, &ns(), b"w"), Err(TqError::NoJob { .. })));
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"])).expect("pops");
+    run(&mut s, |s| ack(s, &ns(), b"w")).expect("acks");
+    assert_eq!(s.string(b"resque:stat:processed"), Some(b"1".to_vec()));
+    assert_eq!(s.string(b"resque:stat:processed:w"), Some(b"1".to_vec()));
+    assert!(s.string(b"resque:worker:w:q").is_none());
+    assert!(matches!(ack(&mut s, &ns(), b"w"), Err(TqError::NoJob { .. })));
+
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"])).expect("pops");
+    run(&mut s, |s| fail(s, &ns(), b"w", b"Error", b"boom", Some(br#"["at x"]"#))).expect("fails");
+    let failed = s.list(b"resque:failed");
+    assert_eq!(
+        String::from_utf8_lossy(&failed[0]),
+        r#"{"worker":"w","queue":"q","payload":{"class":"c","queue":"q","args":[2]},"exception":"Error","error":"boom","backtrace":["at x"],"failed_at":"Thu Jan 01 1970 00:00:00 GMT+0000 (Coordinated Universal Time)"}"#
+    );
+    assert_eq!(s.string(b"resque:stat:failed"), Some(b"1".to_vec()));
+    assert_eq!(s.string(b"resque:stat:failed:w"), Some(b"1".to_vec()));
+    assert!(matches!(fail(&mut s, &ns(), b"w", b"E", b"e", None), Err(TqError::NoJob { .. })));
+    assert!(s.data.get(&b"resque:tq:inflight"[..]).is_none());
+}
+
+#[test]
+fn fail_refuses_bad_arguments_before_writing() {
+    let mut s = MemStore::at(0);
+    run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", None)).expect("ok");
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"])).expect("pops");
+    let before = s.clone();
+    assert!(fail(&mut s, &ns(), b"w", b"E", b"e", Some(b"{}")).is_err());
+    assert!(fail(&mut s, &ns(), b"w", b"\xff", b"e", None).is_err());
+    s.data.insert(b"resque:stat:failed".to_vec(), MemValue::String(b"nope".to_vec()));
+    assert!(fail(&mut s, &ns(), b"w", b"E", b"e", None).is_err());
+    s.data.insert(b"resque:stat:failed".to_vec(), MemValue::String(b"0".to_vec()));
+    s.data.remove(&b"resque:stat:failed"[..]);
+    assert_eq!(s, before);
+}
+
+#[test]
+fn fail_without_a_readable_record_still_completes() {
+    let mut s = MemStore::at(0);
+    run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", None)).expect("ok");
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"])).expect("pops");
+    s.data.insert(b"resque:worker:w:q".to_vec(), MemValue::String(b"garbage".to_vec()));
+    run(&mut s, |s| fail(s, &ns(), b"w", b"E", b"e", None)).expect("fails");
+    let failed = s.list(b"resque:failed");
+    assert!(String::from_utf8_lossy(&failed[0]).contains(r#""payload":"garbage""#));
+    assert!(s.string(b"resque:worker:w:q").is_none());
+}

@@ -1,0 +1,287 @@
+//! The byte formats tq writes and reads: job payloads, in-flight ("working
+//! on") records, failure records, and tq's own in-flight index entry.
+
+use std::ops::Range;
+
+use bincode::{Decode, Encode};
+
+use crate::error::{Result, TqError};
+use crate::json::{self, Value};
+use crate::time;
+
+/// The `args` value node-resque would store for `args-json`: omitted means
+/// `[]`, an array is kept, any other value is wrapped in one (`arrayify`).
+pub fn args_value(args_json: Option<&[u8]>) -> Result<Value> {
+    let Some(raw) = args_json else {
+        return Ok(Value::Array(Vec::new()));
+    };
+    match json::parse(raw) {
+        Ok(Value::Array(items)) => Ok(Value::Array(items)),
+        Ok(other) => Ok(Value::Array(vec![other])),
+        Err(e) => Err(TqError::arg(format!("args is not valid JSON: {e}"))),
+    }
+}
+
+/// `Queue.encode(queue, class, args)`: `{"class":…,"queue":…,"args":[…]}`
+/// byte for byte as `JSON.stringify` writes it.
+pub fn payload(queue: &[u8], class: &[u8], args: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + queue.len() + class.len());
+    out.extend_from_slice(b"{\"class\":");
+    json::write_string(class, &mut out);
+    out.extend_from_slice(b",\"queue\":");
+    json::write_string(queue, &mut out);
+    out.extend_from_slice(b",\"args\":");
+    json::stringify(args, &mut out);
+    out.push(b'}');
+    out
+}
+
+/// What tq needs to know of a stored payload before it hands it on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PayloadInfo {
+    /// The `queue` member, when present and a string (Ruby's Resque omits it).
+    pub queue: Option<Vec<u8>>,
+}
+
+/// Checks a payload read from a queue or bucket. A payload fit to run is a
+/// JSON object with a string `class`; the error says what is wrong otherwise.
+pub fn inspect_payload(p: &[u8]) -> std::result::Result<PayloadInfo, String> {
+    let members = json::object_members(p).map_err(|e| format!("payload is not a JSON object ({e})"))?;
+    let string_member = |name: &[u8]| -> std::result::Result<Option<Vec<u8>>, String> {
+        match json::member(&members, name).and_then(|r| p.get(r.clone())) {
+            None => Ok(None),
+            Some(raw) => match json::decode_string(raw) {
+                Ok(s) => Ok(Some(s)),
+                Err(_) => Err(format!("payload member \"{}\" is not a string", String::from_utf8_lossy(name))),
+            },
+        }
+    };
+    match string_member(b"class")? {
+        Some(c) if !c.is_empty() => {}
+        _ => return Err("payload has no \"class\"".to_string()),
+    }
+    Ok(PayloadInfo { queue: string_member(b"queue")? })
+}
+
+/// The in-flight record node-resque's `workingOn`/`allWorkingOn` read:
+/// `{"run_at":<ISO-8601>,"queue":…,"worker":…,"payload":<payload verbatim>}`.
+/// The payload bytes are copied, not re-encoded (node-resque's Lua pop
+/// re-encodes through cjson and mangles them).
+pub fn inflight_record(now_ms: u64, queue: &[u8], worker: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + queue.len() + worker.len() + 80);
+    out.extend_from_slice(b"{\"run_at\":\"");
+    out.extend_from_slice(time::iso8601(now_ms).as_bytes());
+    out.extend_from_slice(b"\",\"queue\":");
+    json::write_string(queue, &mut out);
+    out.extend_from_slice(b",\"worker\":");
+    json::write_string(worker, &mut out);
+    out.extend_from_slice(b",\"payload\":");
+    out.extend_from_slice(payload);
+    out.push(b'}');
+    out
+}
+
+/// The raw `payload` member of an in-flight record, if the record is a JSON
+/// object that has one.
+pub fn record_payload(record: &[u8]) -> Option<Range<usize>> {
+    let members = json::object_members(record).ok()?;
+    json::member(&members, b"payload").cloned()
+}
+
+/// How the job appears in a failure record.
+#[derive(Debug, Clone, Copy)]
+pub enum FailedPayload<'a> {
+    /// Valid JSON, copied verbatim.
+    Json(&'a [u8]),
+    /// Bytes that are not JSON, kept as a JSON string (invalid UTF-8 replaced).
+    Text(&'a [u8]),
+    /// Nothing is known of the job.
+    Null,
+}
+
+pub struct Failure<'a> {
+    pub worker: &'a [u8],
+    pub queue: &'a [u8],
+    pub payload: FailedPayload<'a>,
+    pub exception: &'a [u8],
+    pub error: &'a [u8],
+    /// A JSON array, already normalised by `backtrace_value`.
+    pub backtrace: &'a [u8],
+    pub now_ms: u64,
+}
+
+/// node-resque's failure record, members in its order:
+/// `worker, queue, payload, exception, error, backtrace, failed_at`.
+pub fn failure_record(f: &Failure<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + f.error.len() + f.backtrace.len());
+    out.extend_from_slice(b"{\"worker\":");
+    json::write_string(f.worker, &mut out);
+    out.extend_from_slice(b",\"queue\":");
+    json::write_string(f.queue, &mut out);
+    out.extend_from_slice(b",\"payload\":");
+    match f.payload {
+        FailedPayload::Json(p) => out.extend_from_slice(p),
+        FailedPayload::Text(t) => json::write_string(String::from_utf8_lossy(t).as_bytes(), &mut out),
+        FailedPayload::Null => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"exception\":");
+    json::write_string(f.exception, &mut out);
+    out.extend_from_slice(b",\"error\":");
+    json::write_string(f.error, &mut out);
+    out.extend_from_slice(b",\"backtrace\":");
+    out.extend_from_slice(f.backtrace);
+    out.extend_from_slice(b",\"failed_at\":\"");
+    out.extend_from_slice(time::js_date_string(f.now_ms).as_bytes());
+    out.extend_from_slice(b"\"}");
+    out
+}
+
+/// A backtrace argument: a JSON array, stored compact. Omitted means `[]`,
+/// which node-resque's `retryStuckJobs` (it reads `backtrace[1]`) accepts.
+pub fn backtrace_value(raw: Option<&[u8]>) -> Result<Vec<u8>> {
+    match raw {
+        None => Ok(b"[]".to_vec()),
+        Some(raw) => match json::parse(raw) {
+            Ok(v @ Value::Array(_)) => Ok(json::to_vec(&v)),
+            Ok(_) => Err(TqError::arg("backtrace must be a JSON array")),
+            Err(e) => Err(TqError::arg(format!("backtrace is not valid JSON: {e}"))),
+        },
+    }
+}
+
+/// Free text that goes into a JSON string of a record (exception, error).
+pub fn check_text(what: &str, s: &[u8]) -> Result<()> {
+    if std::str::from_utf8(s).is_err() {
+        return Err(TqError::arg(format!("{what} must be valid UTF-8")));
+    }
+    Ok(())
+}
+
+/// The exception recorded for a stored payload that cannot be run.
+pub const CORRUPT_EXCEPTION: &str = "TQ::CorruptPayload";
+
+/// tq's index entry for a job in flight (field = worker name in
+/// `<ns>:tq:inflight`). Stored as bincode behind a version byte so that later
+/// versions can still read it.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct InFlight {
+    /// The queue list the worker popped with (names its record key).
+    pub queues: Vec<u8>,
+    /// The queue the job came from.
+    pub queue: Vec<u8>,
+    /// Server time of the pop, unix ms.
+    pub popped_ms: u64,
+}
+
+const INFLIGHT_V1: u8 = 1;
+
+impl InFlight {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![INFLIGHT_V1];
+        // Encoding plain byte vectors and integers into a Vec cannot fail.
+        if let Ok(body) = bincode::encode_to_vec(self, bincode::config::standard()) {
+            out.extend_from_slice(&body);
+        }
+        out
+    }
+
+    pub fn decode(raw: &[u8]) -> Option<Self> {
+        match raw.split_first() {
+            Some((&INFLIGHT_V1, body)) => {
+                let (v, used) = bincode::decode_from_slice::<InFlight, _>(body, bincode::config::standard()).ok()?;
+                (used == body.len()).then_some(v)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_bytes_match_queue_encode() {
+        let args = args_value(Some(br#"[1, 2.0, "a\/b", {"x":null}]"#)).expect("valid");
+        assert_eq!(payload(b"math", b"add", &args), br#"{"class":"add","queue":"math","args":[1,2,"a/b",{"x":null}]}"#);
+        assert_eq!(payload(b"q", b"c", &args_value(None).expect("valid")), br#"{"class":"c","queue":"q","args":[]}"#);
+        assert_eq!(
+            payload(b"q", b"c", &args_value(Some(b"5")).expect("valid")),
+            br#"{"class":"c","queue":"q","args":[5]}"#
+        );
+        assert_eq!(
+            payload(b"q", b"c", &args_value(Some(b"null")).expect("valid")),
+            br#"{"class":"c","queue":"q","args":[null]}"#
+        );
+        assert!(args_value(Some(b"[1,")).is_err());
+    }
+
+    #[test]
+    fn payload_inspection() {
+        let ok = inspect_payload(br#"{"class":"c","queue":"q","args":[]}"#).expect("fine");
+        assert_eq!(ok.queue, Some(b"q".to_vec()));
+        let ruby = inspect_payload(br#"{"class":"C","args":[1]}"#).expect("fine");
+        assert_eq!(ruby.queue, None);
+        assert!(inspect_payload(b"not json").is_err());
+        assert!(inspect_payload(b"[1]").is_err());
+        assert!(inspect_payload(br#"{"queue":"q"}"#).is_err());
+        assert!(inspect_payload(br#"{"class":1}"#).is_err());
+        assert!(inspect_payload(br#"{"class":""}"#).is_err());
+        assert!(inspect_payload(br#"{"class":"c","queue":7}"#).is_err());
+    }
+
+    #[test]
+    fn inflight_record_round_trip() {
+        let p = br#"{"class":"c","queue":"q","args":[{}]}"#;
+        let rec = inflight_record(0, b"q", b"h:1", p);
+        assert_eq!(
+            rec,
+            br#"{"run_at":"1970-01-01T00:00:00.000Z","queue":"q","worker":"h:1","payload":{"class":"c","queue":"q","args":[{}]}}"#
+        );
+        assert!(json::validate(&rec).is_ok());
+        let r = record_payload(&rec).expect("has payload");
+        assert_eq!(&rec[r], &p[..]);
+        assert_eq!(record_payload(b"garbage"), None);
+    }
+
+    #[test]
+    fn failure_record_layout() {
+        let bt = backtrace_value(Some(br#"["  at x", "  at y"]"#)).expect("array");
+        let rec = failure_record(&Failure {
+            worker: b"w",
+            queue: b"q",
+            payload: FailedPayload::Json(br#"{"class":"c"}"#),
+            exception: b"Error",
+            error: b"boom \"quoted\"",
+            backtrace: &bt,
+            now_ms: 0,
+        });
+        assert_eq!(
+            String::from_utf8(rec).expect("utf8"),
+            r#"{"worker":"w","queue":"q","payload":{"class":"c"},"exception":"Error","error":"boom \"quoted\"","backtrace":["  at x","  at y"],"failed_at":"Thu Jan 01 1970 00:00:00 GMT+0000 (Coordinated Universal Time)"}"#
+        );
+        let text = failure_record(&Failure {
+            worker: b"w",
+            queue: b"q",
+            payload: FailedPayload::Text(b"x\xff\"y"),
+            exception: b"E",
+            error: b"",
+            backtrace: b"[]",
+            now_ms: 0,
+        });
+        assert!(json::validate(&text).is_ok());
+        assert!(backtrace_value(Some(b"{}")).is_err());
+        assert_eq!(backtrace_value(None).expect("default"), b"[]");
+    }
+
+    #[test]
+    fn inflight_entry_round_trip() {
+        let e = InFlight { queues: b"a,b".to_vec(), queue: b"b".to_vec(), popped_ms: 1_700_000_000_000 };
+        let raw = e.encode();
+        assert_eq!(raw.first(), Some(&1));
+        assert_eq!(InFlight::decode(&raw), Some(e));
+        assert_eq!(InFlight::decode(b""), None);
+        assert_eq!(InFlight::decode(b"\x02abc"), None);
+        assert_eq!(InFlight::decode(&raw[..raw.len() - 1]), None);
+    }
+}

@@ -1,0 +1,415 @@
+//! What the queue logic needs from Redis, as a trait, and what it wants done,
+//! as data.
+//!
+//! Every tq command runs in two phases. Planning reads through [`Store`] and
+//! either fails (nothing written) or returns a [`Plan`]: the writes as plain
+//! [`Effect`]s and the reply. Applying performs the effects and replicates
+//! each one as the equivalent plain Redis command. Because Redis runs one
+//! command at a time, plan + apply is one atomic step, and an error can only
+//! happen before the first write.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use crate::error::{Result, TqError};
+
+/// The type of a key, as `TYPE` reports it (`None` = no such key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    None,
+    String,
+    List,
+    Set,
+    Zset,
+    Hash,
+    Other,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::None => "none",
+            Kind::String => "string",
+            Kind::List => "list",
+            Kind::Set => "set",
+            Kind::Zset => "zset",
+            Kind::Hash => "hash",
+            Kind::Other => "value of another type",
+        }
+    }
+}
+
+/// Reads. Implementations return `TqError::WrongType` when a key exists with
+/// another type than the method reads, and may refuse keys the caller may
+/// not read (`TqError::NoPerm`).
+pub trait Store {
+    /// The server's clock, unix milliseconds.
+    fn now_ms(&self) -> u64;
+    fn kind(&mut self, key: &[u8]) -> Result<Kind>;
+    fn list_len(&mut self, key: &[u8]) -> Result<usize>;
+    fn list_get(&mut self, key: &[u8], index: usize) -> Result<Option<Vec<u8>>>;
+    fn set_contains(&mut self, key: &[u8], member: &[u8]) -> Result<bool>;
+    fn set_members(&mut self, key: &[u8]) -> Result<Vec<Vec<u8>>>;
+    /// Members scored at most `max`, lowest score first, at most `limit`.
+    fn zset_range_to(&mut self, key: &[u8], max: f64, limit: usize) -> Result<Vec<(Vec<u8>, f64)>>;
+    fn hash_get(&mut self, key: &[u8], field: &[u8]) -> Result<Option<Vec<u8>>>;
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Fails unless `key` is absent or of type `want`.
+    fn expect_kind(&mut self, key: &[u8], want: Kind) -> Result<()> {
+        match self.kind(key)? {
+            Kind::None => Ok(()),
+            k if k == want => Ok(()),
+            k => Err(wrong_type(key, k, want)),
+        }
+    }
+}
+
+pub fn wrong_type(key: &[u8], found: Kind, want: Kind) -> TqError {
+    TqError::WrongType { key: key.to_vec(), found: found.name(), expected: want.name() }
+}
+
+/// One write, named after the Redis command it replicates as.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    RPush {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    /// Removes the head of a list (whose value planning has already read).
+    LPop {
+        key: Vec<u8>,
+    },
+    /// Replicated only when the member was not there yet.
+    SAdd {
+        key: Vec<u8>,
+        member: Vec<u8>,
+    },
+    /// Replicated only when the member was there.
+    SRem {
+        key: Vec<u8>,
+        member: Vec<u8>,
+    },
+    ZAdd {
+        key: Vec<u8>,
+        score: i64,
+        member: Vec<u8>,
+    },
+    ZRem {
+        key: Vec<u8>,
+        member: Vec<u8>,
+    },
+    Set {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Del {
+        key: Vec<u8>,
+    },
+    /// The key holds an integer (checked while planning) or is absent.
+    Incr {
+        key: Vec<u8>,
+    },
+    HSet {
+        key: Vec<u8>,
+        field: Vec<u8>,
+        value: Vec<u8>,
+    },
+    HDel {
+        key: Vec<u8>,
+        field: Vec<u8>,
+    },
+}
+
+impl Effect {
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Effect::RPush { key, .. }
+            | Effect::LPop { key }
+            | Effect::SAdd { key, .. }
+            | Effect::SRem { key, .. }
+            | Effect::ZAdd { key, .. }
+            | Effect::ZRem { key, .. }
+            | Effect::Set { key, .. }
+            | Effect::Del { key }
+            | Effect::Incr { key }
+            | Effect::HSet { key, .. }
+            | Effect::HDel { key, .. } => key,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Ok,
+    Nil,
+    Int(i64),
+    Bulk(Vec<u8>),
+    Array(Vec<Reply>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub effects: Vec<Effect>,
+    pub reply: Reply,
+}
+
+impl Plan {
+    pub fn new(reply: Reply) -> Self {
+        Plan { effects: Vec::new(), reply }
+    }
+}
+
+/// Plans `INCR key`, refusing (as INCR would) a value that is not an integer
+/// or would overflow.
+pub fn plan_incr(s: &mut impl Store, key: Vec<u8>, pending: i64) -> Result<Effect> {
+    let current = match s.get(&key)? {
+        None => 0,
+        Some(v) => parse_i64(&v)
+            .ok_or_else(|| TqError::Corrupt { key: key.clone(), what: "value is not an integer".to_string() })?,
+    };
+    if current.checked_add(pending + 1).is_none() {
+        return Err(TqError::Corrupt { key, what: "increment would overflow".to_string() });
+    }
+    Ok(Effect::Incr { key })
+}
+
+/// Redis's integer string rule (what INCR accepts).
+pub fn parse_i64(v: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(v).ok()?;
+    if s.is_empty()
+        || s.len() > 20
+        || s.starts_with('+')
+        || (s.len() > 1 && (s.starts_with('0') || s.starts_with("-0")))
+    {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// An in-memory Redis subset: the `Store` for unit tests and a model of how
+/// effects change data.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct MemStore {
+    pub now: u64,
+    pub data: HashMap<Vec<u8>, MemValue>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemValue {
+    String(Vec<u8>),
+    List(VecDeque<Vec<u8>>),
+    Set(HashSet<Vec<u8>>),
+    Zset(Vec<(Vec<u8>, f64)>),
+    Hash(HashMap<Vec<u8>, Vec<u8>>),
+}
+
+impl MemValue {
+    fn kind(&self) -> Kind {
+        match self {
+            MemValue::String(_) => Kind::String,
+            MemValue::List(_) => Kind::List,
+            MemValue::Set(_) => Kind::Set,
+            MemValue::Zset(_) => Kind::Zset,
+            MemValue::Hash(_) => Kind::Hash,
+        }
+    }
+}
+
+impl MemStore {
+    pub fn at(now: u64) -> Self {
+        MemStore { now, data: HashMap::new() }
+    }
+
+    pub fn list(&self, key: &[u8]) -> Vec<Vec<u8>> {
+        match self.data.get(key) {
+            Some(MemValue::List(l)) => l.iter().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn members(&self, key: &[u8]) -> Vec<Vec<u8>> {
+        let mut m: Vec<Vec<u8>> = match self.data.get(key) {
+            Some(MemValue::Set(s)) => s.iter().cloned().collect(),
+            Some(MemValue::Zset(z)) => z.iter().map(|(m, _)| m.clone()).collect(),
+            _ => Vec::new(),
+        };
+        m.sort();
+        m
+    }
+
+    pub fn string(&self, key: &[u8]) -> Option<Vec<u8>> {
+        match self.data.get(key) {
+            Some(MemValue::String(s)) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    fn typed(&mut self, key: &[u8], want: Kind) -> Result<Option<&mut MemValue>> {
+        match self.data.get_mut(key) {
+            None => Ok(None),
+            Some(v) if v.kind() == want => Ok(Some(v)),
+            Some(v) => Err(wrong_type(key, v.kind(), want)),
+        }
+    }
+
+    /// Applies effects as Redis would, dropping keys that become empty.
+    pub fn apply(&mut self, effects: &[Effect]) {
+        for e in effects {
+            let key = e.key().to_vec();
+            match e {
+                Effect::RPush { value, .. } => {
+                    let v = self.data.entry(key.clone()).or_insert_with(|| MemValue::List(VecDeque::new()));
+                    if let MemValue::List(l) = v {
+                        l.push_back(value.clone());
+                    }
+                }
+                Effect::LPop { .. } => {
+                    if let Some(MemValue::List(l)) = self.data.get_mut(&key) {
+                        l.pop_front();
+                    }
+                }
+                Effect::SAdd { member, .. } => {
+                    let v = self.data.entry(key.clone()).or_insert_with(|| MemValue::Set(HashSet::new()));
+                    if let MemValue::Set(s) = v {
+                        s.insert(member.clone());
+                    }
+                }
+                Effect::SRem { member, .. } => {
+                    if let Some(MemValue::Set(s)) = self.data.get_mut(&key) {
+                        s.remove(member);
+                    }
+                }
+                Effect::ZAdd { score, member, .. } => {
+                    let v = self.data.entry(key.clone()).or_insert_with(|| MemValue::Zset(Vec::new()));
+                    if let MemValue::Zset(z) = v {
+                        z.retain(|(m, _)| m != member);
+                        z.push((member.clone(), *score as f64));
+                        z.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+                    }
+                }
+                Effect::ZRem { member, .. } => {
+                    if let Some(MemValue::Zset(z)) = self.data.get_mut(&key) {
+                        z.retain(|(m, _)| m != member);
+                    }
+                }
+                Effect::Set { value, .. } => {
+                    self.data.insert(key.clone(), MemValue::String(value.clone()));
+                }
+                Effect::Del { .. } => {
+                    self.data.remove(&key);
+                }
+                Effect::Incr { .. } => {
+                    let n = self.string(&key).and_then(|v| parse_i64(&v)).unwrap_or(0) + 1;
+                    self.data.insert(key.clone(), MemValue::String(n.to_string().into_bytes()));
+                }
+                Effect::HSet { field, value, .. } => {
+                    let v = self.data.entry(key.clone()).or_insert_with(|| MemValue::Hash(HashMap::new()));
+                    if let MemValue::Hash(h) = v {
+                        h.insert(field.clone(), value.clone());
+                    }
+                }
+                Effect::HDel { field, .. } => {
+                    if let Some(MemValue::Hash(h)) = self.data.get_mut(&key) {
+                        h.remove(field);
+                    }
+                }
+            }
+            let empty = match self.data.get(&key) {
+                Some(MemValue::List(l)) => l.is_empty(),
+                Some(MemValue::Set(s)) => s.is_empty(),
+                Some(MemValue::Zset(z)) => z.is_empty(),
+                Some(MemValue::Hash(h)) => h.is_empty(),
+                _ => false,
+            };
+            if empty {
+                self.data.remove(&key);
+            }
+        }
+    }
+}
+
+impl Store for MemStore {
+    fn now_ms(&self) -> u64 {
+        self.now
+    }
+
+    fn kind(&mut self, key: &[u8]) -> Result<Kind> {
+        Ok(self.data.get(key).map_or(Kind::None, MemValue::kind))
+    }
+
+    fn list_len(&mut self, key: &[u8]) -> Result<usize> {
+        Ok(match self.typed(key, Kind::List)? {
+            Some(MemValue::List(l)) => l.len(),
+            _ => 0,
+        })
+    }
+
+    fn list_get(&mut self, key: &[u8], index: usize) -> Result<Option<Vec<u8>>> {
+        Ok(match self.typed(key, Kind::List)? {
+            Some(MemValue::List(l)) => l.get(index).cloned(),
+            _ => None,
+        })
+    }
+
+    fn set_contains(&mut self, key: &[u8], member: &[u8]) -> Result<bool> {
+        Ok(match self.typed(key, Kind::Set)? {
+            Some(MemValue::Set(s)) => s.contains(member),
+            _ => false,
+        })
+    }
+
+    fn set_members(&mut self, key: &[u8]) -> Result<Vec<Vec<u8>>> {
+        Ok(match self.typed(key, Kind::Set)? {
+            Some(MemValue::Set(s)) => s.iter().cloned().collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    fn zset_range_to(&mut self, key: &[u8], max: f64, limit: usize) -> Result<Vec<(Vec<u8>, f64)>> {
+        Ok(match self.typed(key, Kind::Zset)? {
+            Some(MemValue::Zset(z)) => z.iter().filter(|(_, s)| *s <= max).take(limit).cloned().collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    fn hash_get(&mut self, key: &[u8], field: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(match self.typed(key, Kind::Hash)? {
+            Some(MemValue::Hash(h)) => h.get(field).cloned(),
+            _ => None,
+        })
+    }
+
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(match self.typed(key, Kind::String)? {
+            Some(MemValue::String(s)) => Some(s.clone()),
+            _ => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_follow_incr_rules() {
+        for ok in ["0", "-1", "42", "9223372036854775807", "-9223372036854775808"] {
+            assert!(parse_i64(ok.as_bytes()).is_some(), "{ok}");
+        }
+        for bad in ["", "+1", "01", "-0", "1.0", " 1", "9223372036854775808", "abc"] {
+            assert!(parse_i64(bad.as_bytes()).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn incr_is_refused_on_non_integers_and_overflow() {
+        let mut s = MemStore::at(0);
+        s.data.insert(b"a".to_vec(), MemValue::String(b"x".to_vec()));
+        s.data.insert(b"b".to_vec(), MemValue::String(i64::MAX.to_string().into_bytes()));
+        s.data.insert(b"c".to_vec(), MemValue::List(VecDeque::new()));
+        assert!(plan_incr(&mut s, b"a".to_vec(), 0).is_err());
+        assert!(plan_incr(&mut s, b"b".to_vec(), 0).is_err());
+        assert!(matches!(plan_incr(&mut s, b"c".to_vec(), 0), Err(TqError::WrongType { .. })));
+        assert!(plan_incr(&mut s, b"d".to_vec(), 0).is_ok());
+    }
+}

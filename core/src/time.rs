@@ -1,0 +1,114 @@
+//! Time as node-resque writes it: one-second delayed buckets and the two date
+//! formats found in records (`run_at` as ISO-8601, `failed_at` as
+//! JavaScript's `Date.prototype.toString()` in UTC).
+
+/// The largest time accepted anywhere, in unix milliseconds: JavaScript's
+/// `Date` range (8.64e15 ms, year 275760). Bucket numbers stay exact doubles.
+pub const MAX_TIME_MS: u64 = 8_640_000_000_000_000;
+
+/// The delayed bucket (unix seconds) for a time in milliseconds:
+/// `Math.round(ms / 1000)`, halves rounding up, as node-resque's `enqueueAt`.
+pub fn bucket_of(ms: u64) -> u64 {
+    (ms / 1000) + u64::from(ms % 1000 >= 500)
+}
+
+/// A bucket is due once the clock reaches its second: now_ms >= bucket * 1000.
+pub fn bucket_due(bucket: u64, now_ms: u64) -> bool {
+    bucket.saturating_mul(1000) <= now_ms
+}
+
+struct Civil {
+    year: i64,
+    month: u32,   // 1..=12
+    day: u32,     // 1..=31
+    weekday: u32, // 0 = Sunday
+    hour: u32,
+    min: u32,
+    sec: u32,
+    ms: u32,
+}
+
+fn civil(ms: u64) -> Civil {
+    let days = (ms / 86_400_000) as i64;
+    let rem = ms % 86_400_000;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    Civil {
+        year,
+        month,
+        day,
+        weekday: ((days + 4).rem_euclid(7)) as u32, // 1970-01-01 was a Thursday
+        hour: (rem / 3_600_000) as u32,
+        min: (rem / 60_000 % 60) as u32,
+        sec: (rem / 1000 % 60) as u32,
+        ms: (rem % 1000) as u32,
+    }
+}
+
+/// `new Date(ms).toISOString()`, e.g. `2026-11-22T05:50:10.123Z`.
+pub fn iso8601(ms: u64) -> String {
+    let c = civil(ms);
+    let year = if (0..=9999).contains(&c.year) { format!("{:04}", c.year) } else { format!("+{:06}", c.year) };
+    format!("{year}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", c.month, c.day, c.hour, c.min, c.sec, c.ms)
+}
+
+/// `new Date(ms).toString()` on a machine whose zone is UTC, e.g.
+/// `Sun Nov 22 2026 05:50:10 GMT+0000 (Coordinated Universal Time)`.
+pub fn js_date_string(ms: u64) -> String {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let c = civil(ms);
+    let wd = DAYS.get(c.weekday as usize).copied().unwrap_or("Sun");
+    let mon = MONTHS.get(c.month.saturating_sub(1) as usize).copied().unwrap_or("Jan");
+    format!(
+        "{wd} {mon} {:02} {:04} {:02}:{:02}:{:02} GMT+0000 (Coordinated Universal Time)",
+        c.day, c.year, c.hour, c.min, c.sec
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_round_half_up_like_math_round() {
+        #[rustfmt::skip]
+        let cases = [(0, 0), (499, 0), (500, 1), (1499, 1), (1500, 2), (2499, 2), (2500, 3),
+                     (10_000, 10), (1_700_000_000_499, 1_700_000_000), (1_700_000_000_500, 1_700_000_001)];
+        for (ms, want) in cases {
+            assert_eq!(bucket_of(ms), want, "ms {ms}");
+            // Same as JavaScript's Math.round(ms / 1000) on doubles.
+            let x = ms as f64 / 1000.0;
+            let js = if x - x.floor() >= 0.5 { x.floor() + 1.0 } else { x.floor() };
+            assert_eq!(bucket_of(ms) as f64, js);
+        }
+        assert_eq!(bucket_of(MAX_TIME_MS), 8_640_000_000_000);
+    }
+
+    #[test]
+    fn due_means_clock_reached_the_second() {
+        assert!(!bucket_due(10, 9_999));
+        assert!(bucket_due(10, 10_000));
+        assert!(bucket_due(0, 0));
+        assert!(!bucket_due(u64::MAX, u64::MAX - 1));
+    }
+
+    #[test]
+    fn dates_format_like_javascript() {
+        // Values printed by node 20 with TZ=UTC.
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(1_795_240_210_123), "2026-11-21T05:50:10.123Z");
+        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(iso8601(MAX_TIME_MS), "+275760-09-13T00:00:00.000Z");
+        assert_eq!(js_date_string(0), "Thu Jan 01 1970 00:00:00 GMT+0000 (Coordinated Universal Time)");
+        assert_eq!(js_date_string(1_795_240_210_123), "Sat Nov 21 2026 05:50:10 GMT+0000 (Coordinated Universal Time)");
+    }
+}

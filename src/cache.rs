@@ -1,0 +1,139 @@
+//! Remembers members known to be in small sets (`<ns>:queues`, `<ns>:workers`)
+//! so the hot paths (enqueue, pop) skip the `SADD` they would otherwise run
+//! through `RedisModule_Call` every time. Redis 7.0 has no module API for
+//! sets, and that call costs more than the rest of an enqueue.
+//!
+//! An entry is dropped on any change to its key other than an addition:
+//! keyspace events (generic, set, expired, evicted) and server events
+//! (flush, load, swapdb, role change) all invalidate. Entries only ever
+//! claim membership, and enqueue/pop still check the key's type on every
+//! call, so a stale entry could only skip an `SADD` of a member that is
+//! already there.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::ffi::{c_char, c_int, c_void, CStr};
+
+use redis_module::raw;
+
+use crate::rm;
+
+/// Bounds: beyond them the cache empties itself and starts over.
+const MAX_KEYS: usize = 4096;
+const MAX_MEMBERS: usize = 65_536;
+
+#[derive(Default)]
+struct Cache {
+    /// db -> set key -> members known to be in it.
+    sets: HashMap<i32, HashMap<Vec<u8>, HashSet<Vec<u8>>>>,
+    keys: usize,
+    members: usize,
+}
+
+thread_local! {
+    // Redis runs commands and notifications on its main thread only.
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+    // Set when an invalidation could not take the cache (re-entrancy); the
+    // next lookup then clears everything.
+    static POISONED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn with<R>(f: impl FnOnce(&mut Cache) -> R) -> Option<R> {
+    CACHE.with(|c| {
+        let mut c = c.try_borrow_mut().ok()?;
+        if POISONED.with(|p| p.replace(false)) {
+            *c = Cache::default();
+        }
+        Some(f(&mut c))
+    })
+}
+
+pub fn contains(db: i32, key: &[u8], member: &[u8]) -> bool {
+    with(|c| c.sets.get(&db).and_then(|d| d.get(key)).is_some_and(|s| s.contains(member))).unwrap_or(false)
+}
+
+pub fn insert(db: i32, key: &[u8], member: &[u8]) {
+    with(|c| {
+        if c.members >= MAX_MEMBERS || c.keys >= MAX_KEYS {
+            *c = Cache::default();
+        }
+        let d = c.sets.entry(db).or_default();
+        let set = match d.get_mut(key) {
+            Some(set) => set,
+            None => {
+                c.keys += 1;
+                d.entry(key.to_vec()).or_default()
+            }
+        };
+        if set.insert(member.to_vec()) {
+            c.members += 1;
+        }
+    });
+}
+
+fn forget(db: i32, key: &[u8]) {
+    let done = with(|c| {
+        if let Some(s) = c.sets.get_mut(&db).and_then(|d| d.remove(key)) {
+            c.members = c.members.saturating_sub(s.len());
+            c.keys = c.keys.saturating_sub(1);
+        }
+    });
+    if done.is_none() {
+        POISONED.with(|p| p.set(true));
+    }
+}
+
+fn clear() {
+    if with(|c| *c = Cache::default()).is_none() {
+        POISONED.with(|p| p.set(true));
+    }
+}
+
+fn is_empty() -> bool {
+    with(|c| c.keys == 0).unwrap_or(false)
+}
+
+extern "C" fn on_keyspace_event(
+    ctx: *mut raw::RedisModuleCtx,
+    _type: c_int,
+    event: *const c_char,
+    key: *mut raw::RedisModuleString,
+) -> c_int {
+    let _ = std::panic::catch_unwind(|| {
+        if is_empty() {
+            return;
+        }
+        // SAFETY: Redis passes a NUL-terminated event name.
+        let event = if event.is_null() { &b""[..] } else { unsafe { CStr::from_ptr(event) }.to_bytes() };
+        if event != b"sadd" {
+            forget(rm::selected_db(ctx), rm::str_bytes(key));
+        }
+    });
+    0
+}
+
+extern "C" fn on_server_event(
+    _ctx: *mut raw::RedisModuleCtx,
+    _eid: raw::RedisModuleEvent,
+    _sub: u64,
+    _data: *mut c_void,
+) {
+    let _ = std::panic::catch_unwind(clear);
+}
+
+/// Subscribes to every event that can remove a member from a set.
+pub fn subscribe(ctx: rm::Ctx) -> bool {
+    let types = raw::REDISMODULE_NOTIFY_GENERIC
+        | raw::REDISMODULE_NOTIFY_SET
+        | raw::REDISMODULE_NOTIFY_EXPIRED
+        | raw::REDISMODULE_NOTIFY_EVICTED;
+    rm::subscribe_keyspace(ctx, types, Some(on_keyspace_event))
+        && [
+            raw::REDISMODULE_EVENT_FLUSHDB,
+            raw::REDISMODULE_EVENT_LOADING,
+            raw::REDISMODULE_EVENT_SWAPDB,
+            raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED,
+        ]
+        .iter()
+        .all(|&id| rm::subscribe_server_event(ctx, id, Some(on_server_event)))
+}

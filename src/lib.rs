@@ -1,0 +1,41 @@
+//! tq: Resque-style task queues made atomic inside Redis.
+//!
+//! This file only registers. Command handlers are in `commands/`, the queue
+//! logic in the `tq-core` crate, the Redis API wrappers in `rm.rs`.
+
+mod cache;
+mod command;
+mod commands;
+mod rm;
+mod store;
+
+use command::register;
+use commands::{enqueue, promote, work};
+use redis_module::{redis_module, Context, RedisString, Status};
+
+fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+    command::install_panic_hook();
+    let ctx = ctx.get_raw();
+    let ok = register::<enqueue::Enqueue>(ctx)
+        && register::<enqueue::EnqueueAt>(ctx)
+        && register::<enqueue::EnqueueIn>(ctx)
+        && register::<promote::Promote>(ctx)
+        && register::<work::Pop>(ctx)
+        && register::<work::Ack>(ctx)
+        && register::<work::Fail>(ctx)
+        && cache::subscribe(ctx);
+    if ok {
+        Status::Ok
+    } else {
+        Status::Err
+    }
+}
+
+redis_module! {
+    name: "tq",
+    version: 100,
+    allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
+    data_types: [],
+    init: init,
+    commands: [],
+}

@@ -1,0 +1,575 @@
+//! The thin, safe layer over the Redis module C API that tq uses. Every
+//! `unsafe` block of the module lives here.
+//!
+//! Functions the API table of Redis 7.0 lacks are `None` in the bindings;
+//! each wrapper degrades to an error or a neutral value rather than
+//! unwrapping them.
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ptr::{self, NonNull};
+
+use redis_module::raw;
+
+pub type Ctx = *mut raw::RedisModuleCtx;
+
+/// An owned `RedisModuleString`, freed on drop.
+pub struct RStr {
+    ctx: Ctx,
+    ptr: NonNull<raw::RedisModuleString>,
+}
+
+impl RStr {
+    pub fn new(ctx: Ctx, bytes: &[u8]) -> Option<Self> {
+        // SAFETY: the buffer is valid for its length; Redis copies it.
+        let p = unsafe { raw::RedisModule_CreateString?(ctx, bytes.as_ptr().cast::<c_char>(), bytes.len()) };
+        NonNull::new(p).map(|ptr| RStr { ctx, ptr })
+    }
+
+    /// Takes ownership of a string Redis handed over (may be null).
+    fn adopt(ctx: Ctx, p: *mut raw::RedisModuleString) -> Option<Self> {
+        NonNull::new(p).map(|ptr| RStr { ctx, ptr })
+    }
+
+    pub fn as_ptr(&self) -> *mut raw::RedisModuleString {
+        self.ptr.as_ptr()
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        str_bytes(self.ptr.as_ptr())
+    }
+}
+
+impl Drop for RStr {
+    fn drop(&mut self) {
+        // SAFETY: we own the string and free it once.
+        unsafe {
+            if let Some(free) = raw::RedisModule_FreeString {
+                free(self.ctx, self.ptr.as_ptr());
+            }
+        }
+    }
+}
+
+/// The bytes of a `RedisModuleString` Redis keeps alive for us (argv, or one
+/// we own through `RStr`).
+pub fn str_bytes<'a>(s: *const raw::RedisModuleString) -> &'a [u8] {
+    if s.is_null() {
+        return &[];
+    }
+    let mut len = 0usize;
+    // SAFETY: `s` is a live string; the pointer stays valid while it lives.
+    unsafe {
+        let Some(f) = raw::RedisModule_StringPtrLen else { return &[] };
+        let p = f(s, &mut len);
+        if p.is_null() {
+            return &[];
+        }
+        std::slice::from_raw_parts(p.cast::<u8>(), len)
+    }
+}
+
+/// The command's arguments as byte slices, valid for the command's duration.
+pub fn args<'a>(argv: *mut *mut raw::RedisModuleString, argc: c_int) -> Vec<&'a [u8]> {
+    let n = usize::try_from(argc).unwrap_or(0);
+    if argv.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: Redis passes `argc` valid string pointers in `argv`.
+    let items = unsafe { std::slice::from_raw_parts(argv, n) };
+    items.iter().map(|&s| str_bytes(s)).collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    Empty,
+    String,
+    List,
+    Hash,
+    Set,
+    Zset,
+    Other,
+}
+
+/// An open key, closed on drop.
+pub struct Key {
+    ptr: *mut raw::RedisModuleKey,
+}
+
+impl Key {
+    pub fn open(ctx: Ctx, name: &RStr, write: bool) -> Option<Key> {
+        let mode = if write { raw::REDISMODULE_READ | raw::REDISMODULE_WRITE } else { raw::REDISMODULE_READ };
+        // SAFETY: ctx and name are live; the key is closed in Drop.
+        let p = unsafe { raw::RedisModule_OpenKey?(ctx, name.as_ptr(), mode as c_int) };
+        (!p.is_null()).then_some(Key { ptr: p })
+    }
+
+    pub fn kind(&self) -> KeyType {
+        // SAFETY: live key.
+        let t = unsafe { raw::RedisModule_KeyType.map_or(0, |f| f(self.ptr)) } as isize;
+        match t {
+            raw::REDISMODULE_KEYTYPE_EMPTY => KeyType::Empty,
+            raw::REDISMODULE_KEYTYPE_STRING => KeyType::String,
+            raw::REDISMODULE_KEYTYPE_LIST => KeyType::List,
+            raw::REDISMODULE_KEYTYPE_HASH => KeyType::Hash,
+            raw::REDISMODULE_KEYTYPE_SET => KeyType::Set,
+            raw::REDISMODULE_KEYTYPE_ZSET => KeyType::Zset,
+            _ => KeyType::Other,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        // SAFETY: live key.
+        unsafe { raw::RedisModule_ValueLength.map_or(0, |f| f(self.ptr)) }
+    }
+
+    pub fn list_get(&self, ctx: Ctx, index: usize) -> Option<Vec<u8>> {
+        let index = std::os::raw::c_long::try_from(index).ok()?;
+        // SAFETY: live list key; the returned string is ours to free.
+        let s = RStr::adopt(ctx, unsafe { raw::RedisModule_ListGet?(self.ptr, index) })?;
+        Some(s.bytes().to_vec())
+    }
+
+    pub fn list_push_tail(&self, value: &RStr) -> bool {
+        // SAFETY: live key opened for writing.
+        unsafe {
+            raw::RedisModule_ListPush.map_or(1, |f| f(self.ptr, raw::REDISMODULE_LIST_TAIL as c_int, value.as_ptr()))
+                == 0
+        }
+    }
+
+    pub fn list_pop_head(&self, ctx: Ctx) -> bool {
+        // SAFETY: live key opened for writing; the popped string is freed.
+        let s = unsafe {
+            raw::RedisModule_ListPop.map_or(ptr::null_mut(), |f| f(self.ptr, raw::REDISMODULE_LIST_HEAD as c_int))
+        };
+        RStr::adopt(ctx, s).is_some()
+    }
+
+    /// The string value, copied (no copy of the Redis value is kept).
+    pub fn string(&self) -> Option<Vec<u8>> {
+        let mut len = 0usize;
+        // SAFETY: live string key opened for reading; DMA pointer read at once.
+        unsafe {
+            let p = raw::RedisModule_StringDMA?(self.ptr, &mut len, raw::REDISMODULE_READ as c_int);
+            if p.is_null() {
+                return Some(Vec::new());
+            }
+            Some(std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec())
+        }
+    }
+
+    /// Replaces the string in place, keeping the key's TTL (as INCR does).
+    pub fn string_overwrite(&self, value: &[u8]) -> bool {
+        let mut len = 0usize;
+        // SAFETY: live string key opened for writing; the DMA buffer is
+        // resized to exactly value.len() before it is written.
+        unsafe {
+            let (Some(truncate), Some(dma)) = (raw::RedisModule_StringTruncate, raw::RedisModule_StringDMA) else {
+                return false;
+            };
+            if truncate(self.ptr, value.len()) != 0 {
+                return false;
+            }
+            let p = dma(self.ptr, &mut len, raw::REDISMODULE_WRITE as c_int);
+            if p.is_null() || len != value.len() {
+                return false;
+            }
+            ptr::copy_nonoverlapping(value.as_ptr(), p.cast::<u8>(), len);
+        }
+        true
+    }
+
+    pub fn string_set(&self, value: &RStr) -> bool {
+        // SAFETY: live key opened for writing.
+        unsafe { raw::RedisModule_StringSet.map_or(1, |f| f(self.ptr, value.as_ptr())) == 0 }
+    }
+
+    pub fn delete(&self) -> bool {
+        // SAFETY: live key opened for writing.
+        unsafe { raw::RedisModule_DeleteKey.map_or(1, |f| f(self.ptr)) == 0 }
+    }
+
+    /// Adds or updates; true when the zset changed.
+    pub fn zset_add(&self, score: f64, member: &RStr) -> bool {
+        let mut flags: c_int = 0;
+        // SAFETY: live key opened for writing.
+        let ok =
+            unsafe { raw::RedisModule_ZsetAdd.map_or(1, |f| f(self.ptr, score, member.as_ptr(), &mut flags)) == 0 };
+        ok && (flags & raw::REDISMODULE_ZADD_NOP as c_int) == 0
+    }
+
+    /// True when the member was there.
+    pub fn zset_rem(&self, member: &RStr) -> bool {
+        let mut deleted: c_int = 0;
+        // SAFETY: live key opened for writing.
+        let ok = unsafe { raw::RedisModule_ZsetRem.map_or(1, |f| f(self.ptr, member.as_ptr(), &mut deleted)) == 0 };
+        ok && deleted == 1
+    }
+
+    /// Members with score in [-inf, max], lowest first, at most `limit`.
+    pub fn zset_range_to(&self, ctx: Ctx, max: f64, limit: usize) -> Vec<(Vec<u8>, f64)> {
+        let mut out = Vec::new();
+        // SAFETY: live zset key; each element string is freed; the range is
+        // stopped before returning.
+        unsafe {
+            let (Some(first), Some(cur), Some(next), Some(end), Some(stop)) = (
+                raw::RedisModule_ZsetFirstInScoreRange,
+                raw::RedisModule_ZsetRangeCurrentElement,
+                raw::RedisModule_ZsetRangeNext,
+                raw::RedisModule_ZsetRangeEndReached,
+                raw::RedisModule_ZsetRangeStop,
+            ) else {
+                return out;
+            };
+            if first(self.ptr, f64::NEG_INFINITY, max, 0, 0) != 0 {
+                return out;
+            }
+            while out.len() < limit && end(self.ptr) == 0 {
+                let mut score = 0f64;
+                if let Some(m) = RStr::adopt(ctx, cur(self.ptr, &mut score)) {
+                    out.push((m.bytes().to_vec(), score));
+                }
+                if next(self.ptr) == 0 {
+                    break;
+                }
+            }
+            stop(self.ptr);
+        }
+        out
+    }
+
+    pub fn hash_get(&self, ctx: Ctx, field: &RStr) -> Option<Vec<u8>> {
+        let mut value: *mut raw::RedisModuleString = ptr::null_mut();
+        // SAFETY: live hash key; the variadic list is (field, out, NULL) as the
+        // API requires; the returned string is ours to free.
+        unsafe {
+            let f = raw::RedisModule_HashGet?;
+            f(
+                self.ptr,
+                raw::REDISMODULE_HASH_NONE as c_int,
+                field.as_ptr(),
+                &mut value as *mut *mut raw::RedisModuleString,
+                ptr::null_mut::<c_void>(),
+            );
+        }
+        RStr::adopt(ctx, value).map(|v| v.bytes().to_vec())
+    }
+
+    /// Sets or (value None) deletes a field; true when a field was deleted
+    /// or set.
+    pub fn hash_set(&self, field: &RStr, value: Option<&RStr>) -> bool {
+        let v = value.map_or(raw::REDISMODULE_HASH_DELETE as *mut raw::RedisModuleString, RStr::as_ptr);
+        // SAFETY: live key opened for writing; (field, value, NULL) as required.
+        let n = unsafe {
+            raw::RedisModule_HashSet.map_or(0, |f| {
+                f(self.ptr, raw::REDISMODULE_HASH_NONE as c_int, field.as_ptr(), v, ptr::null_mut::<c_void>())
+            })
+        };
+        value.is_some() || n > 0
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        // SAFETY: opened by us, closed once.
+        unsafe {
+            if let Some(close) = raw::RedisModule_CloseKey {
+                close(self.ptr);
+            }
+        }
+    }
+}
+
+/// The reply of a `RedisModule_Call`, freed on drop.
+pub struct CallReply {
+    ptr: NonNull<raw::RedisModuleCallReply>,
+}
+
+pub enum Called {
+    Int(i64),
+    Strings(Vec<Vec<u8>>),
+    Error(String),
+    Other,
+}
+
+impl CallReply {
+    fn kind(p: *mut raw::RedisModuleCallReply) -> isize {
+        // SAFETY: live reply.
+        unsafe { raw::RedisModule_CallReplyType.map_or(-1, |f| f(p)) as isize }
+    }
+
+    fn string(p: *mut raw::RedisModuleCallReply) -> Vec<u8> {
+        let mut len = 0usize;
+        // SAFETY: live reply; the pointer is read at once.
+        unsafe {
+            let Some(f) = raw::RedisModule_CallReplyStringPtr else { return Vec::new() };
+            let s = f(p, &mut len);
+            if s.is_null() {
+                return Vec::new();
+            }
+            std::slice::from_raw_parts(s.cast::<u8>(), len).to_vec()
+        }
+    }
+
+    pub fn value(&self) -> Called {
+        let p = self.ptr.as_ptr();
+        match Self::kind(p) {
+            raw::REDISMODULE_REPLY_INTEGER => {
+                // SAFETY: live integer reply.
+                Called::Int(unsafe { raw::RedisModule_CallReplyInteger.map_or(0, |f| f(p)) })
+            }
+            raw::REDISMODULE_REPLY_ARRAY => {
+                // SAFETY: live array reply; elements are owned by it.
+                let n = unsafe { raw::RedisModule_CallReplyLength.map_or(0, |f| f(p)) };
+                let items = (0..n)
+                    .map(|i| unsafe { raw::RedisModule_CallReplyArrayElement.map_or(ptr::null_mut(), |f| f(p, i)) })
+                    .filter(|e| !e.is_null())
+                    .map(Self::string)
+                    .collect();
+                Called::Strings(items)
+            }
+            raw::REDISMODULE_REPLY_ERROR => Called::Error(String::from_utf8_lossy(&Self::string(p)).into_owned()),
+            _ => Called::Other,
+        }
+    }
+}
+
+impl Drop for CallReply {
+    fn drop(&mut self) {
+        // SAFETY: returned by RedisModule_Call, freed once.
+        unsafe {
+            if let Some(free) = raw::RedisModule_FreeCallReply {
+                free(self.ptr.as_ptr());
+            }
+        }
+    }
+}
+
+/// Runs a Redis command (one or two byte-string arguments) without
+/// replicating it: tq replicates its effects itself.
+pub fn call(ctx: Ctx, cmd: &CStr, args: &[&[u8]]) -> Option<CallReply> {
+    // SAFETY: each "b" is matched by a (pointer, length) pair.
+    let p = unsafe {
+        let f = raw::RedisModule_Call?;
+        match args {
+            [a] => f(ctx, cmd.as_ptr(), c"b".as_ptr(), a.as_ptr(), a.len()),
+            [a, b] => f(ctx, cmd.as_ptr(), c"bb".as_ptr(), a.as_ptr(), a.len(), b.as_ptr(), b.len()),
+            _ => return None,
+        }
+    };
+    NonNull::new(p).map(|ptr| CallReply { ptr })
+}
+
+/// Adds a plain command to the replication stream and the AOF. Several
+/// calls in one command are wrapped in MULTI/EXEC by Redis.
+pub fn replicate(ctx: Ctx, cmd: &CStr, args: &[&[u8]]) {
+    // SAFETY: each "b" is matched by a (pointer, length) pair; Redis copies.
+    unsafe {
+        let Some(f) = raw::RedisModule_Replicate else { return };
+        match args {
+            [a] => f(ctx, cmd.as_ptr(), c"b".as_ptr(), a.as_ptr(), a.len()),
+            [a, b] => f(ctx, cmd.as_ptr(), c"bb".as_ptr(), a.as_ptr(), a.len(), b.as_ptr(), b.len()),
+            [a, b, c] => {
+                f(ctx, cmd.as_ptr(), c"bbb".as_ptr(), a.as_ptr(), a.len(), b.as_ptr(), b.len(), c.as_ptr(), c.len())
+            }
+            _ => 1,
+        };
+    }
+}
+
+/// Like `replicate`, with Redis strings tq already holds (no copies made).
+pub fn replicate_strs(ctx: Ctx, cmd: &CStr, args: &[&RStr]) {
+    // SAFETY: each "s" is matched by a live RedisModuleString; Redis takes
+    // its own reference.
+    unsafe {
+        let Some(f) = raw::RedisModule_Replicate else { return };
+        match args {
+            [a] => f(ctx, cmd.as_ptr(), c"s".as_ptr(), a.as_ptr()),
+            [a, b] => f(ctx, cmd.as_ptr(), c"ss".as_ptr(), a.as_ptr(), b.as_ptr()),
+            [a, b, c] => f(ctx, cmd.as_ptr(), c"sss".as_ptr(), a.as_ptr(), b.as_ptr(), c.as_ptr()),
+            _ => 1,
+        };
+    }
+}
+
+pub fn notify(ctx: Ctx, kind: c_int, event: &CStr, key: &RStr) {
+    // SAFETY: live ctx and key name.
+    unsafe {
+        if let Some(f) = raw::RedisModule_NotifyKeyspaceEvent {
+            f(ctx, kind, event.as_ptr(), key.as_ptr());
+        }
+    }
+}
+
+pub fn context_flags(ctx: Ctx) -> u32 {
+    // SAFETY: live ctx (or null, which the API accepts for global flags).
+    unsafe { raw::RedisModule_GetContextFlags.map_or(0, |f| f(ctx)) as u32 }
+}
+
+pub fn is_cluster(ctx: Ctx) -> bool {
+    context_flags(ctx) & raw::REDISMODULE_CTX_FLAGS_CLUSTER != 0
+}
+
+pub fn selected_db(ctx: Ctx) -> i32 {
+    // SAFETY: live ctx.
+    unsafe { raw::RedisModule_GetSelectedDb.map_or(0, |f| f(ctx)) }
+}
+
+pub fn now_ms() -> u64 {
+    // SAFETY: plain clock read.
+    let ms = unsafe { raw::RedisModule_Milliseconds.map_or(0, |f| f()) };
+    u64::try_from(ms).unwrap_or(0)
+}
+
+/// The calling client's ACL user, for key permission checks. None when the
+/// command runs without a user (AOF loading, replication), which Redis
+/// treats as unrestricted.
+pub struct User {
+    ptr: NonNull<raw::RedisModuleUser>,
+}
+
+impl User {
+    pub fn current(ctx: Ctx) -> Option<User> {
+        // SAFETY: the name string is freed right after the lookup; the user
+        // handle is freed in Drop.
+        unsafe {
+            let name = RStr::adopt(ctx, raw::RedisModule_GetCurrentUserName?(ctx))?;
+            let u = raw::RedisModule_GetModuleUserFromUserName?(name.as_ptr());
+            NonNull::new(u).map(|ptr| User { ptr })
+        }
+    }
+
+    /// May the user read (or write) this key?
+    pub fn may(&self, key: &RStr, write: bool) -> bool {
+        let flags = if write {
+            raw::REDISMODULE_CMD_KEY_INSERT | raw::REDISMODULE_CMD_KEY_UPDATE | raw::REDISMODULE_CMD_KEY_DELETE
+        } else {
+            raw::REDISMODULE_CMD_KEY_ACCESS
+        };
+        // SAFETY: live user and key string.
+        unsafe {
+            raw::RedisModule_ACLCheckKeyPermissions.map_or(1, |f| f(self.ptr.as_ptr(), key.as_ptr(), flags as c_int))
+                == 0
+        }
+    }
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        // SAFETY: obtained from GetModuleUserFromUserName, freed once.
+        unsafe {
+            if let Some(free) = raw::RedisModule_FreeModuleUser {
+                free(self.ptr.as_ptr());
+            }
+        }
+    }
+}
+
+// ---- replies ----
+
+pub fn reply_error(ctx: Ctx, msg: &str) {
+    // Error replies are one line without NUL; Redis adds the leading '-'.
+    let clean: Vec<u8> = msg.bytes().map(|b| if b == b'\r' || b == b'\n' || b == 0 { b' ' } else { b }).collect();
+    let c = std::ffi::CString::new(clean).unwrap_or_default();
+    // SAFETY: NUL-terminated message.
+    unsafe {
+        if let Some(f) = raw::RedisModule_ReplyWithError {
+            f(ctx, c.as_ptr());
+        }
+    }
+}
+
+pub fn reply_wrong_arity(ctx: Ctx) {
+    // SAFETY: live ctx.
+    unsafe {
+        if let Some(f) = raw::RedisModule_WrongArity {
+            f(ctx);
+        }
+    }
+}
+
+pub fn reply_ok(ctx: Ctx) {
+    // SAFETY: static NUL-terminated string.
+    unsafe {
+        if let Some(f) = raw::RedisModule_ReplyWithSimpleString {
+            f(ctx, c"OK".as_ptr());
+        }
+    }
+}
+
+pub fn reply_null(ctx: Ctx) {
+    // SAFETY: live ctx.
+    unsafe {
+        if let Some(f) = raw::RedisModule_ReplyWithNull {
+            f(ctx);
+        }
+    }
+}
+
+pub fn reply_int(ctx: Ctx, v: i64) {
+    // SAFETY: live ctx.
+    unsafe {
+        if let Some(f) = raw::RedisModule_ReplyWithLongLong {
+            f(ctx, v);
+        }
+    }
+}
+
+pub fn reply_bulk(ctx: Ctx, b: &[u8]) {
+    // SAFETY: the buffer is valid for its length; Redis copies it.
+    unsafe {
+        if let Some(f) = raw::RedisModule_ReplyWithStringBuffer {
+            f(ctx, b.as_ptr().cast::<c_char>(), b.len());
+        }
+    }
+}
+
+pub fn reply_array(ctx: Ctx, len: usize) {
+    // SAFETY: live ctx; the caller emits `len` elements next.
+    unsafe {
+        if let Some(f) = raw::RedisModule_ReplyWithArray {
+            f(ctx, std::os::raw::c_long::try_from(len).unwrap_or(0));
+        }
+    }
+}
+
+pub fn log(ctx: Ctx, level: &CStr, msg: &str) {
+    let clean: Vec<u8> = msg.bytes().filter(|&b| b != 0).collect();
+    let c = std::ffi::CString::new(clean).unwrap_or_default();
+    // SAFETY: "%s" with one NUL-terminated argument.
+    unsafe {
+        if let Some(f) = raw::RedisModule_Log {
+            f(ctx, level.as_ptr(), c"%s".as_ptr(), c.as_ptr());
+        }
+    }
+}
+
+/// Registers a command; false on failure.
+pub fn create_command(
+    ctx: Ctx,
+    name: &CStr,
+    func: raw::RedisModuleCmdFunc,
+    flags: &CStr,
+    first_key: c_int,
+    last_key: c_int,
+    step: c_int,
+) -> bool {
+    // SAFETY: static strings and a valid function pointer.
+    unsafe {
+        raw::RedisModule_CreateCommand
+            .map_or(1, |f| f(ctx, name.as_ptr(), func, flags.as_ptr(), first_key, last_key, step))
+            == 0
+    }
+}
+
+pub fn subscribe_keyspace(ctx: Ctx, types: c_int, cb: raw::RedisModuleNotificationFunc) -> bool {
+    // SAFETY: valid callback pointer.
+    unsafe { raw::RedisModule_SubscribeToKeyspaceEvents.map_or(1, |f| f(ctx, types, cb)) == 0 }
+}
+
+pub fn subscribe_server_event(ctx: Ctx, id: u64, cb: raw::RedisModuleEventCallback) -> bool {
+    // SAFETY: valid callback pointer; version 1 of every event we use.
+    unsafe {
+        raw::RedisModule_SubscribeToServerEvent.map_or(1, |f| f(ctx, raw::RedisModuleEvent { id, dataver: 1 }, cb)) == 0
+    }
+}

@@ -1,0 +1,358 @@
+//! `tq_core::store::Store` on a live Redis keyspace, and the applier that
+//! performs a plan's effects and replicates each of them as the plain Redis
+//! command it stands for (never the TQ command itself), so replicas and AOF
+//! files load without the module.
+//!
+//! Allocation is the main cost of a module command here (Redis accounts every
+//! allocation), so a command keeps one handle per key it touches: the key
+//! name string, its ACL verdicts and the open key are made once and shared
+//! by planning and applying.
+
+use std::cell::Cell;
+use std::ffi::{c_int, CStr};
+
+use redis_module::raw;
+use tq_core::store::{parse_i64, wrong_type, Effect, Kind, Store};
+use tq_core::{Result, TqError};
+
+use crate::cache;
+use crate::rm::{self, Key, KeyType, RStr, User};
+
+/// Keys remembered per command; a command touching more (a large promotion)
+/// still works, it just rebuilds handles past this count.
+const MAX_HANDLES: usize = 16;
+
+struct Handle {
+    name: RStr,
+    may_read: Option<bool>,
+    may_write: Option<bool>,
+    /// The key opened for reading, or for writing once a write needed it.
+    open: Option<(Option<Key>, bool)>,
+}
+
+pub struct RedisStore {
+    ctx: rm::Ctx,
+    user: Option<User>,
+    now: Cell<Option<u64>>,
+    db: i32,
+    handles: Vec<Handle>,
+}
+
+fn handle_in<'a>(handles: &'a mut Vec<Handle>, ctx: rm::Ctx, key: &[u8]) -> Result<&'a mut Handle> {
+    let i = match handles.iter().position(|h| h.name.bytes() == key) {
+        Some(i) => i,
+        None => {
+            if handles.len() >= MAX_HANDLES {
+                handles.clear();
+            }
+            let name = RStr::new(ctx, key).ok_or_else(oom)?;
+            handles.push(Handle { name, may_read: None, may_write: None, open: None });
+            handles.len() - 1
+        }
+    };
+    handles.get_mut(i).ok_or_else(|| TqError::Internal("key handle lost".into()))
+}
+
+fn kind_of(t: KeyType) -> Kind {
+    match t {
+        KeyType::Empty => Kind::None,
+        KeyType::String => Kind::String,
+        KeyType::List => Kind::List,
+        KeyType::Hash => Kind::Hash,
+        KeyType::Set => Kind::Set,
+        KeyType::Zset => Kind::Zset,
+        KeyType::Other => Kind::Other,
+    }
+}
+
+fn oom() -> TqError {
+    TqError::Internal("could not allocate a Redis string".into())
+}
+
+fn cannot_open() -> TqError {
+    TqError::Internal("could not open a key".into())
+}
+
+impl RedisStore {
+    pub fn new(ctx: rm::Ctx) -> Self {
+        RedisStore {
+            ctx,
+            user: User::current(ctx),
+            now: Cell::new(None),
+            db: rm::selected_db(ctx),
+            handles: Vec::new(),
+        }
+    }
+
+    /// The handle of `key`, created on first use.
+    fn handle(&mut self, key: &[u8]) -> Result<&mut Handle> {
+        handle_in(&mut self.handles, self.ctx, key)
+    }
+
+    /// ACL check, remembered per key and access.
+    fn check(&mut self, key: &[u8], write: bool) -> Result<()> {
+        let Some(user) = self.user.as_ref() else { return Ok(()) };
+        let h = handle_in(&mut self.handles, self.ctx, key)?;
+        let known = if write { h.may_write } else { h.may_read };
+        let ok = known.unwrap_or_else(|| user.may(&h.name, write));
+        if write {
+            h.may_write = Some(ok);
+        } else {
+            h.may_read = Some(ok);
+        }
+        if ok {
+            Ok(())
+        } else {
+            Err(TqError::NoPerm { key: key.to_vec() })
+        }
+    }
+
+    /// The open key after the ACL check: for writing when `write`, else for
+    /// reading (None when the key does not exist).
+    fn open(&mut self, key: &[u8], write: bool) -> Result<Option<&Key>> {
+        self.check(key, write)?;
+        let ctx = self.ctx;
+        let h = self.handle(key)?;
+        let reopen = match &h.open {
+            None => true,
+            Some((_, was_write)) => write && !was_write,
+        };
+        if reopen {
+            h.open = None; // close a read handle before opening for writing
+            let k = Key::open(ctx, &h.name, write);
+            if write && k.is_none() {
+                return Err(cannot_open());
+            }
+            h.open = Some((k, write));
+        }
+        Ok(h.open.as_ref().and_then(|(k, _)| k.as_ref()))
+    }
+
+    fn open_write(&mut self, key: &[u8]) -> Result<&Key> {
+        self.open(key, true)?.ok_or_else(cannot_open)
+    }
+
+    /// Closes `key` before a `RedisModule_Call` touches it: an open handle
+    /// must not outlive a change made behind its back.
+    fn release(&mut self, key: &[u8]) {
+        if let Some(h) = self.handles.iter_mut().find(|h| h.name.bytes() == key) {
+            h.open = None;
+        }
+    }
+
+    /// The key for reading, or None when absent; fails on another type.
+    fn read(&mut self, key: &[u8], want: Kind) -> Result<Option<&Key>> {
+        let Some(k) = self.open(key, false)? else { return Ok(None) };
+        match kind_of(k.kind()) {
+            Kind::None => Ok(None),
+            found if found == want => Ok(Some(k)),
+            found => Err(wrong_type(key, found, want)),
+        }
+    }
+
+    fn call_int(&mut self, cmd: &CStr, args: &[&[u8]]) -> Result<i64> {
+        if let Some(key) = args.first() {
+            self.release(key);
+        }
+        match rm::call(self.ctx, cmd, args).map(|r| r.value()) {
+            Some(rm::Called::Int(n)) => Ok(n),
+            Some(rm::Called::Error(e)) => Err(TqError::Internal(e)),
+            _ => Err(TqError::Internal(format!("unexpected reply from {}", cmd.to_string_lossy()))),
+        }
+    }
+
+    /// Performs the effects in order, replicating each. The ACL is checked
+    /// for every key first, so a refusal writes nothing.
+    pub fn apply(&mut self, effects: &[Effect]) -> Result<()> {
+        for e in effects {
+            self.check(e.key(), true)?;
+        }
+        for e in effects {
+            self.apply_one(e)?;
+        }
+        Ok(())
+    }
+
+    fn apply_one(&mut self, e: &Effect) -> Result<()> {
+        let ctx = self.ctx;
+        const LIST: c_int = raw::REDISMODULE_NOTIFY_LIST;
+        const GENERIC: c_int = raw::REDISMODULE_NOTIFY_GENERIC;
+        match e {
+            Effect::RPush { key, value } => {
+                let v = RStr::new(ctx, value).ok_or_else(oom)?;
+                let k = self.open_write(key)?;
+                if !k.list_push_tail(&v) {
+                    return Err(TqError::Internal("list push failed".into()));
+                }
+                let name = &self.handle(key)?.name;
+                rm::notify(ctx, LIST, c"rpush", name);
+                rm::replicate_strs(ctx, c"RPUSH", &[name, &v]);
+            }
+            Effect::LPop { key } => {
+                let k = self.open_write(key)?;
+                if k.list_pop_head(ctx) {
+                    let emptied = k.kind() == KeyType::Empty;
+                    let name = &self.handle(key)?.name;
+                    rm::notify(ctx, LIST, c"lpop", name);
+                    if emptied {
+                        rm::notify(ctx, GENERIC, c"del", name);
+                    }
+                    rm::replicate_strs(ctx, c"LPOP", &[name]);
+                }
+            }
+            Effect::SAdd { key, member } => {
+                if cache::contains(self.db, key, member) {
+                    return Ok(());
+                }
+                // The call emits the `sadd` keyspace event itself.
+                if self.call_int(c"SADD", &[key, member])? == 1 {
+                    rm::replicate(ctx, c"SADD", &[key, member]);
+                }
+                cache::insert(self.db, key, member);
+            }
+            Effect::SRem { key, member } => {
+                if self.call_int(c"SREM", &[key, member])? == 1 {
+                    rm::replicate(ctx, c"SREM", &[key, member]);
+                }
+            }
+            Effect::ZAdd { key, score, member } => {
+                let m = RStr::new(ctx, member).ok_or_else(oom)?;
+                if self.open_write(key)?.zset_add(*score as f64, &m) {
+                    let name = &self.handle(key)?.name;
+                    rm::notify(ctx, raw::REDISMODULE_NOTIFY_ZSET, c"zadd", name);
+                    rm::replicate(ctx, c"ZADD", &[key, score.to_string().as_bytes(), member]);
+                }
+            }
+            Effect::ZRem { key, member } => {
+                let m = RStr::new(ctx, member).ok_or_else(oom)?;
+                let k = self.open_write(key)?;
+                if k.zset_rem(&m) {
+                    let emptied = k.kind() == KeyType::Empty;
+                    let name = &self.handle(key)?.name;
+                    rm::notify(ctx, raw::REDISMODULE_NOTIFY_ZSET, c"zrem", name);
+                    if emptied {
+                        rm::notify(ctx, GENERIC, c"del", name);
+                    }
+                    rm::replicate(ctx, c"ZREM", &[key, member]);
+                }
+            }
+            Effect::Set { key, value } => {
+                let v = RStr::new(ctx, value).ok_or_else(oom)?;
+                if !self.open_write(key)?.string_set(&v) {
+                    return Err(TqError::Internal("string set failed".into()));
+                }
+                let name = &self.handle(key)?.name;
+                rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", name);
+                rm::replicate_strs(ctx, c"SET", &[name, &v]);
+            }
+            Effect::Del { key } => {
+                let k = self.open_write(key)?;
+                if k.kind() != KeyType::Empty && k.delete() {
+                    let name = &self.handle(key)?.name;
+                    rm::notify(ctx, GENERIC, c"del", name);
+                    rm::replicate_strs(ctx, c"DEL", &[name]);
+                }
+            }
+            Effect::Incr { key } => {
+                let k = self.open_write(key)?;
+                let ok = match k.kind() {
+                    KeyType::Empty => RStr::new(ctx, b"1").is_some_and(|one| k.string_set(&one)),
+                    KeyType::String => {
+                        let n = k.string().and_then(|v| parse_i64(&v)).and_then(|n| n.checked_add(1));
+                        n.is_some_and(|n| k.string_overwrite(n.to_string().as_bytes()))
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    return Err(TqError::Internal("increment failed".into()));
+                }
+                let name = &self.handle(key)?.name;
+                rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"incrby", name);
+                rm::replicate_strs(ctx, c"INCR", &[name]);
+            }
+            Effect::HSet { key, field, value } => {
+                let f = RStr::new(ctx, field).ok_or_else(oom)?;
+                let v = RStr::new(ctx, value).ok_or_else(oom)?;
+                self.open_write(key)?.hash_set(&f, Some(&v));
+                let name = &self.handle(key)?.name;
+                rm::notify(ctx, raw::REDISMODULE_NOTIFY_HASH, c"hset", name);
+                rm::replicate_strs(ctx, c"HSET", &[name, &f, &v]);
+            }
+            Effect::HDel { key, field } => {
+                let f = RStr::new(ctx, field).ok_or_else(oom)?;
+                let k = self.open_write(key)?;
+                if k.kind() == KeyType::Hash && k.hash_set(&f, None) {
+                    let emptied = k.kind() == KeyType::Empty;
+                    let name = &self.handle(key)?.name;
+                    rm::notify(ctx, raw::REDISMODULE_NOTIFY_HASH, c"hdel", name);
+                    if emptied {
+                        rm::notify(ctx, GENERIC, c"del", name);
+                    }
+                    rm::replicate_strs(ctx, c"HDEL", &[name, &f]);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store for RedisStore {
+    fn now_ms(&self) -> u64 {
+        // Read once per command, so one command sees one instant.
+        match self.now.get() {
+            Some(t) => t,
+            None => {
+                let t = rm::now_ms();
+                self.now.set(Some(t));
+                t
+            }
+        }
+    }
+
+    fn kind(&mut self, key: &[u8]) -> Result<Kind> {
+        Ok(self.open(key, false)?.map_or(Kind::None, |k| kind_of(k.kind())))
+    }
+
+    fn list_len(&mut self, key: &[u8]) -> Result<usize> {
+        Ok(self.read(key, Kind::List)?.map_or(0, |k| k.len()))
+    }
+
+    fn list_get(&mut self, key: &[u8], index: usize) -> Result<Option<Vec<u8>>> {
+        let ctx = self.ctx;
+        Ok(self.read(key, Kind::List)?.and_then(|k| k.list_get(ctx, index)))
+    }
+
+    fn set_contains(&mut self, key: &[u8], member: &[u8]) -> Result<bool> {
+        if self.read(key, Kind::Set)?.is_none() {
+            return Ok(false);
+        }
+        Ok(self.call_int(c"SISMEMBER", &[key, member])? == 1)
+    }
+
+    fn set_members(&mut self, key: &[u8]) -> Result<Vec<Vec<u8>>> {
+        if self.read(key, Kind::Set)?.is_none() {
+            return Ok(Vec::new());
+        }
+        self.release(key);
+        match rm::call(self.ctx, c"SMEMBERS", &[key]).map(|r| r.value()) {
+            Some(rm::Called::Strings(v)) => Ok(v),
+            Some(rm::Called::Error(e)) => Err(TqError::Internal(e)),
+            _ => Err(TqError::Internal("unexpected reply from SMEMBERS".into())),
+        }
+    }
+
+    fn zset_range_to(&mut self, key: &[u8], max: f64, limit: usize) -> Result<Vec<(Vec<u8>, f64)>> {
+        let ctx = self.ctx;
+        Ok(self.read(key, Kind::Zset)?.map_or_else(Vec::new, |k| k.zset_range_to(ctx, max, limit)))
+    }
+
+    fn hash_get(&mut self, key: &[u8], field: &[u8]) -> Result<Option<Vec<u8>>> {
+        let ctx = self.ctx;
+        let f = RStr::new(ctx, field).ok_or_else(oom)?;
+        Ok(self.read(key, Kind::Hash)?.and_then(|k| k.hash_get(ctx, &f)))
+    }
+
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.read(key, Kind::String)?.and_then(|k| k.string()))
+    }
+}

@@ -1,0 +1,265 @@
+//! Behaviour of each core command on a real redis-server with the module.
+
+mod common;
+
+use common::{ns, Server, Value};
+
+fn server_time_ms(c: &mut common::Conn) -> u64 {
+    let t = c.strings(&["TIME"]);
+    t[0].parse::<u64>().expect("secs") * 1000 + t[1].parse::<u64>().expect("usecs") / 1000
+}
+
+#[test]
+fn enqueue_writes_node_resque_payload_bytes() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("enq");
+    assert_eq!(c.int(&["TQ.ENQUEUE", &n, "math", "add", "[1,2]"]), 1);
+    assert_eq!(c.int(&["TQ.ENQUEUE", &n, "math", "add"]), 2);
+    assert_eq!(c.int(&["TQ.ENQUEUE", &n, "math", "add", r#"{"b":1,"a":[1.0,"\u00e9"]}"#]), 3);
+    assert_eq!(c.int(&["TQ.ENQUEUE", &n, "math", "add", "7"]), 4);
+    assert_eq!(
+        c.strings(&["LRANGE", &format!("{n}:queue:math"), "0", "-1"]),
+        [
+            r#"{"class":"add","queue":"math","args":[1,2]}"#,
+            r#"{"class":"add","queue":"math","args":[]}"#,
+            "{\"class\":\"add\",\"queue\":\"math\",\"args\":[{\"b\":1,\"a\":[1,\"\u{e9}\"]}]}",
+            r#"{"class":"add","queue":"math","args":[7]}"#,
+        ]
+    );
+    assert_eq!(c.strings(&["SMEMBERS", &format!("{n}:queues")]), ["math"]);
+    // A plain RPUSH by another client is counted in the reply.
+    c.ok(&["RPUSH", &format!("{n}:queue:math"), r#"{"class":"x","queue":"math","args":[]}"#]);
+    assert_eq!(c.int(&["TQ.ENQUEUE", &n, "math", "add"]), 6);
+}
+
+#[test]
+fn enqueue_re_registers_a_queue_removed_from_the_set() {
+    // The module remembers registered queues; a removal must be noticed.
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("reg");
+    let queues = format!("{n}:queues");
+    c.ok(&["TQ.ENQUEUE", &n, "q", "c"]);
+    for removal in [vec!["SREM", &queues, "q"], vec!["DEL", &queues], vec!["FLUSHALL"]] {
+        c.ok(&removal);
+        c.ok(&["TQ.ENQUEUE", &n, "q", "c"]);
+        assert_eq!(c.strings(&["SMEMBERS", &queues]), ["q"], "after {removal:?}");
+    }
+    c.ok(&["EXPIRE", &queues, "1"]);
+    common::wait_until(5, "expiry", || c.int(&["EXISTS", &queues]) == 0);
+    c.ok(&["TQ.ENQUEUE", &n, "q", "c"]);
+    assert_eq!(c.strings(&["SMEMBERS", &queues]), ["q"]);
+    c.ok(&["SET", &queues, "not a set"]);
+    assert!(c.err(&["TQ.ENQUEUE", &n, "q", "c"]).starts_with("WRONGTYPE"));
+}
+
+#[test]
+fn enqueue_at_files_jobs_like_node_resque() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("at");
+    assert_eq!(c.int(&["TQ.ENQUEUEAT", &n, "10000", "q", "c", "[1]"]), 10);
+    let payload = r#"{"class":"c","queue":"q","args":[1]}"#;
+    assert_eq!(c.strings(&["LRANGE", &format!("{n}:delayed:10"), "0", "-1"]), [payload]);
+    assert_eq!(c.strings(&["SMEMBERS", &format!("{n}:timestamps:{payload}")]), ["delayed:10"]);
+    assert_eq!(c.strings(&["ZRANGE", &format!("{n}:delayed_queue_schedule"), "0", "-1", "WITHSCORES"]), ["10", "10"]);
+    let before = c.digest();
+    let e = c.err(&["TQ.ENQUEUEAT", &n, "10499", "q", "c", "[1]"]);
+    assert_eq!(e, "DUPLICATE Job already enqueued at this time with same arguments");
+    assert_eq!(c.digest(), before, "a refused duplicate writes nothing");
+    assert_eq!(c.int(&["TQ.ENQUEUEAT", &n, "10500", "q", "c", "[1]"]), 11);
+}
+
+#[test]
+fn enqueue_in_uses_the_server_clock() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("in");
+    let before = server_time_ms(&mut c);
+    let bucket = c.int(&["TQ.ENQUEUEIN", &n, "60000", "q", "c"]) as u64;
+    let after = server_time_ms(&mut c);
+    assert!(
+        bucket >= (before + 60_000) / 1000 && bucket <= (after + 60_000 + 500) / 1000 + 1,
+        "{before} {bucket} {after}"
+    );
+}
+
+#[test]
+fn promote_moves_due_jobs_oldest_first_and_cleans_up() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("promote");
+    c.ok(&["TQ.ENQUEUEAT", &n, "2000", "q", "c", r#"["b"]"#]);
+    c.ok(&["TQ.ENQUEUEAT", &n, "1000", "q", "c", r#"["a1"]"#]);
+    c.ok(&["TQ.ENQUEUEAT", &n, "1000", "other", "c", r#"["a2"]"#]);
+    c.ok(&["TQ.ENQUEUEIN", &n, "3600000", "q", "c", r#"["later"]"#]);
+    assert_eq!(c.int(&["TQ.PROMOTE", &n, "LIMIT", "2"]), 2);
+    assert_eq!(c.int(&["TQ.PROMOTE", &n]), 1);
+    assert_eq!(c.int(&["TQ.PROMOTE", &n]), 0);
+    assert_eq!(
+        c.strings(&["LRANGE", &format!("{n}:queue:q"), "0", "-1"]),
+        [r#"{"class":"c","queue":"q","args":["a1"]}"#, r#"{"class":"c","queue":"q","args":["b"]}"#]
+    );
+    assert_eq!(c.strings(&["LRANGE", &format!("{n}:queue:other"), "0", "-1"]).len(), 1);
+    let mut queues = c.strings(&["SMEMBERS", &format!("{n}:queues")]);
+    queues.sort();
+    assert_eq!(queues, ["other", "q"]);
+    // Only the future job's keys remain.
+    let mut keys = c.strings(&["KEYS", &format!("{n}:*")]);
+    keys.retain(|k| k.contains("delayed") || k.contains("timestamps"));
+    keys.sort();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert_eq!(c.list(&["ZRANGE", &format!("{n}:delayed_queue_schedule"), "0", "-1"]).len(), 1);
+}
+
+#[test]
+fn pop_ack_fail_cycle() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("cycle");
+    c.ok(&["TQ.ENQUEUE", &n, "low", "c", "[1]"]);
+    c.ok(&["TQ.ENQUEUE", &n, "high", "c", "[2]"]);
+    assert_eq!(c.ok(&["TQ.POP", &n, "host:1", "none"]), Value::Nil);
+    let got = c.strings(&["TQ.POP", &n, "host:1", "high", "low"]);
+    assert_eq!(got, ["high", r#"{"class":"c","queue":"high","args":[2]}"#]);
+    let record = c.string(&["GET", &format!("{n}:worker:host:1:high,low")]).expect("record");
+    let v: serde_json::Value = serde_json::from_str(&record).expect("record is JSON");
+    assert_eq!(v["queue"], "high");
+    assert_eq!(v["worker"], "host:1");
+    assert_eq!(v["payload"]["args"][0], 2);
+    assert!(v["run_at"].as_str().expect("run_at").ends_with('Z'));
+    assert_eq!(c.strings(&["SMEMBERS", &format!("{n}:workers")]), ["host:1:high,low"]);
+    assert!(c.err(&["TQ.POP", &n, "host:1", "low"]).starts_with("INFLIGHT worker 'host:1'"));
+    assert_eq!(c.ok(&["TQ.ACK", &n, "host:1"]), Value::Okay);
+    assert!(c.err(&["TQ.ACK", &n, "host:1"]).starts_with("NOJOB"));
+    assert_eq!(c.int(&["GET", &format!("{n}:stat:processed")]), 1);
+    assert_eq!(c.int(&["GET", &format!("{n}:stat:processed:host:1")]), 1);
+    assert_eq!(c.int(&["EXISTS", &format!("{n}:worker:host:1:high,low")]), 0);
+
+    c.ok(&["TQ.POP", &n, "host:1", "high", "low"]);
+    assert_eq!(
+        c.ok(&["TQ.FAIL", &n, "host:1", "TypeError", "bad \"thing\"", r#"["    at f (x.js:1:2)"]"#]),
+        Value::Okay
+    );
+    let failed = c.strings(&["LRANGE", &format!("{n}:failed"), "0", "-1"]);
+    assert_eq!(failed.len(), 1);
+    let f: serde_json::Value = serde_json::from_str(&failed[0]).expect("failure is JSON");
+    assert_eq!(f["worker"], "host:1");
+    assert_eq!(f["queue"], "low");
+    assert_eq!(f["payload"]["args"][0], 1);
+    assert_eq!(f["exception"], "TypeError");
+    assert_eq!(f["error"], "bad \"thing\"");
+    assert_eq!(f["backtrace"][0], "    at f (x.js:1:2)");
+    assert!(f["failed_at"].as_str().expect("failed_at").contains("GMT+0000"));
+    let keys: Vec<&str> = f.as_object().expect("object").keys().map(String::as_str).collect();
+    assert_eq!(keys, ["backtrace", "error", "exception", "failed_at", "payload", "queue", "worker"]); // serde sorts
+    assert!(failed[0].starts_with(r#"{"worker":"host:1","queue":"low","payload":"#));
+    assert_eq!(c.int(&["GET", &format!("{n}:stat:failed")]), 1);
+    assert_eq!(c.int(&["GET", &format!("{n}:stat:failed:host:1")]), 1);
+    assert!(c.err(&["TQ.FAIL", &n, "host:1", "E", "e"]).starts_with("NOJOB"));
+}
+
+#[test]
+fn pop_star_takes_every_queue_alphabetically() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("star");
+    for q in ["beta", "alpha", "gamma"] {
+        c.ok(&["TQ.ENQUEUE", &n, q, "c"]);
+    }
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        order.push(c.strings(&["TQ.POP", &n, "w", "*"])[0].clone());
+        c.ok(&["TQ.ACK", &n, "w"]);
+    }
+    assert_eq!(order, ["alpha", "beta", "gamma"]);
+    assert_eq!(c.strings(&["SMEMBERS", &format!("{n}:workers")]), ["w:*"]);
+}
+
+#[test]
+fn corrupt_payloads_go_to_failed_and_do_not_block_the_queue() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("corrupt");
+    let q = format!("{n}:queue:q");
+    c.ok(&["RPUSH".as_bytes(), q.as_bytes(), b"\xff\xfe not json"]);
+    c.ok(&["RPUSH", &q, r#"{"args":[]}"#]);
+    c.ok(&["RPUSH", &q, r#"{"class":"good","queue":"q","args":[]}"#]);
+    let got = c.strings(&["TQ.POP", &n, "w", "q"]);
+    assert_eq!(got[1], r#"{"class":"good","queue":"q","args":[]}"#);
+    let failed = c.strings(&["LRANGE", &format!("{n}:failed"), "0", "-1"]);
+    assert_eq!(failed.len(), 2);
+    for f in &failed {
+        let v: serde_json::Value = serde_json::from_str(f).expect("failure records stay valid JSON");
+        assert_eq!(v["exception"], "TQ::CorruptPayload");
+        assert_eq!(v["queue"], "q");
+    }
+    assert_eq!(c.int(&["GET", &format!("{n}:stat:failed")]), 2);
+    // Only garbage left: nil, and the queue is empty afterwards.
+    c.ok(&["TQ.ACK", &n, "w"]);
+    c.ok(&["RPUSH", &q, "]"]);
+    assert_eq!(c.ok(&["TQ.POP", &n, "w", "q"]), Value::Nil);
+    assert_eq!(c.int(&["LLEN", &q]), 0);
+}
+
+#[test]
+fn payloads_of_several_megabytes() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("big");
+    let blob = "x\u{e9}\"\\".repeat(1 << 20); // 5 MiB as UTF-8, escapes included
+    let args = serde_json::to_string(&[&blob]).expect("json");
+    c.ok(&["TQ.ENQUEUE", &n, "q", "c", &args]);
+    let got = c.list(&["TQ.POP", &n, "w", "q"]);
+    let want = format!(r#"{{"class":"c","queue":"q","args":{args}}}"#);
+    assert_eq!(got[1].len(), want.len());
+    assert!(got[1] == want.as_bytes());
+    c.ok(&["TQ.FAIL", &n, "w", "E", "big"]);
+    let f = c.bytes(&["LINDEX", &format!("{n}:failed"), "0"]).expect("failure");
+    assert!(f.len() > 5 << 20);
+    assert_eq!(c.string(&["PING"]), Some("PONG".into()));
+}
+
+#[test]
+fn wrong_types_are_named_and_nothing_is_written() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("wrongtype");
+    c.ok(&["SET", &format!("{n}:queue:s"), "x"]);
+    c.ok(&["SET", &format!("{n}:delayed_queue_schedule"), "x"]);
+    c.ok(&["SET", &format!("{n}:tq:inflight"), "x"]);
+    let before = c.digest();
+    let e = c.err(&["TQ.ENQUEUE", &n, "s", "c"]);
+    assert_eq!(e, format!("WRONGTYPE key '{n}:queue:s' holds a string, tq expects a list"));
+    assert!(c.err(&["TQ.ENQUEUEAT", &n, "1000", "q", "c"]).contains("delayed_queue_schedule"));
+    assert!(c.err(&["TQ.PROMOTE", &n]).starts_with("WRONGTYPE"));
+    assert!(c.err(&["TQ.POP", &n, "w", "q"]).contains("tq:inflight"));
+    assert!(c.err(&["TQ.ACK", &n, "w"]).starts_with("WRONGTYPE"));
+    assert_eq!(c.digest(), before);
+}
+
+#[test]
+fn commands_work_inside_multi_and_lua() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("multi");
+    let mut pipe = redis::pipe();
+    pipe.atomic()
+        .cmd("TQ.ENQUEUE")
+        .arg(&n)
+        .arg("q")
+        .arg("c")
+        .arg("[1]")
+        .cmd("TQ.POP")
+        .arg(&n)
+        .arg("w")
+        .arg("q")
+        .cmd("TQ.ACK")
+        .arg(&n)
+        .arg("w");
+    let (len, popped, ack): (i64, Vec<String>, String) = pipe.query(&mut c.0).expect("transaction");
+    assert_eq!((len, popped[0].as_str(), ack.as_str()), (1, "q", "OK"));
+    let v = c.ok(&["EVAL", "return redis.call('TQ.ENQUEUE', KEYS[1], 'q', 'c', '[2]')", "1", &n]);
+    assert_eq!(v, Value::Int(1));
+}

@@ -1,0 +1,265 @@
+//! Test harness: real `redis-server` processes on free loopback ports, each in
+//! its own directory under `target/tq-test/`, killed by PID on drop.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub use redis::Value;
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// The module under test: `$TQ_MODULE`, else the debug build (`make test`
+/// builds it before running the tests).
+pub fn module_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("TQ_MODULE") {
+        return PathBuf::from(p);
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debug/libtq.so");
+    assert!(p.exists(), "{} is missing: run `make test` (or `cargo build` first)", p.display());
+    p
+}
+
+pub fn redis_server_bin() -> String {
+    std::env::var("TQ_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string())
+}
+
+fn free_port() -> u16 {
+    // Cluster mode also needs port + 10000 free.
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = l.local_addr().expect("local addr").port();
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+pub struct Opts {
+    pub module: bool,
+    pub args: Vec<String>,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts { module: true, args: Vec::new() }
+    }
+}
+
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl Server {
+    /// A server with the module loaded.
+    pub fn start() -> Server {
+        Self::start_with(Opts::default())
+    }
+
+    pub fn start_with(opts: Opts) -> Server {
+        for _ in 0..5 {
+            let port = free_port();
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tq-test").join(format!(
+                "{}-{}-{}",
+                std::process::id(),
+                SEQ.fetch_add(1, Ordering::SeqCst),
+                port
+            ));
+            std::fs::create_dir_all(&dir).expect("create server dir");
+            if let Some(s) = Self::spawn(port, dir.clone(), &opts) {
+                return s;
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        panic!("could not start redis-server");
+    }
+
+    /// Starts again in the same directory (to reload its RDB/AOF files).
+    pub fn restart_in(dir: &Path, opts: Opts) -> Server {
+        let port = free_port();
+        Self::spawn(port, dir.to_path_buf(), &opts).expect("restart redis-server")
+    }
+
+    fn spawn(port: u16, dir: PathBuf, opts: &Opts) -> Option<Server> {
+        let mut cmd = Command::new(redis_server_bin());
+        cmd.arg("--port")
+            .arg(port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--logfile")
+            .arg("redis.log")
+            .arg("--save")
+            .arg("")
+            .arg("--enable-debug-command")
+            .arg("yes")
+            .arg("--daemonize")
+            .arg("no");
+        if opts.module {
+            cmd.arg("--loadmodule").arg(module_path());
+        }
+        cmd.args(&opts.args);
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        let child = cmd.spawn().expect("spawn redis-server (is it installed? `make test` installs it)");
+        let mut s = Server { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = s.child.try_wait() {
+                return None; // exited: port taken or bad config
+            }
+            if let Ok(mut c) = s.try_conn() {
+                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                    return Some(s);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = s.child.kill();
+        None
+    }
+
+    fn try_conn(&self) -> redis::RedisResult<redis::Connection> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?;
+        client.get_connection_with_timeout(Duration::from_secs(5))
+    }
+
+    pub fn conn(&self) -> Conn {
+        Conn(self.try_conn().expect("connect"))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the server (SIGKILL by PID) but keeps its directory.
+    pub fn kill_keep_dir(mut self) -> PathBuf {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::take(&mut self.dir);
+        std::mem::forget(self);
+        dir
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- redis log {} ---\n{}", self.dir.display(), self.log());
+        } else if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A connection with terse helpers. `q` returns errors as their reply text
+/// (`CODE message`).
+pub struct Conn(pub redis::Connection);
+
+impl Conn {
+    pub fn q<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Value, String> {
+        let mut cmd = redis::Cmd::new();
+        for a in args {
+            cmd.arg(a.as_ref());
+        }
+        cmd.query::<Value>(&mut self.0).map_err(|e| match (e.code(), e.detail()) {
+            (Some(code), Some(detail)) => format!("{code} {detail}"),
+            (Some(code), None) => code.to_string(),
+            _ => e.to_string(),
+        })
+    }
+
+    /// Runs a command that must succeed.
+    pub fn ok<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Value {
+        let shown: Vec<String> = args.iter().map(|a| String::from_utf8_lossy(a.as_ref()).into_owned()).collect();
+        self.q(args).unwrap_or_else(|e| panic!("{shown:?} failed: {e}"))
+    }
+
+    /// Runs a command that must fail; returns the error text.
+    pub fn err<A: AsRef<[u8]>>(&mut self, args: &[A]) -> String {
+        let shown: Vec<String> = args.iter().map(|a| String::from_utf8_lossy(a.as_ref()).into_owned()).collect();
+        match self.q(args) {
+            Ok(v) => panic!("{shown:?} should have failed, got {v:?}"),
+            Err(e) => e,
+        }
+    }
+
+    pub fn int<A: AsRef<[u8]>>(&mut self, args: &[A]) -> i64 {
+        match self.ok(args) {
+            Value::Int(n) => n,
+            Value::BulkString(b) => String::from_utf8_lossy(&b).parse().expect("integer"),
+            other => panic!("not an integer: {other:?}"),
+        }
+    }
+
+    pub fn bytes<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Option<Vec<u8>> {
+        match self.ok(args) {
+            Value::Nil => None,
+            Value::BulkString(b) => Some(b),
+            Value::SimpleString(s) => Some(s.into_bytes()),
+            Value::Okay => Some(b"OK".to_vec()),
+            other => panic!("not a string: {other:?}"),
+        }
+    }
+
+    pub fn string<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Option<String> {
+        self.bytes(args).map(|b| String::from_utf8(b).expect("utf8"))
+    }
+
+    pub fn list<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Vec<Vec<u8>> {
+        match self.ok(args) {
+            Value::Array(items) | Value::Set(items) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::BulkString(b) => b,
+                    Value::Int(n) => n.to_string().into_bytes(),
+                    other => panic!("not a bulk string: {other:?}"),
+                })
+                .collect(),
+            Value::Nil => Vec::new(),
+            other => panic!("not an array: {other:?}"),
+        }
+    }
+
+    pub fn strings<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Vec<String> {
+        self.list(args).into_iter().map(|b| String::from_utf8(b).expect("utf8")).collect()
+    }
+
+    pub fn digest(&mut self) -> String {
+        self.string(&["DEBUG", "DIGEST"]).expect("digest")
+    }
+
+    /// A field of INFO.
+    pub fn info_field(&mut self, section: &str, field: &str) -> Option<String> {
+        let info = self.string(&["INFO", section]).unwrap_or_default();
+        info.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+    }
+}
+
+/// Waits until `f` holds (polling), failing after `secs`.
+pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A unique namespace per test, so tests can share a server if they want.
+pub fn ns(name: &str) -> String {
+    format!("t{}:{name}", SEQ.fetch_add(1, Ordering::SeqCst))
+}
