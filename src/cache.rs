@@ -24,6 +24,9 @@ const MAX_MEMBERS: usize = 65_536;
 
 #[derive(Default)]
 struct Cache {
+    /// The last confirmed (db, key, member): a hot queue hits it without
+    /// hashing.
+    last: Option<(i32, Vec<u8>, Vec<u8>)>,
     /// db -> set key -> members known to be in it.
     sets: HashMap<i32, HashMap<Vec<u8>, HashSet<Vec<u8>>>>,
     keys: usize,
@@ -49,7 +52,19 @@ fn with<R>(f: impl FnOnce(&mut Cache) -> R) -> Option<R> {
 }
 
 pub fn contains(db: i32, key: &[u8], member: &[u8]) -> bool {
-    with(|c| c.sets.get(&db).and_then(|d| d.get(key)).is_some_and(|s| s.contains(member))).unwrap_or(false)
+    with(|c| {
+        if let Some((d, k, m)) = &c.last {
+            if *d == db && k == key && m == member {
+                return true;
+            }
+        }
+        let hit = c.sets.get(&db).and_then(|d| d.get(key)).is_some_and(|s| s.contains(member));
+        if hit {
+            c.last = Some((db, key.to_vec(), member.to_vec()));
+        }
+        hit
+    })
+    .unwrap_or(false)
 }
 
 pub fn insert(db: i32, key: &[u8], member: &[u8]) {
@@ -73,6 +88,9 @@ pub fn insert(db: i32, key: &[u8], member: &[u8]) {
 
 fn forget(db: i32, key: &[u8]) {
     let done = with(|c| {
+        if c.last.as_ref().is_some_and(|(d, k, _)| *d == db && k == key) {
+            c.last = None;
+        }
         if let Some(s) = c.sets.get_mut(&db).and_then(|d| d.remove(key)) {
             c.members = c.members.saturating_sub(s.len());
             c.keys = c.keys.saturating_sub(1);

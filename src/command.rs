@@ -70,7 +70,7 @@ fn send(ctx: rm::Ctx, r: &Reply) {
 /// Plans with `f` against the live keyspace, applies the plan (replicating
 /// its effects) and returns the reply. On error nothing has been written.
 pub fn planned(ctx: rm::Ctx, ns: &[u8], f: impl FnOnce(&mut RedisStore, &Ns<'_>) -> Result<Plan>) -> Result<Reply> {
-    let ns = Ns::new(ns, rm::is_cluster(ctx))?;
+    let ns = Ns::new(ns, rm::is_cluster())?;
     let mut store = RedisStore::new(ctx);
     let plan = f(&mut store, &ns)?;
     store.apply(&plan.effects)?;

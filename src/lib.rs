@@ -16,6 +16,7 @@ use redis_module::{redis_module, Context, RedisString, Status};
 fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     command::install_panic_hook();
     let ctx = ctx.get_raw();
+    rm::init_cluster_flag(ctx);
     let ok = register::<enqueue::Enqueue>(ctx)
         && register::<enqueue::EnqueueAt>(ctx)
         && register::<enqueue::EnqueueIn>(ctx)

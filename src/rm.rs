@@ -392,6 +392,17 @@ pub fn replicate_strs(ctx: Ctx, cmd: &CStr, args: &[&RStr]) {
     }
 }
 
+/// Like `replicate_strs` for any number of arguments.
+pub fn replicate_vec(ctx: Ctx, cmd: &CStr, args: &[RStr]) {
+    let mut ptrs: Vec<*mut raw::RedisModuleString> = args.iter().map(RStr::as_ptr).collect();
+    // SAFETY: "v" takes an array of live strings and its length.
+    unsafe {
+        if let Some(f) = raw::RedisModule_Replicate {
+            f(ctx, cmd.as_ptr(), c"v".as_ptr(), ptrs.as_mut_ptr(), ptrs.len());
+        }
+    }
+}
+
 pub fn notify(ctx: Ctx, kind: c_int, event: &CStr, key: &RStr) {
     // SAFETY: live ctx and key name.
     unsafe {
@@ -406,8 +417,17 @@ pub fn context_flags(ctx: Ctx) -> u32 {
     unsafe { raw::RedisModule_GetContextFlags.map_or(0, |f| f(ctx)) as u32 }
 }
 
-pub fn is_cluster(ctx: Ctx) -> bool {
-    context_flags(ctx) & raw::REDISMODULE_CTX_FLAGS_CLUSTER != 0
+static CLUSTER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Cluster mode cannot change while the server runs: read it once at load
+/// (the context flags compute much more than this on every call).
+pub fn init_cluster_flag(ctx: Ctx) {
+    let on = context_flags(ctx) & raw::REDISMODULE_CTX_FLAGS_CLUSTER != 0;
+    CLUSTER.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn is_cluster() -> bool {
+    CLUSTER.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 pub fn selected_db(ctx: Ctx) -> i32 {

@@ -80,7 +80,7 @@ impl RedisStore {
             user: User::current(ctx),
             now: Cell::new(None),
             db: rm::selected_db(ctx),
-            handles: Vec::new(),
+            handles: Vec::with_capacity(8),
         }
     }
 
@@ -165,7 +165,9 @@ impl RedisStore {
     /// for every key first, so a refusal writes nothing.
     pub fn apply(&mut self, effects: &[Effect]) -> Result<()> {
         for e in effects {
-            self.check(e.key(), true)?;
+            for key in e.keys() {
+                self.check(key, true)?;
+            }
         }
         for e in effects {
             self.apply_one(e)?;
@@ -245,12 +247,32 @@ impl RedisStore {
                 rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", name);
                 rm::replicate_strs(ctx, c"SET", &[name, &v]);
             }
-            Effect::Del { key } => {
-                let k = self.open_write(key)?;
-                if k.kind() != KeyType::Empty && k.delete() {
-                    let name = &self.handle(key)?.name;
-                    rm::notify(ctx, GENERIC, c"del", name);
-                    rm::replicate_strs(ctx, c"DEL", &[name]);
+            Effect::MSet { pairs } => {
+                let mut args = Vec::with_capacity(pairs.len() * 2);
+                for (key, value) in pairs {
+                    let v = RStr::new(ctx, value).ok_or_else(oom)?;
+                    if !self.open_write(key)?.string_set(&v) {
+                        return Err(TqError::Internal("string set failed".into()));
+                    }
+                    let name = RStr::new(ctx, key).ok_or_else(oom)?;
+                    rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", &name);
+                    args.push(name);
+                    args.push(v);
+                }
+                rm::replicate_vec(ctx, c"MSET", &args);
+            }
+            Effect::Del { keys } => {
+                let mut deleted = Vec::with_capacity(keys.len());
+                for key in keys {
+                    let k = self.open_write(key)?;
+                    if k.kind() != KeyType::Empty && k.delete() {
+                        let name = RStr::new(ctx, key).ok_or_else(oom)?;
+                        rm::notify(ctx, GENERIC, c"del", &name);
+                        deleted.push(name);
+                    }
+                }
+                if !deleted.is_empty() {
+                    rm::replicate_vec(ctx, c"DEL", &deleted);
                 }
             }
             Effect::Incr { key } => {

@@ -25,7 +25,7 @@ fn a_user_needs_the_namespace_patterns_the_readme_lists() {
 
     let mut w = login(&s, "worker");
     w.ok(&["TQ.ENQUEUE", "resque", "q", "c", "[1]"]);
-    w.ok(&["TQ.ENQUEUEIN", "resque", "0", "q", "c", "[2]"]);
+    w.ok(&["TQ.ENQUEUEAT", "resque", "1000", "q", "c", "[2]"]);
     w.ok(&["TQ.PROMOTE", "resque"]);
     w.ok(&["TQ.POP", "resque", "w1", "q"]);
     w.ok(&["TQ.FAIL", "resque", "w1", "E", "e"]);

@@ -132,9 +132,9 @@ fn corpus() -> Vec<(Vec<Vec<u8>>, &'static str)> {
     add(&[b"TQ.ENQUEUEAT", b"wt2", b"5000", b"q", b"c"], "WRONGTYPE key 'wt2:delayed:5'");
     add(&[b"TQ.PROMOTE", b"wt"], "WRONGTYPE key 'wt:delayed_queue_schedule'");
     add(&[b"TQ.PROMOTE", b"wt2"], "WRONGTYPE key 'wt2:delayed:5'");
-    add(&[b"TQ.POP", b"wt", b"w", b"q"], "WRONGTYPE key 'wt:tq:inflight'");
-    add(&[b"TQ.POP", b"wt", b"w", b"*"], "WRONGTYPE key 'wt:tq:inflight'");
-    add(&[b"TQ.ACK", b"wt", b"w"], "WRONGTYPE key 'wt:tq:inflight'");
+    add(&[b"TQ.POP", b"wt", b"w", b"q"], "WRONGTYPE key 'wt:tq:inflight:w' holds a list");
+    add(&[b"TQ.POP", b"wt", b"w", b"*"], "WRONGTYPE key 'wt:tq:inflight:w' holds a list");
+    add(&[b"TQ.ACK", b"wt", b"w"], "WRONGTYPE key 'wt:tq:inflight:w' holds a list");
     add(&[b"TQ.POP", b"wt2", b"w", b"q"], "WRONGTYPE key 'wt2:workers'");
     add(&[b"TQ.POP", b"wt3", b"w", b"*"], "WRONGTYPE key 'wt3:queues'");
     // A non-integer counter is refused as INCR would refuse it.
@@ -149,7 +149,7 @@ fn setup(c: &mut common::Conn) {
     c.ok(&["SET", "bad:queue:str", "x"]);
     c.ok(&["SET", "wt:queues", "x"]);
     c.ok(&["SET", "wt:delayed_queue_schedule", "x"]);
-    c.ok(&["SET", "wt:tq:inflight", "x"]);
+    c.ok(&["RPUSH", "wt:tq:inflight:w", "x"]);
     c.ok(&["ZADD", "wt2:delayed_queue_schedule", "5", "5"]);
     c.ok(&["SET", "wt2:delayed:5", "x"]);
     c.ok(&["SET", "wt2:workers", "x"]);

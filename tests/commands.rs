@@ -228,7 +228,7 @@ fn wrong_types_are_named_and_nothing_is_written() {
     let n = ns("wrongtype");
     c.ok(&["SET", &format!("{n}:queue:s"), "x"]);
     c.ok(&["SET", &format!("{n}:delayed_queue_schedule"), "x"]);
-    c.ok(&["SET", &format!("{n}:tq:inflight"), "x"]);
+    c.ok(&["RPUSH", &format!("{n}:tq:inflight:w"), "x"]);
     let before = c.digest();
     let e = c.err(&["TQ.ENQUEUE", &n, "s", "c"]);
     assert_eq!(e, format!("WRONGTYPE key '{n}:queue:s' holds a string, tq expects a list"));

@@ -80,10 +80,12 @@ impl<'a> Ns<'a> {
     pub fn worker_stat(&self, name: &[u8], worker: &[u8]) -> Vec<u8> {
         self.key(&[b"stat", name, worker])
     }
-    /// tq's own index of in-flight jobs: hash worker -> `InFlight` record, so
-    /// ACK and FAIL find a job by worker name without scanning.
-    pub fn inflight(&self) -> Vec<u8> {
-        self.key(&[b"tq", b"inflight"])
+    /// tq's own index entry for a worker's job in flight (an `InFlight`
+    /// record), so ACK and FAIL find the job by worker name without scanning.
+    /// One string per worker, so that a pop writes record and entry with one
+    /// MSET and a completion removes both with one DEL.
+    pub fn inflight(&self, worker: &[u8]) -> Vec<u8> {
+        self.key(&[b"tq", b"inflight", worker])
     }
 }
 
@@ -147,7 +149,7 @@ mod tests {
         assert_eq!(ns.stat(b"failed"), b"resque:stat:failed");
         assert_eq!(delayed_marker(b"10"), b"delayed:10");
         assert_eq!(worker_entry(b"h:1", b"*"), b"h:1:*");
-        assert!(!ns.inflight().starts_with(b"resque:delayed:"));
+        assert_eq!(ns.inflight(b"h:1"), b"resque:tq:inflight:h:1");
     }
 
     #[test]

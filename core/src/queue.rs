@@ -159,8 +159,8 @@ pub fn pop(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[&[u8]]) -> 
         check_name("queue", q)?;
     }
     let joined = queues.join(&b","[..]);
-    let index = ns.inflight();
-    if let Some(raw) = s.hash_get(&index, worker)? {
+    let index = ns.inflight(worker);
+    if let Some(raw) = s.get(&index)? {
         let queue = InFlight::decode(&raw).map(|e| e.queue).unwrap_or_else(|| b"?".to_vec());
         return Err(TqError::InFlight { worker: worker.to_vec(), queue });
     }
@@ -191,12 +191,13 @@ pub fn pop(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[&[u8]]) -> 
             }
             let now = s.now_ms();
             let entry = InFlight { queues: joined.clone(), queue: q.clone(), popped_ms: now };
-            plan.effects.push(Effect::Set {
-                key: ns.worker_record(worker, &joined),
-                value: records::inflight_record(now, q, worker, &payload),
+            plan.effects.push(Effect::MSet {
+                pairs: vec![
+                    (ns.worker_record(worker, &joined), records::inflight_record(now, q, worker, &payload)),
+                    (index, entry.encode()),
+                ],
             });
             plan.effects.push(Effect::SAdd { key: workers, member: keys::worker_entry(worker, &joined) });
-            plan.effects.push(Effect::HSet { key: index, field: worker.to_vec(), value: entry.encode() });
             plan.reply = Reply::Array(vec![Reply::Bulk(q.clone()), Reply::Bulk(payload)]);
             return Ok(plan);
         }
@@ -208,13 +209,15 @@ pub fn pop(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[&[u8]]) -> 
 /// counts it in `stat:processed` and `stat:processed:<worker>`.
 pub fn ack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<Plan> {
     let (index, entry) = in_flight(s, ns, worker)?;
-    let mut effects = Vec::new();
+    let mut done = vec![index];
     if let Some(e) = &entry {
-        effects.push(Effect::Del { key: ns.worker_record(worker, &e.queues) });
+        done.push(ns.worker_record(worker, &e.queues));
     }
-    effects.push(plan_incr(s, ns.stat(b"processed"), 0)?);
-    effects.push(plan_incr(s, ns.worker_stat(b"processed", worker), 0)?);
-    effects.push(Effect::HDel { key: index, field: worker.to_vec() });
+    let effects = vec![
+        Effect::Del { keys: done },
+        plan_incr(s, ns.stat(b"processed"), 0)?,
+        plan_incr(s, ns.worker_stat(b"processed", worker), 0)?,
+    ];
     Ok(Plan { effects, reply: Reply::Ok })
 }
 
@@ -258,15 +261,14 @@ pub fn fail(
         backtrace: &backtrace,
         now_ms: s.now_ms(),
     });
-    let mut effects = vec![
+    let mut done = vec![index];
+    done.extend(record_key);
+    let effects = vec![
         Effect::RPush { key: failed, value: rec },
         plan_incr(s, ns.stat(b"failed"), 0)?,
         plan_incr(s, ns.worker_stat(b"failed", worker), 0)?,
+        Effect::Del { keys: done },
     ];
-    if let Some(k) = record_key {
-        effects.push(Effect::Del { key: k });
-    }
-    effects.push(Effect::HDel { key: index, field: worker.to_vec() });
     Ok(Plan { effects, reply: Reply::Ok })
 }
 
@@ -274,8 +276,8 @@ pub fn fail(
 /// the entry cannot be decoded (the job is then completed without a record).
 fn in_flight(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<(Vec<u8>, Option<InFlight>)> {
     check_name("worker", worker)?;
-    let index = ns.inflight();
-    let raw = s.hash_get(&index, worker)?.ok_or_else(|| TqError::NoJob { worker: worker.to_vec() })?;
+    let index = ns.inflight(worker);
+    let raw = s.get(&index)?.ok_or_else(|| TqError::NoJob { worker: worker.to_vec() })?;
     Ok((index, InFlight::decode(&raw)))
 }
 

@@ -25,7 +25,7 @@ pub fn args_value(args_json: Option<&[u8]>) -> Result<Value> {
 /// `Queue.encode(queue, class, args)`: `{"class":…,"queue":…,"args":[…]}`
 /// byte for byte as `JSON.stringify` writes it.
 pub fn payload(queue: &[u8], class: &[u8], args: &Value) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32 + queue.len() + class.len());
+    let mut out = Vec::with_capacity(48 + 2 * (queue.len() + class.len()));
     out.extend_from_slice(b"{\"class\":");
     json::write_string(class, &mut out);
     out.extend_from_slice(b",\"queue\":");

@@ -102,8 +102,13 @@ pub enum Effect {
         key: Vec<u8>,
         value: Vec<u8>,
     },
+    /// Several strings in one step (replicated as one MSET).
+    MSet {
+        pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+    /// Deletes the keys that exist (replicated as one DEL).
     Del {
-        key: Vec<u8>,
+        keys: Vec<Vec<u8>>,
     },
     /// The key holds an integer (checked while planning) or is absent.
     Incr {
@@ -121,8 +126,9 @@ pub enum Effect {
 }
 
 impl Effect {
-    pub fn key(&self) -> &[u8] {
-        match self {
+    /// The keys the effect writes, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        let (one, many): (Option<&[u8]>, &[Vec<u8>]) = match self {
             Effect::RPush { key, .. }
             | Effect::LPop { key }
             | Effect::SAdd { key, .. }
@@ -130,10 +136,34 @@ impl Effect {
             | Effect::ZAdd { key, .. }
             | Effect::ZRem { key, .. }
             | Effect::Set { key, .. }
-            | Effect::Del { key }
             | Effect::Incr { key }
             | Effect::HSet { key, .. }
-            | Effect::HDel { key, .. } => key,
+            | Effect::HDel { key, .. } => (Some(key), &[]),
+            Effect::Del { keys } => (None, keys),
+            Effect::MSet { pairs } => {
+                return EffectKeys::Pairs(pairs.iter());
+            }
+        };
+        match one {
+            Some(k) => EffectKeys::One(Some(k)),
+            None => EffectKeys::Many(many.iter()),
+        }
+    }
+}
+
+pub enum EffectKeys<'a> {
+    One(Option<&'a [u8]>),
+    Many(std::slice::Iter<'a, Vec<u8>>),
+    Pairs(std::slice::Iter<'a, (Vec<u8>, Vec<u8>)>),
+}
+
+impl<'a> Iterator for EffectKeys<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match self {
+            EffectKeys::One(k) => k.take(),
+            EffectKeys::Many(it) => it.next().map(Vec::as_slice),
+            EffectKeys::Pairs(it) => it.next().map(|(k, _)| k.as_slice()),
         }
     }
 }
@@ -255,7 +285,7 @@ impl MemStore {
     /// Applies effects as Redis would, dropping keys that become empty.
     pub fn apply(&mut self, effects: &[Effect]) {
         for e in effects {
-            let key = e.key().to_vec();
+            let key = e.keys().next().unwrap_or_default().to_vec();
             match e {
                 Effect::RPush { value, .. } => {
                     let v = self.data.entry(key.clone()).or_insert_with(|| MemValue::List(VecDeque::new()));
@@ -295,8 +325,15 @@ impl MemStore {
                 Effect::Set { value, .. } => {
                     self.data.insert(key.clone(), MemValue::String(value.clone()));
                 }
-                Effect::Del { .. } => {
-                    self.data.remove(&key);
+                Effect::MSet { pairs } => {
+                    for (k, v) in pairs {
+                        self.data.insert(k.clone(), MemValue::String(v.clone()));
+                    }
+                }
+                Effect::Del { keys } => {
+                    for k in keys {
+                        self.data.remove(k);
+                    }
                 }
                 Effect::Incr { .. } => {
                     let n = self.string(&key).and_then(|v| parse_i64(&v)).unwrap_or(0) + 1;
