@@ -10,6 +10,7 @@ use tq_core::keys::Ns;
 use tq_core::store::{Plan, Reply};
 use tq_core::{Result, TqError};
 
+use crate::docs::Doc;
 use crate::rm;
 use crate::store::RedisStore;
 
@@ -19,6 +20,8 @@ pub trait Command {
     const NAME: &'static CStr;
     /// Redis command flags (`write`, `readonly`, `deny-oom`, ...).
     const FLAGS: &'static CStr;
+    /// What `COMMAND DOCS` shows; its arity is enforced by Redis.
+    const DOC: Doc;
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply>;
 }
 
@@ -50,6 +53,7 @@ extern "C" fn dispatch<C: Command>(
 /// command declares: cluster routing and ACL key patterns apply to it.
 pub fn register<C: Command>(ctx: rm::Ctx) -> bool {
     rm::create_command(ctx, C::NAME, Some(dispatch::<C>), C::FLAGS, 1, 1, 1)
+        && rm::set_command_info(ctx, C::NAME, &C::DOC)
 }
 
 fn send(ctx: rm::Ctx, r: &Reply) {

@@ -6,6 +6,7 @@
 mod cache;
 mod command;
 mod commands;
+mod docs;
 mod rm;
 mod store;
 

@@ -593,3 +593,79 @@ pub fn subscribe_server_event(ctx: Ctx, id: u64, cb: raw::RedisModuleEventCallba
         raw::RedisModule_SubscribeToServerEvent.map_or(1, |f| f(ctx, raw::RedisModuleEvent { id, dataver: 1 }, cb)) == 0
     }
 }
+
+/// Sets `COMMAND DOCS`/`COMMAND INFO` data for a registered command. Redis
+/// copies everything it is given.
+pub fn set_command_info(ctx: Ctx, name: &CStr, doc: &crate::docs::Doc) -> bool {
+    use crate::docs::ArgKind;
+    let version = raw::RedisModuleCommandInfoVersion {
+        version: 1,
+        sizeof_historyentry: std::mem::size_of::<raw::RedisModuleCommandHistoryEntry>(),
+        sizeof_keyspec: std::mem::size_of::<raw::RedisModuleCommandKeySpec>(),
+        sizeof_arg: std::mem::size_of::<raw::RedisModuleCommandArg>(),
+    };
+    // SAFETY: the C structs are plain data; all-zero is their documented
+    // "unset"/terminator value.
+    let zero_arg: raw::RedisModuleCommandArg = unsafe { std::mem::zeroed() };
+    let zero_spec: raw::RedisModuleCommandKeySpec = unsafe { std::mem::zeroed() };
+    let mut args: Vec<raw::RedisModuleCommandArg> = doc
+        .args
+        .iter()
+        .map(|a| {
+            let mut arg = zero_arg;
+            arg.name = a.name.as_ptr();
+            arg.type_ = match a.kind {
+                ArgKind::Key => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_KEY,
+                ArgKind::String => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING,
+                ArgKind::Integer => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_INTEGER,
+            };
+            arg.key_spec_index = if a.kind == ArgKind::Key { 0 } else { -1 };
+            arg.token = a.token.map_or(ptr::null(), CStr::as_ptr);
+            let mut flags = raw::REDISMODULE_CMD_ARG_NONE;
+            if a.optional {
+                flags |= raw::REDISMODULE_CMD_ARG_OPTIONAL;
+            }
+            if a.multiple {
+                flags |= raw::REDISMODULE_CMD_ARG_MULTIPLE;
+            }
+            arg.flags = flags as c_int;
+            arg
+        })
+        .collect();
+    args.push(zero_arg);
+    let mut spec = zero_spec;
+    spec.flags = u64::from(if doc.writes {
+        raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_ACCESS | raw::REDISMODULE_CMD_KEY_UPDATE
+    } else {
+        raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS
+    });
+    spec.notes =
+        c"The namespace; tq derives every key it touches as <namespace>:... and checks each against the caller's ACL"
+            .as_ptr();
+    spec.begin_search_type = raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX;
+    spec.bs.index.pos = 1;
+    spec.find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
+    spec.fk.range.lastkey = 0;
+    spec.fk.range.keystep = 1;
+    spec.fk.range.limit = 0;
+    let mut specs = [spec, zero_spec];
+    let mut info = raw::RedisModuleCommandInfo {
+        version: &version,
+        summary: doc.summary.as_ptr(),
+        complexity: doc.complexity.as_ptr(),
+        since: crate::docs::SINCE.as_ptr(),
+        history: ptr::null_mut(),
+        tips: ptr::null(),
+        arity: doc.arity,
+        key_specs: specs.as_mut_ptr(),
+        args: args.as_mut_ptr(),
+    };
+    // SAFETY: every pointer stays valid for the call; Redis copies the data.
+    unsafe {
+        let (Some(get), Some(set)) = (raw::RedisModule_GetCommand, raw::RedisModule_SetCommandInfo) else {
+            return false;
+        };
+        let cmd = get(ctx, name.as_ptr());
+        !cmd.is_null() && set(cmd, &mut info) == 0
+    }
+}

@@ -7,7 +7,10 @@ use tq_core::{parse, queue, time, Result, TqError};
 
 use super::optional;
 use crate::command::{planned, Command};
+use crate::docs::{Arg, Doc, NS};
 use crate::rm;
+
+const ARGS_JSON: Arg = Arg::string(c"args-json").optional();
 
 /// `TQ.ENQUEUE <ns> <queue> <class> [<args-json>]` → the queue's length.
 pub struct Enqueue;
@@ -15,6 +18,13 @@ pub struct Enqueue;
 impl Command for Enqueue {
     const NAME: &'static CStr = c"tq.enqueue";
     const FLAGS: &'static CStr = c"write deny-oom";
+    const DOC: Doc = Doc {
+        summary: c"Appends a job to a queue, as node-resque's Queue.enqueue writes it, and registers the queue",
+        complexity: c"O(N) in the size of args-json",
+        arity: -4,
+        writes: true,
+        args: &[NS, Arg::string(c"queue"), Arg::string(c"class"), ARGS_JSON],
+    };
 
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
         let [_, ns, q, class, rest @ ..] = args else { return Err(TqError::Arity) };
@@ -29,6 +39,13 @@ pub struct EnqueueAt;
 impl Command for EnqueueAt {
     const NAME: &'static CStr = c"tq.enqueueat";
     const FLAGS: &'static CStr = c"write deny-oom";
+    const DOC: Doc = Doc {
+        summary: c"Files a job under the one-second bucket of a unix time in ms, as node-resque's enqueueAt",
+        complexity: c"O(log(N)) with N the number of delayed buckets, plus the size of args-json",
+        arity: -5,
+        writes: true,
+        args: &[NS, Arg::integer(c"unix-ms"), Arg::string(c"queue"), Arg::string(c"class"), ARGS_JSON],
+    };
 
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
         let [_, ns, at, q, class, rest @ ..] = args else { return Err(TqError::Arity) };
@@ -44,6 +61,13 @@ pub struct EnqueueIn;
 impl Command for EnqueueIn {
     const NAME: &'static CStr = c"tq.enqueuein";
     const FLAGS: &'static CStr = c"write deny-oom";
+    const DOC: Doc = Doc {
+        summary: c"Files a job to run a delay in ms after the server's clock, as node-resque's enqueueIn",
+        complexity: c"O(log(N)) with N the number of delayed buckets, plus the size of args-json",
+        arity: -5,
+        writes: true,
+        args: &[NS, Arg::integer(c"delay-ms"), Arg::string(c"queue"), Arg::string(c"class"), ARGS_JSON],
+    };
 
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
         let [_, ns, delay, q, class, rest @ ..] = args else { return Err(TqError::Arity) };

@@ -7,6 +7,7 @@ use tq_core::store::Reply;
 use tq_core::{error::show, parse, Result, TqError};
 
 use crate::command::{planned, Command};
+use crate::docs::{Arg, Doc, NS};
 use crate::rm;
 
 /// `TQ.PROMOTE <ns> [LIMIT <n>]` → how many due delayed jobs reached their
@@ -16,6 +17,13 @@ pub struct Promote;
 impl Command for Promote {
     const NAME: &'static CStr = c"tq.promote";
     const FLAGS: &'static CStr = c"write deny-oom";
+    const DOC: Doc = Doc {
+        summary: c"Moves due delayed jobs into their queues, oldest bucket first, at most LIMIT (default 1000)",
+        complexity: c"O(M log(N)) with M the jobs moved and N the delayed buckets",
+        arity: -2,
+        writes: true,
+        args: &[NS, Arg::integer(c"limit").token(c"LIMIT").optional()],
+    };
 
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
         let [_, ns, opts @ ..] = args else { return Err(TqError::Arity) };

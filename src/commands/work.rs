@@ -7,6 +7,7 @@ use tq_core::{queue, Result, TqError};
 
 use super::optional;
 use crate::command::{planned, Command};
+use crate::docs::{Arg, Doc, NS};
 use crate::rm;
 
 /// `TQ.POP <ns> <worker> <queue> [<queue> ...]` → nil or `[queue, payload]`.
@@ -16,6 +17,13 @@ pub struct Pop;
 impl Command for Pop {
     const NAME: &'static CStr = c"tq.pop";
     const FLAGS: &'static CStr = c"write deny-oom";
+    const DOC: Doc = Doc {
+        summary: c"Takes the next job from the first non-empty queue (priority order; * = all, alphabetically) and records it as the worker's job in flight",
+        complexity: c"O(Q) in the number of queues, plus the size of the job",
+        arity: -4,
+        writes: true,
+        args: &[NS, Arg::string(c"worker"), Arg::string(c"queue").multiple()],
+    };
 
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
         let [_, ns, worker, queues @ ..] = args else { return Err(TqError::Arity) };
@@ -32,6 +40,13 @@ pub struct Ack;
 impl Command for Ack {
     const NAME: &'static CStr = c"tq.ack";
     const FLAGS: &'static CStr = c"write";
+    const DOC: Doc = Doc {
+        summary: c"Completes the worker's job in flight and counts it in stat:processed",
+        complexity: c"O(1)",
+        arity: 3,
+        writes: true,
+        args: &[NS, Arg::string(c"worker")],
+    };
 
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
         let [_, ns, worker] = args else { return Err(TqError::Arity) };
@@ -46,6 +61,19 @@ pub struct Fail;
 impl Command for Fail {
     const NAME: &'static CStr = c"tq.fail";
     const FLAGS: &'static CStr = c"write deny-oom";
+    const DOC: Doc = Doc {
+        summary: c"Moves the worker's job in flight to the failed list as node-resque's failure record and counts it in stat:failed",
+        complexity: c"O(N) in the size of the job and backtrace",
+        arity: -5,
+        writes: true,
+        args: &[
+            NS,
+            Arg::string(c"worker"),
+            Arg::string(c"exception"),
+            Arg::string(c"error"),
+            Arg::string(c"backtrace-json").optional(),
+        ],
+    };
 
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
         let [_, ns, worker, exception, error, rest @ ..] = args else { return Err(TqError::Arity) };

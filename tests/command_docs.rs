@@ -1,0 +1,74 @@
+//! COMMAND DOCS / COMMAND INFO / COMMAND GETKEYS describe every TQ command.
+
+mod common;
+
+use common::{Server, Value};
+
+const COMMANDS: [(&str, i64); 7] = [
+    ("tq.enqueue", -4),
+    ("tq.enqueueat", -5),
+    ("tq.enqueuein", -5),
+    ("tq.promote", -2),
+    ("tq.pop", -4),
+    ("tq.ack", 3),
+    ("tq.fail", -5),
+];
+
+fn as_map(v: &Value) -> Vec<(String, Value)> {
+    match v {
+        Value::Array(items) => items
+            .chunks(2)
+            .filter_map(|kv| match kv {
+                [Value::BulkString(k), v] => Some((String::from_utf8_lossy(k).into_owned(), v.clone())),
+                [Value::SimpleString(k), v] => Some((k.clone(), v.clone())),
+                _ => None,
+            })
+            .collect(),
+        Value::Map(kvs) => kvs
+            .iter()
+            .filter_map(|(k, v)| match k {
+                Value::BulkString(k) => Some((String::from_utf8_lossy(k).into_owned(), v.clone())),
+                Value::SimpleString(k) => Some((k.clone(), v.clone())),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::SimpleString(s) => s.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[test]
+fn every_command_is_documented() {
+    let s = Server::start();
+    let mut c = s.conn();
+    for (name, arity) in COMMANDS {
+        let docs = c.ok(&["COMMAND", "DOCS", name]);
+        let top = as_map(&docs);
+        let (_, body) = top.first().unwrap_or_else(|| panic!("no docs for {name}"));
+        let fields = as_map(body);
+        let get = |f: &str| fields.iter().find(|(k, _)| k == f).map(|(_, v)| v.clone());
+        assert!(text(&get("summary").expect("summary")).len() > 20, "{name}");
+        assert_eq!(text(&get("since").expect("since")), "0.1.0");
+        assert!(!text(&get("complexity").expect("complexity")).is_empty());
+        let Some(Value::Array(args)) = get("arguments") else { panic!("{name}: no arguments") };
+        let first = as_map(&args[0]);
+        assert_eq!(text(&first.iter().find(|(k, _)| k == "name").expect("name").1), "namespace");
+        assert_eq!(text(&first.iter().find(|(k, _)| k == "type").expect("type").1), "key");
+
+        let info = c.ok(&["COMMAND", "INFO", name]);
+        let Value::Array(outer) = info else { panic!("{name}: bad COMMAND INFO") };
+        let Value::Array(entry) = &outer[0] else { panic!("{name}: not found by COMMAND INFO") };
+        assert_eq!(entry[1], Value::Int(arity), "{name} arity");
+        // The namespace is the declared key, whatever the other arguments.
+        let mut getkeys = vec!["COMMAND", "GETKEYS", name, "myns"];
+        getkeys.extend(["a", "b", "c", "d"].iter().take((arity.unsigned_abs() as usize).saturating_sub(2)));
+        assert_eq!(c.strings(&getkeys), ["myns"], "{name}");
+    }
+}
