@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # tq against raw Redis commands, one server, one run, printed as ratios.
 #   enqueue: redis-benchmark RPUSH vs TQ.ENQUEUE (50 clients), unpipelined and -P 16
-#   take:    LPOP vs TQ.POP+TQ.ACK (scripts/bench_cycle.rs, 8 connections)
+#   Lua:     EVALSHA doing node-resque's enqueue (SADD + RPUSH) vs TQ.ENQUEUE
+#   take:    LPOP, and node-resque's per-job commands (Lua pop + MULTI stats +
+#            DEL), vs TQ.POP+TQ.ACK (scripts/bench_cycle.rs, 8 connections)
 # Then the enqueue pair again with a replica attached (both sides pay
 # replication). Timing figures live here, never in tests.
 # Env: N (requests per enqueue run, default 300000), JOBS (default 200000).
@@ -42,19 +44,28 @@ row() { printf '| %-34s | %12.0f | %12.0f | %5sx |\n' "$1" "$2" "$3" "$(ratio "$
 
 echo "redis $(redis-server --version | sed -E 's/.*v=([0-9.]+).*/\1/'), $(nproc) cores, $(date -u +%Y-%m-%d)"
 echo
-echo "| run                                | Redis op/s   | tq op/s      | tq/Redis |"
-echo "|------------------------------------|--------------|--------------|----------|"
+echo "| run                                | baseline/s   | tq/s         | tq/base |"
+echo "|------------------------------------|--------------|--------------|---------|"
 for pipe in 1 16; do
   redis-cli -p "$P" flushall >/dev/null
   a=$(rps "$P" $pipe RPUSH resque:queue:bench "$PAYLOAD")
   b=$(rps "$P" $pipe TQ.ENQUEUE resque bench add '[1,2]')
   row "RPUSH vs TQ.ENQUEUE, -P $pipe" "$a" "$b"
 done
+SHA=$(redis-cli -p "$P" SCRIPT LOAD "redis.call('SADD', KEYS[1], ARGV[1]); return redis.call('RPUSH', KEYS[2], ARGV[2])")
+for pipe in 1 16; do
+  redis-cli -p "$P" flushall >/dev/null
+  a=$(rps "$P" $pipe EVALSHA "$SHA" 2 resque:queues resque:queue:bench bench "$PAYLOAD")
+  b=$(rps "$P" $pipe TQ.ENQUEUE resque bench add '[1,2]')
+  row "Lua SADD+RPUSH vs TQ.ENQUEUE, -P $pipe" "$a" "$b"
+done
 for depth in 1 16; do
   redis-cli -p "$P" flushall >/dev/null
   a=$("$CYCLE" "$P" lpop "$JOBS" "$depth" 8)
   b=$("$CYCLE" "$P" popack "$JOBS" "$depth" 8)
-  row "LPOP vs TQ.POP+TQ.ACK (jobs/s), -P $depth" "$a" "$b"
+  c=$("$CYCLE" "$P" noderesque "$JOBS" "$depth" 8)
+  row "LPOP vs TQ.POP+TQ.ACK jobs/s, -P $depth" "$a" "$b"
+  row "node-resque cmds vs POP+ACK, -P $depth" "$c" "$b"
 done
 
 R=$(free_port)

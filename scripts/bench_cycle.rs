@@ -1,9 +1,26 @@
-//! Throughput of taking jobs: plain `LPOP` against `TQ.POP` + `TQ.ACK`, from
-//! the same client, same server, same run. Used by `scripts/bench.sh`.
+//! Throughput of taking and completing jobs, from the same client, same
+//! server, same run. Used by `scripts/bench.sh`. Modes:
+//! - `lpop`: plain `LPOP` (no record of the job in flight);
+//! - `popack`: `TQ.POP` + `TQ.ACK`;
+//! - `noderesque`: what a node-resque worker sends per job: its Lua pop
+//!   (`LPOP` + `SET` of the cjson "working on" record), `MULTI; INCR; INCR;
+//!   EXEC` for the stats, then `DEL` of the record.
 //!
-//! usage: bench-cycle <port> <lpop|popack> <jobs> <pipeline-depth> <connections>
+//! usage: bench-cycle <port> <lpop|popack|noderesque> <jobs> <pipeline-depth> <connections>
 
 use std::time::Instant;
+
+/// node-resque 9.7's lua/popAndStoreJob.lua, as its worker loads it.
+const NODE_RESQUE_POP: &str = "local payload = redis.call('lpop', KEYS[1])\n\
+if payload then\n\
+  local workerPayload = {}\n\
+  workerPayload['run_at'] = ARGV[1]\n\
+  workerPayload['queue'] = ARGV[2]\n\
+  workerPayload['payload'] = cjson.decode(payload)\n\
+  workerPayload['worker'] = ARGV[3]\n\
+  redis.call('set', KEYS[2], cjson.encode(workerPayload))\n\
+end\n\
+return payload";
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
@@ -29,27 +46,54 @@ fn main() {
         p.query::<()>(&mut c).expect("fill");
     }
 
+    let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(NODE_RESQUE_POP).query(&mut c).expect("script load");
     let per_conn = jobs / conns;
     let start = Instant::now();
     let handles: Vec<_> = (0..conns)
         .map(|t| {
             let client = client.clone();
-            let (mode, ns, queue_key) = (mode.clone(), ns.clone(), queue_key.clone());
+            let (mode, ns, queue_key, sha) = (mode.clone(), ns.clone(), queue_key.clone(), sha.clone());
             std::thread::spawn(move || {
                 let mut c = client.get_connection().expect("connect");
                 let worker = format!("bench:{t}");
-                // Jobs per round trip: LPOP takes one per command, POP+ACK two commands per job.
-                let per_trip = if mode == "lpop" { depth } else { (depth / 2).max(1) };
+                // Jobs per round trip: `depth` commands per trip, so LPOP takes one
+                // job per command, POP+ACK one per two, node-resque one per six.
+                let per_job = match mode.as_str() {
+                    "lpop" => 1,
+                    "popack" => 2,
+                    _ => 6,
+                };
+                let per_trip = (depth / per_job).max(1);
+                let record_key = format!("{ns}:worker:{worker}:q");
                 let mut done = 0;
                 while done < per_conn {
                     let n = per_trip.min(per_conn - done);
                     let mut p = redis::pipe();
                     for _ in 0..n {
-                        if mode == "lpop" {
-                            p.cmd("LPOP").arg(&queue_key).ignore();
-                        } else {
-                            p.cmd("TQ.POP").arg(&ns).arg(&worker).arg("q").ignore();
-                            p.cmd("TQ.ACK").arg(&ns).arg(&worker).ignore();
+                        match mode.as_str() {
+                            "lpop" => {
+                                p.cmd("LPOP").arg(&queue_key).ignore();
+                            }
+                            "popack" => {
+                                p.cmd("TQ.POP").arg(&ns).arg(&worker).arg("q").ignore();
+                                p.cmd("TQ.ACK").arg(&ns).arg(&worker).ignore();
+                            }
+                            _ => {
+                                p.cmd("EVALSHA")
+                                    .arg(&sha)
+                                    .arg(2)
+                                    .arg(&queue_key)
+                                    .arg(&record_key)
+                                    .arg("Sun Nov 22 2026 06:00:00 GMT+0000 (Coordinated Universal Time)")
+                                    .arg("q")
+                                    .arg(&worker)
+                                    .ignore();
+                                p.cmd("MULTI").ignore();
+                                p.cmd("INCR").arg(format!("{ns}:stat:processed")).ignore();
+                                p.cmd("INCR").arg(format!("{ns}:stat:processed:{worker}")).ignore();
+                                p.cmd("EXEC").ignore();
+                                p.cmd("DEL").arg(&record_key).ignore();
+                            }
                         }
                     }
                     p.query::<()>(&mut c).expect("round trip");

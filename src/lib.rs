@@ -3,6 +3,11 @@
 //! This file only registers. Command handlers are in `commands/`, the queue
 //! logic in the `tq-core` crate, the Redis API wrappers in `rm.rs`.
 
+// Code reachable from a Redis command must not panic: a panic there would
+// take the user's server down (the dispatcher catches them, but the goal is
+// to have none).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+
 mod cache;
 mod command;
 mod commands;

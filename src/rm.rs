@@ -649,7 +649,7 @@ pub fn set_command_info(ctx: Ctx, name: &CStr, doc: &crate::docs::Doc) -> bool {
     spec.fk.range.keystep = 1;
     spec.fk.range.limit = 0;
     let mut specs = [spec, zero_spec];
-    let mut info = raw::RedisModuleCommandInfo {
+    let info = raw::RedisModuleCommandInfo {
         version: &version,
         summary: doc.summary.as_ptr(),
         complexity: doc.complexity.as_ptr(),
@@ -666,6 +666,6 @@ pub fn set_command_info(ctx: Ctx, name: &CStr, doc: &crate::docs::Doc) -> bool {
             return false;
         };
         let cmd = get(ctx, name.as_ptr());
-        !cmd.is_null() && set(cmd, &mut info) == 0
+        !cmd.is_null() && set(cmd, &info) == 0
     }
 }

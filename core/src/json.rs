@@ -561,7 +561,6 @@ pub fn to_vec(v: &Value) -> Vec<u8> {
 /// short forms, the rest `\u00xx`), lone surrogates become `\udxxx`, and
 /// everything else (including `/`, DEL, U+2028/9) is copied raw.
 pub fn write_string(s: &[u8], out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.reserve(s.len() + 2);
     out.push(b'"');
     let mut run = 0;
@@ -579,7 +578,7 @@ pub fn write_string(s: &[u8], out: &mut Vec<u8>) {
             let unit = 0xD000 | ((b1 & 0x3F) << 6) | (b2 & 0x3F);
             out.extend_from_slice(b"\\u");
             for shift in [12, 8, 4, 0] {
-                out.push(HEX[((unit >> shift) & 0xF) as usize]);
+                out.push(hex_digit(unit >> shift));
             }
             i += 3;
         } else {
@@ -593,8 +592,8 @@ pub fn write_string(s: &[u8], out: &mut Vec<u8>) {
                 b'\t' => out.extend_from_slice(b"\\t"),
                 _ => {
                     out.extend_from_slice(b"\\u00");
-                    out.push(HEX[usize::from(c >> 4)]);
-                    out.push(HEX[usize::from(c & 0xF)]);
+                    out.push(hex_digit(u32::from(c >> 4)));
+                    out.push(hex_digit(u32::from(c)));
                 }
             }
             i += 1;
@@ -625,6 +624,11 @@ pub fn write_int(v: i64, out: &mut Vec<u8>) {
         out.push(b'-');
     }
     out.extend_from_slice(buf.get(i..).unwrap_or_default());
+}
+
+/// The lowercase hex digit of the low four bits of `n`.
+fn hex_digit(n: u32) -> u8 {
+    b"0123456789abcdef".get((n & 0xF) as usize).copied().unwrap_or(b'0')
 }
 
 /// `Number.prototype.toString()` for a finite double; `null` otherwise (as

@@ -4,6 +4,11 @@
 //! its writes over the [`store::Store`] trait with an injected clock, and is
 //! unit-tested against [`store::MemStore`].
 
+// Code reachable from a Redis command must not panic: a panic there would
+// take the user's server down (the dispatcher catches them, but the goal is
+// to have none).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+
 pub mod error;
 pub mod json;
 pub mod keys;
