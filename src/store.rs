@@ -53,6 +53,13 @@ fn handle_in<'a>(handles: &'a mut Vec<Handle>, ctx: rm::Ctx, key: &[u8]) -> Resu
     handles.get_mut(i).ok_or_else(|| TqError::Internal("key handle lost".into()))
 }
 
+/// The small, hot sets whose members the cache remembers: a namespace's
+/// queue and worker registries. (Per-job sets such as `timestamps:<payload>`
+/// would only churn it.)
+fn registry(key: &[u8]) -> bool {
+    key.ends_with(b":queues") || key.ends_with(b":workers")
+}
+
 fn kind_of(t: KeyType) -> Kind {
     match t {
         KeyType::Empty => Kind::None,
@@ -203,14 +210,17 @@ impl RedisStore {
                 }
             }
             Effect::SAdd { key, member } => {
-                if cache::contains(self.db, key, member) {
+                let cached = registry(key);
+                if cached && cache::contains(self.db, key, member) {
                     return Ok(());
                 }
                 // The call emits the `sadd` keyspace event itself.
                 if self.call_int(c"SADD", &[key, member])? == 1 {
                     rm::replicate(ctx, c"SADD", &[key, member]);
                 }
-                cache::insert(self.db, key, member);
+                if cached {
+                    cache::insert(self.db, key, member);
+                }
             }
             Effect::SRem { key, member } => {
                 if self.call_int(c"SREM", &[key, member])? == 1 {
@@ -348,7 +358,15 @@ impl Store for RedisStore {
         if self.read(key, Kind::Set)?.is_none() {
             return Ok(false);
         }
-        Ok(self.call_int(c"SISMEMBER", &[key, member])? == 1)
+        let cached = registry(key);
+        if cached && cache::contains(self.db, key, member) {
+            return Ok(true);
+        }
+        let found = self.call_int(c"SISMEMBER", &[key, member])? == 1;
+        if found && cached {
+            cache::insert(self.db, key, member);
+        }
+        Ok(found)
     }
 
     fn set_members(&mut self, key: &[u8]) -> Result<Vec<Vec<u8>>> {

@@ -15,8 +15,10 @@ pub enum TqError {
     Corrupt { key: Vec<u8>, what: String },
     /// The calling user may not touch a key.
     NoPerm { key: Vec<u8> },
-    /// ACK/FAIL for a worker that holds no job.
-    NoJob { worker: Vec<u8> },
+    /// ACK/FAIL for a worker that holds no job. `cleaned`: it held one, but
+    /// another tool (node-resque's cleanOldWorkers/forceCleanWorker) has
+    /// since unregistered the worker and failed the job.
+    NoJob { worker: Vec<u8>, cleaned: bool },
     /// POP by a worker that already holds a job.
     InFlight { worker: Vec<u8>, queue: Vec<u8> },
     /// ENQUEUEAT of a payload already in that bucket (node-resque's message).
@@ -42,9 +44,13 @@ impl TqError {
             }
             TqError::Corrupt { key, what } => format!("ERR key '{}': {what}", show(key)),
             TqError::NoPerm { key } => format!("NOPERM this user has no permissions to access the '{}' key", show(key)),
-            TqError::NoJob { worker } => {
+            TqError::NoJob { worker, cleaned: false } => {
                 format!("NOJOB worker '{}' has no job in flight", show(worker))
             }
+            TqError::NoJob { worker, cleaned: true } => format!(
+                "NOJOB worker '{}' has no job in flight: it was unregistered from the workers set (cleaned up as a stuck worker)",
+                show(worker)
+            ),
             TqError::InFlight { worker, queue } => format!(
                 "INFLIGHT worker '{}' already holds a job from queue '{}'; ACK or FAIL it first",
                 show(worker),
@@ -91,7 +97,7 @@ mod tests {
         let errs = [
             TqError::arg("bad\r\nthing"),
             TqError::WrongType { key: b"ns:queue:\r\n".to_vec(), found: "string", expected: "list" },
-            TqError::NoJob { worker: "w\u{e9}".as_bytes().to_vec() },
+            TqError::NoJob { worker: "w\u{e9}".as_bytes().to_vec(), cleaned: false },
             TqError::InFlight { worker: b"w".to_vec(), queue: b"q".to_vec() },
             TqError::Duplicate,
         ];

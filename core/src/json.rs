@@ -626,6 +626,37 @@ pub fn write_int(v: i64, out: &mut Vec<u8>) {
     out.extend_from_slice(buf.get(i..).unwrap_or_default());
 }
 
+/// When the exact value of `v` lies exactly halfway between two shortest
+/// digit strings that both read back as `v`, ECMAScript takes the even one
+/// (Number::toString, step 5); Rust's formatter takes the upper one. `digits`
+/// (most significant first, value `0.d1d2… × 10^(e+1)`) is fixed in place.
+fn break_tie_to_even(v: f64, digits: &mut [u8], e: i64) {
+    let Some(&last) = digits.last() else { return };
+    if last == b'0' || digits.len() < 2 || last % 2 == 0 {
+        return; // only an odd last digit can be the upper half of a tie
+    }
+    let mut lower = digits.to_vec();
+    if let Some(l) = lower.last_mut() {
+        *l -= 1;
+    }
+    let text = |d: &[u8]| format!("{}e{}", String::from_utf8_lossy(d), e - (d.len() as i64 - 1));
+    if text(&lower).parse::<f64>().ok() != Some(v) {
+        return;
+    }
+    // Both round-trip: a tie iff the exact expansion of v is `lower` then 5.
+    let exact = format!("{:.1100e}", v);
+    let (mant, _) = exact.split_once('e').unwrap_or((exact.as_str(), "0"));
+    let mut exact_digits: Vec<u8> = mant.bytes().filter(u8::is_ascii_digit).collect();
+    while exact_digits.len() > 1 && exact_digits.last() == Some(&b'0') {
+        exact_digits.pop();
+    }
+    let mut tie = lower.clone();
+    tie.push(b'5');
+    if exact_digits == tie {
+        digits.copy_from_slice(&lower);
+    }
+}
+
 /// The lowercase hex digit of the low four bits of `n`.
 fn hex_digit(n: u32) -> u8 {
     b"0123456789abcdef".get((n & 0xF) as usize).copied().unwrap_or(b'0')
@@ -649,11 +680,12 @@ pub fn write_number(v: f64, out: &mut Vec<u8>) {
     }
     // Rust's `{:e}` gives the shortest digits that round-trip, which is the
     // digit string ECMAScript's Number::toString asks for; only the layout
-    // differs.
+    // differs, and the choice between two equally close candidates.
     let sci = format!("{:e}", v.abs());
     let (mant, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let digits: Vec<u8> = mant.bytes().filter(u8::is_ascii_digit).collect();
+    let mut digits: Vec<u8> = mant.bytes().filter(u8::is_ascii_digit).collect();
     let e: i64 = exp.parse().unwrap_or(0);
+    break_tie_to_even(v.abs(), &mut digits, e);
     let k = digits.len() as i64;
     let n = e + 1; // value = 0.d1d2..dk * 10^n
     if v < 0.0 {
@@ -705,6 +737,7 @@ mod tests {
             ("123e-20", "1.23e-18"), ("-1.5", "-1.5"), ("999999999999999999999", "1e+21"),
             ("100000000000000000000", "100000000000000000000"), ("0.1", "0.1"), ("-1e-7", "-1e-7"),
             ("1E2", "100"), ("4.35", "4.35"), ("9007199254740993", "9007199254740992"),
+            ("224.91397094726562", "224.91397094726562"), ("1.7976931348623157e308", "1.7976931348623157e+308"),
         ];
         for (input, want) in cases {
             assert_eq!(rt(input), want, "input {input}");

@@ -160,9 +160,21 @@ pub fn pop(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[&[u8]]) -> 
     }
     let joined = queues.join(&b","[..]);
     let index = ns.inflight(worker);
+    let workers = ns.workers();
+    s.expect_kind(&workers, Kind::Set)?;
+    // A job cleaned up behind tq's back (its worker unregistered) no longer
+    // counts: its leftover record goes with this pop.
+    let mut stale_record = None;
     if let Some(raw) = s.get(&index)? {
-        let queue = InFlight::decode(&raw).map(|e| e.queue).unwrap_or_else(|| b"?".to_vec());
-        return Err(TqError::InFlight { worker: worker.to_vec(), queue });
+        match InFlight::decode(&raw) {
+            Some(e) if !s.set_contains(&workers, &keys::worker_entry(worker, &e.queues))? => {
+                stale_record = Some(ns.worker_record(worker, &e.queues)).filter(|_| e.queues != joined);
+            }
+            other => {
+                let queue = other.map(|e| e.queue).unwrap_or_else(|| b"?".to_vec());
+                return Err(TqError::InFlight { worker: worker.to_vec(), queue });
+            }
+        }
     }
     let order: Vec<Vec<u8>> = if star {
         let mut all = s.set_members(&ns.queues())?;
@@ -171,8 +183,6 @@ pub fn pop(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[&[u8]]) -> 
     } else {
         queues.iter().map(|q| q.to_vec()).collect()
     };
-    let workers = ns.workers();
-    s.expect_kind(&workers, Kind::Set)?;
     let mut plan = Plan::new(Reply::Nil);
     let mut failed = Failures::default();
     for q in &order {
@@ -198,6 +208,9 @@ pub fn pop(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[&[u8]]) -> 
                 ],
             });
             plan.effects.push(Effect::SAdd { key: workers, member: keys::worker_entry(worker, &joined) });
+            if let Some(old) = stale_record {
+                plan.effects.push(Effect::Del { keys: vec![old] });
+            }
             plan.reply = Reply::Array(vec![Reply::Bulk(q.clone()), Reply::Bulk(payload)]);
             return Ok(plan);
         }
@@ -272,13 +285,22 @@ pub fn fail(
     Ok(Plan { effects, reply: Reply::Ok })
 }
 
-/// The worker's index entry. `NoJob` when there is none; `None` inside when
-/// the entry cannot be decoded (the job is then completed without a record).
+/// The worker's index entry. `NoJob` when there is none, or when the worker
+/// was unregistered from `<ns>:workers` since its pop (node-resque's
+/// `cleanOldWorkers` moved the job to `failed`: completing it again would
+/// count it twice). `None` inside when the entry cannot be decoded (the job
+/// is then completed without a record).
 fn in_flight(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<(Vec<u8>, Option<InFlight>)> {
     check_name("worker", worker)?;
     let index = ns.inflight(worker);
-    let raw = s.get(&index)?.ok_or_else(|| TqError::NoJob { worker: worker.to_vec() })?;
-    Ok((index, InFlight::decode(&raw)))
+    let raw = s.get(&index)?.ok_or_else(|| TqError::NoJob { worker: worker.to_vec(), cleaned: false })?;
+    let entry = InFlight::decode(&raw);
+    if let Some(e) = &entry {
+        if !s.set_contains(&ns.workers(), &keys::worker_entry(worker, &e.queues))? {
+            return Err(TqError::NoJob { worker: worker.to_vec(), cleaned: true });
+        }
+    }
+    Ok((index, entry))
 }
 
 fn check_queue(queue: &[u8]) -> Result<()> {

@@ -120,7 +120,13 @@ pub fn failure_record(f: &Failure<'_>) -> Vec<u8> {
     json::write_string(f.queue, &mut out);
     out.extend_from_slice(b",\"payload\":");
     match f.payload {
-        FailedPayload::Json(p) => out.extend_from_slice(p),
+        // As JSON.stringify writes it (node-resque stores the parsed job), so
+        // that node-resque's removeFailed/retryAndRemoveFailed, which LREM
+        // the re-serialised record, find it whatever client wrote the job.
+        FailedPayload::Json(p) => match json::parse(p) {
+            Ok(v) => json::stringify(&v, &mut out),
+            Err(_) => json::write_string(String::from_utf8_lossy(p).as_bytes(), &mut out),
+        },
         FailedPayload::Text(t) => json::write_string(String::from_utf8_lossy(t).as_bytes(), &mut out),
         FailedPayload::Null => out.extend_from_slice(b"null"),
     }
@@ -272,6 +278,20 @@ mod tests {
         assert!(json::validate(&text).is_ok());
         assert!(backtrace_value(Some(b"{}")).is_err());
         assert_eq!(backtrace_value(None).expect("default"), b"[]");
+    }
+
+    #[test]
+    fn failure_records_hold_the_payload_as_json_stringify_writes_it() {
+        let rec = failure_record(&Failure {
+            worker: b"w",
+            queue: b"q",
+            payload: FailedPayload::Json(br#"{"class": "C", "args": [1.0, 2e2, "\u00e9"]}"#),
+            exception: b"E",
+            error: b"e",
+            backtrace: b"[]",
+            now_ms: 0,
+        });
+        assert!(String::from_utf8_lossy(&rec).contains("\"payload\":{\"class\":\"C\",\"args\":[1,200,\"\u{e9}\"]}"));
     }
 
     #[test]

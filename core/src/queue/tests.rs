@@ -225,13 +225,13 @@ fn ack_and_fail_complete_the_job_once() {
     let mut s = MemStore::at(0);
     run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", Some(b"[1]"))).expect("ok");
     run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", Some(b"[2]"))).expect("ok");
-    assert!(matches!(ack(&mut s, &ns(), b"w"), Err(TqError::NoJob { .. })));
+    assert!(matches!(ack(&mut s, &ns(), b"w"), Err(TqError::NoJob { cleaned: false, .. })));
     run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"])).expect("pops");
     run(&mut s, |s| ack(s, &ns(), b"w")).expect("acks");
     assert_eq!(s.string(b"resque:stat:processed"), Some(b"1".to_vec()));
     assert_eq!(s.string(b"resque:stat:processed:w"), Some(b"1".to_vec()));
     assert!(s.string(b"resque:worker:w:q").is_none());
-    assert!(matches!(ack(&mut s, &ns(), b"w"), Err(TqError::NoJob { .. })));
+    assert!(matches!(ack(&mut s, &ns(), b"w"), Err(TqError::NoJob { cleaned: false, .. })));
 
     run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"])).expect("pops");
     run(&mut s, |s| fail(s, &ns(), b"w", b"Error", b"boom", Some(br#"["at x"]"#))).expect("fails");
@@ -242,8 +242,35 @@ fn ack_and_fail_complete_the_job_once() {
     );
     assert_eq!(s.string(b"resque:stat:failed"), Some(b"1".to_vec()));
     assert_eq!(s.string(b"resque:stat:failed:w"), Some(b"1".to_vec()));
-    assert!(matches!(fail(&mut s, &ns(), b"w", b"E", b"e", None), Err(TqError::NoJob { .. })));
+    assert!(matches!(fail(&mut s, &ns(), b"w", b"E", b"e", None), Err(TqError::NoJob { cleaned: false, .. })));
     assert!(s.data.keys().all(|k| !k.starts_with(b"resque:tq:inflight")));
+}
+
+#[test]
+fn a_worker_cleaned_up_by_another_tool_holds_no_job() {
+    let mut s = MemStore::at(0);
+    for _ in 0..2 {
+        run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", None)).expect("ok");
+    }
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"])).expect("pops");
+    // node-resque's forceCleanWorker unregisters the worker (and fails the job).
+    if let Some(MemValue::Set(set)) = s.data.get_mut(&b"resque:workers"[..]) {
+        set.remove(&b"w:q"[..]);
+    }
+    let before = s.clone();
+    assert_eq!(ack(&mut s, &ns(), b"w"), Err(TqError::NoJob { worker: b"w".to_vec(), cleaned: true }));
+    assert!(matches!(fail(&mut s, &ns(), b"w", b"E", b"e", None), Err(TqError::NoJob { cleaned: true, .. })));
+    assert_eq!(s, before);
+    // The worker may pop again; the stale record of another queue list goes.
+    s.data.insert(
+        b"resque:tq:inflight:w".to_vec(),
+        MemValue::String(InFlight { queues: b"old".to_vec(), queue: b"old".to_vec(), popped_ms: 0 }.encode()),
+    );
+    s.data.insert(b"resque:worker:w:old".to_vec(), MemValue::String(b"{}".to_vec()));
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"])).expect("pops again");
+    assert!(s.string(b"resque:worker:w:old").is_none());
+    assert!(s.string(b"resque:worker:w:q").is_some());
+    run(&mut s, |s| ack(s, &ns(), b"w")).expect("acks");
 }
 
 #[test]
