@@ -6,8 +6,6 @@ mod common;
 
 use common::Server;
 
-const NS: &str = "bad";
-
 /// (arguments, text the error must contain)
 fn corpus() -> Vec<(Vec<Vec<u8>>, &'static str)> {
     let mut cases: Vec<(Vec<Vec<u8>>, &'static str)> = Vec::new();

@@ -181,7 +181,15 @@ pub fn pop(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[&[u8]]) -> 
         all.sort_by_cached_key(|q| utf16_units(q));
         all
     } else {
-        queues.iter().map(|q| q.to_vec()).collect()
+        // A queue named twice is looked at once (planning reads the data as it
+        // was before this command, so a second look would see the same jobs).
+        let mut seen: Vec<&[u8]> = Vec::with_capacity(queues.len());
+        for q in queues {
+            if !seen.contains(q) {
+                seen.push(q);
+            }
+        }
+        seen.into_iter().map(<[u8]>::to_vec).collect()
     };
     let mut plan = Plan::new(Reply::Nil);
     let mut failed = Failures::default();

@@ -221,6 +221,15 @@ fn pop_moves_corrupt_payloads_to_failed_and_goes_on() {
 }
 
 #[test]
+fn a_queue_named_twice_is_read_once() {
+    let mut s = MemStore::at(0);
+    s.data.insert(b"resque:queue:junk".to_vec(), MemValue::List([b"garbage".to_vec()].into_iter().collect()));
+    assert_eq!(run(&mut s, |s| pop(s, &ns(), b"w", &[b"junk", b"junk"])), Ok(Reply::Nil));
+    assert_eq!(s.list(b"resque:failed").len(), 1);
+    assert_eq!(s.string(b"resque:stat:failed"), Some(b"1".to_vec()));
+}
+
+#[test]
 fn ack_and_fail_complete_the_job_once() {
     let mut s = MemStore::at(0);
     run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", Some(b"[1]"))).expect("ok");

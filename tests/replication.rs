@@ -1,0 +1,357 @@
+//! Replication: tq replicates the effects of its commands as plain Redis
+//! commands, so a replica without the module follows a primary with it, and
+//! nothing reaches the stream on an error or a no-op.
+
+mod common;
+mod workload;
+
+use common::{ns, wait_until, Conn, Opts, Server, Value};
+use workload::Mix;
+
+/// A replica of `primary`, with or without the module, once its link is up.
+fn replica_of(primary: &Server, module: bool) -> Server {
+    let r = Server::start_with(Opts {
+        module,
+        args: ["--replicaof", "127.0.0.1", &primary.port.to_string(), "--repl-diskless-sync-delay", "0"]
+            .map(String::from)
+            .to_vec(),
+    });
+    let mut c = r.conn();
+    wait_until(30, "master_link_status:up", || {
+        c.info_field("replication", "master_link_status").as_deref() == Some("up")
+    });
+    r
+}
+
+/// A primary with the module. Full syncs start at once (no diskless-sync
+/// delay); `extra` adds arguments.
+fn start_primary(extra: &[&str]) -> Server {
+    let mut args: Vec<String> = vec!["--repl-diskless-sync-delay".into(), "0".into()];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    Server::start_with(Opts { module: true, args })
+}
+
+/// Waits (polling, generous deadline) until the one replica has acknowledged
+/// everything, then `WAIT 1 5000` must confirm it.
+fn wait_replicated(p: &mut Conn) {
+    wait_until(60, "the replica acknowledging the primary's offset", || {
+        let offset = repl_offset(p);
+        let info = p.string(&["INFO", "replication"]).unwrap_or_default();
+        info.lines().any(|l| l.starts_with("slave0:") && l.contains(&format!(",offset={offset},")))
+    });
+    assert_eq!(p.int(&["WAIT", "1", "5000"]), 1, "the replica acknowledged the stream");
+}
+
+fn repl_offset(c: &mut Conn) -> i64 {
+    c.info_field("replication", "master_repl_offset").expect("master_repl_offset").parse().expect("offset")
+}
+
+/// Errors the replica sent back to its primary: Redis logs each of them.
+fn assert_no_errors_from_primary(replica: &Server) {
+    let log = replica.log();
+    assert!(!log.contains("sending an error to its master"), "the replica failed a replicated command:\n{log}");
+}
+
+fn commandstats(c: &mut Conn) -> Vec<String> {
+    c.string(&["INFO", "commandstats"])
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("cmdstat_").and_then(|l| l.split(':').next()).map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_replica_without_the_module_follows_every_command() {
+    let primary = start_primary(&[]);
+    let replica = replica_of(&primary, false);
+    let mut p = primary.conn();
+    let mut r = replica.conn();
+    assert_eq!(r.ok(&["MODULE", "LIST"]), Value::Array(vec![]), "the replica has no module");
+
+    let a = ns("repl-a");
+    let b = ns("repl-b");
+    workload::run(&mut p.0, &a, Mix::ALL);
+    workload::run(&mut p.0, &b, Mix { big: false, multi: true, lua: false });
+    wait_replicated(&mut p);
+
+    // The replica ran plain commands only: TQ.* never reached it. (Read
+    // before the test reads anything else from the replica.)
+    let stats = commandstats(&mut r);
+    assert!(!stats.iter().any(|s| s.to_ascii_lowercase().starts_with("tq.")), "{stats:?}");
+    for must in workload::CORE_EFFECTS.iter().chain(&["MULTI", "EXEC"]) {
+        let must = must.to_ascii_lowercase();
+        assert!(stats.contains(&must), "no cmdstat_{must} on the replica: {stats:?}");
+    }
+    assert!(["set", "mset", "hset"].iter().any(|c| stats.contains(&c.to_string())), "{stats:?}");
+    let test_own = ["ping", "info", "module|list", "select", "replconf", "command"];
+    for s in stats.iter().filter(|s| !test_own.contains(&s.as_str()) && !s.starts_with("client|")) {
+        assert!(
+            workload::EFFECT_COMMANDS.iter().chain(&["MULTI", "EXEC"]).any(|e| e.eq_ignore_ascii_case(s)),
+            "the replica ran {s}, which is not one of tq's effects: {stats:?}"
+        );
+    }
+
+    assert_eq!(r.digest(), p.digest(), "DEBUG DIGEST differs between primary and replica");
+    for n in [&a, &b] {
+        let on_primary = workload::snapshot(&mut p.0, n);
+        let on_replica = workload::snapshot(&mut r.0, n);
+        assert_eq!(workload::key_names(&on_replica), workload::key_names(&on_primary));
+        assert!(on_primary == on_replica, "values differ for namespace {n}");
+    }
+    // A few keys, read directly.
+    for key in ["queue:low", "queue:mid", "queue:new", "queue:big", "failed", "delayed_queue_schedule"] {
+        let key = format!("{a}:{key}");
+        let cmd = if key.ends_with("schedule") { "ZRANGE" } else { "LRANGE" };
+        let want = p.list(&[cmd, &key, "0", "-1"]);
+        assert!(!want.is_empty(), "{key} is empty");
+        assert!(r.list(&[cmd, &key, "0", "-1"]) == want, "{key} differs");
+    }
+    let record = format!("{a}:worker:w-busy:mid,low");
+    assert!(p.string(&["GET", &record]).is_some());
+    assert_eq!(r.string(&["GET", &record]), p.string(&["GET", &record]));
+    // tq's own bookkeeping (`<ns>:tq:*`) is there too.
+    let own = p.strings(&["KEYS", &format!("{a}:tq:*")]);
+    assert!(!own.is_empty(), "no {a}:tq:* key on the primary");
+    let mut own_on_replica = r.strings(&["KEYS", &format!("{a}:tq:*")]);
+    own_on_replica.sort();
+    let mut own_sorted = own.clone();
+    own_sorted.sort();
+    assert_eq!(own_on_replica, own_sorted);
+    assert_eq!(r.string(&["GET", &format!("{a}:stat:failed")]), p.string(&["GET", &format!("{a}:stat:failed")]));
+
+    assert_no_errors_from_primary(&replica);
+}
+
+#[test]
+fn errors_and_no_ops_replicate_nothing() {
+    let primary = start_primary(&["--repl-ping-replica-period", "3600"]);
+    let replica = replica_of(&primary, false);
+    let mut p = primary.conn();
+    let n = ns("noop");
+    let k = |s: &str| format!("{n}:{s}");
+
+    // Setup (replicated): a registered empty queue, a busy worker, a future
+    // delayed job, keys of the wrong type, and a restricted ACL user.
+    p.ok(&["TQ.ENQUEUE", &n, "q", "c", "[1]"]);
+    p.ok(&["TQ.ENQUEUE", &n, "empty", "c"]);
+    p.ok(&["TQ.POP", &n, "busy", "empty"]);
+    p.ok(&["TQ.ENQUEUEAT", &n, "4102444800000", "q", "c", "[9]"]);
+    p.ok(&["TQ.ENQUEUEAT", &n, "1000", "q", "dup", "[1]"]);
+    let w = ns("wrong");
+    for key in ["queue:s", "queues", "delayed_queue_schedule", "tq:inflight", "failed", "workers"] {
+        p.ok(&["SET", &format!("{w}:{key}"), "x"]);
+    }
+    // Whatever the in-flight bookkeeping key of worker `w` is, it is not a list.
+    p.ok(&["RPUSH", &format!("{w}:tq:inflight:w"), "x"]);
+    p.ok(&["SET", &k("stat:failed"), "not a number"]);
+    p.ok(&["ACL", "SETUSER", "limited", "on", ">pw", "+@all", &format!("~{n}"), &format!("~{n}:queue:*")]);
+    p.ok(&["TQ.ENQUEUE", &n, "q", "c", "[2]"]);
+    wait_replicated(&mut p);
+    assert_eq!(replica.conn().digest(), p.digest());
+
+    let mut limited = primary.conn();
+    limited.ok(&["AUTH", "limited", "pw"]);
+
+    let before = repl_offset(&mut p);
+    let check = |what: &str, p: &mut Conn| {
+        assert_eq!(repl_offset(p), before, "{what} added to the replication stream");
+    };
+
+    let errors: Vec<Vec<&str>> = vec![
+        // Bad arguments.
+        vec!["TQ.ENQUEUE", &n],
+        vec!["TQ.ENQUEUE", &n, "q"],
+        vec!["TQ.ENQUEUE", &n, "q", "c", "[1]", "extra"],
+        vec!["TQ.ENQUEUE", &n, "q", "c", "[1"],
+        vec!["TQ.ENQUEUE", &n, "*", "c"],
+        vec!["TQ.ENQUEUE", &n, "", "c"],
+        vec!["TQ.ENQUEUE", "", "q", "c"],
+        vec!["TQ.ENQUEUEAT", &n, "-1", "q", "c"],
+        vec!["TQ.ENQUEUEAT", &n, "1.5", "q", "c"],
+        vec!["TQ.ENQUEUEAT", &n, "99999999999999999999", "q", "c"],
+        vec!["TQ.ENQUEUEIN", &n, "x", "q", "c"],
+        vec!["TQ.ENQUEUEIN", &n, "8640000000000000", "q", "c"],
+        vec!["TQ.PROMOTE", &n, "LIMIT"],
+        vec!["TQ.PROMOTE", &n, "LIMIT", "0"],
+        vec!["TQ.PROMOTE", &n, "LIMIT", "1", "LIMIT", "2"],
+        vec!["TQ.PROMOTE", &n, "COUNT", "1"],
+        vec!["TQ.POP", &n, "w"],
+        vec!["TQ.POP", &n, "w", "q", "*"],
+        vec!["TQ.POP", &n, "", "q"],
+        vec!["TQ.ACK", &n],
+        vec!["TQ.ACK", &n, "w", "extra"],
+        vec!["TQ.FAIL", &n, "busy", "E"],
+        vec!["TQ.FAIL", &n, "busy", "E", "e", "{}"],
+        vec!["TQ.FAIL", &n, "busy", "E", "e", "[1"],
+        // Duplicate delayed job (bucket 1 already holds it).
+        vec!["TQ.ENQUEUEAT", &n, "1200", "q", "dup", "[1]"],
+        // No job in flight.
+        vec!["TQ.ACK", &n, "idle"],
+        vec!["TQ.FAIL", &n, "idle", "E", "e", "[]"],
+        // A worker that already holds a job.
+        vec!["TQ.POP", &n, "busy", "q"],
+        vec!["TQ.POP", &n, "busy", "*"],
+        // Wrong types.
+        vec!["TQ.ENQUEUE", &w, "s", "c"],
+        vec!["TQ.ENQUEUE", &w, "q", "c"],
+        vec!["TQ.ENQUEUEAT", &w, "1000", "q", "c"],
+        vec!["TQ.ENQUEUEIN", &w, "1000", "q", "c"],
+        vec!["TQ.PROMOTE", &w],
+        vec!["TQ.POP", &w, "w", "q"],
+        vec!["TQ.POP", &w, "w", "*"],
+        vec!["TQ.ACK", &w, "w"],
+        vec!["TQ.FAIL", &w, "w", "E", "e"],
+        // A counter that INCR would refuse.
+        vec!["TQ.FAIL", &n, "busy", "E", "e"],
+    ];
+    for cmd in &errors {
+        let e = p.err(cmd);
+        assert!(e.split(' ').next().is_some_and(|code| code.chars().all(|c| c.is_ascii_uppercase())), "{cmd:?}: {e}");
+        check(&format!("{cmd:?} (failed with {e})"), &mut p);
+    }
+    assert!(p.err(&["TQ.ENQUEUEAT", &n, "1200", "q", "dup", "[1]"]).starts_with("DUPLICATE"));
+    assert!(p.err(&["TQ.ACK", &n, "idle"]).starts_with("NOJOB"));
+    assert!(p.err(&["TQ.POP", &n, "busy", "q"]).starts_with("INFLIGHT"));
+    assert!(p.err(&["TQ.ENQUEUE", &w, "s", "c"]).starts_with("WRONGTYPE"));
+    // Bad bytes.
+    for cmd in [
+        vec![&b"TQ.ENQUEUE"[..], n.as_bytes(), b"q\xff", b"c"],
+        vec![&b"TQ.ENQUEUE"[..], n.as_bytes(), b"q", b"c\0"],
+        vec![&b"TQ.FAIL"[..], n.as_bytes(), b"busy", b"E\xff", b"e"],
+    ] {
+        p.err(&cmd);
+        check("invalid UTF-8 / NUL argument", &mut p);
+    }
+    // ACL: the user may touch the namespace key and its queues only, so
+    // ENQUEUE is refused on `<ns>:queues` before anything is written.
+    let e = limited.err(&["TQ.ENQUEUE", &n, "q", "c"]);
+    assert!(e.starts_with("NOPERM"), "{e}");
+    check("a NOPERM refusal", &mut p);
+
+    // No-ops.
+    let nil_pops: Vec<Vec<&str>> = vec![
+        vec!["TQ.POP", &n, "w", "empty"],
+        vec!["TQ.POP", &n, "w", "none", "empty"],
+        vec!["TQ.POP", &n, "w", "unknown"],
+    ];
+    for cmd in &nil_pops {
+        assert_eq!(p.ok(cmd), Value::Nil, "{cmd:?}");
+        check(&format!("{cmd:?} (nil)"), &mut p);
+    }
+    let fresh = ns("fresh");
+    assert_eq!(p.ok(&["TQ.POP", &fresh, "w", "*"]), Value::Nil);
+    check("TQ.POP * on a namespace without queues", &mut p);
+    assert_eq!(p.int(&["TQ.PROMOTE", &fresh]), 0);
+    check("TQ.PROMOTE with no schedule", &mut p);
+
+    // `q` still has jobs: drain it through a worker whose ACKs do write, then
+    // check the pops and promotions that follow are no-ops again.
+    let offset_before_drain = repl_offset(&mut p);
+    let popped = p.strings(&["TQ.POP", &n, "w", "q"]);
+    assert_eq!(popped[0], "q");
+    assert!(repl_offset(&mut p) > offset_before_drain, "a real pop is replicated");
+    p.ok(&["TQ.ACK", &n, "w"]);
+    p.ok(&["TQ.POP", &n, "w", "q"]);
+    p.ok(&["TQ.ACK", &n, "w"]);
+    // Bucket 1 (the "dup" job) is due: promote it, pop and ack it.
+    assert_eq!(p.int(&["TQ.PROMOTE", &n]), 1);
+    p.ok(&["TQ.POP", &n, "w", "q"]);
+    p.ok(&["TQ.ACK", &n, "w"]);
+    let before = repl_offset(&mut p);
+    let check = |what: &str, p: &mut Conn| {
+        assert_eq!(repl_offset(p), before, "{what} added to the replication stream");
+    };
+    assert_eq!(p.ok(&["TQ.POP", &n, "w", "*"]), Value::Nil);
+    check("TQ.POP * on empty queues", &mut p);
+    assert_eq!(p.ok(&["TQ.POP", &n, "w", "q", "empty"]), Value::Nil);
+    check("TQ.POP on emptied queues", &mut p);
+    assert_eq!(p.int(&["TQ.PROMOTE", &n]), 0);
+    check("TQ.PROMOTE with only a future bucket", &mut p);
+    assert_eq!(p.int(&["TQ.PROMOTE", &n, "LIMIT", "100000"]), 0);
+    check("TQ.PROMOTE LIMIT with only a future bucket", &mut p);
+
+    // A transaction and a script made only of no-ops and errors.
+    p.ok(&["MULTI"]);
+    p.ok(&["TQ.POP", &n, "w", "empty"]);
+    p.ok(&["TQ.ACK", &n, "idle"]);
+    p.ok(&["TQ.PROMOTE", &n]);
+    let _ = p.q(&["EXEC"]);
+    check("MULTI with no-op TQ commands", &mut p);
+    let v = p.ok(&[
+        "EVAL",
+        "return {redis.call('TQ.POP', KEYS[1], 'w', 'empty'), redis.call('TQ.PROMOTE', KEYS[1])}",
+        "1",
+        &n,
+    ]);
+    assert_eq!(v, Value::Array(vec![Value::Nil, Value::Int(0)]));
+    check("EVAL with no-op TQ commands", &mut p);
+    let _ = p.q(&["EVAL", "return redis.pcall('TQ.ACK', KEYS[1], 'idle')", "1", &n]);
+    check("EVAL with a failing TQ command", &mut p);
+
+    // Still nothing after a while (no background writes either).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    check("waiting", &mut p);
+    let mut r = replica.conn();
+    wait_until(10, "the replica reaching the primary's offset", || repl_offset(&mut r) == before);
+    assert_eq!(r.digest(), p.digest());
+    assert_no_errors_from_primary(&replica);
+}
+
+#[test]
+fn a_promoted_replica_with_the_module_keeps_working() {
+    let primary = start_primary(&[]);
+    let replica = replica_of(&primary, true);
+    let mut p = primary.conn();
+    let mut r = replica.conn();
+    let n = ns("failover");
+    workload::run(&mut p.0, &n, Mix { big: false, multi: true, lua: true });
+    wait_replicated(&mut p);
+    assert_eq!(r.digest(), p.digest());
+
+    // Read-only while it is a replica.
+    let e = r.err(&["TQ.ENQUEUE", &n, "q", "c"]);
+    assert!(e.starts_with("READONLY"), "{e}");
+    assert!(r.err(&["TQ.POP", &n, "w", "high"]).starts_with("READONLY"));
+
+    // A second replica, without the module, will follow the promoted node.
+    r.ok(&["REPLICAOF", "NO", "ONE"]);
+    wait_until(10, "role:master", || r.info_field("replication", "role").as_deref() == Some("master"));
+    drop(primary);
+    let follower = replica_of(&replica, false);
+
+    // The job popped on the old primary is still in flight: the new primary
+    // completes it.
+    assert!(r.err(&["TQ.POP", &n, "w-busy", "mid"]).starts_with("INFLIGHT"));
+    assert_eq!(r.ok(&["TQ.ACK", &n, "w-busy"]), Value::Okay);
+    assert_eq!(r.int(&["EXISTS", &format!("{n}:worker:w-busy:mid,low")]), 0);
+    let processed = r.int(&["GET", &format!("{n}:stat:processed")]);
+
+    // Enqueue to an existing queue and to a new one.
+    r.ok(&["TQ.ENQUEUE", &n, "high", "c", "[\"after\"]"]);
+    r.ok(&["TQ.ENQUEUE", &n, "fresh", "c"]);
+    let mut queues = r.strings(&["SMEMBERS", &format!("{n}:queues")]);
+    queues.sort();
+    assert!(queues.contains(&"high".to_string()) && queues.contains(&"fresh".to_string()), "{queues:?}");
+
+    // Drain everything that is waiting, as the old workers would.
+    let mut seen = 0;
+    while let Value::Array(_) = r.ok(&["TQ.POP", &n, "w-new", "*"]) {
+        r.ok(&["TQ.ACK", &n, "w-new"]);
+        seen += 1;
+        assert!(seen < 100, "queues do not drain");
+    }
+    assert!(seen >= 3, "only {seen} jobs were waiting");
+    assert_eq!(r.int(&["GET", &format!("{n}:stat:processed")]), processed + seen);
+    r.ok(&["TQ.ENQUEUEAT", &n, "1000", "late", "c"]);
+    // (The workload's short ENQUEUEIN jobs may be due by now too.)
+    assert!(r.int(&["TQ.PROMOTE", &n]) >= 1);
+    assert_eq!(r.strings(&["TQ.POP", &n, "w-new", "late"])[0], "late");
+    r.ok(&["TQ.FAIL", &n, "w-new", "E", "after failover", "[]"]);
+
+    // The promoted node replicates effects too.
+    wait_replicated(&mut r);
+    assert_eq!(follower.conn().digest(), r.digest());
+    let stats = commandstats(&mut follower.conn());
+    assert!(!stats.iter().any(|s| s.starts_with("tq.")), "{stats:?}");
+    assert_no_errors_from_primary(&follower);
+}
