@@ -16,7 +16,7 @@ mod rm;
 mod store;
 
 use command::register;
-use commands::{enqueue, promote, work};
+use commands::{enqueue, lock, promote, work};
 use redis_module::{redis_module, Context, RedisString, Status};
 
 fn init(ctx: &Context, _args: &[RedisString]) -> Status {
@@ -30,6 +30,14 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         && register::<work::Pop>(ctx)
         && register::<work::Ack>(ctx)
         && register::<work::Fail>(ctx)
+        && register::<lock::Lock>(ctx)
+        && register::<lock::Unlock>(ctx)
+        && register::<lock::Renew>(ctx)
+        && register::<lock::HLock>(ctx)
+        && register::<lock::HUnlock>(ctx)
+        && register::<lock::HRenew>(ctx)
+        && register::<lock::Leader>(ctx)
+        && register::<lock::Resign>(ctx)
         && cache::subscribe(ctx);
     if ok {
         Status::Ok

@@ -184,6 +184,20 @@ impl Key {
         unsafe { raw::RedisModule_StringSet.map_or(1, |f| f(self.ptr, value.as_ptr())) == 0 }
     }
 
+    /// The key's absolute expiry in unix ms, None without one.
+    pub fn expire_at(&self) -> Option<u64> {
+        // SAFETY: live key.
+        let at = unsafe { raw::RedisModule_GetAbsExpire.map_or(-1, |f| f(self.ptr)) };
+        u64::try_from(at).ok()
+    }
+
+    /// Sets an absolute expiry; the key must exist.
+    pub fn set_expire_at(&self, at_ms: u64) -> bool {
+        let at = i64::try_from(at_ms).unwrap_or(i64::MAX);
+        // SAFETY: live key opened for writing.
+        unsafe { raw::RedisModule_SetAbsExpire.map_or(1, |f| f(self.ptr, at)) == 0 }
+    }
+
     pub fn delete(&self) -> bool {
         // SAFETY: live key opened for writing.
         unsafe { raw::RedisModule_DeleteKey.map_or(1, |f| f(self.ptr)) == 0 }
@@ -345,7 +359,7 @@ impl Drop for CallReply {
     }
 }
 
-/// Runs a Redis command (one or two byte-string arguments) without
+/// Runs a Redis command (one to three byte-string arguments) without
 /// replicating it: tq replicates its effects itself.
 pub fn call(ctx: Ctx, cmd: &CStr, args: &[&[u8]]) -> Option<CallReply> {
     // SAFETY: each "b" is matched by a (pointer, length) pair.
@@ -354,6 +368,9 @@ pub fn call(ctx: Ctx, cmd: &CStr, args: &[&[u8]]) -> Option<CallReply> {
         match args {
             [a] => f(ctx, cmd.as_ptr(), c"b".as_ptr(), a.as_ptr(), a.len()),
             [a, b] => f(ctx, cmd.as_ptr(), c"bb".as_ptr(), a.as_ptr(), a.len(), b.as_ptr(), b.len()),
+            [a, b, c] => {
+                f(ctx, cmd.as_ptr(), c"bbb".as_ptr(), a.as_ptr(), a.len(), b.as_ptr(), b.len(), c.as_ptr(), c.len())
+            }
             _ => return None,
         }
     };

@@ -257,6 +257,28 @@ impl RedisStore {
                 rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", name);
                 rm::replicate_strs(ctx, c"SET", &[name, &v]);
             }
+            Effect::SetPxAt { key, value, at_ms } => {
+                let v = RStr::new(ctx, value).ok_or_else(oom)?;
+                let k = self.open_write(key)?;
+                if !k.string_set(&v) || !k.set_expire_at(*at_ms) {
+                    return Err(TqError::Internal("string set failed".into()));
+                }
+                let name = &self.handle(key)?.name;
+                rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", name);
+                rm::notify(ctx, GENERIC, c"expire", name);
+                let at = RStr::new(ctx, at_ms.to_string().as_bytes()).ok_or_else(oom)?;
+                let pxat = RStr::new(ctx, b"PXAT").ok_or_else(oom)?;
+                let name = RStr::new(ctx, key).ok_or_else(oom)?;
+                rm::replicate_vec(ctx, c"SET", &[name, v, pxat, at]);
+            }
+            Effect::PExpireAt { key, at_ms } => {
+                let k = self.open_write(key)?;
+                if k.kind() != KeyType::Empty && k.set_expire_at(*at_ms) {
+                    let name = &self.handle(key)?.name;
+                    rm::notify(ctx, GENERIC, c"expire", name);
+                    rm::replicate(ctx, c"PEXPIREAT", &[key, at_ms.to_string().as_bytes()]);
+                }
+            }
             Effect::MSet { pairs } => {
                 let mut args = Vec::with_capacity(pairs.len() * 2);
                 for (key, value) in pairs {
@@ -394,5 +416,27 @@ impl Store for RedisStore {
 
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.read(key, Kind::String)?.and_then(|k| k.string()))
+    }
+
+    fn expire_at(&mut self, key: &[u8]) -> Result<Option<u64>> {
+        Ok(self.open(key, false)?.and_then(|k| k.expire_at()))
+    }
+
+    fn hash_sample(&mut self, key: &[u8], max: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let Some(len) = self.read(key, Kind::Hash)?.map(|k| k.len()) else { return Ok(Vec::new()) };
+        self.release(key);
+        let count = max.to_string();
+        let reply = if len <= max {
+            rm::call(self.ctx, c"HGETALL", &[key])
+        } else {
+            rm::call(self.ctx, c"HRANDFIELD", &[key, count.as_bytes(), b"WITHVALUES"])
+        };
+        match reply.map(|r| r.value()) {
+            Some(rm::Called::Strings(flat)) => {
+                Ok(flat.chunks_exact(2).filter_map(|kv| Some((kv.first()?.clone(), kv.get(1)?.clone()))).collect())
+            }
+            Some(rm::Called::Error(e)) => Err(TqError::Internal(e)),
+            _ => Err(TqError::Internal("unexpected reply reading a lock hash".into())),
+        }
     }
 }

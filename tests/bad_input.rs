@@ -16,7 +16,8 @@ fn corpus() -> Vec<(Vec<Vec<u8>>, &'static str)> {
     add(&[b"TQ.ENQUEUE"], arity);
     add(&[b"TQ.ENQUEUE", b"bad"], arity);
     add(&[b"TQ.ENQUEUE", b"bad", b"q"], arity);
-    add(&[b"TQ.ENQUEUE", b"bad", b"q", b"c", b"[]", b"extra"], arity);
+    add(&[b"TQ.ENQUEUE", b"bad", b"q", b"c", b"[]", b"extra"], "unknown option 'extra'");
+    add(&[b"TQ.ENQUEUE", b"bad", b"q", b"c", b"[]", b"UNIQUE", b"1", b"x"], arity);
     add(&[b"TQ.ENQUEUEAT", b"bad", b"1000", b"q"], arity);
     add(&[b"TQ.ENQUEUEAT", b"bad", b"1000", b"q", b"c", b"[]", b"x"], arity);
     add(&[b"TQ.ENQUEUEIN", b"bad", b"1000"], arity);

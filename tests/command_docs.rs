@@ -4,7 +4,7 @@ mod common;
 
 use common::{Server, Value};
 
-const COMMANDS: [(&str, i64); 7] = [
+const COMMANDS: [(&str, i64); 15] = [
     ("tq.enqueue", -4),
     ("tq.enqueueat", -5),
     ("tq.enqueuein", -5),
@@ -12,6 +12,14 @@ const COMMANDS: [(&str, i64); 7] = [
     ("tq.pop", -4),
     ("tq.ack", 3),
     ("tq.fail", -5),
+    ("tq.lock", 5),
+    ("tq.unlock", 6),
+    ("tq.renew", 6),
+    ("tq.hlock", 6),
+    ("tq.hunlock", 7),
+    ("tq.hrenew", 7),
+    ("tq.leader", 4),
+    ("tq.resign", 3),
 ];
 
 fn as_map(v: &Value) -> Vec<(String, Value)> {
@@ -68,7 +76,7 @@ fn every_command_is_documented() {
         assert_eq!(entry[1], Value::Int(arity), "{name} arity");
         // The namespace is the declared key, whatever the other arguments.
         let mut getkeys = vec!["COMMAND", "GETKEYS", name, "myns"];
-        getkeys.extend(["a", "b", "c", "d"].iter().take((arity.unsigned_abs() as usize).saturating_sub(2)));
+        getkeys.extend(["a", "b", "c", "d", "e"].iter().take((arity.unsigned_abs() as usize).saturating_sub(2)));
         assert_eq!(c.strings(&getkeys), ["myns"], "{name}");
     }
 }

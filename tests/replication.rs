@@ -238,6 +238,37 @@ fn errors_and_no_ops_replicate_nothing() {
         assert_eq!(p.ok(cmd), Value::Nil, "{cmd:?}");
         check(&format!("{cmd:?} (nil)"), &mut p);
     }
+    // Lock no-ops: same owner again, held by another, not the leader, a
+    // unique job already waiting (in a namespace of their own).
+    let l = ns("locks");
+    p.ok(&["TQ.LOCK", &l, "lk", "a", "60000"]);
+    p.int(&["TQ.LEADER", &l, "s1", "60000"]);
+    p.ok(&["TQ.ENQUEUE", &l, "uq", "c", "[1]", "UNIQUE"]);
+    let before_locks = repl_offset(&mut p);
+    for cmd in [
+        vec!["TQ.LOCK", &l, "lk", "a", "60000"],
+        vec!["TQ.LOCK", &l, "lk", "b", "60000"],
+        vec!["TQ.LEADER", &l, "s2", "60000"],
+        vec!["TQ.RESIGN", &l, "s2"],
+        vec!["TQ.ENQUEUE", &l, "uq", "c", "[1]", "UNIQUE"],
+    ] {
+        p.ok(&cmd);
+        assert_eq!(repl_offset(&mut p), before_locks, "{cmd:?} added to the replication stream");
+    }
+    for cmd in [
+        vec!["TQ.UNLOCK", &l, "lk", "a", "999", "OK"],
+        vec!["TQ.UNLOCK", &l, "lk", "b", "1", "FAIL"],
+        vec!["TQ.RENEW", &l, "none", "a", "1", "100"],
+        vec!["TQ.HUNLOCK", &l, "h", "f", "a", "1", "OK"],
+        vec!["TQ.LOCK", &l, "lk", "a", "0"],
+    ] {
+        p.err(&cmd);
+        assert_eq!(repl_offset(&mut p), before_locks, "{cmd:?} added to the replication stream");
+    }
+    let before = repl_offset(&mut p);
+    let check = |what: &str, p: &mut Conn| {
+        assert_eq!(repl_offset(p), before, "{what} added to the replication stream");
+    };
     let fresh = ns("fresh");
     assert_eq!(p.ok(&["TQ.POP", &fresh, "w", "*"]), Value::Nil);
     check("TQ.POP * on a namespace without queues", &mut p);

@@ -23,6 +23,10 @@ pub enum TqError {
     InFlight { worker: Vec<u8>, queue: Vec<u8> },
     /// ENQUEUEAT of a payload already in that bucket (node-resque's message).
     Duplicate,
+    /// UNLOCK/RENEW of a lock nobody holds (expired, released, or done).
+    NotHeld { lock: Vec<u8>, why: &'static str },
+    /// UNLOCK/RENEW by another owner, or with a stale token.
+    NotOwner(String),
     /// A bug inside tq, caught before it could take the server down.
     Internal(String),
 }
@@ -57,6 +61,8 @@ impl TqError {
                 show(queue)
             ),
             TqError::Duplicate => "DUPLICATE Job already enqueued at this time with same arguments".to_string(),
+            TqError::NotHeld { lock, why } => format!("NOTHELD lock '{}': {why}", show(lock)),
+            TqError::NotOwner(m) => format!("NOTOWNER {m}"),
             TqError::Internal(m) => format!("ERR tq internal error: {m}"),
         }
     }

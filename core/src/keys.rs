@@ -89,6 +89,34 @@ impl<'a> Ns<'a> {
     }
 }
 
+impl Ns<'_> {
+    /// A pair lock (`TQ.LOCK`): a string with a TTL.
+    pub fn pair_lock(&self, name: &[u8]) -> Vec<u8> {
+        self.key(&[b"tq", b"lock", name])
+    }
+    /// A hash of pair locks (`TQ.HLOCK`), one per field.
+    pub fn hash_lock(&self, key: &[u8]) -> Vec<u8> {
+        self.key(&[b"tq", b"hlock", key])
+    }
+    /// The namespace's fencing counter: every lock acquisition takes the
+    /// next number, so tokens keep growing after a lock key expires.
+    pub fn fence(&self) -> Vec<u8> {
+        self.key(&[b"tq", b"fence"])
+    }
+    /// node-resque's scheduler leader lock (`queue.leader()` reads it).
+    pub fn leader_lock(&self) -> Vec<u8> {
+        self.key(&[b"resque_scheduler_leader_lock"])
+    }
+    /// node-resque QueueLock's key: one identical job waiting.
+    pub fn queue_lock(&self, class: &[u8], queue: &[u8], args_json: &[u8]) -> Vec<u8> {
+        self.key(&[b"lock", class, queue, args_json])
+    }
+    /// node-resque JobLock's key: one identical job running.
+    pub fn job_lock(&self, class: &[u8], queue: &[u8], args_json: &[u8]) -> Vec<u8> {
+        self.key(&[b"workerslock", class, queue, args_json])
+    }
+}
+
 /// The `delayed:<ts>` marker stored in `timestamps:<payload>` sets (no
 /// namespace, as node-resque ≥ 2 and resque-scheduler write it).
 pub fn delayed_marker(bucket: &[u8]) -> Vec<u8> {
@@ -150,6 +178,10 @@ mod tests {
         assert_eq!(delayed_marker(b"10"), b"delayed:10");
         assert_eq!(worker_entry(b"h:1", b"*"), b"h:1:*");
         assert_eq!(ns.inflight(b"h:1"), b"resque:tq:inflight:h:1");
+        assert_eq!(ns.leader_lock(), b"resque:resque_scheduler_leader_lock");
+        assert_eq!(ns.queue_lock(b"c", b"q", b"[1]"), b"resque:lock:c:q:[1]");
+        assert_eq!(ns.job_lock(b"c", b"q", b"[]"), b"resque:workerslock:c:q:[]");
+        assert_eq!(ns.pair_lock(b"job-1"), b"resque:tq:lock:job-1");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 pub mod error;
 pub mod json;
 pub mod keys;
+pub mod lock;
 pub mod parse;
 pub mod queue;
 pub mod records;

@@ -4,8 +4,9 @@
 use crate::error::{Result, TqError};
 use crate::json::Value;
 use crate::keys::{self, check_name, Ns};
+use crate::lock;
 use crate::records::{self, FailedPayload, Failure, InFlight};
-use crate::store::{plan_incr, Effect, Kind, Plan, Reply, Store};
+use crate::store::{parse_i64, plan_incr, Effect, Kind, Plan, Reply, Store};
 use crate::time;
 
 /// Default and largest `LIMIT` of one `TQ.PROMOTE`: one call stays short
@@ -18,12 +19,28 @@ const ORPHAN_BUCKETS_PER_CALL: usize = 1000;
 /// Corrupt payloads one `TQ.POP` moves to `failed` before it gives up for
 /// this call, so a poisoned queue cannot make one call run long.
 const CORRUPT_PER_POP: usize = 100;
+/// Jobs whose running-job lock is taken that one `TQ.POP ... JOBLOCK`
+/// moves aside before it gives up for this call.
+const LOCKED_PER_POP: usize = 100;
 /// The worker name in failure records written by promotion.
 const PROMOTER: &[u8] = b"tq:promote";
 
 /// `TQ.ENQUEUE`: append the payload to its queue and register the queue.
 /// Replies the queue length after the push.
-pub fn enqueue(s: &mut impl Store, ns: &Ns<'_>, queue: &[u8], class: &[u8], args: Option<&[u8]>) -> Result<Plan> {
+///
+/// With `unique` (a lock ttl in ms) it is node-resque's QueueLock, atomic:
+/// while `<ns>:lock:<class>:<queue>:<args>` holds a deadline that has not
+/// passed, an identical job is waiting and the reply is nil (nothing
+/// written); otherwise the lock is (re)set with its TTL in the same step.
+/// The pop of the job releases it.
+pub fn enqueue(
+    s: &mut impl Store,
+    ns: &Ns<'_>,
+    queue: &[u8],
+    class: &[u8],
+    args: Option<&[u8]>,
+    unique: Option<u64>,
+) -> Result<Plan> {
     check_queue(queue)?;
     check_name("class", class)?;
     let args = records::args_value(args)?;
@@ -32,13 +49,36 @@ pub fn enqueue(s: &mut impl Store, ns: &Ns<'_>, queue: &[u8], class: &[u8], args
     let len = s.list_len(&qkey)?;
     let queues = ns.queues();
     s.expect_kind(&queues, Kind::Set)?;
-    Ok(Plan {
-        effects: vec![
-            Effect::SAdd { key: queues, member: queue.to_vec() },
-            Effect::RPush { key: qkey, value: payload },
-        ],
-        reply: Reply::Int(i64::try_from(len).unwrap_or(i64::MAX).saturating_add(1)),
-    })
+    let mut effects = Vec::with_capacity(3);
+    if let Some(ttl) = unique {
+        let ttl = lock::check_ttl(ttl)?;
+        let key = ns.queue_lock(class, queue, &crate::json::to_vec(&args));
+        let now = s.now_ms();
+        if let Some(deadline) = s.get(&key)?.and_then(|v| parse_i64(&v)) {
+            if now_secs(now) <= deadline {
+                return Ok(Plan::new(Reply::Nil));
+            }
+        }
+        effects.push(Effect::SetPxAt { key, value: lock_deadline(now, ttl), at_ms: now.saturating_add(ttl) });
+    }
+    effects.push(Effect::SAdd { key: queues, member: queue.to_vec() });
+    effects.push(Effect::RPush { key: qkey, value: payload });
+    Ok(Plan { effects, reply: Reply::Int(i64::try_from(len).unwrap_or(i64::MAX).saturating_add(1)) })
+}
+
+/// node-resque's clock for lock values: `Math.round(Date.now() / 1000)`.
+fn now_secs(now_ms: u64) -> i64 {
+    i64::try_from(time::bucket_of(now_ms)).unwrap_or(i64::MAX)
+}
+
+/// The value node-resque's QueueLock/JobLock store: the unix second after
+/// which the lock is stale (`now + lockTimeout + 1`).
+fn lock_deadline(now_ms: u64, ttl_ms: u64) -> Vec<u8> {
+    now_secs(now_ms)
+        .saturating_add(i64::try_from(ttl_ms.div_ceil(1000)).unwrap_or(i64::MAX))
+        .saturating_add(1)
+        .to_string()
+        .into_bytes()
 }
 
 /// `TQ.ENQUEUEAT`: file the payload under its one-second bucket, as
@@ -149,7 +189,15 @@ pub fn promote(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<Plan> {
 
 /// `TQ.POP`: take the head of the first non-empty queue (priority order) and
 /// record it as the worker's job in flight. Replies `[queue, payload]` or nil.
-pub fn pop(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[&[u8]]) -> Result<Plan> {
+///
+/// The job's QueueLock (`<ns>:lock:...`, see `enqueue`) is released in the
+/// same step. With `joblock` (a ttl in ms) it is node-resque's JobLock,
+/// atomic: a job whose `<ns>:workerslock:<class>:<queue>:<args>` exists (an
+/// identical job is running) is moved to the tail of its queue and the next
+/// one is tried; otherwise the lock is taken with the job and only this
+/// worker's ACK/FAIL releases it.
+pub fn pop(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[&[u8]], joblock: Option<u64>) -> Result<Plan> {
+    let joblock = joblock.map(lock::check_ttl).transpose()?;
     check_name("worker", worker)?;
     let star = queues == [b"*"];
     for q in queues {
@@ -193,6 +241,7 @@ pub fn pop(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[&[u8]]) -> 
     };
     let mut plan = Plan::new(Reply::Nil);
     let mut failed = Failures::default();
+    let mut skipped = 0;
     for q in &order {
         let qkey = ns.queue(q);
         let len = s.list_len(&qkey)?;
@@ -203,12 +252,42 @@ pub fn pop(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[&[u8]]) -> 
             let payload =
                 s.list_get(&qkey, i)?.ok_or_else(|| TqError::Internal("queue shorter than its length".into()))?;
             plan.effects.push(Effect::LPop { key: qkey.clone() });
-            if let Err(why) = records::inspect_payload(&payload) {
-                failed.add(s, ns, &mut plan, worker, q, &payload, &why)?;
-                continue;
-            }
+            let info = match records::inspect_payload(&payload) {
+                Ok(info) => info,
+                Err(why) => {
+                    failed.add(s, ns, &mut plan, worker, q, &payload, &why)?;
+                    continue;
+                }
+            };
             let now = s.now_ms();
-            let entry = InFlight { queues: joined.clone(), queue: q.clone(), popped_ms: now };
+            let args_json = info.args_json(&payload);
+            let mut taken_lock = None;
+            if let (Some(ttl), Some(args_json)) = (joblock, &args_json) {
+                let key = ns.job_lock(&info.class, q, args_json);
+                if s.kind(&key)? != Kind::None {
+                    if skipped >= LOCKED_PER_POP {
+                        plan.effects.pop();
+                        return Ok(plan);
+                    }
+                    skipped += 1;
+                    plan.effects.push(Effect::RPush { key: qkey.clone(), value: payload });
+                    continue;
+                }
+                let value = lock_deadline(now, ttl);
+                plan.effects.push(Effect::SetPxAt {
+                    key: key.clone(),
+                    value: value.clone(),
+                    at_ms: now.saturating_add(ttl),
+                });
+                taken_lock = Some((key, value));
+            }
+            if let Some(args_json) = &args_json {
+                let key = ns.queue_lock(&info.class, q, args_json);
+                if s.kind(&key)? != Kind::None {
+                    plan.effects.push(Effect::Del { keys: vec![key] });
+                }
+            }
+            let entry = InFlight { queues: joined.clone(), queue: q.clone(), popped_ms: now, joblock: taken_lock };
             plan.effects.push(Effect::MSet {
                 pairs: vec![
                     (ns.worker_record(worker, &joined), records::inflight_record(now, q, worker, &payload)),
@@ -233,6 +312,7 @@ pub fn ack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<Plan> {
     let mut done = vec![index];
     if let Some(e) = &entry {
         done.push(ns.worker_record(worker, &e.queues));
+        done.extend(own_joblock(s, e)?);
     }
     let effects = vec![
         Effect::Del { keys: done },
@@ -284,6 +364,9 @@ pub fn fail(
     });
     let mut done = vec![index];
     done.extend(record_key);
+    if let Some(e) = &entry {
+        done.extend(own_joblock(s, e)?);
+    }
     let effects = vec![
         Effect::RPush { key: failed, value: rec },
         plan_incr(s, ns.stat(b"failed"), 0)?,
@@ -309,6 +392,12 @@ fn in_flight(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<(Vec<u8>,
         }
     }
     Ok((index, entry))
+}
+
+/// The job's running-job lock, if this job still holds it (same value).
+fn own_joblock(s: &mut impl Store, e: &InFlight) -> Result<Option<Vec<u8>>> {
+    let Some((key, value)) = &e.joblock else { return Ok(None) };
+    Ok((s.kind(key)? == Kind::String && s.get(key)?.as_ref() == Some(value)).then(|| key.clone()))
 }
 
 fn check_queue(queue: &[u8]) -> Result<()> {

@@ -39,8 +39,20 @@ pub fn payload(queue: &[u8], class: &[u8], args: &Value) -> Vec<u8> {
 /// What tq needs to know of a stored payload before it hands it on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PayloadInfo {
+    pub class: Vec<u8>,
     /// The `queue` member, when present and a string (Ruby's Resque omits it).
     pub queue: Option<Vec<u8>>,
+    /// Where the `args` member's value is in the payload, when present.
+    pub args: Option<Range<usize>>,
+}
+
+impl PayloadInfo {
+    /// `JSON.stringify(args)` of the payload, the last part of node-resque's
+    /// QueueLock/JobLock keys. None when the payload has no `args`.
+    pub fn args_json(&self, payload: &[u8]) -> Option<Vec<u8>> {
+        let raw = payload.get(self.args.clone()?)?;
+        json::parse(raw).ok().map(|v| json::to_vec(&v))
+    }
 }
 
 /// Checks a payload read from a queue or bucket. A payload fit to run is a
@@ -56,11 +68,11 @@ pub fn inspect_payload(p: &[u8]) -> std::result::Result<PayloadInfo, String> {
             },
         }
     };
-    match string_member(b"class")? {
-        Some(c) if !c.is_empty() => {}
+    let class = match string_member(b"class")? {
+        Some(c) if !c.is_empty() => c,
         _ => return Err("payload has no \"class\"".to_string()),
-    }
-    Ok(PayloadInfo { queue: string_member(b"queue")? })
+    };
+    Ok(PayloadInfo { class, queue: string_member(b"queue")?, args: json::member(&members, b"args").cloned() })
 }
 
 /// The in-flight record node-resque's `workingOn`/`allWorkingOn` read:
@@ -166,9 +178,8 @@ pub fn check_text(what: &str, s: &[u8]) -> Result<()> {
 /// The exception recorded for a stored payload that cannot be run.
 pub const CORRUPT_EXCEPTION: &str = "TQ::CorruptPayload";
 
-/// tq's index entry for a job in flight (field = worker name in
-/// `<ns>:tq:inflight`). Stored as bincode behind a version byte so that later
-/// versions can still read it.
+/// tq's index entry for a job in flight (`<ns>:tq:inflight:<worker>`).
+/// Stored as bincode behind a version byte; older versions stay readable.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct InFlight {
     /// The queue list the worker popped with (names its record key).
@@ -177,13 +188,30 @@ pub struct InFlight {
     pub queue: Vec<u8>,
     /// Server time of the pop, unix ms.
     pub popped_ms: u64,
+    /// The running-job lock taken with the job (key, value written), which
+    /// ACK/FAIL release only if it still holds that value.
+    pub joblock: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Version 1: no running-job lock.
+#[derive(Decode)]
+struct InFlightV1 {
+    queues: Vec<u8>,
+    queue: Vec<u8>,
+    popped_ms: u64,
 }
 
 const INFLIGHT_V1: u8 = 1;
+const INFLIGHT_V2: u8 = 2;
+
+fn decode_exact<T: Decode<()>>(body: &[u8]) -> Option<T> {
+    let (v, used) = bincode::decode_from_slice::<T, _>(body, bincode::config::standard()).ok()?;
+    (used == body.len()).then_some(v)
+}
 
 impl InFlight {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![INFLIGHT_V1];
+        let mut out = vec![INFLIGHT_V2];
         // Encoding plain byte vectors and integers into a Vec cannot fail.
         if let Ok(body) = bincode::encode_to_vec(self, bincode::config::standard()) {
             out.extend_from_slice(&body);
@@ -193,10 +221,13 @@ impl InFlight {
 
     pub fn decode(raw: &[u8]) -> Option<Self> {
         match raw.split_first() {
-            Some((&INFLIGHT_V1, body)) => {
-                let (v, used) = bincode::decode_from_slice::<InFlight, _>(body, bincode::config::standard()).ok()?;
-                (used == body.len()).then_some(v)
-            }
+            Some((&INFLIGHT_V2, body)) => decode_exact(body),
+            Some((&INFLIGHT_V1, body)) => decode_exact::<InFlightV1>(body).map(|v| InFlight {
+                queues: v.queues,
+                queue: v.queue,
+                popped_ms: v.popped_ms,
+                joblock: None,
+            }),
             _ => None,
         }
     }
@@ -224,8 +255,11 @@ mod tests {
 
     #[test]
     fn payload_inspection() {
-        let ok = inspect_payload(br#"{"class":"c","queue":"q","args":[]}"#).expect("fine");
+        let p = br#"{"class":"c","queue":"q","args":[1.0, {"b":1,"a":2}]}"#;
+        let ok = inspect_payload(p).expect("fine");
         assert_eq!(ok.queue, Some(b"q".to_vec()));
+        assert_eq!(ok.class, b"c".to_vec());
+        assert_eq!(ok.args_json(p), Some(br#"[1,{"b":1,"a":2}]"#.to_vec()));
         let ruby = inspect_payload(br#"{"class":"C","args":[1]}"#).expect("fine");
         assert_eq!(ruby.queue, None);
         assert!(inspect_payload(b"not json").is_err());
@@ -296,9 +330,24 @@ mod tests {
 
     #[test]
     fn inflight_entry_round_trip() {
-        let e = InFlight { queues: b"a,b".to_vec(), queue: b"b".to_vec(), popped_ms: 1_700_000_000_000 };
+        let e = InFlight {
+            queues: b"a,b".to_vec(),
+            queue: b"b".to_vec(),
+            popped_ms: 1_700_000_000_000,
+            joblock: Some((b"k".to_vec(), b"v".to_vec())),
+        };
         let raw = e.encode();
-        assert_eq!(raw.first(), Some(&1));
+        assert_eq!(raw.first(), Some(&2));
+        // A version-1 entry (no job lock) still reads.
+        let mut v1 = vec![1u8];
+        v1.extend(
+            bincode::encode_to_vec((b"a,b".to_vec(), b"b".to_vec(), 7u64), bincode::config::standard())
+                .unwrap_or_default(),
+        );
+        assert_eq!(
+            InFlight::decode(&v1),
+            Some(InFlight { queues: b"a,b".to_vec(), queue: b"b".to_vec(), popped_ms: 7, joblock: None })
+        );
         assert_eq!(InFlight::decode(&raw), Some(e));
         assert_eq!(InFlight::decode(b""), None);
         assert_eq!(InFlight::decode(b"\x02abc"), None);

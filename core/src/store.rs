@@ -53,6 +53,10 @@ pub trait Store {
     fn zset_range_to(&mut self, key: &[u8], max: f64, limit: usize) -> Result<Vec<(Vec<u8>, f64)>>;
     fn hash_get(&mut self, key: &[u8], field: &[u8]) -> Result<Option<Vec<u8>>>;
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// The key's expiry (unix ms), None when it has none or does not exist.
+    fn expire_at(&mut self, key: &[u8]) -> Result<Option<u64>>;
+    /// Every field of a hash when it has at most `max`, else `max` random ones.
+    fn hash_sample(&mut self, key: &[u8], max: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
 
     /// Fails unless `key` is absent or of type `want`.
     fn expect_kind(&mut self, key: &[u8], want: Kind) -> Result<()> {
@@ -102,6 +106,17 @@ pub enum Effect {
         key: Vec<u8>,
         value: Vec<u8>,
     },
+    /// A string that expires at a unix time (replicated as SET ... PXAT).
+    SetPxAt {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        at_ms: u64,
+    },
+    /// Replicated as PEXPIREAT.
+    PExpireAt {
+        key: Vec<u8>,
+        at_ms: u64,
+    },
     /// Several strings in one step (replicated as one MSET).
     MSet {
         pairs: Vec<(Vec<u8>, Vec<u8>)>,
@@ -136,6 +151,8 @@ impl Effect {
             | Effect::ZAdd { key, .. }
             | Effect::ZRem { key, .. }
             | Effect::Set { key, .. }
+            | Effect::SetPxAt { key, .. }
+            | Effect::PExpireAt { key, .. }
             | Effect::Incr { key }
             | Effect::HSet { key, .. }
             | Effect::HDel { key, .. } => (Some(key), &[]),
@@ -222,6 +239,8 @@ pub fn parse_i64(v: &[u8]) -> Option<i64> {
 pub struct MemStore {
     pub now: u64,
     pub data: HashMap<Vec<u8>, MemValue>,
+    /// Key expiries (unix ms); an expired key reads as absent.
+    pub expires: HashMap<Vec<u8>, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -247,7 +266,7 @@ impl MemValue {
 
 impl MemStore {
     pub fn at(now: u64) -> Self {
-        MemStore { now, data: HashMap::new() }
+        MemStore { now, data: HashMap::new(), expires: HashMap::new() }
     }
 
     pub fn list(&self, key: &[u8]) -> Vec<Vec<u8>> {
@@ -274,7 +293,16 @@ impl MemStore {
         }
     }
 
+    /// Drops `key` if its expiry has passed, as Redis does on access.
+    fn expire(&mut self, key: &[u8]) {
+        if self.expires.get(key).is_some_and(|&at| at <= self.now) {
+            self.expires.remove(key);
+            self.data.remove(key);
+        }
+    }
+
     fn typed(&mut self, key: &[u8], want: Kind) -> Result<Option<&mut MemValue>> {
+        self.expire(key);
         match self.data.get_mut(key) {
             None => Ok(None),
             Some(v) if v.kind() == want => Ok(Some(v)),
@@ -323,15 +351,27 @@ impl MemStore {
                     }
                 }
                 Effect::Set { value, .. } => {
+                    self.expires.remove(&key);
                     self.data.insert(key.clone(), MemValue::String(value.clone()));
+                }
+                Effect::SetPxAt { value, at_ms, .. } => {
+                    self.data.insert(key.clone(), MemValue::String(value.clone()));
+                    self.expires.insert(key.clone(), *at_ms);
+                }
+                Effect::PExpireAt { at_ms, .. } => {
+                    if self.data.contains_key(&key) {
+                        self.expires.insert(key.clone(), *at_ms);
+                    }
                 }
                 Effect::MSet { pairs } => {
                     for (k, v) in pairs {
+                        self.expires.remove(k);
                         self.data.insert(k.clone(), MemValue::String(v.clone()));
                     }
                 }
                 Effect::Del { keys } => {
                     for k in keys {
+                        self.expires.remove(k);
                         self.data.remove(k);
                     }
                 }
@@ -360,6 +400,7 @@ impl MemStore {
             };
             if empty {
                 self.data.remove(&key);
+                self.expires.remove(&key);
             }
         }
     }
@@ -371,6 +412,7 @@ impl Store for MemStore {
     }
 
     fn kind(&mut self, key: &[u8]) -> Result<Kind> {
+        self.expire(key);
         Ok(self.data.get(key).map_or(Kind::None, MemValue::kind))
     }
 
@@ -420,6 +462,18 @@ impl Store for MemStore {
         Ok(match self.typed(key, Kind::String)? {
             Some(MemValue::String(s)) => Some(s.clone()),
             _ => None,
+        })
+    }
+
+    fn expire_at(&mut self, key: &[u8]) -> Result<Option<u64>> {
+        self.expire(key);
+        Ok(self.expires.get(key).copied())
+    }
+
+    fn hash_sample(&mut self, key: &[u8], max: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        Ok(match self.typed(key, Kind::Hash)? {
+            Some(MemValue::Hash(h)) => h.iter().take(max).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            _ => Vec::new(),
         })
     }
 }

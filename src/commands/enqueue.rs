@@ -12,24 +12,54 @@ use crate::rm;
 
 const ARGS_JSON: Arg = Arg::string(c"args-json").optional();
 
-/// `TQ.ENQUEUE <ns> <queue> <class> [<args-json>]` → the queue's length.
+/// `TQ.ENQUEUE <ns> <queue> <class> [<args-json>] [UNIQUE [<lock-ttl-ms>]]`
+/// → the queue's length, or nil when UNIQUE finds an identical job waiting.
 pub struct Enqueue;
+
+/// node-resque QueueLock's default lockTimeout (3600 s).
+const UNIQUE_DEFAULT_TTL_MS: u64 = 3_600_000;
+
+/// Splits `[<args-json>] [UNIQUE [<ms>]]`. `UNIQUE` is never valid JSON, so a
+/// bare `UNIQUE` is always the option.
+fn enqueue_options<'a>(rest: &[&'a [u8]]) -> Result<(Option<&'a [u8]>, Option<u64>)> {
+    let (json, opts) = match rest {
+        [first, tail @ ..] if !first.eq_ignore_ascii_case(b"UNIQUE") => (Some(*first), tail),
+        _ => (None, rest),
+    };
+    match opts {
+        [] => Ok((json, None)),
+        [u] if u.eq_ignore_ascii_case(b"UNIQUE") => Ok((json, Some(UNIQUE_DEFAULT_TTL_MS))),
+        [u, ms] if u.eq_ignore_ascii_case(b"UNIQUE") => {
+            Ok((json, Some(parse::positive("lock-ttl-ms", ms, tq_core::lock::MAX_TTL_MS)?)))
+        }
+        [other, ..] if !other.eq_ignore_ascii_case(b"UNIQUE") => {
+            Err(TqError::arg(format!("unknown option '{}' (expected UNIQUE)", tq_core::error::show(other))))
+        }
+        _ => Err(TqError::Arity),
+    }
+}
 
 impl Command for Enqueue {
     const NAME: &'static CStr = c"tq.enqueue";
     const FLAGS: &'static CStr = c"write deny-oom";
     const DOC: Doc = Doc {
-        summary: c"Appends a job to a queue, as node-resque's Queue.enqueue writes it, and registers the queue",
+        summary: c"Appends a job to a queue, as node-resque's Queue.enqueue writes it, and registers the queue; UNIQUE refuses it while an identical job waits (node-resque's QueueLock)",
         complexity: c"O(N) in the size of args-json",
         arity: -4,
         writes: true,
-        args: &[NS, Arg::string(c"queue"), Arg::string(c"class"), ARGS_JSON],
+        args: &[
+            NS,
+            Arg::string(c"queue"),
+            Arg::string(c"class"),
+            ARGS_JSON,
+            Arg::integer(c"lock-ttl-ms").token(c"UNIQUE").optional(),
+        ],
     };
 
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
         let [_, ns, q, class, rest @ ..] = args else { return Err(TqError::Arity) };
-        let json = optional(rest)?;
-        planned(ctx, ns, |s, ns| queue::enqueue(s, ns, q, class, json))
+        let (json, unique) = enqueue_options(rest)?;
+        planned(ctx, ns, |s, ns| queue::enqueue(s, ns, q, class, json, unique))
     }
 }
 

@@ -3,15 +3,16 @@
 use std::ffi::CStr;
 
 use tq_core::store::Reply;
-use tq_core::{queue, Result, TqError};
+use tq_core::{parse, queue, Result, TqError};
 
 use super::optional;
 use crate::command::{planned, Command};
 use crate::docs::{Arg, Doc, NS};
 use crate::rm;
 
-/// `TQ.POP <ns> <worker> <queue> [<queue> ...]` → nil or `[queue, payload]`.
-/// A lone `*` means every queue in `<ns>:queues`, alphabetically.
+/// `TQ.POP <ns> <worker> <queue> [<queue> ...] [JOBLOCK <ttl-ms>]` → nil or
+/// `[queue, payload]`. A lone `*` means every queue in `<ns>:queues`,
+/// alphabetically. JOBLOCK takes node-resque's JobLock with the job.
 pub struct Pop;
 
 impl Command for Pop {
@@ -22,15 +23,27 @@ impl Command for Pop {
         complexity: c"O(Q) in the number of queues, plus the size of the job",
         arity: -4,
         writes: true,
-        args: &[NS, Arg::string(c"worker"), Arg::string(c"queue").multiple()],
+        args: &[
+            NS,
+            Arg::string(c"worker"),
+            Arg::string(c"queue").multiple(),
+            Arg::integer(c"ttl-ms").token(c"JOBLOCK").optional(),
+        ],
     };
 
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
         let [_, ns, worker, queues @ ..] = args else { return Err(TqError::Arity) };
+        // `JOBLOCK <ms>` can only be the last two arguments.
+        let (queues, joblock) = match queues {
+            [qs @ .., opt, ms] if opt.eq_ignore_ascii_case(b"JOBLOCK") => {
+                (qs, Some(parse::positive("JOBLOCK ttl-ms", ms, tq_core::lock::MAX_TTL_MS)?))
+            }
+            _ => (queues, None),
+        };
         if queues.is_empty() {
-            return Err(TqError::Arity);
+            return Err(TqError::arg("at least one queue is needed"));
         }
-        planned(ctx, ns, |s, ns| queue::pop(s, ns, worker, queues))
+        planned(ctx, ns, |s, ns| queue::pop(s, ns, worker, queues, joblock))
     }
 }
 

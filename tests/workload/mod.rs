@@ -12,7 +12,7 @@ use redis::{ConnectionLike, Value};
 /// The plain Redis commands tq may replicate (its effects), plus the framing
 /// Redis itself adds to a replication stream or an AOF file.
 pub const EFFECT_COMMANDS: &[&str] =
-    &["RPUSH", "LPOP", "SADD", "SREM", "ZADD", "ZREM", "SET", "MSET", "DEL", "INCR", "HSET", "HDEL"];
+    &["RPUSH", "LPOP", "SADD", "SREM", "ZADD", "ZREM", "SET", "MSET", "DEL", "INCR", "HSET", "HDEL", "PEXPIREAT"];
 /// Effects every full workload produces (the in-flight bookkeeping of POP
 /// may be written with SET, MSET or HSET, so it is checked separately).
 pub const CORE_EFFECTS: &[&str] = &["RPUSH", "LPOP", "SADD", "SREM", "ZADD", "ZREM", "DEL", "INCR"];
@@ -220,9 +220,39 @@ pub fn run<C: ConnectionLike>(c: &mut C, n: &str, mix: Mix) {
         assert_eq!(ql, "lua");
     }
 
+    // Locks: pair locks (key and hash field), the leader lock, and the
+    // plugin locks as ENQUEUE/POP options. Tokens come from a counter, so
+    // they are checked for order only.
+    let t1 = lock_token(ok(c, &["TQ.LOCK", n, "task-1", "a", "60000"]));
+    ok(c, &["TQ.RENEW", n, "task-1", "a", &t1.to_string(), "120000"]);
+    assert_eq!(ok(c, &["TQ.UNLOCK", n, "task-1", "a", &t1.to_string(), "OK"]), Value::Okay);
+    let t2 = lock_token(ok(c, &["TQ.LOCK", n, "task-2", "b", "60000"]));
+    assert!(t2 > t1);
+    ok(c, &["TQ.UNLOCK", n, "task-2", "b", &t2.to_string(), "FAIL"]);
+    let h1 = lock_token(ok(c, &["TQ.HLOCK", n, "tasks", "f1", "a", "60000"]));
+    let h2 = lock_token(ok(c, &["TQ.HLOCK", n, "tasks", "f2", "a", "60000"]));
+    ok(c, &["TQ.HRENEW", n, "tasks", "f1", "a", &h1.to_string(), "90000"]);
+    ok(c, &["TQ.HUNLOCK", n, "tasks", "f1", "a", &h1.to_string(), "OK"]);
+    ok(c, &["TQ.HUNLOCK", n, "tasks", "f2", "a", &h2.to_string(), "FAIL"]);
+    assert_eq!(int(c, &["TQ.LEADER", n, "sched-1", "60000"]), 1);
+    assert_eq!(int(c, &["TQ.LEADER", n, "sched-1", "60000"]), 1);
+    assert_eq!(int(c, &["TQ.RESIGN", n, "sched-1"]), 1);
+    assert_eq!(int(c, &["TQ.ENQUEUE", n, "uniq", "c", "[1]", "UNIQUE", "60000"]), 1);
+    assert_eq!(ok(c, &["TQ.ENQUEUE", n, "uniq", "c", "[1]", "UNIQUE"]), Value::Nil);
+    popped(ok(c, &["TQ.POP", n, "w-lock", "uniq", "JOBLOCK", "60000"]));
+    assert_eq!(ok(c, &["TQ.ACK", n, "w-lock"]), Value::Okay);
+
     // Counters as node-resque reads them.
     assert!(int(c, &["GET", &k("stat:processed")]) >= 2);
     assert!(int(c, &["GET", &k("stat:failed")]) >= 6);
+}
+
+/// The token of an `["acquired", token]` lock reply.
+fn lock_token(v: Value) -> i64 {
+    match items_raw(v).as_slice() {
+        [Value::BulkString(s), Value::Int(t)] if s == b"acquired" => *t,
+        other => panic!("lock not acquired: {other:?}"),
+    }
 }
 
 fn items_raw(v: Value) -> Vec<Value> {
