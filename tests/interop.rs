@@ -176,3 +176,10 @@ fn node_resque_cleans_tq_workers() {
 fn mixed_workers_run_every_job_exactly_once() {
     scenario("mixed_workers.js");
 }
+
+/// node-resque's QueueLock/JobLock plugins and TQ's UNIQUE/JOBLOCK options
+/// block each other on the same keys.
+#[test]
+fn plugin_locks_interoperate() {
+    scenario("plugin_locks.js");
+}
