@@ -13,8 +13,8 @@ help: ## List the targets
 deps: ## Install redis-server and libclang if missing (apt)
 	@scripts/deps.sh
 
-build: deps ## Build the module (target/release/libtq.so)
-	$(CARGO) build --release
+build: deps ## Build the module (target/release/libtq.so) and the tq binary
+	$(CARGO) build --release --workspace
 
 run: build ## Start redis-server with the module on 127.0.0.1:$(PORT), in the foreground
 	@echo
@@ -30,7 +30,7 @@ run: build ## Start redis-server with the module on 127.0.0.1:$(PORT), in the fo
 
 test: ## Run every test: unit, integration (real redis-server), node-resque interop
 	@scripts/deps.sh --node
-	$(CARGO) build
+	$(CARGO) build --workspace
 	$(CARGO) test --workspace
 
 unit: ## Only the tests that need no server
