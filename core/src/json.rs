@@ -693,7 +693,7 @@ pub fn write_number(v: f64, out: &mut Vec<u8>) {
     }
     if k <= n && n <= 21 {
         out.extend_from_slice(&digits);
-        out.extend(std::iter::repeat(b'0').take((n - k) as usize));
+        out.extend(std::iter::repeat_n(b'0', (n - k) as usize));
     } else if 0 < n && n <= 21 {
         let (int, frac) = digits.split_at(n as usize);
         out.extend_from_slice(int);
@@ -701,7 +701,7 @@ pub fn write_number(v: f64, out: &mut Vec<u8>) {
         out.extend_from_slice(frac);
     } else if -6 < n && n <= 0 {
         out.extend_from_slice(b"0.");
-        out.extend(std::iter::repeat(b'0').take((-n) as usize));
+        out.extend(std::iter::repeat_n(b'0', (-n) as usize));
         out.extend_from_slice(&digits);
     } else {
         let (first, rest) = digits.split_at(1);

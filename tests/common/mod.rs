@@ -263,3 +263,161 @@ pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
 pub fn ns(name: &str) -> String {
     format!("t{}:{name}", SEQ.fetch_add(1, Ordering::SeqCst))
 }
+
+/// The `tq` binary (the worker crate): `$TQ_BIN`, else the debug build,
+/// which must exist and be newer than the worker's sources. (`make test`
+/// builds it: `cargo test --workspace` builds the worker's integration tests,
+/// hence its binary, before running any test. A bare `cargo build` at the
+/// root builds only the module.)
+pub fn tq_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("TQ_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let p = root.join("target/debug/tq");
+    let fix = "run `cargo build --workspace` (or `cargo build -p tq-worker`, or `make test`) first";
+    let built = std::fs::metadata(&p)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} is missing: {fix}", p.display()));
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    let mut dirs = vec![root.join("worker/src")];
+    let mut files = vec![root.join("worker/Cargo.toml")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                dirs.push(e.path());
+            } else {
+                files.push(e.path());
+            }
+        }
+    }
+    for f in files {
+        if let Ok(t) = std::fs::metadata(&f).and_then(|m| m.modified()) {
+            let newer = match &newest {
+                Some((n, _)) => t > *n,
+                None => true,
+            };
+            if newer {
+                newest = Some((t, f));
+            }
+        }
+    }
+    if let Some((t, f)) = newest {
+        assert!(t <= built, "{} is older than {}: {fix}", p.display(), f.display());
+    }
+    p
+}
+
+/// Sends `sig` (a name such as `KILL` or `TERM`) with kill(1) to `target`:
+/// a PID, or a process group as `-PGID`. Errors (already gone) are ignored.
+pub fn send_signal(sig: &str, target: &str) {
+    let _ = Command::new("kill")
+        .arg("-s")
+        .arg(sig)
+        .arg("--")
+        .arg(target)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// A `tq` process started in its own process group, its stderr (the log)
+/// written to a file. Dropping it SIGKILLs its group and the process groups
+/// of the commands it logged as started (`(pid N)`), then reaps it.
+pub struct Tq {
+    child: Child,
+    pub log_path: PathBuf,
+}
+
+impl Tq {
+    /// Runs `tq --redis redis://127.0.0.1:<port>/ <args...>`, logging to `log_path`.
+    pub fn spawn(port: u16, args: &[&str], log_path: &Path) -> Tq {
+        use std::os::unix::process::CommandExt;
+        let log = std::fs::File::create(log_path).expect("create the tq log file");
+        let child = Command::new(tq_bin())
+            .arg("--redis")
+            .arg(format!("redis://127.0.0.1:{port}/"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .process_group(0)
+            .spawn()
+            .expect("spawn tq");
+        Tq { child, log_path: log_path.to_path_buf() }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// PIDs of the commands it started (each leads its own process group).
+    pub fn command_pids(&self) -> Vec<u32> {
+        let log = self.log();
+        log.match_indices("(pid ")
+            .filter_map(|(i, m)| {
+                let rest = log.get(i + m.len()..)?;
+                rest.split(')').next()?.parse().ok()
+            })
+            .collect()
+    }
+
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("try_wait tq")
+    }
+
+    /// Waits for it to exit, failing (with its log) after `secs`.
+    pub fn wait_exit(&mut self, secs: u64) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if let Some(status) = self.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("tq (pid {}) still runs after {secs}s; its log:\n{}", self.pid(), self.log());
+    }
+
+    /// Waits until its log contains `text`, failing (with the log) after `secs`.
+    pub fn wait_log(&mut self, secs: u64, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            let log = self.log();
+            if log.contains(text) {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("tq (pid {}) never logged {text:?} in {secs}s; its log:\n{}", self.pid(), self.log());
+    }
+
+    /// SIGKILL to its process group and to its commands' process groups.
+    pub fn kill_groups(&mut self) {
+        for pid in self.command_pids() {
+            send_signal("KILL", &format!("-{pid}"));
+        }
+        send_signal("KILL", &format!("-{}", self.pid()));
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Tq {
+    fn drop(&mut self) {
+        let running = matches!(self.child.try_wait(), Ok(None));
+        if running {
+            self.kill_groups();
+        } else {
+            // Exited: a command it started may still run in its own group.
+            for pid in self.command_pids() {
+                send_signal("KILL", &format!("-{pid}"));
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!("--- tq log {} ---\n{}", self.log_path.display(), self.log());
+        }
+    }
+}

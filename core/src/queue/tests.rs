@@ -132,7 +132,7 @@ fn promote_respects_the_limit_and_resumes() {
     assert_eq!(s.members(b"resque:delayed_queue_schedule"), vec![b"1".to_vec()]);
     assert_eq!(run(&mut s, |s| promote(s, &ns(), 10)), Ok(Reply::Int(3)));
     assert_eq!(s.list(b"resque:queue:q").len(), 5);
-    assert!(s.data.get(&b"resque:delayed_queue_schedule"[..]).is_none());
+    assert!(!s.data.contains_key(&b"resque:delayed_queue_schedule"[..]));
 }
 
 #[test]
@@ -153,7 +153,7 @@ fn promote_cleans_orphans_and_fails_corrupt_payloads() {
         ),
     );
     assert_eq!(run(&mut s, |s| promote(s, &ns(), 10)), Ok(Reply::Int(1)));
-    assert!(s.data.get(&b"resque:delayed_queue_schedule"[..]).is_none());
+    assert!(!s.data.contains_key(&b"resque:delayed_queue_schedule"[..]));
     assert_eq!(s.list(b"resque:queue:q").len(), 1);
     let failed = s.list(b"resque:failed");
     assert_eq!(failed.len(), 2);
