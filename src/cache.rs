@@ -1,3 +1,5 @@
+//! Keyspace and server events, and what they keep up to date.
+//!
 //! Remembers members known to be in small sets (`<ns>:queues`, `<ns>:workers`)
 //! so the hot paths (enqueue, pop) skip the `SADD` they would otherwise run
 //! through `RedisModule_Call` every time. Redis 7.0 has no module API for
@@ -113,30 +115,48 @@ fn is_empty() -> bool {
 
 extern "C" fn on_keyspace_event(
     ctx: *mut raw::RedisModuleCtx,
-    _type: c_int,
+    kind: c_int,
     event: *const c_char,
     key: *mut raw::RedisModuleString,
 ) -> c_int {
     let _ = std::panic::catch_unwind(|| {
+        let key = rm::str_bytes(key);
+        // A timed key written by any client (node-resque's enqueueAt ZADDs
+        // the schedule): the timer must serve its namespace, soon.
+        if (kind & (raw::REDISMODULE_NOTIFY_ZSET | raw::REDISMODULE_NOTIFY_HASH)) != 0 {
+            if !crate::store::applying() && tq_core::keys::timed_namespace(key).is_some() {
+                crate::registry::note_key(rm::selected_db(ctx), key);
+                crate::timer::due_at(ctx, rm::now_ms());
+            }
+            return;
+        }
         if is_empty() {
             return;
         }
         // SAFETY: Redis passes a NUL-terminated event name.
         let event = if event.is_null() { &b""[..] } else { unsafe { CStr::from_ptr(event) }.to_bytes() };
         if event != b"sadd" {
-            forget(rm::selected_db(ctx), rm::str_bytes(key));
+            forget(rm::selected_db(ctx), key);
         }
     });
     0
 }
 
+/// The module's one server-event callback (Redis keeps one per event and
+/// module). The cache empties on any of them; after a load or a database
+/// swap the timer's registry is rebuilt from the keyspace.
 extern "C" fn on_server_event(
     _ctx: *mut raw::RedisModuleCtx,
-    _eid: raw::RedisModuleEvent,
+    eid: raw::RedisModuleEvent,
     _sub: u64,
     _data: *mut c_void,
 ) {
-    let _ = std::panic::catch_unwind(clear);
+    let _ = std::panic::catch_unwind(|| {
+        clear();
+        if eid.id == raw::REDISMODULE_EVENT_LOADING || eid.id == raw::REDISMODULE_EVENT_SWAPDB {
+            crate::timer::rescan();
+        }
+    });
 }
 
 /// Subscribes to every event that can remove a member from a set.
@@ -144,7 +164,9 @@ pub fn subscribe(ctx: rm::Ctx) -> bool {
     let types = raw::REDISMODULE_NOTIFY_GENERIC
         | raw::REDISMODULE_NOTIFY_SET
         | raw::REDISMODULE_NOTIFY_EXPIRED
-        | raw::REDISMODULE_NOTIFY_EVICTED;
+        | raw::REDISMODULE_NOTIFY_EVICTED
+        | raw::REDISMODULE_NOTIFY_ZSET
+        | raw::REDISMODULE_NOTIFY_HASH;
     rm::subscribe_keyspace(ctx, types, Some(on_keyspace_event))
         && [
             raw::REDISMODULE_EVENT_FLUSHDB,

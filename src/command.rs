@@ -56,9 +56,10 @@ pub fn register<C: Command>(ctx: rm::Ctx) -> bool {
         && rm::set_command_info(ctx, C::NAME, &C::DOC)
 }
 
-fn send(ctx: rm::Ctx, r: &Reply) {
+pub fn send(ctx: rm::Ctx, r: &Reply) {
     match r {
         Reply::Ok => rm::reply_ok(ctx),
+        Reply::NoReply => {}
         Reply::Nil => rm::reply_null(ctx),
         Reply::Int(n) => rm::reply_int(ctx, *n),
         Reply::Bulk(b) => rm::reply_bulk(ctx, b),

@@ -11,12 +11,16 @@
 mod cache;
 mod command;
 mod commands;
+mod config;
 mod docs;
+mod registry;
 mod rm;
 mod store;
+mod timer;
 
 use command::register;
-use commands::{enqueue, lock, promote, work};
+use commands::{enqueue, lock, promote, recur, work};
+use redis_module::configuration::ConfigurationFlags;
 use redis_module::{redis_module, Context, RedisString, Status};
 
 fn init(ctx: &Context, _args: &[RedisString]) -> Status {
@@ -30,6 +34,12 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         && register::<work::Pop>(ctx)
         && register::<work::Ack>(ctx)
         && register::<work::Fail>(ctx)
+        && register::<work::Bpop>(ctx)
+        && register::<work::Heartbeat>(ctx)
+        && register::<work::Broadcast>(ctx)
+        && register::<recur::Recur>(ctx)
+        && register::<recur::Unrecur>(ctx)
+        && register::<recur::Recurs>(ctx)
         && register::<lock::Lock>(ctx)
         && register::<lock::Unlock>(ctx)
         && register::<lock::Renew>(ctx)
@@ -38,7 +48,8 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         && register::<lock::HRenew>(ctx)
         && register::<lock::Leader>(ctx)
         && register::<lock::Resign>(ctx)
-        && cache::subscribe(ctx);
+        && cache::subscribe(ctx)
+        && timer::start(ctx);
     if ok {
         Status::Ok
     } else {
@@ -53,4 +64,17 @@ redis_module! {
     data_types: [],
     init: init,
     commands: [],
+    configurations: [
+        i64: [
+            ["lease-ms", &config::LEASE_MS, config::LEASE_MS_DEFAULT, 100, 2_592_000_000, ConfigurationFlags::DEFAULT, None],
+            ["max-deliveries", &config::MAX_DELIVERIES, config::MAX_DELIVERIES_DEFAULT, 1, 1_000_000, ConfigurationFlags::DEFAULT, None],
+            ["timer-batch", &config::TIMER_BATCH, config::TIMER_BATCH_DEFAULT, 1, 1_000_000, ConfigurationFlags::DEFAULT, None],
+        ],
+        string: [],
+        bool: [
+            ["auto-promote", &config::AUTO_PROMOTE, true, ConfigurationFlags::DEFAULT, None],
+        ],
+        enum: [],
+        module_args_as_configuration: true,
+    ]
 }

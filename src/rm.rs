@@ -137,6 +137,14 @@ impl Key {
         }
     }
 
+    pub fn list_push_head(&self, value: &RStr) -> bool {
+        // SAFETY: live key opened for writing.
+        unsafe {
+            raw::RedisModule_ListPush.map_or(1, |f| f(self.ptr, raw::REDISMODULE_LIST_HEAD as c_int, value.as_ptr()))
+                == 0
+        }
+    }
+
     pub fn list_pop_head(&self, ctx: Ctx) -> bool {
         // SAFETY: live key opened for writing; the popped string is freed.
         let s = unsafe {
@@ -220,8 +228,8 @@ impl Key {
         ok && deleted == 1
     }
 
-    /// Members with score in [-inf, max], lowest first, at most `limit`.
-    pub fn zset_range_to(&self, ctx: Ctx, max: f64, limit: usize) -> Vec<(Vec<u8>, f64)> {
+    /// Members with score in [min, max], lowest first, at most `limit`.
+    pub fn zset_range(&self, ctx: Ctx, min: f64, max: f64, limit: usize) -> Vec<(Vec<u8>, f64)> {
         let mut out = Vec::new();
         // SAFETY: live zset key; each element string is freed; the range is
         // stopped before returning.
@@ -235,7 +243,7 @@ impl Key {
             ) else {
                 return out;
             };
-            if first(self.ptr, f64::NEG_INFINITY, max, 0, 0) != 0 {
+            if first(self.ptr, min, max, 0, 0) != 0 {
                 return out;
             }
             while out.len() < limit && end(self.ptr) == 0 {
@@ -467,10 +475,23 @@ pub struct User {
 
 impl User {
     pub fn current(ctx: Ctx) -> Option<User> {
-        // SAFETY: the name string is freed right after the lookup; the user
-        // handle is freed in Drop.
+        // RedisModule_GetCurrentUserName dereferences the client's user, which
+        // contexts without a user (timers, other modules' RM_Call, AOF
+        // loading) do not have: ask by client id first, which only finds real
+        // connections. A script's client is not indexed but does carry its
+        // caller's user.
+        // SAFETY: each string is freed right after the lookup; the user handle
+        // is freed in Drop.
         unsafe {
-            let name = RStr::adopt(ctx, raw::RedisModule_GetCurrentUserName?(ctx))?;
+            let id = raw::RedisModule_GetClientId?(ctx);
+            let by_id = raw::RedisModule_GetClientUserNameById.map_or(ptr::null_mut(), |f| f(ctx, id));
+            let name = match RStr::adopt(ctx, by_id) {
+                Some(name) => name,
+                None if context_flags(ctx) & raw::REDISMODULE_CTX_FLAGS_LUA != 0 => {
+                    RStr::adopt(ctx, raw::RedisModule_GetCurrentUserName?(ctx))?
+                }
+                None => return None,
+            };
             let u = raw::RedisModule_GetModuleUserFromUserName?(name.as_ptr());
             NonNull::new(u).map(|ptr| User { ptr })
         }
@@ -685,4 +706,109 @@ pub fn set_command_info(ctx: Ctx, name: &CStr, doc: &crate::docs::Doc) -> bool {
         let cmd = get(ctx, name.as_ptr());
         !cmd.is_null() && set(cmd, &info) == 0
     }
+}
+
+// ---- timers, scans, blocking ----
+
+pub fn create_timer(ctx: Ctx, ms: i64, cb: raw::RedisModuleTimerProc) -> Option<raw::RedisModuleTimerID> {
+    // SAFETY: valid callback; no private data.
+    unsafe { raw::RedisModule_CreateTimer.map(|f| f(ctx, ms, cb, ptr::null_mut())) }
+}
+
+/// Stops a timer; false when it already fired or does not exist.
+pub fn stop_timer(ctx: Ctx, id: raw::RedisModuleTimerID) -> bool {
+    let mut data: *mut c_void = ptr::null_mut();
+    // SAFETY: the timer carries no private data to free.
+    unsafe { raw::RedisModule_StopTimer.is_some_and(|f| f(ctx, id, &mut data) == 0) }
+}
+
+pub fn select_db(ctx: Ctx, db: i32) -> bool {
+    // SAFETY: live ctx.
+    unsafe { raw::RedisModule_SelectDb.is_some_and(|f| f(ctx, db) == 0) }
+}
+
+/// True while clients are paused for a failover: a timer must not write.
+pub fn avoid_replica_traffic() -> bool {
+    // SAFETY: plain query.
+    unsafe { raw::RedisModule_AvoidReplicaTraffic.is_some_and(|f| f() != 0) }
+}
+
+/// A keyspace scan cursor, destroyed on drop.
+pub struct ScanCursor(NonNull<raw::RedisModuleScanCursor>);
+
+impl ScanCursor {
+    pub fn new() -> Option<ScanCursor> {
+        // SAFETY: plain constructor.
+        NonNull::new(unsafe { raw::RedisModule_ScanCursorCreate.map_or(ptr::null_mut(), |f| f()) }).map(ScanCursor)
+    }
+
+    /// One step of the scan of the selected database, calling `each` with
+    /// every key name met. False once the scan is complete.
+    pub fn step(&mut self, ctx: Ctx, each: &mut dyn FnMut(&[u8])) -> bool {
+        extern "C" fn cb(
+            _ctx: *mut raw::RedisModuleCtx,
+            name: *mut raw::RedisModuleString,
+            _key: *mut raw::RedisModuleKey,
+            data: *mut c_void,
+        ) {
+            // SAFETY: `data` is the `&mut dyn FnMut` passed below, alive for
+            // the duration of RedisModule_Scan.
+            let each = unsafe { &mut *data.cast::<&mut dyn FnMut(&[u8])>() };
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| each(str_bytes(name))));
+        }
+        let mut each = each;
+        let data = (&mut each as *mut &mut dyn FnMut(&[u8])).cast::<c_void>();
+        // SAFETY: live cursor; the callback only runs during the call.
+        unsafe { raw::RedisModule_Scan.is_some_and(|f| f(ctx, self.0.as_ptr(), Some(cb), data) != 0) }
+    }
+}
+
+impl Drop for ScanCursor {
+    fn drop(&mut self) {
+        // SAFETY: created by ScanCursorCreate, destroyed once.
+        unsafe {
+            if let Some(f) = raw::RedisModule_ScanCursorDestroy {
+                f(self.0.as_ptr());
+            }
+        }
+    }
+}
+
+/// The number of databases (`CONFIG GET databases`), 16 when unreadable.
+pub fn databases(ctx: Ctx) -> i32 {
+    match call(ctx, c"CONFIG", &[b"GET", b"databases"]).map(|r| r.value()) {
+        Some(Called::Strings(v)) => {
+            v.get(1).and_then(|n| std::str::from_utf8(n).ok()).and_then(|n| n.parse().ok()).unwrap_or(16)
+        }
+        _ => 16,
+    }
+}
+
+pub type BlockedFree = unsafe extern "C" fn(*mut raw::RedisModuleCtx, *mut c_void);
+
+/// Blocks the calling client until one of `keys` is signalled ready (then
+/// `reply` runs; returning REDISMODULE_ERR keeps it blocked) or `timeout_ms`
+/// passes (0: never). `privdata` is handed to the callbacks and to `free`.
+pub fn block_on_keys(
+    ctx: Ctx,
+    reply: raw::RedisModuleCmdFunc,
+    timeout: raw::RedisModuleCmdFunc,
+    free: BlockedFree,
+    timeout_ms: i64,
+    keys: &[RStr],
+    privdata: *mut c_void,
+) -> bool {
+    let mut ptrs: Vec<*mut raw::RedisModuleString> = keys.iter().map(RStr::as_ptr).collect();
+    let n = c_int::try_from(ptrs.len()).unwrap_or(0);
+    // SAFETY: the key strings are copied by Redis; privdata ownership passes
+    // to Redis, which calls `free` exactly once.
+    unsafe {
+        raw::RedisModule_BlockClientOnKeys
+            .is_some_and(|f| !f(ctx, reply, timeout, Some(free), timeout_ms, ptrs.as_mut_ptr(), n, privdata).is_null())
+    }
+}
+
+pub fn blocked_privdata(ctx: Ctx) -> *mut c_void {
+    // SAFETY: called from a blocked client's callback.
+    unsafe { raw::RedisModule_GetBlockedClientPrivateData.map_or(ptr::null_mut(), |f| f(ctx)) }
 }

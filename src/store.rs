@@ -30,6 +30,15 @@ struct Handle {
     open: Option<(Option<Key>, bool)>,
 }
 
+thread_local! {
+    static APPLYING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// True while tq applies a plan: keyspace events seen then are tq's own.
+pub fn applying() -> bool {
+    APPLYING.with(std::cell::Cell::get)
+}
+
 pub struct RedisStore {
     ctx: rm::Ctx,
     user: Option<User>,
@@ -171,6 +180,13 @@ impl RedisStore {
     /// Performs the effects in order, replicating each. The ACL is checked
     /// for every key first, so a refusal writes nothing.
     pub fn apply(&mut self, effects: &[Effect]) -> Result<()> {
+        APPLYING.with(|a| a.set(true));
+        let result = self.apply_all(effects);
+        APPLYING.with(|a| a.set(false));
+        result
+    }
+
+    fn apply_all(&mut self, effects: &[Effect]) -> Result<()> {
         for e in effects {
             for key in e.keys() {
                 self.check(key, true)?;
@@ -178,6 +194,23 @@ impl RedisStore {
         }
         for e in effects {
             self.apply_one(e)?;
+            // Timed work: the timer must serve the namespace, and come in time.
+            match e {
+                Effect::ZAdd { key, score, .. } => {
+                    crate::registry::note_key(self.db, key);
+                    let score = u64::try_from(*score).unwrap_or(0);
+                    if key.ends_with(b":delayed_queue_schedule") {
+                        crate::timer::due_at(self.ctx, score.saturating_mul(1000));
+                    } else if key.ends_with(b":tq:leases") {
+                        crate::timer::due_at(self.ctx, score);
+                    }
+                }
+                Effect::HSet { key, .. } if key.ends_with(b":tq:recur") => {
+                    crate::registry::note_key(self.db, key);
+                    crate::timer::due_at(self.ctx, self.now_ms());
+                }
+                _ => {}
+            }
         }
         Ok(())
     }
@@ -196,6 +229,16 @@ impl RedisStore {
                 let name = &self.handle(key)?.name;
                 rm::notify(ctx, LIST, c"rpush", name);
                 rm::replicate_strs(ctx, c"RPUSH", &[name, &v]);
+            }
+            Effect::LPush { key, value } => {
+                let v = RStr::new(ctx, value).ok_or_else(oom)?;
+                let k = self.open_write(key)?;
+                if !k.list_push_head(&v) {
+                    return Err(TqError::Internal("list push failed".into()));
+                }
+                let name = &self.handle(key)?.name;
+                rm::notify(ctx, LIST, c"lpush", name);
+                rm::replicate_strs(ctx, c"LPUSH", &[name, &v]);
             }
             Effect::LPop { key } => {
                 let k = self.open_write(key)?;
@@ -403,9 +446,9 @@ impl Store for RedisStore {
         }
     }
 
-    fn zset_range_to(&mut self, key: &[u8], max: f64, limit: usize) -> Result<Vec<(Vec<u8>, f64)>> {
+    fn zset_range(&mut self, key: &[u8], min: f64, max: f64, limit: usize) -> Result<Vec<(Vec<u8>, f64)>> {
         let ctx = self.ctx;
-        Ok(self.read(key, Kind::Zset)?.map_or_else(Vec::new, |k| k.zset_range_to(ctx, max, limit)))
+        Ok(self.read(key, Kind::Zset)?.map_or_else(Vec::new, |k| k.zset_range(ctx, min, max, limit)))
     }
 
     fn hash_get(&mut self, key: &[u8], field: &[u8]) -> Result<Option<Vec<u8>>> {

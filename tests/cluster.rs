@@ -24,6 +24,7 @@ impl Cluster {
                     args: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
                         .map(String::from)
                         .to_vec(),
+                    ..Opts::default()
                 })
             })
             .collect();

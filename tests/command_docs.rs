@@ -4,7 +4,7 @@ mod common;
 
 use common::{Server, Value};
 
-const COMMANDS: [(&str, i64); 15] = [
+const COMMANDS: [(&str, i64); 21] = [
     ("tq.enqueue", -4),
     ("tq.enqueueat", -5),
     ("tq.enqueuein", -5),
@@ -20,6 +20,12 @@ const COMMANDS: [(&str, i64); 15] = [
     ("tq.hrenew", 7),
     ("tq.leader", 4),
     ("tq.resign", 3),
+    ("tq.bpop", -5),
+    ("tq.heartbeat", 4),
+    ("tq.broadcast", -3),
+    ("tq.recur", -5),
+    ("tq.unrecur", -4),
+    ("tq.recurs", 2),
 ];
 
 fn as_map(v: &Value) -> Vec<(String, Value)> {

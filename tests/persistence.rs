@@ -63,6 +63,7 @@ fn aof_replays_identically_with_and_without_the_module() {
     let s = Server::start_with(Opts {
         module: true,
         args: vec!["--appendonly".into(), "yes".into(), "--appendfsync".into(), "always".into()],
+        ..Opts::default()
     });
     let mut c = s.conn();
     wait_persistence_idle(&mut c);
@@ -110,7 +111,10 @@ fn aof_replays_identically_with_and_without_the_module() {
 
     // A server without the module loads the same AOF.
     let dir = s.kill_keep_dir();
-    let plain = Server::restart_in(&dir, Opts { module: false, args: vec!["--appendonly".into(), "yes".into()] });
+    let plain = Server::restart_in(
+        &dir,
+        Opts { module: false, args: vec!["--appendonly".into(), "yes".into()], ..Opts::default() },
+    );
     let mut p = plain.conn();
     assert_eq!(p.ok(&["MODULE", "LIST"]), Value::Array(vec![]));
     assert_eq!(p.digest(), digest, "a server without the module loads another dataset from the AOF");
@@ -146,7 +150,7 @@ fn rdb_reloads_identically_with_and_without_the_module() {
     assert_eq!(c.ok(&["SAVE"]), Value::Okay);
 
     let dir = s.kill_keep_dir();
-    let plain = Server::restart_in(&dir, Opts { module: false, args: vec![] });
+    let plain = Server::restart_in(&dir, Opts { module: false, args: vec![], ..Opts::default() });
     let mut p = plain.conn();
     assert_eq!(p.ok(&["MODULE", "LIST"]), Value::Array(vec![]));
     assert_eq!(p.digest(), digest, "a server without the module loads another dataset from the RDB");

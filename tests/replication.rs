@@ -15,6 +15,7 @@ fn replica_of(primary: &Server, module: bool) -> Server {
         args: ["--replicaof", "127.0.0.1", &primary.port.to_string(), "--repl-diskless-sync-delay", "0"]
             .map(String::from)
             .to_vec(),
+        ..Opts::default()
     });
     let mut c = r.conn();
     wait_until(30, "master_link_status:up", || {
@@ -28,7 +29,7 @@ fn replica_of(primary: &Server, module: bool) -> Server {
 fn start_primary(extra: &[&str]) -> Server {
     let mut args: Vec<String> = vec!["--repl-diskless-sync-delay".into(), "0".into()];
     args.extend(extra.iter().map(|a| a.to_string()));
-    Server::start_with(Opts { module: true, args })
+    Server::start_with(Opts { module: true, args, ..Opts::default() })
 }
 
 /// Waits (polling, generous deadline) until the one replica has acknowledged

@@ -19,6 +19,8 @@ pub enum TqError {
     /// another tool (node-resque's cleanOldWorkers/forceCleanWorker) has
     /// since unregistered the worker and failed the job.
     NoJob { worker: Vec<u8>, cleaned: bool },
+    /// ACK/FAIL by a worker whose lease ran out: its job was given back.
+    LeaseLost { worker: Vec<u8>, at_ms: u64 },
     /// POP by a worker that already holds a job.
     InFlight { worker: Vec<u8>, queue: Vec<u8> },
     /// ENQUEUEAT of a payload already in that bucket (node-resque's message).
@@ -54,6 +56,11 @@ impl TqError {
             TqError::NoJob { worker, cleaned: true } => format!(
                 "NOJOB worker '{}' has no job in flight: it was unregistered from the workers set (cleaned up as a stuck worker)",
                 show(worker)
+            ),
+            TqError::LeaseLost { worker, at_ms } => format!(
+                "LEASELOST worker '{}' lost its job: the lease ran out at {} and the job was given back",
+                show(worker),
+                crate::time::iso8601(*at_ms)
             ),
             TqError::InFlight { worker, queue } => format!(
                 "INFLIGHT worker '{}' already holds a job from queue '{}'; ACK or FAIL it first",

@@ -111,10 +111,44 @@ impl Ns<'_> {
     pub fn queue_lock(&self, class: &[u8], queue: &[u8], args_json: &[u8]) -> Vec<u8> {
         self.key(&[b"lock", class, queue, args_json])
     }
+    /// Lease deadlines of jobs in flight: zset worker -> unix ms.
+    pub fn leases(&self) -> Vec<u8> {
+        self.key(&[b"tq", b"leases"])
+    }
+    /// Workers alive (heartbeat not expired): zset worker -> unix ms.
+    pub fn alive(&self) -> Vec<u8> {
+        self.key(&[b"tq", b"alive"])
+    }
+    /// A worker's personal queue (broadcast jobs), checked before its queues.
+    pub fn mailbox(&self, worker: &[u8]) -> Vec<u8> {
+        self.key(&[b"tq", b"mailbox", worker])
+    }
+    /// Delivery counts of jobs handed out more than once: hash payload -> n.
+    pub fn deliveries(&self) -> Vec<u8> {
+        self.key(&[b"tq", b"deliveries"])
+    }
+    /// Periodic tasks: hash payload -> `Recurring` record.
+    pub fn recur(&self) -> Vec<u8> {
+        self.key(&[b"tq", b"recur"])
+    }
+    /// node-resque's worker ping record (its scheduler's stuck-worker check).
+    pub fn ping(&self, worker: &[u8]) -> Vec<u8> {
+        self.key(&[b"worker", b"ping", worker])
+    }
     /// node-resque JobLock's key: one identical job running.
     pub fn job_lock(&self, class: &[u8], queue: &[u8], args_json: &[u8]) -> Vec<u8> {
         self.key(&[b"workerslock", class, queue, args_json])
     }
+}
+
+/// Suffixes of the keys that give a namespace timed work (delayed jobs,
+/// leases, live workers, periodic tasks): the module's timer serves every
+/// namespace that has one.
+const TIMED_SUFFIXES: [&[u8]; 4] = [b":delayed_queue_schedule", b":tq:leases", b":tq:alive", b":tq:recur"];
+
+/// The namespace of a timed key, if `key` is one.
+pub fn timed_namespace(key: &[u8]) -> Option<&[u8]> {
+    TIMED_SUFFIXES.iter().find_map(|suffix| key.strip_suffix(*suffix)).filter(|ns| !ns.is_empty())
 }
 
 /// The `delayed:<ts>` marker stored in `timestamps:<payload>` sets (no
@@ -182,6 +216,20 @@ mod tests {
         assert_eq!(ns.queue_lock(b"c", b"q", b"[1]"), b"resque:lock:c:q:[1]");
         assert_eq!(ns.job_lock(b"c", b"q", b"[]"), b"resque:workerslock:c:q:[]");
         assert_eq!(ns.pair_lock(b"job-1"), b"resque:tq:lock:job-1");
+    }
+
+    #[test]
+    fn timed_keys_name_their_namespace() {
+        assert_eq!(timed_namespace(b"resque:delayed_queue_schedule"), Some(&b"resque"[..]));
+        assert_eq!(timed_namespace(b"{tq}:tq:leases"), Some(&b"{tq}"[..]));
+        assert_eq!(timed_namespace(b"a:b:tq:recur"), Some(&b"a:b"[..]));
+        assert_eq!(timed_namespace(b"a:tq:alive"), Some(&b"a"[..]));
+        assert_eq!(timed_namespace(b"resque:queue:q"), None);
+        assert_eq!(timed_namespace(b":tq:alive"), None);
+        let ns = Ns::new(b"x", false).expect("valid");
+        for k in [ns.delayed_schedule(), ns.leases(), ns.alive(), ns.recur()] {
+            assert_eq!(timed_namespace(&k), Some(&b"x"[..]));
+        }
     }
 
     #[test]

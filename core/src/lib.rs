@@ -16,7 +16,9 @@ pub mod lock;
 pub mod parse;
 pub mod queue;
 pub mod records;
+pub mod recur;
 pub mod store;
 pub mod time;
+pub mod work;
 
 pub use error::{Result, TqError};

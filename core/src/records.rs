@@ -191,9 +191,16 @@ pub struct InFlight {
     /// The running-job lock taken with the job (key, value written), which
     /// ACK/FAIL release only if it still holds that value.
     pub joblock: Option<(Vec<u8>, Vec<u8>)>,
+    /// When the lease runs out unless a heartbeat extends it, unix ms.
+    pub lease_until_ms: u64,
+    /// How many times this job has been handed to a worker (1 = first time).
+    pub deliveries: u32,
+    /// A tombstone: the lease expired and the job was taken back, so this
+    /// worker's late ACK/FAIL must be refused.
+    pub lost: bool,
 }
 
-/// Version 1: no running-job lock.
+/// Version 1: no running-job lock, no lease.
 #[derive(Decode)]
 struct InFlightV1 {
     queues: Vec<u8>,
@@ -201,8 +208,20 @@ struct InFlightV1 {
     popped_ms: u64,
 }
 
+/// Version 2: no lease.
+#[derive(Decode)]
+struct InFlightV2 {
+    queues: Vec<u8>,
+    queue: Vec<u8>,
+    popped_ms: u64,
+    joblock: Option<(Vec<u8>, Vec<u8>)>,
+}
+
 const INFLIGHT_V1: u8 = 1;
 const INFLIGHT_V2: u8 = 2;
+const INFLIGHT_V3: u8 = 3;
+/// The lease given to entries written before leases existed.
+const LEGACY_LEASE_MS: u64 = 60_000;
 
 fn decode_exact<T: Decode<()>>(body: &[u8]) -> Option<T> {
     let (v, used) = bincode::decode_from_slice::<T, _>(body, bincode::config::standard()).ok()?;
@@ -211,7 +230,7 @@ fn decode_exact<T: Decode<()>>(body: &[u8]) -> Option<T> {
 
 impl InFlight {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![INFLIGHT_V2];
+        let mut out = vec![INFLIGHT_V3];
         // Encoding plain byte vectors and integers into a Vec cannot fail.
         if let Ok(body) = bincode::encode_to_vec(self, bincode::config::standard()) {
             out.extend_from_slice(&body);
@@ -220,14 +239,23 @@ impl InFlight {
     }
 
     pub fn decode(raw: &[u8]) -> Option<Self> {
+        let legacy = |queues, queue, popped_ms: u64, joblock| InFlight {
+            queues,
+            queue,
+            popped_ms,
+            joblock,
+            lease_until_ms: popped_ms.saturating_add(LEGACY_LEASE_MS),
+            deliveries: 1,
+            lost: false,
+        };
         match raw.split_first() {
-            Some((&INFLIGHT_V2, body)) => decode_exact(body),
-            Some((&INFLIGHT_V1, body)) => decode_exact::<InFlightV1>(body).map(|v| InFlight {
-                queues: v.queues,
-                queue: v.queue,
-                popped_ms: v.popped_ms,
-                joblock: None,
-            }),
+            Some((&INFLIGHT_V3, body)) => decode_exact(body),
+            Some((&INFLIGHT_V2, body)) => {
+                decode_exact::<InFlightV2>(body).map(|v| legacy(v.queues, v.queue, v.popped_ms, v.joblock))
+            }
+            Some((&INFLIGHT_V1, body)) => {
+                decode_exact::<InFlightV1>(body).map(|v| legacy(v.queues, v.queue, v.popped_ms, None))
+            }
             _ => None,
         }
     }
@@ -335,19 +363,20 @@ mod tests {
             queue: b"b".to_vec(),
             popped_ms: 1_700_000_000_000,
             joblock: Some((b"k".to_vec(), b"v".to_vec())),
+            lease_until_ms: 1_700_000_060_000,
+            deliveries: 2,
+            lost: false,
         };
         let raw = e.encode();
-        assert_eq!(raw.first(), Some(&2));
-        // A version-1 entry (no job lock) still reads.
+        assert_eq!(raw.first(), Some(&3));
+        // Older versions still read, with a default lease.
         let mut v1 = vec![1u8];
         v1.extend(
             bincode::encode_to_vec((b"a,b".to_vec(), b"b".to_vec(), 7u64), bincode::config::standard())
                 .unwrap_or_default(),
         );
-        assert_eq!(
-            InFlight::decode(&v1),
-            Some(InFlight { queues: b"a,b".to_vec(), queue: b"b".to_vec(), popped_ms: 7, joblock: None })
-        );
+        let old = InFlight::decode(&v1).expect("v1 reads");
+        assert_eq!((old.popped_ms, old.lease_until_ms, old.deliveries, old.joblock), (7, 60_007, 1, None));
         assert_eq!(InFlight::decode(&raw), Some(e));
         assert_eq!(InFlight::decode(b""), None);
         assert_eq!(InFlight::decode(b"\x02abc"), None);

@@ -49,8 +49,8 @@ pub trait Store {
     fn list_get(&mut self, key: &[u8], index: usize) -> Result<Option<Vec<u8>>>;
     fn set_contains(&mut self, key: &[u8], member: &[u8]) -> Result<bool>;
     fn set_members(&mut self, key: &[u8]) -> Result<Vec<Vec<u8>>>;
-    /// Members scored at most `max`, lowest score first, at most `limit`.
-    fn zset_range_to(&mut self, key: &[u8], max: f64, limit: usize) -> Result<Vec<(Vec<u8>, f64)>>;
+    /// Members scored in [min, max], lowest score first, at most `limit`.
+    fn zset_range(&mut self, key: &[u8], min: f64, max: f64, limit: usize) -> Result<Vec<(Vec<u8>, f64)>>;
     fn hash_get(&mut self, key: &[u8], field: &[u8]) -> Result<Option<Vec<u8>>>;
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// The key's expiry (unix ms), None when it has none or does not exist.
@@ -76,6 +76,11 @@ pub fn wrong_type(key: &[u8], found: Kind, want: Kind) -> TqError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     RPush {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    /// Pushes at the head (a job given back goes first).
+    LPush {
         key: Vec<u8>,
         value: Vec<u8>,
     },
@@ -145,6 +150,7 @@ impl Effect {
     pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
         let (one, many): (Option<&[u8]>, &[Vec<u8>]) = match self {
             Effect::RPush { key, .. }
+            | Effect::LPush { key, .. }
             | Effect::LPop { key }
             | Effect::SAdd { key, .. }
             | Effect::SRem { key, .. }
@@ -188,6 +194,8 @@ impl<'a> Iterator for EffectKeys<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     Ok,
+    /// The module replies later (a blocked client).
+    NoReply,
     Nil,
     Int(i64),
     Bulk(Vec<u8>),
@@ -321,6 +329,12 @@ impl MemStore {
                         l.push_back(value.clone());
                     }
                 }
+                Effect::LPush { value, .. } => {
+                    let v = self.data.entry(key.clone()).or_insert_with(|| MemValue::List(VecDeque::new()));
+                    if let MemValue::List(l) = v {
+                        l.push_front(value.clone());
+                    }
+                }
                 Effect::LPop { .. } => {
                     if let Some(MemValue::List(l)) = self.data.get_mut(&key) {
                         l.pop_front();
@@ -444,9 +458,9 @@ impl Store for MemStore {
         })
     }
 
-    fn zset_range_to(&mut self, key: &[u8], max: f64, limit: usize) -> Result<Vec<(Vec<u8>, f64)>> {
+    fn zset_range(&mut self, key: &[u8], min: f64, max: f64, limit: usize) -> Result<Vec<(Vec<u8>, f64)>> {
         Ok(match self.typed(key, Kind::Zset)? {
-            Some(MemValue::Zset(z)) => z.iter().filter(|(_, s)| *s <= max).take(limit).cloned().collect(),
+            Some(MemValue::Zset(z)) => z.iter().filter(|(_, s)| *s >= min && *s <= max).take(limit).cloned().collect(),
             _ => Vec::new(),
         })
     }

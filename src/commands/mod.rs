@@ -4,6 +4,7 @@
 pub mod enqueue;
 pub mod lock;
 pub mod promote;
+pub mod recur;
 pub mod work;
 
 use tq_core::{Result, TqError};

@@ -18,8 +18,9 @@ pub fn module_path() -> PathBuf {
     if let Some(p) = std::env::var_os("TQ_MODULE") {
         return PathBuf::from(p);
     }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debug/libtq.so");
-    assert!(p.exists(), "{} is missing: run `make test` (or `cargo build` first)", p.display());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let p = root.join("target/debug/libtq.so");
+    assert_fresh(&p, &[root.join("src"), root.join("core/src")]);
     p
 }
 
@@ -40,12 +41,24 @@ fn free_port() -> u16 {
 
 pub struct Opts {
     pub module: bool,
+    /// Arguments after `--loadmodule <path>` (module settings).
+    pub module_args: Vec<String>,
     pub args: Vec<String>,
 }
 
 impl Default for Opts {
+    /// The module with its timer's automatic promotion off, so that tests
+    /// of TQ.PROMOTE control when jobs move; tests of the timer turn it on
+    /// (`Opts::timer()`).
     fn default() -> Self {
-        Opts { module: true, args: Vec::new() }
+        Opts { module: true, module_args: vec!["auto-promote".into(), "no".into()], args: Vec::new() }
+    }
+}
+
+impl Opts {
+    /// The module as configured by default (automatic promotion on).
+    pub fn timer() -> Self {
+        Opts { module_args: Vec::new(), ..Opts::default() }
     }
 }
 
@@ -102,7 +115,7 @@ impl Server {
             .arg("--daemonize")
             .arg("no");
         if opts.module {
-            cmd.arg("--loadmodule").arg(module_path());
+            cmd.arg("--loadmodule").arg(module_path()).args(&opts.module_args);
         }
         cmd.args(&opts.args);
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
@@ -275,37 +288,25 @@ pub fn tq_bin() -> PathBuf {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let p = root.join("target/debug/tq");
-    let fix = "run `cargo build --workspace` (or `cargo build -p tq-worker`, or `make test`) first";
-    let built = std::fs::metadata(&p)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| panic!("{} is missing: {fix}", p.display()));
-    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
-    let mut dirs = vec![root.join("worker/src")];
-    let mut files = vec![root.join("worker/Cargo.toml")];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                dirs.push(e.path());
-            } else {
-                files.push(e.path());
-            }
-        }
-    }
-    for f in files {
-        if let Ok(t) = std::fs::metadata(&f).and_then(|m| m.modified()) {
-            let newer = match &newest {
-                Some((n, _)) => t > *n,
-                None => true,
-            };
-            if newer {
-                newest = Some((t, f));
-            }
-        }
-    }
-    if let Some((t, f)) = newest {
-        assert!(t <= built, "{} is older than {}: {fix}", p.display(), f.display());
-    }
+    assert_fresh(&p, &[root.join("worker/src"), root.join("worker/Cargo.toml")]);
     p
+}
+
+/// Fails clearly when `built` is missing or older than any file under
+/// `sources`: a stale build must never be tested silently.
+fn assert_fresh(built: &Path, sources: &[PathBuf]) {
+    let fix = "run `cargo build --workspace` (or `make test`) first";
+    let built_at = std::fs::metadata(built)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} is missing: {fix}", built.display()));
+    let mut pending: Vec<PathBuf> = sources.to_vec();
+    while let Some(path) = pending.pop() {
+        if path.is_dir() {
+            pending.extend(std::fs::read_dir(&path).into_iter().flatten().flatten().map(|e| e.path()));
+        } else if let Ok(t) = std::fs::metadata(&path).and_then(|m| m.modified()) {
+            assert!(t <= built_at, "{} is older than {}: {fix}", built.display(), path.display());
+        }
+    }
 }
 
 /// Sends `sig` (a name such as `KILL` or `TERM`) with kill(1) to `target`:

@@ -1,5 +1,11 @@
 use super::*;
+use crate::records::InFlight;
 use crate::store::{MemStore, MemValue};
+use crate::work::{ack, fail, pop, PopOptions};
+
+fn opts(joblock: Option<u64>) -> PopOptions {
+    PopOptions { joblock, lease_ms: 60_000 }
+}
 
 const NOW: u64 = 1_700_000_000_123;
 
@@ -168,7 +174,7 @@ fn pop_takes_priority_order_and_records_the_job() {
     let mut s = MemStore::at(0);
     run(&mut s, |s| enqueue(s, &ns(), b"low", b"c", Some(b"[1]"), None)).expect("ok");
     run(&mut s, |s| enqueue(s, &ns(), b"high", b"c", Some(b"[2]"), None)).expect("ok");
-    let r = run(&mut s, |s| pop(s, &ns(), b"h:1", &[b"high", b"low"], None)).expect("pops");
+    let r = run(&mut s, |s| pop(s, &ns(), b"h:1", &[b"high", b"low"], &opts(None))).expect("pops");
     assert_eq!(bulk(&r), vec![b"high".to_vec(), br#"{"class":"c","queue":"high","args":[2]}"#.to_vec()]);
     assert_eq!(
         s.string(b"resque:worker:h:1:high,low"),
@@ -176,12 +182,12 @@ fn pop_takes_priority_order_and_records_the_job() {
     );
     assert_eq!(s.members(b"resque:workers"), vec![b"h:1:high,low".to_vec()]);
     // One job per worker name.
-    assert!(matches!(pop(&mut s, &ns(), b"h:1", &[b"low"], None), Err(TqError::InFlight { .. })));
+    assert!(matches!(pop(&mut s, &ns(), b"h:1", &[b"low"], &opts(None)), Err(TqError::InFlight { .. })));
     run(&mut s, |s| ack(s, &ns(), b"h:1")).expect("acks");
-    let r = run(&mut s, |s| pop(s, &ns(), b"h:1", &[b"high", b"low"], None)).expect("pops");
+    let r = run(&mut s, |s| pop(s, &ns(), b"h:1", &[b"high", b"low"], &opts(None))).expect("pops");
     assert_eq!(bulk(&r)[0], b"low".to_vec());
     run(&mut s, |s| ack(s, &ns(), b"h:1")).expect("acks");
-    let plan = pop(&mut s, &ns(), b"h:1", &[b"high", b"low"], None).expect("plans");
+    let plan = pop(&mut s, &ns(), b"h:1", &[b"high", b"low"], &opts(None)).expect("plans");
     assert_eq!(plan, Plan::new(Reply::Nil));
 }
 
@@ -193,14 +199,14 @@ fn pop_star_reads_every_queue_alphabetically() {
     }
     let mut got = Vec::new();
     for _ in 0..4 {
-        let r = run(&mut s, |s| pop(s, &ns(), b"w", &[b"*"], None)).expect("pops");
+        let r = run(&mut s, |s| pop(s, &ns(), b"w", &[b"*"], &opts(None))).expect("pops");
         got.push(String::from_utf8(bulk(&r)[0].clone()).expect("utf8"));
         run(&mut s, |s| ack(s, &ns(), b"w")).expect("acks");
     }
     // UTF-16 order: U+1F600 (a surrogate pair, 0xD83D) sorts before U+FF61.
     assert_eq!(got, ["a", "b", "\u{1f600}", "\u{ff61}"]);
     assert!(s.string(b"resque:worker:w:*").is_none());
-    assert!(pop(&mut s, &ns(), b"w", &[b"*", b"a"], None).is_err());
+    assert!(pop(&mut s, &ns(), b"w", &[b"*", b"a"], &opts(None)).is_err());
 }
 
 #[test]
@@ -210,7 +216,7 @@ fn pop_moves_corrupt_payloads_to_failed_and_goes_on() {
         b"resque:queue:q".to_vec(),
         MemValue::List([&b"\xff\xfe"[..], b"[]", br#"{"class":"ok"}"#].iter().map(|p| p.to_vec()).collect()),
     );
-    let r = run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], None)).expect("pops");
+    let r = run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &opts(None))).expect("pops");
     assert_eq!(bulk(&r)[1], br#"{"class":"ok"}"#.to_vec());
     let failed = s.list(b"resque:failed");
     assert_eq!(failed.len(), 2);
@@ -224,7 +230,7 @@ fn pop_moves_corrupt_payloads_to_failed_and_goes_on() {
 fn a_queue_named_twice_is_read_once() {
     let mut s = MemStore::at(0);
     s.data.insert(b"resque:queue:junk".to_vec(), MemValue::List([b"garbage".to_vec()].into_iter().collect()));
-    assert_eq!(run(&mut s, |s| pop(s, &ns(), b"w", &[b"junk", b"junk"], None)), Ok(Reply::Nil));
+    assert_eq!(run(&mut s, |s| pop(s, &ns(), b"w", &[b"junk", b"junk"], &opts(None))), Ok(Reply::Nil));
     assert_eq!(s.list(b"resque:failed").len(), 1);
     assert_eq!(s.string(b"resque:stat:failed"), Some(b"1".to_vec()));
 }
@@ -235,14 +241,14 @@ fn ack_and_fail_complete_the_job_once() {
     run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", Some(b"[1]"), None)).expect("ok");
     run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", Some(b"[2]"), None)).expect("ok");
     assert!(matches!(ack(&mut s, &ns(), b"w"), Err(TqError::NoJob { cleaned: false, .. })));
-    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], None)).expect("pops");
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &opts(None))).expect("pops");
     run(&mut s, |s| ack(s, &ns(), b"w")).expect("acks");
     assert_eq!(s.string(b"resque:stat:processed"), Some(b"1".to_vec()));
     assert_eq!(s.string(b"resque:stat:processed:w"), Some(b"1".to_vec()));
     assert!(s.string(b"resque:worker:w:q").is_none());
     assert!(matches!(ack(&mut s, &ns(), b"w"), Err(TqError::NoJob { cleaned: false, .. })));
 
-    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], None)).expect("pops");
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &opts(None))).expect("pops");
     run(&mut s, |s| fail(s, &ns(), b"w", b"Error", b"boom", Some(br#"["at x"]"#))).expect("fails");
     let failed = s.list(b"resque:failed");
     assert_eq!(
@@ -261,7 +267,7 @@ fn a_worker_cleaned_up_by_another_tool_holds_no_job() {
     for _ in 0..2 {
         run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", None, None)).expect("ok");
     }
-    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], None)).expect("pops");
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &opts(None))).expect("pops");
     // node-resque's forceCleanWorker unregisters the worker (and fails the job).
     if let Some(MemValue::Set(set)) = s.data.get_mut(&b"resque:workers"[..]) {
         set.remove(&b"w:q"[..]);
@@ -274,11 +280,20 @@ fn a_worker_cleaned_up_by_another_tool_holds_no_job() {
     s.data.insert(
         b"resque:tq:inflight:w".to_vec(),
         MemValue::String(
-            InFlight { queues: b"old".to_vec(), queue: b"old".to_vec(), popped_ms: 0, joblock: None }.encode(),
+            InFlight {
+                queues: b"old".to_vec(),
+                queue: b"old".to_vec(),
+                popped_ms: 0,
+                joblock: None,
+                lease_until_ms: 60_000,
+                deliveries: 1,
+                lost: false,
+            }
+            .encode(),
         ),
     );
     s.data.insert(b"resque:worker:w:old".to_vec(), MemValue::String(b"{}".to_vec()));
-    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], None)).expect("pops again");
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &opts(None))).expect("pops again");
     assert!(s.string(b"resque:worker:w:old").is_none());
     assert!(s.string(b"resque:worker:w:q").is_some());
     run(&mut s, |s| ack(s, &ns(), b"w")).expect("acks");
@@ -288,7 +303,7 @@ fn a_worker_cleaned_up_by_another_tool_holds_no_job() {
 fn fail_refuses_bad_arguments_before_writing() {
     let mut s = MemStore::at(0);
     run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", None, None)).expect("ok");
-    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], None)).expect("pops");
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &opts(None))).expect("pops");
     let before = s.clone();
     assert!(fail(&mut s, &ns(), b"w", b"E", b"e", Some(b"{}")).is_err());
     assert!(fail(&mut s, &ns(), b"w", b"\xff", b"e", None).is_err());
@@ -303,7 +318,7 @@ fn fail_refuses_bad_arguments_before_writing() {
 fn fail_without_a_readable_record_still_completes() {
     let mut s = MemStore::at(0);
     run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", None, None)).expect("ok");
-    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], None)).expect("pops");
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &opts(None))).expect("pops");
     s.data.insert(b"resque:worker:w:q".to_vec(), MemValue::String(b"garbage".to_vec()));
     run(&mut s, |s| fail(s, &ns(), b"w", b"E", b"e", None)).expect("fails");
     let failed = s.list(b"resque:failed");
@@ -325,7 +340,7 @@ fn unique_enqueue_refuses_a_waiting_twin_until_it_is_popped() {
     // Other args are another job.
     assert_eq!(run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", Some(b"[2]"), Some(60_000))), Ok(Reply::Int(2)));
     // The pop of the job releases its lock in the same step.
-    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], None)).expect("pops");
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &opts(None))).expect("pops");
     assert_eq!(s.string(lock_key), None);
     assert_eq!(run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", Some(b"[1]"), Some(60_000))), Ok(Reply::Int(2)));
     // A lock whose deadline passed (but whose key lingers) does not block.
@@ -340,22 +355,22 @@ fn joblock_keeps_identical_jobs_from_running_at_once() {
     for a in ["[1]", "[1]", "[2]"] {
         run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", Some(a.as_bytes()), None)).expect("ok");
     }
-    let r = run(&mut s, |s| pop(s, &ns(), b"w1", &[b"q"], Some(30_000))).expect("pops");
+    let r = run(&mut s, |s| pop(s, &ns(), b"w1", &[b"q"], &opts(Some(30_000)))).expect("pops");
     assert_eq!(bulk(&r)[1], br#"{"class":"c","queue":"q","args":[1]}"#.to_vec());
     assert!(s.string(b"resque:workerslock:c:q:[1]").is_some());
     // The twin is moved to the tail; the other job runs.
-    let r = run(&mut s, |s| pop(s, &ns(), b"w2", &[b"q"], Some(30_000))).expect("pops");
+    let r = run(&mut s, |s| pop(s, &ns(), b"w2", &[b"q"], &opts(Some(30_000)))).expect("pops");
     assert_eq!(bulk(&r)[1], br#"{"class":"c","queue":"q","args":[2]}"#.to_vec());
     assert_eq!(s.list(b"resque:queue:q"), vec![br#"{"class":"c","queue":"q","args":[1]}"#.to_vec()]);
     // Only the twin left, still locked: nil, and it stays queued.
-    assert_eq!(run(&mut s, |s| pop(s, &ns(), b"w3", &[b"q"], Some(30_000))), Ok(Reply::Nil));
+    assert_eq!(run(&mut s, |s| pop(s, &ns(), b"w3", &[b"q"], &opts(Some(30_000)))), Ok(Reply::Nil));
     assert_eq!(s.list(b"resque:queue:q").len(), 1);
     // Only the holder's completion releases the lock.
     run(&mut s, |s| ack(s, &ns(), b"w2")).expect("acks");
     assert!(s.string(b"resque:workerslock:c:q:[1]").is_some());
     run(&mut s, |s| fail(s, &ns(), b"w1", b"E", b"e", None)).expect("fails");
     assert!(s.string(b"resque:workerslock:c:q:[1]").is_none());
-    let r = run(&mut s, |s| pop(s, &ns(), b"w3", &[b"q"], Some(30_000))).expect("pops");
+    let r = run(&mut s, |s| pop(s, &ns(), b"w3", &[b"q"], &opts(Some(30_000)))).expect("pops");
     assert_eq!(bulk(&r)[1], br#"{"class":"c","queue":"q","args":[1]}"#.to_vec());
     // A lock taken over by someone else (new value) is not released by ACK.
     s.data.insert(b"resque:workerslock:c:q:[1]".to_vec(), MemValue::String(b"other".to_vec()));

@@ -1,0 +1,167 @@
+use super::*;
+use crate::queue::enqueue;
+use crate::store::{MemStore, MemValue};
+
+fn ns() -> Ns<'static> {
+    Ns::new(b"resque", false).expect("valid namespace")
+}
+
+fn run(s: &mut MemStore, f: impl FnOnce(&mut MemStore) -> Result<Plan>) -> Result<Reply> {
+    let plan = f(s)?;
+    s.apply(&plan.effects);
+    Ok(plan.reply)
+}
+
+const LEASE: PopOptions = PopOptions { joblock: None, lease_ms: 1_000 };
+
+fn enq(s: &mut MemStore, q: &[u8], args: &[u8]) {
+    run(s, |s| enqueue(s, &ns(), q, b"c", Some(args), None)).expect("enqueued");
+}
+
+fn popped(r: Reply) -> Vec<u8> {
+    match r {
+        Reply::Array(v) => match v.as_slice() {
+            [_, Reply::Bulk(p)] => p.clone(),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("not popped: {other:?}"),
+    }
+}
+
+fn entry(s: &MemStore, w: &[u8]) -> InFlight {
+    let mut k = b"resque:tq:inflight:".to_vec();
+    k.extend_from_slice(w);
+    InFlight::decode(&s.string(&k).expect("entry")).expect("decodes")
+}
+
+#[test]
+fn an_expired_lease_gives_the_job_back_at_the_head_and_refuses_the_late_report() {
+    let mut s = MemStore::at(0);
+    enq(&mut s, b"q", b"[1]");
+    enq(&mut s, b"q", b"[2]");
+    let p = popped(run(&mut s, |s| pop(s, &ns(), b"w1", &[b"q"], &LEASE)).expect("pops"));
+    assert_eq!(entry(&s, b"w1").lease_until_ms, 1_000);
+    // Not yet expired.
+    s.now = 999;
+    assert_eq!(run(&mut s, |s| expire_leases(s, &ns(), 5, 100)), Ok(Reply::Int(0)));
+    s.now = 1_000;
+    assert_eq!(run(&mut s, |s| expire_leases(s, &ns(), 5, 100)), Ok(Reply::Int(1)));
+    assert_eq!(s.list(b"resque:queue:q"), vec![p.clone(), br#"{"class":"c","queue":"q","args":[2]}"#.to_vec()]);
+    assert!(s.string(b"resque:worker:w1:q").is_none());
+    assert!(matches!(ack(&mut s, &ns(), b"w1"), Err(TqError::LeaseLost { .. })));
+    assert!(matches!(fail(&mut s, &ns(), b"w1", b"E", b"e", None), Err(TqError::LeaseLost { .. })));
+    // The next delivery counts as the second; the late worker may pop again.
+    let again = popped(run(&mut s, |s| pop(s, &ns(), b"w2", &[b"q"], &LEASE)).expect("pops"));
+    assert_eq!(again, p);
+    assert_eq!(entry(&s, b"w2").deliveries, 2);
+    run(&mut s, |s| pop(s, &ns(), b"w1", &[b"q"], &LEASE)).expect("the tombstone does not block");
+    run(&mut s, |s| ack(s, &ns(), b"w2")).expect("acks");
+    assert!(!s.data.contains_key(&b"resque:tq:deliveries"[..]), "the count goes with the job");
+    assert_eq!(s.members(b"resque:tq:leases"), vec![b"w1".to_vec()]);
+}
+
+#[test]
+fn a_heartbeat_keeps_the_lease_and_marks_the_worker_alive() {
+    let mut s = MemStore::at(0);
+    enq(&mut s, b"q", b"[1]");
+    assert_eq!(run(&mut s, |s| heartbeat(s, &ns(), b"w", 5_000)), Ok(Reply::Int(0)), "no job yet");
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("pops");
+    s.now = 900;
+    assert_eq!(run(&mut s, |s| heartbeat(s, &ns(), b"w", 1_000)), Ok(Reply::Int(1_000)));
+    s.now = 1_500;
+    assert_eq!(run(&mut s, |s| expire_leases(s, &ns(), 5, 100)), Ok(Reply::Int(0)));
+    assert_eq!(
+        s.string(b"resque:worker:ping:w"),
+        Some(br#"{"time":1,"name":"w","queues":"q"}"#.to_vec()),
+        "node-resque's ping record"
+    );
+    run(&mut s, |s| ack(s, &ns(), b"w")).expect("still its job");
+    assert!(heartbeat(&mut s, &ns(), b"w", 0).is_err());
+}
+
+#[test]
+fn too_many_deliveries_send_the_job_to_failed() {
+    let mut s = MemStore::at(0);
+    enq(&mut s, b"q", b"[1]");
+    for round in 1..=3u64 {
+        run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("pops");
+        assert_eq!(entry(&s, b"w").deliveries, round as u32);
+        s.now += 1_000;
+        run(&mut s, |s| expire_leases(s, &ns(), 3, 100)).expect("expires");
+    }
+    assert!(s.list(b"resque:queue:q").is_empty());
+    let failed = s.list(b"resque:failed");
+    assert_eq!(failed.len(), 1);
+    let f = String::from_utf8_lossy(&failed[0]).into_owned();
+    assert!(f.contains(LEASE_EXCEPTION) && f.contains("delivered 3 times"), "{f}");
+    assert_eq!(s.string(b"resque:stat:failed"), Some(b"1".to_vec()));
+    assert!(!s.data.contains_key(&b"resque:tq:deliveries"[..]));
+}
+
+#[test]
+fn broadcast_reaches_each_live_worker_once_before_its_queues() {
+    let mut s = MemStore::at(0);
+    for w in [&b"a"[..], b"b", b"dead"] {
+        run(&mut s, |s| heartbeat(s, &ns(), w, 1_000)).expect("alive");
+    }
+    s.now = 500;
+    run(&mut s, |s| heartbeat(s, &ns(), b"a", 1_000)).expect("alive");
+    run(&mut s, |s| heartbeat(s, &ns(), b"b", 1_000)).expect("alive");
+    s.now = 1_200; // "dead" stopped beating at 1000
+    enq(&mut s, b"q", b"[1]");
+    assert_eq!(run(&mut s, |s| broadcast(s, &ns(), b"reload", Some(b"[7]"))), Ok(Reply::Int(2)));
+    let first = popped(run(&mut s, |s| pop(s, &ns(), b"a", &[b"q"], &LEASE)).expect("pops"));
+    assert_eq!(first, br#"{"class":"reload","queue":"tq:broadcast","args":[7]}"#.to_vec());
+    run(&mut s, |s| ack(s, &ns(), b"a")).expect("acks");
+    let next = popped(run(&mut s, |s| pop(s, &ns(), b"a", &[b"q"], &LEASE)).expect("pops"));
+    assert_eq!(next, br#"{"class":"c","queue":"q","args":[1]}"#.to_vec(), "once only");
+    assert!(s.list(b"resque:tq:mailbox:dead").is_empty());
+    assert_eq!(s.list(b"resque:tq:mailbox:b").len(), 1);
+    run(&mut s, |s| expire_alive(s, &ns(), 100)).expect("sweeps");
+    assert_eq!(s.members(b"resque:tq:alive"), vec![b"a".to_vec(), b"b".to_vec()]);
+}
+
+#[test]
+fn periodic_tasks_never_have_two_instances() {
+    let mut s = MemStore::at(0);
+    assert_eq!(run(&mut s, |s| recur::recur(s, &ns(), b"tick", b"q", 1_000, None)), Ok(Reply::Int(1)));
+    let tick = br#"{"class":"tick","queue":"q","args":[]}"#.to_vec();
+    let due = |s: &mut MemStore| {
+        let (plan, next) = recur::run_due(s, &ns(), 100).expect("plans");
+        s.apply(&plan.effects);
+        (plan.reply, next)
+    };
+    assert_eq!(due(&mut s), (Reply::Int(1), Some(1_000)));
+    assert_eq!(s.list(b"resque:queue:q"), vec![tick.clone()]);
+    // Due again, but an instance is waiting.
+    s.now = 1_000;
+    assert_eq!(due(&mut s).0, Reply::Int(0));
+    // Taken by a worker: now running (its JobLock), still no second one.
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("pops");
+    assert!(s.string(b"resque:workerslock:tick:q:[]").is_some(), "a periodic job runs under its JobLock");
+    assert_eq!(due(&mut s).0, Reply::Int(0));
+    // Done: the next instance goes in at once.
+    run(&mut s, |s| ack(s, &ns(), b"w")).expect("acks");
+    assert_eq!(due(&mut s).0, Reply::Int(1));
+    // A lost lease puts the instance back as waiting (no second one).
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("pops");
+    s.now = 2_000;
+    run(&mut s, |s| expire_leases(s, &ns(), 5, 100)).expect("expires");
+    assert_eq!(s.list(b"resque:queue:q"), vec![tick.clone()]);
+    assert_eq!(due(&mut s).0, Reply::Int(0));
+    assert_eq!(run(&mut s, |s| recur::unrecur(s, &ns(), b"tick", b"q", None)), Ok(Reply::Int(1)));
+    assert_eq!(run(&mut s, |s| recur::unrecur(s, &ns(), b"tick", b"q", None)), Ok(Reply::Int(0)));
+    assert!(recur::recur(&mut s, &ns(), b"tick", b"q", 1, None).is_err());
+}
+
+#[test]
+fn next_due_is_the_earliest_bucket_or_lease() {
+    let mut s = MemStore::at(0);
+    assert_eq!(crate::queue::next_due(&mut s, &ns()), Ok(None));
+    run(&mut s, |s| crate::queue::enqueue_at(s, &ns(), 7_400, b"q", b"c", None)).expect("filed");
+    assert_eq!(crate::queue::next_due(&mut s, &ns()), Ok(Some(7_000)));
+    enq(&mut s, b"q", b"[1]");
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("pops");
+    assert_eq!(crate::queue::next_due(&mut s, &ns()), Ok(Some(1_000)));
+    s.data.insert(b"x".to_vec(), MemValue::String(b"unused".to_vec()));
+}
