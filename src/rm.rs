@@ -145,6 +145,15 @@ impl Key {
         }
     }
 
+    /// Removes the head element without handing it over (no copy).
+    pub fn list_delete_head(&self) -> bool {
+        if self.len() == 0 {
+            return false;
+        }
+        // SAFETY: live non-empty list key opened for writing.
+        unsafe { raw::RedisModule_ListDelete.is_some_and(|f| f(self.ptr, 0) == 0) }
+    }
+
     pub fn list_pop_head(&self, ctx: Ctx) -> bool {
         // SAFETY: live key opened for writing; the popped string is freed.
         let s = unsafe {
@@ -204,6 +213,48 @@ impl Key {
         let at = i64::try_from(at_ms).unwrap_or(i64::MAX);
         // SAFETY: live key opened for writing.
         unsafe { raw::RedisModule_SetAbsExpire.map_or(1, |f| f(self.ptr, at)) == 0 }
+    }
+
+    /// The member of a one-member set (None for any other size).
+    pub fn set_only_member(&self) -> Option<Vec<u8>> {
+        if self.len() != 1 {
+            return None;
+        }
+        extern "C" fn cb(
+            _key: *mut raw::RedisModuleKey,
+            field: *mut raw::RedisModuleString,
+            _value: *mut raw::RedisModuleString,
+            data: *mut c_void,
+        ) {
+            // SAFETY: `data` is the Option below, alive during ScanKey.
+            let found = unsafe { &mut *data.cast::<Option<Vec<u8>>>() };
+            if found.is_none() {
+                *found = Some(str_bytes(field).to_vec());
+            }
+        }
+        let mut found: Option<Vec<u8>> = None;
+        // SAFETY: live set key; the cursor is destroyed before returning; the
+        // callback only runs during ScanKey.
+        unsafe {
+            let (Some(create), Some(scan), Some(destroy)) =
+                (raw::RedisModule_ScanCursorCreate, raw::RedisModule_ScanKey, raw::RedisModule_ScanCursorDestroy)
+            else {
+                return None;
+            };
+            let cursor = create();
+            if cursor.is_null() {
+                return None;
+            }
+            let data = (&mut found as *mut Option<Vec<u8>>).cast::<c_void>();
+            // A one-member hashtable is scanned in at most a few steps.
+            for _ in 0..64 {
+                if scan(self.ptr, cursor, Some(cb), data) == 0 || found.is_some() {
+                    break;
+                }
+            }
+            destroy(cursor);
+        }
+        found
     }
 
     pub fn delete(&self) -> bool {

@@ -240,6 +240,63 @@ impl RedisStore {
                 rm::notify(ctx, LIST, c"lpush", name);
                 rm::replicate_strs(ctx, c"LPUSH", &[name, &v]);
             }
+            Effect::RPushMany { key, values } => {
+                let mut args = Vec::with_capacity(values.len() + 1);
+                args.push(RStr::new(ctx, key).ok_or_else(oom)?);
+                let k = self.open_write(key)?;
+                for value in values {
+                    let v = RStr::new(ctx, value).ok_or_else(oom)?;
+                    if !k.list_push_tail(&v) {
+                        return Err(TqError::Internal("list push failed".into()));
+                    }
+                    args.push(v);
+                }
+                let name = &self.handle(key)?.name;
+                rm::notify(ctx, LIST, c"rpush", name);
+                rm::replicate_vec(ctx, c"RPUSH", &args);
+            }
+            Effect::RemoveMarkers { keys, member } => {
+                // Many distinct keys: opened directly, not through the
+                // per-command handles (which only pay off for a few).
+                let mut deleted = Vec::new();
+                for key in keys {
+                    let name = RStr::new(ctx, key).ok_or_else(oom)?;
+                    let Some(k) = Key::open(ctx, &name, true) else { continue };
+                    if k.kind() != KeyType::Set {
+                        continue;
+                    }
+                    if k.set_only_member().as_deref() == Some(member.as_slice()) {
+                        if k.delete() {
+                            rm::notify(ctx, GENERIC, c"del", &name);
+                            deleted.push(name);
+                        }
+                    } else if k.len() > 1 {
+                        drop(k);
+                        if self.call_int(c"SREM", &[key, member])? == 1 {
+                            rm::replicate(ctx, c"SREM", &[key, member]);
+                        }
+                    }
+                }
+                if !deleted.is_empty() {
+                    rm::replicate_vec(ctx, c"DEL", &deleted);
+                }
+            }
+            Effect::LPopN { key, count } => {
+                let k = self.open_write(key)?;
+                let mut popped = 0usize;
+                while popped < *count && k.list_delete_head() {
+                    popped += 1;
+                }
+                if popped > 0 {
+                    let emptied = k.kind() == KeyType::Empty;
+                    let name = &self.handle(key)?.name;
+                    rm::notify(ctx, LIST, c"lpop", name);
+                    if emptied {
+                        rm::notify(ctx, GENERIC, c"del", name);
+                    }
+                    rm::replicate(ctx, c"LPOP", &[key, popped.to_string().as_bytes()]);
+                }
+            }
             Effect::LPop { key } => {
                 let k = self.open_write(key)?;
                 if k.list_pop_head(ctx) {

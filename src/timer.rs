@@ -81,7 +81,8 @@ pub fn rescan() {
 
 fn arm(ctx: rm::Ctx, at_ms: u64) {
     let now = rm::now_ms();
-    let delay = at_ms.saturating_sub(now).clamp(1, MAX_SLEEP_MS);
+    // 0 ms: right after the next round of client requests (work remains).
+    let delay = at_ms.saturating_sub(now).min(MAX_SLEEP_MS);
     let old = with(|s| s.armed.take()).flatten();
     if let Some((id, _)) = old {
         rm::stop_timer(ctx, id);

@@ -152,28 +152,49 @@ pub fn promote(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<Plan> {
         let len = s.list_len(&bkey)?;
         let take = len.min(budget);
         let marker = keys::delayed_marker(&bname);
+        // One bucket's jobs move as a batch: one LPOP of `take` from the
+        // bucket, one RPUSH per target queue (FIFO kept), and the markers
+        // removed (one DEL for those that only held this bucket): a handful
+        // of replicated commands for up to `limit` jobs.
+        let mut pushes: Vec<(Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
+        let mut markers = Vec::with_capacity(take);
+        let mut failures = Plan::new(Reply::Nil);
         for i in 0..take {
             let payload = s
                 .list_get(&bkey, i)?
                 .ok_or_else(|| TqError::Internal("delayed bucket shorter than its length".into()))?;
-            plan.effects.push(Effect::LPop { key: bkey.clone() });
-            plan.effects.push(Effect::SRem { key: ns.timestamps(&payload), member: marker.clone() });
+            markers.push(ns.timestamps(&payload));
             match records::inspect_payload(&payload).and_then(|info| match info.queue {
                 Some(q) if check_queue(&q).is_ok() => Ok(q),
                 Some(_) => Err("payload \"queue\" is not a valid queue name".to_string()),
                 None => Err("payload has no \"queue\"".to_string()),
             }) {
                 Ok(q) => {
-                    let qkey = ns.queue(&q);
-                    s.expect_kind(&qkey, Kind::List)?;
-                    s.expect_kind(&queues, Kind::Set)?;
-                    plan.effects.push(Effect::SAdd { key: queues.clone(), member: q });
-                    plan.effects.push(Effect::RPush { key: qkey, value: payload });
+                    match pushes.iter_mut().find(|(name, _)| *name == q) {
+                        Some((_, values)) => values.push(payload),
+                        None => pushes.push((q, vec![payload])),
+                    }
                     moved += 1;
                 }
-                Err(why) => failed.add(s, ns, &mut plan, PROMOTER, b"", &payload, &why)?,
+                Err(why) => failed.add(s, ns, &mut failures, PROMOTER, b"", &payload, &why)?,
             }
         }
+        if take > 0 {
+            plan.effects.push(Effect::LPopN { key: bkey.clone(), count: take });
+        }
+        if !markers.is_empty() {
+            plan.effects.push(Effect::RemoveMarkers { keys: markers, member: marker });
+        }
+        if !pushes.is_empty() {
+            s.expect_kind(&queues, Kind::Set)?;
+        }
+        for (q, values) in pushes {
+            let qkey = ns.queue(&q);
+            s.expect_kind(&qkey, Kind::List)?;
+            plan.effects.push(Effect::SAdd { key: queues.clone(), member: q });
+            plan.effects.push(Effect::RPushMany { key: qkey, values });
+        }
+        plan.effects.extend(failures.effects);
         budget -= take;
         if take == len {
             plan.effects.push(Effect::ZRem { key: schedule.clone(), member: bname });

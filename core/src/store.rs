@@ -84,6 +84,23 @@ pub enum Effect {
         key: Vec<u8>,
         value: Vec<u8>,
     },
+    /// Several values pushed at the tail in one step (one RPUSH).
+    RPushMany {
+        key: Vec<u8>,
+        values: Vec<Vec<u8>>,
+    },
+    /// Removes `member` from each of these sets (promotion's `delayed:<ts>`
+    /// markers); a key that is not a set is left alone. Replicated as one DEL
+    /// of the sets it emptied, and SREM for the others.
+    RemoveMarkers {
+        keys: Vec<Vec<u8>>,
+        member: Vec<u8>,
+    },
+    /// Removes `count` elements from the head (one `LPOP key count`).
+    LPopN {
+        key: Vec<u8>,
+        count: usize,
+    },
     /// Removes the head of a list (whose value planning has already read).
     LPop {
         key: Vec<u8>,
@@ -150,6 +167,8 @@ impl Effect {
     pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
         let (one, many): (Option<&[u8]>, &[Vec<u8>]) = match self {
             Effect::RPush { key, .. }
+            | Effect::RPushMany { key, .. }
+            | Effect::LPopN { key, .. }
             | Effect::LPush { key, .. }
             | Effect::LPop { key }
             | Effect::SAdd { key, .. }
@@ -162,7 +181,7 @@ impl Effect {
             | Effect::Incr { key }
             | Effect::HSet { key, .. }
             | Effect::HDel { key, .. } => (Some(key), &[]),
-            Effect::Del { keys } => (None, keys),
+            Effect::Del { keys } | Effect::RemoveMarkers { keys, .. } => (None, keys),
             Effect::MSet { pairs } => {
                 return EffectKeys::Pairs(pairs.iter());
             }
@@ -340,6 +359,19 @@ impl MemStore {
                         l.pop_front();
                     }
                 }
+                Effect::LPopN { count, .. } => {
+                    if let Some(MemValue::List(l)) = self.data.get_mut(&key) {
+                        for _ in 0..*count {
+                            l.pop_front();
+                        }
+                    }
+                }
+                Effect::RPushMany { values, .. } => {
+                    let v = self.data.entry(key.clone()).or_insert_with(|| MemValue::List(VecDeque::new()));
+                    if let MemValue::List(l) = v {
+                        l.extend(values.iter().cloned());
+                    }
+                }
                 Effect::SAdd { member, .. } => {
                     let v = self.data.entry(key.clone()).or_insert_with(|| MemValue::Set(HashSet::new()));
                     if let MemValue::Set(s) = v {
@@ -387,6 +419,16 @@ impl MemStore {
                     for k in keys {
                         self.expires.remove(k);
                         self.data.remove(k);
+                    }
+                }
+                Effect::RemoveMarkers { keys, member } => {
+                    for k in keys {
+                        if let Some(MemValue::Set(s)) = self.data.get_mut(k) {
+                            s.remove(member);
+                            if s.is_empty() {
+                                self.data.remove(k);
+                            }
+                        }
                     }
                 }
                 Effect::Incr { .. } => {
