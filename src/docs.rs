@@ -14,6 +14,8 @@ pub enum ArgKind {
     Key,
     String,
     Integer,
+    /// A keyword alone (a flag).
+    PureToken,
 }
 
 pub struct Arg {
@@ -34,6 +36,9 @@ impl Arg {
     }
     pub const fn integer(name: &'static CStr) -> Arg {
         Arg { name, kind: ArgKind::Integer, token: None, optional: false, multiple: false }
+    }
+    pub const fn pure_token(token: &'static CStr) -> Arg {
+        Arg { name: token, kind: ArgKind::PureToken, token: Some(token), optional: false, multiple: false }
     }
     pub const fn optional(self) -> Arg {
         Arg { optional: true, ..self }

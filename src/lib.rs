@@ -35,6 +35,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         && register::<work::Ack>(ctx)
         && register::<work::Fail>(ctx)
         && register::<work::Bpop>(ctx)
+        && register::<work::Nack>(ctx)
         && register::<work::Heartbeat>(ctx)
         && register::<work::Broadcast>(ctx)
         && register::<recur::Recur>(ctx)

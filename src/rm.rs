@@ -707,6 +707,7 @@ pub fn set_command_info(ctx: Ctx, name: &CStr, doc: &crate::docs::Doc) -> bool {
                 ArgKind::Key => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_KEY,
                 ArgKind::String => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING,
                 ArgKind::Integer => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_INTEGER,
+                ArgKind::PureToken => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_PURE_TOKEN,
             };
             arg.key_spec_index = if a.kind == ArgKind::Key { 0 } else { -1 };
             arg.token = a.token.map_or(ptr::null(), CStr::as_ptr);

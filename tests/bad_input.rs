@@ -28,7 +28,22 @@ fn corpus() -> Vec<(Vec<Vec<u8>>, &'static str)> {
     add(&[b"TQ.ACK", b"bad"], arity);
     add(&[b"TQ.ACK", b"bad", b"w", b"x"], arity);
     add(&[b"TQ.FAIL", b"bad", b"w", b"E"], arity);
-    add(&[b"TQ.FAIL", b"bad", b"w", b"E", b"e", b"[]", b"x"], arity);
+    add(&[b"TQ.FAIL", b"bad", b"w", b"E", b"e", b"[]", b"x"], "unknown option 'x'");
+    add(&[b"TQ.FAIL", b"bad", b"w", b"E", b"e", b"RETRY"], "RETRY needs a value");
+    add(&[b"TQ.FAIL", b"bad", b"w", b"E", b"e", b"RETRY", b"0"], "RETRY attempts must be at least 1");
+    add(&[b"TQ.FAIL", b"bad", b"w", b"E", b"e", b"BACKOFF", b"5"], "BACKOFF goes once, after RETRY");
+    add(&[b"TQ.FAIL", b"bad", b"w", b"E", b"e", b"RETRY", b"3", b"BACKOFF", b"5,x"], "BACKOFF delay");
+    add(&[b"TQ.FAIL", b"bad", b"w", b"E", b"e", b"RETRY", b"3", b"RETRY", b"4"], "more than once");
+    add(&[b"TQ.NACK", b"bad", b"w", b"LATER", b"5"], "unknown option 'LATER'");
+    add(&[b"TQ.NACK", b"bad", b"w", b"DELAY", b"-5"], "negative");
+    add(&[b"TQ.NACK", b"bad", b"nobody"], "NOJOB");
+    add(&[b"TQ.POP", b"bad", b"w", b"DELIVERIES"], "at least one queue");
+    add(&[b"TQ.BPOP", b"bad", b"w", b"q", b"soon"], "timeout-ms");
+    add(&[b"TQ.BPOP", b"bad", b"w", b"q", b"-1"], "timeout-ms");
+    add(&[b"TQ.HEARTBEAT", b"bad", b"w", b"0"], "must be between");
+    add(&[b"TQ.RECUR", b"bad", b"c", b"q", b"5"], "every-ms must be between");
+    add(&[b"TQ.RECUR", b"bad", b"c", b"*", b"1000"], "'*' is not a queue name");
+    add(&[b"TQ.BROADCAST", b"bad", b"", b"[]"], "class must not be empty");
 
     // Times and delays: non-numeric, negative, fractional, overflowing.
     for at in [

@@ -4,7 +4,7 @@ mod common;
 
 use common::{Server, Value};
 
-const COMMANDS: [(&str, i64); 21] = [
+const COMMANDS: [(&str, i64); 22] = [
     ("tq.enqueue", -4),
     ("tq.enqueueat", -5),
     ("tq.enqueuein", -5),
@@ -26,6 +26,7 @@ const COMMANDS: [(&str, i64); 21] = [
     ("tq.recur", -5),
     ("tq.unrecur", -4),
     ("tq.recurs", 2),
+    ("tq.nack", -3),
 ];
 
 fn as_map(v: &Value) -> Vec<(String, Value)> {

@@ -38,6 +38,8 @@ pub struct PopOptions {
     pub joblock: Option<u64>,
     /// The lease of the job taken (module setting `tq.lease-ms`).
     pub lease_ms: u64,
+    /// Reply `[queue, payload, deliveries]` instead of `[queue, payload]`.
+    pub with_deliveries: bool,
 }
 
 /// `TQ.POP`: take the head of the first non-empty queue (priority order) and
@@ -172,7 +174,11 @@ pub fn pop(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[&[u8]], opt
             if let Some(old) = stale_record {
                 plan.effects.push(Effect::Del { keys: vec![old] });
             }
-            plan.reply = Reply::Array(vec![Reply::Bulk(q.clone()), Reply::Bulk(payload)]);
+            let mut reply = vec![Reply::Bulk(q.clone()), Reply::Bulk(payload)];
+            if opts.with_deliveries {
+                reply.push(Reply::Int(i64::from(deliveries)));
+            }
+            plan.reply = Reply::Array(reply);
             return Ok(plan);
         }
     }
@@ -198,8 +204,36 @@ pub fn ack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<Plan> {
     Ok(Plan { effects, reply: Reply::Ok })
 }
 
+/// A retry policy given with `TQ.FAIL ... RETRY <attempts> [BACKOFF <ms>,...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    /// Deliveries in all (the first run included) before the job fails for good.
+    pub attempts: u32,
+    /// Delay before attempt n+1 is `backoff[min(n - 1, len - 1)]`.
+    pub backoff: Vec<u64>,
+}
+
+/// node-resque's Retry plugin default delay (`retryDelay`).
+pub const RETRY_DEFAULT_DELAY_MS: u64 = 5000;
+
+impl Retry {
+    fn delay(&self, deliveries: u32) -> u64 {
+        let i = usize::try_from(deliveries.saturating_sub(1)).unwrap_or(usize::MAX);
+        match self.backoff.get(i).or(self.backoff.last()) {
+            Some(&ms) => ms,
+            None => RETRY_DEFAULT_DELAY_MS,
+        }
+    }
+}
+
 /// `TQ.FAIL`: the worker's job failed. Moves it to `failed` as node-resque's
 /// failure record and counts it in `stat:failed` and `stat:failed:<worker>`.
+///
+/// With a retry policy, a job delivered fewer than `attempts` times goes
+/// back instead, to run again after its backoff delay (filed as a delayed
+/// job; with no delay, at the tail of its queue); it is still counted in
+/// `stat:failed`, as node-resque's Retry plugin counts it. Replies `OK`
+/// without a policy, else `[retry, delay-ms]` or `[failed, 0]`.
 pub fn fail(
     s: &mut impl Store,
     ns: &Ns<'_>,
@@ -207,6 +241,7 @@ pub fn fail(
     exception: &[u8],
     error: &[u8],
     backtrace: Option<&[u8]>,
+    retry: Option<&Retry>,
 ) -> Result<Plan> {
     records::check_text("exception", exception)?;
     records::check_text("error", error)?;
@@ -217,12 +252,25 @@ pub fn fail(
         Some(e) => s.get(&ns.worker_record(worker, &e.queues))?,
         None => None,
     };
-    let payload = match &record {
-        Some(r) => match records::record_payload(r).and_then(|span| r.get(span)) {
-            Some(p) => FailedPayload::Json(p),
-            None => FailedPayload::Text(r),
-        },
-        None => FailedPayload::Null,
+    let job = record.as_ref().and_then(|r| records::record_payload(r).and_then(|span| r.get(span)));
+    if let (Some(policy), Some(e), Some(payload)) = (retry, &held.entry, job) {
+        if e.deliveries < policy.attempts {
+            let delay = policy.delay(e.deliveries);
+            let mut effects = finish(s, ns, worker, &held)?;
+            effects.extend(give_back(s, ns, worker, e, payload, delay)?);
+            effects.push(plan_incr(s, ns.stat(b"failed"), 0)?);
+            effects.push(plan_incr(s, ns.worker_stat(b"failed", worker), 0)?);
+            let reply = Reply::Array(vec![
+                Reply::Bulk(b"retry".to_vec()),
+                Reply::Int(i64::try_from(delay).unwrap_or(i64::MAX)),
+            ]);
+            return Ok(Plan { effects, reply });
+        }
+    }
+    let payload = match (&record, job) {
+        (_, Some(p)) => FailedPayload::Json(p),
+        (Some(r), None) => FailedPayload::Text(r),
+        (None, None) => FailedPayload::Null,
     };
     let failed = ns.failed();
     s.expect_kind(&failed, Kind::List)?;
@@ -239,7 +287,80 @@ pub fn fail(
     effects.extend(finish(s, ns, worker, &held)?);
     effects.push(plan_incr(s, ns.stat(b"failed"), 0)?);
     effects.push(plan_incr(s, ns.worker_stat(b"failed", worker), 0)?);
+    let reply = match retry {
+        None => Reply::Ok,
+        Some(_) => Reply::Array(vec![Reply::Bulk(b"failed".to_vec()), Reply::Int(0)]),
+    };
+    Ok(Plan { effects, reply })
+}
+
+/// `TQ.NACK`: the worker gives its job back unfinished (it is stopping, or
+/// cannot run it now): at the head of its queue, or after `delay_ms` as a
+/// delayed job. Nothing is counted; the delivery count is kept.
+pub fn nack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], delay_ms: u64) -> Result<Plan> {
+    if delay_ms > time::MAX_TIME_MS {
+        return Err(TqError::arg("delay is out of range"));
+    }
+    let held = in_flight(s, ns, worker)?;
+    let mut effects = finish(s, ns, worker, &held)?;
+    if let Some(e) = &held.entry {
+        if let Some(payload) = record_payload(s, ns, worker, e)? {
+            effects.extend(give_back(s, ns, worker, e, &payload, delay_ms)?);
+        }
+    }
     Ok(Plan { effects, reply: Reply::Ok })
+}
+
+/// Puts a job back to be delivered again: at the head of its queue (or
+/// mailbox) now, or filed under the delayed bucket of now + `delay_ms` (the
+/// next free second when that bucket already holds the same payload). Its
+/// delivery count is kept for the next pop. Must follow `finish`, whose
+/// HDEL of the count it overrides.
+fn give_back(
+    s: &mut impl Store,
+    ns: &Ns<'_>,
+    worker: &[u8],
+    e: &InFlight,
+    payload: &[u8],
+    delay_ms: u64,
+) -> Result<Vec<Effect>> {
+    let mut effects = Vec::new();
+    let broadcast = e.queue == BROADCAST_QUEUE;
+    if delay_ms == 0 || broadcast {
+        let target = if broadcast { ns.mailbox(worker) } else { ns.queue(&e.queue) };
+        s.expect_kind(&target, Kind::List)?;
+        effects.push(Effect::LPush { key: target, value: payload.to_vec() });
+    } else {
+        let schedule = ns.delayed_schedule();
+        s.expect_kind(&schedule, Kind::Zset)?;
+        let tkey = ns.timestamps(payload);
+        let mut bucket = time::bucket_of(s.now_ms().saturating_add(delay_ms));
+        let mut marker = keys::delayed_marker(bucket.to_string().as_bytes());
+        while s.set_contains(&tkey, &marker)? {
+            bucket += 1;
+            marker = keys::delayed_marker(bucket.to_string().as_bytes());
+        }
+        let bname = bucket.to_string().into_bytes();
+        let dkey = ns.delayed(&bname);
+        s.expect_kind(&dkey, Kind::List)?;
+        effects.push(Effect::RPush { key: dkey, value: payload.to_vec() });
+        effects.push(Effect::SAdd { key: tkey, member: marker });
+        effects.push(Effect::ZAdd { key: schedule, score: i64::try_from(bucket).unwrap_or(i64::MAX), member: bname });
+    }
+    if let Ok(info) = records::inspect_payload(payload) {
+        if !broadcast && delay_ms == 0 {
+            let mut relock = Plan::new(Reply::Nil);
+            relock_if_periodic(s, ns, &info, &e.queue, payload, &mut relock)?;
+            effects.extend(relock.effects);
+        }
+    }
+    s.expect_kind(&ns.deliveries(), Kind::Hash)?;
+    effects.push(Effect::HSet {
+        key: ns.deliveries(),
+        field: payload.to_vec(),
+        value: e.deliveries.to_string().into_bytes(),
+    });
+    Ok(effects)
 }
 
 struct Held {
@@ -389,19 +510,7 @@ pub fn expire_leases(s: &mut impl Store, ns: &Ns<'_>, max_deliveries: u32, limit
                     plan.effects.push(Effect::HDel { key: ns.deliveries(), field: payload });
                 }
             } else {
-                let target = if e.queue == BROADCAST_QUEUE { ns.mailbox(&worker) } else { ns.queue(&e.queue) };
-                s.expect_kind(&target, Kind::List)?;
-                s.expect_kind(&ns.deliveries(), Kind::Hash)?;
-                // Still one instance of a periodic job: waiting again.
-                if let Ok(info) = records::inspect_payload(&payload) {
-                    relock_if_periodic(s, ns, &info, &e.queue, &payload, &mut plan)?;
-                }
-                plan.effects.push(Effect::LPush { key: target, value: payload.clone() });
-                plan.effects.push(Effect::HSet {
-                    key: ns.deliveries(),
-                    field: payload,
-                    value: e.deliveries.to_string().into_bytes(),
-                });
+                plan.effects.extend(give_back(s, ns, &worker, &e, &payload, 0)?);
             }
         }
         let mut done = vec![record_key];

@@ -13,26 +13,33 @@ use crate::command::{planned, send, Command};
 use crate::docs::{Arg, Doc, NS};
 use crate::{config, rm};
 
-/// Splits `<queue>... [JOBLOCK <ms>]`.
-fn queues_and_joblock<'a, 'b>(args: &'b [&'a [u8]]) -> Result<(&'b [&'a [u8]], Option<u64>)> {
-    let (queues, joblock) = match args {
-        [qs @ .., opt, ms] if opt.eq_ignore_ascii_case(b"JOBLOCK") => {
-            (qs, Some(parse::positive("JOBLOCK ttl-ms", ms, tq_core::lock::MAX_TTL_MS)?))
+/// Splits `<queue>... [JOBLOCK <ms>] [DELIVERIES]`: the options can only
+/// come last, in any order.
+fn queues_and_options<'a, 'b>(args: &'b [&'a [u8]]) -> Result<(&'b [&'a [u8]], PopOptions)> {
+    let mut opts = PopOptions { joblock: None, lease_ms: config::lease_ms(), with_deliveries: false };
+    let mut queues = args;
+    loop {
+        match queues {
+            [qs @ .., flag] if flag.eq_ignore_ascii_case(b"DELIVERIES") && !opts.with_deliveries => {
+                opts.with_deliveries = true;
+                queues = qs;
+            }
+            [qs @ .., opt, ms] if opt.eq_ignore_ascii_case(b"JOBLOCK") && opts.joblock.is_none() => {
+                opts.joblock = Some(parse::positive("JOBLOCK ttl-ms", ms, tq_core::lock::MAX_TTL_MS)?);
+                queues = qs;
+            }
+            _ => break,
         }
-        _ => (args, None),
-    };
+    }
     if queues.is_empty() {
         return Err(TqError::arg("at least one queue is needed"));
     }
-    Ok((queues, joblock))
+    Ok((queues, opts))
 }
 
-fn pop_options(joblock: Option<u64>) -> PopOptions {
-    PopOptions { joblock, lease_ms: config::lease_ms() }
-}
-
-/// `TQ.POP <ns> <worker> <queue> [<queue> ...] [JOBLOCK <ttl-ms>]` → nil or
-/// `[queue, payload]`. A lone `*` means every queue in `<ns>:queues`,
+/// `TQ.POP <ns> <worker> <queue> [<queue> ...] [JOBLOCK <ttl-ms>] [DELIVERIES]`
+/// → nil or `[queue, payload]` (`[queue, payload, deliveries]` with
+/// DELIVERIES). A lone `*` means every queue in `<ns>:queues`,
 /// alphabetically. JOBLOCK takes node-resque's JobLock with the job.
 pub struct Pop;
 
@@ -49,13 +56,14 @@ impl Command for Pop {
             Arg::string(c"worker"),
             Arg::string(c"queue").multiple(),
             Arg::integer(c"ttl-ms").token(c"JOBLOCK").optional(),
+            Arg::pure_token(c"DELIVERIES").optional(),
         ],
     };
 
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
         let [_, ns, worker, rest @ ..] = args else { return Err(TqError::Arity) };
-        let (queues, joblock) = queues_and_joblock(rest)?;
-        planned(ctx, ns, |s, ns| work::pop(s, ns, worker, queues, &pop_options(joblock)))
+        let (queues, opts) = queues_and_options(rest)?;
+        planned(ctx, ns, |s, ns| work::pop(s, ns, worker, queues, &opts))
     }
 }
 
@@ -64,17 +72,19 @@ struct Waiting {
     ns: Vec<u8>,
     worker: Vec<u8>,
     queues: Vec<Vec<u8>>,
-    joblock: Option<u64>,
+    opts: PopOptions,
 }
 
 impl Waiting {
     fn pop(&self, ctx: rm::Ctx) -> Result<Reply> {
         let queues: Vec<&[u8]> = self.queues.iter().map(Vec::as_slice).collect();
-        planned(ctx, &self.ns, |s, ns| work::pop(s, ns, &self.worker, &queues, &pop_options(self.joblock)))
+        // The lease is the setting at the time the job is taken.
+        let opts = PopOptions { lease_ms: config::lease_ms(), ..self.opts };
+        planned(ctx, &self.ns, |s, ns| work::pop(s, ns, &self.worker, &queues, &opts))
     }
 }
 
-/// `TQ.BPOP <ns> <worker> <queue> [<queue> ...] [JOBLOCK <ttl-ms>] <timeout-ms>`:
+/// `TQ.BPOP <ns> <worker> <queue> [<queue> ...] [JOBLOCK <ttl-ms>] [DELIVERIES] <timeout-ms>`:
 /// TQ.POP that waits up to `timeout-ms` (0 = for ever) for a job.
 pub struct Bpop;
 
@@ -91,6 +101,7 @@ impl Command for Bpop {
             Arg::string(c"worker"),
             Arg::string(c"queue").multiple(),
             Arg::integer(c"ttl-ms").token(c"JOBLOCK").optional(),
+            Arg::pure_token(c"DELIVERIES").optional(),
             Arg::integer(c"timeout-ms"),
         ],
     };
@@ -98,12 +109,12 @@ impl Command for Bpop {
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
         let [_, ns, worker, rest @ .., timeout] = args else { return Err(TqError::Arity) };
         let timeout = parse::uint("timeout-ms", timeout, i64::MAX as u64)?;
-        let (queues, joblock) = queues_and_joblock(rest)?;
+        let (queues, opts) = queues_and_options(rest)?;
         let waiting = Waiting {
             ns: ns.to_vec(),
             worker: worker.to_vec(),
             queues: queues.iter().map(|q| q.to_vec()).collect(),
-            joblock,
+            opts,
         };
         let reply = waiting.pop(ctx)?;
         let flags = rm::context_flags(ctx);
@@ -206,15 +217,56 @@ impl Command for Ack {
     }
 }
 
-/// `TQ.FAIL <ns> <worker> <exception> <error> [<backtrace-json-array>]` → OK:
-/// the worker's job failed and is moved to `<ns>:failed`.
+/// `TQ.FAIL <ns> <worker> <exception> <error> [<backtrace-json-array>]
+/// [RETRY <attempts> [BACKOFF <ms>[,<ms>...]]]` → OK: the worker's job failed
+/// and is moved to `<ns>:failed`; with RETRY, `[retry, delay-ms]` when it
+/// goes back to run again, `[failed, 0]` when it has run out of attempts.
 pub struct Fail;
+
+/// Splits `[<backtrace>] [RETRY <n> [BACKOFF <list>]]`.
+fn fail_options<'a>(rest: &[&'a [u8]]) -> Result<(Option<&'a [u8]>, Option<work::Retry>)> {
+    let (backtrace, mut opts) = match rest {
+        [first, tail @ ..] if !first.eq_ignore_ascii_case(b"RETRY") && !first.eq_ignore_ascii_case(b"BACKOFF") => {
+            (Some(*first), tail)
+        }
+        _ => (None, rest),
+    };
+    let mut retry: Option<work::Retry> = None;
+    while let [name, tail @ ..] = opts {
+        let known = name.eq_ignore_ascii_case(b"RETRY") || name.eq_ignore_ascii_case(b"BACKOFF");
+        if !known {
+            return Err(TqError::arg(format!(
+                "unknown option '{}' (expected RETRY, BACKOFF)",
+                tq_core::error::show(name)
+            )));
+        }
+        let [value, tail @ ..] = tail else {
+            return Err(TqError::arg(format!("{} needs a value", String::from_utf8_lossy(name).to_uppercase())));
+        };
+        if name.eq_ignore_ascii_case(b"RETRY") {
+            if retry.is_some() {
+                return Err(TqError::arg("RETRY given more than once"));
+            }
+            let attempts = parse::positive("RETRY attempts", value, 1_000_000)?;
+            retry = Some(work::Retry { attempts: u32::try_from(attempts).unwrap_or(u32::MAX), backoff: Vec::new() });
+        } else {
+            let Some(r) = retry.as_mut().filter(|r| r.backoff.is_empty()) else {
+                return Err(TqError::arg("BACKOFF goes once, after RETRY <attempts>"));
+            };
+            for ms in value.split(|&c| c == b',') {
+                r.backoff.push(parse::uint("BACKOFF delay", ms, tq_core::time::MAX_TIME_MS)?);
+            }
+        }
+        opts = tail;
+    }
+    Ok((backtrace, retry))
+}
 
 impl Command for Fail {
     const NAME: &'static CStr = c"tq.fail";
     const FLAGS: &'static CStr = c"write deny-oom";
     const DOC: Doc = Doc {
-        summary: c"Moves the worker's job in flight to the failed list as node-resque's failure record and counts it in stat:failed",
+        summary: c"Moves the worker's job in flight to the failed list as node-resque's failure record and counts it in stat:failed; with RETRY, a job delivered fewer than <attempts> times runs again after its BACKOFF delay instead",
         complexity: c"O(N) in the size of the job and backtrace",
         arity: -5,
         writes: true,
@@ -224,13 +276,43 @@ impl Command for Fail {
             Arg::string(c"exception"),
             Arg::string(c"error"),
             Arg::string(c"backtrace-json").optional(),
+            Arg::integer(c"attempts").token(c"RETRY").optional(),
+            Arg::string(c"delays-ms").token(c"BACKOFF").optional(),
         ],
     };
 
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
         let [_, ns, worker, exception, error, rest @ ..] = args else { return Err(TqError::Arity) };
-        let backtrace = optional(rest)?;
-        planned(ctx, ns, |s, ns| work::fail(s, ns, worker, exception, error, backtrace))
+        let (backtrace, retry) = fail_options(rest)?;
+        planned(ctx, ns, |s, ns| work::fail(s, ns, worker, exception, error, backtrace, retry.as_ref()))
+    }
+}
+
+/// `TQ.NACK <ns> <worker> [DELAY <ms>]` → OK: the job goes back unfinished.
+pub struct Nack;
+
+impl Command for Nack {
+    const NAME: &'static CStr = c"tq.nack";
+    const FLAGS: &'static CStr = c"write deny-oom";
+    const DOC: Doc = Doc {
+        summary: c"Gives the worker's job in flight back unfinished: at the head of its queue, or after DELAY ms as a delayed job; nothing is counted, its delivery count is kept",
+        complexity: c"O(1), O(log(N)) with DELAY",
+        arity: -3,
+        writes: true,
+        args: &[NS, Arg::string(c"worker"), Arg::integer(c"ms").token(c"DELAY").optional()],
+    };
+
+    fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
+        let [_, ns, worker, rest @ ..] = args else { return Err(TqError::Arity) };
+        let delay = match rest {
+            [] => 0,
+            [opt, ms] if opt.eq_ignore_ascii_case(b"DELAY") => parse::uint("DELAY", ms, tq_core::time::MAX_TIME_MS)?,
+            [opt, ..] if !opt.eq_ignore_ascii_case(b"DELAY") => {
+                return Err(TqError::arg(format!("unknown option '{}' (expected DELAY)", tq_core::error::show(opt))))
+            }
+            _ => return Err(TqError::Arity),
+        };
+        planned(ctx, ns, |s, ns| work::nack(s, ns, worker, delay))
     }
 }
 

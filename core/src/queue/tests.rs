@@ -4,7 +4,7 @@ use crate::store::{MemStore, MemValue};
 use crate::work::{ack, fail, pop, PopOptions};
 
 fn opts(joblock: Option<u64>) -> PopOptions {
-    PopOptions { joblock, lease_ms: 60_000 }
+    PopOptions { joblock, lease_ms: 60_000, with_deliveries: false }
 }
 
 const NOW: u64 = 1_700_000_000_123;
@@ -249,7 +249,7 @@ fn ack_and_fail_complete_the_job_once() {
     assert!(matches!(ack(&mut s, &ns(), b"w"), Err(TqError::NoJob { cleaned: false, .. })));
 
     run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &opts(None))).expect("pops");
-    run(&mut s, |s| fail(s, &ns(), b"w", b"Error", b"boom", Some(br#"["at x"]"#))).expect("fails");
+    run(&mut s, |s| fail(s, &ns(), b"w", b"Error", b"boom", Some(br#"["at x"]"#), None)).expect("fails");
     let failed = s.list(b"resque:failed");
     assert_eq!(
         String::from_utf8_lossy(&failed[0]),
@@ -257,7 +257,7 @@ fn ack_and_fail_complete_the_job_once() {
     );
     assert_eq!(s.string(b"resque:stat:failed"), Some(b"1".to_vec()));
     assert_eq!(s.string(b"resque:stat:failed:w"), Some(b"1".to_vec()));
-    assert!(matches!(fail(&mut s, &ns(), b"w", b"E", b"e", None), Err(TqError::NoJob { cleaned: false, .. })));
+    assert!(matches!(fail(&mut s, &ns(), b"w", b"E", b"e", None, None), Err(TqError::NoJob { cleaned: false, .. })));
     assert!(s.data.keys().all(|k| !k.starts_with(b"resque:tq:inflight")));
 }
 
@@ -274,7 +274,7 @@ fn a_worker_cleaned_up_by_another_tool_holds_no_job() {
     }
     let before = s.clone();
     assert_eq!(ack(&mut s, &ns(), b"w"), Err(TqError::NoJob { worker: b"w".to_vec(), cleaned: true }));
-    assert!(matches!(fail(&mut s, &ns(), b"w", b"E", b"e", None), Err(TqError::NoJob { cleaned: true, .. })));
+    assert!(matches!(fail(&mut s, &ns(), b"w", b"E", b"e", None, None), Err(TqError::NoJob { cleaned: true, .. })));
     assert_eq!(s, before);
     // The worker may pop again; the stale record of another queue list goes.
     s.data.insert(
@@ -305,10 +305,10 @@ fn fail_refuses_bad_arguments_before_writing() {
     run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", None, None)).expect("ok");
     run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &opts(None))).expect("pops");
     let before = s.clone();
-    assert!(fail(&mut s, &ns(), b"w", b"E", b"e", Some(b"{}")).is_err());
-    assert!(fail(&mut s, &ns(), b"w", b"\xff", b"e", None).is_err());
+    assert!(fail(&mut s, &ns(), b"w", b"E", b"e", Some(b"{}"), None).is_err());
+    assert!(fail(&mut s, &ns(), b"w", b"\xff", b"e", None, None).is_err());
     s.data.insert(b"resque:stat:failed".to_vec(), MemValue::String(b"nope".to_vec()));
-    assert!(fail(&mut s, &ns(), b"w", b"E", b"e", None).is_err());
+    assert!(fail(&mut s, &ns(), b"w", b"E", b"e", None, None).is_err());
     s.data.insert(b"resque:stat:failed".to_vec(), MemValue::String(b"0".to_vec()));
     s.data.remove(&b"resque:stat:failed"[..]);
     assert_eq!(s, before);
@@ -320,7 +320,7 @@ fn fail_without_a_readable_record_still_completes() {
     run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", None, None)).expect("ok");
     run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &opts(None))).expect("pops");
     s.data.insert(b"resque:worker:w:q".to_vec(), MemValue::String(b"garbage".to_vec()));
-    run(&mut s, |s| fail(s, &ns(), b"w", b"E", b"e", None)).expect("fails");
+    run(&mut s, |s| fail(s, &ns(), b"w", b"E", b"e", None, None)).expect("fails");
     let failed = s.list(b"resque:failed");
     assert!(String::from_utf8_lossy(&failed[0]).contains(r#""payload":"garbage""#));
     assert!(s.string(b"resque:worker:w:q").is_none());
@@ -368,7 +368,7 @@ fn joblock_keeps_identical_jobs_from_running_at_once() {
     // Only the holder's completion releases the lock.
     run(&mut s, |s| ack(s, &ns(), b"w2")).expect("acks");
     assert!(s.string(b"resque:workerslock:c:q:[1]").is_some());
-    run(&mut s, |s| fail(s, &ns(), b"w1", b"E", b"e", None)).expect("fails");
+    run(&mut s, |s| fail(s, &ns(), b"w1", b"E", b"e", None, None)).expect("fails");
     assert!(s.string(b"resque:workerslock:c:q:[1]").is_none());
     let r = run(&mut s, |s| pop(s, &ns(), b"w3", &[b"q"], &opts(Some(30_000)))).expect("pops");
     assert_eq!(bulk(&r)[1], br#"{"class":"c","queue":"q","args":[1]}"#.to_vec());

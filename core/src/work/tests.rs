@@ -12,7 +12,7 @@ fn run(s: &mut MemStore, f: impl FnOnce(&mut MemStore) -> Result<Plan>) -> Resul
     Ok(plan.reply)
 }
 
-const LEASE: PopOptions = PopOptions { joblock: None, lease_ms: 1_000 };
+const LEASE: PopOptions = PopOptions { joblock: None, lease_ms: 1_000, with_deliveries: false };
 
 fn enq(s: &mut MemStore, q: &[u8], args: &[u8]) {
     run(s, |s| enqueue(s, &ns(), q, b"c", Some(args), None)).expect("enqueued");
@@ -49,7 +49,7 @@ fn an_expired_lease_gives_the_job_back_at_the_head_and_refuses_the_late_report()
     assert_eq!(s.list(b"resque:queue:q"), vec![p.clone(), br#"{"class":"c","queue":"q","args":[2]}"#.to_vec()]);
     assert!(s.string(b"resque:worker:w1:q").is_none());
     assert!(matches!(ack(&mut s, &ns(), b"w1"), Err(TqError::LeaseLost { .. })));
-    assert!(matches!(fail(&mut s, &ns(), b"w1", b"E", b"e", None), Err(TqError::LeaseLost { .. })));
+    assert!(matches!(fail(&mut s, &ns(), b"w1", b"E", b"e", None, None), Err(TqError::LeaseLost { .. })));
     // The next delivery counts as the second; the late worker may pop again.
     let again = popped(run(&mut s, |s| pop(s, &ns(), b"w2", &[b"q"], &LEASE)).expect("pops"));
     assert_eq!(again, p);
@@ -164,4 +164,50 @@ fn next_due_is_the_earliest_bucket_or_lease() {
     run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("pops");
     assert_eq!(crate::queue::next_due(&mut s, &ns()), Ok(Some(1_000)));
     s.data.insert(b"x".to_vec(), MemValue::String(b"unused".to_vec()));
+}
+
+#[test]
+fn fail_with_retry_files_the_job_again_after_its_backoff() {
+    let mut s = MemStore::at(10_000);
+    enq(&mut s, b"q", b"[1]");
+    let policy = Retry { attempts: 3, backoff: vec![1_000, 5_000] };
+    let p = popped(run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("pops"));
+    let r = run(&mut s, |s| fail(s, &ns(), b"w", b"E", b"first", None, Some(&policy))).expect("fails");
+    assert_eq!(r, Reply::Array(vec![Reply::Bulk(b"retry".to_vec()), Reply::Int(1_000)]));
+    // Filed under the bucket of now + 1 s, counted as failed, not in failed.
+    assert_eq!(s.list(b"resque:delayed:11"), vec![p.clone()]);
+    assert!(s.list(b"resque:failed").is_empty());
+    assert_eq!(s.string(b"resque:stat:failed"), Some(b"1".to_vec()));
+    s.now = 11_000;
+    run(&mut s, |s| crate::queue::promote(s, &ns(), 100)).expect("promotes");
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("pops");
+    assert_eq!(entry(&s, b"w").deliveries, 2);
+    let r = run(&mut s, |s| fail(s, &ns(), b"w", b"E", b"second", None, Some(&policy))).expect("fails");
+    assert_eq!(r, Reply::Array(vec![Reply::Bulk(b"retry".to_vec()), Reply::Int(5_000)]));
+    s.now = 16_000;
+    run(&mut s, |s| crate::queue::promote(s, &ns(), 100)).expect("promotes");
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("pops");
+    let r = run(&mut s, |s| fail(s, &ns(), b"w", b"E", b"third", None, Some(&policy))).expect("fails");
+    assert_eq!(r, Reply::Array(vec![Reply::Bulk(b"failed".to_vec()), Reply::Int(0)]));
+    let failed = s.list(b"resque:failed");
+    assert_eq!(failed.len(), 1);
+    assert!(String::from_utf8_lossy(&failed[0]).contains("third"));
+    assert_eq!(s.string(b"resque:stat:failed"), Some(b"3".to_vec()));
+    assert!(!s.data.contains_key(&b"resque:tq:deliveries"[..]));
+}
+
+#[test]
+fn nack_gives_the_job_back_keeping_its_count() {
+    let mut s = MemStore::at(0);
+    enq(&mut s, b"q", b"[1]");
+    enq(&mut s, b"q", b"[2]");
+    let p = popped(run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("pops"));
+    run(&mut s, |s| nack(s, &ns(), b"w", 0)).expect("nacks");
+    assert_eq!(s.list(b"resque:queue:q").first(), Some(&p), "back at the head");
+    assert!(s.string(b"resque:stat:processed").is_none() && s.string(b"resque:stat:failed").is_none());
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("pops");
+    assert_eq!(entry(&s, b"w").deliveries, 2);
+    run(&mut s, |s| nack(s, &ns(), b"w", 3_000)).expect("nacks later");
+    assert_eq!(s.list(b"resque:delayed:3"), vec![p]);
+    assert!(matches!(nack(&mut s, &ns(), b"w", 0), Err(TqError::NoJob { .. })));
 }
