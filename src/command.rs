@@ -60,6 +60,8 @@ pub fn send(ctx: rm::Ctx, r: &Reply) {
     match r {
         Reply::Ok => rm::reply_ok(ctx),
         Reply::NoReply => {}
+        // Resolved by `planned`; never left for a client to see.
+        Reply::Removed => rm::reply_int(ctx, 0),
         Reply::Nil => rm::reply_null(ctx),
         Reply::Int(n) => rm::reply_int(ctx, *n),
         Reply::Bulk(b) => rm::reply_bulk(ctx, b),
@@ -75,11 +77,22 @@ pub fn send(ctx: rm::Ctx, r: &Reply) {
 /// Plans with `f` against the live keyspace, applies the plan (replicating
 /// its effects) and returns the reply. On error nothing has been written.
 pub fn planned(ctx: rm::Ctx, ns: &[u8], f: impl FnOnce(&mut RedisStore, &Ns<'_>) -> Result<Plan>) -> Result<Reply> {
+    planned_in(RedisStore::new(ctx), ns, f)
+}
+
+/// `planned` on a given store (one serving a blocked client).
+pub fn planned_in(
+    mut store: RedisStore,
+    ns: &[u8],
+    f: impl FnOnce(&mut RedisStore, &Ns<'_>) -> Result<Plan>,
+) -> Result<Reply> {
     let ns = Ns::new(ns, rm::is_cluster())?;
-    let mut store = RedisStore::new(ctx);
     let plan = f(&mut store, &ns)?;
-    store.apply(&plan.effects)?;
-    Ok(plan.reply)
+    let removed = store.apply(&plan.effects)?;
+    Ok(match plan.reply {
+        Reply::Removed => Reply::Int(removed),
+        reply => reply,
+    })
 }
 
 /// Logs panics to the Redis log (the default hook writes to stderr, which

@@ -19,7 +19,7 @@ mod store;
 mod timer;
 
 use command::register;
-use commands::{enqueue, lock, promote, recur, work};
+use commands::{enqueue, inspect, lock, promote, recur, work};
 use redis_module::configuration::ConfigurationFlags;
 use redis_module::{redis_module, Context, RedisString, Status};
 
@@ -49,6 +49,24 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         && register::<lock::HRenew>(ctx)
         && register::<lock::Leader>(ctx)
         && register::<lock::Resign>(ctx)
+        && register::<inspect::ScheduledAt>(ctx)
+        && register::<inspect::Timestamps>(ctx)
+        && register::<inspect::DelayedAt>(ctx)
+        && register::<inspect::AllDelayed>(ctx)
+        && register::<inspect::Stats>(ctx)
+        && register::<inspect::Workers>(ctx)
+        && register::<inspect::Failed>(ctx)
+        && register::<inspect::FailRetry>(ctx)
+        && register::<inspect::FailRemove>(ctx)
+        && register::<inspect::Del>(ctx)
+        && register::<inspect::DelDelayed>(ctx)
+        && register::<inspect::DelQueue>(ctx)
+        && register::<inspect::DelByClass>(ctx)
+        && register::<inspect::ForceClean>(ctx)
+        && register::<inspect::CleanWorkers>(ctx)
+        && register::<inspect::Untrack>(ctx)
+        && register::<inspect::Locks>(ctx)
+        && register::<inspect::Details>(ctx)
         && cache::subscribe(ctx)
         && timer::start(ctx);
     if ok {

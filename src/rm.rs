@@ -405,6 +405,27 @@ impl CallReply {
             _ => Called::Other,
         }
     }
+
+    /// A SCAN reply: `[cursor, [key, ...]]`.
+    pub fn scan_value(&self) -> Option<(u64, Vec<Vec<u8>>)> {
+        let p = self.ptr.as_ptr();
+        let element = |p: *mut raw::RedisModuleCallReply, i: usize| {
+            // SAFETY: live array reply; elements are owned by it.
+            let e = unsafe { raw::RedisModule_CallReplyArrayElement.map_or(ptr::null_mut(), |f| f(p, i)) };
+            (!e.is_null()).then_some(e)
+        };
+        if Self::kind(p) != raw::REDISMODULE_REPLY_ARRAY {
+            return None;
+        }
+        let cursor = std::str::from_utf8(&Self::string(element(p, 0)?)).ok()?.parse().ok()?;
+        let keys = element(p, 1)?;
+        if Self::kind(keys) != raw::REDISMODULE_REPLY_ARRAY {
+            return None;
+        }
+        // SAFETY: live array reply.
+        let n = unsafe { raw::RedisModule_CallReplyLength.map_or(0, |f| f(keys)) };
+        Some((cursor, (0..n).filter_map(|i| element(keys, i)).map(Self::string).collect()))
+    }
 }
 
 impl Drop for CallReply {
@@ -418,7 +439,7 @@ impl Drop for CallReply {
     }
 }
 
-/// Runs a Redis command (one to three byte-string arguments) without
+/// Runs a Redis command (one to three, or five, byte-string arguments) without
 /// replicating it: tq replicates its effects itself.
 pub fn call(ctx: Ctx, cmd: &CStr, args: &[&[u8]]) -> Option<CallReply> {
     // SAFETY: each "b" is matched by a (pointer, length) pair.
@@ -430,6 +451,21 @@ pub fn call(ctx: Ctx, cmd: &CStr, args: &[&[u8]]) -> Option<CallReply> {
             [a, b, c] => {
                 f(ctx, cmd.as_ptr(), c"bbb".as_ptr(), a.as_ptr(), a.len(), b.as_ptr(), b.len(), c.as_ptr(), c.len())
             }
+            [a, b, c, d, e] => f(
+                ctx,
+                cmd.as_ptr(),
+                c"bbbbb".as_ptr(),
+                a.as_ptr(),
+                a.len(),
+                b.as_ptr(),
+                b.len(),
+                c.as_ptr(),
+                c.len(),
+                d.as_ptr(),
+                d.len(),
+                e.as_ptr(),
+                e.len(),
+            ),
             _ => return None,
         }
     };

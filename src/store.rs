@@ -45,6 +45,48 @@ pub struct RedisStore {
     now: Cell<Option<u64>>,
     db: i32,
     handles: Vec<Handle>,
+    out: Out,
+}
+
+/// Where applied effects are replicated. A served blocked client defers:
+/// in Redis 7.0 a `RedisModule_Call` made while a blocked client is served
+/// flushes the propagation queue with replication switched off, dropping
+/// what was replicated before it. There, effects are replicated once the
+/// whole plan is applied.
+struct Out {
+    ctx: rm::Ctx,
+    deferred: Option<Vec<(&'static CStr, Vec<RStr>)>>,
+}
+
+impl Out {
+    fn bytes(&mut self, cmd: &'static CStr, args: &[&[u8]]) {
+        match &mut self.deferred {
+            None => rm::replicate(self.ctx, cmd, args),
+            Some(q) => q.push((cmd, args.iter().filter_map(|a| RStr::new(self.ctx, a)).collect())),
+        }
+    }
+
+    fn strs(&mut self, cmd: &'static CStr, args: &[&RStr]) {
+        match &mut self.deferred {
+            None => rm::replicate_strs(self.ctx, cmd, args),
+            Some(q) => q.push((cmd, args.iter().filter_map(|a| RStr::new(self.ctx, a.bytes())).collect())),
+        }
+    }
+
+    fn vec(&mut self, cmd: &'static CStr, args: Vec<RStr>) {
+        match &mut self.deferred {
+            None => rm::replicate_vec(self.ctx, cmd, &args),
+            Some(q) => q.push((cmd, args)),
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(q) = &mut self.deferred {
+            for (cmd, args) in q.drain(..) {
+                rm::replicate_vec(self.ctx, cmd, &args);
+            }
+        }
+    }
 }
 
 fn handle_in<'a>(handles: &'a mut Vec<Handle>, ctx: rm::Ctx, key: &[u8]) -> Result<&'a mut Handle> {
@@ -97,7 +139,16 @@ impl RedisStore {
             now: Cell::new(None),
             db: rm::selected_db(ctx),
             handles: Vec::with_capacity(8),
+            out: Out { ctx, deferred: None },
         }
+    }
+
+    /// A store for serving a blocked client: replication is deferred to the
+    /// end of `apply` (see `Out`).
+    pub fn serving_blocked(ctx: rm::Ctx) -> Self {
+        let mut s = RedisStore::new(ctx);
+        s.out.deferred = Some(Vec::new());
+        s
     }
 
     /// The handle of `key`, created on first use.
@@ -178,22 +229,26 @@ impl RedisStore {
     }
 
     /// Performs the effects in order, replicating each. The ACL is checked
-    /// for every key first, so a refusal writes nothing.
-    pub fn apply(&mut self, effects: &[Effect]) -> Result<()> {
+    /// for every key first, so a refusal writes nothing. Returns how many
+    /// list elements the plan's LREM effects removed.
+    pub fn apply(&mut self, effects: &[Effect]) -> Result<i64> {
         APPLYING.with(|a| a.set(true));
         let result = self.apply_all(effects);
+        // Whatever was applied is replicated, even after a failure midway.
+        self.out.flush();
         APPLYING.with(|a| a.set(false));
         result
     }
 
-    fn apply_all(&mut self, effects: &[Effect]) -> Result<()> {
+    fn apply_all(&mut self, effects: &[Effect]) -> Result<i64> {
         for e in effects {
             for key in e.keys() {
                 self.check(key, true)?;
             }
         }
+        let mut removed = 0;
         for e in effects {
-            self.apply_one(e)?;
+            removed += self.apply_one(e)?;
             // Timed work: the timer must serve the namespace, and come in time.
             match e {
                 Effect::ZAdd { key, score, .. } => {
@@ -212,10 +267,11 @@ impl RedisStore {
                 _ => {}
             }
         }
-        Ok(())
+        Ok(removed)
     }
 
-    fn apply_one(&mut self, e: &Effect) -> Result<()> {
+    /// Applies one effect; returns the elements an LREM removed (else 0).
+    fn apply_one(&mut self, e: &Effect) -> Result<i64> {
         let ctx = self.ctx;
         const LIST: c_int = raw::REDISMODULE_NOTIFY_LIST;
         const GENERIC: c_int = raw::REDISMODULE_NOTIFY_GENERIC;
@@ -226,9 +282,9 @@ impl RedisStore {
                 if !k.list_push_tail(&v) {
                     return Err(TqError::Internal("list push failed".into()));
                 }
-                let name = &self.handle(key)?.name;
+                let name = &handle_in(&mut self.handles, ctx, key)?.name;
                 rm::notify(ctx, LIST, c"rpush", name);
-                rm::replicate_strs(ctx, c"RPUSH", &[name, &v]);
+                self.out.strs(c"RPUSH", &[name, &v]);
             }
             Effect::LPush { key, value } => {
                 let v = RStr::new(ctx, value).ok_or_else(oom)?;
@@ -236,9 +292,9 @@ impl RedisStore {
                 if !k.list_push_head(&v) {
                     return Err(TqError::Internal("list push failed".into()));
                 }
-                let name = &self.handle(key)?.name;
+                let name = &handle_in(&mut self.handles, ctx, key)?.name;
                 rm::notify(ctx, LIST, c"lpush", name);
-                rm::replicate_strs(ctx, c"LPUSH", &[name, &v]);
+                self.out.strs(c"LPUSH", &[name, &v]);
             }
             Effect::RPushMany { key, values } => {
                 let mut args = Vec::with_capacity(values.len() + 1);
@@ -251,9 +307,9 @@ impl RedisStore {
                     }
                     args.push(v);
                 }
-                let name = &self.handle(key)?.name;
+                let name = &handle_in(&mut self.handles, ctx, key)?.name;
                 rm::notify(ctx, LIST, c"rpush", name);
-                rm::replicate_vec(ctx, c"RPUSH", &args);
+                self.out.vec(c"RPUSH", args);
             }
             Effect::RemoveMarkers { keys, member } => {
                 // Many distinct keys: opened directly, not through the
@@ -273,12 +329,12 @@ impl RedisStore {
                     } else if k.len() > 1 {
                         drop(k);
                         if self.call_int(c"SREM", &[key, member])? == 1 {
-                            rm::replicate(ctx, c"SREM", &[key, member]);
+                            self.out.bytes(c"SREM", &[key, member]);
                         }
                     }
                 }
                 if !deleted.is_empty() {
-                    rm::replicate_vec(ctx, c"DEL", &deleted);
+                    self.out.vec(c"DEL", deleted);
                 }
             }
             Effect::LPopN { key, count } => {
@@ -289,34 +345,34 @@ impl RedisStore {
                 }
                 if popped > 0 {
                     let emptied = k.kind() == KeyType::Empty;
-                    let name = &self.handle(key)?.name;
+                    let name = &handle_in(&mut self.handles, ctx, key)?.name;
                     rm::notify(ctx, LIST, c"lpop", name);
                     if emptied {
                         rm::notify(ctx, GENERIC, c"del", name);
                     }
-                    rm::replicate(ctx, c"LPOP", &[key, popped.to_string().as_bytes()]);
+                    self.out.bytes(c"LPOP", &[key, popped.to_string().as_bytes()]);
                 }
             }
             Effect::LPop { key } => {
                 let k = self.open_write(key)?;
                 if k.list_pop_head(ctx) {
                     let emptied = k.kind() == KeyType::Empty;
-                    let name = &self.handle(key)?.name;
+                    let name = &handle_in(&mut self.handles, ctx, key)?.name;
                     rm::notify(ctx, LIST, c"lpop", name);
                     if emptied {
                         rm::notify(ctx, GENERIC, c"del", name);
                     }
-                    rm::replicate_strs(ctx, c"LPOP", &[name]);
+                    self.out.strs(c"LPOP", &[name]);
                 }
             }
             Effect::SAdd { key, member } => {
                 let cached = registry(key);
                 if cached && cache::contains(self.db, key, member) {
-                    return Ok(());
+                    return Ok(0);
                 }
                 // The call emits the `sadd` keyspace event itself.
                 if self.call_int(c"SADD", &[key, member])? == 1 {
-                    rm::replicate(ctx, c"SADD", &[key, member]);
+                    self.out.bytes(c"SADD", &[key, member]);
                 }
                 if cached {
                     cache::insert(self.db, key, member);
@@ -324,15 +380,24 @@ impl RedisStore {
             }
             Effect::SRem { key, member } => {
                 if self.call_int(c"SREM", &[key, member])? == 1 {
-                    rm::replicate(ctx, c"SREM", &[key, member]);
+                    self.out.bytes(c"SREM", &[key, member]);
                 }
+            }
+            Effect::LRem { key, count, value } => {
+                // The call emits the `lrem` (and `del`) keyspace events itself.
+                let count = count.to_string();
+                let n = self.call_int(c"LREM", &[key, count.as_bytes(), value])?;
+                if n > 0 {
+                    self.out.bytes(c"LREM", &[key, count.as_bytes(), value]);
+                }
+                return Ok(n);
             }
             Effect::ZAdd { key, score, member } => {
                 let m = RStr::new(ctx, member).ok_or_else(oom)?;
                 if self.open_write(key)?.zset_add(*score as f64, &m) {
-                    let name = &self.handle(key)?.name;
+                    let name = &handle_in(&mut self.handles, ctx, key)?.name;
                     rm::notify(ctx, raw::REDISMODULE_NOTIFY_ZSET, c"zadd", name);
-                    rm::replicate(ctx, c"ZADD", &[key, score.to_string().as_bytes(), member]);
+                    self.out.bytes(c"ZADD", &[key, score.to_string().as_bytes(), member]);
                 }
             }
             Effect::ZRem { key, member } => {
@@ -340,12 +405,12 @@ impl RedisStore {
                 let k = self.open_write(key)?;
                 if k.zset_rem(&m) {
                     let emptied = k.kind() == KeyType::Empty;
-                    let name = &self.handle(key)?.name;
+                    let name = &handle_in(&mut self.handles, ctx, key)?.name;
                     rm::notify(ctx, raw::REDISMODULE_NOTIFY_ZSET, c"zrem", name);
                     if emptied {
                         rm::notify(ctx, GENERIC, c"del", name);
                     }
-                    rm::replicate(ctx, c"ZREM", &[key, member]);
+                    self.out.bytes(c"ZREM", &[key, member]);
                 }
             }
             Effect::Set { key, value } => {
@@ -353,9 +418,9 @@ impl RedisStore {
                 if !self.open_write(key)?.string_set(&v) {
                     return Err(TqError::Internal("string set failed".into()));
                 }
-                let name = &self.handle(key)?.name;
+                let name = &handle_in(&mut self.handles, ctx, key)?.name;
                 rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", name);
-                rm::replicate_strs(ctx, c"SET", &[name, &v]);
+                self.out.strs(c"SET", &[name, &v]);
             }
             Effect::SetPxAt { key, value, at_ms } => {
                 let v = RStr::new(ctx, value).ok_or_else(oom)?;
@@ -363,20 +428,20 @@ impl RedisStore {
                 if !k.string_set(&v) || !k.set_expire_at(*at_ms) {
                     return Err(TqError::Internal("string set failed".into()));
                 }
-                let name = &self.handle(key)?.name;
+                let name = &handle_in(&mut self.handles, ctx, key)?.name;
                 rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", name);
                 rm::notify(ctx, GENERIC, c"expire", name);
                 let at = RStr::new(ctx, at_ms.to_string().as_bytes()).ok_or_else(oom)?;
                 let pxat = RStr::new(ctx, b"PXAT").ok_or_else(oom)?;
                 let name = RStr::new(ctx, key).ok_or_else(oom)?;
-                rm::replicate_vec(ctx, c"SET", &[name, v, pxat, at]);
+                self.out.vec(c"SET", vec![name, v, pxat, at]);
             }
             Effect::PExpireAt { key, at_ms } => {
                 let k = self.open_write(key)?;
                 if k.kind() != KeyType::Empty && k.set_expire_at(*at_ms) {
-                    let name = &self.handle(key)?.name;
+                    let name = &handle_in(&mut self.handles, ctx, key)?.name;
                     rm::notify(ctx, GENERIC, c"expire", name);
-                    rm::replicate(ctx, c"PEXPIREAT", &[key, at_ms.to_string().as_bytes()]);
+                    self.out.bytes(c"PEXPIREAT", &[key, at_ms.to_string().as_bytes()]);
                 }
             }
             Effect::MSet { pairs } => {
@@ -391,7 +456,7 @@ impl RedisStore {
                     args.push(name);
                     args.push(v);
                 }
-                rm::replicate_vec(ctx, c"MSET", &args);
+                self.out.vec(c"MSET", args);
             }
             Effect::Del { keys } => {
                 let mut deleted = Vec::with_capacity(keys.len());
@@ -404,7 +469,7 @@ impl RedisStore {
                     }
                 }
                 if !deleted.is_empty() {
-                    rm::replicate_vec(ctx, c"DEL", &deleted);
+                    self.out.vec(c"DEL", deleted);
                 }
             }
             Effect::Incr { key } => {
@@ -420,33 +485,33 @@ impl RedisStore {
                 if !ok {
                     return Err(TqError::Internal("increment failed".into()));
                 }
-                let name = &self.handle(key)?.name;
+                let name = &handle_in(&mut self.handles, ctx, key)?.name;
                 rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"incrby", name);
-                rm::replicate_strs(ctx, c"INCR", &[name]);
+                self.out.strs(c"INCR", &[name]);
             }
             Effect::HSet { key, field, value } => {
                 let f = RStr::new(ctx, field).ok_or_else(oom)?;
                 let v = RStr::new(ctx, value).ok_or_else(oom)?;
                 self.open_write(key)?.hash_set(&f, Some(&v));
-                let name = &self.handle(key)?.name;
+                let name = &handle_in(&mut self.handles, ctx, key)?.name;
                 rm::notify(ctx, raw::REDISMODULE_NOTIFY_HASH, c"hset", name);
-                rm::replicate_strs(ctx, c"HSET", &[name, &f, &v]);
+                self.out.strs(c"HSET", &[name, &f, &v]);
             }
             Effect::HDel { key, field } => {
                 let f = RStr::new(ctx, field).ok_or_else(oom)?;
                 let k = self.open_write(key)?;
                 if k.kind() == KeyType::Hash && k.hash_set(&f, None) {
                     let emptied = k.kind() == KeyType::Empty;
-                    let name = &self.handle(key)?.name;
+                    let name = &handle_in(&mut self.handles, ctx, key)?.name;
                     rm::notify(ctx, raw::REDISMODULE_NOTIFY_HASH, c"hdel", name);
                     if emptied {
                         rm::notify(ctx, GENERIC, c"del", name);
                     }
-                    rm::replicate_strs(ctx, c"HDEL", &[name, &f]);
+                    self.out.strs(c"HDEL", &[name, &f]);
                 }
             }
         }
-        Ok(())
+        Ok(0)
     }
 }
 
@@ -520,6 +585,39 @@ impl Store for RedisStore {
 
     fn expire_at(&mut self, key: &[u8]) -> Result<Option<u64>> {
         Ok(self.open(key, false)?.and_then(|k| k.expire_at()))
+    }
+
+    fn list_range(&mut self, key: &[u8], start: i64, stop: i64, max: u64) -> Result<Vec<Vec<u8>>> {
+        let Some(len) = self.read(key, Kind::List)?.map(|k| k.len()) else { return Ok(Vec::new()) };
+        let len = i64::try_from(len).unwrap_or(i64::MAX);
+        let norm = |i: i64| if i < 0 { len.saturating_add(i).max(0) } else { i };
+        let first = norm(start);
+        let last = norm(stop).min(len - 1).min(first.saturating_add(i64::try_from(max).unwrap_or(i64::MAX)) - 1);
+        if first > last || max == 0 {
+            return Ok(Vec::new());
+        }
+        self.release(key);
+        let (a, b) = (first.to_string(), last.to_string());
+        match rm::call(self.ctx, c"LRANGE", &[key, a.as_bytes(), b.as_bytes()]).map(|r| r.value()) {
+            Some(rm::Called::Strings(v)) => Ok(v),
+            Some(rm::Called::Error(e)) => Err(TqError::Internal(e)),
+            _ => Err(TqError::Internal("unexpected reply from LRANGE".into())),
+        }
+    }
+
+    fn zset_card(&mut self, key: &[u8]) -> Result<usize> {
+        Ok(self.read(key, Kind::Zset)?.map_or(0, |k| k.len()))
+    }
+
+    fn scan(&mut self, cursor: u64, pattern: &[u8], count: u64) -> Result<(u64, Vec<Vec<u8>>)> {
+        let (cursor, count) = (cursor.to_string(), count.to_string());
+        let args: [&[u8]; 5] = [cursor.as_bytes(), b"MATCH", pattern, b"COUNT", count.as_bytes()];
+        let reply = rm::call(self.ctx, c"SCAN", &args);
+        match reply.as_ref().map(|r| (r.scan_value(), r.value())) {
+            Some((Some(step), _)) => Ok(step),
+            Some((None, rm::Called::Error(e))) => Err(TqError::Internal(e)),
+            _ => Err(TqError::Internal("unexpected reply from SCAN".into())),
+        }
     }
 
     fn hash_sample(&mut self, key: &[u8], max: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {

@@ -71,6 +71,10 @@ impl<'a> Ns<'a> {
     pub fn worker_record(&self, worker: &[u8], queues: &[u8]) -> Vec<u8> {
         self.key(&[b"worker", worker, queues])
     }
+    /// The in-flight record of a `<ns>:workers` member (`<worker>:<queues>`).
+    pub fn worker_member_record(&self, member: &[u8]) -> Vec<u8> {
+        self.key(&[b"worker", member])
+    }
     pub fn failed(&self) -> Vec<u8> {
         self.key(&[b"failed"])
     }

@@ -10,6 +10,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 pub mod error;
+pub mod inspect;
 pub mod json;
 pub mod keys;
 pub mod lock;

@@ -177,8 +177,14 @@ pub fn run_due(s: &mut impl Store, ns: &Ns<'_>, limit: usize) -> Result<(Plan, O
         plan.effects.push(Effect::SetPxAt { key: waiting, value: lock_deadline(now, ttl), at_ms: now + ttl });
         plan.effects.push(Effect::SAdd { key: queues.clone(), member: queue });
         plan.effects.push(Effect::RPush { key: qkey, value: payload.clone() });
-        // The next period after this one; missed periods are not made up.
-        r.next_ms = r.next_ms.saturating_add(r.every_ms).max(now.saturating_add(1));
+        // Keep the cadence when this run is on time (a timer tick late at
+        // most); one held back by more than half a period (its instance ran
+        // long, or the server was down) starts a new cadence from now, so
+        // missed periods are not made up and runs stay at least half a
+        // period apart.
+        let late = now.saturating_sub(r.next_ms);
+        r.next_ms =
+            if late <= r.every_ms / 2 { r.next_ms.saturating_add(r.every_ms) } else { now.saturating_add(r.every_ms) };
         next_due = Some(next_due.map_or(r.next_ms, |n| n.min(r.next_ms)));
         plan.effects.push(Effect::HSet { key: key.clone(), field: payload, value: r.encode() });
         enqueued += 1;

@@ -53,6 +53,13 @@ pub trait Store {
     fn zset_range(&mut self, key: &[u8], min: f64, max: f64, limit: usize) -> Result<Vec<(Vec<u8>, f64)>>;
     fn hash_get(&mut self, key: &[u8], field: &[u8]) -> Result<Option<Vec<u8>>>;
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// LRANGE-style: elements `start..=stop` (negative from the end), at most
+    /// `max` of them.
+    fn list_range(&mut self, key: &[u8], start: i64, stop: i64, max: u64) -> Result<Vec<Vec<u8>>>;
+    /// The number of members of a zset (0 when absent).
+    fn zset_card(&mut self, key: &[u8]) -> Result<usize>;
+    /// One SCAN step over the database: `(next cursor, keys)`.
+    fn scan(&mut self, cursor: u64, pattern: &[u8], count: u64) -> Result<(u64, Vec<Vec<u8>>)>;
     /// The key's expiry (unix ms), None when it has none or does not exist.
     fn expire_at(&mut self, key: &[u8]) -> Result<Option<u64>>;
     /// Every field of a hash when it has at most `max`, else `max` random ones.
@@ -134,6 +141,13 @@ pub enum Effect {
         value: Vec<u8>,
         at_ms: u64,
     },
+    /// Removes `count` occurrences of `value` (0 = all; LREM's count). The
+    /// number removed is reported by `apply` (see `Reply::Removed`).
+    LRem {
+        key: Vec<u8>,
+        count: i64,
+        value: Vec<u8>,
+    },
     /// Replicated as PEXPIREAT.
     PExpireAt {
         key: Vec<u8>,
@@ -170,6 +184,7 @@ impl Effect {
             | Effect::RPushMany { key, .. }
             | Effect::LPopN { key, .. }
             | Effect::LPush { key, .. }
+            | Effect::LRem { key, .. }
             | Effect::LPop { key }
             | Effect::SAdd { key, .. }
             | Effect::SRem { key, .. }
@@ -215,6 +230,9 @@ pub enum Reply {
     Ok,
     /// The module replies later (a blocked client).
     NoReply,
+    /// The number of elements the plan's LREM effects removed, known once
+    /// they are applied.
+    Removed,
     Nil,
     Int(i64),
     Bulk(Vec<u8>),
@@ -338,7 +356,9 @@ impl MemStore {
     }
 
     /// Applies effects as Redis would, dropping keys that become empty.
-    pub fn apply(&mut self, effects: &[Effect]) {
+    /// Returns how many list elements LREM effects removed.
+    pub fn apply(&mut self, effects: &[Effect]) -> usize {
+        let mut removed = 0;
         for e in effects {
             let key = e.keys().next().unwrap_or_default().to_vec();
             match e {
@@ -357,6 +377,31 @@ impl MemStore {
                 Effect::LPop { .. } => {
                     if let Some(MemValue::List(l)) = self.data.get_mut(&key) {
                         l.pop_front();
+                    }
+                }
+                Effect::LRem { count, value, .. } => {
+                    if let Some(MemValue::List(l)) = self.data.get_mut(&key) {
+                        let mut left = if *count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
+                        let before = l.len();
+                        if *count >= 0 {
+                            l.retain(|v| {
+                                !(v == value && left > 0 && {
+                                    left -= 1;
+                                    true
+                                })
+                            });
+                        } else {
+                            let mut kept: VecDeque<Vec<u8>> = VecDeque::new();
+                            while let Some(v) = l.pop_back() {
+                                if v == *value && left > 0 {
+                                    left -= 1;
+                                } else {
+                                    kept.push_front(v);
+                                }
+                            }
+                            *l = kept;
+                        }
+                        removed += before - l.len();
                     }
                 }
                 Effect::LPopN { count, .. } => {
@@ -459,6 +504,7 @@ impl MemStore {
                 self.expires.remove(&key);
             }
         }
+        removed
     }
 }
 
@@ -519,6 +565,58 @@ impl Store for MemStore {
             Some(MemValue::String(s)) => Some(s.clone()),
             _ => None,
         })
+    }
+
+    fn list_range(&mut self, key: &[u8], start: i64, stop: i64, max: u64) -> Result<Vec<Vec<u8>>> {
+        Ok(match self.typed(key, Kind::List)? {
+            Some(MemValue::List(l)) => {
+                let len = i64::try_from(l.len()).unwrap_or(i64::MAX);
+                let norm = |i: i64| if i < 0 { (len + i).max(0) } else { i.min(len) };
+                let (a, b) = (norm(start), norm(stop).min(len - 1));
+                if a > b {
+                    Vec::new()
+                } else {
+                    l.iter().skip(a as usize).take(((b - a + 1) as u64).min(max) as usize).cloned().collect()
+                }
+            }
+            _ => Vec::new(),
+        })
+    }
+
+    fn zset_card(&mut self, key: &[u8]) -> Result<usize> {
+        Ok(match self.typed(key, Kind::Zset)? {
+            Some(MemValue::Zset(z)) => z.len(),
+            _ => 0,
+        })
+    }
+
+    fn scan(&mut self, cursor: u64, pattern: &[u8], count: u64) -> Result<(u64, Vec<Vec<u8>>)> {
+        // A simple model: keys sorted, cursor = index; `prefix*suffix*` globs.
+        let mut keys: Vec<&Vec<u8>> = self.data.keys().collect();
+        keys.sort();
+        let unescaped: Vec<u8> = pattern.iter().copied().filter(|&c| c != b'\\').collect();
+        let parts: Vec<&[u8]> = unescaped.split(|&c| c == b'*').collect();
+        let matches = |k: &[u8]| {
+            let mut rest = k;
+            for (i, part) in parts.iter().enumerate() {
+                if i == 0 {
+                    match rest.strip_prefix(*part) {
+                        Some(r) => rest = r,
+                        None => return false,
+                    }
+                } else if let Some(pos) = rest.windows(part.len().max(1)).position(|w| w == *part) {
+                    rest = rest.get(pos + part.len()..).unwrap_or_default();
+                } else if !part.is_empty() {
+                    return false;
+                }
+            }
+            true
+        };
+        let start = usize::try_from(cursor).unwrap_or(usize::MAX);
+        let step = usize::try_from(count).unwrap_or(usize::MAX);
+        let found = keys.iter().skip(start).take(step).filter(|k| matches(k)).map(|k| (*k).clone()).collect();
+        let next = if start.saturating_add(step) >= keys.len() { 0 } else { (start + step) as u64 };
+        Ok((next, found))
     }
 
     fn expire_at(&mut self, key: &[u8]) -> Result<Option<u64>> {

@@ -74,6 +74,68 @@ pub fn js_date_string(ms: u64) -> String {
     )
 }
 
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Reads the dates found in in-flight records: ISO-8601 (`toISOString`,
+/// tq and node-resque's cluster path) and JavaScript's `Date.toString()`
+/// (node-resque's Lua path, e.g. `Sun Nov 22 2026 06:00:00 GMT+0100 (CET)`).
+/// Returns unix ms.
+pub fn parse_date(s: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(s).ok()?.trim();
+    let num = |t: &str| t.parse::<i64>().ok();
+    let (y, mo, d, h, mi, sec, ms, offset_min) = if s.len() >= 20 && s.as_bytes().get(4) == Some(&b'-') {
+        // 2026-11-22T06:00:00.000Z or +hh:mm
+        let (date, rest) = s.split_once('T')?;
+        let mut dp = date.splitn(3, '-');
+        let (y, mo, d) = (num(dp.next()?)?, num(dp.next()?)?, num(dp.next()?)?);
+        let (clock, zone) = match rest.find(['Z', '+', '-']) {
+            Some(i) => rest.split_at(i),
+            None => (rest, "Z"),
+        };
+        let mut cp = clock.splitn(3, ':');
+        let (h, mi) = (num(cp.next()?)?, num(cp.next()?)?);
+        let sec_part = cp.next().unwrap_or("0");
+        let (sec, frac) = sec_part.split_once('.').unwrap_or((sec_part, "0"));
+        let ms = num(&format!("{:0<3}", frac.get(..3.min(frac.len())).unwrap_or("0")))?;
+        let off = if zone == "Z" || zone.is_empty() {
+            0
+        } else {
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            let z = zone.get(1..)?.replace(':', "");
+            sign * (num(z.get(..2)?)? * 60 + num(z.get(2..4).unwrap_or("00"))?)
+        };
+        (y, mo, d, h, mi, num(sec)?, ms, off)
+    } else {
+        // Sun Nov 22 2026 06:00:00 GMT+0000 (...)
+        const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+        let mut p = s.split_whitespace();
+        let _weekday = p.next()?;
+        let mo = MONTHS.iter().position(|m| Some(*m) == p.clone().next())? as i64 + 1;
+        p.next();
+        let d = num(p.next()?)?;
+        let y = num(p.next()?)?;
+        let mut cp = p.next()?.splitn(3, ':');
+        let (h, mi, sec) = (num(cp.next()?)?, num(cp.next()?)?, num(cp.next()?)?);
+        let zone = p.next().unwrap_or("GMT+0000");
+        let z = zone.strip_prefix("GMT").unwrap_or("+0000");
+        let sign = if z.starts_with('-') { -1 } else { 1 };
+        let off = sign * (num(z.get(1..3).unwrap_or("00"))? * 60 + num(z.get(3..5).unwrap_or("00"))?);
+        (y, mo, d, h, mi, sec, 0, off)
+    };
+    let days = days_from_civil(y, u32::try_from(mo).ok()?, u32::try_from(d).ok()?);
+    let total = (((days * 24 + h) * 60 + mi - offset_min) * 60 + sec) * 1000 + ms;
+    u64::try_from(total).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +161,21 @@ mod tests {
         assert!(bucket_due(10, 10_000));
         assert!(bucket_due(0, 0));
         assert!(!bucket_due(u64::MAX, u64::MAX - 1));
+    }
+
+    #[test]
+    fn dates_read_back() {
+        for ms in [0u64, 951_782_400_000, 1_795_240_210_123] {
+            assert_eq!(parse_date(iso8601(ms).as_bytes()), Some(ms));
+            assert_eq!(parse_date(js_date_string(ms).as_bytes()), Some(ms - ms % 1000));
+        }
+        assert_eq!(
+            parse_date(b"Sat Nov 21 2026 06:50:10 GMT+0100 (Central European Standard Time)"),
+            Some(1_795_240_210_000)
+        );
+        assert_eq!(parse_date(b"2026-11-21T06:50:10.123+01:00"), Some(1_795_240_210_123));
+        assert_eq!(parse_date(b"started"), None);
+        assert_eq!(parse_date(b""), None);
     }
 
     #[test]

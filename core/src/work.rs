@@ -440,6 +440,14 @@ pub fn heartbeat(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], ms: u64) -> Res
         if let Some(mut e) = InFlight::decode(&raw).filter(|e| !e.lost) {
             e.lease_until_ms = until;
             queues = e.queues.clone();
+            // The job's JobLock (a periodic task's, or JOBLOCK's) must not
+            // run out while the job is held: another instance would start.
+            if let Some((key, value)) = &e.joblock {
+                let held = s.get(key)?.as_ref() == Some(value);
+                if held && s.expire_at(key)?.is_some_and(|at| at < until) {
+                    effects.push(Effect::PExpireAt { key: key.clone(), at_ms: until });
+                }
+            }
             effects.push(Effect::Set { key: index, value: e.encode() });
             effects.push(Effect::ZAdd { key: ns.leases(), score, member: worker.to_vec() });
             reply = i64::try_from(ms).unwrap_or(i64::MAX);

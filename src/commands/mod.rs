@@ -2,6 +2,7 @@
 //! [`crate::command::Command`]; its doc comment is its synopsis.
 
 pub mod enqueue;
+pub mod inspect;
 pub mod lock;
 pub mod promote;
 pub mod recur;

@@ -9,8 +9,9 @@ use tq_core::work::{self, PopOptions};
 use tq_core::{parse, Result, TqError};
 
 use super::optional;
-use crate::command::{planned, send, Command};
+use crate::command::{planned, planned_in, send, Command};
 use crate::docs::{Arg, Doc, NS};
+use crate::store::RedisStore;
 use crate::{config, rm};
 
 /// Splits `<queue>... [JOBLOCK <ms>] [DELIVERIES]`: the options can only
@@ -76,11 +77,13 @@ struct Waiting {
 }
 
 impl Waiting {
-    fn pop(&self, ctx: rm::Ctx) -> Result<Reply> {
+    /// Tries the pop; `serving` when Redis serves the blocked client.
+    fn pop(&self, ctx: rm::Ctx, serving: bool) -> Result<Reply> {
         let queues: Vec<&[u8]> = self.queues.iter().map(Vec::as_slice).collect();
         // The lease is the setting at the time the job is taken.
         let opts = PopOptions { lease_ms: config::lease_ms(), ..self.opts };
-        planned(ctx, &self.ns, |s, ns| work::pop(s, ns, &self.worker, &queues, &opts))
+        let store = if serving { RedisStore::serving_blocked(ctx) } else { RedisStore::new(ctx) };
+        planned_in(store, &self.ns, |s, ns| work::pop(s, ns, &self.worker, &queues, &opts))
     }
 }
 
@@ -116,7 +119,7 @@ impl Command for Bpop {
             queues: queues.iter().map(|q| q.to_vec()).collect(),
             opts,
         };
-        let reply = waiting.pop(ctx)?;
+        let reply = waiting.pop(ctx, false)?;
         let flags = rm::context_flags(ctx);
         let cannot_block = flags
             & (raw::REDISMODULE_CTX_FLAGS_MULTI
@@ -132,7 +135,7 @@ impl Command for Bpop {
         let n = tq_core::keys::Ns::new(ns, rm::is_cluster())?;
         let mut keys = vec![n.mailbox(worker)];
         if waiting.queues == [b"*".to_vec()] {
-            let mut store = crate::store::RedisStore::new(ctx);
+            let mut store = RedisStore::new(ctx);
             let all = tq_core::store::Store::set_members(&mut store, &n.queues())?;
             keys.extend(all.iter().map(|q| n.queue(q)));
         } else {
@@ -163,7 +166,7 @@ extern "C" fn bpop_ready(
     }
     // SAFETY: Redis hands back the Waiting boxed in Bpop::run until bpop_free.
     let waiting = unsafe { &*ptr };
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waiting.pop(ctx)));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waiting.pop(ctx, true)));
     match outcome {
         Ok(Ok(Reply::Nil)) => raw::REDISMODULE_ERR as c_int,
         Ok(Ok(reply)) => {

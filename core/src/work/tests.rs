@@ -211,3 +211,45 @@ fn nack_gives_the_job_back_keeping_its_count() {
     assert_eq!(s.list(b"resque:delayed:3"), vec![p]);
     assert!(matches!(nack(&mut s, &ns(), b"w", 0), Err(TqError::NoJob { .. })));
 }
+
+fn run_due_now(s: &mut MemStore) -> (Reply, Option<u64>) {
+    let (plan, next) = recur::run_due(s, &ns(), 100).expect("plans");
+    s.apply(&plan.effects);
+    (plan.reply, next)
+}
+
+#[test]
+fn a_heartbeat_keeps_a_periodic_jobs_joblock_too() {
+    let mut s = MemStore::at(0);
+    run(&mut s, |s| recur::recur(s, &ns(), b"tick", b"q", 200, None)).expect("registers");
+    assert_eq!(run_due_now(&mut s).0, Reply::Int(1));
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("pops");
+    let lock = b"resque:workerslock:tick:q:[]".to_vec();
+    assert_eq!(s.expires.get(&lock), Some(&1_000));
+    for now in [900, 1_800, 2_700] {
+        s.now = now;
+        run(&mut s, |s| heartbeat(s, &ns(), b"w", 1_000)).expect("beats");
+        assert_eq!(s.expires.get(&lock), Some(&(now + 1_000)), "the JobLock follows the lease");
+        assert_eq!(run_due_now(&mut s).0, Reply::Int(0), "no second instance while the first is held");
+    }
+    run(&mut s, |s| ack(s, &ns(), b"w")).expect("acks");
+    assert_eq!(run_due_now(&mut s).0, Reply::Int(1));
+}
+
+#[test]
+fn a_held_back_periodic_run_starts_a_new_cadence() {
+    let mut s = MemStore::at(0);
+    run(&mut s, |s| recur::recur(s, &ns(), b"tick", b"q", 1_000, None)).expect("registers");
+    assert_eq!(run_due_now(&mut s), (Reply::Int(1), Some(1_000)));
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &PopOptions { lease_ms: 10_000, ..LEASE })).expect("pops");
+    // Runs 3.6 s: periods 1 to 3 are missed, the held-back run goes in when
+    // it is done and the next is a full period later (not at 4000).
+    s.now = 3_600;
+    run(&mut s, |s| ack(s, &ns(), b"w")).expect("acks");
+    assert_eq!(run_due_now(&mut s), (Reply::Int(1), Some(4_600)));
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("pops");
+    run(&mut s, |s| ack(s, &ns(), b"w")).expect("acks");
+    // A run a timer tick late keeps the cadence.
+    s.now = 4_650;
+    assert_eq!(run_due_now(&mut s), (Reply::Int(1), Some(5_600)));
+}
