@@ -45,6 +45,40 @@ fn corpus() -> Vec<(Vec<Vec<u8>>, &'static str)> {
     add(&[b"TQ.RECUR", b"bad", b"c", b"*", b"1000"], "'*' is not a queue name");
     add(&[b"TQ.BROADCAST", b"bad", b"", b"[]"], "class must not be empty");
 
+    // Inspection and management.
+    add(&[b"TQ.TIMESTAMPS", b"bad", b"1"], arity);
+    add(&[b"TQ.TIMESTAMPS", b"bad", b"-1", b"10"], "offset");
+    add(&[b"TQ.WORKERS", b"bad", b"0", b"10001"], "count is out of range");
+    add(&[b"TQ.FAILED", b"bad", b"0", b"x"], "count");
+    add(&[b"TQ.ALLDELAYED", b"bad", b"0", b"1", b"2"], arity);
+    add(&[b"TQ.STATS", b"bad", b"x"], arity);
+    add(&[b"TQ.DETAILS", b"bad", b"x"], arity);
+    add(&[b"TQ.DELAYEDAT", b"bad", b"soon"], "unix-ms");
+    add(&[b"TQ.DELAYEDAT", b"bad", b"1000", b"0"], arity);
+    add(&[b"TQ.DELAYEDAT", b"bad", b"1000", b"0", b"1.5"], "stop must be an integer index");
+    add(&[b"TQ.DELAYEDAT", b"bad", b"1000", b"--1", b"1"], "start must be an integer index");
+    add(&[b"TQ.SCHEDULEDAT", b"bad", b"q", b"c", b"[1,"], "args is not valid JSON");
+    add(&[b"TQ.SCHEDULEDAT", b"bad", b"", b"c"], "must not be empty");
+    add(&[b"TQ.FAILRETRY", b"bad", b"CLASS"], "CLASS needs a value");
+    add(&[b"TQ.FAILRETRY", b"bad", b"KIND", b"x"], "unknown option 'KIND'");
+    add(&[b"TQ.FAILRETRY", b"bad", b"QUEUE", b"a", b"QUEUE", b"b"], "QUEUE is given twice");
+    add(&[b"TQ.FAILREMOVE", b"bad", b"LIMIT", b"0"], "LIMIT must be at least 1");
+    add(&[b"TQ.FAILREMOVE", b"bad", b"FROM", b"-3"], "negative");
+    add(&[b"TQ.DEL", b"bad", b"q", b"c", b"[]", b"COUNT", b"0"], "COUNT must be at least 1");
+    add(&[b"TQ.DEL", b"bad", b"q", b"c", b"[]", b"LIMIT", b"1"], arity);
+    add(&[b"TQ.DEL", b"bad", b"q", b"c", b"[1,"], "args is not valid JSON");
+    add(&[b"TQ.DEL", b"bad", b"*", b"c"], "'*' is not a queue name");
+    add(&[b"TQ.DELDELAYED", b"bad", b"q", b"", b"[]"], "class must not be empty");
+    add(&[b"TQ.DELQUEUE", b"bad", b""], "must not be empty");
+    add(&[b"TQ.DELBYCLASS", b"bad", b"q", b"c", b"0"], arity);
+    add(&[b"TQ.DELBYCLASS", b"bad", b"q", b"c", b"0", b"x"], "stop must be an integer index");
+    add(&[b"TQ.FORCECLEAN", b"bad", b""], "worker must not be empty");
+    add(&[b"TQ.CLEANWORKERS", b"bad", b"-5"], "age-ms");
+    add(&[b"TQ.UNTRACK", b"bad", b"w", b""], "queues must not be empty");
+    add(&[b"TQ.LOCKS", b"bad", b"0"], arity);
+    add(&[b"TQ.LOCKS", b"bad", b"0", b"0"], "count must be at least 1");
+    add(&[b"TQ.LOCKS", b"bad", b"x", b"10"], "cursor");
+
     // Times and delays: non-numeric, negative, fractional, overflowing.
     for at in [
         &b"abc"[..],
@@ -155,6 +189,13 @@ fn corpus() -> Vec<(Vec<Vec<u8>>, &'static str)> {
     add(&[b"TQ.ACK", b"busy", b"w"], "key 'busy:stat:processed': value is not an integer");
     add(&[b"TQ.FAIL", b"busy", b"w", b"E", b"e"], "busy:failed");
     add(&[b"TQ.POP", b"busy", b"w", b"q"], "INFLIGHT worker 'w'");
+    add(&[b"TQ.DETAILS", b"wt"], "WRONGTYPE key 'wt:queues'");
+    add(&[b"TQ.TIMESTAMPS", b"wt"], "WRONGTYPE key 'wt:delayed_queue_schedule'");
+    add(&[b"TQ.FAILED", b"busy"], "WRONGTYPE key 'busy:failed'");
+    add(&[b"TQ.FAILRETRY", b"busy"], "WRONGTYPE key 'busy:failed'");
+    add(&[b"TQ.DELQUEUE", b"bad", b"str"], "WRONGTYPE key 'bad:queue:str'");
+    add(&[b"TQ.DEL", b"bad", b"str", b"c"], "WRONGTYPE key 'bad:queue:str'");
+    add(&[b"TQ.UNTRACK", b"busy", b"w", b"q"], "INFLIGHT worker 'w'");
     cases
 }
 

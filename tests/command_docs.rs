@@ -4,7 +4,7 @@ mod common;
 
 use common::{Server, Value};
 
-const COMMANDS: [(&str, i64); 22] = [
+const COMMANDS: [(&str, i64); 40] = [
     ("tq.enqueue", -4),
     ("tq.enqueueat", -5),
     ("tq.enqueuein", -5),
@@ -27,6 +27,24 @@ const COMMANDS: [(&str, i64); 22] = [
     ("tq.unrecur", -4),
     ("tq.recurs", 2),
     ("tq.nack", -3),
+    ("tq.scheduledat", -4),
+    ("tq.timestamps", -2),
+    ("tq.delayedat", -3),
+    ("tq.alldelayed", -2),
+    ("tq.stats", 2),
+    ("tq.workers", -2),
+    ("tq.failed", -2),
+    ("tq.failretry", -2),
+    ("tq.failremove", -2),
+    ("tq.del", -4),
+    ("tq.deldelayed", -4),
+    ("tq.delqueue", 3),
+    ("tq.delbyclass", -4),
+    ("tq.forceclean", 3),
+    ("tq.cleanworkers", 3),
+    ("tq.untrack", 4),
+    ("tq.locks", -2),
+    ("tq.details", 2),
 ];
 
 fn as_map(v: &Value) -> Vec<(String, Value)> {

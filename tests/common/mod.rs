@@ -303,6 +303,8 @@ fn assert_fresh(built: &Path, sources: &[PathBuf]) {
     while let Some(path) = pending.pop() {
         if path.is_dir() {
             pending.extend(std::fs::read_dir(&path).into_iter().flatten().flatten().map(|e| e.path()));
+        } else if path.file_name().is_some_and(|n| n == "tests.rs") {
+            // Unit tests only: changing them does not relink the library.
         } else if let Ok(t) = std::fs::metadata(&path).and_then(|m| m.modified()) {
             assert!(t <= built_at, "{} is older than {}: {fix}", built.display(), path.display());
         }
@@ -419,6 +421,164 @@ impl Drop for Tq {
         }
         if std::thread::panicking() {
             eprintln!("--- tq log {} ---\n{}", self.log_path.display(), self.log());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers for the server-side-time tests (blocking pop, leases, the timer,
+// periodic and broadcast tasks).
+
+impl Opts {
+    /// The module with automatic promotion off (as `Opts::default()`) plus
+    /// module settings, e.g. `&["lease-ms", "300"]`.
+    pub fn module_with(settings: &[&str]) -> Opts {
+        let mut o = Opts::default();
+        o.module_args.extend(settings.iter().map(|s| s.to_string()));
+        o
+    }
+
+    /// The module as configured by default (its timer promotes) plus module
+    /// settings.
+    pub fn timer_with(settings: &[&str]) -> Opts {
+        let mut o = Opts::timer();
+        o.module_args.extend(settings.iter().map(|s| s.to_string()));
+        o
+    }
+
+    /// Adds redis-server arguments.
+    pub fn with_args(mut self, args: &[&str]) -> Opts {
+        self.args.extend(args.iter().map(|s| s.to_string()));
+        self
+    }
+}
+
+/// A connection to the server on `port` (for threads, which cannot borrow a
+/// `Server`).
+pub fn connect(port: u16) -> Conn {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("client");
+    Conn(client.get_connection_with_timeout(Duration::from_secs(5)).expect("connect"))
+}
+
+impl Conn {
+    /// The server's clock, unix ms (`TIME`).
+    pub fn server_ms(&mut self) -> u64 {
+        let t = self.strings(&["TIME"]);
+        let s: u64 = t[0].parse().expect("TIME seconds");
+        let us: u64 = t[1].parse().expect("TIME microseconds");
+        s * 1000 + us / 1000
+    }
+
+    /// A read timeout, so that a command that should not block fails the
+    /// test instead of hanging it.
+    pub fn read_timeout(&mut self, d: Duration) {
+        self.0.set_read_timeout(Some(d)).expect("set_read_timeout");
+    }
+
+    /// `blocked_clients` of INFO clients.
+    pub fn blocked_clients(&mut self) -> i64 {
+        self.info_field("clients", "blocked_clients").and_then(|v| v.parse().ok()).expect("blocked_clients")
+    }
+
+    /// Waits until exactly `n` clients are blocked.
+    pub fn wait_blocked(&mut self, n: i64) {
+        wait_until(30, &format!("{n} blocked clients"), || self.blocked_clients() == n);
+    }
+
+    /// tq's in-flight index entry of `worker` (None when absent).
+    pub fn inflight(&mut self, ns: &str, worker: &str) -> Option<tq_core::records::InFlight> {
+        let raw = self.bytes(&["GET", &format!("{ns}:tq:inflight:{worker}")])?;
+        Some(tq_core::records::InFlight::decode(&raw).expect("an in-flight entry tq can decode"))
+    }
+
+    /// A list, as strings.
+    pub fn lrange(&mut self, key: &str) -> Vec<String> {
+        self.strings(&["LRANGE", key, "0", "-1"])
+    }
+}
+
+/// A pop's reply: None for nil, else (queue, payload).
+pub fn popped_job(v: Value) -> Option<(String, String)> {
+    match v {
+        Value::Nil => None,
+        Value::Array(items) => match items.as_slice() {
+            [Value::BulkString(q), Value::BulkString(p)] => Some((
+                String::from_utf8(q.clone()).expect("utf8 queue"),
+                String::from_utf8(p.clone()).expect("utf8 payload"),
+            )),
+            other => panic!("a pop replies [queue, payload], got {other:?}"),
+        },
+        other => panic!("a pop replies nil or [queue, payload], got {other:?}"),
+    }
+}
+
+/// The payload tq (and node-resque) write for a job: `args` is JSON text.
+pub fn job(queue: &str, class: &str, args: &str) -> String {
+    format!(r#"{{"class":"{class}","queue":"{queue}","args":{args}}}"#)
+}
+
+/// A replica of the server on `primary_port`, with or without the module,
+/// once its link is up. `opts.args` get the `--replicaof` arguments added.
+pub fn start_replica(primary_port: u16, opts: Opts) -> Server {
+    let port = primary_port.to_string();
+    let r = Server::start_with(opts.with_args(&["--replicaof", "127.0.0.1", &port, "--repl-diskless-sync-delay", "0"]));
+    let mut c = r.conn();
+    wait_until(30, "master_link_status:up", || {
+        c.info_field("replication", "master_link_status").as_deref() == Some("up")
+    });
+    r
+}
+
+/// `master_repl_offset`.
+pub fn repl_offset_of(c: &mut Conn) -> i64 {
+    c.info_field("replication", "master_repl_offset").expect("master_repl_offset").parse().expect("offset")
+}
+
+/// Waits until all `replicas` of the primary have acknowledged its current
+/// offset, then `WAIT` must confirm it.
+pub fn wait_replicas_synced(p: &mut Conn, replicas: usize) {
+    wait_until(60, "the replicas acknowledging the primary's offset", || {
+        let offset = repl_offset_of(p);
+        let info = p.string(&["INFO", "replication"]).unwrap_or_default();
+        let acked =
+            info.lines().filter(|l| l.starts_with("slave") && l.contains(&format!(",offset={offset},"))).count();
+        acked == replicas
+    });
+    let n = i64::try_from(replicas).expect("replicas");
+    assert_eq!(p.int(&["WAIT", &replicas.to_string(), "5000"]), n, "WAIT: the replicas acknowledged the stream");
+}
+
+impl Conn {
+    /// `LLEN key` and the server clock (unix ms), read in one step
+    /// (MULTI/EXEC), to tell when something arrived by the server's clock.
+    pub fn llen_at(&mut self, key: &str) -> (i64, u64) {
+        self.ok(&["MULTI"]);
+        self.ok(&["LLEN", key]);
+        self.ok(&["TIME"]);
+        let part = |v: &Value| match v {
+            Value::BulkString(b) => String::from_utf8_lossy(b).parse::<u64>().expect("TIME part"),
+            other => panic!("TIME: {other:?}"),
+        };
+        match self.ok(&["EXEC"]) {
+            Value::Array(r) => match r.as_slice() {
+                [Value::Int(len), Value::Array(t)] if t.len() == 2 => (*len, part(&t[0]) * 1000 + part(&t[1]) / 1000),
+                other => panic!("EXEC: {other:?}"),
+            },
+            other => panic!("EXEC: {other:?}"),
+        }
+    }
+
+    /// Polls `key` until it holds at least `len` elements; returns the
+    /// server time at which that was first seen. Fails after `secs`.
+    pub fn wait_llen(&mut self, key: &str, len: i64, secs: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (n, at) = self.llen_at(key);
+            if n >= len {
+                return at;
+            }
+            assert!(Instant::now() < deadline, "{key} never reached {len} elements (has {n})");
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
