@@ -15,6 +15,7 @@ mod config;
 mod docs;
 mod registry;
 mod rm;
+mod stats;
 mod store;
 mod timer;
 
@@ -68,6 +69,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         && register::<inspect::Locks>(ctx)
         && register::<inspect::Details>(ctx)
         && cache::subscribe(ctx)
+        && stats::register(ctx)
         && timer::start(ctx);
     if ok {
         Status::Ok

@@ -900,3 +900,47 @@ pub fn blocked_privdata(ctx: Ctx) -> *mut c_void {
     // SAFETY: called from a blocked client's callback.
     unsafe { raw::RedisModule_GetBlockedClientPrivateData.map_or(ptr::null_mut(), |f| f(ctx)) }
 }
+
+/// Registers the module's `INFO` callback (replacing the default one).
+pub fn register_info(ctx: Ctx, cb: raw::RedisModuleInfoFunc) -> bool {
+    // SAFETY: called from the module's load with its context.
+    unsafe { raw::RedisModule_RegisterInfoFunc.is_some_and(|f| f(ctx, cb) == raw::REDISMODULE_OK as c_int) }
+}
+
+/// Writes `INFO` fields; names are prefixed with `tq_` by Redis.
+pub struct Info(pub *mut raw::RedisModuleInfoCtx);
+
+impl Info {
+    /// Starts the module's own section (`# tq`).
+    pub fn section(&self) {
+        // SAFETY: live info context; a null name means the default section.
+        unsafe {
+            if let Some(f) = raw::RedisModule_InfoAddSection {
+                f(self.0, ptr::null_mut());
+            }
+        }
+    }
+
+    pub fn uint(&self, name: &CStr, v: u64) {
+        // SAFETY: live info context and a NUL-terminated name.
+        unsafe {
+            if let Some(f) = raw::RedisModule_InfoAddFieldULongLong {
+                f(self.0, name.as_ptr(), v);
+            }
+        }
+    }
+
+    /// A field holding `key=value,...` pairs.
+    pub fn dict(&self, name: &CStr, pairs: &[(&CStr, u64)]) {
+        // SAFETY: live info context and NUL-terminated names.
+        unsafe {
+            if let (Some(begin), Some(end)) = (raw::RedisModule_InfoBeginDictField, raw::RedisModule_InfoEndDictField) {
+                begin(self.0, name.as_ptr());
+                for (k, v) in pairs {
+                    self.uint(k, *v);
+                }
+                end(self.0);
+            }
+        }
+    }
+}

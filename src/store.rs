@@ -46,6 +46,8 @@ pub struct RedisStore {
     db: i32,
     handles: Vec<Handle>,
     out: Out,
+    /// What the plan noted, recorded for `INFO tq` once it is applied.
+    notes: Vec<tq_core::stats::Event>,
 }
 
 /// Where applied effects are replicated. A served blocked client defers:
@@ -140,6 +142,7 @@ impl RedisStore {
             db: rm::selected_db(ctx),
             handles: Vec::with_capacity(8),
             out: Out { ctx, deferred: None },
+            notes: Vec::new(),
         }
     }
 
@@ -237,6 +240,10 @@ impl RedisStore {
         // Whatever was applied is replicated, even after a failure midway.
         self.out.flush();
         APPLYING.with(|a| a.set(false));
+        if result.is_ok() {
+            crate::stats::record(&self.notes);
+        }
+        self.notes.clear();
         result
     }
 
@@ -516,6 +523,10 @@ impl RedisStore {
 }
 
 impl Store for RedisStore {
+    fn note(&mut self, event: tq_core::stats::Event) {
+        self.notes.push(event);
+    }
+
     fn now_ms(&self) -> u64 {
         // Read once per command, so one command sees one instant.
         match self.now.get() {

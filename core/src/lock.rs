@@ -15,6 +15,7 @@ use bincode::{Decode, Encode};
 
 use crate::error::{show, Result, TqError};
 use crate::keys::{check_name, Ns};
+use crate::stats::Event;
 use crate::store::{parse_i64, plan_incr, Effect, Kind, Plan, Reply, Store};
 
 /// Longest ttl a lock accepts (30 days).
@@ -193,6 +194,7 @@ pub fn lock(s: &mut impl Store, ns: &Ns<'_>, place: &Place<'_>, owner: &[u8], tt
     let mut effects = vec![plan_incr(s, fence, 0)?];
     let new = PairLock { owner: owner.to_vec(), token, done: false, ttl_ms: ttl, expires_ms: now.saturating_add(ttl) };
     effects.extend(store_lock(s, &r, &new)?);
+    s.note(Event::LockAcquired);
     Ok(Plan { effects, reply: state_reply("acquired", i64::try_from(token).unwrap_or(i64::MAX)) })
 }
 
@@ -235,6 +237,7 @@ pub fn unlock(s: &mut impl Store, ns: &Ns<'_>, place: &Place<'_>, owner: &[u8], 
     } else {
         remove_lock(s, &r)?
     };
+    s.note(Event::LockReleased { done: ok });
     Ok(Plan { effects, reply: Reply::Ok })
 }
 
@@ -258,7 +261,12 @@ pub fn leader(s: &mut impl Store, ns: &Ns<'_>, name: &[u8], ttl: u64) -> Result<
     let at_ms = s.now_ms().saturating_add(ttl);
     match s.get(&key)? {
         Some(v) if v != name => Ok(Plan::new(Reply::Int(0))),
-        _ => Ok(Plan { effects: vec![Effect::SetPxAt { key, value: name.to_vec(), at_ms }], reply: Reply::Int(1) }),
+        held => {
+            if held.is_none() {
+                s.note(Event::LeaderAcquired);
+            }
+            Ok(Plan { effects: vec![Effect::SetPxAt { key, value: name.to_vec(), at_ms }], reply: Reply::Int(1) })
+        }
     }
 }
 

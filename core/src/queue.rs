@@ -7,6 +7,7 @@ use crate::json::Value;
 use crate::keys::{self, check_name, Ns};
 use crate::lock;
 use crate::records::{self, FailedPayload, Failure};
+use crate::stats::Event;
 use crate::store::{parse_i64, plan_incr, Effect, Kind, Plan, Reply, Store};
 use crate::time;
 
@@ -58,6 +59,7 @@ pub fn enqueue(
     }
     effects.push(Effect::SAdd { key: queues, member: queue.to_vec() });
     effects.push(Effect::RPush { key: qkey, value: payload });
+    s.note(Event::Enqueued);
     Ok(Plan { effects, reply: Reply::Int(i64::try_from(len).unwrap_or(i64::MAX).saturating_add(1)) })
 }
 
@@ -104,6 +106,7 @@ pub fn enqueue_at(
     if s.set_contains(&tkey, &marker)? {
         return Err(TqError::Duplicate);
     }
+    s.note(Event::Delayed);
     Ok(Plan {
         effects: vec![
             Effect::RPush { key: dkey, value: payload },
@@ -144,10 +147,11 @@ pub fn promote(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<Plan> {
     let mut moved: i64 = 0;
     let mut failed = Failures::default();
     let queues = ns.queues();
-    for (bname, _score) in due {
+    for (bname, score) in due {
         if budget == 0 {
             break;
         }
+        let moved_before = moved;
         let bkey = ns.delayed(&bname);
         let len = s.list_len(&bkey)?;
         let take = len.min(budget);
@@ -196,6 +200,13 @@ pub fn promote(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<Plan> {
         }
         plan.effects.extend(failures.effects);
         budget -= take;
+        if moved > moved_before {
+            let due_ms = (score.max(0.0) as u64).saturating_mul(1000);
+            s.note(Event::Promoted {
+                jobs: u64::try_from(moved - moved_before).unwrap_or(0),
+                lateness_ms: now.saturating_sub(due_ms),
+            });
+        }
         if take == len {
             plan.effects.push(Effect::ZRem { key: schedule.clone(), member: bname });
         }

@@ -16,6 +16,7 @@ use crate::keys::{check_name, Ns};
 use crate::lock::MAX_TTL_MS;
 use crate::queue::{check_queue, lock_deadline};
 use crate::records;
+use crate::stats::Event;
 use crate::store::{Effect, Kind, Plan, Reply, Store};
 
 /// Shortest period accepted.
@@ -177,6 +178,7 @@ pub fn run_due(s: &mut impl Store, ns: &Ns<'_>, limit: usize) -> Result<(Plan, O
         plan.effects.push(Effect::SetPxAt { key: waiting, value: lock_deadline(now, ttl), at_ms: now + ttl });
         plan.effects.push(Effect::SAdd { key: queues.clone(), member: queue });
         plan.effects.push(Effect::RPush { key: qkey, value: payload.clone() });
+        s.note(Event::Enqueued);
         // Keep the cadence when this run is on time (a timer tick late at
         // most); one held back by more than half a period (its instance ran
         // long, or the server was down) starts a new cadence from now, so

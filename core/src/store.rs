@@ -64,6 +64,9 @@ pub trait Store {
     fn expire_at(&mut self, key: &[u8]) -> Result<Option<u64>>;
     /// Every field of a hash when it has at most `max`, else `max` random ones.
     fn hash_sample(&mut self, key: &[u8], max: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// Notes what the plan being made does, for `INFO tq`; it counts once
+    /// the plan is applied.
+    fn note(&mut self, _event: crate::stats::Event) {}
 
     /// Fails unless `key` is absent or of type `want`.
     fn expect_kind(&mut self, key: &[u8], want: Kind) -> Result<()> {
@@ -279,13 +282,16 @@ pub fn parse_i64(v: &[u8]) -> Option<i64> {
 }
 
 /// An in-memory Redis subset: the `Store` for unit tests and a model of how
-/// effects change data.
-#[derive(Debug, Default, Clone, PartialEq)]
+/// effects change data. Two stores are equal when their data are (notes
+/// are not data).
+#[derive(Debug, Default, Clone)]
 pub struct MemStore {
     pub now: u64,
     pub data: HashMap<Vec<u8>, MemValue>,
     /// Key expiries (unix ms); an expired key reads as absent.
     pub expires: HashMap<Vec<u8>, u64>,
+    /// What plans noted.
+    pub notes: Vec<crate::stats::Event>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -311,7 +317,7 @@ impl MemValue {
 
 impl MemStore {
     pub fn at(now: u64) -> Self {
-        MemStore { now, data: HashMap::new(), expires: HashMap::new() }
+        MemStore { now, data: HashMap::new(), expires: HashMap::new(), notes: Vec::new() }
     }
 
     pub fn list(&self, key: &[u8]) -> Vec<Vec<u8>> {
@@ -508,9 +514,19 @@ impl MemStore {
     }
 }
 
+impl PartialEq for MemStore {
+    fn eq(&self, other: &Self) -> bool {
+        self.now == other.now && self.data == other.data && self.expires == other.expires
+    }
+}
+
 impl Store for MemStore {
     fn now_ms(&self) -> u64 {
         self.now
+    }
+
+    fn note(&mut self, event: crate::stats::Event) {
+        self.notes.push(event);
     }
 
     fn kind(&mut self, key: &[u8]) -> Result<Kind> {

@@ -15,6 +15,7 @@ use crate::lock;
 use crate::queue::{lock_deadline, utf16_units, Failures};
 use crate::records::{self, FailedPayload, Failure, InFlight, PayloadInfo};
 use crate::recur;
+use crate::stats::Event;
 use crate::store::{parse_i64, plan_incr, Effect, Kind, Plan, Reply, Store};
 use crate::time;
 
@@ -179,6 +180,7 @@ pub fn pop(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[&[u8]], opt
                 reply.push(Reply::Int(i64::from(deliveries)));
             }
             plan.reply = Reply::Array(reply);
+            s.note(Event::Popped);
             return Ok(plan);
         }
     }
@@ -201,6 +203,8 @@ pub fn ack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<Plan> {
     let mut effects = finish(s, ns, worker, &held)?;
     effects.push(plan_incr(s, ns.stat(b"processed"), 0)?);
     effects.push(plan_incr(s, ns.worker_stat(b"processed", worker), 0)?);
+    let run_ms = held.run_ms(s.now_ms());
+    s.note(Event::Acked { run_ms });
     Ok(Plan { effects, reply: Reply::Ok })
 }
 
@@ -247,6 +251,8 @@ pub fn fail(
     records::check_text("error", error)?;
     let backtrace = records::backtrace_value(backtrace)?;
     let held = in_flight(s, ns, worker)?;
+    let run_ms = held.run_ms(s.now_ms());
+    s.note(Event::Failed { run_ms });
     let queue = held.entry.as_ref().map(|e| e.queue.clone()).unwrap_or_default();
     let record = match &held.entry {
         Some(e) => s.get(&ns.worker_record(worker, &e.queues))?,
@@ -260,6 +266,7 @@ pub fn fail(
             effects.extend(give_back(s, ns, worker, e, payload, delay)?);
             effects.push(plan_incr(s, ns.stat(b"failed"), 0)?);
             effects.push(plan_incr(s, ns.worker_stat(b"failed", worker), 0)?);
+            s.note(Event::Retried);
             let reply = Reply::Array(vec![
                 Reply::Bulk(b"retry".to_vec()),
                 Reply::Int(i64::try_from(delay).unwrap_or(i64::MAX)),
@@ -308,6 +315,7 @@ pub fn nack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], delay_ms: u64) -> Re
             effects.extend(give_back(s, ns, worker, e, &payload, delay_ms)?);
         }
     }
+    s.note(Event::Nacked);
     Ok(Plan { effects, reply: Reply::Ok })
 }
 
@@ -388,6 +396,13 @@ fn in_flight(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<Held> {
         }
     }
     Ok(Held { index, entry })
+}
+
+impl Held {
+    /// How long the job has run (0 when its entry cannot be read).
+    fn run_ms(&self, now: u64) -> u64 {
+        self.entry.as_ref().map_or(0, |e| now.saturating_sub(e.popped_ms))
+    }
 }
 
 /// The effects that end a job in flight, whatever the outcome: record and
@@ -514,11 +529,13 @@ pub fn expire_leases(s: &mut impl Store, ns: &Ns<'_>, max_deliveries: u32, limit
                 });
                 plan.effects.push(plan_incr(s, ns.stat(b"failed"), failures)?);
                 failures += 1;
+                s.note(Event::LeaseExpired { requeued: false });
                 if e.deliveries > 1 {
                     plan.effects.push(Effect::HDel { key: ns.deliveries(), field: payload });
                 }
             } else {
                 plan.effects.extend(give_back(s, ns, &worker, &e, &payload, 0)?);
+                s.note(Event::LeaseExpired { requeued: true });
             }
         }
         let mut done = vec![record_key];

@@ -1,0 +1,110 @@
+//! `INFO tq`: counters of what the module did since it was loaded, and
+//! summaries of lateness and run time measured on the server clock.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Conn, Opts, Server};
+
+fn field(c: &mut Conn, name: &str) -> String {
+    c.info_field("tq", &format!("tq_{name}")).unwrap_or_else(|| panic!("INFO tq has no tq_{name}"))
+}
+
+fn count(c: &mut Conn, name: &str) -> u64 {
+    field(c, name).parse().unwrap_or_else(|_| panic!("tq_{name} is not a count"))
+}
+
+/// `count=..,mean=..,p50=..,p99=..,max=..` as numbers.
+fn summary(c: &mut Conn, name: &str) -> Vec<(String, u64)> {
+    field(c, name)
+        .split(',')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').expect("key=value");
+            (k.to_string(), v.parse().expect("a number"))
+        })
+        .collect()
+}
+
+fn get(s: &[(String, u64)], k: &str) -> u64 {
+    s.iter().find(|(name, _)| name == k).map(|(_, v)| *v).expect("summary field")
+}
+
+#[test]
+fn counters_follow_what_the_commands_did() {
+    let s = Server::start_with(Opts::module_with(&["lease-ms", "200", "max-deliveries", "1"]));
+    let mut c = s.conn();
+    for name in ["enqueued", "delayed", "promoted", "popped", "acked", "failed", "lock_acquired"] {
+        assert_eq!(count(&mut c, name), 0, "{name} starts at 0");
+    }
+    let n = "info";
+    for i in 0..3 {
+        c.ok(&["TQ.ENQUEUE", n, "q", "C", &format!("[{i}]")]);
+    }
+    c.ok(&["TQ.ENQUEUEAT", n, "1000", "q", "C", "[9]"]);
+    c.ok(&["TQ.ENQUEUEAT", n, "2000", "q", "C", "[10]"]);
+    // A refused command counts nothing.
+    c.err(&["TQ.ENQUEUEAT", n, "1000", "q", "C", "[9]"]);
+    assert_eq!(c.int(&["TQ.PROMOTE", n]), 2);
+
+    // Run 1: acked after ~50 ms. Run 2: failed with a retry. Run 3: given back.
+    c.ok(&["TQ.POP", n, "w", "q"]);
+    std::thread::sleep(Duration::from_millis(50));
+    c.ok(&["TQ.ACK", n, "w"]);
+    c.ok(&["TQ.POP", n, "w", "q"]);
+    c.ok(&["TQ.FAIL", n, "w", "E", "e", "[]", "RETRY", "3", "BACKOFF", "0"]);
+    c.ok(&["TQ.POP", n, "w", "q"]);
+    c.ok(&["TQ.NACK", n, "w"]);
+    c.err(&["TQ.ACK", n, "w"]);
+
+    c.ok(&["TQ.LOCK", n, "L", "a", "10000"]);
+    c.ok(&["TQ.LOCK", n, "L", "b", "10000"]); // held: no acquisition
+    c.ok(&["TQ.UNLOCK", n, "L", "a", "1", "FAIL"]);
+    c.ok(&["TQ.LOCK", n, "L", "b", "10000"]);
+    c.ok(&["TQ.UNLOCK", n, "L", "b", "2", "OK"]);
+    assert_eq!(c.int(&["TQ.LEADER", n, "s1", "10000"]), 1);
+    assert_eq!(c.int(&["TQ.LEADER", n, "s1", "10000"]), 1, "a renewal is not an acquisition");
+
+    let want = [
+        ("enqueued", 3),
+        ("delayed", 2),
+        ("promoted", 2),
+        ("popped", 3),
+        ("acked", 1),
+        ("failed", 1),
+        ("retried", 1),
+        ("nacked", 1),
+        ("lock_acquired", 2),
+        ("lock_done", 1),
+        ("lock_failed", 1),
+        ("leader_acquired", 1),
+        ("lease_requeued", 0),
+    ];
+    for (name, v) in want {
+        assert_eq!(count(&mut c, name), v, "tq_{name}");
+    }
+    let run = summary(&mut c, "job_run_ms");
+    assert_eq!(get(&run, "count"), 2, "{run:?}");
+    assert!(get(&run, "max") >= 50, "the acked job ran at least 50 ms: {run:?}");
+    assert!(get(&run, "p50") <= get(&run, "max") && get(&run, "p99") <= get(&run, "max"), "{run:?}");
+    // Buckets of 1970 are promoted decades late.
+    let late = summary(&mut c, "promotion_lateness_ms");
+    assert_eq!(get(&late, "count"), 2, "one sample per bucket: {late:?}");
+    assert!(get(&late, "mean") > 1_000_000_000_000, "{late:?}");
+}
+
+#[test]
+fn the_timer_counts_lease_expiries_and_promotions() {
+    let s = Server::start_with(Opts::timer_with(&["lease-ms", "200", "max-deliveries", "2"]));
+    let mut c = s.conn();
+    let n = "timed";
+    c.ok(&["TQ.ENQUEUEIN", n, "0", "q", "C", "[1]"]);
+    common::wait_until(10, "promotion by the timer", || c.int(&["LLEN", &format!("{n}:queue:q")]) == 1);
+    assert_eq!(count(&mut c, "promoted"), 1);
+    c.ok(&["TQ.POP", n, "w1", "q"]);
+    common::wait_until(10, "a requeue", || count(&mut c, "lease_requeued") == 1);
+    c.ok(&["TQ.POP", n, "w2", "q"]);
+    common::wait_until(10, "a lease failure", || count(&mut c, "lease_failed") == 1);
+    assert_eq!(count(&mut c, "popped"), 2);
+    assert_eq!(c.int(&["LLEN", &format!("{n}:failed")]), 1);
+}
