@@ -57,54 +57,11 @@ fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
 /// Runs one scenario script against a fresh server; panics with its output
 /// when it fails or runs too long.
 fn scenario(script: &str) {
-    check_prerequisites();
     let server = Server::start();
-    let namespace = ns(script.trim_end_matches(".js"));
-    let started = Instant::now();
-    let mut child = Command::new("node")
-        .arg(interop_dir().join(script))
-        .arg(server.port.to_string())
-        .arg(&namespace)
-        .current_dir(interop_dir())
-        // failure records carry `Date.prototype.toString()` text; tq writes UTC.
-        .env("TZ", "UTC")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn node");
-    let out = drain(child.stdout.take().expect("stdout"));
-    let err = drain(child.stderr.take().expect("stderr"));
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for node") {
-            break Some(status);
-        }
-        if started.elapsed() > TIMEOUT {
-            // Only the child we started, by its PID.
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    let took = started.elapsed();
-    let ok = matches!(status, Some(s) if s.success());
-    if !ok {
-        let what = match status {
-            None => format!("timed out after {TIMEOUT:?} (killed)"),
-            Some(s) => format!("failed ({s})"),
-        };
-        panic!(
-            "node tests/interop/{script} {} {namespace} {what} after {took:.1?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-            server.port
-        );
-    }
+    scenario_with(&server, &ns(script.trim_end_matches(".js")), script, &[]);
     // The server survived the scenario.
     let mut c = server.conn();
     assert_eq!(c.string(&["PING"]).as_deref(), Some("PONG"), "server still answers after {script}");
-    println!("{script}: ok in {took:.1?}\n{stdout}{stderr}");
 }
 
 /// TQ.ENQUEUE / TQ.ENQUEUEAT payload bytes equal node-resque's for a large
@@ -182,4 +139,135 @@ fn mixed_workers_run_every_job_exactly_once() {
 #[test]
 fn plugin_locks_interoperate() {
     scenario("plugin_locks.js");
+}
+
+// ---------------------------------------------------------------------------
+// `tq work`, `tq enqueue` and node-resque on the same data. The Rust side
+// runs the tq processes; the script runs node-resque and checks the ledger.
+
+/// Runs `tests/interop/<script>` against `server` / `namespace` with extra
+/// environment variables; panics with its output when it fails.
+fn scenario_with(server: &Server, namespace: &str, script: &str, env: &[(&str, String)]) -> String {
+    check_prerequisites();
+    let started = Instant::now();
+    let mut cmd = Command::new("node");
+    cmd.arg(interop_dir().join(script))
+        .arg(server.port.to_string())
+        .arg(namespace)
+        .current_dir(interop_dir())
+        // failure records carry `Date.prototype.toString()` text; tq writes UTC.
+        .env("TZ", "UTC")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn node");
+    let out = drain(child.stdout.take().expect("stdout"));
+    let err = drain(child.stderr.take().expect("stderr"));
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for node") {
+            break Some(status);
+        }
+        if started.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    if !matches!(status, Some(s) if s.success()) {
+        let what = match status {
+            None => format!("timed out after {TIMEOUT:?} (killed)"),
+            Some(s) => format!("failed ({s})"),
+        };
+        panic!(
+            "node tests/interop/{script} {} {namespace} {what} after {:.1?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+            server.port,
+            started.elapsed()
+        );
+    }
+    println!("{script}: ok in {:.1?}\n{stdout}{stderr}", started.elapsed());
+    stdout
+}
+
+/// `tq --ns <ns> work --handlers <dir> <args>`, logging into the server's directory.
+fn tq_work(server: &Server, namespace: &str, handlers: &Path, args: &[&str]) -> common::Tq {
+    let mut all = vec!["--ns", namespace, "work", "--handlers", handlers.to_str().expect("utf8 path")];
+    all.extend_from_slice(args);
+    common::Tq::spawn(server.port, &all, &server.dir.join("tq-work.log"))
+}
+
+/// SIGTERM: `tq work` must stop cleanly (exit 0).
+fn stop_tq(mut tq: common::Tq) {
+    common::send_signal("TERM", &tq.pid().to_string());
+    let status = tq.wait_exit(60);
+    assert_eq!(status.code(), Some(0), "tq work exits 0 after SIGTERM; log:\n{}", tq.log());
+}
+
+/// node-resque's Queue (enqueue, enqueueIn) → `tq work` runs the jobs with
+/// the exact args; its failure record works with node-resque's failed API.
+#[test]
+fn tq_work_runs_node_resque_jobs() {
+    let server = Server::start_with(common::Opts::timer());
+    let namespace = ns("tq_work_runs_node_jobs");
+    let handlers = server.dir.join("handlers");
+    let ledger = server.dir.join("ledger");
+    let line = "\"$TQ_CLASS $TQ_QUEUE $TQ_WORKER $TQ_DELIVERIES $TQ_NS $(cat)\"";
+    common::write_script(&handlers, "Add", &format!("printf '%s\\n' {line} >> '{}'", ledger.display()));
+    common::write_script(&handlers, "Fail", "printf 'bad input: %s\\n' \"$(cat)\" >&2; exit 4");
+    let tq =
+        tq_work(&server, &namespace, &handlers, &["--queues", "high,low", "--concurrency", "2", "--name", "interop:1"]);
+    scenario_with(
+        &server,
+        &namespace,
+        "tq_work_runs_node_jobs.js",
+        &[("LEDGER", ledger.display().to_string()), ("TQ_NAME", "interop:1".to_string())],
+    );
+    stop_tq(tq);
+}
+
+/// `tq enqueue` (now, --in, --at) and TQ.ENQUEUE → a node-resque MultiWorker
+/// runs every job once; the module's timer promotes the delayed ones.
+#[test]
+fn node_resque_runs_tq_enqueue_jobs() {
+    let server = Server::start_with(common::Opts::timer());
+    let namespace = ns("tq_enqueue_node_worker");
+    scenario_with(
+        &server,
+        &namespace,
+        "tq_enqueue_node_worker.js",
+        &[("TQ_BIN", common::tq_bin().display().to_string())],
+    );
+}
+
+/// `tq work` (4 slots) and node-resque workers on the same two queues at
+/// the same time, 3000 jobs from both kinds of client: each runs once.
+#[test]
+fn tq_work_and_node_resque_workers_share_queues() {
+    let server = Server::start_with(common::Opts::timer());
+    let namespace = ns("mixed_tq_work");
+    let handlers = server.dir.join("handlers");
+    let ledger = server.dir.join("ledger");
+    common::write_script(&handlers, "Track", &format!("printf 'tq %s\\n' \"$(cat)\" >> '{}'", ledger.display()));
+    let tq = tq_work(&server, &namespace, &handlers, &["--queues", "mixed-a,mixed-b", "--concurrency", "4"]);
+    scenario_with(
+        &server,
+        &namespace,
+        "mixed_tq_work.js",
+        &[("LEDGER", ledger.display().to_string()), ("TOTAL", "3000".to_string())],
+    );
+    stop_tq(tq);
+    // Nothing ran after the script's check, nothing twice.
+    let text = std::fs::read_to_string(&ledger).expect("ledger");
+    let mut ids = std::collections::HashSet::new();
+    for l in text.lines() {
+        let json = l.split_once(' ').expect("runner and args").1;
+        let v: serde_json::Value = serde_json::from_str(json).expect("args JSON");
+        assert!(ids.insert(v[0]["id"].as_str().expect("id").to_string()), "ran twice: {l}");
+    }
+    assert_eq!(ids.len(), 3000);
 }

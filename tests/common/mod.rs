@@ -582,3 +582,32 @@ impl Conn {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the `tq work` tests.
+
+impl Server {
+    /// Starts a server again on `port` and in `dir` (after `kill_keep_dir`),
+    /// so that clients find it where it was and it reloads its files.
+    /// Retries while the port is still being released.
+    pub fn restart_on(port: u16, dir: &Path, opts: Opts) -> Server {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = Self::spawn(port, dir.to_path_buf(), &opts) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "could not restart redis-server on port {port} in {}", dir.display());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Writes an executable `#!/bin/sh` script `dir/name` (creating `dir`).
+pub fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).expect("create the script directory");
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write the script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod the script");
+    path
+}

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::parse_backoff;
 use crate::duration::parse_duration;
 
 /// Used when neither `--redis`, `TQ_REDIS_URL` nor `REDIS_URL` is set.
@@ -44,6 +45,103 @@ pub enum Cmd {
                       task was already done; 75 when the lock was lost while it ran (it is then stopped); 1 on \
                       errors of tq itself; 127/126 when the command cannot be started.")]
     Paired(PairedArgs),
+
+    /// Run jobs: each job of class C runs the executable DIR/C with its args JSON on stdin
+    #[command(after_help = "Each job runs `<handlers>/<class>` (no shell) in its own process group, with the job's \
+                      args JSON on stdin and TQ_QUEUE, TQ_CLASS, TQ_WORKER, TQ_DELIVERIES, TQ_NS set. Exit 0 \
+                      acknowledges the job; another status, a signal or the time limit fails it (exception \
+                      ExitStatus, Signal or Timeout; error: the tail of its stderr), retried per --retry/--backoff \
+                      or the retry config. SIGINT/SIGTERM: no new jobs, running ones get --grace, then are \
+                      killed and given back (TQ.NACK); exit 0. A second signal exits at once; the jobs then come \
+                      back when their lease runs out.")]
+    Work(WorkArgs),
+
+    /// Add a job to a queue (now, at a time, or after a delay) and print the module's reply
+    #[command(after_help = "Prints the queue's length after the push, or with --at/--in the delayed bucket (unix \
+                      seconds) the job was filed under.")]
+    Enqueue(EnqueueArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkArgs {
+    /// Queues in priority order, comma-separated (`*` = every queue)
+    #[arg(long, value_name = "Q1,Q2", value_delimiter = ',', required = true)]
+    pub queues: Vec<String>,
+
+    /// Jobs run at the same time (one worker name each: <name>+1 .. <name>+N)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+
+    /// Directory of the job commands: a job of class C runs DIR/C
+    #[arg(long, value_name = "DIR")]
+    pub handlers: std::path::PathBuf,
+
+    /// Time limit of a job (0 = none); per class/queue in the retry config
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// After SIGINT/SIGTERM, how long running jobs may go on before they are stopped and given back
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub grace: Duration,
+
+    /// Attempts in all for a failing job, the first included (0 or 1 = no retry)
+    #[arg(long, value_name = "N")]
+    pub retry: Option<u32>,
+
+    /// Delays before the 2nd, 3rd, ... attempt, the last repeated (needs --retry) [default: 5s]
+    #[arg(long, value_name = "D1,D2,...", value_parser = parse_backoff_arg, requires = "retry")]
+    pub backoff: Option<BackoffList>,
+
+    /// JSON file of retry/backoff/timeout per class and queue (see the docs of tq_worker::config)
+    #[arg(long, value_name = "FILE")]
+    pub retry_config: Option<std::path::PathBuf>,
+
+    /// Worker name base [default: <hostname>:<pid>]; at most one ':'
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Lease to keep on running jobs [default: the module's tq.lease-ms]
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+    pub lease: Option<Duration>,
+
+    /// Log errors only
+    #[arg(long, short, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Log debug lines too
+    #[arg(long, short)]
+    pub verbose: bool,
+
+    /// Log one JSON object per line
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// Queue to add the job to
+    pub queue: String,
+    /// The job's class (the handler that runs it)
+    pub class: String,
+    /// The job's arguments as JSON (a non-array is wrapped in one) [default: []]
+    #[arg(value_name = "ARGS-JSON")]
+    pub args: Option<String>,
+
+    /// Run at this time: unix milliseconds or RFC 3339 (2026-11-22T10:00:00Z)
+    #[arg(long, value_name = "TIME", value_parser = crate::enqueue::parse_at, conflicts_with = "in_")]
+    pub at: Option<u64>,
+
+    /// Run after this delay: 250ms, 30s, 2m, 1h
+    #[arg(long = "in", id = "in_", value_name = "DURATION", value_parser = parse_duration)]
+    pub in_: Option<Duration>,
+}
+
+/// A parsed `--backoff` (one clap value holding a list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackoffList(pub Vec<Duration>);
+
+fn parse_backoff_arg(s: &str) -> Result<BackoffList, String> {
+    parse_backoff(s).map(BackoffList)
 }
 
 #[derive(Debug, Args)]
@@ -98,7 +196,103 @@ mod tests {
     fn paired(cli: Cli) -> PairedArgs {
         match cli.command {
             Cmd::Paired(p) => p,
+            other => panic!("not paired: {other:?}"),
         }
+    }
+
+    fn work(args: &[&str]) -> Result<WorkArgs, clap::Error> {
+        let mut all = vec!["work"];
+        all.extend_from_slice(args);
+        match parse(&all)?.command {
+            Cmd::Work(w) => Ok(w),
+            other => panic!("not work: {other:?}"),
+        }
+    }
+
+    fn enqueue(args: &[&str]) -> Result<EnqueueArgs, clap::Error> {
+        let mut all = vec!["enqueue"];
+        all.extend_from_slice(args);
+        match parse(&all)?.command {
+            Cmd::Enqueue(e) => Ok(e),
+            other => panic!("not enqueue: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn work_defaults_and_options() {
+        let w = work(&["--queues", "high,low", "--handlers", "/h"]).expect("parses");
+        assert_eq!(w.queues, ["high", "low"]);
+        assert_eq!(w.concurrency, 1);
+        assert_eq!(w.timeout, Duration::from_secs(30));
+        assert_eq!(w.grace, Duration::from_secs(10));
+        assert_eq!((w.retry, w.backoff.clone(), w.lease, w.quiet, w.json), (None, None, None, false, false));
+        let w = work(&[
+            "--queues",
+            "*",
+            "--handlers",
+            "/h",
+            "--concurrency",
+            "4",
+            "--timeout",
+            "0",
+            "--grace",
+            "2s",
+            "--retry",
+            "3",
+            "--backoff",
+            "100ms,1s",
+            "--name",
+            "box:7",
+            "--json",
+            "--quiet",
+            "--lease",
+            "3s",
+        ])
+        .expect("parses");
+        assert_eq!(w.queues, ["*"]);
+        assert_eq!(w.concurrency, 4);
+        assert_eq!(w.timeout, Duration::ZERO);
+        assert_eq!(w.retry, Some(3));
+        assert_eq!(w.backoff, Some(BackoffList(vec![Duration::from_millis(100), Duration::from_secs(1)])));
+        assert_eq!(w.name.as_deref(), Some("box:7"));
+        assert_eq!(w.lease, Some(Duration::from_secs(3)));
+        assert!(w.json && w.quiet);
+    }
+
+    #[test]
+    fn work_bad_values() {
+        for (args, what) in [
+            (&["--handlers", "/h"][..], "--queues"),
+            (&["--queues", "q"][..], "--handlers"),
+            (&["--queues", "q", "--handlers", "/h", "--concurrency", "0"][..], "concurrency"),
+            (&["--queues", "q", "--handlers", "/h", "--backoff", "1s"][..], "--retry"),
+            (&["--queues", "q", "--handlers", "/h", "--retry", "2", "--backoff", "1x"][..], "invalid duration"),
+            (&["--queues", "q", "--handlers", "/h", "--quiet", "--verbose"][..], "cannot be used"),
+        ] {
+            let e = work(args).expect_err(what);
+            assert!(e.to_string().contains(what), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn enqueue_forms() {
+        let e = enqueue(&["math", "add", "[1,2]"]).expect("parses");
+        assert_eq!(
+            (e.queue.as_str(), e.class.as_str(), e.args.as_deref(), e.at, e.in_),
+            ("math", "add", Some("[1,2]"), None, None)
+        );
+        let e = enqueue(&["math", "add"]).expect("parses");
+        assert_eq!(e.args, None);
+        let e = enqueue(&["math", "add", "[]", "--at", "2026-11-22T06:30:10.123Z"]).expect("parses");
+        assert_eq!(e.at, Some(1_795_329_010_123));
+        let e = enqueue(&["--in", "2s", "math", "add"]).expect("parses");
+        assert_eq!(e.in_, Some(Duration::from_secs(2)));
+        assert!(enqueue(&["math", "add", "--at", "1", "--in", "1s"])
+            .expect_err("both")
+            .to_string()
+            .contains("cannot be used"));
+        assert!(enqueue(&["math", "add", "--at", "soon"]).expect_err("bad").to_string().contains("invalid time"));
+        assert!(enqueue(&["math"]).is_err());
     }
 
     #[test]

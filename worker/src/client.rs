@@ -1,13 +1,36 @@
 //! A small typed wrapper over the module's `TQ.*` commands, on one
 //! synchronous connection that is opened lazily and dropped (to be opened
 //! again on the next call) after any transport error.
+//!
+//! Jobs: [`Client::enqueue`], [`Client::enqueue_at`], [`Client::enqueue_in`],
+//! [`Client::pop`], [`Client::bpop`], [`Client::ack`], [`Client::fail`],
+//! [`Client::nack`], [`Client::heartbeat`]. Locks: [`Client::lock`],
+//! [`Client::renew`], [`Client::unlock`]. A call whose connection broke
+//! returns [`Error::Unavailable`] and may or may not have been applied.
 
 use std::fmt;
 use std::time::Duration;
 
 use redis::Value;
 
+use crate::config::RetryPolicy;
 use crate::duration::millis;
+use crate::job::{Failure, Job};
+
+/// Error codes of the job commands (the first word of the error reply).
+pub const NOJOB: &str = "NOJOB";
+pub const LEASELOST: &str = "LEASELOST";
+pub const INFLIGHT: &str = "INFLIGHT";
+pub const DUPLICATE: &str = "DUPLICATE";
+
+/// What `TQ.FAIL` did with the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Filed in `<ns>:failed` (node-resque's failure record).
+    Failed,
+    /// Filed to run again after this delay (a retry policy applied).
+    Retry { delay: Duration },
+}
 
 /// What `TQ.LOCK` answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +89,20 @@ impl Error {
         matches!(self, Error::Refused { .. })
     }
 
+    /// The error reply's code (`NOJOB`, `LEASELOST`, `INFLIGHT`, `ERR`, ...),
+    /// None when the server did not answer.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Refused { code, .. } | Error::Rejected { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The error reply's code is `code`.
+    pub fn is(&self, code: &str) -> bool {
+        self.code() == Some(code)
+    }
+
     fn from_redis(e: &redis::RedisError) -> Error {
         let Some(code) = e.code() else {
             return Error::Unavailable(e.to_string());
@@ -117,8 +154,20 @@ impl Client {
         Ok(Client { client, conn: None, ns: ns.to_string(), timeout: nonzero(timeout) })
     }
 
+    /// Checks the URL and connects now (`PING`), with a 5 s I/O timeout.
+    pub fn connect(url: &str, ns: &str) -> Result<Client, Error> {
+        let mut c = Client::new(url, ns, Duration::from_secs(5))?;
+        c.call(&redis::cmd("PING"))?;
+        Ok(c)
+    }
+
     pub fn ns(&self) -> &str {
         &self.ns
+    }
+
+    /// The I/O timeout now in force.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Changes the I/O timeout (applies to the open connection too).
@@ -171,6 +220,20 @@ impl Client {
         }
     }
 
+    /// Runs a pipeline (same error handling as [`Client::call`]).
+    pub fn call_pipe(&mut self, pipe: &redis::Pipeline) -> Result<Value, Error> {
+        let conn = self.connection()?;
+        match pipe.query::<Value>(conn) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if e.code().is_none() {
+                    self.conn = None;
+                }
+                Err(self.error(&e))
+            }
+        }
+    }
+
     /// `TQ.LOCK <ns> <lock> <owner> <ttl-ms>`.
     pub fn lock(&mut self, lock: &str, owner: &str, ttl: Duration) -> Result<LockState, Error> {
         let mut cmd = redis::cmd("TQ.LOCK");
@@ -192,6 +255,168 @@ impl Client {
         cmd.arg(&self.ns).arg(lock).arg(owner).arg(token).arg(report.as_str());
         expect_ok("TQ.UNLOCK", &self.call(&cmd)?)
     }
+}
+
+impl Client {
+    /// `TQ.ENQUEUE <ns> <queue> <class> <args-json>` → the queue's length.
+    pub fn enqueue(&mut self, queue: &str, class: &str, args_json: &str) -> Result<u64, Error> {
+        let mut cmd = redis::cmd("TQ.ENQUEUE");
+        cmd.arg(&self.ns).arg(queue).arg(class).arg(args_json);
+        expect_uint("TQ.ENQUEUE", &self.call(&cmd)?)
+    }
+
+    /// `TQ.ENQUEUEAT <ns> <unix-ms> ...` → the delayed bucket (unix seconds).
+    pub fn enqueue_at(&mut self, at_unix_ms: u64, queue: &str, class: &str, args_json: &str) -> Result<u64, Error> {
+        let mut cmd = redis::cmd("TQ.ENQUEUEAT");
+        cmd.arg(&self.ns).arg(at_unix_ms).arg(queue).arg(class).arg(args_json);
+        expect_uint("TQ.ENQUEUEAT", &self.call(&cmd)?)
+    }
+
+    /// `TQ.ENQUEUEIN <ns> <delay-ms> ...` → the delayed bucket (unix seconds).
+    pub fn enqueue_in(&mut self, delay: Duration, queue: &str, class: &str, args_json: &str) -> Result<u64, Error> {
+        let mut cmd = redis::cmd("TQ.ENQUEUEIN");
+        cmd.arg(&self.ns).arg(millis(delay)).arg(queue).arg(class).arg(args_json);
+        expect_uint("TQ.ENQUEUEIN", &self.call(&cmd)?)
+    }
+
+    /// `TQ.POP <ns> <worker> <queue>... DELIVERIES`: the next job, or None.
+    pub fn pop<Q: AsRef<str>>(&mut self, worker: &str, queues: &[Q]) -> Result<Option<Job>, Error> {
+        let mut cmd = redis::cmd("TQ.POP");
+        cmd.arg(&self.ns).arg(worker);
+        for q in queues {
+            cmd.arg(q.as_ref());
+        }
+        cmd.arg("DELIVERIES");
+        parse_pop_reply(worker, &self.call(&cmd)?)
+    }
+
+    /// `TQ.BPOP ... DELIVERIES <timeout-ms>`: waits up to `timeout` (at least
+    /// 1 ms) for a job. The read timeout is raised to cover the wait.
+    pub fn bpop<Q: AsRef<str>>(&mut self, worker: &str, queues: &[Q], timeout: Duration) -> Result<Option<Job>, Error> {
+        let wait = millis(timeout).max(1);
+        let mut cmd = redis::cmd("TQ.BPOP");
+        cmd.arg(&self.ns).arg(worker);
+        for q in queues {
+            cmd.arg(q.as_ref());
+        }
+        cmd.arg("DELIVERIES").arg(wait);
+        let io = self.timeout;
+        self.set_timeout(io + Duration::from_millis(wait));
+        let reply = self.call(&cmd);
+        self.set_timeout(io);
+        parse_pop_reply(worker, &reply?)
+    }
+
+    /// `TQ.ACK <ns> <worker>`.
+    pub fn ack(&mut self, worker: &str) -> Result<(), Error> {
+        let mut cmd = redis::cmd("TQ.ACK");
+        cmd.arg(&self.ns).arg(worker);
+        expect_ok("TQ.ACK", &self.call(&cmd)?)
+    }
+
+    /// `TQ.FAIL <ns> <worker> <exception> <error> <backtrace> [RETRY n [BACKOFF ...]]`.
+    pub fn fail(&mut self, worker: &str, failure: &Failure, retry: Option<&RetryPolicy>) -> Result<FailOutcome, Error> {
+        let mut cmd = redis::cmd("TQ.FAIL");
+        cmd.arg(&self.ns).arg(worker).arg(&failure.exception).arg(&failure.error).arg(failure.backtrace_json());
+        if let Some(p) = retry {
+            cmd.arg("RETRY").arg(p.attempts.max(1));
+            if let Some(b) = p.backoff_arg() {
+                cmd.arg("BACKOFF").arg(b);
+            }
+        }
+        let reply = self.call(&cmd)?;
+        match retry {
+            None => expect_ok("TQ.FAIL", &reply).map(|()| FailOutcome::Failed),
+            Some(_) => parse_fail_reply(&reply),
+        }
+    }
+
+    /// `TQ.NACK <ns> <worker> [DELAY <ms>]`: the job goes back unfinished.
+    pub fn nack(&mut self, worker: &str, delay: Option<Duration>) -> Result<(), Error> {
+        let mut cmd = redis::cmd("TQ.NACK");
+        cmd.arg(&self.ns).arg(worker);
+        if let Some(d) = delay.filter(|d| !d.is_zero()) {
+            cmd.arg("DELAY").arg(millis(d));
+        }
+        expect_ok("TQ.NACK", &self.call(&cmd)?)
+    }
+
+    /// `TQ.HEARTBEAT <ns> <worker> <ms>` → the lease left on the worker's job
+    /// (zero when it holds none).
+    pub fn heartbeat(&mut self, worker: &str, lease: Duration) -> Result<Duration, Error> {
+        let mut cmd = redis::cmd("TQ.HEARTBEAT");
+        cmd.arg(&self.ns).arg(worker).arg(ttl_ms(lease));
+        expect_uint("TQ.HEARTBEAT", &self.call(&cmd)?).map(Duration::from_millis)
+    }
+
+    /// The module's `tq.lease-ms` (`CONFIG GET`); None when the server does
+    /// not say (no such setting, or CONFIG not allowed to this user).
+    pub fn lease_setting(&mut self) -> Result<Option<Duration>, Error> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("GET").arg("tq.lease-ms");
+        match self.call(&cmd) {
+            Ok(v) => Ok(parse_config_ms(&v)),
+            Err(e) if e.is_transient() => Err(e),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+fn text(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+fn expect_uint(what: &str, v: &Value) -> Result<u64, Error> {
+    match v {
+        Value::Int(n) => u64::try_from(*n).map_err(|_| Error::Protocol(format!("{what} answered {n}"))),
+        other => Err(Error::Protocol(format!("{what} answered {other:?}, expected an integer"))),
+    }
+}
+
+/// nil, `[queue, payload]` or `[queue, payload, deliveries]`.
+pub fn parse_pop_reply(worker: &str, v: &Value) -> Result<Option<Job>, Error> {
+    let bad = |why: &str| Error::Protocol(format!("pop answered {v:?}: {why}"));
+    match v {
+        Value::Nil => Ok(None),
+        Value::Array(items) => {
+            let (q, p, n) = match items.as_slice() {
+                [q, p] => (q, p, 1),
+                [q, p, Value::Int(n)] => (q, p, u32::try_from(*n).map_err(|_| bad("bad delivery count"))?),
+                _ => return Err(bad("expected [queue, payload, deliveries]")),
+            };
+            let (Some(q), Some(p)) = (text(q), text(p)) else { return Err(bad("expected strings")) };
+            Job::from_pop(worker, q, p, n).map(Some).map_err(|e| bad(&e))
+        }
+        _ => Err(bad("expected nil or an array")),
+    }
+}
+
+/// `[retry, delay-ms]` or `[failed, 0]`.
+pub fn parse_fail_reply(v: &Value) -> Result<FailOutcome, Error> {
+    let bad = || Error::Protocol(format!("TQ.FAIL answered {v:?}"));
+    let Value::Array(items) = v else { return Err(bad()) };
+    let [state, Value::Int(n)] = items.as_slice() else { return Err(bad()) };
+    let n = u64::try_from(*n).map_err(|_| bad())?;
+    match text(state).ok_or_else(bad)? {
+        b"retry" => Ok(FailOutcome::Retry { delay: Duration::from_millis(n) }),
+        b"failed" => Ok(FailOutcome::Failed),
+        _ => Err(bad()),
+    }
+}
+
+/// `CONFIG GET` → `[name, value]` (RESP2) or a map (RESP3).
+fn parse_config_ms(v: &Value) -> Option<Duration> {
+    let value = match v {
+        Value::Array(items) => items.get(1),
+        Value::Map(pairs) => pairs.first().map(|(_, v)| v),
+        _ => None,
+    }?;
+    let n: u64 = std::str::from_utf8(text(value)?).ok()?.parse().ok()?;
+    (n > 0).then(|| Duration::from_millis(n))
 }
 
 fn nonzero(d: Duration) -> Duration {
@@ -262,6 +487,45 @@ mod tests {
         assert_eq!(expect_ok("X", &Value::Okay), Ok(()));
         assert_eq!(expect_ok("X", &Value::SimpleString("OK".into())), Ok(()));
         assert!(expect_ok("X", &Value::Int(1)).is_err());
+    }
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn pop_replies() {
+        assert!(parse_pop_reply("w", &Value::Nil).expect("nil").is_none());
+        let p = r#"{"class":"add","queue":"math","args":[1,2]}"#;
+        let j =
+            parse_pop_reply("w", &Value::Array(vec![bulk("math"), bulk(p), Value::Int(3)])).expect("ok").expect("job");
+        assert_eq!((j.queue.as_str(), j.class.as_str(), j.deliveries, j.payload.as_str()), ("math", "add", 3, p));
+        let j = parse_pop_reply("w", &Value::Array(vec![bulk("math"), bulk(p)])).expect("ok").expect("job");
+        assert_eq!(j.deliveries, 1);
+        for bad in
+            [Value::Okay, Value::Array(vec![bulk("q")]), Value::Array(vec![bulk("q"), bulk("nope"), Value::Int(1)])]
+        {
+            assert!(matches!(parse_pop_reply("w", &bad), Err(Error::Protocol(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn fail_and_config_replies() {
+        let r = |s: &str, n| Value::Array(vec![bulk(s), Value::Int(n)]);
+        assert_eq!(parse_fail_reply(&r("retry", 250)), Ok(FailOutcome::Retry { delay: Duration::from_millis(250) }));
+        assert_eq!(parse_fail_reply(&r("failed", 0)), Ok(FailOutcome::Failed));
+        assert!(parse_fail_reply(&r("what", 0)).is_err());
+        assert!(parse_fail_reply(&Value::Okay).is_err());
+        let cfg = Value::Array(vec![bulk("tq.lease-ms"), bulk("1000")]);
+        assert_eq!(parse_config_ms(&cfg), Some(Duration::from_millis(1000)));
+        assert_eq!(parse_config_ms(&Value::Array(vec![])), None);
+    }
+
+    #[test]
+    fn error_codes() {
+        let e = Error::Rejected { code: "NOJOB".into(), message: "worker 'w' has no job in flight".into() };
+        assert!(e.is(NOJOB) && !e.is(LEASELOST));
+        assert_eq!(Error::Unavailable("x".into()).code(), None);
     }
 
     #[test]

@@ -1,6 +1,13 @@
 //! tq's client side: the `tq` command and the library behind it.
 //!
 //! - [`client`]: a typed wrapper over the module's `TQ.*` commands;
+//! - [`job`]: a job as handlers see it, and how they report on it;
+//! - [`worker`]: the processor loop (slots, heartbeats, retries, graceful
+//!   stop, reconnection), with in-process handlers;
+//! - [`work`]: `tq work`, the processor loop running one command per job;
+//! - [`enqueue`]: `tq enqueue`;
+//! - [`config`]: retry policies and per-class/per-queue settings (JSON file);
+//! - [`log`]: log lines (text or JSON) of the worker's events;
 //! - [`paired`]: `tq paired`, a command run under an expiring pair lock;
 //! - [`duration`]: `30s`-style durations;
 //! - [`cli`]: the command line (clap), dispatched by `main.rs`;
@@ -13,6 +20,16 @@
 
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod duration;
+pub mod enqueue;
+pub mod job;
+pub mod log;
 pub mod paired;
 pub mod sys;
+pub mod work;
+pub mod worker;
+
+pub use client::Client;
+pub use job::{Job, JobError};
+pub use worker::{StopHandle, Worker, WorkerOptions};

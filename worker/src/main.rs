@@ -1,8 +1,10 @@
 //! `tq`: a thin dispatcher; each subcommand's logic lives in the library.
 
 use clap::Parser;
-use tq_worker::cli::{Cli, Cmd};
-use tq_worker::{paired, sys};
+use tq_worker::cli::{Cli, Cmd, EnqueueArgs, WorkArgs};
+use tq_worker::config::{Rules, Settings};
+use tq_worker::log::{Format, Level};
+use tq_worker::{enqueue, paired, sys, work};
 
 fn main() {
     let cli = Cli::parse();
@@ -30,6 +32,65 @@ fn main() {
                 }
             }
         }
+        Cmd::Work(a) => match work_options(redis_url, cli.ns, a) {
+            Ok(opts) => work::run(opts),
+            Err(e) => {
+                eprintln!("tq work: {e}");
+                1
+            }
+        },
+        Cmd::Enqueue(a) => run_enqueue(&redis_url, &cli.ns, a),
     };
     std::process::exit(code);
+}
+
+fn work_options(redis_url: String, ns: String, a: WorkArgs) -> Result<work::Options, String> {
+    let mut rules = match &a.retry_config {
+        None => Rules::none(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("--retry-config {}: {e}", path.display()))?;
+            Rules::from_json(&text).map_err(|e| format!("--retry-config {}: {e}", path.display()))?
+        }
+    };
+    rules.cli = Settings { retry: a.retry, backoff: a.backoff.map(|b| b.0), timeout: Some(a.timeout) };
+    Ok(work::Options {
+        redis_url,
+        ns,
+        queues: a.queues,
+        concurrency: usize::from(a.concurrency),
+        handlers: a.handlers,
+        rules,
+        grace: a.grace,
+        name: a.name,
+        lease: a.lease,
+        level: if a.quiet {
+            Level::Error
+        } else if a.verbose {
+            Level::Debug
+        } else {
+            Level::Info
+        },
+        format: if a.json { Format::Json } else { Format::Text },
+    })
+}
+
+fn run_enqueue(redis_url: &str, ns: &str, a: EnqueueArgs) -> i32 {
+    let when = match (a.at, a.in_) {
+        (Some(ms), _) => enqueue::When::At(ms),
+        (None, Some(d)) => enqueue::When::In(d),
+        (None, None) => enqueue::When::Now,
+    };
+    let args = a.args.as_deref().unwrap_or("[]");
+    let result = tq_worker::Client::new(redis_url, ns, std::time::Duration::from_secs(10))
+        .and_then(|mut c| enqueue::enqueue(&mut c, &a.queue, &a.class, args, when));
+    match result {
+        Ok(n) => {
+            println!("{n}");
+            0
+        }
+        Err(e) => {
+            eprintln!("tq enqueue: {e}");
+            1
+        }
+    }
 }

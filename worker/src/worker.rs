@@ -1,0 +1,1185 @@
+//! The processor loop: a [`Worker`] takes jobs from its queues with
+//! `TQ.BPOP` on N slots (one thread, one connection and one worker name
+//! each), runs the handler registered for each job's class, keeps the job's
+//! lease with heartbeats while it runs, and reports it (`TQ.ACK`, `TQ.FAIL`
+//! with the retry policy that applies, or `TQ.NACK`).
+//!
+//! ```no_run
+//! use tq_worker::worker::{Worker, WorkerOptions};
+//! use tq_worker::job::JobError;
+//!
+//! let mut w = Worker::new(WorkerOptions::new("redis://127.0.0.1:6379/", "resque", &["high", "low"]));
+//! w.handle("add", |job| {
+//!     let sum: i64 = job.args.as_array().into_iter().flatten().filter_map(|v| v.as_i64()).sum();
+//!     if sum < 0 { return Err(JobError::fail("Negative", format!("sum is {sum}"))) }
+//!     Ok(())
+//! });
+//! let stop = w.stop_handle(); // stop.stop() from another thread or a signal handler
+//! let summary = w.run().expect("the worker could not start");
+//! ```
+//!
+//! **Stopping.** [`StopHandle::stop`] is graceful: no slot takes a new job
+//! (a job a pop returns after the stop is given back at once with
+//! `TQ.NACK`); running jobs get `grace` to finish and are reported as usual.
+//! Then their [`Job::is_cancelled`] turns true; a handler that returns an
+//! error after that has its job given back (`TQ.NACK`), one that returns
+//! `Ok` is acknowledged. Jobs whose handler has still not returned
+//! `cancel_wait` later are given back by the worker itself (their handler's
+//! result is then ignored) and `run` returns. [`StopHandle::stop_now`]
+//! reports nothing more: `run` returns at once, heartbeats stop, and jobs in
+//! flight come back when their lease runs out.
+//!
+//! **Redis going away.** Every call is retried with a growing pause (100 ms
+//! doubling to 2 s) until Redis answers; nothing is dropped and the worker
+//! never gives up on its own. A report (`ACK`/`FAIL`/`NACK`) whose reply was
+//! lost is sent again: `NOJOB` in answer to the repeat means the first one
+//! was applied (the job is done, not double-completed), `LEASELOST` that the
+//! module gave the job back meanwhile. A pop whose reply was lost may have
+//! taken a job under the slot's name: before popping again the slot sends
+//! `TQ.NACK`, which gives such a job back (or answers `NOJOB`). While
+//! stopping, a report that cannot reach Redis is abandoned once the job's
+//! lease has run out (the module has then given the job back itself).
+//!
+//! **Leases.** The lease kept is `lease` if set, else the module's
+//! `tq.lease-ms` (read with `CONFIG GET`), else 60 s; each slot sends
+//! `TQ.HEARTBEAT` every third of it, running a job or not (so broadcasts and
+//! node-resque's worker pings see it alive). A heartbeat that finds the job's
+//! lease gone sets [`Job::lease_lost`]; the job's report will then get
+//! `LEASELOST`.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::client::{self, Client, FailOutcome};
+use crate::config::Rules;
+use crate::job::{no_job_defined, Failure, Job, JobError};
+
+/// A job handler: runs the job, says how it went. Called from the slot
+/// threads, possibly at the same time.
+pub type Handler = Arc<dyn Fn(&Job) -> Result<(), JobError> + Send + Sync>;
+/// Receives the worker's events (logging, metrics); called from any thread.
+pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// Lease used when neither the options nor the server give one.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Pause between pops while the worker's name holds another job.
+const INFLIGHT_PAUSE: Duration = Duration::from_secs(1);
+const TICK: Duration = Duration::from_millis(20);
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    pub redis_url: String,
+    pub ns: String,
+    /// Queues in priority order; `["*"]` = every queue, alphabetically.
+    pub queues: Vec<String>,
+    /// Slots: jobs run at the same time (one thread each).
+    pub concurrency: usize,
+    /// Base name; slot i (1-based) is `<name>+<i>`, as node-resque's
+    /// MultiWorker names its workers. At most one `:` (node-resque parses
+    /// worker names as `host:pid`). Must be unique among running workers.
+    pub name: String,
+    /// How long running jobs may go on after a graceful stop.
+    pub grace: Duration,
+    /// After the grace period, how long handlers get to react to
+    /// [`Job::is_cancelled`] before the worker gives their jobs back.
+    pub cancel_wait: Duration,
+    /// The lease to keep; None = the module's `tq.lease-ms`.
+    pub lease: Option<Duration>,
+    /// Longest `TQ.BPOP` wait (also how soon an idle slot sees a stop).
+    pub poll: Duration,
+    /// Time limit of every Redis call (a `TQ.BPOP` gets `poll` more).
+    pub io_timeout: Duration,
+    /// Retry policies per class / queue (timeouts in it are not used here).
+    pub rules: Rules,
+}
+
+impl WorkerOptions {
+    /// One slot named `<hostname>:<pid>+1`, 10 s grace, no retries.
+    pub fn new<Q: AsRef<str>>(redis_url: &str, ns: &str, queues: &[Q]) -> WorkerOptions {
+        WorkerOptions {
+            redis_url: redis_url.to_string(),
+            ns: ns.to_string(),
+            queues: queues.iter().map(|q| q.as_ref().to_string()).collect(),
+            concurrency: 1,
+            name: default_name(),
+            grace: Duration::from_secs(10),
+            cancel_wait: Duration::from_secs(5),
+            lease: None,
+            poll: Duration::from_secs(1),
+            io_timeout: Duration::from_secs(5),
+            rules: Rules::none(),
+        }
+    }
+
+    /// The worker names of the slots.
+    pub fn slot_names(&self) -> Vec<String> {
+        (1..=self.concurrency.max(1)).map(|i| format!("{}+{i}", self.name)).collect()
+    }
+
+    fn check(&self) -> Result<(), WorkerError> {
+        let bad = |m: String| Err(WorkerError::Options(m));
+        if self.queues.is_empty() || self.queues.iter().any(|q| q.is_empty() || q.contains('\0')) {
+            return bad("give at least one queue; names must not be empty".into());
+        }
+        if self.queues.len() > 1 && self.queues.iter().any(|q| q == "*") {
+            return bad("'*' must be the only queue when used".into());
+        }
+        if self.concurrency == 0 {
+            return bad("concurrency must be at least 1".into());
+        }
+        if self.name.is_empty() || self.name.contains('\0') || self.name.matches(':').count() > 1 {
+            return bad(format!("worker name '{}' must be non-empty with at most one ':'", self.name));
+        }
+        if self.ns.is_empty() {
+            return bad("the namespace must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
+/// `<hostname>:<pid>`.
+pub fn default_name() -> String {
+    format!("{}:{}", crate::sys::hostname().replace(':', "-"), std::process::id())
+}
+
+/// Why [`Worker::run`] could not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerError {
+    /// Bad options (no queues, zero concurrency, ...).
+    Options(String),
+    /// Redis refused the worker's first commands for a reason retrying will
+    /// not fix (the module is not loaded, an ACL, a key of the wrong type).
+    Redis(client::Error),
+}
+
+impl std::fmt::Display for WorkerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WorkerError::Options(m) => write!(f, "{m}"),
+            WorkerError::Redis(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for WorkerError {}
+
+/// What became of a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Acknowledged (`TQ.ACK`): counted in `stat:processed`.
+    Done,
+    /// Failed (`TQ.FAIL`): counted in `stat:failed`; `fate` says whether it
+    /// will run again.
+    Failed { failure: Failure, fate: Fate },
+    /// Given back unfinished (`TQ.NACK`).
+    Requeued { delay: Option<Duration>, why: Requeue },
+    /// The module no longer counted the job as this worker's when it was
+    /// reported (`LEASELOST`: its lease ran out and it was given back, it
+    /// runs again; `NOJOB`: the worker was cleaned up by someone else).
+    NotHeld { error: String },
+    /// Not reported (Redis unreachable until the stop, or stopping at once):
+    /// the job comes back when its lease runs out.
+    Unreported,
+    /// The report was refused with an unexpected error; the job comes back
+    /// when its lease runs out.
+    ReportFailed { error: String },
+}
+
+/// What `TQ.FAIL` did with a failed job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// In `<ns>:failed` for good.
+    Failed,
+    /// Runs again after this delay.
+    Retry { delay: Duration },
+    /// The reply was lost and the repeat found the job already reported.
+    Unknown,
+}
+
+/// Why a job was given back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requeue {
+    /// Its handler asked for it ([`JobError::Requeue`]).
+    Handler,
+    /// The worker was stopping and the handler gave up after the grace period.
+    Stopping,
+    /// The worker was stopping and the handler did not return in time: the
+    /// worker gave the job back and ignores the handler's result.
+    Abandoned,
+    /// A pop returned it after the stop was asked: it never ran.
+    NotStarted,
+}
+
+/// What a worker reports as it runs (for logs).
+#[derive(Debug, Clone)]
+pub enum Event {
+    Started {
+        name: String,
+        slots: Vec<String>,
+        queues: Vec<String>,
+        lease: Duration,
+        concurrency: usize,
+    },
+    /// A slot took a job and calls its handler.
+    JobStart {
+        job: Job,
+    },
+    /// A job ended. `elapsed` is the handler's run time.
+    JobEnd {
+        job: Job,
+        elapsed: Duration,
+        outcome: Outcome,
+    },
+    /// A heartbeat found the job's lease gone.
+    LeaseLost {
+        job: Job,
+    },
+    /// Redis did not answer `action`; retried after `retry_in` (reported
+    /// once per outage and slot).
+    RedisDown {
+        worker: String,
+        action: &'static str,
+        error: String,
+        retry_in: Duration,
+    },
+    /// Redis answers again.
+    RedisBack {
+        worker: String,
+        action: &'static str,
+    },
+    /// A pop's reply was lost and the job it had taken was given back.
+    RecoveredPop {
+        worker: String,
+    },
+    /// An unexpected error reply; retried after `retry_in`.
+    Error {
+        worker: String,
+        action: &'static str,
+        error: String,
+        retry_in: Duration,
+    },
+    /// A graceful stop began.
+    Stopping {
+        grace: Duration,
+        running: usize,
+    },
+    /// The grace period is over; these jobs are being cancelled.
+    Cancelling {
+        running: usize,
+    },
+    /// `run` returns.
+    Stopped {
+        summary: Summary,
+        at_once: bool,
+    },
+}
+
+/// Counts of what a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub done: u64,
+    pub failed: u64,
+    /// Of `failed`, the ones filed to run again.
+    pub retried: u64,
+    pub requeued: u64,
+    /// Not reported, refused, or no longer held.
+    pub unreported: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    done: AtomicU64,
+    failed: AtomicU64,
+    retried: AtomicU64,
+    requeued: AtomicU64,
+    unreported: AtomicU64,
+}
+
+impl Counters {
+    fn count(&self, o: &Outcome) {
+        let c = match o {
+            Outcome::Done => &self.done,
+            Outcome::Failed { fate, .. } => {
+                if matches!(fate, Fate::Retry { .. }) {
+                    self.retried.fetch_add(1, Ordering::Relaxed);
+                }
+                &self.failed
+            }
+            Outcome::Requeued { .. } => &self.requeued,
+            Outcome::NotHeld { .. } | Outcome::Unreported | Outcome::ReportFailed { .. } => &self.unreported,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn summary(&self) -> Summary {
+        Summary {
+            done: self.done.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+            requeued: self.requeued.load(Ordering::Relaxed),
+            unreported: self.unreported.load(Ordering::Relaxed),
+        }
+    }
+}
+
+const RUNNING: u8 = 0;
+const STOPPING: u8 = 1;
+const STOP_NOW: u8 = 2;
+
+/// Stops a running [`Worker`]; cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct StopHandle(Arc<StopState>);
+
+struct StopState {
+    level: AtomicU8,
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+impl StopHandle {
+    fn new() -> StopHandle {
+        StopHandle(Arc::new(StopState { level: AtomicU8::new(RUNNING), lock: Mutex::new(()), cv: Condvar::new() }))
+    }
+
+    /// Graceful stop: no new jobs; running ones get the grace period.
+    pub fn stop(&self) {
+        self.raise(STOPPING);
+    }
+
+    /// Stop at once: nothing more is reported; jobs in flight come back by
+    /// their lease.
+    pub fn stop_now(&self) {
+        self.raise(STOP_NOW);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.level() >= STOPPING
+    }
+
+    pub fn is_stopping_now(&self) -> bool {
+        self.level() >= STOP_NOW
+    }
+
+    fn level(&self) -> u8 {
+        self.0.level.load(Ordering::SeqCst)
+    }
+
+    fn raise(&self, to: u8) {
+        self.0.level.fetch_max(to, Ordering::SeqCst);
+        let _g = lock(&self.0.lock);
+        self.0.cv.notify_all();
+    }
+
+    /// Sleeps `d`, or less if the stop level reaches `wake`. True if woken.
+    fn sleep_unless(&self, d: Duration, wake: u8) -> bool {
+        let end = Instant::now() + d;
+        let mut g = lock(&self.0.lock);
+        loop {
+            if self.level() >= wake {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= end {
+                return false;
+            }
+            g = match self.0.cv.wait_timeout(g, end - now) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Pauses growing from 100 ms to 2 s, with a little jitter.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff { next: BACKOFF_MIN }
+    }
+
+    fn step(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.subsec_nanos());
+        let jitter = u64::from(nanos.unwrap_or(0) % 1000) * crate::duration::millis(d) / 5000; // up to +20%
+        d + Duration::from_millis(jitter)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    /// The handler runs.
+    Running,
+    /// The slot reports the job.
+    Reporting,
+    /// The worker gave the job back while the handler still ran.
+    Abandoned,
+}
+
+struct SlotState {
+    phase: Phase,
+    /// Bumped for every job taken.
+    seq: u64,
+    job: Option<Job>,
+    /// When the lease of the job runs out at the latest, by our clock.
+    lease_until: Instant,
+    next_heartbeat: Instant,
+    /// The slot's thread has ended.
+    finished: bool,
+}
+
+struct Slot {
+    name: String,
+    st: Mutex<SlotState>,
+}
+
+struct Shared {
+    opts: WorkerOptions,
+    handlers: HashMap<String, Handler>,
+    fallback: Option<Handler>,
+    events: EventSink,
+    stop: StopHandle,
+    slots: Vec<Arc<Slot>>,
+    lease: Duration,
+    /// The first heartbeat of a job comes at once (our lease differs from
+    /// the module's) instead of a third of the lease after the pop.
+    heartbeat_at_pop: bool,
+    counters: Counters,
+}
+
+impl Shared {
+    /// Hands an event to the sink; a sink that panics does not take the
+    /// worker down.
+    fn emit(&self, e: Event) {
+        let _ = catch_unwind(AssertUnwindSafe(|| (self.events)(&e)));
+    }
+
+    /// Reports Redis going away for `worker`, once per outage (`down`).
+    fn redis_down(
+        &self,
+        down: &mut bool,
+        worker: &str,
+        action: &'static str,
+        error: &dyn std::fmt::Display,
+        retry_in: Duration,
+    ) {
+        if !*down {
+            *down = true;
+            self.emit(Event::RedisDown { worker: worker.to_string(), action, error: error.to_string(), retry_in });
+        }
+    }
+
+    fn interval(&self) -> Duration {
+        (self.lease / 3).max(Duration::from_millis(1))
+    }
+}
+
+/// A pool of job-running slots on one namespace. See the module docs.
+pub struct Worker {
+    opts: WorkerOptions,
+    handlers: HashMap<String, Handler>,
+    fallback: Option<Handler>,
+    events: EventSink,
+    stop: StopHandle,
+}
+
+impl Worker {
+    /// A worker with no handlers; events go to stderr (warnings and errors).
+    pub fn new(opts: WorkerOptions) -> Worker {
+        let logger = crate::log::Logger::stderr(crate::log::Level::Warning, crate::log::Format::Text);
+        Worker {
+            opts,
+            handlers: HashMap::new(),
+            fallback: None,
+            events: Arc::new(move |e| logger.event(e)),
+            stop: StopHandle::new(),
+        }
+    }
+
+    pub fn options(&self) -> &WorkerOptions {
+        &self.opts
+    }
+
+    /// Registers the handler of `class` (replacing any before).
+    pub fn handle<F>(&mut self, class: &str, f: F) -> &mut Worker
+    where
+        F: Fn(&Job) -> Result<(), JobError> + Send + Sync + 'static,
+    {
+        self.handlers.insert(class.to_string(), Arc::new(f));
+        self
+    }
+
+    /// The handler of every class without its own. Without one, such jobs
+    /// fail with node-resque's `No job defined for class "X"` (never retried).
+    pub fn fallback<F>(&mut self, f: F) -> &mut Worker
+    where
+        F: Fn(&Job) -> Result<(), JobError> + Send + Sync + 'static,
+    {
+        self.fallback = Some(Arc::new(f));
+        self
+    }
+
+    /// Where events go (replaces the default stderr logger).
+    pub fn on_event<F>(&mut self, f: F) -> &mut Worker
+    where
+        F: Fn(&Event) + Send + Sync + 'static,
+    {
+        self.events = Arc::new(f);
+        self
+    }
+
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    fn emit(&self, e: Event) {
+        let _ = catch_unwind(AssertUnwindSafe(|| (self.events)(&e)));
+    }
+
+    /// Runs until stopped (see [`StopHandle`]). Errors only at the start: bad
+    /// options, or Redis refusing the first heartbeat (module not loaded,
+    /// ACL); Redis being unreachable is waited out, not an error. A worker
+    /// runs once: after a stop, `run` returns at once.
+    pub fn run(&self) -> Result<Summary, WorkerError> {
+        self.opts.check()?;
+        let opts = self.opts.clone();
+        let mut probe = Client::new(&opts.redis_url, &opts.ns, opts.io_timeout).map_err(WorkerError::Redis)?;
+        let names = opts.slot_names();
+        let Some(lease) = self.startup(&mut probe, &names)? else {
+            let summary = Summary::default();
+            self.emit(Event::Stopped { summary: summary.clone(), at_once: self.stop.is_stopping_now() });
+            return Ok(summary);
+        };
+        let now = Instant::now();
+        let slots: Vec<Arc<Slot>> = names
+            .iter()
+            .map(|n| {
+                Arc::new(Slot {
+                    name: n.clone(),
+                    st: Mutex::new(SlotState {
+                        phase: Phase::Idle,
+                        seq: 0,
+                        job: None,
+                        lease_until: now,
+                        next_heartbeat: now + (lease / 3).max(Duration::from_millis(1)),
+                        finished: false,
+                    }),
+                })
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            heartbeat_at_pop: opts.lease.is_some(),
+            opts,
+            handlers: self.handlers.clone(),
+            fallback: self.fallback.clone(),
+            events: self.events.clone(),
+            stop: self.stop.clone(),
+            slots,
+            lease,
+            counters: Counters::default(),
+        });
+        shared.emit(Event::Started {
+            name: shared.opts.name.clone(),
+            slots: names.clone(),
+            queues: shared.opts.queues.clone(),
+            lease,
+            concurrency: shared.opts.concurrency,
+        });
+        let quit_heartbeats = Arc::new(AtomicBool::new(false));
+        let heartbeats = {
+            let (sh, quit) = (shared.clone(), quit_heartbeats.clone());
+            std::thread::Builder::new().name("tq-heartbeat".into()).spawn(move || heartbeat_loop(&sh, &quit))
+        };
+        let mut threads: Vec<Option<JoinHandle<()>>> = Vec::new();
+        for i in 0..shared.slots.len() {
+            let sh = shared.clone();
+            let t = std::thread::Builder::new().name(format!("tq-slot-{}", i + 1)).spawn(move || {
+                if let Some(slot) = sh.slots.get(i) {
+                    let slot = slot.clone();
+                    slot_loop(&sh, &slot);
+                    lock(&slot.st).finished = true;
+                }
+            });
+            match t {
+                Ok(t) => threads.push(Some(t)),
+                Err(e) => {
+                    // Could not start every slot: stop the ones that started.
+                    shared.stop.stop();
+                    shared.emit(Event::Error {
+                        worker: shared.opts.name.clone(),
+                        action: "start",
+                        error: format!("cannot start a thread: {e}"),
+                        retry_in: Duration::ZERO,
+                    });
+                    break;
+                }
+            }
+        }
+
+        // Wait for a stop.
+        while !shared.stop.sleep_unless(Duration::from_secs(3600), STOPPING) {}
+        let at_once = self.shutdown(&shared, &mut probe);
+        quit_heartbeats.store(true, Ordering::SeqCst);
+        if !at_once {
+            if let Ok(h) = heartbeats {
+                let _ = h.join();
+            }
+            for t in threads.iter_mut() {
+                if let Some(t) = t.take_if(|t| t.is_finished()) {
+                    let _ = t.join();
+                }
+            }
+            untrack(&shared, &mut probe);
+        }
+        let summary = shared.counters.summary();
+        shared.emit(Event::Stopped { summary: summary.clone(), at_once });
+        Ok(summary)
+    }
+
+    /// The lease to keep, after a first heartbeat of every slot (which checks
+    /// the module answers). None if stopped meanwhile.
+    fn startup(&self, probe: &mut Client, names: &[String]) -> Result<Option<Duration>, WorkerError> {
+        let mut backoff = Backoff::new();
+        let mut down = false;
+        loop {
+            if self.stop.is_stopping() {
+                return Ok(None);
+            }
+            let attempt = (|| -> Result<Duration, client::Error> {
+                let lease = match self.opts.lease {
+                    Some(l) => l,
+                    None => probe.lease_setting()?.unwrap_or(DEFAULT_LEASE),
+                };
+                let lease = lease.max(Duration::from_millis(3));
+                for n in names {
+                    probe.heartbeat(n, lease)?;
+                }
+                Ok(lease)
+            })();
+            match attempt {
+                Ok(lease) => {
+                    if down {
+                        self.emit(Event::RedisBack { worker: self.opts.name.clone(), action: "start" });
+                    }
+                    return Ok(Some(lease));
+                }
+                Err(e) if e.is_transient() => {
+                    let pause = backoff.step();
+                    if !down {
+                        self.emit(Event::RedisDown {
+                            worker: self.opts.name.clone(),
+                            action: "start",
+                            error: e.to_string(),
+                            retry_in: pause,
+                        });
+                        down = true;
+                    }
+                    self.stop.sleep_unless(pause, STOPPING);
+                }
+                Err(e) => return Err(WorkerError::Redis(e)),
+            }
+        }
+    }
+
+    /// After a stop: waits for the slots per the grace rules. True if the
+    /// stop became immediate.
+    fn shutdown(&self, sh: &Arc<Shared>, probe: &mut Client) -> bool {
+        let running = |sh: &Shared| sh.slots.iter().filter(|s| lock(&s.st).phase == Phase::Running).count();
+        let all_finished = |sh: &Shared| sh.slots.iter().all(|s| lock(&s.st).finished);
+        let wait = |until: Instant, done: &dyn Fn() -> bool| -> bool {
+            loop {
+                if sh.stop.is_stopping_now() {
+                    return true;
+                }
+                if done() || Instant::now() >= until {
+                    return false;
+                }
+                sh.stop.sleep_unless(TICK, STOP_NOW);
+            }
+        };
+        if !sh.stop.is_stopping_now() {
+            sh.emit(Event::Stopping { grace: sh.opts.grace, running: running(sh) });
+        }
+        let grace_end = Instant::now() + sh.opts.grace;
+        if wait(grace_end, &|| all_finished(sh)) {
+            cancel_all(sh);
+            return true;
+        }
+        let n = running(sh);
+        if n > 0 {
+            sh.emit(Event::Cancelling { running: n });
+            cancel_all(sh);
+            if wait(Instant::now() + sh.opts.cancel_wait, &|| running(sh) == 0) {
+                return true;
+            }
+        }
+        // Handlers that still run: give their jobs back ourselves.
+        for slot in &sh.slots {
+            let job = {
+                let mut st = lock(&slot.st);
+                if st.phase != Phase::Running {
+                    continue;
+                }
+                st.phase = Phase::Abandoned;
+                st.job.clone()
+            };
+            let Some(job) = job else { continue };
+            let outcome = report(sh, slot, probe, &Action::Nack(None, Requeue::Abandoned));
+            sh.counters.count(&outcome);
+            sh.emit(Event::JobEnd { job, elapsed: Duration::ZERO, outcome });
+        }
+        // Slots still reporting (bounded by the lease while stopping) or
+        // waiting in a pop (bounded by the poll) end on their own.
+        let settled = || {
+            sh.slots.iter().all(|s| {
+                let st = lock(&s.st);
+                st.finished || st.phase == Phase::Abandoned
+            })
+        };
+        let limit = sh.lease + sh.opts.poll + sh.opts.io_timeout * 2;
+        if wait(Instant::now() + limit, &settled) {
+            cancel_all(sh);
+            return true;
+        }
+        false
+    }
+}
+
+fn cancel_all(sh: &Shared) {
+    for slot in &sh.slots {
+        if let Some(job) = &lock(&slot.st).job {
+            job.cancel();
+        }
+    }
+}
+
+/// Forgets the slots' worker entries, pings and liveness (as node-resque's
+/// worker does on `end()`), for slots that hold no job. Best effort.
+fn untrack(sh: &Shared, probe: &mut Client) {
+    let joined = sh.opts.queues.join(",");
+    for slot in &sh.slots {
+        let st = lock(&slot.st);
+        if !(st.finished && st.phase == Phase::Idle) {
+            continue;
+        }
+        drop(st);
+        let ns = &sh.opts.ns;
+        let mut p = redis::pipe();
+        p.cmd("SREM").arg(format!("{ns}:workers")).arg(format!("{}:{joined}", slot.name)).ignore();
+        p.cmd("DEL").arg(format!("{ns}:worker:ping:{}", slot.name)).ignore();
+        p.cmd("ZREM").arg(format!("{ns}:tq:alive")).arg(&slot.name).ignore();
+        let _ = probe.call_pipe(&p);
+    }
+}
+
+enum Action {
+    Ack,
+    Fail(Failure, Option<crate::config::RetryPolicy>),
+    Nack(Option<Duration>, Requeue),
+}
+
+/// One slot: pop, run, report, until stopped.
+fn slot_loop(sh: &Arc<Shared>, slot: &Arc<Slot>) {
+    let opts = &sh.opts;
+    let mut client = match Client::new(&opts.redis_url, &opts.ns, opts.io_timeout) {
+        Ok(c) => c,
+        Err(e) => {
+            sh.emit(Event::Error {
+                worker: slot.name.clone(),
+                action: "connect",
+                error: e.to_string(),
+                retry_in: Duration::ZERO,
+            });
+            return;
+        }
+    };
+    let mut backoff = Backoff::new();
+    let mut down = false;
+    // A pop's reply was lost: the slot may hold a job it never saw.
+    let mut maybe_holding = false;
+    // A pop failed in transit since the last pop answered: a later INFLIGHT
+    // may come from it (the server ran it after the NACK that followed).
+    let mut suspect = false;
+    // The last error reported, so a persisting one is reported once.
+    let mut last_error: Option<String> = None;
+    let report_error = |last: &mut Option<String>, action: &'static str, error: String, retry_in: Duration| {
+        if last.as_deref() != Some(error.as_str()) {
+            sh.emit(Event::Error { worker: slot.name.clone(), action, error: error.clone(), retry_in });
+            *last = Some(error);
+        }
+    };
+    loop {
+        if sh.stop.is_stopping() {
+            break;
+        }
+        if maybe_holding {
+            match client.nack(&slot.name, None) {
+                Ok(()) => {
+                    maybe_holding = false;
+                    sh.emit(Event::RecoveredPop { worker: slot.name.clone() });
+                }
+                Err(e) if e.is(client::NOJOB) || e.is(client::LEASELOST) => maybe_holding = false,
+                Err(e) if e.is_transient() => {
+                    let pause = backoff.step();
+                    sh.redis_down(&mut down, &slot.name, "pop", &e, pause);
+                    sh.stop.sleep_unless(pause, STOPPING);
+                    continue;
+                }
+                Err(e) => {
+                    maybe_holding = false;
+                    report_error(&mut last_error, "nack", e.to_string(), Duration::ZERO);
+                }
+            }
+        }
+        let sent = Instant::now();
+        let popped = client.bpop(&slot.name, &opts.queues, opts.poll);
+        match popped {
+            Ok(job) => {
+                if down {
+                    down = false;
+                    sh.emit(Event::RedisBack { worker: slot.name.clone(), action: "pop" });
+                }
+                backoff = Backoff::new();
+                suspect = false;
+                last_error = None;
+                let Some(job) = job else { continue };
+                if sh.stop.is_stopping() {
+                    give_back_unstarted(sh, slot, &mut client, job, sent);
+                    break;
+                }
+                run_job(sh, slot, &mut client, job, sent);
+            }
+            Err(e) if e.is_transient() => {
+                maybe_holding = true;
+                suspect = true;
+                let pause = backoff.step();
+                sh.redis_down(&mut down, &slot.name, "pop", &e, pause);
+                sh.stop.sleep_unless(pause, STOPPING);
+            }
+            Err(e) if e.is(client::INFLIGHT) && suspect => {
+                // Our own pop, applied late: give its job back.
+                suspect = false;
+                maybe_holding = true;
+            }
+            Err(e) if e.is(client::INFLIGHT) => {
+                // Another process uses this name, or one that died held a
+                // job under it: its lease will free the name.
+                let why = format!("{e} (another worker with this name? waiting for that job's lease to run out)");
+                report_error(&mut last_error, "pop", why, INFLIGHT_PAUSE);
+                sh.stop.sleep_unless(INFLIGHT_PAUSE, STOPPING);
+            }
+            Err(e @ client::Error::Protocol(_)) => {
+                // The pop took something this worker cannot read (the module
+                // checks payloads before handing them out, so this should not
+                // happen): file it as failed rather than hold it.
+                let f = Failure::new("TQ::BadPayload", e.to_string());
+                if let Err(fe) = client.fail(&slot.name, &f, None) {
+                    if !fe.is(client::NOJOB) {
+                        report_error(&mut last_error, "fail", fe.to_string(), Duration::ZERO);
+                    }
+                }
+                report_error(&mut last_error, "pop", e.to_string(), Duration::ZERO);
+            }
+            Err(e) => {
+                let pause = backoff.step();
+                report_error(&mut last_error, "pop", e.to_string(), pause);
+                sh.stop.sleep_unless(pause, STOPPING);
+            }
+        }
+    }
+}
+
+/// A pop answered after the stop: the job goes back at once.
+fn give_back_unstarted(sh: &Shared, slot: &Slot, client: &mut Client, job: Job, popped: Instant) {
+    {
+        let mut st = lock(&slot.st);
+        st.seq += 1;
+        st.phase = Phase::Reporting;
+        st.job = Some(job.clone());
+        st.lease_until = popped + sh.lease;
+    }
+    let outcome = report(sh, slot, client, &Action::Nack(None, Requeue::NotStarted));
+    sh.counters.count(&outcome);
+    sh.emit(Event::JobEnd { job, elapsed: Duration::ZERO, outcome });
+    let mut st = lock(&slot.st);
+    st.phase = Phase::Idle;
+    st.job = None;
+}
+
+fn run_job(sh: &Shared, slot: &Slot, client: &mut Client, job: Job, popped: Instant) {
+    let seq = {
+        let mut st = lock(&slot.st);
+        st.seq += 1;
+        st.phase = Phase::Running;
+        st.job = Some(job.clone());
+        // With a lease of our own (not the module's), heartbeat at once.
+        st.lease_until = popped + sh.lease;
+        st.next_heartbeat = if sh.heartbeat_at_pop { Instant::now() } else { popped + sh.interval() };
+        st.seq
+    };
+    sh.emit(Event::JobStart { job: job.clone() });
+    let started = Instant::now();
+    let handler = sh.handlers.get(&job.class).or(sh.fallback.as_ref());
+    let result = match handler {
+        None => Err(JobError::fatal("Error", no_job_defined(&job.class))),
+        Some(h) => match catch_unwind(AssertUnwindSafe(|| h(&job))) {
+            Ok(r) => r,
+            Err(p) => Err(JobError::fail("Panic", panic_text(p.as_ref()))),
+        },
+    };
+    let elapsed = started.elapsed();
+    {
+        let mut st = lock(&slot.st);
+        if st.seq != seq || st.phase != Phase::Running {
+            // Given back by the worker after the grace period.
+            st.phase = Phase::Idle;
+            st.job = None;
+            return;
+        }
+        st.phase = Phase::Reporting;
+    }
+    let outcome = if sh.stop.is_stopping_now() {
+        Outcome::Unreported
+    } else {
+        let action = match result {
+            Ok(()) => Action::Ack,
+            Err(JobError::Requeue(d)) if job.is_cancelled() => Action::Nack(d, Requeue::Stopping),
+            Err(JobError::Requeue(d)) => Action::Nack(d, Requeue::Handler),
+            Err(JobError::Failed(_)) if job.is_cancelled() => Action::Nack(None, Requeue::Stopping),
+            Err(JobError::Failed(f)) => Action::Fail(f, sh.opts.rules.retry_for(&job.class, &job.queue)),
+            Err(JobError::Fatal(f)) => Action::Fail(f, None),
+        };
+        report(sh, slot, client, &action)
+    };
+    sh.counters.count(&outcome);
+    sh.emit(Event::JobEnd { job, elapsed, outcome });
+    let mut st = lock(&slot.st);
+    st.phase = Phase::Idle;
+    st.job = None;
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        format!("the handler panicked: {s}")
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        format!("the handler panicked: {s}")
+    } else {
+        "the handler panicked".to_string()
+    }
+}
+
+/// Sends the report, again and again while Redis is unreachable (see the
+/// module docs for how a lost reply is told from a lost job).
+fn report(sh: &Shared, slot: &Slot, client: &mut Client, action: &Action) -> Outcome {
+    let mut ambiguous = false;
+    let mut backoff = Backoff::new();
+    let mut down = false;
+    let what = match action {
+        Action::Ack => "ack",
+        Action::Fail(..) => "fail",
+        Action::Nack(..) => "nack",
+    };
+    loop {
+        let result = match action {
+            Action::Ack => client.ack(&slot.name).map(|()| Outcome::Done),
+            Action::Fail(f, policy) => client.fail(&slot.name, f, policy.as_ref()).map(|o| Outcome::Failed {
+                failure: f.clone(),
+                fate: match o {
+                    FailOutcome::Failed => Fate::Failed,
+                    FailOutcome::Retry { delay } => Fate::Retry { delay },
+                },
+            }),
+            Action::Nack(delay, why) => {
+                client.nack(&slot.name, *delay).map(|()| Outcome::Requeued { delay: *delay, why: *why })
+            }
+        };
+        match result {
+            Ok(o) => {
+                if down {
+                    sh.emit(Event::RedisBack { worker: slot.name.clone(), action: what });
+                }
+                return o;
+            }
+            Err(e) if e.is(client::NOJOB) && ambiguous => {
+                // The earlier attempt was applied; its reply was lost.
+                return match action {
+                    Action::Ack => Outcome::Done,
+                    Action::Fail(f, _) => Outcome::Failed { failure: f.clone(), fate: Fate::Unknown },
+                    Action::Nack(delay, why) => Outcome::Requeued { delay: *delay, why: *why },
+                };
+            }
+            Err(e) if e.is(client::NOJOB) || e.is(client::LEASELOST) => {
+                return Outcome::NotHeld { error: e.to_string() }
+            }
+            Err(e) if e.is_transient() => {
+                ambiguous = true;
+                if sh.stop.is_stopping_now() {
+                    return Outcome::Unreported;
+                }
+                if sh.stop.is_stopping() && Instant::now() >= lock(&slot.st).lease_until {
+                    return Outcome::Unreported;
+                }
+                let pause = backoff.step();
+                sh.redis_down(&mut down, &slot.name, what, &e, pause);
+                sh.stop.sleep_unless(pause, STOP_NOW);
+            }
+            Err(e) => return Outcome::ReportFailed { error: e.to_string() },
+        }
+    }
+}
+
+/// Keeps every slot's lease (and liveness) with `TQ.HEARTBEAT`, on its own
+/// connection, until told to quit or stopping at once.
+fn heartbeat_loop(sh: &Shared, quit: &AtomicBool) {
+    let io = sh.opts.io_timeout.min(sh.interval()).max(Duration::from_millis(50));
+    let Ok(mut client) = Client::new(&sh.opts.redis_url, &sh.opts.ns, io) else { return };
+    let interval = sh.interval();
+    let retry = interval.min(Duration::from_millis(250));
+    let mut down = false;
+    let mut last_error: Option<String> = None;
+    while !quit.load(Ordering::SeqCst) && !sh.stop.is_stopping_now() {
+        for slot in &sh.slots {
+            let now = Instant::now();
+            let seq = {
+                let st = lock(&slot.st);
+                if st.next_heartbeat > now || st.finished {
+                    continue;
+                }
+                st.seq
+            };
+            let sent = Instant::now();
+            match client.heartbeat(&slot.name, sh.lease) {
+                Ok(left) => {
+                    last_error = None;
+                    if down {
+                        down = false;
+                        sh.emit(Event::RedisBack { worker: slot.name.clone(), action: "heartbeat" });
+                    }
+                    let lost = {
+                        let mut st = lock(&slot.st);
+                        st.next_heartbeat = sent + interval;
+                        if st.seq != seq {
+                            None
+                        } else if !left.is_zero() {
+                            st.lease_until = sent + sh.lease;
+                            None
+                        } else if st.phase == Phase::Running {
+                            st.job.clone().filter(|j| !j.lease_lost())
+                        } else {
+                            None
+                        }
+                    };
+                    if let Some(job) = lost {
+                        job.mark_lease_lost();
+                        sh.emit(Event::LeaseLost { job });
+                    }
+                }
+                Err(e) => {
+                    lock(&slot.st).next_heartbeat = Instant::now() + retry;
+                    if e.is_transient() {
+                        sh.redis_down(&mut down, &slot.name, "heartbeat", &e, retry);
+                        break;
+                    }
+                    if last_error.as_deref() != Some(e.to_string().as_str()) {
+                        last_error = Some(e.to_string());
+                        sh.emit(Event::Error {
+                            worker: slot.name.clone(),
+                            action: "heartbeat",
+                            error: e.to_string(),
+                            retry_in: retry,
+                        });
+                    }
+                }
+            }
+        }
+        let pause = (interval / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
+        sh.stop.sleep_unless(pause, STOP_NOW);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_names_follow_multiworker() {
+        let mut o = WorkerOptions::new("redis://x/", "resque", &["q"]);
+        o.name = "host:42".into();
+        o.concurrency = 3;
+        assert_eq!(o.slot_names(), ["host:42+1", "host:42+2", "host:42+3"]);
+        assert!(o.check().is_ok());
+        assert!(default_name().ends_with(&format!(":{}", std::process::id())));
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let base = WorkerOptions::new("redis://x/", "resque", &["q"]);
+        let bad = |f: &dyn Fn(&mut WorkerOptions)| {
+            let mut o = base.clone();
+            f(&mut o);
+            o.check().expect_err("bad options")
+        };
+        bad(&|o| o.queues.clear());
+        bad(&|o| o.queues = vec!["a".into(), "*".into()]);
+        bad(&|o| o.concurrency = 0);
+        bad(&|o| o.name = "a:b:c".into());
+        bad(&|o| o.name = String::new());
+        let mut star = base.clone();
+        star.queues = vec!["*".into()];
+        assert!(star.check().is_ok());
+    }
+
+    #[test]
+    fn backoff_grows_to_its_cap() {
+        let mut b = Backoff::new();
+        let steps: Vec<Duration> = (0..8).map(|_| b.step()).collect();
+        assert!(steps[0] >= BACKOFF_MIN && steps[0] <= BACKOFF_MIN * 6 / 5, "{steps:?}");
+        assert!(steps[1] >= BACKOFF_MIN * 2);
+        for s in &steps {
+            assert!(*s <= BACKOFF_MAX * 6 / 5, "{steps:?}");
+        }
+        assert!(steps[7] >= BACKOFF_MAX);
+    }
+
+    #[test]
+    fn stop_handle_wakes_sleepers() {
+        let h = StopHandle::new();
+        assert!(!h.is_stopping());
+        let h2 = h.clone();
+        let t = std::thread::spawn(move || h2.sleep_unless(Duration::from_secs(30), STOPPING));
+        std::thread::sleep(Duration::from_millis(20));
+        h.stop();
+        assert!(t.join().expect("join"), "woken by the stop");
+        assert!(h.is_stopping() && !h.is_stopping_now());
+        assert!(!h.sleep_unless(Duration::from_millis(1), STOP_NOW));
+        h.stop_now();
+        h.stop(); // never lowers the level
+        assert!(h.is_stopping_now());
+    }
+
+    #[test]
+    fn counters() {
+        let c = Counters::default();
+        c.count(&Outcome::Done);
+        c.count(&Outcome::Failed { failure: Failure::new("E", "m"), fate: Fate::Retry { delay: Duration::ZERO } });
+        c.count(&Outcome::Failed { failure: Failure::new("E", "m"), fate: Fate::Failed });
+        c.count(&Outcome::Requeued { delay: None, why: Requeue::Handler });
+        c.count(&Outcome::Unreported);
+        assert_eq!(c.summary(), Summary { done: 1, failed: 2, retried: 1, requeued: 1, unreported: 1 });
+    }
+}

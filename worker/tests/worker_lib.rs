@@ -1,0 +1,410 @@
+//! The worker library against a real server with the module: the client's
+//! job calls, a `Worker` with in-process handlers draining thousands of
+//! jobs exactly once, graceful stops, unknown classes, retries, requeues,
+//! panics, and replies lost on the wire (a proxy cuts the connection after
+//! the server applied a command).
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::{ns, wait_until, Proxy, Server};
+use tq_worker::client::{Client, FailOutcome, LEASELOST, NOJOB};
+use tq_worker::config::{RetryPolicy, Rules};
+use tq_worker::job::{Failure, JobError};
+use tq_worker::worker::{Event, Fate, Outcome, Requeue, Summary, Worker, WorkerOptions};
+
+/// Events a worker emitted, for assertions.
+#[derive(Clone, Default)]
+struct Events(Arc<Mutex<Vec<Event>>>);
+
+impl Events {
+    fn attach(&self, w: &mut Worker) {
+        let me = self.clone();
+        w.on_event(move |e| me.0.lock().expect("lock").push(e.clone()));
+    }
+
+    fn ends(&self) -> Vec<(String, String, Outcome)> {
+        self.0
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter_map(|e| match e {
+                Event::JobEnd { job, outcome, .. } => Some((job.class.clone(), job.args_json.clone(), outcome.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn count(&self, f: impl Fn(&Event) -> bool) -> usize {
+        self.0.lock().expect("lock").iter().filter(|e| f(e)).count()
+    }
+}
+
+fn options(url: &str, n: &str, queues: &[&str]) -> WorkerOptions {
+    let mut o = WorkerOptions::new(url, n, queues);
+    o.name = format!("lib:{}", std::process::id());
+    o.poll = Duration::from_millis(200);
+    o
+}
+
+/// Runs the worker in a thread; returns its join handle.
+fn spawn(w: Worker) -> std::thread::JoinHandle<Summary> {
+    std::thread::spawn(move || w.run().expect("the worker runs"))
+}
+
+#[test]
+fn client_job_calls() {
+    let s = Server::start(&["lease-ms", "60000"]);
+    let n = ns("client");
+    let mut c = Client::connect(&s.url(), &n).expect("connect");
+    assert_eq!(c.enqueue("q", "add", "[1,2]").expect("enqueue"), 1);
+    assert_eq!(c.enqueue("q", "add", r#"{"x":1}"#).expect("enqueue"), 2);
+    assert!(c.enqueue_in(Duration::from_secs(60), "q", "later", "[]").expect("enqueue_in") > 0);
+    assert_eq!(c.enqueue_at(4_102_444_800_000, "q", "at", "[]").expect("enqueue_at"), 4_102_444_800);
+    assert!(c.pop("w:1", &["empty"]).expect("pop").is_none());
+    let job = c.pop("w:1", &["empty", "q"]).expect("pop").expect("a job");
+    assert_eq!((job.queue.as_str(), job.class.as_str(), job.deliveries, job.worker.as_str()), ("q", "add", 1, "w:1"));
+    assert_eq!(job.args, serde_json::json!([1, 2]));
+    assert_eq!(job.payload, r#"{"class":"add","queue":"q","args":[1,2]}"#);
+    let e = c.pop("w:1", &["q"]).expect_err("one job per worker name");
+    assert!(e.is("INFLIGHT"), "{e:?}");
+    assert!(c.heartbeat("w:1", Duration::from_secs(30)).expect("heartbeat") > Duration::ZERO);
+    c.nack("w:1", None).expect("nack");
+    let again = c.bpop("w:1", &["q"], Duration::from_millis(100)).expect("bpop").expect("the job again");
+    assert_eq!((again.class.as_str(), again.deliveries), ("add", 2));
+    c.ack("w:1").expect("ack");
+    assert!(c.ack("w:1").expect_err("nothing held").is(NOJOB));
+    let j = c.pop("w:2", &["q"]).expect("pop").expect("second job");
+    assert_eq!(j.args, serde_json::json!([{"x": 1}]));
+    let policy = RetryPolicy::new(2, vec![Duration::ZERO]);
+    let f = Failure::new("Boom", "bad");
+    assert_eq!(c.fail("w:2", &f, Some(&policy)).expect("fail"), FailOutcome::Retry { delay: Duration::ZERO });
+    let j = c.pop("w:2", &["q"]).expect("pop").expect("retried");
+    assert_eq!(j.deliveries, 2);
+    assert_eq!(c.fail("w:2", &f, Some(&policy)).expect("fail"), FailOutcome::Failed);
+    assert!(c.bpop("w:3", &["q"], Duration::from_millis(50)).expect("bpop").is_none(), "times out with nil");
+    assert_eq!(c.lease_setting().expect("config"), Some(Duration::from_secs(60)));
+    let mut raw = s.conn();
+    // NACK with a delay: a delayed job the module's timer brings back.
+    c.enqueue("d", "slow", "[]").expect("enqueue");
+    c.pop("w:4", &["d"]).expect("pop").expect("job");
+    c.nack("w:4", Some(Duration::from_millis(1200))).expect("nack");
+    assert_eq!(raw.int(&["LLEN", &format!("{n}:queue:d")]), 0, "not back yet");
+    wait_until(30, "the delayed job back", || raw.int(&["LLEN", &format!("{n}:queue:d")]) == 1);
+    assert_eq!(c.pop("w:4", &["d"]).expect("pop").expect("job").deliveries, 2);
+    c.ack("w:4").expect("ack");
+    assert_eq!(raw.stat(&n, "processed"), 2);
+    assert_eq!(raw.stat(&n, "failed"), 2);
+    assert_eq!(raw.int(&["LLEN", &format!("{n}:failed")]), 1);
+}
+
+#[test]
+fn concurrency_4_drains_2000_jobs_exactly_once() {
+    const JOBS: usize = 2000;
+    let s = Server::start(&[]);
+    let n = ns("drain");
+    let mut raw = s.conn();
+    let mut pipe = redis::pipe();
+    for i in 0..JOBS {
+        let queue = if i % 3 == 0 { "high" } else { "low" };
+        pipe.cmd("TQ.ENQUEUE").arg(&n).arg(queue).arg("Count").arg(format!("[{i}]")).ignore();
+    }
+    pipe.query::<()>(&mut raw.0).expect("enqueue");
+
+    let ledger: Arc<Mutex<HashMap<i64, Vec<String>>>> = Arc::default();
+    let mut o = options(&s.url(), &n, &["high", "low"]);
+    o.concurrency = 4;
+    let mut w = Worker::new(o);
+    let l = ledger.clone();
+    w.handle("Count", move |job| {
+        let id = job.args[0].as_i64().ok_or_else(|| JobError::fatal("BadArgs", job.args_json.clone()))?;
+        l.lock().expect("lock").entry(id).or_default().push(job.worker.clone());
+        Ok(())
+    });
+    let stop = w.stop_handle();
+    let started = Instant::now();
+    let t = spawn(w);
+    wait_until(120, "2000 jobs processed", || raw.stat(&n, "processed") == JOBS as i64);
+    let took = started.elapsed();
+    stop.stop();
+    let summary = t.join().expect("join");
+    assert_eq!(summary, Summary { done: JOBS as u64, ..Summary::default() });
+    let ledger = ledger.lock().expect("lock");
+    assert_eq!(ledger.len(), JOBS);
+    let twice: Vec<_> = ledger.iter().filter(|(_, v)| v.len() != 1).collect();
+    assert!(twice.is_empty(), "run more than once: {twice:?}");
+    let mut slots: Vec<&String> = ledger.values().flatten().collect();
+    slots.sort();
+    slots.dedup();
+    assert_eq!(slots.len(), 4, "every slot ran jobs: {slots:?}");
+    assert_eq!(raw.stat(&n, "failed"), 0);
+    assert_eq!(raw.int(&["LLEN", &format!("{n}:queue:high")]) + raw.int(&["LLEN", &format!("{n}:queue:low")]), 0);
+    // Stopped cleanly: the slots unregistered (node-resque's workers set, pings).
+    assert!(raw.strings(&["SMEMBERS", &format!("{n}:workers")]).is_empty());
+    assert!(raw.strings(&["KEYS", &format!("{n}:worker:*")]).is_empty());
+    println!("2000 jobs in {took:?}");
+}
+
+#[test]
+fn graceful_stop_gives_back_running_jobs() {
+    let s = Server::start(&[]);
+    let n = ns("grace");
+    let mut raw = s.conn();
+    let mut c = Client::connect(&s.url(), &n).expect("connect");
+    for class in ["Polite", "Stubborn", "Waiting"] {
+        c.enqueue("q", class, "[]").expect("enqueue");
+    }
+    let started = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(AtomicBool::new(false));
+    let mut o = options(&s.url(), &n, &["q"]);
+    o.concurrency = 2;
+    o.grace = Duration::from_millis(300);
+    o.cancel_wait = Duration::from_millis(500);
+    let mut w = Worker::new(o);
+    let events = Events::default();
+    events.attach(&mut w);
+    let st = started.clone();
+    // Notices the cancellation and gives up.
+    w.handle("Polite", move |job| {
+        st.fetch_add(1, Ordering::SeqCst);
+        while !job.is_cancelled() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err(JobError::fail("Interrupted", "told to stop"))
+    });
+    let (st, rel) = (started.clone(), release.clone());
+    // Ignores it; returns Ok much later (its result must be ignored).
+    w.handle("Stubborn", move |_| {
+        st.fetch_add(1, Ordering::SeqCst);
+        while !rel.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    });
+    w.handle("Waiting", |_| Ok(()));
+    let stop = w.stop_handle();
+    let t = spawn(w);
+    wait_until(30, "both jobs running", || started.load(Ordering::SeqCst) == 2);
+    let asked = Instant::now();
+    stop.stop();
+    let summary = t.join().expect("join");
+    assert!(asked.elapsed() < Duration::from_secs(10), "stopped after grace + cancel wait: {:?}", asked.elapsed());
+    assert_eq!(summary.requeued, 2, "{summary:?}");
+    assert_eq!((summary.done, summary.failed), (0, 0));
+    let mut ends = events.ends();
+    ends.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        ends,
+        [
+            ("Polite".into(), "[]".into(), Outcome::Requeued { delay: None, why: Requeue::Stopping }),
+            ("Stubborn".into(), "[]".into(), Outcome::Requeued { delay: None, why: Requeue::Abandoned }),
+        ]
+    );
+    // Both back in the queue (head), the third never taken.
+    let mut queue = raw.strings(&["LRANGE", &format!("{n}:queue:q"), "0", "-1"]);
+    assert_eq!(queue.pop().as_deref(), Some(r#"{"class":"Waiting","queue":"q","args":[]}"#));
+    queue.sort();
+    assert_eq!(queue, [r#"{"class":"Polite","queue":"q","args":[]}"#, r#"{"class":"Stubborn","queue":"q","args":[]}"#]);
+    // The stubborn handler finishing later reports nothing.
+    release.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!((raw.stat(&n, "processed"), raw.stat(&n, "failed")), (0, 0));
+    assert_eq!(raw.int(&["LLEN", &format!("{n}:queue:q")]), 3);
+}
+
+#[test]
+fn graceful_stop_lets_a_job_finish_within_the_grace_period() {
+    let s = Server::start(&[]);
+    let n = ns("grace-ok");
+    let mut raw = s.conn();
+    Client::connect(&s.url(), &n).expect("connect").enqueue("q", "Short", "[]").expect("enqueue");
+    let running = Arc::new(AtomicBool::new(false));
+    let mut o = options(&s.url(), &n, &["q"]);
+    o.grace = Duration::from_secs(30);
+    let mut w = Worker::new(o);
+    let r = running.clone();
+    w.handle("Short", move |_| {
+        r.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(400));
+        Ok(())
+    });
+    let stop = w.stop_handle();
+    let t = spawn(w);
+    wait_until(30, "the job running", || running.load(Ordering::SeqCst));
+    stop.stop();
+    let summary = t.join().expect("join");
+    assert_eq!(summary.done, 1, "{summary:?}");
+    assert_eq!(raw.stat(&n, "processed"), 1);
+}
+
+#[test]
+fn unknown_class_fails_with_node_resque_message_and_policies_apply() {
+    let s = Server::start(&[]);
+    let n = ns("unknown");
+    let mut raw = s.conn();
+    let mut c = Client::connect(&s.url(), &n).expect("connect");
+    c.enqueue("q", "Ghost", "[1]").expect("enqueue");
+    c.enqueue("q", "Flaky", "[2]").expect("enqueue");
+    c.enqueue("q", "Panics", "[3]").expect("enqueue");
+    c.enqueue("q", "Later", "[4]").expect("enqueue");
+    let mut o = options(&s.url(), &n, &["q"]);
+    // Retries for everything, immediately (backoff 0): yet Ghost fails at once.
+    o.rules = Rules::retry_all(RetryPolicy::new(3, vec![Duration::ZERO]));
+    let mut w = Worker::new(o);
+    let events = Events::default();
+    events.attach(&mut w);
+    let deliveries: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
+    let d = deliveries.clone();
+    w.handle("Flaky", move |job| {
+        d.lock().expect("lock").push(("Flaky".into(), job.deliveries));
+        if job.deliveries < 3 {
+            return Err(std::io::Error::other("not yet").into());
+        }
+        Ok(())
+    });
+    w.handle("Panics", |_| panic!("kaboom"));
+    let d = deliveries.clone();
+    w.handle("Later", move |job| {
+        d.lock().expect("lock").push(("Later".into(), job.deliveries));
+        if job.deliveries == 1 {
+            return Err(JobError::requeue(None));
+        }
+        Ok(())
+    });
+    let stop = w.stop_handle();
+    let t = spawn(w);
+    wait_until(30, "all settled", || raw.stat(&n, "processed") == 2 && raw.int(&["LLEN", &format!("{n}:failed")]) == 2);
+    stop.stop();
+    let summary = t.join().expect("join");
+    let failed: Vec<serde_json::Value> = raw
+        .strings(&["LRANGE", &format!("{n}:failed"), "0", "-1"])
+        .iter()
+        .map(|r| serde_json::from_str(r).expect("json"))
+        .collect();
+    let ghost = failed.iter().find(|r| r["payload"]["class"] == "Ghost").expect("Ghost failed");
+    assert_eq!(ghost["exception"], "Error");
+    assert_eq!(ghost["error"], "No job defined for class \"Ghost\"");
+    let panics = failed.iter().find(|r| r["payload"]["class"] == "Panics").expect("Panics failed");
+    assert_eq!(panics["exception"], "Panic");
+    assert!(panics["error"].as_str().expect("error").contains("kaboom"));
+    let mut seen = deliveries.lock().expect("lock").clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [("Flaky".into(), 1), ("Flaky".into(), 2), ("Flaky".into(), 3), ("Later".into(), 1), ("Later".into(), 2)]
+    );
+    // Ghost: 1 failure; Flaky: 2 retried failures; Panics: 3 attempts, the last filed.
+    assert_eq!(raw.stat(&n, "failed"), 1 + 2 + 3);
+    assert_eq!(summary, Summary { done: 2, failed: 6, retried: 4, requeued: 1, unreported: 0 });
+    let ghost_end = events.ends().into_iter().find(|e| e.0 == "Ghost").expect("Ghost's end");
+    assert!(matches!(ghost_end.2, Outcome::Failed { fate: Fate::Failed, .. }), "{ghost_end:?}");
+}
+
+#[test]
+fn lost_ack_reply_is_retried_and_not_double_completed() {
+    let s = Server::start(&[]);
+    let proxy = Proxy::start(s.port);
+    let n = ns("lost-ack");
+    let mut raw = s.conn();
+    Client::connect(&s.url(), &n).expect("connect").enqueue("q", "Job", "[1]").expect("enqueue");
+    proxy.cut_after("TQ.ACK");
+    let mut w = Worker::new(options(&proxy.url(), &n, &["q"]));
+    let events = Events::default();
+    events.attach(&mut w);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let r = runs.clone();
+    w.handle("Job", move |_| {
+        r.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    });
+    let stop = w.stop_handle();
+    let t = spawn(w);
+    wait_until(30, "the job reported", || !events.ends().is_empty());
+    stop.stop();
+    let summary = t.join().expect("join");
+    assert_eq!(proxy.cuts.load(Ordering::SeqCst), 1, "the ACK's reply was cut");
+    assert_eq!(events.ends()[0].2, Outcome::Done, "NOJOB after the lost reply = already done");
+    assert_eq!(summary.done, 1);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(raw.stat(&n, "processed"), 1, "counted once");
+    assert!(events.count(|e| matches!(e, Event::RedisDown { action: "ack", .. })) == 1);
+}
+
+#[test]
+fn lost_pop_reply_gives_the_job_back_and_it_runs_once() {
+    let s = Server::start(&[]);
+    let proxy = Proxy::start(s.port);
+    let n = ns("lost-pop");
+    let mut raw = s.conn();
+    Client::connect(&s.url(), &n).expect("connect").enqueue("q", "Job", "[1]").expect("enqueue");
+    proxy.cut_after("TQ.BPOP");
+    let mut w = Worker::new(options(&proxy.url(), &n, &["q"]));
+    let events = Events::default();
+    events.attach(&mut w);
+    let seen: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let sn = seen.clone();
+    w.handle("Job", move |job| {
+        sn.lock().expect("lock").push(job.deliveries);
+        Ok(())
+    });
+    let stop = w.stop_handle();
+    let t = spawn(w);
+    wait_until(30, "the job done", || raw.stat(&n, "processed") == 1);
+    stop.stop();
+    t.join().expect("join");
+    assert_eq!(proxy.cuts.load(Ordering::SeqCst), 1);
+    assert_eq!(events.count(|e| matches!(e, Event::RecoveredPop { .. })), 1);
+    assert_eq!(*seen.lock().expect("lock"), [2], "ran once, on its second delivery");
+}
+
+#[test]
+fn lease_lost_is_seen_and_the_late_report_refused() {
+    let s = Server::start(&["lease-ms", "300", "max-deliveries", "10"]);
+    let n = ns("lease");
+    let mut raw = s.conn();
+    // The client: a job held past its lease is given back; the late ACK is refused.
+    let mut c = Client::connect(&s.url(), &n).expect("connect");
+    c.enqueue("q", "Job", "[1]").expect("enqueue");
+    let job = c.pop("lonely:1", &["q"]).expect("pop").expect("job");
+    wait_until(30, "the lease to run out", || raw.int(&["LLEN", &format!("{n}:queue:q")]) == 1);
+    let e = c.ack(&job.worker).expect_err("late");
+    assert!(e.is(LEASELOST), "{e:?}");
+    assert_eq!(c.heartbeat(&job.worker, Duration::from_secs(1)).expect("heartbeat"), Duration::ZERO);
+
+    // A worker whose server stops answering (a stalled proxy) longer than
+    // the lease: its heartbeat then finds the lease gone, its report is
+    // refused, and the job, given back by the module, runs again.
+    let proxy = Proxy::start(s.port);
+    let mut o = options(&proxy.url(), &n, &["q"]);
+    o.lease = Some(Duration::from_millis(300));
+    let mut w = Worker::new(o);
+    let events = Events::default();
+    events.attach(&mut w);
+    // Its first delivery here is the job's second (lonely:1 had the first).
+    w.handle("Job", |job| {
+        let until = Instant::now() + Duration::from_secs(20);
+        while job.deliveries == 2 && !job.lease_lost() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    });
+    let stop = w.stop_handle();
+    let t = spawn(w);
+    wait_until(30, "the job started", || events.count(|e| matches!(e, Event::JobStart { .. })) == 1);
+    proxy.stall(true);
+    // The module gives the job back (its lease is 300 ms from the last heartbeat).
+    wait_until(30, "the job given back", || raw.int(&["LLEN", &format!("{n}:queue:q")]) == 1);
+    proxy.stall(false);
+    wait_until(30, "the job run again and done", || raw.stat(&n, "processed") == 1);
+    stop.stop();
+    t.join().expect("join");
+    assert_eq!(events.count(|e| matches!(e, Event::LeaseLost { .. })), 1);
+    let ends = events.ends();
+    assert!(matches!(&ends[0].2, Outcome::NotHeld { error } if error.starts_with("LEASELOST")), "{ends:?}");
+    assert_eq!(ends[1].2, Outcome::Done, "{ends:?}");
+    assert_eq!(ends.len(), 2);
+}
