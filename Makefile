@@ -24,6 +24,9 @@ run: build ## Start redis-server with the module on 127.0.0.1:$(PORT), in the fo
 	@echo "    redis-cli TQ.PROMOTE resque"
 	@echo "    redis-cli TQ.POP resque host:1 math"
 	@echo "    redis-cli TQ.ACK resque host:1"
+	@echo "    redis-cli TQ.DETAILS resque"
+	@echo "    redis-cli INFO tq"
+	@echo "  or run jobs with: target/release/tq work --queues math --handlers <dir>"
 	@echo "  Ctrl-C stops the server."
 	@echo
 	redis-server --port $(PORT) --bind 127.0.0.1 --save '' --appendonly no --loadmodule $(CURDIR)/$(MODULE)
