@@ -59,15 +59,38 @@ pub fn timestamps(s: &mut impl Store, ns: &Ns<'_>, offset: u64, count: u64) -> R
     Ok(Plan::new(Reply::Array(buckets.into_iter().map(|(_, ms)| int(ms)).collect())))
 }
 
+/// A page of the buckets that hold jobs. Buckets left empty in the schedule
+/// (node-resque's `delDelayed` leaves them) are skipped, up to
+/// `STALE_ALLOWANCE` of them per call.
 fn bucket_page(s: &mut impl Store, ns: &Ns<'_>, offset: u64, count: u64) -> Result<Vec<(Vec<u8>, u64)>> {
-    let want = usize::try_from(offset.saturating_add(count.min(MAX_PAGE))).unwrap_or(usize::MAX);
-    let all = s.zset_range(&ns.delayed_schedule(), f64::NEG_INFINITY, f64::INFINITY, want)?;
-    Ok(all
-        .into_iter()
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-        .filter_map(|(m, _)| ms_of_bucket(&m).map(|ms| (m, ms)))
-        .collect())
+    let want = offset.saturating_add(count.min(MAX_PAGE)).saturating_add(STALE_ALLOWANCE);
+    let all = s.zset_range(
+        &ns.delayed_schedule(),
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        usize::try_from(want).unwrap_or(usize::MAX),
+    )?;
+    let mut page = Vec::new();
+    let mut skipped = 0;
+    for (m, _) in all {
+        let Some(ms) = ms_of_bucket(&m) else { continue };
+        if s.list_len(&ns.delayed(&m))? == 0 {
+            continue;
+        }
+        if skipped < offset {
+            skipped += 1;
+            continue;
+        }
+        if page.len() as u64 >= count.min(MAX_PAGE) {
+            break;
+        }
+        page.push((m, ms));
+    }
+    Ok(page)
 }
+
+/// Empty buckets one call steps over.
+const STALE_ALLOWANCE: u64 = 1_000;
 
 /// `TQ.DELAYEDAT <ns> <unix-ms> [<start> <stop>]`: the jobs filed under the
 /// bucket of that time (`round(ms / 1000)`), LRANGE-style indices.
@@ -242,10 +265,12 @@ impl FailedFilter {
 
 /// `TQ.FAILRETRY` / `TQ.FAILREMOVE`: looks at up to `limit` failed records
 /// from position `from`; each that matches is removed and (when `retry`)
-/// its job enqueued again in its queue, bytes unchanged. Replies
-/// `[count, next]`: `next` is the position to continue from, 0 at the end.
-/// Records whose job cannot run (not a JSON object with a class) are not
-/// retried (and not removed by a retry).
+/// its job enqueued again in its queue, encoded as node-resque's
+/// `retryAndRemoveFailed` enqueues it (the same bytes for any job tq or
+/// node-resque's Queue enqueued). Replies `[count, next]`: `next` is the
+/// position to continue from, nil at the end. Records whose job cannot run
+/// (not a JSON object with a class) are not retried (and not removed by a
+/// retry).
 pub fn failed_retry(
     s: &mut impl Store,
     ns: &Ns<'_>,
@@ -272,20 +297,43 @@ pub fn failed_retry(
             let Ok(info) = records::inspect_payload(payload) else { continue };
             let queue = record_string(record, b"queue").filter(|q| check_queue(q).is_ok()).or(info.queue.clone());
             let Some(queue) = queue.filter(|q| check_queue(q).is_ok()) else { continue };
+            let Ok(args) = records::args_value(info.args_json(payload).as_deref()) else { continue };
+            let job = records::payload(&queue, &info.class, &args);
             let qkey = ns.queue(&queue);
             s.expect_kind(&qkey, Kind::List)?;
             s.expect_kind(&queues, Kind::Set)?;
             plan.effects.push(Effect::SAdd { key: queues.clone(), member: queue });
-            plan.effects.push(Effect::RPush { key: qkey, value: payload.to_vec() });
+            plan.effects.push(Effect::RPush { key: qkey, value: job });
         }
         plan.effects.push(Effect::LRem { key: failed_key.clone(), count: 1, value: record.clone() });
         done += 1;
     }
     let scanned = u64::try_from(records.len()).unwrap_or(0);
     let end = from.saturating_add(scanned) >= u64::try_from(total).unwrap_or(0);
-    let next = if end { 0 } else { from + scanned - done };
-    plan.reply = Reply::Array(vec![int(done), int(next)]);
+    let next = if end { Reply::Nil } else { int(from + scanned - done) };
+    plan.reply = Reply::Array(vec![int(done), next]);
     Ok(plan)
+}
+
+/// Effects forgetting the delivery counts of removed jobs (kept in
+/// `<ns>:tq:deliveries` while a job given back waits), so a job enqueued
+/// again later starts from its first delivery.
+fn forget_deliveries<'a>(
+    s: &mut impl Store,
+    ns: &Ns<'_>,
+    payloads: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<Effect>> {
+    let key = ns.deliveries();
+    if s.kind(&key)? != Kind::Hash {
+        return Ok(Vec::new());
+    }
+    let mut effects = Vec::new();
+    for p in payloads {
+        if s.hash_get(&key, p)?.is_some() {
+            effects.push(Effect::HDel { key: key.clone(), field: p.to_vec() });
+        }
+    }
+    Ok(effects)
 }
 
 /// `TQ.DEL <ns> <queue> <class> [<args-json>] [COUNT <n>]`: node-resque's
@@ -305,10 +353,9 @@ pub fn del(
         return Ok(Plan::new(int(0)));
     }
     // LREM is applied through Redis; the reply is its count.
-    Ok(Plan {
-        effects: vec![Effect::LRem { key: qkey, count: i64::try_from(count).unwrap_or(0), value: payload }],
-        reply: Reply::Removed,
-    })
+    let mut effects = forget_deliveries(s, ns, [payload.as_slice()])?;
+    effects.insert(0, Effect::LRem { key: qkey, count: i64::try_from(count).unwrap_or(0), value: payload });
+    Ok(Plan { effects, reply: Reply::Removed })
 }
 
 /// `TQ.DELDELAYED <ns> <queue> <class> [<args-json>]`: removes this job from
@@ -352,6 +399,15 @@ pub fn del_queue(s: &mut impl Store, ns: &Ns<'_>, queue: &[u8]) -> Result<Plan> 
     let mut effects = vec![Effect::SRem { key: queues, member: queue.to_vec() }];
     if n > 0 {
         effects.push(Effect::Del { keys: vec![qkey] });
+        // Counts of this queue's jobs waiting to be delivered again.
+        let key = ns.deliveries();
+        if s.kind(&key)? == Kind::Hash {
+            for (payload, _) in s.hash_sample(&key, MAX_FAILED_SCAN as usize)? {
+                if records::inspect_payload(&payload).is_ok_and(|i| i.queue.as_deref() == Some(queue)) {
+                    effects.push(Effect::HDel { key: key.clone(), field: payload });
+                }
+            }
+        }
     }
     Ok(Plan { effects, reply: int(n) })
 }
@@ -379,6 +435,7 @@ pub fn del_by_class(
             matched.push(job);
         }
     }
+    plan.effects.extend(forget_deliveries(s, ns, matched.iter().map(Vec::as_slice))?);
     plan.reply = Reply::Removed;
     Ok(plan)
 }
@@ -395,9 +452,18 @@ pub fn force_clean(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<Pla
     let workers = ns.workers();
     let mut prefix = worker.to_vec();
     prefix.push(b':');
-    let members: Vec<Vec<u8>> = s.set_members(&workers)?.into_iter().filter(|m| m.starts_with(&prefix)).collect();
     let index = ns.inflight(worker);
     let entry = s.get(&index)?.and_then(|raw| InFlight::decode(&raw)).filter(|e| !e.lost);
+    // The worker's own entries: the one its in-flight index names, and those
+    // whose record (or, without one, node-resque's `host:pid:queues`
+    // reading) names it. A prefix alone would take `w:1`'s entries for `w`.
+    let own = entry.as_ref().map(|e| keys::worker_entry(worker, &e.queues));
+    let mut members = Vec::new();
+    for m in s.set_members(&workers)? {
+        if m.starts_with(&prefix) && (own.as_ref() == Some(&m) || worker_name(s, ns, &m)?.as_deref() == Some(worker)) {
+            members.push(m);
+        }
+    }
     let mut plan = Plan::new(Reply::Nil);
     let mut gone =
         vec![index, ns.ping(worker), ns.worker_stat(b"failed", worker), ns.worker_stat(b"processed", worker)];
@@ -444,6 +510,7 @@ pub fn force_clean(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<Pla
         });
         plan.effects.push(Effect::RPush { key: failed, value: rec.clone() });
         plan.effects.push(plan_incr(s, ns.stat(b"failed"), 0)?);
+        plan.effects.extend(forget_deliveries(s, ns, [payload.as_slice()])?);
         plan.reply = bulk(rec);
     }
     gone.sort();
@@ -578,16 +645,22 @@ pub fn details(s: &mut impl Store, ns: &Ns<'_>) -> Result<Plan> {
     let workers = workers(s, ns, 0, 100)?.reply;
     let stats = stats(s, ns)?.reply;
     let leader = s.get(&ns.leader_lock())?.map_or(Reply::Nil, bulk);
+    // The first 1000 buckets are looked at (empty ones, which node-resque's
+    // delDelayed leaves, not counted); any beyond are counted as they are.
+    let card = s.zset_card(&ns.delayed_schedule())?;
     let buckets = s.zset_range(&ns.delayed_schedule(), f64::NEG_INFINITY, f64::INFINITY, 1000)?;
     let mut delayed_jobs = 0usize;
+    let mut delayed_buckets = card.saturating_sub(buckets.len());
+    let mut oldest: Option<u64> = None;
     for (member, _) in &buckets {
-        delayed_jobs += s.list_len(&ns.delayed(member))?;
+        let n = s.list_len(&ns.delayed(member))?;
+        if n > 0 {
+            delayed_jobs += n;
+            delayed_buckets += 1;
+            oldest = oldest.or(ms_of_bucket(member));
+        }
     }
-    let oldest_due = buckets
-        .first()
-        .and_then(|(m, _)| ms_of_bucket(m))
-        .filter(|&ms| ms <= now)
-        .map_or(Reply::Nil, |ms| int(now - ms));
+    let oldest_due = oldest.filter(|&ms| ms <= now).map_or(Reply::Nil, |ms| int(now - ms));
     let in_flight = s.zset_card(&ns.leases())?;
     let failed_count = s.list_len(&ns.failed())?;
     Ok(Plan::new(Reply::Array(vec![
@@ -600,7 +673,7 @@ pub fn details(s: &mut impl Store, ns: &Ns<'_>) -> Result<Plan> {
         bulk("leader"),
         leader,
         bulk("delayed_buckets"),
-        int(s.zset_card(&ns.delayed_schedule())?),
+        int(delayed_buckets),
         bulk("delayed_jobs"),
         int(delayed_jobs),
         bulk("oldest_due_lateness_ms"),

@@ -209,7 +209,7 @@ impl Command for FailRetry {
     const NAME: &'static CStr = c"tq.failretry";
     const FLAGS: &'static CStr = c"write deny-oom";
     const DOC: Doc = Doc {
-        summary: c"Enqueues failed jobs again (bytes unchanged) and removes their records: those matching every filter among LIMIT records from FROM; replies [retried, next-from] (0 at the end)",
+        summary: c"Enqueues failed jobs again and removes their records: those matching every filter among LIMIT records from FROM; replies [retried, next-from] (nil at the end)",
         complexity: c"O(N*M) with N the records looked at and M the failed list",
         arity: -2,
         writes: true,
@@ -230,7 +230,7 @@ impl Command for FailRemove {
     const NAME: &'static CStr = c"tq.failremove";
     const FLAGS: &'static CStr = c"write";
     const DOC: Doc = Doc {
-        summary: c"Removes failed-job records matching every filter among LIMIT records from FROM; replies [removed, next-from] (0 at the end)",
+        summary: c"Removes failed-job records matching every filter among LIMIT records from FROM; replies [removed, next-from] (nil at the end)",
         complexity: c"O(N*M) with N the records looked at and M the failed list",
         arity: -2,
         writes: true,
