@@ -1,0 +1,572 @@
+//! Drivers for the server-side-time benchmarks (`scripts/bench_time.sh`).
+//! Each mode talks to a server the script started, measures, and prints one
+//! line of `key=value` pairs for the script's table. Timing figures live in
+//! benchmarks, never in tests.
+//!
+//! Modes:
+//! - `pickup <port> <tq|plain> <rate> <secs> <workers>`: open-loop producer
+//!   (`TQ.ENQUEUE`, or `RPUSH` for the plain floor) at a fixed rate, the
+//!   client's unix µs at send in the job's args; `workers` connections loop
+//!   `TQ.BPOP` → receive − send → `TQ.ACK` (plain: `BLPOP`).
+//! - `lateness <port> <jobs> <spread-ms> <lead-ms> <workers>`: `jobs`
+//!   `TQ.ENQUEUEAT` spread evenly over `spread-ms` starting `lead-ms` from the
+//!   server's `TIME`; workers `TQ.BPOP` them; lateness = receive − bucket × 1000.
+//! - `promote-fill <port> <jobs> <buckets>`: `tq.auto-promote no`, then `jobs`
+//!   `TQ.ENQUEUEAT` at past times, `buckets` buckets, pipelined.
+//! - `promote-auto <port> <jobs> <timer-batch>`: latency monitor on, a 1 ms
+//!   PING thread, `tq.auto-promote yes`, poll `LLEN` until every job is queued.
+//! - `promote-manual <port> <jobs> <limit>`: the same, but a client loops
+//!   `TQ.PROMOTE <ns> LIMIT <limit>` (auto-promote stays off).
+//! - `depth-fill <port> <n>`: fill a queue to `n` node-resque payloads
+//!   (variadic `RPUSH`, 10k jobs per round trip).
+//! - `depth-run <port> <jobs> <pipeline> <connections> <drain|steady>`: time
+//!   `jobs` `TQ.POP`+`TQ.ACK` cycles, `pipeline` commands per round trip;
+//!   `steady` also puts back, in each round trip, as many jobs as it takes
+//!   (one variadic `RPUSH`), so the queue keeps its depth.
+//!
+//! The client's clock (`SystemTime`) and the server's (`gettimeofday`) are the
+//! same host clock; `lateness` also reports their offset as seen by `TIME`.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redis::io::tcp::TcpSettings;
+use redis::{Client, Connection, IntoConnectionInfo, Value};
+
+fn client(port: u16) -> Client {
+    let info = format!("redis://127.0.0.1:{port}/")
+        .into_connection_info()
+        .expect("connection info")
+        .set_tcp_settings(TcpSettings::default().set_nodelay(true));
+    Client::open(info).expect("client")
+}
+
+fn connect(c: &Client) -> Connection {
+    c.get_connection().expect("connect")
+}
+
+fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_micros() as u64
+}
+
+/// Nearest-rank percentile of sorted values.
+fn pct(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    v
+}
+
+fn server_time_us(c: &mut Connection) -> u64 {
+    let (s, us): (u64, u64) = redis::cmd("TIME").query(c).expect("TIME");
+    s * 1_000_000 + us
+}
+
+fn args_of(payload: &[u8]) -> Vec<f64> {
+    let v: serde_json::Value = serde_json::from_slice(payload).expect("payload is JSON");
+    v["args"].as_array().expect("args").iter().map(|a| a.as_f64().expect("number")).collect()
+}
+
+fn sleep_until(t: Instant) {
+    let now = Instant::now();
+    if t > now {
+        thread::sleep(t - now);
+    }
+}
+
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    let num = |i: usize| -> u64 { a.get(i).unwrap_or_else(|| panic!("argument {i} missing")).parse().expect("number") };
+    let mode = a.get(1).cloned().unwrap_or_default();
+    let port = num(2) as u16;
+    match mode.as_str() {
+        "pickup" => pickup(port, &a[3], num(4), num(5), num(6) as usize),
+        "lateness" => lateness(port, num(3) as usize, num(4), num(5), num(6) as usize),
+        "promote-fill" => promote_fill(port, num(3) as usize, num(4)),
+        "promote-auto" => promote_auto(port, num(3) as usize, num(4)),
+        "promote-manual" => promote_manual(port, num(3) as usize, num(4)),
+        "depth-fill" => depth_fill(port, num(3) as usize),
+        "depth-run" => {
+            let refill = match a.get(6).map(String::as_str) {
+                Some("drain") => false,
+                Some("steady") => true,
+                _ => panic!("depth-run needs drain or steady"),
+            };
+            depth_run(port, num(3) as usize, num(4) as usize, num(5) as usize, refill)
+        }
+        _ => {
+            eprintln!(
+                "usage: bench-time <pickup|lateness|promote-fill|promote-auto|promote-manual|depth-fill|depth-run> <port> ..."
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- pickup
+
+fn pickup(port: u16, kind: &str, rate: u64, secs: u64, workers: usize) {
+    let tq = match kind {
+        "tq" => true,
+        "plain" => false,
+        _ => panic!("pickup kind is tq or plain"),
+    };
+    let cl = client(port);
+    let total = (rate * secs) as usize;
+    let received = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let lat = Arc::new(Mutex::new(Vec::with_capacity(total)));
+    let handles: Vec<_> = (0..workers)
+        .map(|w| {
+            let (cl, received, stop, lat) = (cl.clone(), received.clone(), stop.clone(), lat.clone());
+            thread::spawn(move || {
+                let mut c = connect(&cl);
+                let worker = format!("bench:{w}");
+                let mut mine = Vec::with_capacity(total / workers + 16);
+                while !stop.load(Ordering::Relaxed) && received.load(Ordering::Relaxed) < total {
+                    let got: Option<(Vec<u8>, Vec<u8>)> = if tq {
+                        redis::cmd("TQ.BPOP").arg("pk").arg(&worker).arg("q").arg(200).query(&mut c).expect("BPOP")
+                    } else {
+                        redis::cmd("BLPOP").arg("plain:q").arg(0.2).query(&mut c).expect("BLPOP")
+                    };
+                    let Some((_, payload)) = got else { continue };
+                    let at = now_us();
+                    let sent = args_of(&payload)[1] as u64;
+                    mine.push(at as f64 / 1000.0 - sent as f64 / 1000.0);
+                    if tq {
+                        let _: () = redis::cmd("TQ.ACK").arg("pk").arg(&worker).query(&mut c).expect("ACK");
+                    }
+                    received.fetch_add(1, Ordering::Relaxed);
+                }
+                lat.lock().expect("lock").extend(mine);
+            })
+        })
+        .collect();
+    let mut c = connect(&cl);
+    thread::sleep(Duration::from_millis(300)); // let every worker block first
+    let period = Duration::from_nanos(1_000_000_000 / rate);
+    let t0 = Instant::now();
+    let mut slip_max = Duration::ZERO;
+    for i in 0..total {
+        let target = t0 + period * i as u32;
+        sleep_until(target);
+        slip_max = slip_max.max(Instant::now() - target);
+        let sent = now_us();
+        if tq {
+            let args = format!("[{i},{sent}]");
+            let _: i64 =
+                redis::cmd("TQ.ENQUEUE").arg("pk").arg("q").arg("Job").arg(args).query(&mut c).expect("ENQUEUE");
+        } else {
+            let payload = format!(r#"{{"class":"Job","queue":"q","args":[{i},{sent}]}}"#);
+            let _: i64 = redis::cmd("RPUSH").arg("plain:q").arg(payload).query(&mut c).expect("RPUSH");
+        }
+    }
+    let sending = t0.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while received.load(Ordering::Relaxed) < total && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().expect("worker");
+    }
+    let v = sorted(std::mem::take(&mut *lat.lock().expect("lock")));
+    println!(
+        "n={} sent={} p50={:.3} p99={:.3} max={:.3} rate={:.0} slip_max={:.3}",
+        v.len(),
+        total,
+        pct(&v, 0.50),
+        pct(&v, 0.99),
+        pct(&v, 1.0),
+        total as f64 / sending,
+        slip_max.as_secs_f64() * 1000.0
+    );
+}
+
+// -------------------------------------------------------------- lateness
+
+fn lateness(port: u16, jobs: usize, spread_ms: u64, lead_ms: u64, workers: usize) {
+    let cl = client(port);
+    let mut c = connect(&cl);
+    let before = now_us();
+    let server = server_time_us(&mut c);
+    let after = now_us();
+    let offset_ms = (server as f64 - (before + after) as f64 / 2.0) / 1000.0;
+    let start_ms = server / 1000 + lead_ms;
+    let mut p = redis::pipe();
+    for i in 0..jobs {
+        let at = start_ms + spread_ms * i as u64 / jobs as u64;
+        p.cmd("TQ.ENQUEUEAT").arg("lt").arg(at).arg("q").arg("Job").arg(format!("[{i},{at}]"));
+    }
+    let buckets: Vec<u64> = p.query(&mut c).expect("ENQUEUEAT");
+    assert!(now_us() / 1000 < start_ms, "enqueueing took longer than the lead time");
+    let buckets = Arc::new(buckets);
+    let received = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let got = Arc::new(Mutex::new(Vec::with_capacity(jobs)));
+    let handles: Vec<_> = (0..workers)
+        .map(|w| {
+            let (cl, buckets, received, stop, got) =
+                (cl.clone(), buckets.clone(), received.clone(), stop.clone(), got.clone());
+            thread::spawn(move || {
+                let mut c = connect(&cl);
+                let worker = format!("bench:{w}");
+                let mut mine = Vec::new();
+                while !stop.load(Ordering::Relaxed) && received.load(Ordering::Relaxed) < jobs {
+                    let job: Option<(Vec<u8>, Vec<u8>)> =
+                        redis::cmd("TQ.BPOP").arg("lt").arg(&worker).arg("q").arg(200).query(&mut c).expect("BPOP");
+                    let Some((_, payload)) = job else { continue };
+                    let at = now_us();
+                    let i = args_of(&payload)[0] as usize;
+                    let due_us = buckets[i] * 1_000_000;
+                    mine.push((i, (at as f64 - due_us as f64) / 1000.0));
+                    let _: () = redis::cmd("TQ.ACK").arg("lt").arg(&worker).query(&mut c).expect("ACK");
+                    received.fetch_add(1, Ordering::Relaxed);
+                }
+                got.lock().expect("lock").extend(mine);
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_millis(lead_ms + spread_ms + 15_000);
+    while received.load(Ordering::Relaxed) < jobs && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().expect("worker");
+    }
+    let got = std::mem::take(&mut *got.lock().expect("lock"));
+    let mut seen = vec![false; jobs];
+    let mut dup = 0;
+    for &(i, _) in &got {
+        if std::mem::replace(&mut seen[i], true) {
+            dup += 1;
+        }
+    }
+    let early = got.iter().filter(|(_, l)| *l < 0.0).count();
+    // Per bucket: the first job picked up (timer + pickup) and the last (the
+    // whole bucket drained by the workers).
+    let mut per_bucket: std::collections::BTreeMap<u64, (f64, f64, usize)> = Default::default();
+    for &(i, l) in &got {
+        let e = per_bucket.entry(buckets[i]).or_insert((f64::INFINITY, f64::NEG_INFINITY, 0));
+        e.0 = e.0.min(l);
+        e.1 = e.1.max(l);
+        e.2 += 1;
+    }
+    // How fast the workers drained a bucket once it was due: jobs after the
+    // first over the time from the first to the last (median over buckets).
+    let drain = sorted(
+        per_bucket.values().filter(|e| e.2 > 1 && e.1 > e.0).map(|e| (e.2 - 1) as f64 * 1000.0 / (e.1 - e.0)).collect(),
+    );
+    let first = sorted(per_bucket.values().map(|e| e.0).collect());
+    let last = sorted(per_bucket.values().map(|e| e.1).collect());
+    let all = sorted(got.iter().map(|&(_, l)| l).collect());
+    println!(
+        "n={} jobs={} dup={} early={} min={:.3} p50={:.3} p99={:.3} max={:.3} buckets={} first_p50={:.3} first_max={:.3} last_p50={:.3} last_max={:.3} drain_rate={:.0} clock_offset_ms={:.3}",
+        got.len(),
+        jobs,
+        dup,
+        early,
+        pct(&all, 0.0),
+        pct(&all, 0.50),
+        pct(&all, 0.99),
+        pct(&all, 1.0),
+        per_bucket.len(),
+        pct(&first, 0.50),
+        pct(&first, 1.0),
+        pct(&last, 0.50),
+        pct(&last, 1.0),
+        pct(&drain, 0.5),
+        offset_ms
+    );
+}
+
+// ------------------------------------------------------------- promotion
+
+const PROMOTE_NS: &str = "pr";
+const PROMOTE_QUEUE: &str = "pr:queue:q";
+
+fn promote_fill(port: u16, jobs: usize, buckets: u64) {
+    let cl = client(port);
+    let mut c = connect(&cl);
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("tq.auto-promote").arg("no").query(&mut c).expect("CONFIG SET");
+    let now_s = server_time_us(&mut c) / 1_000_000;
+    let first = now_s - buckets - 10;
+    let per_bucket = (jobs as u64).div_ceil(buckets);
+    let start = Instant::now();
+    let conns = 2;
+    let handles: Vec<_> = (0..conns)
+        .map(|t| {
+            let cl = cl.clone();
+            thread::spawn(move || {
+                let mut c = connect(&cl);
+                let mine: Vec<usize> = (t..jobs).step_by(conns).collect();
+                for chunk in mine.chunks(10_000) {
+                    let mut p = redis::pipe();
+                    for &i in chunk {
+                        let at_ms = (first + i as u64 / per_bucket) * 1000;
+                        p.cmd("TQ.ENQUEUEAT")
+                            .arg(PROMOTE_NS)
+                            .arg(at_ms)
+                            .arg("q")
+                            .arg("Job")
+                            .arg(format!("[{i}]"))
+                            .ignore();
+                    }
+                    p.query::<()>(&mut c).expect("ENQUEUEAT");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("filler");
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let zcard: usize = redis::cmd("ZCARD").arg("pr:delayed_queue_schedule").query(&mut c).expect("ZCARD");
+    let mem = used_memory(&mut c);
+    println!("fill_s={secs:.1} fill_rate={:.0} buckets={zcard} used_mb={:.0}", jobs as f64 / secs, mem / 1e6);
+}
+
+fn used_memory(c: &mut Connection) -> f64 {
+    let info: String = redis::cmd("INFO").arg("memory").query(c).expect("INFO");
+    info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse().ok()).unwrap_or(f64::NAN)
+}
+
+/// A thread sending PING every 1 ms; when stopped, returns the round trips'
+/// max and p99 in ms, how many took over 10 ms, and how many were sent.
+struct Pinger {
+    stop: Arc<AtomicBool>,
+    handle: thread::JoinHandle<Vec<f64>>,
+}
+
+struct Pings {
+    max: f64,
+    p99: f64,
+    over10: usize,
+    sent: usize,
+}
+
+impl Pinger {
+    fn start(cl: &Client) -> Self {
+        let cl = cl.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = thread::spawn(move || {
+            let mut c = connect(&cl);
+            let mut rtts = Vec::new();
+            let mut next = Instant::now();
+            while !flag.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let _: String = redis::cmd("PING").query(&mut c).expect("PING");
+                rtts.push(t.elapsed().as_secs_f64() * 1000.0);
+                next += Duration::from_millis(1);
+                let now = Instant::now();
+                if next < now {
+                    next = now;
+                }
+                sleep_until(next);
+            }
+            rtts
+        });
+        Pinger { stop, handle }
+    }
+
+    fn finish(self) -> Pings {
+        self.stop.store(true, Ordering::Relaxed);
+        let v = sorted(self.handle.join().expect("pinger"));
+        Pings { max: pct(&v, 1.0), p99: pct(&v, 0.99), over10: v.iter().filter(|&&r| r > 10.0).count(), sent: v.len() }
+    }
+}
+
+fn latency_setup(c: &mut Connection) {
+    let _: () =
+        redis::cmd("CONFIG").arg("SET").arg("latency-monitor-threshold").arg(1).query(c).expect("CONFIG SET latency");
+    let _: i64 = redis::cmd("LATENCY").arg("RESET").query(c).expect("LATENCY RESET");
+}
+
+/// `LATENCY LATEST` as `event:max_ms,...` (or `none`), and the largest max.
+fn latency_latest(c: &mut Connection) -> (String, i64) {
+    let rows: Vec<(String, i64, i64, i64)> = redis::cmd("LATENCY").arg("LATEST").query(c).expect("LATENCY LATEST");
+    let max = rows.iter().map(|r| r.3).max().unwrap_or(0);
+    let text = rows.iter().map(|r| format!("{}:{}", r.0, r.3)).collect::<Vec<_>>().join(",");
+    (if text.is_empty() { "none".into() } else { text }, max)
+}
+
+fn llen(c: &mut Connection) -> usize {
+    redis::cmd("LLEN").arg(PROMOTE_QUEUE).query(c).expect("LLEN")
+}
+
+fn promote_auto(port: u16, jobs: usize, batch: u64) {
+    let cl = client(port);
+    let mut c = connect(&cl);
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("tq.timer-batch").arg(batch).query(&mut c).expect("CONFIG SET");
+    assert_eq!(llen(&mut c), 0, "the queue must start empty");
+    latency_setup(&mut c);
+    let pinger = Pinger::start(&cl);
+    thread::sleep(Duration::from_millis(50));
+    let t0 = Instant::now();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("tq.auto-promote").arg("yes").query(&mut c).expect("CONFIG SET");
+    let mut first = None;
+    let deadline = t0 + Duration::from_secs(600);
+    loop {
+        let n = llen(&mut c);
+        if n > 0 && first.is_none() {
+            first = Some(t0.elapsed());
+        }
+        if n >= jobs || Instant::now() > deadline {
+            break;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    let total = t0.elapsed();
+    let pings = pinger.finish();
+    let (events, lat_max) = latency_latest(&mut c);
+    report_promotion(&mut c, jobs, total, first.unwrap_or(total), &pings, &events, lat_max, 0);
+}
+
+fn promote_manual(port: u16, jobs: usize, limit: u64) {
+    let cl = client(port);
+    let mut c = connect(&cl);
+    assert_eq!(llen(&mut c), 0, "the queue must start empty");
+    latency_setup(&mut c);
+    let pinger = Pinger::start(&cl);
+    thread::sleep(Duration::from_millis(50));
+    let t0 = Instant::now();
+    let mut first = None;
+    let (mut moved, mut calls) = (0usize, 0usize);
+    loop {
+        let n: usize =
+            redis::cmd("TQ.PROMOTE").arg(PROMOTE_NS).arg("LIMIT").arg(limit).query(&mut c).expect("TQ.PROMOTE");
+        calls += 1;
+        if n > 0 && first.is_none() {
+            first = Some(t0.elapsed());
+        }
+        moved += n;
+        if n == 0 || moved >= jobs {
+            break;
+        }
+    }
+    let total = t0.elapsed();
+    let pings = pinger.finish();
+    let (events, lat_max) = latency_latest(&mut c);
+    report_promotion(&mut c, jobs, total, first.unwrap_or(total), &pings, &events, lat_max, calls);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report_promotion(
+    c: &mut Connection,
+    jobs: usize,
+    total: Duration,
+    first: Duration,
+    pings: &Pings,
+    events: &str,
+    lat_max: i64,
+    calls: usize,
+) {
+    let queued = llen(c);
+    let left: usize = redis::cmd("ZCARD").arg("pr:delayed_queue_schedule").query(c).expect("ZCARD");
+    let secs = total.as_secs_f64();
+    let moving = (total - first).as_secs_f64();
+    println!(
+        "queued={queued} jobs={jobs} buckets_left={left} total_s={secs:.3} rate={:.0} first_ms={:.1} rate_after_first={:.0} ping_max={:.2} ping_p99={:.2} ping_over10={} pings={} lat_max={lat_max} events={events} calls={calls}",
+        queued as f64 / secs,
+        first.as_secs_f64() * 1000.0,
+        queued as f64 / moving.max(1e-9),
+        pings.max,
+        pings.p99,
+        pings.over10,
+        pings.sent,
+    );
+}
+
+// ------------------------------------------------------------ queue depth
+
+const DEPTH_NS: &str = "dp";
+const DEPTH_QUEUE: &str = "dp:queue:q";
+const DEPTH_PAYLOAD: &str = r#"{"class":"add","queue":"q","args":[1,2]}"#;
+
+/// Fills the queue up to `want` jobs: RPUSH of 1000 payloads per command, 10
+/// commands (10k jobs) per round trip.
+fn depth_fill(port: u16, want: usize) {
+    let mut c = connect(&client(port));
+    let have: usize = redis::cmd("LLEN").arg(DEPTH_QUEUE).query(&mut c).expect("LLEN");
+    let start = Instant::now();
+    let mut missing = want.saturating_sub(have);
+    while missing > 0 {
+        let mut p = redis::pipe();
+        let mut in_trip = 0;
+        while missing > 0 && in_trip < 10_000 {
+            let n = missing.min(1000);
+            let cmd = p.cmd("RPUSH").arg(DEPTH_QUEUE);
+            for _ in 0..n {
+                cmd.arg(DEPTH_PAYLOAD);
+            }
+            cmd.ignore();
+            missing -= n;
+            in_trip += n;
+        }
+        p.query::<()>(&mut c).expect("fill");
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let len: usize = redis::cmd("LLEN").arg(DEPTH_QUEUE).query(&mut c).expect("LLEN");
+    println!("fill_s={secs:.1} used_mb={:.0} len={len}", used_memory(&mut c) / 1e6);
+}
+
+/// One timed run of `jobs` POP+ACK cycles (see `cycles`).
+fn depth_run(port: u16, jobs: usize, pipeline: usize, conns: usize, refill: bool) {
+    let cl = client(port);
+    let mut c = connect(&cl);
+    let before: usize = redis::cmd("LLEN").arg(DEPTH_QUEUE).query(&mut c).expect("LLEN");
+    let rate = cycles(&cl, jobs, pipeline, conns, refill);
+    let after: usize = redis::cmd("LLEN").arg(DEPTH_QUEUE).query(&mut c).expect("LLEN");
+    println!("rate={rate:.0} len_before={before} len_after={after}");
+}
+
+/// `jobs` TQ.POP+TQ.ACK cycles over `conns` connections, `pipeline` commands
+/// per round trip (so pipeline/2 jobs); with `refill`, each round trip also
+/// RPUSHes as many payloads as it takes. Returns jobs/s.
+fn cycles(cl: &Client, jobs: usize, pipeline: usize, conns: usize, refill: bool) -> f64 {
+    let per_conn = jobs / conns;
+    let start = Instant::now();
+    let handles: Vec<_> = (0..conns)
+        .map(|t| {
+            let cl = cl.clone();
+            thread::spawn(move || {
+                let mut c = connect(&cl);
+                let worker = format!("bench:{t}");
+                let per_trip = (pipeline / 2).max(1);
+                let mut done = 0;
+                while done < per_conn {
+                    let n = per_trip.min(per_conn - done);
+                    let mut p = redis::pipe();
+                    for _ in 0..n {
+                        p.cmd("TQ.POP").arg(DEPTH_NS).arg(&worker).arg("q");
+                        p.cmd("TQ.ACK").arg(DEPTH_NS).arg(&worker).ignore();
+                    }
+                    if refill {
+                        let cmd = p.cmd("RPUSH").arg(DEPTH_QUEUE);
+                        for _ in 0..n {
+                            cmd.arg(DEPTH_PAYLOAD);
+                        }
+                        cmd.ignore();
+                    }
+                    let replies: Vec<Value> = p.query(&mut c).expect("round trip");
+                    assert!(replies.iter().all(|r| matches!(r, Value::Array(_))), "a TQ.POP found no job: {replies:?}");
+                    done += n;
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("thread");
+    }
+    (per_conn * conns) as f64 / start.elapsed().as_secs_f64()
+}
