@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::config::parse_backoff;
 use crate::duration::parse_duration;
@@ -60,6 +60,213 @@ pub enum Cmd {
     #[command(after_help = "Prints the queue's length after the push, or with --at/--in the delayed bucket (unix \
                       seconds) the job was filed under.")]
     Enqueue(EnqueueArgs),
+
+    #[command(flatten)]
+    Inspect(InspectCmd),
+}
+
+const EXIT_STATUS: &str = "Exit status: 0 success; 1 Redis unreachable or a refusal (module not loaded, ACL, wrong \
+                           key type); 2 usage error.";
+
+const EXIT_STATUS_MATCH: &str = "Exit status: 0 success; 1 Redis unreachable or a refusal (module not loaded, ACL, \
+                                 wrong key type); 2 usage error; 3 nothing matched (no record or worker was \
+                                 affected).";
+
+/// The operator subcommands: each a thin layer over the module's inspection
+/// and management commands (`tq_worker::inspect`). Tables by default,
+/// `--json` for scripts (times as unix ms).
+#[derive(Debug, Subcommand)]
+pub enum InspectCmd {
+    /// Processed and failed counters, in all and per registered worker (TQ.STATS)
+    #[command(after_help = EXIT_STATUS)]
+    Stats(OutputArgs),
+
+    /// Queues with their lengths, sorted by name (SMEMBERS <ns>:queues, LLEN each)
+    #[command(after_help = EXIT_STATUS)]
+    Queues(OutputArgs),
+
+    /// Jobs waiting in a queue, head first (LRANGE)
+    #[command(after_help = EXIT_STATUS)]
+    Queued(QueuedArgs),
+
+    /// Delayed jobs: times with job counts (TQ.TIMESTAMPS), one time's jobs (--at), every job (--jobs), or
+    /// when one job is due (--job)
+    #[command(after_help = EXIT_STATUS)]
+    Delayed(DelayedArgs),
+
+    /// Registered workers and the jobs they run (TQ.WORKERS, every page)
+    #[command(after_help = EXIT_STATUS)]
+    Workers(OutputArgs),
+
+    /// Failed jobs, oldest first, with the ids retry/remove take (TQ.FAILED)
+    #[command(after_help = EXIT_STATUS)]
+    Failed(FailedArgs),
+
+    /// Enqueue failed jobs again (as node-resque's retryAndRemoveFailed) and remove their records
+    /// (TQ.FAILRETRY, batch by batch)
+    #[command(after_help = EXIT_STATUS_MATCH)]
+    Retry(SweepArgs),
+
+    /// Remove failed-job records (TQ.FAILREMOVE, batch by batch)
+    #[command(after_help = EXIT_STATUS_MATCH)]
+    Remove(SweepArgs),
+
+    /// Force-clean workers: those whose job started more than --age ago (TQ.CLEANWORKERS), or one by name
+    /// (TQ.FORCECLEAN); a job they held goes to the failed list
+    #[command(
+        after_help = "Exit status: 0 success (with --age, also when no worker was that old); 1 Redis unreachable \
+                      or a refusal; 2 usage error; 3 with --worker, no such worker (not registered and holding no \
+                      job)."
+    )]
+    CleanWorkers(CleanWorkersArgs),
+
+    /// Everything at once: queues, workers, counters, leader, delayed, in flight, failed (TQ.DETAILS)
+    #[command(after_help = EXIT_STATUS)]
+    Details(OutputArgs),
+
+    /// Locks of the namespace: node-resque's queue and job locks, tq's pair locks (TQ.LOCKS, to the end)
+    #[command(after_help = EXIT_STATUS)]
+    Locks(OutputArgs),
+}
+
+impl InspectCmd {
+    /// The subcommand's name, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            InspectCmd::Stats(_) => "stats",
+            InspectCmd::Queues(_) => "queues",
+            InspectCmd::Queued(_) => "queued",
+            InspectCmd::Delayed(_) => "delayed",
+            InspectCmd::Workers(_) => "workers",
+            InspectCmd::Failed(_) => "failed",
+            InspectCmd::Retry(_) => "retry",
+            InspectCmd::Remove(_) => "remove",
+            InspectCmd::CleanWorkers(_) => "clean-workers",
+            InspectCmd::Details(_) => "details",
+            InspectCmd::Locks(_) => "locks",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Print one JSON document (times as unix ms) instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QueuedArgs {
+    /// The queue
+    pub queue: String,
+
+    /// Position of the first job shown (0 = the head)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub offset: u64,
+
+    /// Jobs shown at most
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub count: u64,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("mode").args(["at", "jobs", "job"]).multiple(false)))]
+pub struct DelayedArgs {
+    /// The jobs filed for this time (its one-second bucket): unix ms or RFC 3339 (TQ.DELAYEDAT)
+    #[arg(long, value_name = "TIME", value_parser = crate::enqueue::parse_at)]
+    pub at: Option<u64>,
+
+    /// Every delayed job, time by time (TQ.ALLDELAYED)
+    #[arg(long)]
+    pub jobs: bool,
+
+    /// The times a job is filed for (TQ.SCHEDULEDAT); ARGS-JSON defaults to []
+    #[arg(long, num_args = 2..=3, value_names = ["QUEUE", "CLASS", "ARGS-JSON"])]
+    pub job: Option<Vec<String>>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FailedArgs {
+    /// Position of the first record shown (0 = the oldest)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub offset: u64,
+
+    /// Records shown at most
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub count: u64,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// How `tq retry` / `tq remove` report progress on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressArg {
+    /// A bar when stderr is a terminal, else a line every 2 s
+    Auto,
+    /// A bar redrawn in place
+    Bar,
+    /// A line every 2 s
+    Plain,
+    /// Nothing
+    None,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("filter").args(["id", "class", "queue", "exception", "all"]).required(true).multiple(true)))]
+pub struct SweepArgs {
+    /// Only the record with this id (as `tq failed` shows it)
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+
+    /// Only jobs of this class
+    #[arg(long, value_name = "CLASS")]
+    pub class: Option<String>,
+
+    /// Only jobs of this queue
+    #[arg(long, value_name = "QUEUE")]
+    pub queue: Option<String>,
+
+    /// Only records with this exception
+    #[arg(long, value_name = "EXCEPTION")]
+    pub exception: Option<String>,
+
+    /// Every record (needed when no filter is given; filters combine, all must match)
+    #[arg(long, conflicts_with_all = ["id", "class", "queue", "exception"])]
+    pub all: bool,
+
+    /// Records looked at per call (each call is one atomic step on the server)
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub batch: u64,
+
+    /// Progress report on stderr
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("which").args(["age", "worker"]).required(true).multiple(false)))]
+pub struct CleanWorkersArgs {
+    /// Every worker whose current job started longer ago than this: 30s, 10m, 1h
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub age: Option<Duration>,
+
+    /// This worker (its registration, records, counters; a job it holds goes to failed)
+    #[arg(long, value_name = "NAME")]
+    pub worker: Option<String>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -293,6 +500,62 @@ mod tests {
             .contains("cannot be used"));
         assert!(enqueue(&["math", "add", "--at", "soon"]).expect_err("bad").to_string().contains("invalid time"));
         assert!(enqueue(&["math"]).is_err());
+    }
+
+    fn inspect(args: &[&str]) -> Result<InspectCmd, clap::Error> {
+        match parse(args)?.command {
+            Cmd::Inspect(c) => Ok(c),
+            other => panic!("not an operator subcommand: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn operator_subcommands() {
+        assert!(matches!(inspect(&["stats"]), Ok(InspectCmd::Stats(OutputArgs { json: false }))));
+        assert!(matches!(inspect(&["details", "--json"]), Ok(InspectCmd::Details(OutputArgs { json: true }))));
+        let Ok(InspectCmd::Queued(q)) = inspect(&["queued", "math", "--offset", "5"]) else { panic!("queued") };
+        assert_eq!((q.queue.as_str(), q.offset, q.count), ("math", 5, 100));
+        let Ok(InspectCmd::Failed(f)) = inspect(&["failed", "--count", "3", "--json"]) else { panic!("failed") };
+        assert_eq!((f.offset, f.count, f.output.json), (0, 3, true));
+        let Ok(InspectCmd::Delayed(d)) = inspect(&["delayed", "--at", "2026-11-22T06:30:10.123Z"]) else {
+            panic!("delayed")
+        };
+        assert_eq!((d.at, d.jobs, d.job), (Some(1_795_329_010_123), false, None));
+        let Ok(InspectCmd::Delayed(d)) = inspect(&["delayed", "--job", "q", "C", "[1]", "--json"]) else {
+            panic!("delayed")
+        };
+        assert_eq!(d.job, Some(vec!["q".to_string(), "C".to_string(), "[1]".to_string()]));
+        assert!(d.output.json);
+        let Ok(InspectCmd::Retry(r)) = inspect(&["retry", "--class", "C", "--queue", "q"]) else { panic!("retry") };
+        assert_eq!((r.class.as_deref(), r.queue.as_deref(), r.all, r.batch), (Some("C"), Some("q"), false, 1000));
+        assert_eq!(r.progress, ProgressArg::Auto);
+        let Ok(InspectCmd::Remove(r)) = inspect(&["remove", "--all", "--batch", "5", "--progress", "none"]) else {
+            panic!("remove")
+        };
+        assert_eq!((r.all, r.batch, r.progress), (true, 5, ProgressArg::None));
+        let Ok(InspectCmd::CleanWorkers(c)) = inspect(&["clean-workers", "--age", "10m"]) else { panic!("clean") };
+        assert_eq!((c.age, c.worker), (Some(Duration::from_secs(600)), None));
+        assert_eq!(inspect(&["locks"]).map(|c| c.name()).ok(), Some("locks"));
+    }
+
+    #[test]
+    fn operator_usage_errors() {
+        for (args, kind) in [
+            (&["retry"][..], ErrorKind::MissingRequiredArgument),
+            (&["remove", "--batch", "10"], ErrorKind::MissingRequiredArgument),
+            (&["retry", "--all", "--id", "x"], ErrorKind::ArgumentConflict),
+            (&["retry", "--all", "--batch", "0"], ErrorKind::ValueValidation),
+            (&["retry", "--all", "--batch", "100001"], ErrorKind::ValueValidation),
+            (&["clean-workers"], ErrorKind::MissingRequiredArgument),
+            (&["clean-workers", "--age", "1s", "--worker", "w"], ErrorKind::ArgumentConflict),
+            (&["delayed", "--jobs", "--at", "1"], ErrorKind::ArgumentConflict),
+            (&["delayed", "--job", "q"], ErrorKind::TooFewValues),
+            (&["queued"], ErrorKind::MissingRequiredArgument),
+        ] {
+            let e = inspect(args).expect_err("a usage error");
+            assert_eq!(e.kind(), kind, "{args:?}: {e}");
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+        }
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //!   stop, reconnection), with in-process handlers;
 //! - [`work`]: `tq work`, the processor loop running one command per job;
 //! - [`enqueue`]: `tq enqueue`;
+//! - [`inspect`]: the operator subcommands (`tq stats`, `tq failed`, `tq
+//!   retry`, ...) over the module's inspection commands, with [`table`]
+//!   rendering their tables and progress;
 //! - [`config`]: retry policies and per-class/per-queue settings (JSON file);
 //! - [`log`]: log lines (text or JSON) of the worker's events;
 //! - [`paired`]: `tq paired`, a command run under an expiring pair lock;
@@ -23,10 +26,12 @@ pub mod client;
 pub mod config;
 pub mod duration;
 pub mod enqueue;
+pub mod inspect;
 pub mod job;
 pub mod log;
 pub mod paired;
 pub mod sys;
+pub mod table;
 pub mod work;
 pub mod worker;
 

@@ -4,7 +4,7 @@ use clap::Parser;
 use tq_worker::cli::{Cli, Cmd, EnqueueArgs, WorkArgs};
 use tq_worker::config::{Rules, Settings};
 use tq_worker::log::{Format, Level};
-use tq_worker::{enqueue, paired, sys, work};
+use tq_worker::{enqueue, inspect, paired, sys, work};
 
 fn main() {
     let cli = Cli::parse();
@@ -40,6 +40,7 @@ fn main() {
             }
         },
         Cmd::Enqueue(a) => run_enqueue(&redis_url, &cli.ns, a),
+        Cmd::Inspect(c) => inspect::run(&redis_url, &cli.ns, c),
     };
     std::process::exit(code);
 }

@@ -1,0 +1,379 @@
+//! Rendering for the operator subcommands (`tq stats`, `tq failed`, ...):
+//! aligned text tables, times as RFC 3339 UTC with a relative part
+//! (`2026-11-22T10:00:00Z (in 5m)`), and the progress report of long
+//! sweeps (`tq retry`, `tq remove`) on stderr: a redrawn bar on a terminal,
+//! plain periodic lines otherwise.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// Column alignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Align {
+    Left,
+    Right,
+}
+
+/// A text table: a header row and rows of cells, columns separated by two
+/// spaces, the last column not padded.
+#[derive(Debug, Clone)]
+pub struct Table {
+    headers: Vec<String>,
+    align: Vec<Align>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// Columns as (header, alignment).
+    pub fn new(columns: &[(&str, Align)]) -> Table {
+        Table {
+            headers: columns.iter().map(|(h, _)| (*h).to_string()).collect(),
+            align: columns.iter().map(|(_, a)| *a).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row (missing cells are blank, extra ones dropped).
+    pub fn row(&mut self, cells: Vec<String>) {
+        let mut cells = cells;
+        cells.resize(self.headers.len(), String::new());
+        self.rows.push(cells);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The table as lines, each ending in `\n`; `indent` spaces before each.
+    pub fn render_indented(&self, indent: usize) -> String {
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| width(h)).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(width(cell));
+            }
+        }
+        let last = self.headers.len().saturating_sub(1);
+        let mut out = String::new();
+        for row in std::iter::once(&self.headers).chain(&self.rows) {
+            let mut line = " ".repeat(indent);
+            for (i, cell) in row.iter().enumerate() {
+                let w = widths.get(i).copied().unwrap_or(0);
+                let pad = " ".repeat(w.saturating_sub(width(cell)));
+                if i > 0 {
+                    line.push_str("  ");
+                }
+                match self.align.get(i).copied().unwrap_or(Align::Left) {
+                    Align::Right => {
+                        line.push_str(&pad);
+                        line.push_str(cell);
+                    }
+                    Align::Left => {
+                        line.push_str(cell);
+                        if i < last {
+                            line.push_str(&pad);
+                        }
+                    }
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    pub fn render(&self) -> String {
+        self.render_indented(0)
+    }
+}
+
+/// Display width of a cell: characters (tables hold one-line text).
+fn width(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// A cell of arbitrary text on one line: control characters (newlines,
+/// tabs, escapes) become spaces and runs of them one space; longer than `max`
+/// characters is cut with `…`.
+pub fn cell(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut space = false;
+    for c in text.chars() {
+        if c.is_control() || c.is_whitespace() {
+            space = true;
+            continue;
+        }
+        if space && !out.is_empty() {
+            out.push(' ');
+        }
+        space = false;
+        out.push(c);
+    }
+    if out.chars().count() > max {
+        let keep: String = out.chars().take(max.saturating_sub(1)).collect();
+        format!("{keep}…")
+    } else {
+        out
+    }
+}
+
+/// `new Date(ms).toISOString()` without a zero fraction:
+/// `2026-11-22T10:00:00Z`, `2026-11-22T10:00:00.250Z`.
+pub fn rfc3339(ms: u64) -> String {
+    let iso = tq_core::time::iso8601(ms);
+    match iso.strip_suffix(".000Z") {
+        Some(whole) => format!("{whole}Z"),
+        None => iso,
+    }
+}
+
+/// A duration in at most two units: `850ms`, `12s`, `5m`, `5m 12s`,
+/// `1h 5m`, `2d 3h`.
+pub fn human_duration(ms: u64) -> String {
+    const UNITS: [(u64, &str); 4] = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")];
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let mut parts = Vec::new();
+    let mut rest = ms;
+    for (size, name) in UNITS {
+        let n = rest / size;
+        rest %= size;
+        if n > 0 || !parts.is_empty() {
+            parts.push((n, name));
+        }
+        if parts.len() == 2 {
+            break;
+        }
+    }
+    parts.into_iter().filter(|(n, _)| *n > 0).map(|(n, name)| format!("{n}{name}")).collect::<Vec<_>>().join(" ")
+}
+
+/// `in 5m`, `5m ago` or `now` (under a second apart), for `at` seen at `now`.
+pub fn relative(at: u64, now: u64) -> String {
+    if at.abs_diff(now) < 1000 {
+        "now".to_string()
+    } else if at > now {
+        format!("in {}", human_duration(at - now))
+    } else {
+        format!("{} ago", human_duration(now - at))
+    }
+}
+
+/// `2026-11-22T10:00:00Z (in 5m)`.
+pub fn when(at: u64, now: u64) -> String {
+    format!("{} ({})", rfc3339(at), relative(at, now))
+}
+
+/// How a sweep reports its progress on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressStyle {
+    /// A bar redrawn in place (`\r`), for a terminal.
+    Bar,
+    /// A plain line every few seconds, for logs.
+    Plain,
+    /// Nothing.
+    Off,
+}
+
+/// How often plain lines come.
+const PLAIN_EVERY: Duration = Duration::from_secs(2);
+/// How often the bar is redrawn at most.
+const BAR_EVERY: Duration = Duration::from_millis(100);
+const BAR_WIDTH: usize = 30;
+
+/// Progress of a sweep over `total` items (records looked at), with a count
+/// of the items it acted on (`verb`: "retried", "removed").
+pub struct Progress {
+    label: String,
+    verb: &'static str,
+    total: u64,
+    style: ProgressStyle,
+    started: Instant,
+    last: Option<Instant>,
+    done: u64,
+    affected: u64,
+}
+
+impl Progress {
+    pub fn new(label: &str, verb: &'static str, total: u64, style: ProgressStyle) -> Progress {
+        Progress {
+            label: label.to_string(),
+            verb,
+            total,
+            style,
+            started: Instant::now(),
+            last: None,
+            done: 0,
+            affected: 0,
+        }
+    }
+
+    /// Records the position reached; draws when it is time to.
+    pub fn update(&mut self, done: u64, affected: u64) {
+        self.done = done;
+        self.affected = affected;
+        self.total = self.total.max(done);
+        let now = Instant::now();
+        let due = match (self.style, self.last) {
+            (ProgressStyle::Off, _) => false,
+            (ProgressStyle::Bar, None) => true,
+            (ProgressStyle::Bar, Some(t)) => now.duration_since(t) >= BAR_EVERY,
+            (ProgressStyle::Plain, last) => now.duration_since(last.unwrap_or(self.started)) >= PLAIN_EVERY,
+        };
+        if due {
+            self.last = Some(now);
+            self.draw(false);
+        }
+    }
+
+    /// The final state: the bar is drawn complete and its line ended; a plain
+    /// report that printed anything prints a last line.
+    pub fn finish(&mut self) {
+        self.total = self.total.max(self.done);
+        match self.style {
+            ProgressStyle::Bar => self.draw(true),
+            ProgressStyle::Plain if self.last.is_some() => self.draw(true),
+            _ => {}
+        }
+    }
+
+    fn draw(&self, last: bool) {
+        let elapsed = self.started.elapsed();
+        let text = match self.style {
+            ProgressStyle::Bar => {
+                let bar = bar_line(&self.label, self.done, self.total, elapsed);
+                let mut t = format!("\r{bar}  {} {}\x1b[K", self.affected, self.verb);
+                if last {
+                    t.push('\n');
+                }
+                t
+            }
+            ProgressStyle::Plain => {
+                format!(
+                    "{}: {}  {} {}\n",
+                    self.label,
+                    status_line(self.done, self.total, elapsed),
+                    self.affected,
+                    self.verb
+                )
+            }
+            ProgressStyle::Off => return,
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(text.as_bytes());
+        let _ = err.flush();
+    }
+}
+
+/// `12000/25000  48%  5400/s  ETA 2s` (rate and ETA once measurable).
+pub fn status_line(done: u64, total: u64, elapsed: Duration) -> String {
+    let pct = done.saturating_mul(100).checked_div(total).unwrap_or(100);
+    let mut s = format!("{done}/{total}  {pct:>3}%");
+    let secs = elapsed.as_secs_f64();
+    if secs >= 0.001 && done > 0 {
+        let rate = done as f64 / secs;
+        s.push_str(&format!("  {}/s", rate.round() as u64));
+        if done < total {
+            let eta_secs = ((total - done) as f64 / rate).ceil().max(1.0) as u64;
+            s.push_str(&format!("  ETA {}", human_duration(eta_secs.saturating_mul(1000))));
+        }
+    }
+    s
+}
+
+/// `retry [#########---------------------] 12000/25000   48%  5400/s  ETA 2s`.
+pub fn bar_line(label: &str, done: u64, total: u64, elapsed: Duration) -> String {
+    let filled =
+        (done.min(total) * BAR_WIDTH as u64).checked_div(total).map_or(BAR_WIDTH, |n| usize::try_from(n).unwrap_or(0));
+    format!(
+        "{label} [{}{}] {}",
+        "#".repeat(filled),
+        "-".repeat(BAR_WIDTH.saturating_sub(filled)),
+        status_line(done, total, elapsed)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align() {
+        let mut t = Table::new(&[("QUEUE", Align::Left), ("LENGTH", Align::Right), ("NOTE", Align::Left)]);
+        t.row(vec!["math".into(), "10".into(), "x".into()]);
+        t.row(vec!["a-long-queue".into(), "2".into(), String::new()]);
+        t.row(vec!["é".into(), "12345678".into()]);
+        assert_eq!(
+            t.render(),
+            "QUEUE           LENGTH  NOTE\n\
+             math                10  x\n\
+             a-long-queue         2\n\
+             é             12345678\n"
+        );
+        assert_eq!(t.len(), 3);
+        let t = Table::new(&[("A", Align::Left), ("B", Align::Left)]);
+        assert!(t.is_empty());
+        assert_eq!(t.render_indented(2), "  A  B\n");
+    }
+
+    #[test]
+    fn cells_are_one_line_and_bounded() {
+        assert_eq!(cell("boom\nline 2\t\tend ", 100), "boom line 2 end");
+        assert_eq!(cell("  lead", 100), "lead");
+        assert_eq!(cell("abcdefghij", 5), "abcd…");
+        assert_eq!(cell("abcde", 5), "abcde");
+        assert_eq!(cell("ééééééé", 4), "ééé…");
+        assert_eq!(cell("\x1b[31mred", 100), "[31mred");
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_329_010_123), "2026-11-22T06:30:10.123Z");
+        assert_eq!(rfc3339(1_795_329_010_000), "2026-11-22T06:30:10Z");
+        assert_eq!(when(1_795_329_310_000, 1_795_329_010_000), "2026-11-22T06:35:10Z (in 5m)");
+        assert_eq!(when(1_795_329_010_000, 1_795_329_070_500), "2026-11-22T06:30:10Z (1m ago)");
+        assert_eq!(relative(5_000, 5_999), "now");
+        assert_eq!(relative(5_999, 5_000), "now");
+        assert_eq!(relative(10_000, 5_000), "in 5s");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(human_duration(0), "0ms");
+        assert_eq!(human_duration(850), "850ms");
+        assert_eq!(human_duration(1_000), "1s");
+        assert_eq!(human_duration(12_345), "12s");
+        assert_eq!(human_duration(300_000), "5m");
+        assert_eq!(human_duration(312_000), "5m 12s");
+        assert_eq!(human_duration(3_600_000 + 5 * 60_000 + 7_000), "1h 5m");
+        assert_eq!(human_duration(3_600_000 + 7_000), "1h", "two units at most: the seconds go");
+        assert_eq!(human_duration(2 * 86_400_000 + 3 * 3_600_000), "2d 3h");
+        assert_eq!(human_duration(86_400_000 + 59_000), "1d");
+    }
+
+    #[test]
+    fn progress_lines() {
+        assert_eq!(status_line(0, 100, Duration::ZERO), "0/100    0%");
+        assert_eq!(status_line(50, 100, Duration::from_secs(1)), "50/100   50%  50/s  ETA 1s");
+        assert_eq!(status_line(12_000, 25_000, Duration::from_secs(2)), "12000/25000   48%  6000/s  ETA 3s");
+        assert_eq!(status_line(100, 100, Duration::from_secs(4)), "100/100  100%  25/s");
+        assert_eq!(status_line(0, 0, Duration::from_secs(1)), "0/0  100%");
+        let bar = bar_line("retry", 15, 30, Duration::from_secs(1));
+        assert_eq!(bar, format!("retry [{}{}] 15/30   50%  15/s  ETA 1s", "#".repeat(15), "-".repeat(15)));
+        assert!(bar_line("x", 0, 0, Duration::ZERO).starts_with(&format!("x [{}]", "#".repeat(30))));
+        assert!(bar_line("x", 40, 30, Duration::ZERO).starts_with(&format!("x [{}]", "#".repeat(30))));
+    }
+
+    #[test]
+    fn progress_off_draws_nothing_and_tracks_the_total() {
+        let mut p = Progress::new("retry", "retried", 10, ProgressStyle::Off);
+        p.update(15, 3);
+        p.finish();
+        assert_eq!((p.done, p.total, p.affected), (15, 15, 3));
+    }
+}
