@@ -12,22 +12,28 @@ use redis_module::raw;
 
 pub type Ctx = *mut raw::RedisModuleCtx;
 
-/// An owned `RedisModuleString`, freed on drop.
+/// An owned `RedisModuleString`, freed on drop. Its bytes are located once:
+/// tq never changes a string after creating it, and key handles compare
+/// names often.
 pub struct RStr {
     ctx: Ctx,
     ptr: NonNull<raw::RedisModuleString>,
+    data: *const u8,
+    len: usize,
 }
 
 impl RStr {
     pub fn new(ctx: Ctx, bytes: &[u8]) -> Option<Self> {
         // SAFETY: the buffer is valid for its length; Redis copies it.
         let p = unsafe { raw::RedisModule_CreateString?(ctx, bytes.as_ptr().cast::<c_char>(), bytes.len()) };
-        NonNull::new(p).map(|ptr| RStr { ctx, ptr })
+        Self::adopt(ctx, p)
     }
 
     /// Takes ownership of a string Redis handed over (may be null).
     fn adopt(ctx: Ctx, p: *mut raw::RedisModuleString) -> Option<Self> {
-        NonNull::new(p).map(|ptr| RStr { ctx, ptr })
+        let ptr = NonNull::new(p)?;
+        let b = str_bytes(p);
+        Some(RStr { ctx, ptr, data: b.as_ptr(), len: b.len() })
     }
 
     pub fn as_ptr(&self) -> *mut raw::RedisModuleString {
@@ -35,7 +41,12 @@ impl RStr {
     }
 
     pub fn bytes(&self) -> &[u8] {
-        str_bytes(self.ptr.as_ptr())
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: the string's buffer, read at creation, lives as long as
+        // the string (owned by self) and is never changed.
+        unsafe { std::slice::from_raw_parts(self.data, self.len) }
     }
 }
 

@@ -390,6 +390,16 @@ impl RedisStore {
                     self.out.bytes(c"SREM", &[key, member]);
                 }
             }
+            Effect::LSet { key, index, value } => {
+                // The call emits the `lset` keyspace event itself.
+                let index = index.to_string();
+                self.release(key);
+                match rm::call(ctx, c"LSET", &[key, index.as_bytes(), value]).map(|r| r.value()) {
+                    Some(rm::Called::Error(e)) => return Err(TqError::Internal(e)),
+                    Some(_) => self.out.bytes(c"LSET", &[key, index.as_bytes(), value]),
+                    None => return Err(TqError::Internal("LSET could not run".into())),
+                }
+            }
             Effect::LRem { key, count, value } => {
                 // The call emits the `lrem` (and `del`) keyspace events itself.
                 let count = count.to_string();

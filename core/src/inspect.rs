@@ -19,6 +19,9 @@ pub const MAX_FAILED_SCAN: u64 = 100_000;
 /// The node-resque marker `retryStuckJobs` looks for (`backtrace[1]`).
 const FORCE_CLEAN_MARK: &str = "queue#forceCleanWorker";
 const FORCE_CLEAN_ERROR: &str = "Worker Timeout (killed manually)";
+/// Stands for a failed record being removed, within one step (never a
+/// JSON object, so never a record).
+const REMOVED_MARK: &[u8] = b"tq:removed";
 
 fn bulk(b: impl Into<Vec<u8>>) -> Reply {
     Reply::Bulk(b.into())
@@ -288,7 +291,11 @@ pub fn failed_retry(
     let queues = ns.queues();
     let mut plan = Plan::new(Reply::Nil);
     let mut done: u64 = 0;
-    for record in &records {
+    // Each removed record is overwritten in place with a marker, and one
+    // LREM removes the markers: one pass over the list's head, where an LREM
+    // per record would scan it once per record.
+    let mut marked = Vec::new();
+    for (i, record) in records.iter().enumerate() {
         if !filter.matches(record) {
             continue;
         }
@@ -305,8 +312,18 @@ pub fn failed_retry(
             plan.effects.push(Effect::SAdd { key: queues.clone(), member: queue });
             plan.effects.push(Effect::RPush { key: qkey, value: job });
         }
-        plan.effects.push(Effect::LRem { key: failed_key.clone(), count: 1, value: record.clone() });
+        marked.push(start.saturating_add(i64::try_from(i).unwrap_or(i64::MAX)));
         done += 1;
+    }
+    for index in marked {
+        plan.effects.push(Effect::LSet { key: failed_key.clone(), index, value: REMOVED_MARK.to_vec() });
+    }
+    if done > 0 {
+        plan.effects.push(Effect::LRem {
+            key: failed_key.clone(),
+            count: i64::try_from(done).unwrap_or(i64::MAX),
+            value: REMOVED_MARK.to_vec(),
+        });
     }
     let scanned = u64::try_from(records.len()).unwrap_or(0);
     let end = from.saturating_add(scanned) >= u64::try_from(total).unwrap_or(0);

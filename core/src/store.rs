@@ -144,6 +144,12 @@ pub enum Effect {
         value: Vec<u8>,
         at_ms: u64,
     },
+    /// Replaces the element at `index` (which exists).
+    LSet {
+        key: Vec<u8>,
+        index: i64,
+        value: Vec<u8>,
+    },
     /// Removes `count` occurrences of `value` (0 = all; LREM's count). The
     /// number removed is reported by `apply` (see `Reply::Removed`).
     LRem {
@@ -188,6 +194,7 @@ impl Effect {
             | Effect::LPopN { key, .. }
             | Effect::LPush { key, .. }
             | Effect::LRem { key, .. }
+            | Effect::LSet { key, .. }
             | Effect::LPop { key }
             | Effect::SAdd { key, .. }
             | Effect::SRem { key, .. }
@@ -383,6 +390,13 @@ impl MemStore {
                 Effect::LPop { .. } => {
                     if let Some(MemValue::List(l)) = self.data.get_mut(&key) {
                         l.pop_front();
+                    }
+                }
+                Effect::LSet { index, value, .. } => {
+                    if let Some(MemValue::List(l)) = self.data.get_mut(&key) {
+                        if let Some(slot) = usize::try_from(*index).ok().and_then(|i| l.get_mut(i)) {
+                            *slot = value.clone();
+                        }
                     }
                 }
                 Effect::LRem { count, value, .. } => {
