@@ -210,7 +210,7 @@ impl Command for FailRetry {
     const FLAGS: &'static CStr = c"write deny-oom";
     const DOC: Doc = Doc {
         summary: c"Enqueues failed jobs again and removes their records: those matching every filter among LIMIT records from FROM; replies [retried, next-from] (nil at the end)",
-        complexity: c"O(N*M) with N the records looked at and M the failed list",
+        complexity: c"O(S+N) with S the position FROM and N the records looked at",
         arity: -2,
         writes: true,
         args: FAILED_ARGS,
@@ -231,7 +231,7 @@ impl Command for FailRemove {
     const FLAGS: &'static CStr = c"write";
     const DOC: Doc = Doc {
         summary: c"Removes failed-job records matching every filter among LIMIT records from FROM; replies [removed, next-from] (nil at the end)",
-        complexity: c"O(N*M) with N the records looked at and M the failed list",
+        complexity: c"O(S+N) with S the position FROM and N the records looked at",
         arity: -2,
         writes: true,
         args: FAILED_ARGS,
