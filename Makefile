@@ -46,8 +46,8 @@ lint: ## rustfmt check and clippy
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-bench: build ## Benchmarks against raw Redis commands (figures for the README)
-	scripts/bench.sh
+bench: build ## Every benchmark, one table in target/bench/table.md (QUICK=1: a short run)
+	scripts/bench_all.sh
 
 clean: ## Remove build output and test server directories
 	$(CARGO) clean

@@ -6,32 +6,23 @@
 #            DEL), vs TQ.POP+TQ.ACK (scripts/bench_cycle.rs, 8 connections)
 # Then the enqueue pair again with a replica attached (both sides pay
 # replication). Timing figures live here, never in tests.
-# Env: N (requests per enqueue run, default 300000), JOBS (default 200000).
+# Env: N (requests per enqueue run, default 300000), JOBS (default 200000),
+#      KV (a file to append the figures to as key=value lines, for
+#      scripts/bench_all.sh's table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-300000}
 JOBS=${JOBS:-200000}
 MODULE=$PWD/target/release/libtq.so
-[ -f "$MODULE" ] || cargo build --release
-cargo build --release --example bench-cycle -q
+KV=${KV:-}
+cargo build --release -p tq-module --lib --example bench-cycle -q
 CYCLE=$PWD/target/release/examples/bench-cycle
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 DIR=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$DIR"; }
-trap cleanup EXIT
+. scripts/servers.sh
 
-start() { # port dir [args...]
-  local port=$1 dir=$2; shift 2; mkdir -p "$dir"
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no --logfile "$dir/log" "$@" &
-  PIDS+=($!)
-  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.05; done
-  echo "redis-server on $port did not start" >&2; exit 1
-}
-
-P=$(free_port)
-start "$P" "$DIR/primary" --loadmodule "$MODULE"
+start 1
+P=$PORT
 PAYLOAD='{"class":"add","queue":"bench","args":[1,2]}'
 
 rps() { # port pipeline cmd...
@@ -41,6 +32,7 @@ rps() { # port pipeline cmd...
 }
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 row() { printf '| %-34s | %12.0f | %12.0f | %5sx |\n' "$1" "$2" "$3" "$(ratio "$3" "$2")"; }
+kv() { [ -z "$KV" ] || echo "$1=$2" >>"$KV"; } # key value
 
 echo "redis $(redis-server --version | sed -E 's/.*v=([0-9.]+).*/\1/'), $(nproc) cores, $(date -u +%Y-%m-%d)"
 echo
@@ -51,6 +43,8 @@ for pipe in 1 16; do
   a=$(rps "$P" $pipe RPUSH resque:queue:bench "$PAYLOAD")
   b=$(rps "$P" $pipe TQ.ENQUEUE resque bench add '[1,2]')
   row "RPUSH vs TQ.ENQUEUE, -P $pipe" "$a" "$b"
+  kv "enq.rpush.p$pipe" "$a"
+  kv "enq.tq.p$pipe" "$b"
 done
 SHA=$(redis-cli -p "$P" SCRIPT LOAD "redis.call('SADD', KEYS[1], ARGV[1]); return redis.call('RPUSH', KEYS[2], ARGV[2])")
 for pipe in 1 16; do
@@ -58,6 +52,8 @@ for pipe in 1 16; do
   a=$(rps "$P" $pipe EVALSHA "$SHA" 2 resque:queues resque:queue:bench bench "$PAYLOAD")
   b=$(rps "$P" $pipe TQ.ENQUEUE resque bench add '[1,2]')
   row "Lua SADD+RPUSH vs TQ.ENQUEUE, -P $pipe" "$a" "$b"
+  kv "enq.lua.p$pipe" "$a"
+  kv "enq.tq_vs_lua.p$pipe" "$b"
 done
 for depth in 1 16; do
   redis-cli -p "$P" flushall >/dev/null
@@ -66,10 +62,13 @@ for depth in 1 16; do
   c=$("$CYCLE" "$P" noderesque "$JOBS" "$depth" 8)
   row "LPOP vs TQ.POP+TQ.ACK jobs/s, -P $depth" "$a" "$b"
   row "node-resque cmds vs POP+ACK, -P $depth" "$c" "$b"
+  kv "take.lpop.p$depth" "$a"
+  kv "take.tq.p$depth" "$b"
+  kv "take.noderesque.p$depth" "$c"
 done
 
-R=$(free_port)
-start "$R" "$DIR/replica" --replicaof 127.0.0.1 "$P"
+start 0 --replicaof 127.0.0.1 "$P"
+R=$PORT
 for _ in $(seq 200); do
   redis-cli -p "$R" info replication | grep -q 'master_link_status:up' && break; sleep 0.05
 done
@@ -77,3 +76,5 @@ redis-cli -p "$P" flushall >/dev/null
 a=$(rps "$P" 16 RPUSH resque:queue:bench "$PAYLOAD")
 b=$(rps "$P" 16 TQ.ENQUEUE resque bench add '[1,2]')
 row "with a replica: RPUSH vs ENQUEUE -P 16" "$a" "$b"
+kv enq.replica.rpush.p16 "$a"
+kv enq.replica.tq.p16 "$b"

@@ -4,10 +4,17 @@
 //! - `popack`: `TQ.POP` + `TQ.ACK`;
 //! - `noderesque`: what a node-resque worker sends per job: its Lua pop
 //!   (`LPOP` + `SET` of the cjson "working on" record), `MULTI; INCR; INCR;
-//!   EXEC` for the stats, then `DEL` of the record.
+//!   EXEC` for the stats, then `DEL` of the record;
+//! - `cycle`: the full job cycle, as `scripts/bench_all.sh` compares it with
+//!   node-resque and BullMQ: the queue starts empty, a producer thread sends
+//!   `TQ.ENQUEUE` (`pipeline-depth` per round trip) while `connections`
+//!   consumers loop `TQ.BPOP` -> parse the payload -> `TQ.ACK`; jobs/s from
+//!   the first enqueue to the last ACK.
 //!
-//! usage: bench-cycle <port> <lpop|popack|noderesque> <jobs> <pipeline-depth> <connections>
+//! usage: bench-cycle <port> <lpop|popack|noderesque|cycle> <jobs> <pipeline-depth> <connections>
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// node-resque 9.7's lua/popAndStoreJob.lua, as its worker loads it.
@@ -34,6 +41,10 @@ fn main() {
     let client = redis::Client::open(url).expect("client");
     let ns = format!("bench{}", std::process::id());
     let queue_key = format!("{ns}:queue:q");
+    if mode == "cycle" {
+        println!("{:.0}", full_cycle(&client, &ns, jobs, depth, conns));
+        return;
+    }
 
     // Fill the queue with node-resque payloads.
     let mut c = client.get_connection().expect("connect");
@@ -109,4 +120,44 @@ fn main() {
     let taken = per_conn * conns;
     let _: () = redis::cmd("DEL").arg(&queue_key).query(&mut c).expect("cleanup");
     println!("{:.0}", taken as f64 / secs);
+}
+
+/// The `cycle` mode; returns jobs/s.
+fn full_cycle(client: &redis::Client, ns: &str, jobs: usize, window: usize, conns: usize) -> f64 {
+    let acked = Arc::new(AtomicUsize::new(0));
+    let last_ack = Arc::new(OnceLock::new());
+    let consumers: Vec<_> = (0..conns)
+        .map(|t| {
+            let (client, ns, acked, last_ack) = (client.clone(), ns.to_string(), acked.clone(), last_ack.clone());
+            std::thread::spawn(move || {
+                let mut c = client.get_connection().expect("connect");
+                let worker = format!("bench:{}", t + 1);
+                while acked.load(Ordering::Relaxed) < jobs {
+                    let job: Option<(String, Vec<u8>)> =
+                        redis::cmd("TQ.BPOP").arg(&ns).arg(&worker).arg("q").arg(200).query(&mut c).expect("BPOP");
+                    let Some((_, payload)) = job else { continue };
+                    let _: serde_json::Value = serde_json::from_slice(&payload).expect("payload");
+                    let _: () = redis::cmd("TQ.ACK").arg(&ns).arg(&worker).query(&mut c).expect("ACK");
+                    if acked.fetch_add(1, Ordering::Relaxed) + 1 == jobs {
+                        let _ = last_ack.set(Instant::now());
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300)); // every consumer waiting
+    let mut c = client.get_connection().expect("connect");
+    let start = Instant::now();
+    for first in (0..jobs).step_by(window.max(1)) {
+        let mut p = redis::pipe();
+        for i in first..(first + window.max(1)).min(jobs) {
+            p.cmd("TQ.ENQUEUE").arg(ns).arg("q").arg("add").arg(format!("[{i},2]")).ignore();
+        }
+        p.query::<()>(&mut c).expect("ENQUEUE");
+    }
+    for h in consumers {
+        h.join().expect("consumer");
+    }
+    let end = *last_ack.get().expect("every job acknowledged");
+    jobs as f64 / (end - start).as_secs_f64()
 }

@@ -21,7 +21,8 @@
 #      depth 1M, 100k cycles), REPS (runs of each benchmark, default 2),
 #      ONLY="pickup lateness promote depth" (a subset),
 #      PERF=1 (perf profile of the server during the first timer promotion,
-#      printed to stderr).
+#      printed to stderr), KV (a file to write every figure to as
+#      <name>.<key>,<run>=<value> lines, for scripts/bench_all.sh's table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,45 +52,7 @@ DIR=$(mktemp -d)
 cp target/release/libtq.so target/release/examples/bench-time "$DIR/"
 MODULE=$DIR/libtq.so
 BT=$DIR/bench-time
-PIDS=() # every server started (killed on exit)
-LIVE=() # servers running now (their CPU is this script's)
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c '
-import socket
-while True:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close()
-    if p != 6379: print(p); break'
-}
-
-# start <with-module 0|1>: a fresh server; sets PORT and SPID.
-start() {
-  PORT=$(free_port)
-  local dir="$DIR/$PORT" args=()
-  mkdir -p "$dir"
-  [ "$1" = 1 ] && args=(--loadmodule "$MODULE")
-  redis-server --port "$PORT" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no \
-    --logfile "$dir/log" "${args[@]}" &
-  SPID=$!
-  PIDS+=("$SPID")
-  LIVE+=("$SPID")
-  for _ in $(seq 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && return; sleep 0.05; done
-  echo "redis-server on $PORT did not start" >&2
-  exit 1
-}
-stop() { # [pid port]: a server, by default the one started last
-  local pid=${1:-$SPID} port=${2:-$PORT} p keep=()
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  rm -rf "${DIR:?}/$port"
-  for p in "${LIVE[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
-  LIVE=("${keep[@]}")
-}
+. scripts/servers.sh
 
 declare -A R # "<name>.<key>,<rep>" -> value
 keep() {     # name rep "k=v k=v ..."
@@ -115,8 +78,8 @@ noise_mark() { N_BUSY=$(busy_ticks) N_CHILD=$(child_ticks) N_T=$(date +%s.%N); }
 noise_take() { # name rep
   local busy child t
   busy=$(busy_ticks) child=$(child_ticks) t=$(date +%s.%N)
-  R["$1.others_cores,$2"]=$(awk -v b=$((busy - N_BUSY)) -v c=$((child - N_CHILD)) -v w="$(echo "$t - $N_T" | bc)" -v hz="$HZ" \
-    'BEGIN { o = (b - c) / hz / w; if (o < 0) o = 0; printf "%.2f", o }')
+  R["$1.others_cores,$2"]=$(awk -v b=$((busy - N_BUSY)) -v c=$((child - N_CHILD)) -v t="$t" -v t0="$N_T" -v hz="$HZ" \
+    'BEGIN { o = (b - c) / hz / (t - t0); if (o < 0) o = 0; printf "%.2f", o }')
 }
 measure() { # name rep command...: run a driver (failing the script if it fails) and keep its figures
   local name=$1 rep=$2 out
@@ -212,6 +175,9 @@ for rep in $(seq "$REPS"); do
 done
 
 # ------------------------------------------------------------------ table
+if [ -n "${KV:-}" ]; then
+  for k in "${!R[@]}"; do echo "$k=${R[$k]}"; done | sort >"$KV"
+fi
 set +u
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2fx", a / b }'; }
 num() { # thousands separators for integers, else as is

@@ -2,7 +2,8 @@
 # Installs what building and testing tq needs on a fresh Debian machine:
 # redis-server (with redis-cli/redis-benchmark) and libclang for bindgen.
 # Skips anything already present. Pass --node to also install the pinned npm
-# packages used by the interop tests.
+# packages used by the interop tests, --bench for what the benchmark scripts
+# use besides (python3).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,9 @@ if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_6
   need="$need libclang-dev"
 elif ! ls /usr/lib/llvm-*/lib/clang/*/include/stddef.h >/dev/null 2>&1; then
   need="$need libclang-dev"
+fi
+if [ "${1:-}" = "--bench" ] && ! command -v python3 >/dev/null 2>&1; then
+  need="$need python3"
 fi
 if [ -n "$need" ]; then
   echo "deps: installing$need"

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Every benchmark of tq in one run on one machine, assembled into ONE markdown
+# table: printed at the end and saved to target/bench/table.md (the pieces'
+# own output and figures stay beside it). `make bench` runs this.
+#
+#   1. enqueue and take+complete vs raw Redis commands: scripts/bench.sh
+#   2. full job cycle (enqueue -> pop -> no-op -> ack), the same job count for
+#      each: tq from Rust (a TQ.BPOP/TQ.ACK loop, and the tq_worker library),
+#      tq from Node, node-resque, BullMQ (scripts/bench-node/bench.js)
+#   3. memory per waiting job and per job in flight: tq vs node-resque vs
+#      BullMQ, each from its own producer/workers (scripts/bench-node/bench.js)
+#   4. pickup latency, delayed-job lateness, promotion of 1M due jobs, POP+ACK
+#      at depth 1k vs 10M: scripts/bench_time.sh (one run, REPS=1)
+#
+# Every server is a fresh redis-server on a free loopback port (never 6379)
+# with --save '' --appendonly no, started and killed by PID (here, or by the
+# script called). tq runs on servers with the module loaded; node-resque and
+# BullMQ on the same redis-server binary and flags without it.
+# Timing figures live here, never in tests.
+#
+# Env: QUICK=1 (smaller sizes everywhere, a few minutes), CYCLE_JOBS,
+#      MEM_JOBS, MEM_WORKERS (override the sizes below).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+  ENQ_N=100000 TAKE_JOBS=50000 CYCLE_JOBS=${CYCLE_JOBS:-10000} WORK_JOBS=${WORK_JOBS:-2000} MEM_JOBS=${MEM_JOBS:-20000} MEM_WORKERS=${MEM_WORKERS:-500}
+else
+  ENQ_N=300000 TAKE_JOBS=200000 CYCLE_JOBS=${CYCLE_JOBS:-100000} WORK_JOBS=${WORK_JOBS:-10000} MEM_JOBS=${MEM_JOBS:-100000} MEM_WORKERS=${MEM_WORKERS:-2000}
+fi
+CONSUMERS=8 # consumers in the full cycle (connections, slots, workers, concurrency)
+WINDOW=50   # enqueues outstanding at once in the full cycle
+
+OUT=target/bench
+mkdir -p "$OUT"
+rm -f "$OUT"/*.kv "$OUT"/*.log "$OUT"/table.md
+RESULTS=$OUT/results.kv
+T0=$(date +%s)
+say() { echo "[bench_all] $*" >&2; }
+kv() { echo "$1=$2" >>"$RESULTS"; } # key value
+kv meta.load_before "$(cut -d' ' -f1-3 /proc/loadavg)"
+kv meta.quick "$QUICK"
+kv meta.cycle_jobs "$CYCLE_JOBS"
+kv meta.consumers "$CONSUMERS"
+kv meta.window "$WINDOW"
+kv meta.work_jobs "$WORK_JOBS"
+kv meta.mem_jobs "$MEM_JOBS"
+kv meta.mem_workers "$MEM_WORKERS"
+
+# ------------------------------------------------------------ what it needs
+scripts/deps.sh --bench # redis-server, redis-cli, redis-benchmark, python3
+command -v node >/dev/null || {
+  echo "bench: Node.js (with npm) is needed for the node-resque and BullMQ runs" >&2
+  exit 1
+}
+NODE_DIR=scripts/bench-node
+if [ ! -f "$NODE_DIR/node_modules/.package-lock.json" ] || [ "$NODE_DIR/package-lock.json" -nt "$NODE_DIR/node_modules/.package-lock.json" ]; then
+  say "installing node-resque and BullMQ (npm ci, pinned by $NODE_DIR/package-lock.json)"
+  (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+say "building the module and the Rust drivers"
+cargo build --release -p tq-module --lib --example bench-cycle --example bench-time -q
+cargo build --release -p tq-worker --bin tq --example bench -q
+
+# Copies, so that a rebuild while this runs changes nothing measured.
+DIR=$(mktemp -d)
+cp target/release/libtq.so target/release/examples/bench-cycle "$DIR/"
+cp target/release/examples/bench "$DIR/bench-worker"
+cp target/release/tq "$DIR/tq"
+MODULE=$DIR/libtq.so
+. scripts/servers.sh
+
+# measure <prefix> <with-module 0|1> command... (@PORT@ in the command is the
+# fresh server's): keeps every key=value the command prints, or a lone number
+# as <prefix>.rate.
+measure() {
+  local prefix=$1 module=$2 out word
+  shift 2
+  start "$module"
+  out=$("${@//@PORT@/$PORT}")
+  stop
+  for word in $out; do
+    case $word in
+      *=*) kv "$prefix.${word%%=*}" "${word#*=}" ;;
+      *) kv "$prefix.rate" "$word" ;;
+    esac
+  done
+}
+
+# ---------------------------------------------------- 1. enqueue and take
+kv meta.load_part1 "$(cut -d' ' -f1 /proc/loadavg)"
+say "1/4 enqueue and take+complete vs raw commands (scripts/bench.sh)"
+KV=$RESULTS N=$ENQ_N JOBS=$TAKE_JOBS scripts/bench.sh >"$OUT/bench.log"
+
+# -------------------------------------------------------- 2. full job cycle
+BENCH_JS=$NODE_DIR/bench.js
+kv meta.load_part2 "$(cut -d' ' -f1 /proc/loadavg)"
+say "2/4 full job cycle, $CYCLE_JOBS jobs, $CONSUMERS consumers"
+say "    tq, Rust TQ.BPOP/TQ.ACK loop"
+measure cycle.tq_rust 1 "$DIR/bench-cycle" @PORT@ cycle "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS"
+say "    tq, tq_worker library"
+measure cycle.tq_worker 1 "$DIR/bench-worker" @PORT@ "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS"
+say "    tq work, $WORK_JOBS jobs already waiting, each run as a process (/bin/true)"
+tq_work() { # port jobs consumers: prints jobs/s from the start of tq work to the last ack
+  local port=$1 jobs=$2 handlers="$DIR/handlers" t0 wpid done=0
+  mkdir -p "$handlers"
+  ln -sf "$(type -P true)" "$handlers/add" # not the shell builtin
+  redis-benchmark -p "$port" -n "$jobs" -c 50 -P 16 -q TQ.ENQUEUE resque bench add '[1,2]' >/dev/null
+  t0=$(date +%s.%N)
+  "$DIR/tq" work --redis "redis://127.0.0.1:$port/" --queues bench --handlers "$handlers" \
+    --concurrency "$3" --quiet >"$OUT/tq-work.log" 2>&1 &
+  wpid=$!
+  while [ "$done" -lt "$jobs" ]; do
+    sleep 0.02
+    done=$(redis-cli -p "$port" GET resque:stat:processed)
+    done=${done:-0}
+    [ "$(redis-cli -p "$port" GET resque:stat:failed)" = "" ] || { echo "tq work failed jobs (see $OUT/tq-work.log)" >&2; exit 1; }
+    kill -0 "$wpid" 2>/dev/null || { echo "tq work exited early (see $OUT/tq-work.log)" >&2; exit 1; }
+  done
+  awk -v n="$jobs" -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.0f\n", n / (t1 - t0) }'
+  kill -TERM "$wpid"
+  wait "$wpid" || true
+}
+measure cycle.tq_work 1 tq_work @PORT@ "$WORK_JOBS" "$CONSUMERS"
+say "    tq from Node"
+measure cycle.tq_node 1 node "$BENCH_JS" cycle tq @PORT@ "$CYCLE_JOBS" "$CONSUMERS"
+say "    node-resque"
+measure cycle.noderesque 0 node "$BENCH_JS" cycle node-resque @PORT@ "$CYCLE_JOBS" "$CONSUMERS"
+say "    BullMQ"
+measure cycle.bullmq 0 node "$BENCH_JS" cycle bullmq @PORT@ "$CYCLE_JOBS" "$CONSUMERS"
+
+# ---------------------------------------------------------------- 3. memory
+kv meta.load_part3 "$(cut -d' ' -f1 /proc/loadavg)"
+say "3/4 memory: $MEM_JOBS waiting jobs, $MEM_WORKERS jobs in flight"
+for sys in tq node-resque bullmq; do
+  module=0
+  [ "$sys" = tq ] && module=1
+  measure "mem_waiting.${sys//-/}" "$module" node "$BENCH_JS" mem-waiting "$sys" @PORT@ "$MEM_JOBS"
+  measure "mem_inflight.${sys//-/}" "$module" node "$BENCH_JS" mem-inflight "$sys" @PORT@ "$MEM_WORKERS"
+done
+
+# ---------------------------------- 4. latency, lateness, promotion, depth
+kv meta.load_part4 "$(cut -d' ' -f1 /proc/loadavg)"
+say "4/4 pickup latency, delayed-job lateness, promotion, depth (scripts/bench_time.sh)"
+KV=$OUT/bench_time.kv REPS=1 QUICK=$QUICK scripts/bench_time.sh >"$OUT/bench_time.log"
+
+# ------------------------------------------------------------------ table
+kv meta.load_after "$(cut -d' ' -f1-3 /proc/loadavg)"
+kv meta.seconds $(($(date +%s) - T0))
+kv meta.date "$(date -u +%Y-%m-%dT%H:%MZ)"
+kv meta.rev "$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git status --porcelain -- src core 2>/dev/null | grep -q . && echo ' (+uncommitted src/core)' || true)"
+kv meta.redis "$(redis-server --version | sed -E 's/.*v=([0-9.]+).*/\1/')"
+kv meta.cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+kv meta.cores "$(nproc)"
+kv meta.node "$(node --version)"
+for pkg in node-resque bullmq ioredis; do
+  kv "meta.$pkg" "$(node -p "require('./$NODE_DIR/node_modules/$pkg/package.json').version")"
+done
+python3 scripts/bench_table.py "$RESULTS" "$OUT/bench_time.kv" >"$OUT/table.md"
+echo
+cat "$OUT/table.md"
+say "saved to $OUT/table.md (the pieces' own output: $OUT/*.log)"

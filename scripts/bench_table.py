@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""Assembles scripts/bench_all.sh's figures into one markdown table.
+
+usage: bench_table.py <results.kv> <bench_time.kv>
+
+results.kv holds bench_all.sh's own figures and bench.sh's (key=value);
+bench_time.kv holds bench_time.sh's (<name>.<key>,<run>=value, one run).
+Every figure in the table comes from these two files, i.e. from one run.
+"""
+
+import statistics
+import sys
+
+
+def load(path, strip_run=False):
+    out = {}
+    with open(path) as f:
+        for line in f:
+            key, sep, value = line.rstrip("\n").partition("=")
+            if not sep:
+                continue
+            if strip_run:
+                key, _, run = key.rpartition(",")
+                if run != "1":
+                    continue
+            out[key] = value
+    return out
+
+
+R = load(sys.argv[1])
+T = load(sys.argv[2], strip_run=True)
+
+
+def num(d, key):
+    try:
+        return float(d[key])
+    except (KeyError, ValueError):
+        return None
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "—"
+    if digits == 0:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "—"
+    return f"{a / b:.2f}x"
+
+
+rows = []
+
+
+def row(bench, measure, tq_label, tq, other_label="", other=None, digits=0, show_ratio=True):
+    rows.append(
+        (
+            bench,
+            measure,
+            tq_label,
+            fmt(tq, digits),
+            other_label,
+            fmt(other, digits) if other_label else "",
+            ratio(tq, other) if (show_ratio and other_label) else "",
+        )
+    )
+
+
+def group(title):
+    rows.append((f"**{title}**", "", "", "", "", "", ""))
+
+
+m = R.get
+quick = m("meta.quick") == "1"
+
+# ------------------------------------------------------------- 1. enqueue
+group("1. Enqueue (redis-benchmark, 50 clients) and take+complete (8 conns), vs raw commands, one server")
+for p, how in (("1", "unpipelined"), ("16", "-P 16")):
+    row(f"enqueue, {how}", "req/s", "TQ.ENQUEUE", num(R, f"enq.tq.p{p}"), "RPUSH", num(R, f"enq.rpush.p{p}"))
+for p, how in (("1", "unpipelined"), ("16", "-P 16")):
+    row(
+        f"enqueue, {how}",
+        "req/s",
+        "TQ.ENQUEUE",
+        num(R, f"enq.tq_vs_lua.p{p}"),
+        "Lua SADD+RPUSH (node-resque's enqueue as one script)",
+        num(R, f"enq.lua.p{p}"),
+    )
+row(
+    "enqueue, -P 16, a replica attached",
+    "req/s",
+    "TQ.ENQUEUE",
+    num(R, "enq.replica.tq.p16"),
+    "RPUSH",
+    num(R, "enq.replica.rpush.p16"),
+)
+for p, how in (("1", "1 job per round trip"), ("16", "16 commands per round trip")):
+    row(
+        f"take + complete a waiting job, {how}",
+        "jobs/s",
+        "TQ.POP+TQ.ACK",
+        num(R, f"take.tq.p{p}"),
+        "LPOP (no record, no stats)",
+        num(R, f"take.lpop.p{p}"),
+    )
+    row(
+        "",
+        "jobs/s",
+        "TQ.POP+TQ.ACK",
+        num(R, f"take.tq.p{p}"),
+        "node-resque's per-job commands (Lua pop, MULTI stats, DEL)",
+        num(R, f"take.noderesque.p{p}"),
+    )
+
+# ---------------------------------------------------------- 2. full cycle
+jobs = int(float(m("meta.cycle_jobs", "0")))
+cons = m("meta.consumers", "?")
+group(
+    f"2. Full job cycle: {jobs:,} jobs enqueue → pop → no-op → ack, {cons} consumers, "
+    f"{m('meta.window', '?')} enqueues outstanding, queue empty at start"
+)
+nr = f"node-resque {m('meta.node-resque', '?')}"
+bull = f"BullMQ {m('meta.bullmq', '?')}"
+tq_variants = [
+    ("tq_worker (Rust library Worker, in-process handler)", "cycle.tq_worker"),
+    ("tq from Rust: TQ.BPOP+TQ.ACK loop", "cycle.tq_rust"),
+    ("tq from Node: ioredis TQ.ENQUEUE, TQ.BPOP, TQ.ACK", "cycle.tq_node"),
+]
+first = True
+for label, key in tq_variants:
+    for other, okey in ((nr, "cycle.noderesque"), (bull, "cycle.bullmq")):
+        row(
+            "end to end, first enqueue to last ack" if first else "",
+            "jobs/s",
+            label,
+            num(R, f"{key}.rate"),
+            other,
+            num(R, f"{okey}.rate"),
+        )
+        first = False
+wj = int(float(m("meta.work_jobs", "0")))
+for other, okey in ((nr, "cycle.noderesque"), (bull, "cycle.bullmq")):
+    row(
+        f"tq work: {wj:,} jobs waiting, each run as a process (/bin/true), start to last ack"
+        if okey == "cycle.noderesque"
+        else "",
+        "jobs/s",
+        "tq work --concurrency " + cons,
+        num(R, "cycle.tq_work.rate"),
+        other + " (in-process no-op, above)",
+        num(R, f"{okey}.rate"),
+    )
+row(
+    "producer alone (time to the last enqueue)",
+    "jobs/s",
+    "tq from Node",
+    num(R, "cycle.tq_node.enqueue_rate"),
+    nr,
+    num(R, "cycle.noderesque.enqueue_rate"),
+)
+row("", "jobs/s", "tq from Node", num(R, "cycle.tq_node.enqueue_rate"), bull, num(R, "cycle.bullmq.enqueue_rate"))
+
+# -------------------------------------------------------------- 3. memory
+mj = int(float(m("meta.mem_jobs", "0")))
+mw = int(float(m("meta.mem_workers", "0")))
+group(
+    "3. Memory per job: keyspace bytes (used_memory less client buffers and scripts), args [i,2], "
+    "fresh server each, after a warm-up round"
+)
+for other, key in ((nr, "noderesque"), (bull, "bullmq")):
+    row(
+        f"waiting: {mj:,} jobs enqueued by each one's producer",
+        "bytes/job",
+        "TQ.ENQUEUE",
+        num(R, "mem_waiting.tq.bytes_per_job"),
+        other + (" Queue.add (job hash, wait list, events)" if key == "bullmq" else " queue.enqueue"),
+        num(R, f"mem_waiting.{key}.bytes_per_job"),
+    )
+for other, key in ((nr, "noderesque"), (bull, "bullmq")):
+    row(
+        f"in flight: {mw:,} workers each holding one job, vs the same workers idle",
+        "bytes/job",
+        "TQ.POP by distinct workers",
+        num(R, "mem_inflight.tq.bytes_per_job"),
+        other + (" Worker, concurrency " + f"{mw:,}" if key == "bullmq" else f" Workers ({mw:,})"),
+        num(R, f"mem_inflight.{key}.bytes_per_job"),
+    )
+
+# --------------------------------------------------- 4. bench_time figures
+sent = num(T, "pick_tq.sent")
+secs = f"{sent / 1000:.0f} s" if sent else "?"
+group("4. Server-side time (scripts/bench_time.sh, one run, each on a fresh server)")
+for k, digits in (("p50", 3), ("p99", 3)):
+    row(
+        f"pickup latency, 1000 jobs/s open loop × {secs}, 4 workers" if k == "p50" else "",
+        f"{k} ms",
+        "TQ.ENQUEUE → TQ.BPOP",
+        num(T, f"pick_tq.{k}"),
+        "RPUSH → BLPOP (no module)",
+        num(T, f"pick_floor.{k}"),
+        digits,
+    )
+late_jobs = num(T, "late.jobs")
+late_label = f"delayed-job lateness, {fmt(late_jobs)} TQ.ENQUEUEAT over {3 if quick else 10} s, 4 workers"
+row(late_label, "p50 ms", "receive − bucket×1000", num(T, "late.p50"), digits=3)
+row("", "p99 ms", "", num(T, "late.p99"), digits=3)
+row("", "jobs received early", "", num(T, "late.early"))
+promo = num(T, "auto1000.jobs")
+plabel = f"promotion of {fmt(promo)} due jobs ({fmt(promo / 1000 if promo else None)} buckets)"
+for v, label in (("auto1000", "module timer, batch 1000"), ("auto5000", "module timer, batch 5000")):
+    row(
+        plabel if v == "auto1000" else "",
+        "jobs/s",
+        label,
+        num(T, f"{v}.rate"),
+        "client loop TQ.PROMOTE LIMIT 1000",
+        num(T, "manual.rate"),
+    )
+for v, label in (("auto1000", "module timer, batch 1000"), ("auto5000", "module timer, batch 5000")):
+    row(
+        "",
+        "max stall ms (slowest PING, one sent every 1 ms)",
+        label,
+        num(T, f"{v}.ping_max"),
+        "client loop",
+        num(T, "manual.ping_max"),
+        2,
+    )
+depths = sorted(int(k[len("depth") : -len(".drain.rate")]) for k in T if k.startswith("depth") and k.endswith(".drain.rate"))
+if len(depths) == 2:
+    shallow, deep = depths
+
+    def steady(d):
+        v = [num(T, f"depth{d}.steady{r}.rate") for r in range(1, 10)]
+        v = [x for x in v if x is not None]
+        return statistics.median(v) if v else None
+
+    row(
+        f"TQ.POP+TQ.ACK, 8 conns × 8 jobs per trip, depth {deep:,} vs {shallow:,}",
+        "drain jobs/s",
+        f"depth {deep:,}",
+        num(T, f"depth{deep}.drain.rate"),
+        f"depth {shallow:,}",
+        num(T, f"depth{shallow}.drain.rate"),
+    )
+    row("", "steady jobs/s (median of rounds)", f"depth {deep:,}", steady(deep), f"depth {shallow:,}", steady(shallow))
+
+# ------------------------------------------------------------------- print
+mins, s = divmod(int(float(m("meta.seconds", "0"))), 60)
+print(
+    f"One run of `make bench` (scripts/bench_all.sh{', QUICK=1' if quick else ''}), {m('meta.date', '?')}, "
+    f"tq {m('meta.rev', '?')}: {m('meta.cpu', '?')}, {m('meta.cores', '?')} cores, "
+    f"redis-server {m('meta.redis', '?')}, Node {m('meta.node', '?')}, {nr}, {bull}, ioredis {m('meta.ioredis', '?')}. "
+    f"Load average before {m('meta.load_before', '?')}, after {m('meta.load_after', '?')} "
+    f"(1-minute figure at the start of parts 1-4: {', '.join(m(f'meta.load_part{i}', '?') for i in range(1, 5))}); "
+    f"the run took {mins} min {s} s."
+)
+print()
+print("| benchmark | measure | tq | tq's figure | compared with | its figure | tq ÷ it |")
+print("|---|---|---|---:|---|---:|---:|")
+for r in rows:
+    print("| " + " | ".join(r) + " |")
