@@ -347,6 +347,14 @@ impl RedisStore {
             Effect::LPopN { key, count } => {
                 let k = self.open_write(key)?;
                 let mut popped = 0usize;
+                let len = k.len();
+                if *count >= len && len > 0 && k.kind() == KeyType::List {
+                    // A whole bucket (the usual promotion): one delete
+                    // instead of one list operation per job.
+                    if k.delete() {
+                        popped = len;
+                    }
+                }
                 while popped < *count && k.list_delete_head() {
                     popped += 1;
                 }
