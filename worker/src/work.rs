@@ -26,6 +26,7 @@ use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -333,8 +334,11 @@ pub fn run(opts: Options) -> i32 {
         logger.log(&Record::new(Level::Warning, "worker:signals", "", format!("cannot catch SIGINT/SIGTERM: {e}")));
     }
     let stop = worker.stop_handle();
+    // The exit status after a second signal (0: none came).
+    let exit_code = Arc::new(AtomicI32::new(0));
     {
         let logger = logger.clone();
+        let exit_now = exit_code.clone();
         let _ = std::thread::Builder::new().name("tq-signals".into()).spawn(move || {
             let mut caught = 0;
             loop {
@@ -363,6 +367,9 @@ pub fn run(opts: Options) -> i32 {
                         pids.len()
                     ),
                 ));
+                // Set first: the main thread may return as soon as it sees
+                // the stop, and must exit with this code too.
+                exit_now.store(128 + sig, Ordering::SeqCst);
                 stop.stop_now();
                 for pid in pids {
                     let _ = sys::kill_group(pid, libc::SIGKILL);
@@ -371,7 +378,17 @@ pub fn run(opts: Options) -> i32 {
             }
         });
     }
-    match worker.run() {
+    let result = worker.run();
+    match exit_code.load(Ordering::SeqCst) {
+        0 => {}
+        code => {
+            // The signal thread is killing the running commands and then
+            // exits the process; returning now could leave them running.
+            std::thread::sleep(Duration::from_secs(5));
+            return code;
+        }
+    }
+    match result {
         Ok(_) => 0,
         Err(e) => fatal(e.to_string()),
     }
