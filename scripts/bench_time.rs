@@ -10,7 +10,8 @@
 //!   `TQ.BPOP` → receive − send → `TQ.ACK` (plain: `BLPOP`).
 //! - `lateness <port> <jobs> <spread-ms> <lead-ms> <workers>`: `jobs`
 //!   `TQ.ENQUEUEAT` spread evenly over `spread-ms` starting `lead-ms` from the
-//!   server's `TIME`; workers `TQ.BPOP` them; lateness = receive − bucket × 1000.
+//!   server's `TIME`; workers `TQ.BPOP` them; lateness = receive − bucket × 1000,
+//!   and (`queue_*`) job in its queue − bucket × 1000 from `INFO tq`.
 //! - `promote-fill <port> <jobs> <buckets>`: `tq.auto-promote no`, then `jobs`
 //!   `TQ.ENQUEUEAT` at past times, `buckets` buckets, pipelined.
 //! - `promote-auto <port> <jobs> <timer-batch>`: latency monitor on, a 1 ms
@@ -269,8 +270,16 @@ fn lateness(port: u16, jobs: usize, spread_ms: u64, lead_ms: u64, workers: usize
     let first = sorted(per_bucket.values().map(|e| e.0).collect());
     let last = sorted(per_bucket.values().map(|e| e.1).collect());
     let all = sorted(got.iter().map(|&(_, l)| l).collect());
+    // The lateness of the jobs reaching their queue, as the server measured
+    // it when promoting (whole ms, percentiles within 12.5%): `INFO tq`.
+    let info: String = redis::cmd("INFO").arg("tq").query(&mut c).expect("INFO tq");
+    let in_queue = info
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tq_promotion_lateness_ms:"))
+        .map(|v| v.split(',').map(|kv| format!("queue_{kv}")).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
     println!(
-        "n={} jobs={} dup={} early={} min={:.3} p50={:.3} p99={:.3} max={:.3} buckets={} first_p50={:.3} first_max={:.3} last_p50={:.3} last_max={:.3} drain_rate={:.0} clock_offset_ms={:.3}",
+        "n={} jobs={} dup={} early={} min={:.3} p50={:.3} p99={:.3} max={:.3} buckets={} first_p50={:.3} first_max={:.3} last_p50={:.3} last_max={:.3} drain_rate={:.0} clock_offset_ms={:.3} {}",
         got.len(),
         jobs,
         dup,
@@ -285,7 +294,8 @@ fn lateness(port: u16, jobs: usize, spread_ms: u64, lead_ms: u64, workers: usize
         pct(&last, 0.50),
         pct(&last, 1.0),
         pct(&drain, 0.5),
-        offset_ms
+        offset_ms,
+        in_queue
     );
 }
 
