@@ -215,7 +215,7 @@ row("", "p99 ms", "", num(T, "late.p99"), digits=3)
 row("", "jobs received early", "", num(T, "late.early"))
 promo = num(T, "auto1000.jobs")
 plabel = f"promotion of {fmt(promo)} due jobs ({fmt(promo / 1000 if promo else None)} buckets)"
-for v, label in (("auto1000", "module timer, batch 1000"), ("auto5000", "module timer, batch 5000")):
+for v, label in (("auto1000", "module timer, tq.timer-batch 1000 (default)"), ("auto250", "module timer, tq.timer-batch 250")):
     row(
         plabel if v == "auto1000" else "",
         "jobs/s",
@@ -224,7 +224,7 @@ for v, label in (("auto1000", "module timer, batch 1000"), ("auto5000", "module 
         "client loop TQ.PROMOTE LIMIT 1000",
         num(T, "manual.rate"),
     )
-for v, label in (("auto1000", "module timer, batch 1000"), ("auto5000", "module timer, batch 5000")):
+for v, label in (("auto1000", "module timer, tq.timer-batch 1000 (default)"), ("auto250", "module timer, tq.timer-batch 250")):
     row(
         "",
         "max stall ms (slowest PING, one sent every 1 ms)",
@@ -234,6 +234,9 @@ for v, label in (("auto1000", "module timer, batch 1000"), ("auto5000", "module 
         num(T, "manual.ping_max"),
         2,
     )
+for v, label in (("auto1000", "module timer, tq.timer-batch 1000 (default)"), ("auto250", "module timer, tq.timer-batch 250")):
+    row("", "timer ticks ms, p99 (INFO tq timer_tick_us, server clock)", label, num(T, f"{v}.tick_p99_ms"), digits=2)
+    row("", "timer ticks ms, longest", label, num(T, f"{v}.tick_max_ms"), digits=2)
 depths = sorted(int(k[len("depth") : -len(".drain.rate")]) for k in T if k.startswith("depth") and k.endswith(".drain.rate"))
 if len(depths) == 2:
     shallow, deep = depths

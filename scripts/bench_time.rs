@@ -482,11 +482,21 @@ fn report_promotion(
     calls: usize,
 ) {
     let queued = llen(c);
+    // The longest the module's timer held the server in one tick.
+    let info: String = redis::cmd("INFO").arg("tq").query(c).expect("INFO tq");
+    let tick = |field: &str| -> f64 {
+        info.lines()
+            .find_map(|l| l.trim().strip_prefix("tq_timer_tick_us:"))
+            .and_then(|v| v.split(',').find_map(|kv| kv.strip_prefix(field)))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let (tick_max_us, tick_p99_us) = (tick("max="), tick("p99="));
     let left: usize = redis::cmd("ZCARD").arg("pr:delayed_queue_schedule").query(c).expect("ZCARD");
     let secs = total.as_secs_f64();
     let moving = (total - first).as_secs_f64();
     println!(
-        "queued={queued} jobs={jobs} buckets_left={left} total_s={secs:.3} rate={:.0} first_ms={:.1} rate_after_first={:.0} ping_max={:.2} ping_p99={:.2} ping_over10={} pings={} lat_max={lat_max} events={events} calls={calls}",
+        "queued={queued} jobs={jobs} buckets_left={left} total_s={secs:.3} rate={:.0} first_ms={:.1} rate_after_first={:.0} ping_max={:.2} ping_p99={:.2} ping_over10={} pings={} lat_max={lat_max} events={events} calls={calls} tick_max_ms={:.2} tick_p99_ms={:.2}",
         queued as f64 / secs,
         first.as_secs_f64() * 1000.0,
         queued as f64 / moving.max(1e-9),
@@ -494,6 +504,8 @@ fn report_promotion(
         pings.p99,
         pings.over10,
         pings.sent,
+        tick_max_us / 1000.0,
+        tick_p99_us / 1000.0,
     );
 }
 

@@ -14,8 +14,9 @@ pub static MAX_DELIVERIES: AtomicI64 = AtomicI64::new(MAX_DELIVERIES_DEFAULT);
 pub const MAX_DELIVERIES_DEFAULT: i64 = 5;
 
 /// `tq.timer-batch`: at most this many jobs per namespace and kind of work
-/// (promotion, expired leases) in one timer tick, which keeps every tick
-/// short however large the backlog.
+/// (promotion, expired leases) in one round of a timer tick. A tick runs
+/// rounds until nothing is due or its time budget is spent, so the batch is
+/// the grain of that budget: a few ms of work at the default.
 pub static TIMER_BATCH: AtomicI64 = AtomicI64::new(TIMER_BATCH_DEFAULT);
 pub const TIMER_BATCH_DEFAULT: i64 = 1000;
 

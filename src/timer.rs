@@ -4,13 +4,17 @@
 //! no scheduler process involved.
 //!
 //! It writes only on a primary (not while loading, not while clients are
-//! paused for a failover); its effects are replicated like a command's. Work
-//! per namespace and tick is bounded (`tq.timer-batch`); when work remains,
-//! the next tick comes after 1 ms, otherwise at the earliest due time known,
-//! and at least every `MAX_SLEEP_MS`. Writes that bring a due time closer
-//! (a delayed job due now, a new periodic task) call `due_at`.
+//! paused for a failover); its effects are replicated like a command's. A
+//! tick works in rounds of at most `tq.timer-batch` jobs per namespace and
+//! kind, and stops starting rounds once `TICK_BUDGET` is spent, so a backlog
+//! never holds the server for long; when work remains the next tick comes at
+//! once (after the clients waiting meanwhile are served), otherwise at the
+//! earliest due time known, and at least every `MAX_SLEEP_MS`. Writes that
+//! bring a due time closer (a delayed job due now, a new periodic task) call
+//! `due_at`.
 
 use std::cell::RefCell;
+use std::time::{Duration, Instant};
 
 use redis_module::raw;
 use tq_core::keys::Ns;
@@ -24,6 +28,10 @@ use crate::{config, registry};
 /// The longest the timer sleeps: also the lateness bound for anything the
 /// timer could not foresee (e.g. a lease extended elsewhere).
 const MAX_SLEEP_MS: u64 = 100;
+/// A tick starts no new round of work after this long, so small rounds
+/// (few jobs due) share one tick while a backlog is worked a round or two
+/// per tick: a round of the default `tq.timer-batch` is a few ms here.
+const TICK_BUDGET: Duration = Duration::from_millis(4);
 /// Keyspace-scan steps per tick while rebuilding the registry.
 const SCAN_STEPS_PER_TICK: usize = 100;
 
@@ -98,8 +106,11 @@ extern "C" fn tick(ctx: *mut raw::RedisModuleCtx, _data: *mut std::ffi::c_void) 
         s.ticking = true;
         s.wanted = None;
     });
+    let started = Instant::now();
     let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(ctx)))
         .unwrap_or_else(|_| rm::now_ms().saturating_add(MAX_SLEEP_MS));
+    let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    crate::stats::record(&[tq_core::stats::Event::TimerTick { us }]);
     let wanted = with(|s| {
         s.ticking = false;
         s.wanted.take()
@@ -123,14 +134,27 @@ fn run(ctx: rm::Ctx) -> u64 {
     if !primary {
         return next;
     }
-    for (db, ns) in registry::all() {
-        if !rm::select_db(ctx, db) {
-            continue;
+    let started = Instant::now();
+    loop {
+        let round_at = rm::now_ms();
+        let mut more = false;
+        for (db, ns) in registry::all() {
+            if !rm::select_db(ctx, db) {
+                continue;
+            }
+            match serve(ctx, &ns) {
+                Ok(Some(due)) => {
+                    more |= due <= round_at;
+                    next = next.min(due);
+                }
+                Ok(None) => registry::forget(db, &ns),
+                Err(e) => {
+                    warn(ctx, now, &format!("timer work on namespace '{}' failed: {e}", tq_core::error::show(&ns)))
+                }
+            }
         }
-        match serve(ctx, &ns) {
-            Ok(Some(due)) => next = next.min(due),
-            Ok(None) => registry::forget(db, &ns),
-            Err(e) => warn(ctx, now, &format!("timer work on namespace '{}' failed: {e}", tq_core::error::show(&ns))),
+        if !more || started.elapsed() >= TICK_BUDGET {
+            break;
         }
     }
     rm::select_db(ctx, 0);

@@ -107,4 +107,8 @@ fn the_timer_counts_lease_expiries_and_promotions() {
     common::wait_until(10, "a lease failure", || count(&mut c, "lease_failed") == 1);
     assert_eq!(count(&mut c, "popped"), 2);
     assert_eq!(c.int(&["LLEN", &format!("{n}:failed")]), 1);
+    // Every tick is timed: at least the three that did the work above.
+    let ticks = summary(&mut c, "timer_tick_us");
+    assert!(get(&ticks, "count") >= 3, "{ticks:?}");
+    assert!(get(&ticks, "max") >= get(&ticks, "p50") && get(&ticks, "max") > 0, "{ticks:?}");
 }

@@ -40,6 +40,10 @@ pub enum Event {
         done: bool,
     },
     LeaderAcquired,
+    /// A tick of the module's timer held the server for `us` microseconds.
+    TimerTick {
+        us: u64,
+    },
 }
 
 /// A duration summary: count, sum, max and a log-linear histogram (8 steps
@@ -143,6 +147,9 @@ pub struct Stats {
     pub promotion_lateness_ms: Summary,
     /// How long jobs ran, pop to ACK or FAIL.
     pub job_run_ms: Summary,
+    /// How long each timer tick held the server (its max: the longest stall
+    /// the timer caused).
+    pub timer_tick_us: Summary,
 }
 
 impl Stats {
@@ -171,6 +178,7 @@ impl Stats {
             Event::LockReleased { done: true } => self.lock_done += 1,
             Event::LockReleased { done: false } => self.lock_failed += 1,
             Event::LeaderAcquired => self.leader_acquired += 1,
+            Event::TimerTick { us } => self.timer_tick_us.add(us),
         }
     }
 }
@@ -223,6 +231,7 @@ mod tests {
             Event::Failed { run_ms: 9 },
             Event::LeaseExpired { requeued: false },
             Event::LockReleased { done: false },
+            Event::TimerTick { us: 1500 },
         ] {
             st.record(e);
         }
@@ -230,5 +239,6 @@ mod tests {
         assert_eq!((st.lease_failed, st.lease_requeued, st.lock_failed, st.lock_done), (1, 0, 1, 0));
         assert_eq!(st.job_run_ms.count(), 2);
         assert_eq!(st.promotion_lateness_ms.max(), 12);
+        assert_eq!((st.timer_tick_us.count(), st.timer_tick_us.max()), (1, 1500));
     }
 }
