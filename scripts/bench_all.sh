@@ -25,9 +25,9 @@ cd "$(dirname "$0")/.."
 
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
-  ENQ_N=100000 TAKE_JOBS=50000 CYCLE_JOBS=${CYCLE_JOBS:-10000} WORK_JOBS=${WORK_JOBS:-2000} MEM_JOBS=${MEM_JOBS:-20000} MEM_WORKERS=${MEM_WORKERS:-500}
+  ENQ_N=100000 TAKE_JOBS=50000 CYCLE_JOBS=${CYCLE_JOBS:-10000} CYCLE_REPS=${CYCLE_REPS:-1} WORK_JOBS=${WORK_JOBS:-2000} MEM_JOBS=${MEM_JOBS:-20000} MEM_WORKERS=${MEM_WORKERS:-500}
 else
-  ENQ_N=300000 TAKE_JOBS=200000 CYCLE_JOBS=${CYCLE_JOBS:-100000} WORK_JOBS=${WORK_JOBS:-10000} MEM_JOBS=${MEM_JOBS:-100000} MEM_WORKERS=${MEM_WORKERS:-2000}
+  ENQ_N=300000 TAKE_JOBS=200000 CYCLE_JOBS=${CYCLE_JOBS:-50000} CYCLE_REPS=${CYCLE_REPS:-3} WORK_JOBS=${WORK_JOBS:-10000} MEM_JOBS=${MEM_JOBS:-100000} MEM_WORKERS=${MEM_WORKERS:-2000}
 fi
 CONSUMERS=8 # consumers in the full cycle (connections, slots, workers, concurrency)
 WINDOW=50   # enqueues outstanding at once in the full cycle
@@ -42,6 +42,7 @@ kv() { echo "$1=$2" >>"$RESULTS"; } # key value
 kv meta.load_before "$(cut -d' ' -f1-3 /proc/loadavg)"
 kv meta.quick "$QUICK"
 kv meta.cycle_jobs "$CYCLE_JOBS"
+kv meta.cycle_reps "$CYCLE_REPS"
 kv meta.consumers "$CONSUMERS"
 kv meta.window "$WINDOW"
 kv meta.work_jobs "$WORK_JOBS"
@@ -96,13 +97,9 @@ KV=$RESULTS N=$ENQ_N JOBS=$TAKE_JOBS scripts/bench.sh >"$OUT/bench.log"
 # -------------------------------------------------------- 2. full job cycle
 BENCH_JS=$NODE_DIR/bench.js
 kv meta.load_part2 "$(cut -d' ' -f1 /proc/loadavg)"
-say "2/4 full job cycle, $CYCLE_JOBS jobs, $CONSUMERS consumers"
-say "    tq, Rust TQ.BPOP/TQ.ACK loop"
-measure cycle.tq_rust 1 "$DIR/bench-cycle" @PORT@ cycle "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS"
-say "    tq, tq_worker library"
-measure cycle.tq_worker 1 "$DIR/bench-worker" @PORT@ "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS"
-say "    tq work, $WORK_JOBS jobs already waiting, each run as a process (/bin/true)"
-tq_work() { # port jobs consumers: prints jobs/s from the start of tq work to the last ack
+# tq_work <port> <jobs> <consumers>: prints jobs/s from the start of tq work to
+# the last ack of jobs already waiting.
+tq_work() {
   local port=$1 jobs=$2 handlers="$DIR/handlers" t0 wpid done=0
   mkdir -p "$handlers"
   ln -sf "$(type -P true)" "$handlers/add" # not the shell builtin
@@ -122,13 +119,17 @@ tq_work() { # port jobs consumers: prints jobs/s from the start of tq work to th
   kill -TERM "$wpid"
   wait "$wpid" || true
 }
+say "2/4 full job cycle, $CYCLE_JOBS jobs, $CONSUMERS consumers, $CYCLE_REPS round(s) (the table shows medians)"
+for rep in $(seq "$CYCLE_REPS"); do
+  say "    round $rep: tq_worker library, Rust TQ.BPOP/TQ.ACK loop, tq from Node, node-resque, BullMQ"
+  measure cycle.tq_worker 1 "$DIR/bench-worker" @PORT@ "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS"
+  measure cycle.tq_rust 1 "$DIR/bench-cycle" @PORT@ cycle "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS"
+  measure cycle.tq_node 1 node "$BENCH_JS" cycle tq @PORT@ "$CYCLE_JOBS" "$CONSUMERS"
+  measure cycle.noderesque 0 node "$BENCH_JS" cycle node-resque @PORT@ "$CYCLE_JOBS" "$CONSUMERS"
+  measure cycle.bullmq 0 node "$BENCH_JS" cycle bullmq @PORT@ "$CYCLE_JOBS" "$CONSUMERS"
+done
+say "    tq work, $WORK_JOBS jobs already waiting, each run as a process (/bin/true)"
 measure cycle.tq_work 1 tq_work @PORT@ "$WORK_JOBS" "$CONSUMERS"
-say "    tq from Node"
-measure cycle.tq_node 1 node "$BENCH_JS" cycle tq @PORT@ "$CYCLE_JOBS" "$CONSUMERS"
-say "    node-resque"
-measure cycle.noderesque 0 node "$BENCH_JS" cycle node-resque @PORT@ "$CYCLE_JOBS" "$CONSUMERS"
-say "    BullMQ"
-measure cycle.bullmq 0 node "$BENCH_JS" cycle bullmq @PORT@ "$CYCLE_JOBS" "$CONSUMERS"
 
 # ---------------------------------------------------------------- 3. memory
 kv meta.load_part3 "$(cut -d' ' -f1 /proc/loadavg)"

@@ -13,6 +13,8 @@ import sys
 
 
 def load(path, strip_run=False):
+    """key -> every value it was given, in order (a benchmark repeated
+    within the run gives several)."""
     out = {}
     with open(path) as f:
         for line in f:
@@ -23,7 +25,7 @@ def load(path, strip_run=False):
                 key, _, run = key.rpartition(",")
                 if run != "1":
                     continue
-            out[key] = value
+            out.setdefault(key, []).append(value)
     return out
 
 
@@ -32,9 +34,10 @@ T = load(sys.argv[2], strip_run=True)
 
 
 def num(d, key):
+    """The figure, or the median of a repeated benchmark's figures."""
     try:
-        return float(d[key])
-    except (KeyError, ValueError):
+        return statistics.median(float(v) for v in d[key])
+    except (KeyError, ValueError, statistics.StatisticsError):
         return None
 
 
@@ -73,7 +76,10 @@ def group(title):
     rows.append((f"**{title}**", "", "", "", "", "", ""))
 
 
-m = R.get
+def m(key, default=None):
+    return R.get(key, [default])[-1]
+
+
 quick = m("meta.quick") == "1"
 
 # ------------------------------------------------------------- 1. enqueue
@@ -120,7 +126,8 @@ jobs = int(float(m("meta.cycle_jobs", "0")))
 cons = m("meta.consumers", "?")
 group(
     f"2. Full job cycle: {jobs:,} jobs enqueue → pop → no-op → ack, {cons} consumers, "
-    f"{m('meta.window', '?')} enqueues outstanding, queue empty at start"
+    f"{m('meta.window', '?')} enqueues outstanding, queue empty at start; "
+    f"medians of {m('meta.cycle_reps', '1')} interleaved round(s)"
 )
 nr = f"node-resque {m('meta.node-resque', '?')}"
 bull = f"BullMQ {m('meta.bullmq', '?')}"
