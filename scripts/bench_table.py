@@ -220,18 +220,18 @@ row("", "max ms", "", num(T, "late.first_max"), digits=3)
 row("", "p50 ms", "every job at a worker − bucket×1000 (waits for the 4 workers to drain the bucket)", num(T, "late.p50"), digits=3)
 row("", "p99 ms", "", num(T, "late.p99"), digits=3)
 row("", "jobs received early", "", num(T, "late.early"))
-promo = num(T, "auto1000.jobs")
+promo = num(T, "auto250.jobs")
 plabel = f"promotion of {fmt(promo)} due jobs ({fmt(promo / 1000 if promo else None)} buckets)"
-for v, label in (("auto1000", "module timer, tq.timer-batch 1000 (default)"), ("auto250", "module timer, tq.timer-batch 250")):
+for v, label in (("auto250", "module timer, tq.timer-batch 250 (default)"), ("auto1000", "module timer, tq.timer-batch 1000")):
     row(
-        plabel if v == "auto1000" else "",
+        plabel if v == "auto250" else "",
         "jobs/s",
         label,
         num(T, f"{v}.rate"),
         "client loop TQ.PROMOTE LIMIT 1000",
         num(T, "manual.rate"),
     )
-for v, label in (("auto1000", "module timer, tq.timer-batch 1000 (default)"), ("auto250", "module timer, tq.timer-batch 250")):
+for v, label in (("auto250", "module timer, tq.timer-batch 250 (default)"), ("auto1000", "module timer, tq.timer-batch 1000")):
     row(
         "",
         "max stall ms (slowest PING, one sent every 1 ms)",
@@ -241,7 +241,7 @@ for v, label in (("auto1000", "module timer, tq.timer-batch 1000 (default)"), ("
         num(T, "manual.ping_max"),
         2,
     )
-for v, label in (("auto1000", "module timer, tq.timer-batch 1000 (default)"), ("auto250", "module timer, tq.timer-batch 250")):
+for v, label in (("auto250", "module timer, tq.timer-batch 250 (default)"), ("auto1000", "module timer, tq.timer-batch 1000")):
     row("", "timer ticks ms, p99 (INFO tq timer_tick_us, server clock)", label, num(T, f"{v}.tick_p99_ms"), digits=2)
     row("", "timer ticks ms, longest", label, num(T, f"{v}.tick_max_ms"), digits=2)
 depths = sorted(int(k[len("depth") : -len(".drain.rate")]) for k in T if k.startswith("depth") and k.endswith(".drain.rate"))

@@ -9,7 +9,7 @@
 #   2. delayed-job lateness: 2000 TQ.ENQUEUEAT spread over 10 s, picked up by
 #      4 TQ.BPOP workers; lateness = receive - bucket*1000 ms, early count;
 #   3. promotion of 1,000,000 due jobs (1000 buckets x 1000) by the module's
-#      timer (tq.timer-batch 1000, the default, and 250) and by a client looping
+#      timer (tq.timer-batch 250, the default, and 1000) and by a client looping
 #      TQ.PROMOTE LIMIT 1000; stalls from LATENCY LATEST and a 1 ms PING thread;
 #   4. TQ.POP+TQ.ACK jobs/s at queue depth 1,000 vs 10,000,000 (8 connections,
 #      16 commands per round trip): two servers alive side by side, one drain
@@ -133,12 +133,12 @@ for rep in $(seq "$REPS"); do
 done
 for rep in $(seq "$REPS"); do
   if [[ " $ONLY " == *" promote "* ]]; then
-    for variant in auto1000 auto250 manual; do
+    for variant in auto250 auto1000 manual; do
       say "run $rep: promotion of $PROMO_JOBS due jobs, $variant (filling...)"
       start 1
       measure "fill_$variant" "$rep" "$BT" promote-fill "$PORT" "$PROMO_JOBS" "$PROMO_BUCKETS"
       profile=0
-      [ "$PERF" = 1 ] && [ "$rep" = 1 ] && [ "$variant" = auto1000 ] && profile=1
+      [ "$PERF" = 1 ] && [ "$rep" = 1 ] && [ "$variant" = auto250 ] && profile=1
       [ "$profile" = 1 ] && perf_start "$SPID"
       noise_mark
       case $variant in
@@ -251,16 +251,16 @@ fi
 
 if [[ " $ONLY " == *" promote "* ]]; then
   P="promote $(num "$PROMO_JOBS") due jobs ($(num "$PROMO_BUCKETS") buckets)"
-  mk f_rate 'v fill_auto1000.fill_rate $1'
-  mk f_s 'v fill_auto1000.fill_s $1'
-  mk f_mb 'v fill_auto1000.used_mb $1'
+  mk f_rate 'v fill_auto250.fill_rate $1'
+  mk f_s 'v fill_auto250.fill_s $1'
+  mk f_mb 'v fill_auto250.used_mb $1'
   row "$P: fill, pipelined TQ.ENQUEUEAT (2 conns)" "s" "" c_f_s
   row "" "jobs/s" "" c_f_rate
   row "" "used_memory MB" "" c_f_mb
-  for variant in auto1000 auto250 manual; do
+  for variant in auto250 auto1000 manual; do
     case $variant in
-      auto250) label="timer, tq.timer-batch 250" ;;
-      auto1000) label="timer, tq.timer-batch 1000 (default)" ;;
+      auto250) label="timer, tq.timer-batch 250 (default)" ;;
+      auto1000) label="timer, tq.timer-batch 1000" ;;
       manual) label="client loop TQ.PROMOTE LIMIT 1000" ;;
     esac
     mk "${variant}_total" "v $variant.total_s \$1"
@@ -282,10 +282,10 @@ if [[ " $ONLY " == *" promote "* ]]; then
     row "" "jobs queued/filled" "all" "c_${variant}_done"
     row "" "other processes' CPU during the run, cores" "~0" "c_${variant}_noise"
   done
-  mk r_5k 'ratio "${R[auto250.rate,$1]}" "${R[auto1000.rate,$1]}"'
-  mk r_tm 'ratio "${R[auto1000.rate,$1]}" "${R[manual.rate,$1]}"'
-  row "timer batch 250 / batch 1000" "jobs/s" "" c_r_5k
-  row "timer batch 1000 / client loop" "jobs/s" "" c_r_tm
+  mk r_5k 'ratio "${R[auto1000.rate,$1]}" "${R[auto250.rate,$1]}"'
+  mk r_tm 'ratio "${R[auto250.rate,$1]}" "${R[manual.rate,$1]}"'
+  row "timer batch 1000 / batch 250" "jobs/s" "" c_r_5k
+  row "timer batch 250 / client loop" "jobs/s" "" c_r_tm
 fi
 
 if [[ " $ONLY " == *" depth "* ]]; then

@@ -16,9 +16,9 @@ pub const MAX_DELIVERIES_DEFAULT: i64 = 5;
 /// `tq.timer-batch`: at most this many jobs per namespace and kind of work
 /// (promotion, expired leases) in one round of a timer tick. A tick runs
 /// rounds until nothing is due or its time budget is spent, so the batch is
-/// the grain of that budget: a few ms of work at the default.
+/// the grain of that budget: about 1 ms of work at the default.
 pub static TIMER_BATCH: AtomicI64 = AtomicI64::new(TIMER_BATCH_DEFAULT);
-pub const TIMER_BATCH_DEFAULT: i64 = 1000;
+pub const TIMER_BATCH_DEFAULT: i64 = 250;
 
 /// `tq.auto-promote`: whether the timer promotes due delayed jobs (yes by
 /// default; `no` leaves promotion to TQ.PROMOTE or another scheduler).

@@ -28,9 +28,9 @@ use crate::{config, registry};
 /// The longest the timer sleeps: also the lateness bound for anything the
 /// timer could not foresee (e.g. a lease extended elsewhere).
 const MAX_SLEEP_MS: u64 = 100;
-/// A tick starts no new round of work after this long, so small rounds
-/// (few jobs due) share one tick while a backlog is worked a round or two
-/// per tick: a round of the default `tq.timer-batch` is a few ms here.
+/// A tick starts no new round of work after this long: with rounds of about
+/// 1 ms (the default `tq.timer-batch`), a backlog holds the server for about
+/// 5 ms at a time, and several small rounds share one tick.
 const TICK_BUDGET: Duration = Duration::from_millis(4);
 /// Keyspace-scan steps per tick while rebuilding the registry.
 const SCAN_STEPS_PER_TICK: usize = 100;
@@ -136,7 +136,6 @@ fn run(ctx: rm::Ctx) -> u64 {
     }
     let started = Instant::now();
     loop {
-        let round_at = rm::now_ms();
         let mut more = false;
         for (db, ns) in registry::all() {
             if !rm::select_db(ctx, db) {
@@ -144,7 +143,8 @@ fn run(ctx: rm::Ctx) -> u64 {
             }
             match serve(ctx, &ns) {
                 Ok(Some(due)) => {
-                    more |= due <= round_at;
+                    // Due by now: work is left (serve answers its own now).
+                    more |= due <= rm::now_ms();
                     next = next.min(due);
                 }
                 Ok(None) => registry::forget(db, &ns),

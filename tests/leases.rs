@@ -24,7 +24,7 @@ fn settings_have_their_documented_defaults() {
     let s = Server::start_with(Opts::timer());
     let mut c = s.conn();
     for (name, want) in
-        [("tq.lease-ms", "60000"), ("tq.max-deliveries", "5"), ("tq.auto-promote", "yes"), ("tq.timer-batch", "1000")]
+        [("tq.lease-ms", "60000"), ("tq.max-deliveries", "5"), ("tq.auto-promote", "yes"), ("tq.timer-batch", "250")]
     {
         assert_eq!(c.strings(&["CONFIG", "GET", name]), vec![name.to_string(), want.to_string()]);
     }
