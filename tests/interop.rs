@@ -6,59 +6,16 @@
 
 mod common;
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
+use common::interop::run_script;
 use common::{ns, Server};
-
-/// Per-script limit; the scripts themselves give up after 100 s.
-const TIMEOUT: Duration = Duration::from_secs(150);
-const NODE_RESQUE_VERSION: &str = "9.7.1";
-
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
-}
-
-/// Fails with instructions when node or the pinned packages are missing.
-fn check_prerequisites() {
-    let dir = interop_dir();
-    match Command::new("node").arg("--version").output() {
-        Ok(out) if out.status.success() => {}
-        _ => panic!("`node` is not on PATH: the interop tests need Node.js (v20)"),
-    }
-    for pkg in ["node-resque", "ioredis"] {
-        let p = dir.join("node_modules").join(pkg).join("package.json");
-        assert!(
-            p.exists(),
-            "{} is missing: run `make test` (it runs `scripts/deps.sh --node`, i.e. `npm ci` in tests/interop)",
-            p.display()
-        );
-    }
-    let manifest = std::fs::read_to_string(dir.join("node_modules/node-resque/package.json")).expect("read manifest");
-    let manifest: serde_json::Value = serde_json::from_str(&manifest).expect("node-resque package.json");
-    assert_eq!(
-        manifest["version"].as_str(),
-        Some(NODE_RESQUE_VERSION),
-        "tests/interop/node_modules holds another node-resque than the pinned {NODE_RESQUE_VERSION}: \
-         `rm -rf tests/interop/node_modules` and run `make test`"
-    );
-}
-
-fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = r.read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
-    })
-}
 
 /// Runs one scenario script against a fresh server; panics with its output
 /// when it fails or runs too long.
 fn scenario(script: &str) {
     let server = Server::start();
-    scenario_with(&server, &ns(script.trim_end_matches(".js")), script, &[]);
+    run_script(&server, &ns(script.trim_end_matches(".js")), script, &[]);
     // The server survived the scenario.
     let mut c = server.conn();
     assert_eq!(c.string(&["PING"]).as_deref(), Some("PONG"), "server still answers after {script}");
@@ -145,55 +102,6 @@ fn plugin_locks_interoperate() {
 // `tq work`, `tq enqueue` and node-resque on the same data. The Rust side
 // runs the tq processes; the script runs node-resque and checks the ledger.
 
-/// Runs `tests/interop/<script>` against `server` / `namespace` with extra
-/// environment variables; panics with its output when it fails.
-fn scenario_with(server: &Server, namespace: &str, script: &str, env: &[(&str, String)]) -> String {
-    check_prerequisites();
-    let started = Instant::now();
-    let mut cmd = Command::new("node");
-    cmd.arg(interop_dir().join(script))
-        .arg(server.port.to_string())
-        .arg(namespace)
-        .current_dir(interop_dir())
-        // failure records carry `Date.prototype.toString()` text; tq writes UTC.
-        .env("TZ", "UTC")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn node");
-    let out = drain(child.stdout.take().expect("stdout"));
-    let err = drain(child.stderr.take().expect("stderr"));
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for node") {
-            break Some(status);
-        }
-        if started.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    if !matches!(status, Some(s) if s.success()) {
-        let what = match status {
-            None => format!("timed out after {TIMEOUT:?} (killed)"),
-            Some(s) => format!("failed ({s})"),
-        };
-        panic!(
-            "node tests/interop/{script} {} {namespace} {what} after {:.1?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-            server.port,
-            started.elapsed()
-        );
-    }
-    println!("{script}: ok in {:.1?}\n{stdout}{stderr}", started.elapsed());
-    stdout
-}
-
 /// `tq --ns <ns> work --handlers <dir> <args>`, logging into the server's directory.
 fn tq_work(server: &Server, namespace: &str, handlers: &Path, args: &[&str]) -> common::Tq {
     let mut all = vec!["--ns", namespace, "work", "--handlers", handlers.to_str().expect("utf8 path")];
@@ -221,7 +129,7 @@ fn tq_work_runs_node_resque_jobs() {
     common::write_script(&handlers, "Fail", "printf 'bad input: %s\\n' \"$(cat)\" >&2; exit 4");
     let tq =
         tq_work(&server, &namespace, &handlers, &["--queues", "high,low", "--concurrency", "2", "--name", "interop:1"]);
-    scenario_with(
+    run_script(
         &server,
         &namespace,
         "tq_work_runs_node_jobs.js",
@@ -236,12 +144,7 @@ fn tq_work_runs_node_resque_jobs() {
 fn node_resque_runs_tq_enqueue_jobs() {
     let server = Server::start_with(common::Opts::timer());
     let namespace = ns("tq_enqueue_node_worker");
-    scenario_with(
-        &server,
-        &namespace,
-        "tq_enqueue_node_worker.js",
-        &[("TQ_BIN", common::tq_bin().display().to_string())],
-    );
+    run_script(&server, &namespace, "tq_enqueue_node_worker.js", &[("TQ_BIN", common::tq_bin().display().to_string())]);
 }
 
 /// `tq work` (4 slots) and node-resque workers on the same two queues at
@@ -254,7 +157,7 @@ fn tq_work_and_node_resque_workers_share_queues() {
     let ledger = server.dir.join("ledger");
     common::write_script(&handlers, "Track", &format!("printf 'tq %s\\n' \"$(cat)\" >> '{}'", ledger.display()));
     let tq = tq_work(&server, &namespace, &handlers, &["--queues", "mixed-a,mixed-b", "--concurrency", "4"]);
-    scenario_with(
+    run_script(
         &server,
         &namespace,
         "mixed_tq_work.js",

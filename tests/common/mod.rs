@@ -2,6 +2,8 @@
 //! its own directory under `target/tq-test/`, killed by PID on drop.
 #![allow(dead_code)]
 
+pub mod interop;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
