@@ -110,6 +110,8 @@ fn kill_9_of_the_holder_mid_task_the_standby_takes_over() {
 
     let killed = Instant::now();
     a.kill_groups();
+    let log_a = a.log();
+    assert!(!log_a.contains("reported"), "A died without a report:\n{log_a}");
     let sb = b.wait_exit(20);
     let log_b = b.log();
     assert!(sb.success(), "B exits 0: {sb:?}\n{log_b}");

@@ -402,11 +402,13 @@ impl Tq {
 
     /// SIGKILL to its process group and to its commands' process groups.
     pub fn kill_groups(&mut self) {
+        // tq first: killed after its command, it could still see the command die and
+        // report FAIL, which is not the crash this stands for.
+        send_signal("KILL", &format!("-{}", self.pid()));
+        let _ = self.child.wait();
         for pid in self.command_pids() {
             send_signal("KILL", &format!("-{pid}"));
         }
-        send_signal("KILL", &format!("-{}", self.pid()));
-        let _ = self.child.wait();
     }
 }
 
