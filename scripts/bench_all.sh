@@ -5,8 +5,10 @@
 #
 #   1. enqueue and take+complete vs raw Redis commands: scripts/bench.sh
 #   2. full job cycle (enqueue -> pop -> no-op -> ack), the same job count for
-#      each: tq from Rust (a TQ.BPOP/TQ.ACK loop, and the tq_worker library),
-#      tq from Node, node-resque, BullMQ (scripts/bench-node/bench.js)
+#      each, enqueue all then drain, and with consumers working while the
+#      producer sends: tq from Rust (the tq_worker library, and a plain
+#      TQ.BPOP/TQ.ACK loop), tq from Node, node-resque, BullMQ
+#      (scripts/bench-node/bench.js)
 #   3. memory per waiting job and per job in flight: tq vs node-resque vs
 #      BullMQ, each from its own producer/workers (scripts/bench-node/bench.js)
 #   4. pickup latency, delayed-job lateness, promotion of 1M due jobs, POP+ACK
@@ -120,13 +122,19 @@ tq_work() {
   wait "$wpid" || true
 }
 say "2/4 full job cycle, $CYCLE_JOBS jobs, $CONSUMERS consumers, $CYCLE_REPS round(s) (the table shows medians)"
+# Two shapes each round: batch (enqueue all, then drain: keys batch.*) and
+# live (consumers waiting on the empty queue while the producer sends: cycle.*).
 for rep in $(seq "$CYCLE_REPS"); do
-  say "    round $rep: tq_worker library, Rust TQ.BPOP/TQ.ACK loop, tq from Node, node-resque, BullMQ"
-  measure cycle.tq_worker 1 "$DIR/bench-worker" @PORT@ "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS"
-  measure cycle.tq_rust 1 "$DIR/bench-cycle" @PORT@ cycle "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS"
-  measure cycle.tq_node 1 node "$BENCH_JS" cycle tq @PORT@ "$CYCLE_JOBS" "$CONSUMERS"
-  measure cycle.noderesque 0 node "$BENCH_JS" cycle node-resque @PORT@ "$CYCLE_JOBS" "$CONSUMERS"
-  measure cycle.bullmq 0 node "$BENCH_JS" cycle bullmq @PORT@ "$CYCLE_JOBS" "$CONSUMERS"
+  for shape in batch live; do
+    prefix=$shape
+    [ "$shape" = live ] && prefix=cycle
+    say "    round $rep, $shape: tq_worker library, Rust TQ.BPOP/TQ.ACK loop, tq from Node, node-resque, BullMQ"
+    measure $prefix.tq_worker 1 "$DIR/bench-worker" @PORT@ "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS" $shape
+    measure $prefix.tq_rust 1 "$DIR/bench-cycle" @PORT@ cycle "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS" $shape
+    measure $prefix.tq_node 1 node "$BENCH_JS" cycle tq @PORT@ "$CYCLE_JOBS" "$CONSUMERS" $shape
+    measure $prefix.noderesque 0 node "$BENCH_JS" cycle node-resque @PORT@ "$CYCLE_JOBS" "$CONSUMERS" $shape
+    measure $prefix.bullmq 0 node "$BENCH_JS" cycle bullmq @PORT@ "$CYCLE_JOBS" "$CONSUMERS" $shape
+  done
 done
 say "    tq work, $WORK_JOBS jobs already waiting, each run as a process (/bin/true)"
 measure cycle.tq_work 1 tq_work @PORT@ "$WORK_JOBS" "$CONSUMERS"

@@ -6,12 +6,14 @@
 //!   (`LPOP` + `SET` of the cjson "working on" record), `MULTI; INCR; INCR;
 //!   EXEC` for the stats, then `DEL` of the record;
 //! - `cycle`: the full job cycle, as `scripts/bench_all.sh` compares it with
-//!   node-resque and BullMQ: the queue starts empty, a producer thread sends
-//!   `TQ.ENQUEUE` (`pipeline-depth` per round trip) while `connections`
-//!   consumers loop `TQ.BPOP` -> parse the payload -> `TQ.ACK`; jobs/s from
-//!   the first enqueue to the last ACK.
+//!   node-resque and BullMQ: a producer sends `TQ.ENQUEUE` (`pipeline-depth`
+//!   per round trip) and `connections` consumers loop `TQ.BPOP` -> parse the
+//!   payload -> `TQ.ACK` (two commands per job, without `TQ.POP ... ACK`).
+//!   Shape `batch` enqueues all, then starts the consumers; `live` starts
+//!   them on the empty queue first. Prints `rate=` (jobs/s from the first
+//!   enqueue to the last ACK), `enqueue_rate=`, and for `batch` `drain_rate=`.
 //!
-//! usage: bench-cycle <port> <lpop|popack|noderesque|cycle> <jobs> <pipeline-depth> <connections>
+//! usage: bench-cycle <port> <lpop|popack|noderesque|cycle> <jobs> <pipeline-depth> <connections> [batch|live]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -42,7 +44,14 @@ fn main() {
     let ns = format!("bench{}", std::process::id());
     let queue_key = format!("{ns}:queue:q");
     if mode == "cycle" {
-        println!("{:.0}", full_cycle(&client, &ns, jobs, depth, conns));
+        let batch = arg(6, "live") == "batch";
+        let (total, enqueue, drain) = full_cycle(&client, &ns, jobs, depth, conns, batch);
+        let rate = |secs: f64| (jobs as f64 / secs).round();
+        print!("rate={} enqueue_rate={}", rate(total), rate(enqueue));
+        if batch {
+            print!(" drain_rate={}", rate(drain));
+        }
+        println!();
         return;
     }
 
@@ -122,30 +131,33 @@ fn main() {
     println!("{:.0}", taken as f64 / secs);
 }
 
-/// The `cycle` mode; returns jobs/s.
-fn full_cycle(client: &redis::Client, ns: &str, jobs: usize, window: usize, conns: usize) -> f64 {
+/// The `cycle` mode; returns the seconds from the first enqueue to the last
+/// ACK, to the last enqueue, and from the consumers' start to the last ACK.
+fn full_cycle(client: &redis::Client, ns: &str, jobs: usize, window: usize, conns: usize, batch: bool) -> (f64, f64, f64) {
     let acked = Arc::new(AtomicUsize::new(0));
     let last_ack = Arc::new(OnceLock::new());
-    let consumers: Vec<_> = (0..conns)
-        .map(|t| {
-            let (client, ns, acked, last_ack) = (client.clone(), ns.to_string(), acked.clone(), last_ack.clone());
-            std::thread::spawn(move || {
-                let mut c = client.get_connection().expect("connect");
-                let worker = format!("bench:{}", t + 1);
-                while acked.load(Ordering::Relaxed) < jobs {
-                    let job: Option<(String, Vec<u8>)> =
-                        redis::cmd("TQ.BPOP").arg(&ns).arg(&worker).arg("q").arg(200).query(&mut c).expect("BPOP");
-                    let Some((_, payload)) = job else { continue };
-                    let _: serde_json::Value = serde_json::from_slice(&payload).expect("payload");
-                    let _: () = redis::cmd("TQ.ACK").arg(&ns).arg(&worker).query(&mut c).expect("ACK");
-                    if acked.fetch_add(1, Ordering::Relaxed) + 1 == jobs {
-                        let _ = last_ack.set(Instant::now());
-                    }
+    let consume = |t: usize| {
+        let (client, ns, acked, last_ack) = (client.clone(), ns.to_string(), acked.clone(), last_ack.clone());
+        std::thread::spawn(move || {
+            let mut c = client.get_connection().expect("connect");
+            let worker = format!("bench:{}", t + 1);
+            while acked.load(Ordering::Relaxed) < jobs {
+                let job: Option<(String, Vec<u8>)> =
+                    redis::cmd("TQ.BPOP").arg(&ns).arg(&worker).arg("q").arg(200).query(&mut c).expect("BPOP");
+                let Some((_, payload)) = job else { continue };
+                let _: serde_json::Value = serde_json::from_slice(&payload).expect("payload");
+                let _: () = redis::cmd("TQ.ACK").arg(&ns).arg(&worker).query(&mut c).expect("ACK");
+                if acked.fetch_add(1, Ordering::Relaxed) + 1 == jobs {
+                    let _ = last_ack.set(Instant::now());
                 }
-            })
+            }
         })
-        .collect();
-    std::thread::sleep(std::time::Duration::from_millis(300)); // every consumer waiting
+    };
+    let mut consumers = Vec::new();
+    if !batch {
+        consumers = (0..conns).map(consume).collect();
+        std::thread::sleep(std::time::Duration::from_millis(300)); // every consumer waiting
+    }
     let mut c = client.get_connection().expect("connect");
     let start = Instant::now();
     for first in (0..jobs).step_by(window.max(1)) {
@@ -155,9 +167,13 @@ fn full_cycle(client: &redis::Client, ns: &str, jobs: usize, window: usize, conn
         }
         p.query::<()>(&mut c).expect("ENQUEUE");
     }
+    let enqueued = Instant::now();
+    if batch {
+        consumers = (0..conns).map(consume).collect();
+    }
     for h in consumers {
         h.join().expect("consumer");
     }
     let end = *last_ack.get().expect("every job acknowledged");
-    jobs as f64 / (end - start).as_secs_f64()
+    ((end - start).as_secs_f64(), (enqueued - start).as_secs_f64(), (end - enqueued).as_secs_f64())
 }

@@ -124,51 +124,71 @@ for p, how in (("1", "1 job per round trip"), ("16", "16 commands per round trip
 # ---------------------------------------------------------- 2. full cycle
 jobs = int(float(m("meta.cycle_jobs", "0")))
 cons = m("meta.consumers", "?")
-group(
-    f"2. Full job cycle: {jobs:,} jobs enqueue → pop → no-op → ack, {cons} consumers, "
-    f"{m('meta.window', '?')} enqueues outstanding, queue empty at start; "
-    f"medians of {m('meta.cycle_reps', '1')} interleaved round(s)"
-)
 nr = f"node-resque {m('meta.node-resque', '?')}"
 bull = f"BullMQ {m('meta.bullmq', '?')}"
 tq_variants = [
-    ("tq_worker (Rust library Worker, in-process handler)", "cycle.tq_worker"),
-    ("tq from Rust: TQ.BPOP+TQ.ACK loop", "cycle.tq_rust"),
-    ("tq from Node: ioredis TQ.ENQUEUE, TQ.BPOP, TQ.ACK", "cycle.tq_node"),
+    ("tq_worker (Rust library Worker, in-process handler; TQ.POP ... ACK)", "tq_worker"),
+    ("tq from Rust: plain TQ.BPOP+TQ.ACK loop (two round trips a job)", "tq_rust"),
+    ("tq from Node: ioredis TQ.ENQUEUE; TQ.BPOP, then TQ.POP ... ACK", "tq_node"),
 ]
-first = True
-for label, key in tq_variants:
-    for other, okey in ((nr, "cycle.noderesque"), (bull, "cycle.bullmq")):
-        row(
-            "end to end, first enqueue to last ack" if first else "",
-            "jobs/s",
-            label,
-            num(R, f"{key}.rate"),
-            other,
-            num(R, f"{okey}.rate"),
-        )
-        first = False
+peers = ((nr, "noderesque"), (bull, "bullmq"))
+
+
+def cycle_rows(shape, measures):
+    for i, (measure, field) in enumerate(measures):
+        first = True
+        for label, key in tq_variants:
+            for other, okey in peers:
+                row(
+                    measure if first else "",
+                    "jobs/s",
+                    label,
+                    num(R, f"{shape}.{key}.{field}"),
+                    other,
+                    num(R, f"{shape}.{okey}.{field}"),
+                )
+                first = False
+
+
+group(
+    f"2a. Full job cycle, enqueue all then drain: {jobs:,} jobs enqueue → pop → no-op → ack, {cons} consumers "
+    f"started once every job is queued, {m('meta.window', '?')} enqueues outstanding; "
+    f"medians of {m('meta.cycle_reps', '1')} interleaved round(s)"
+)
+cycle_rows(
+    "batch",
+    [
+        ("end to end, first enqueue to last ack", "rate"),
+        ("drain alone, consumers' start to last ack", "drain_rate"),
+    ],
+)
+group(
+    f"2b. Full job cycle, live: the same, but the {cons} consumers wait on the empty queue "
+    f"while the producer sends; medians of {m('meta.cycle_reps', '1')} interleaved round(s)"
+)
+cycle_rows("cycle", [("end to end, first enqueue to last ack", "rate")])
 wj = int(float(m("meta.work_jobs", "0")))
-for other, okey in ((nr, "cycle.noderesque"), (bull, "cycle.bullmq")):
+group(f"2c. Pieces of the cycle (enqueue all then drain, medians as above)")
+for other, okey in peers:
     row(
         f"tq work: {wj:,} jobs waiting, each run as a process (/bin/true), start to last ack"
-        if okey == "cycle.noderesque"
+        if okey == "noderesque"
         else "",
         "jobs/s",
         "tq work --concurrency " + cons,
         num(R, "cycle.tq_work.rate"),
-        other + " (in-process no-op, above)",
-        num(R, f"{okey}.rate"),
+        other + " draining in-process no-ops (2a)",
+        num(R, f"batch.{okey}.drain_rate"),
     )
-row(
-    "producer alone (time to the last enqueue)",
-    "jobs/s",
-    "tq from Node",
-    num(R, "cycle.tq_node.enqueue_rate"),
-    nr,
-    num(R, "cycle.noderesque.enqueue_rate"),
-)
-row("", "jobs/s", "tq from Node", num(R, "cycle.tq_node.enqueue_rate"), bull, num(R, "cycle.bullmq.enqueue_rate"))
+for other, okey in peers:
+    row(
+        "producer alone, nothing consuming (first to last enqueue)" if okey == "noderesque" else "",
+        "jobs/s",
+        "tq from Node",
+        num(R, "batch.tq_node.enqueue_rate"),
+        other,
+        num(R, f"batch.{okey}.enqueue_rate"),
+    )
 
 # -------------------------------------------------------------- 3. memory
 mj = int(float(m("meta.mem_jobs", "0")))

@@ -161,6 +161,38 @@ fn pop_ack_fail_cycle() {
 }
 
 #[test]
+fn pop_with_ack_completes_the_job_and_takes_the_next_in_one_step() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("ackpop");
+    for args in ["[1]", "[2]", "[2]"] {
+        c.ok(&["TQ.ENQUEUE", &n, "q", "c", args]);
+    }
+    c.ok(&["TQ.POP", &n, "w", "q"]);
+    let got = c.strings(&["TQ.POP", &n, "w", "q", "ACK", "DELIVERIES"]);
+    assert_eq!(got, ["q", r#"{"class":"c","queue":"q","args":[2]}"#, "1"]);
+    assert_eq!(c.int(&["GET", &format!("{n}:stat:processed")]), 1);
+    assert_eq!(c.int(&["GET", &format!("{n}:stat:processed:w")]), 1);
+    let record = c.string(&["GET", &format!("{n}:worker:w:q")]).expect("the new job's record");
+    assert!(record.contains(r#""args":[2]"#), "{record}");
+    // The next job is a twin of the one held: completed, not taken.
+    assert_eq!(c.ok(&["TQ.POP", &n, "w", "q", "ACK"]), Value::Nil);
+    assert_eq!(c.int(&["GET", &format!("{n}:stat:processed")]), 2);
+    assert_eq!(c.int(&["LLEN", &format!("{n}:queue:q")]), 1);
+    assert!(c.err(&["TQ.ACK", &n, "w"]).starts_with("NOJOB"));
+    // Nothing held: refused, nothing written.
+    let before = c.digest();
+    assert!(c.err(&["TQ.POP", &n, "w", "q", "ACK"]).starts_with("NOJOB"));
+    let e = c.err(&["TQ.BPOP", &n, "w", "q", "ACK", "0"]);
+    assert!(e.contains("ACK is an option of TQ.POP"), "{e}");
+    assert_eq!(c.digest(), before);
+    c.ok(&["TQ.POP", &n, "w", "q"]);
+    assert_eq!(c.ok(&["TQ.POP", &n, "w", "q", "ACK"]), Value::Nil, "the queue is empty");
+    assert_eq!(c.int(&["GET", &format!("{n}:stat:processed")]), 3);
+    assert_eq!(c.int(&["EXISTS", &format!("{n}:worker:w:q"), &format!("{n}:tq:inflight:w")]), 0);
+}
+
+#[test]
 fn pop_star_takes_every_queue_alphabetically() {
     let s = Server::start();
     let mut c = s.conn();

@@ -188,6 +188,8 @@ fn errors_and_no_ops_replicate_nothing() {
         vec!["TQ.ENQUEUEAT", &n, "1200", "q", "dup", "[1]"],
         // No job in flight.
         vec!["TQ.ACK", &n, "idle"],
+        vec!["TQ.POP", &n, "idle", "q", "ACK"],
+        vec!["TQ.BPOP", &n, "busy", "q", "ACK", "0"],
         vec!["TQ.FAIL", &n, "idle", "E", "e", "[]"],
         // A worker that already holds a job.
         vec!["TQ.POP", &n, "busy", "q"],
@@ -282,8 +284,8 @@ fn errors_and_no_ops_replicate_nothing() {
     let popped = p.strings(&["TQ.POP", &n, "w", "q"]);
     assert_eq!(popped[0], "q");
     assert!(repl_offset(&mut p) > offset_before_drain, "a real pop is replicated");
-    p.ok(&["TQ.ACK", &n, "w"]);
-    p.ok(&["TQ.POP", &n, "w", "q"]);
+    let next = p.strings(&["TQ.POP", &n, "w", "q", "ACK"]);
+    assert_eq!(next[0], "q", "ACK completes the job and takes the next");
     p.ok(&["TQ.ACK", &n, "w"]);
     // Bucket 1 (the "dup" job) is due: promote it, pop and ack it.
     assert_eq!(p.int(&["TQ.PROMOTE", &n]), 1);

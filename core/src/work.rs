@@ -15,6 +15,7 @@ use crate::lock;
 use crate::queue::{lock_deadline, utf16_units, Failures};
 use crate::records::{self, FailedPayload, Failure, InFlight, PayloadInfo};
 use crate::recur;
+use crate::staged::Staged;
 use crate::stats::Event;
 use crate::store::{parse_i64, plan_incr, Effect, Kind, Plan, Reply, Store};
 use crate::time;
@@ -54,6 +55,45 @@ pub struct PopOptions {
 /// otherwise the lock is taken with the job and only this worker's ACK/FAIL
 /// releases it. Periodic jobs always take their JobLock (for the lease).
 pub fn pop(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[&[u8]], opts: &PopOptions) -> Result<Plan> {
+    take(s, ns, worker, queues, opts, None)
+}
+
+/// `TQ.POP ... ACK`: completes the worker's job in flight (as [`ack`]) and
+/// takes the next one in the same step, saving the worker a round trip per
+/// job. Errors as `ack` does (nothing changes). The pop is planned on the
+/// data as the ACK leaves it ([`Staged`]); it never takes a job whose payload
+/// is byte-identical to the one just completed (the reply is nil and the
+/// worker's next pop takes it), so that a worker whose reply was lost can
+/// tell from its in-flight record whether the ACK ran: the same payload
+/// means it did not.
+pub fn ack_and_pop(
+    s: &mut impl Store,
+    ns: &Ns<'_>,
+    worker: &[u8],
+    queues: &[&[u8]],
+    opts: &PopOptions,
+) -> Result<Plan> {
+    let held = in_flight(s, ns, worker)?;
+    let done = match &held.entry {
+        Some(e) => record_payload(s, ns, worker, e)?,
+        None => None,
+    };
+    let acked = ack(s, ns, worker)?;
+    let mut next = take(&mut Staged::new(s, &acked.effects), ns, worker, queues, opts, done.as_deref())?;
+    let mut effects = acked.effects;
+    effects.append(&mut next.effects);
+    Ok(Plan { effects, reply: next.reply })
+}
+
+/// The pop; with `avoid`, it stops (nil) at a job with exactly that payload.
+fn take(
+    s: &mut impl Store,
+    ns: &Ns<'_>,
+    worker: &[u8],
+    queues: &[&[u8]],
+    opts: &PopOptions,
+    avoid: Option<&[u8]>,
+) -> Result<Plan> {
     let joblock = opts.joblock.map(lock::check_ttl).transpose()?;
     check_name("worker", worker)?;
     let star = queues == [b"*"];
@@ -111,6 +151,9 @@ pub fn pop(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[&[u8]], opt
             }
             let payload =
                 s.list_get(qkey, i)?.ok_or_else(|| TqError::Internal("queue shorter than its length".into()))?;
+            if avoid == Some(payload.as_slice()) {
+                return Ok(plan);
+            }
             plan.effects.push(Effect::LPop { key: qkey.clone() });
             let info = match records::inspect_payload(&payload) {
                 Ok(info) => info,

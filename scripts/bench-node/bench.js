@@ -2,12 +2,16 @@
 // started. Each mode prints one line of key=value pairs. Timing figures live
 // in benchmarks, never in tests.
 //
-//   node bench.js cycle <tq|node-resque|bullmq> <port> <jobs> <consumers>
+//   node bench.js cycle <tq|node-resque|bullmq> <port> <jobs> <consumers> [batch|live]
 //     Full job cycle in one Node process: a producer keeps WINDOW enqueues
-//     outstanding on its own connection while <consumers> consumers run a
+//     outstanding on its own connection and <consumers> consumers run a
 //     no-op job each; jobs/s = jobs / (first enqueue sent .. last job done).
-//       tq:          TQ.ENQUEUE; consumers loop TQ.BPOP -> no-op -> TQ.ACK
-//                    (one ioredis connection each)
+//     batch: enqueue all, then start the consumers (drain_rate: from their
+//     start to the last job done); live: the consumers wait on the empty
+//     queue while the producer sends.
+//       tq:          TQ.ENQUEUE; consumers TQ.BPOP, then loop no-op ->
+//                    TQ.POP ... ACK (completes the job and takes the next)
+//                    while that finds jobs (one ioredis connection each)
 //       node-resque: Queue.enqueue; <consumers> Workers (own connections)
 //       bullmq:      Queue.add; one Worker with concurrency <consumers>,
 //                    removeOnComplete (node-resque and tq keep nothing either)
@@ -37,7 +41,7 @@ const QUEUE = "bench";
 const CLASS = "add";
 const args = (i) => [i, 2];
 
-const [mode, system, portArg, nArg, cArg] = process.argv.slice(2);
+const [mode, system, portArg, nArg, cArg, shape = "live"] = process.argv.slice(2);
 const port = Number(portArg);
 const n = Number(nArg);
 const connection = { host: "127.0.0.1", port };
@@ -96,11 +100,12 @@ async function cycle() {
         (async () => {
           const worker = `bench:${w + 1}`;
           while (running) {
-            const job = await c.call("TQ.BPOP", NS, worker, QUEUE, 200);
-            if (!job) continue;
-            JSON.parse(job[1]); // what a worker does with the payload
-            await c.call("TQ.ACK", NS, worker);
-            oneDone();
+            let job = await c.call("TQ.BPOP", NS, worker, QUEUE, 200);
+            while (job) {
+              JSON.parse(job[1]); // what a worker does with the payload
+              job = await c.call("TQ.POP", NS, worker, QUEUE, "ACK");
+              oneDone();
+            }
           }
         })().catch((e) => running && console.error(e));
       }
@@ -156,17 +161,24 @@ async function cycle() {
     throw new Error(`unknown system ${system}`);
   }
 
-  await start();
-  await sleep(300); // every consumer waiting
+  if (shape !== "batch" && shape !== "live") throw new Error(`unknown shape ${shape}`);
+  const batch = shape === "batch";
+  if (!batch) {
+    await start();
+    await sleep(300); // every consumer waiting
+  }
   t0 = process.hrtime.bigint();
   await produce(n, enqueue);
   const enqueued = process.hrtime.bigint();
+  if (batch) await start();
   const t1 = await allDone;
   const secs = Number(t1 - t0) / 1e9;
+  const drain = Number(t1 - enqueued) / 1e9;
   out({
     rate: Math.round(n / secs),
     secs: secs.toFixed(2),
     enqueue_rate: Math.round(n / (Number(enqueued - t0) / 1e9)),
+    ...(batch ? { drain_rate: Math.round(n / drain) } : {}),
     jobs: done,
   });
   await stop();

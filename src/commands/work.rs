@@ -14,13 +14,18 @@ use crate::docs::{Arg, Doc, NS};
 use crate::store::RedisStore;
 use crate::{config, rm};
 
-/// Splits `<queue>... [JOBLOCK <ms>] [DELIVERIES]`: the options can only
-/// come last, in any order.
-fn queues_and_options<'a, 'b>(args: &'b [&'a [u8]]) -> Result<(&'b [&'a [u8]], PopOptions)> {
+/// Splits `<queue>... [JOBLOCK <ms>] [DELIVERIES] [ACK]`: the options can
+/// only come last, in any order. Returns whether ACK was given.
+fn queues_and_options<'a, 'b>(args: &'b [&'a [u8]]) -> Result<(&'b [&'a [u8]], PopOptions, bool)> {
     let mut opts = PopOptions { joblock: None, lease_ms: config::lease_ms(), with_deliveries: false };
     let mut queues = args;
+    let mut ack = false;
     loop {
         match queues {
+            [qs @ .., flag] if flag.eq_ignore_ascii_case(b"ACK") && !ack => {
+                ack = true;
+                queues = qs;
+            }
             [qs @ .., flag] if flag.eq_ignore_ascii_case(b"DELIVERIES") && !opts.with_deliveries => {
                 opts.with_deliveries = true;
                 queues = qs;
@@ -35,20 +40,22 @@ fn queues_and_options<'a, 'b>(args: &'b [&'a [u8]]) -> Result<(&'b [&'a [u8]], P
     if queues.is_empty() {
         return Err(TqError::arg("at least one queue is needed"));
     }
-    Ok((queues, opts))
+    Ok((queues, opts, ack))
 }
 
-/// `TQ.POP <ns> <worker> <queue> [<queue> ...] [JOBLOCK <ttl-ms>] [DELIVERIES]`
+/// `TQ.POP <ns> <worker> <queue> [<queue> ...] [JOBLOCK <ttl-ms>] [DELIVERIES] [ACK]`
 /// → nil or `[queue, payload]` (`[queue, payload, deliveries]` with
 /// DELIVERIES). A lone `*` means every queue in `<ns>:queues`,
-/// alphabetically. JOBLOCK takes node-resque's JobLock with the job.
+/// alphabetically. JOBLOCK takes node-resque's JobLock with the job. ACK
+/// first completes the job the worker holds (one round trip per job for a
+/// busy worker; see `work::ack_and_pop`).
 pub struct Pop;
 
 impl Command for Pop {
     const NAME: &'static CStr = c"tq.pop";
     const FLAGS: &'static CStr = c"write deny-oom";
     const DOC: Doc = Doc {
-        summary: c"Takes the next job from the first non-empty queue (priority order; * = all, alphabetically; the worker's broadcast mailbox first) and records it as the worker's job in flight, under a lease",
+        summary: c"Takes the next job from the first non-empty queue (priority order; * = all, alphabetically; the worker's broadcast mailbox first) and records it as the worker's job in flight, under a lease; with ACK, first completes the job the worker holds (as TQ.ACK) and takes no job byte-identical to it",
         complexity: c"O(Q) in the number of queues, plus the size of the job",
         arity: -4,
         writes: true,
@@ -58,13 +65,18 @@ impl Command for Pop {
             Arg::string(c"queue").multiple(),
             Arg::integer(c"ttl-ms").token(c"JOBLOCK").optional(),
             Arg::pure_token(c"DELIVERIES").optional(),
+            Arg::pure_token(c"ACK").optional(),
         ],
     };
 
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
         let [_, ns, worker, rest @ ..] = args else { return Err(TqError::Arity) };
-        let (queues, opts) = queues_and_options(rest)?;
-        planned(ctx, ns, |s, ns| work::pop(s, ns, worker, queues, &opts))
+        let (queues, opts, ack) = queues_and_options(rest)?;
+        if ack {
+            planned(ctx, ns, |s, ns| work::ack_and_pop(s, ns, worker, queues, &opts))
+        } else {
+            planned(ctx, ns, |s, ns| work::pop(s, ns, worker, queues, &opts))
+        }
     }
 }
 
@@ -112,7 +124,12 @@ impl Command for Bpop {
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
         let [_, ns, worker, rest @ .., timeout] = args else { return Err(TqError::Arity) };
         let timeout = parse::uint("timeout-ms", timeout, i64::MAX as u64)?;
-        let (queues, opts) = queues_and_options(rest)?;
+        let (queues, opts, ack) = queues_and_options(rest)?;
+        if ack {
+            // A worker with a job to complete is busy: it has no use for a
+            // wait, and a wait would let the reply be lost after the ACK.
+            return Err(TqError::arg("ACK is an option of TQ.POP, not TQ.BPOP (complete with TQ.POP ... ACK, then wait with TQ.BPOP)"));
+        }
         let waiting = Waiting {
             ns: ns.to_vec(),
             worker: worker.to_vec(),

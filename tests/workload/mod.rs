@@ -181,6 +181,10 @@ pub fn run<C: ConnectionLike>(c: &mut C, n: &str, mix: Mix) {
     popped(ok(c, &["TQ.POP", n, "w4", "low"]));
     assert_eq!(ok(c, &["TQ.FAIL", n, "w4", "Error", "no backtrace"]), Value::Okay);
     popped(ok(c, &["TQ.POP", n, "w4", "*"]));
+    // Ack and take the next in one step, then ack that one.
+    assert_eq!(int(c, &["TQ.ENQUEUE", n, "next", "c4"]), 1);
+    let (q4, _) = popped(ok(c, &["TQ.POP", n, "w4", "next", "ACK"]));
+    assert_eq!(q4, "next");
     assert_eq!(ok(c, &["TQ.ACK", n, "w4"]), Value::Okay);
 
     if mix.big {

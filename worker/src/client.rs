@@ -12,12 +12,27 @@ use std::fmt;
 use std::time::Duration;
 
 use redis::Value;
+use tq_core::keys::Ns;
+use tq_core::records::{record_payload, InFlight};
 
 use crate::config::RetryPolicy;
 use crate::duration::millis;
 use crate::job::{Failure, Job};
 
 /// Error codes of the job commands (the first word of the error reply).
+/// What a worker name holds, as [`Client::held`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    /// No job in flight.
+    Nothing,
+    /// Its job's lease ran out and the module gave the job back.
+    LeaseLost,
+    /// A job with this payload.
+    Payload(Vec<u8>),
+    /// An entry or record tq cannot read (written by something else).
+    Unreadable,
+}
+
 pub const NOJOB: &str = "NOJOB";
 pub const LEASELOST: &str = "LEASELOST";
 pub const INFLIGHT: &str = "INFLIGHT";
@@ -281,13 +296,52 @@ impl Client {
 
     /// `TQ.POP <ns> <worker> <queue>... DELIVERIES`: the next job, or None.
     pub fn pop<Q: AsRef<str>>(&mut self, worker: &str, queues: &[Q]) -> Result<Option<Job>, Error> {
+        self.pop_cmd(worker, queues, false)
+    }
+
+    /// `TQ.POP <ns> <worker> <queue>... DELIVERIES ACK`: completes the job
+    /// the worker holds and takes the next, in one step. None when the queues
+    /// are empty or the next job is byte-identical to the one completed (a
+    /// plain pop takes it). After a lost reply, [`Client::held`] tells
+    /// whether the ACK was applied.
+    pub fn ack_and_pop<Q: AsRef<str>>(&mut self, worker: &str, queues: &[Q]) -> Result<Option<Job>, Error> {
+        self.pop_cmd(worker, queues, true)
+    }
+
+    fn pop_cmd<Q: AsRef<str>>(&mut self, worker: &str, queues: &[Q], ack: bool) -> Result<Option<Job>, Error> {
         let mut cmd = redis::cmd("TQ.POP");
         cmd.arg(&self.ns).arg(worker);
         for q in queues {
             cmd.arg(q.as_ref());
         }
         cmd.arg("DELIVERIES");
+        if ack {
+            cmd.arg("ACK");
+        }
         parse_pop_reply(worker, &self.call(&cmd)?)
+    }
+
+    /// What the worker holds now, read from its in-flight entry and record.
+    pub fn held(&mut self, worker: &str) -> Result<Held, Error> {
+        let name = self.ns.clone();
+        let (Ok(ns), Ok(())) = (Ns::new(name.as_bytes(), false), tq_core::keys::check_name("worker", worker.as_bytes()))
+        else {
+            return Err(Error::Config(format!("bad namespace or worker name: {name} {worker}")));
+        };
+        let entry = match self.call(redis::cmd("GET").arg(ns.inflight(worker.as_bytes())))? {
+            Value::BulkString(raw) => InFlight::decode(&raw),
+            _ => return Ok(Held::Nothing),
+        };
+        let Some(entry) = entry else { return Ok(Held::Unreadable) };
+        if entry.lost {
+            return Ok(Held::LeaseLost);
+        }
+        let record = match self.call(redis::cmd("GET").arg(ns.worker_record(worker.as_bytes(), &entry.queues)))? {
+            Value::BulkString(r) => r,
+            _ => return Ok(Held::Unreadable),
+        };
+        let payload = record_payload(&record).and_then(|span| record.get(span)).map(<[u8]>::to_vec);
+        Ok(payload.map_or(Held::Unreadable, Held::Payload))
     }
 
     /// `TQ.BPOP ... DELIVERIES <timeout-ms>`: waits up to `timeout` (at least

@@ -29,12 +29,18 @@
 //! reports nothing more: `run` returns at once, heartbeats stop, and jobs in
 //! flight come back when their lease runs out.
 //!
+//! **One round trip per job.** A slot acknowledges a job with
+//! `TQ.POP ... ACK`, which takes the next job in the same step; it waits
+//! with `TQ.BPOP` only when that finds the queues empty.
+//!
 //! **Redis going away.** Every call is retried with a growing pause (100 ms
 //! doubling to 2 s) until Redis answers; nothing is dropped and the worker
 //! never gives up on its own. A report (`ACK`/`FAIL`/`NACK`) whose reply was
 //! lost is sent again: `NOJOB` in answer to the repeat means the first one
 //! was applied (the job is done, not double-completed), `LEASELOST` that the
-//! module gave the job back meanwhile. A pop whose reply was lost may have
+//! module gave the job back meanwhile. An ACK that also took the next job
+//! is settled from the slot's in-flight record instead (see
+//! `ack_and_take`). A pop whose reply was lost may have
 //! taken a job under the slot's name: before popping again the slot sends
 //! `TQ.NACK`, which gives such a job back (or answers `NOJOB`). While
 //! stopping, a report that cannot reach Redis is abandoned once the job's
@@ -54,7 +60,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::client::{self, Client, FailOutcome};
+use crate::client::{self, Client, FailOutcome, Held};
 use crate::config::Rules;
 use crate::job::{no_job_defined, Failure, Job, JobError};
 
@@ -857,12 +863,19 @@ fn slot_loop(sh: &Arc<Shared>, slot: &Arc<Slot>) {
                 backoff = Backoff::new();
                 suspect = false;
                 last_error = None;
-                let Some(job) = job else { continue };
-                if sh.stop.is_stopping() {
-                    give_back_unstarted(sh, slot, &mut client, job, sent);
-                    break;
+                let mut next = match job {
+                    Some(job) => Next::Job(job, sent),
+                    None => Next::Nothing,
+                };
+                // While the queues have jobs, each ACK takes the next one.
+                while let Next::Job(job, sent) = next {
+                    if sh.stop.is_stopping() {
+                        give_back_unstarted(sh, slot, &mut client, job, sent);
+                        return;
+                    }
+                    next = run_job(sh, slot, &mut client, job, sent);
                 }
-                run_job(sh, slot, &mut client, job, sent);
+                maybe_holding = matches!(next, Next::Unknown);
             }
             Err(e) if e.is_transient() => {
                 maybe_holding = true;
@@ -921,7 +934,17 @@ fn give_back_unstarted(sh: &Shared, slot: &Slot, client: &mut Client, job: Job, 
     st.job = None;
 }
 
-fn run_job(sh: &Shared, slot: &Slot, client: &mut Client, job: Job, popped: Instant) {
+/// What a slot holds after reporting a job.
+enum Next {
+    /// Nothing: the slot pops (and waits) again.
+    Nothing,
+    /// The job its ACK took, and when that ACK was sent.
+    Job(Job, Instant),
+    /// It may hold a job whose pop reply was lost: it gives it back first.
+    Unknown,
+}
+
+fn run_job(sh: &Shared, slot: &Slot, client: &mut Client, job: Job, popped: Instant) -> Next {
     let seq = {
         let mut st = lock(&slot.st);
         st.seq += 1;
@@ -949,12 +972,17 @@ fn run_job(sh: &Shared, slot: &Slot, client: &mut Client, job: Job, popped: Inst
             // Given back by the worker after the grace period.
             st.phase = Phase::Idle;
             st.job = None;
-            return;
+            return Next::Nothing;
         }
         st.phase = Phase::Reporting;
     }
+    let mut next = Next::Nothing;
     let outcome = if sh.stop.is_stopping_now() {
         Outcome::Unreported
+    } else if result.is_ok() && !sh.stop.is_stopping() {
+        let (outcome, taken) = ack_and_take(sh, slot, client, &job);
+        next = taken;
+        outcome
     } else {
         let action = match result {
             Ok(()) => Action::Ack,
@@ -971,6 +999,60 @@ fn run_job(sh: &Shared, slot: &Slot, client: &mut Client, job: Job, popped: Inst
     let mut st = lock(&slot.st);
     st.phase = Phase::Idle;
     st.job = None;
+    next
+}
+
+/// Acknowledges the job and takes the next in the same round trip
+/// (`TQ.POP ... ACK`). A lost reply is settled from the slot's in-flight
+/// record: the module never takes a twin of the job it completes this way,
+/// so the same payload means the ACK was not applied (it is sent again);
+/// another payload, that it was and took a job whose reply was lost (given
+/// back before the next pop); nothing, that it was and took nothing.
+fn ack_and_take(sh: &Shared, slot: &Slot, client: &mut Client, job: &Job) -> (Outcome, Next) {
+    let mut backoff = Backoff::new();
+    let mut down = false;
+    // The last attempt's reply was lost: read the record before anything else.
+    let mut unsure = false;
+    loop {
+        let sent = Instant::now();
+        let attempt = if unsure {
+            client.held(&slot.name).map(Err)
+        } else {
+            client.ack_and_pop(&slot.name, &sh.opts.queues).map(Ok)
+        };
+        if down && attempt.as_ref().is_ok() {
+            down = false;
+            sh.emit(Event::RedisBack { worker: slot.name.clone(), action: "ack" });
+        }
+        match attempt {
+            Ok(Ok(taken)) => return (Outcome::Done, taken.map_or(Next::Nothing, |j| Next::Job(j, sent))),
+            Ok(Err(Held::Payload(p))) if p == job.payload.as_bytes() => unsure = false,
+            Ok(Err(Held::Payload(_) | Held::Unreadable)) => return (Outcome::Done, Next::Unknown),
+            Ok(Err(Held::Nothing)) => return (Outcome::Done, Next::Nothing),
+            Ok(Err(Held::LeaseLost)) => {
+                let error = format!("LEASELOST worker '{}': the job's lease ran out while Redis was unreachable", slot.name);
+                return (Outcome::NotHeld { error }, Next::Nothing);
+            }
+            Err(e) if e.is(client::NOJOB) || e.is(client::LEASELOST) => {
+                return (Outcome::NotHeld { error: e.to_string() }, Next::Nothing)
+            }
+            Err(e) if e.is_transient() => {
+                unsure = true;
+                if sh.stop.is_stopping_now() {
+                    return (Outcome::Unreported, Next::Nothing);
+                }
+                if sh.stop.is_stopping() && Instant::now() >= lock(&slot.st).lease_until {
+                    return (Outcome::Unreported, Next::Nothing);
+                }
+                let pause = backoff.step();
+                sh.redis_down(&mut down, &slot.name, "ack", &e, pause);
+                sh.stop.sleep_unless(pause, STOP_NOW);
+            }
+            // Refused as a whole (the pop part: a queue of the wrong type,
+            // say): nothing was applied, so a plain ACK still completes the job.
+            Err(_) => return (report(sh, slot, client, &Action::Ack), Next::Nothing),
+        }
+    }
 }
 
 fn panic_text(p: &(dyn std::any::Any + Send)) -> String {

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::{ns, wait_until, Proxy, Server};
-use tq_worker::client::{Client, FailOutcome, LEASELOST, NOJOB};
+use tq_worker::client::{Client, FailOutcome, Held, LEASELOST, NOJOB};
 use tq_worker::config::{RetryPolicy, Rules};
 use tq_worker::job::{Failure, JobError};
 use tq_worker::worker::{Event, Fate, Outcome, Requeue, Summary, Worker, WorkerOptions};
@@ -317,14 +317,16 @@ fn lost_ack_reply_is_retried_and_not_double_completed() {
     events.attach(&mut w);
     let runs = Arc::new(AtomicUsize::new(0));
     let r = runs.clone();
+    let stop = w.stop_handle();
+    let stopper = stop.clone();
     w.handle("Job", move |_| {
         r.fetch_add(1, Ordering::SeqCst);
+        // A stopping worker takes no next job: it sends a plain TQ.ACK.
+        stopper.stop();
         Ok(())
     });
-    let stop = w.stop_handle();
     let t = spawn(w);
     wait_until(30, "the job reported", || !events.ends().is_empty());
-    stop.stop();
     let summary = t.join().expect("join");
     assert_eq!(proxy.cuts.load(Ordering::SeqCst), 1, "the ACK's reply was cut");
     assert_eq!(events.ends()[0].2, Outcome::Done, "NOJOB after the lost reply = already done");
@@ -332,6 +334,98 @@ fn lost_ack_reply_is_retried_and_not_double_completed() {
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     assert_eq!(raw.stat(&n, "processed"), 1, "counted once");
     assert!(events.count(|e| matches!(e, Event::RedisDown { action: "ack", .. })) == 1);
+}
+
+#[test]
+fn client_ack_and_pop_and_held() {
+    let s = Server::start(&[]);
+    let n = ns("client-ackpop");
+    let mut c = Client::connect(&s.url(), &n).expect("connect");
+    c.enqueue("q", "Job", "[1]").expect("enqueue");
+    c.enqueue("q", "Job", "[2]").expect("enqueue");
+    assert_eq!(c.held("w").expect("held"), Held::Nothing);
+    let first = c.pop("w", &["q"]).expect("pop").expect("a job");
+    assert_eq!(c.held("w").expect("held"), Held::Payload(first.payload.clone().into_bytes()));
+    let next = c.ack_and_pop("w", &["q"]).expect("ack and pop").expect("the next job");
+    assert_eq!((next.args_json.as_str(), next.deliveries), ("[2]", 1));
+    assert_eq!(c.held("w").expect("held"), Held::Payload(next.payload.clone().into_bytes()));
+    assert!(c.ack_and_pop("w", &["q"]).expect("ack").is_none());
+    assert_eq!(c.held("w").expect("held"), Held::Nothing);
+    assert!(c.ack_and_pop("w", &["q"]).expect_err("nothing held").is(NOJOB));
+    let mut raw = s.conn();
+    assert_eq!(raw.stat(&n, "processed"), 2);
+}
+
+/// Runs a worker on queue `q` through `proxy` until `n` jobs are processed;
+/// returns the (args, delivery) of each run and the events.
+fn run_through(s: &Server, proxy: &Proxy, n: &str, jobs: usize) -> (Vec<(String, u32)>, Events) {
+    let mut raw = s.conn();
+    let mut w = Worker::new(options(&proxy.url(), n, &["q"]));
+    let events = Events::default();
+    events.attach(&mut w);
+    let seen: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
+    let sn = seen.clone();
+    w.handle("Job", move |job| {
+        sn.lock().expect("lock").push((job.args_json.clone(), job.deliveries));
+        Ok(())
+    });
+    let stop = w.stop_handle();
+    let t = spawn(w);
+    wait_until(30, "the jobs done", || raw.stat(n, "processed") == jobs as i64);
+    stop.stop();
+    t.join().expect("join");
+    assert_eq!(raw.stat(n, "processed"), jobs as i64, "each counted once");
+    assert_eq!(raw.int(&["LLEN", &format!("{n}:queue:q")]), 0);
+    let seen = seen.lock().expect("lock").clone();
+    (seen, events)
+}
+
+#[test]
+fn lost_reply_of_an_ack_that_took_the_next_job_gives_that_job_back() {
+    let s = Server::start(&[]);
+    let proxy = Proxy::start(s.port);
+    let n = ns("lost-ackpop");
+    let mut c = Client::connect(&s.url(), &n).expect("connect");
+    c.enqueue("q", "Job", "[1]").expect("enqueue");
+    c.enqueue("q", "Job", "[2]").expect("enqueue");
+    // The ACK of [1] is applied and takes [2]; its reply is lost.
+    proxy.cut_after("TQ.POP");
+    let (seen, events) = run_through(&s, &proxy, &n, 2);
+    assert_eq!(proxy.cuts.load(Ordering::SeqCst), 1);
+    assert_eq!(seen, [("[1]".to_string(), 1), ("[2]".to_string(), 2)], "each ran once; [2] was given back once");
+    assert_eq!(events.count(|e| matches!(e, Event::RecoveredPop { .. })), 1);
+    let ends: Vec<Outcome> = events.ends().into_iter().map(|e| e.2).collect();
+    assert_eq!(ends, [Outcome::Done, Outcome::Done]);
+}
+
+#[test]
+fn an_ack_lost_on_the_way_is_sent_again_and_twins_run_once_each() {
+    let s = Server::start(&[]);
+    let proxy = Proxy::start(s.port);
+    let n = ns("lost-ack-twins");
+    let mut c = Client::connect(&s.url(), &n).expect("connect");
+    c.enqueue("q", "Job", "[1]").expect("enqueue");
+    c.enqueue("q", "Job", "[1]").expect("enqueue");
+    // Never reaches the server: the record still shows the same payload, so
+    // the worker knows the ACK was not applied and sends it again.
+    proxy.cut_before("TQ.POP");
+    let (seen, events) = run_through(&s, &proxy, &n, 2);
+    assert_eq!(proxy.cuts.load(Ordering::SeqCst), 1);
+    assert_eq!(seen, [("[1]".to_string(), 1), ("[1]".to_string(), 1)]);
+    assert_eq!(events.count(|e| matches!(e, Event::RecoveredPop { .. })), 0);
+    assert_eq!(events.count(|e| matches!(e, Event::RedisDown { action: "ack", .. })), 1);
+
+    // Applied, reply lost: the twin was not taken with it, so the record
+    // shows nothing held and the ACK counts as done.
+    let n = ns("lost-ack-twins-after");
+    let mut c = Client::connect(&s.url(), &n).expect("connect");
+    c.enqueue("q", "Job", "[1]").expect("enqueue");
+    c.enqueue("q", "Job", "[1]").expect("enqueue");
+    proxy.cut_after("TQ.POP");
+    let (seen, events) = run_through(&s, &proxy, &n, 2);
+    assert_eq!(proxy.cuts.load(Ordering::SeqCst), 2);
+    assert_eq!(seen, [("[1]".to_string(), 1), ("[1]".to_string(), 1)]);
+    assert_eq!(events.count(|e| matches!(e, Event::RecoveredPop { .. })), 0);
 }
 
 #[test]

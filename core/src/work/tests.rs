@@ -253,3 +253,60 @@ fn a_held_back_periodic_run_starts_a_new_cadence() {
     s.now = 4_650;
     assert_eq!(run_due_now(&mut s), (Reply::Int(1), Some(5_600)));
 }
+
+#[test]
+fn ack_and_pop_leaves_the_same_data_as_an_ack_then_a_pop() {
+    let opts = [LEASE, PopOptions { joblock: Some(5_000), ..LEASE }];
+    for opts in opts {
+        let (mut one, mut two) = (MemStore::at(0), MemStore::at(0));
+        for s in [&mut one, &mut two] {
+            for args in [&b"[1]"[..], b"[2]", b"[3]"] {
+                enq(s, b"q", args);
+            }
+            popped(run(s, |s| pop(s, &ns(), b"w", &[b"q"], &opts)).expect("pops"));
+            // A second delivery, so the ACK also forgets a delivery count.
+            run(s, |s| nack(s, &ns(), b"w", 0)).expect("nacks");
+            popped(run(s, |s| pop(s, &ns(), b"w", &[b"q"], &opts)).expect("pops again"));
+            s.now = 7;
+        }
+        let combined = run(&mut one, |s| ack_and_pop(s, &ns(), b"w", &[b"q"], &opts)).expect("acks and pops");
+        run(&mut two, |s| ack(s, &ns(), b"w")).expect("acks");
+        let separate = run(&mut two, |s| pop(s, &ns(), b"w", &[b"q"], &opts)).expect("pops");
+        assert_eq!(combined, separate);
+        assert_eq!(popped(combined), br#"{"class":"c","queue":"q","args":[2]}"#.to_vec());
+        assert_eq!(one.data, two.data, "{opts:?}");
+        assert_eq!(one.expires, two.expires, "{opts:?}");
+        assert_eq!(one.string(b"resque:stat:processed"), Some(b"1".to_vec()));
+    }
+}
+
+#[test]
+fn ack_and_pop_on_an_empty_queue_completes_the_job_and_takes_nothing() {
+    let mut s = MemStore::at(0);
+    enq(&mut s, b"q", b"[1]");
+    popped(run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("pops"));
+    assert_eq!(run(&mut s, |s| ack_and_pop(s, &ns(), b"w", &[b"q"], &LEASE)), Ok(Reply::Nil));
+    assert_eq!(s.string(b"resque:stat:processed"), Some(b"1".to_vec()));
+    assert!(s.string(b"resque:tq:inflight:w").is_none() && s.string(b"resque:worker:w:q").is_none());
+    // Nothing held now: the ACK part refuses, and nothing changes.
+    enq(&mut s, b"q", b"[2]");
+    let before = s.data.clone();
+    assert!(matches!(ack_and_pop(&mut s, &ns(), b"w", &[b"q"], &LEASE), Err(TqError::NoJob { .. })));
+    assert_eq!(s.data, before);
+}
+
+#[test]
+fn ack_and_pop_never_takes_a_twin_of_the_job_it_completes() {
+    let mut s = MemStore::at(0);
+    for args in [&b"[1]"[..], b"[1]", b"[2]"] {
+        enq(&mut s, b"q", args);
+    }
+    let first = popped(run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("pops"));
+    assert_eq!(run(&mut s, |s| ack_and_pop(s, &ns(), b"w", &[b"q"], &LEASE)), Ok(Reply::Nil));
+    assert_eq!(s.list(b"resque:queue:q").first(), Some(&first), "the twin waits at the head");
+    assert_eq!(s.string(b"resque:stat:processed"), Some(b"1".to_vec()));
+    // A plain pop takes it; the next ACK takes the job after it.
+    assert_eq!(popped(run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("pops")), first);
+    let next = popped(run(&mut s, |s| ack_and_pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("acks and pops"));
+    assert_eq!(next, br#"{"class":"c","queue":"q","args":[2]}"#.to_vec());
+}

@@ -188,7 +188,7 @@ pub fn ns(name: &str) -> String {
 /// drops that answer and closes the client's connection.
 pub struct Proxy {
     pub port: u16,
-    armed: Arc<Mutex<Vec<String>>>,
+    armed: Arc<Mutex<Vec<(String, bool)>>>,
     pub cuts: Arc<AtomicUsize>,
     stalled: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -197,7 +197,7 @@ impl Proxy {
     pub fn start(server_port: u16) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let port = listener.local_addr().expect("addr").port();
-        let armed: Arc<Mutex<Vec<String>>> = Arc::default();
+        let armed: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
         let cuts = Arc::new(AtomicUsize::new(0));
         let stalled: Arc<std::sync::atomic::AtomicBool> = Arc::default();
         let (a, k, st) = (armed.clone(), cuts.clone(), stalled.clone());
@@ -216,7 +216,13 @@ impl Proxy {
     }
 
     pub fn cut_after(&self, command: &str) {
-        self.armed.lock().expect("lock").push(command.to_string());
+        self.armed.lock().expect("lock").push((command.to_string(), false));
+    }
+
+    /// The next time a client sends `command`, the proxy drops it unsent
+    /// and closes the client's connection.
+    pub fn cut_before(&self, command: &str) {
+        self.armed.lock().expect("lock").push((command.to_string(), true));
     }
 
     /// While stalled, nothing is forwarded either way (held, not dropped):
@@ -235,7 +241,7 @@ fn wait_unstalled(stalled: &std::sync::atomic::AtomicBool) {
 fn relay(
     client: TcpStream,
     server: TcpStream,
-    armed: Arc<Mutex<Vec<String>>>,
+    armed: Arc<Mutex<Vec<(String, bool)>>>,
     cuts: Arc<AtomicUsize>,
     stalled: Arc<std::sync::atomic::AtomicBool>,
 ) {
@@ -247,6 +253,7 @@ fn relay(
     let cut_next = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = cut_next.clone();
     let st = stalled.clone();
+    let dropped = cuts.clone();
     std::thread::spawn(move || {
         let mut buf = [0u8; 65536];
         loop {
@@ -258,12 +265,18 @@ fn relay(
             wait_unstalled(&st);
             {
                 let mut armed = armed.lock().expect("lock");
-                if let Some(i) = armed.iter().position(|cmd| {
+                if let Some(i) = armed.iter().position(|(cmd, _)| {
                     let needle = format!("\r\n{cmd}\r\n");
                     chunk.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
                 }) {
-                    armed.remove(i);
+                    let (_, before) = armed.remove(i);
                     flag.store(true, Ordering::SeqCst);
+                    if before {
+                        // Never sent: the reader sees the connection end.
+                        dropped.fetch_add(1, Ordering::SeqCst);
+                        let _ = s_out.shutdown(Shutdown::Both);
+                        break;
+                    }
                 }
             }
             if s_out.write_all(chunk).is_err() {
