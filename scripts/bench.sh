@@ -2,8 +2,11 @@
 # tq against raw Redis commands, one server, one run, printed as ratios.
 #   enqueue: redis-benchmark RPUSH vs TQ.ENQUEUE (50 clients), unpipelined and -P 16
 #   Lua:     EVALSHA doing node-resque's enqueue (SADD + RPUSH) vs TQ.ENQUEUE
+#   floor:   TQ.PROMOTE on an empty namespace (a module command that writes
+#            nothing) vs RPUSH
 #   take:    LPOP, and node-resque's per-job commands (Lua pop + MULTI stats +
-#            DEL), vs TQ.POP+TQ.ACK (scripts/bench_cycle.rs, 8 connections)
+#            DEL), vs TQ.POP+TQ.ACK and vs TQ.POP ... ACK (one command a job)
+#            (scripts/bench_cycle.rs, 8 connections)
 # Then the enqueue pair again with a replica attached (both sides pay
 # replication). Timing figures live here, never in tests.
 # Env: N (requests per enqueue run, default 300000), JOBS (default 200000),
@@ -42,9 +45,13 @@ for pipe in 1 16; do
   redis-cli -p "$P" flushall >/dev/null
   a=$(rps "$P" $pipe RPUSH resque:queue:bench "$PAYLOAD")
   b=$(rps "$P" $pipe TQ.ENQUEUE resque bench add '[1,2]')
+  # The floor of any module command: one that writes nothing.
+  c=$(rps "$P" $pipe TQ.PROMOTE empty)
   row "RPUSH vs TQ.ENQUEUE, -P $pipe" "$a" "$b"
+  row "RPUSH vs TQ.PROMOTE (no-op), -P $pipe" "$a" "$c"
   kv "enq.rpush.p$pipe" "$a"
   kv "enq.tq.p$pipe" "$b"
+  kv "enq.floor.p$pipe" "$c"
 done
 SHA=$(redis-cli -p "$P" SCRIPT LOAD "redis.call('SADD', KEYS[1], ARGV[1]); return redis.call('RPUSH', KEYS[2], ARGV[2])")
 for pipe in 1 16; do
@@ -60,8 +67,11 @@ for depth in 1 16; do
   a=$("$CYCLE" "$P" lpop "$JOBS" "$depth" 8)
   b=$("$CYCLE" "$P" popack "$JOBS" "$depth" 8)
   c=$("$CYCLE" "$P" noderesque "$JOBS" "$depth" 8)
+  d=$("$CYCLE" "$P" ackpop "$JOBS" "$depth" 8)
   row "LPOP vs TQ.POP+TQ.ACK jobs/s, -P $depth" "$a" "$b"
   row "node-resque cmds vs POP+ACK, -P $depth" "$c" "$b"
+  row "node-resque cmds vs POP ... ACK, -P $depth" "$c" "$d"
+  kv "take.ackpop.p$depth" "$d"
   kv "take.lpop.p$depth" "$a"
   kv "take.tq.p$depth" "$b"
   kv "take.noderesque.p$depth" "$c"

@@ -21,11 +21,14 @@
 # Timing figures live here, never in tests.
 #
 # Env: QUICK=1 (smaller sizes everywhere, a few minutes), CYCLE_JOBS,
-#      MEM_JOBS, MEM_WORKERS (override the sizes below).
+#      MEM_JOBS, MEM_WORKERS (override the sizes below), PARTS="2 4" (run
+#      only these parts; the table shows — for the others).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 QUICK=${QUICK:-0}
+PARTS=${PARTS:-1 2 3 4}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 if [ "$QUICK" = 1 ]; then
   ENQ_N=100000 TAKE_JOBS=50000 CYCLE_JOBS=${CYCLE_JOBS:-10000} CYCLE_REPS=${CYCLE_REPS:-1} WORK_JOBS=${WORK_JOBS:-2000} MEM_JOBS=${MEM_JOBS:-20000} MEM_WORKERS=${MEM_WORKERS:-500}
 else
@@ -92,9 +95,11 @@ measure() {
 }
 
 # ---------------------------------------------------- 1. enqueue and take
+if part 1; then
 kv meta.load_part1 "$(cut -d' ' -f1 /proc/loadavg)"
 say "1/4 enqueue and take+complete vs raw commands (scripts/bench.sh)"
 KV=$RESULTS N=$ENQ_N JOBS=$TAKE_JOBS scripts/bench.sh >"$OUT/bench.log"
+fi
 
 # -------------------------------------------------------- 2. full job cycle
 BENCH_JS=$NODE_DIR/bench.js
@@ -121,6 +126,7 @@ tq_work() {
   kill -TERM "$wpid"
   wait "$wpid" || true
 }
+if part 2; then
 say "2/4 full job cycle, $CYCLE_JOBS jobs, $CONSUMERS consumers, $CYCLE_REPS round(s) (the table shows medians)"
 # Two shapes each round: batch (enqueue all, then drain: keys batch.*) and
 # live (consumers waiting on the empty queue while the producer sends: cycle.*).
@@ -138,8 +144,10 @@ for rep in $(seq "$CYCLE_REPS"); do
 done
 say "    tq work, $WORK_JOBS jobs already waiting, each run as a process (/bin/true)"
 measure cycle.tq_work 1 tq_work @PORT@ "$WORK_JOBS" "$CONSUMERS"
+fi
 
 # ---------------------------------------------------------------- 3. memory
+if part 3; then
 kv meta.load_part3 "$(cut -d' ' -f1 /proc/loadavg)"
 say "3/4 memory: $MEM_JOBS waiting jobs, $MEM_WORKERS jobs in flight"
 for sys in tq node-resque bullmq; do
@@ -148,11 +156,15 @@ for sys in tq node-resque bullmq; do
   measure "mem_waiting.${sys//-/}" "$module" node "$BENCH_JS" mem-waiting "$sys" @PORT@ "$MEM_JOBS"
   measure "mem_inflight.${sys//-/}" "$module" node "$BENCH_JS" mem-inflight "$sys" @PORT@ "$MEM_WORKERS"
 done
+fi
 
 # ---------------------------------- 4. latency, lateness, promotion, depth
+touch "$OUT/bench_time.kv"
+if part 4; then
 kv meta.load_part4 "$(cut -d' ' -f1 /proc/loadavg)"
 say "4/4 pickup latency, delayed-job lateness, promotion, depth (scripts/bench_time.sh)"
 KV=$OUT/bench_time.kv REPS=1 QUICK=$QUICK scripts/bench_time.sh >"$OUT/bench_time.log"
+fi
 
 # ------------------------------------------------------------------ table
 kv meta.load_after "$(cut -d' ' -f1-3 /proc/loadavg)"

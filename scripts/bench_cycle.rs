@@ -2,6 +2,8 @@
 //! server, same run. Used by `scripts/bench.sh`. Modes:
 //! - `lpop`: plain `LPOP` (no record of the job in flight);
 //! - `popack`: `TQ.POP` + `TQ.ACK`;
+//! - `ackpop`: `TQ.POP ... ACK` (completes the job held and takes the next:
+//!   one command per job);
 //! - `noderesque`: what a node-resque worker sends per job: its Lua pop
 //!   (`LPOP` + `SET` of the cjson "working on" record), `MULTI; INCR; INCR;
 //!   EXEC` for the stats, then `DEL` of the record;
@@ -13,7 +15,7 @@
 //!   them on the empty queue first. Prints `rate=` (jobs/s from the first
 //!   enqueue to the last ACK), `enqueue_rate=`, and for `batch` `drain_rate=`.
 //!
-//! usage: bench-cycle <port> <lpop|popack|noderesque|cycle> <jobs> <pipeline-depth> <connections> [batch|live]
+//! usage: bench-cycle <port> <lpop|popack|ackpop|noderesque|cycle> <jobs> <pipeline-depth> <connections> [batch|live]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -79,10 +81,14 @@ fn main() {
                 // Jobs per round trip: `depth` commands per trip, so LPOP takes one
                 // job per command, POP+ACK one per two, node-resque one per six.
                 let per_job = match mode.as_str() {
-                    "lpop" => 1,
+                    "lpop" | "ackpop" => 1,
                     "popack" => 2,
                     _ => 6,
                 };
+                if mode == "ackpop" {
+                    let _: redis::Value =
+                        redis::cmd("TQ.POP").arg(&ns).arg(&worker).arg("q").query(&mut c).expect("POP");
+                }
                 let per_trip = (depth / per_job).max(1);
                 let record_key = format!("{ns}:worker:{worker}:q");
                 let mut done = 0;
@@ -93,6 +99,9 @@ fn main() {
                         match mode.as_str() {
                             "lpop" => {
                                 p.cmd("LPOP").arg(&queue_key).ignore();
+                            }
+                            "ackpop" => {
+                                p.cmd("TQ.POP").arg(&ns).arg(&worker).arg("q").arg("ACK").ignore();
                             }
                             "popack" => {
                                 p.cmd("TQ.POP").arg(&ns).arg(&worker).arg("q").ignore();
@@ -133,7 +142,14 @@ fn main() {
 
 /// The `cycle` mode; returns the seconds from the first enqueue to the last
 /// ACK, to the last enqueue, and from the consumers' start to the last ACK.
-fn full_cycle(client: &redis::Client, ns: &str, jobs: usize, window: usize, conns: usize, batch: bool) -> (f64, f64, f64) {
+fn full_cycle(
+    client: &redis::Client,
+    ns: &str,
+    jobs: usize,
+    window: usize,
+    conns: usize,
+    batch: bool,
+) -> (f64, f64, f64) {
     let acked = Arc::new(AtomicUsize::new(0));
     let last_ack = Arc::new(OnceLock::new());
     let consume = |t: usize| {

@@ -86,6 +86,14 @@ quick = m("meta.quick") == "1"
 group("1. Enqueue (redis-benchmark, 50 clients) and take+complete (8 conns), vs raw commands, one server")
 for p, how in (("1", "unpipelined"), ("16", "-P 16")):
     row(f"enqueue, {how}", "req/s", "TQ.ENQUEUE", num(R, f"enq.tq.p{p}"), "RPUSH", num(R, f"enq.rpush.p{p}"))
+    row(
+        "",
+        "req/s",
+        "TQ.PROMOTE on an empty namespace (writes nothing: the floor of a module command)",
+        num(R, f"enq.floor.p{p}"),
+        "RPUSH",
+        num(R, f"enq.rpush.p{p}"),
+    )
 for p, how in (("1", "unpipelined"), ("16", "-P 16")):
     row(
         f"enqueue, {how}",
@@ -117,6 +125,14 @@ for p, how in (("1", "1 job per round trip"), ("16", "16 commands per round trip
         "jobs/s",
         "TQ.POP+TQ.ACK",
         num(R, f"take.tq.p{p}"),
+        "node-resque's per-job commands (Lua pop, MULTI stats, DEL)",
+        num(R, f"take.noderesque.p{p}"),
+    )
+    row(
+        "",
+        "jobs/s",
+        "TQ.POP ... ACK (one command a job)",
+        num(R, f"take.ackpop.p{p}"),
         "node-resque's per-job commands (Lua pop, MULTI stats, DEL)",
         num(R, f"take.noderesque.p{p}"),
     )

@@ -128,7 +128,9 @@ impl Command for Bpop {
         if ack {
             // A worker with a job to complete is busy: it has no use for a
             // wait, and a wait would let the reply be lost after the ACK.
-            return Err(TqError::arg("ACK is an option of TQ.POP, not TQ.BPOP (complete with TQ.POP ... ACK, then wait with TQ.BPOP)"));
+            return Err(TqError::arg(
+                "ACK is an option of TQ.POP, not TQ.BPOP (complete with TQ.POP ... ACK, then wait with TQ.BPOP)",
+            ));
         }
         let waiting = Waiting {
             ns: ns.to_vec(),

@@ -324,7 +324,8 @@ impl Client {
     /// What the worker holds now, read from its in-flight entry and record.
     pub fn held(&mut self, worker: &str) -> Result<Held, Error> {
         let name = self.ns.clone();
-        let (Ok(ns), Ok(())) = (Ns::new(name.as_bytes(), false), tq_core::keys::check_name("worker", worker.as_bytes()))
+        let (Ok(ns), Ok(())) =
+            (Ns::new(name.as_bytes(), false), tq_core::keys::check_name("worker", worker.as_bytes()))
         else {
             return Err(Error::Config(format!("bad namespace or worker name: {name} {worker}")));
         };

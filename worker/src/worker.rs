@@ -1030,7 +1030,8 @@ fn ack_and_take(sh: &Shared, slot: &Slot, client: &mut Client, job: &Job) -> (Ou
             Ok(Err(Held::Payload(_) | Held::Unreadable)) => return (Outcome::Done, Next::Unknown),
             Ok(Err(Held::Nothing)) => return (Outcome::Done, Next::Nothing),
             Ok(Err(Held::LeaseLost)) => {
-                let error = format!("LEASELOST worker '{}': the job's lease ran out while Redis was unreachable", slot.name);
+                let error =
+                    format!("LEASELOST worker '{}': the job's lease ran out while Redis was unreachable", slot.name);
                 return (Outcome::NotHeld { error }, Next::Nothing);
             }
             Err(e) if e.is(client::NOJOB) || e.is(client::LEASELOST) => {
