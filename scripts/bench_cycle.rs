@@ -57,13 +57,13 @@ fn main() {
         return;
     }
 
-    // Fill the queue with node-resque payloads.
+    // Fill the queue with node-resque payloads, each its own job (TQ.POP ...
+    // ACK takes no twin of the job it completes).
     let mut c = client.get_connection().expect("connect");
-    let payload = r#"{"class":"add","queue":"q","args":[1,2]}"#;
     for chunk in (0..jobs).collect::<Vec<_>>().chunks(1000) {
         let mut p = redis::pipe();
-        for _ in chunk {
-            p.cmd("RPUSH").arg(&queue_key).arg(payload).ignore();
+        for i in chunk {
+            p.cmd("RPUSH").arg(&queue_key).arg(format!(r#"{{"class":"add","queue":"q","args":[{i},2]}}"#)).ignore();
         }
         p.query::<()>(&mut c).expect("fill");
     }
@@ -91,7 +91,8 @@ fn main() {
                 }
                 let per_trip = (depth / per_job).max(1);
                 let record_key = format!("{ns}:worker:{worker}:q");
-                let mut done = 0;
+                // ackpop: the first job is taken above and completed last.
+                let mut done = usize::from(mode == "ackpop");
                 while done < per_conn {
                     let n = per_trip.min(per_conn - done);
                     let mut p = redis::pipe();
@@ -127,6 +128,9 @@ fn main() {
                     }
                     p.query::<()>(&mut c).expect("round trip");
                     done += n;
+                }
+                if mode == "ackpop" {
+                    let _: () = redis::cmd("TQ.ACK").arg(&ns).arg(&worker).query(&mut c).expect("ACK");
                 }
             })
         })
