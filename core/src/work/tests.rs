@@ -310,3 +310,21 @@ fn ack_and_pop_never_takes_a_twin_of_the_job_it_completes() {
     let next = popped(run(&mut s, |s| ack_and_pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("acks and pops"));
     assert_eq!(next, br#"{"class":"c","queue":"q","args":[2]}"#.to_vec());
 }
+
+#[test]
+fn ack_and_pop_releases_a_periodic_jobs_lock() {
+    let mut s = MemStore::at(0);
+    run(&mut s, |s| recur::recur(s, &ns(), b"tick", b"q", 1_000, None)).expect("registers");
+    let (plan, _) = recur::run_due(&mut s, &ns(), 100).expect("plans");
+    s.apply(&plan.effects);
+    enq(&mut s, b"q", b"[1]");
+    run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("pops the periodic job");
+    assert!(s.string(b"resque:workerslock:tick:q:[]").is_some());
+    let next = popped(run(&mut s, |s| ack_and_pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("acks and pops"));
+    assert_eq!(next, br#"{"class":"c","queue":"q","args":[1]}"#.to_vec());
+    assert!(s.string(b"resque:workerslock:tick:q:[]").is_none(), "the periodic job's lock went with its ACK");
+    // The next periodic instance is due again and goes in at once.
+    s.now = 1_000;
+    let (plan, _) = recur::run_due(&mut s, &ns(), 100).expect("plans");
+    assert_eq!(plan.reply, Reply::Int(1));
+}
