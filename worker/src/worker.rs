@@ -1026,6 +1026,10 @@ fn ack_and_take(sh: &Shared, slot: &Slot, client: &mut Client, job: &Job) -> (Ou
         }
         match attempt {
             Ok(Ok(taken)) => return (Outcome::Done, taken.map_or(Next::Nothing, |j| Next::Job(j, sent))),
+            // Not applied: a stopping worker completes the job alone.
+            Ok(Err(Held::Payload(p))) if p == job.payload.as_bytes() && sh.stop.is_stopping() => {
+                return (report(sh, slot, client, &Action::Ack), Next::Nothing)
+            }
             Ok(Err(Held::Payload(p))) if p == job.payload.as_bytes() => unsure = false,
             Ok(Err(Held::Payload(_) | Held::Unreadable)) => return (Outcome::Done, Next::Unknown),
             Ok(Err(Held::Nothing)) => return (Outcome::Done, Next::Nothing),
