@@ -78,7 +78,7 @@ pub fn ack_and_pop(
         Some(e) => record_payload(s, ns, worker, e)?,
         None => None,
     };
-    let acked = ack(s, ns, worker)?;
+    let acked = complete(s, ns, worker, &held)?;
     let mut next = take(&mut Staged::new(s, &acked.effects), ns, worker, queues, opts, done.as_deref())?;
     let mut effects = acked.effects;
     effects.append(&mut next.effects);
@@ -243,7 +243,12 @@ fn previous_deliveries(s: &mut impl Store, ns: &Ns<'_>, payload: &[u8]) -> Resul
 /// counts it in `stat:processed` and `stat:processed:<worker>`.
 pub fn ack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<Plan> {
     let held = in_flight(s, ns, worker)?;
-    let mut effects = finish(s, ns, worker, &held)?;
+    complete(s, ns, worker, &held)
+}
+
+/// The ACK of a job already found in flight.
+fn complete(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], held: &Held) -> Result<Plan> {
+    let mut effects = finish(s, ns, worker, held)?;
     effects.push(plan_incr(s, ns.stat(b"processed"), 0)?);
     effects.push(plan_incr(s, ns.worker_stat(b"processed", worker), 0)?);
     let run_ms = held.run_ms(s.now_ms());

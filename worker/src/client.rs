@@ -19,7 +19,6 @@ use crate::config::RetryPolicy;
 use crate::duration::millis;
 use crate::job::{Failure, Job};
 
-/// Error codes of the job commands (the first word of the error reply).
 /// What a worker name holds, as [`Client::held`] reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Held {
@@ -33,6 +32,7 @@ pub enum Held {
     Unreadable,
 }
 
+/// Error codes of the job commands (the first word of the error reply).
 pub const NOJOB: &str = "NOJOB";
 pub const LEASELOST: &str = "LEASELOST";
 pub const INFLIGHT: &str = "INFLIGHT";

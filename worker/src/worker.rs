@@ -1043,10 +1043,7 @@ fn ack_and_take(sh: &Shared, slot: &Slot, client: &mut Client, job: &Job) -> (Ou
             }
             Err(e) if e.is_transient() => {
                 unsure = true;
-                if sh.stop.is_stopping_now() {
-                    return (Outcome::Unreported, Next::Nothing);
-                }
-                if sh.stop.is_stopping() && Instant::now() >= lock(&slot.st).lease_until {
+                if abandon_report(sh, slot) {
                     return (Outcome::Unreported, Next::Nothing);
                 }
                 let pause = backoff.step();
@@ -1115,10 +1112,7 @@ fn report(sh: &Shared, slot: &Slot, client: &mut Client, action: &Action) -> Out
             }
             Err(e) if e.is_transient() => {
                 ambiguous = true;
-                if sh.stop.is_stopping_now() {
-                    return Outcome::Unreported;
-                }
-                if sh.stop.is_stopping() && Instant::now() >= lock(&slot.st).lease_until {
+                if abandon_report(sh, slot) {
                     return Outcome::Unreported;
                 }
                 let pause = backoff.step();
@@ -1128,6 +1122,13 @@ fn report(sh: &Shared, slot: &Slot, client: &mut Client, action: &Action) -> Out
             Err(e) => return Outcome::ReportFailed { error: e.to_string() },
         }
     }
+}
+
+/// A report that cannot reach Redis is given up when stopping at once, or
+/// when stopping and the job's lease has run out (the module has then given
+/// the job back itself).
+fn abandon_report(sh: &Shared, slot: &Slot) -> bool {
+    sh.stop.is_stopping_now() || (sh.stop.is_stopping() && Instant::now() >= lock(&slot.st).lease_until)
 }
 
 /// Keeps every slot's lease (and liveness) with `TQ.HEARTBEAT`, on its own
