@@ -10,7 +10,7 @@
 //! enqueue) and, for `batch`, `drain_rate=` (from the worker's start to the
 //! last ACK). Run by `scripts/bench_all.sh`.
 //!
-//! usage: bench <port> <jobs> <window> <consumers> [batch|live]
+//! usage: bench <port> <jobs> <window> <consumers> [batch|live] [prefetch]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use tq_worker::{Worker, WorkerOptions};
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
-    let usage = "usage: bench <port> <jobs> <window> <consumers> [batch|live]";
+    let usage = "usage: bench <port> <jobs> <window> <consumers> [batch|live] [prefetch]";
     let num = |i: usize| -> usize { a.get(i).and_then(|v| v.parse().ok()).expect(usage) };
     let (port, jobs, window, consumers) = (num(1), num(2), num(3).max(1), num(4));
     let batch = match a.get(5).map(String::as_str) {
@@ -33,6 +33,7 @@ fn main() {
 
     let mut opts = WorkerOptions::new(&url, &ns, &["q"]);
     opts.concurrency = consumers;
+    opts.prefetch = a.get(6).map_or(1, |_| num(6));
     opts.name = format!("bench:{}", std::process::id());
     opts.poll = Duration::from_millis(200);
     let mut worker = Worker::new(opts);

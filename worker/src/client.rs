@@ -308,7 +308,35 @@ impl Client {
         self.pop_cmd(worker, queues, true)
     }
 
-    fn pop_cmd<Q: AsRef<str>>(&mut self, worker: &str, queues: &[Q], ack: bool) -> Result<Option<Job>, Error> {
+    /// [`Client::ack_and_pop`] for several workers in one round trip (a
+    /// pipeline): one answer per worker, in order. An error as a whole means
+    /// the connection broke: any of them may or may not have been applied.
+    #[allow(clippy::type_complexity)]
+    pub fn ack_and_pop_each<W: AsRef<str>, Q: AsRef<str>>(
+        &mut self,
+        workers: &[W],
+        queues: &[Q],
+    ) -> Result<Vec<Result<Option<Job>, Error>>, Error> {
+        let mut p = redis::pipe();
+        p.ignore_errors();
+        for w in workers {
+            p.add_command(self.pop_command(w.as_ref(), queues, true));
+        }
+        let items = match self.call_pipe(&p)? {
+            Value::Array(items) if items.len() == workers.len() => items,
+            other => return Err(Error::Protocol(format!("a pipeline of {} pops answered {other:?}", workers.len()))),
+        };
+        Ok(workers
+            .iter()
+            .zip(items)
+            .map(|(w, item)| match item {
+                Value::ServerError(e) => Err(Error::from_redis(&e.into())),
+                v => parse_pop_reply(w.as_ref(), &v),
+            })
+            .collect())
+    }
+
+    fn pop_command<Q: AsRef<str>>(&self, worker: &str, queues: &[Q], ack: bool) -> redis::Cmd {
         let mut cmd = redis::cmd("TQ.POP");
         cmd.arg(&self.ns).arg(worker);
         for q in queues {
@@ -318,6 +346,11 @@ impl Client {
         if ack {
             cmd.arg("ACK");
         }
+        cmd
+    }
+
+    fn pop_cmd<Q: AsRef<str>>(&mut self, worker: &str, queues: &[Q], ack: bool) -> Result<Option<Job>, Error> {
+        let cmd = self.pop_command(worker, queues, ack);
         parse_pop_reply(worker, &self.call(&cmd)?)
     }
 

@@ -33,6 +33,19 @@
 //! `TQ.POP ... ACK`, which takes the next job in the same step; it waits
 //! with `TQ.BPOP` only when that finds the queues empty.
 //!
+//! **Prefetch.** With `prefetch` k > 1 a slot drives k worker names (each
+//! its own node-resque worker with its own in-flight record and lease, kept
+//! by heartbeats while its job waits): it takes a job under each, runs them
+//! one after another, oldest first, and acknowledges a run of quick jobs in
+//! one round trip, a pipeline of `TQ.POP ... ACK` whose replies hand out the
+//! next jobs. ACKs wait only for quick jobs: they are sent after a job that
+//! ran 2 ms or more and before a job of a class whose last run on the slot
+//! took that long. Failures and requeues are reported one by one. A lost
+//! pipeline is settled name by name from the in-flight records, as below.
+//! A stop gives held jobs back newest first, so each queue keeps its order.
+//! Prefetch trades fairness for throughput: held jobs wait for this slot
+//! while other workers may be idle; it pays off for many short jobs.
+//!
 //! **Redis going away.** Every call is retried with a growing pause (100 ms
 //! doubling to 2 s) until Redis answers; nothing is dropped and the worker
 //! never gives up on its own. A report (`ACK`/`FAIL`/`NACK`) whose reply was
@@ -53,7 +66,7 @@
 //! lease gone sets [`Job::lease_lost`]; the job's report will then get
 //! `LEASELOST`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -77,6 +90,11 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Pause between pops while the worker's name holds another job.
 const INFLIGHT_PAUSE: Duration = Duration::from_secs(1);
 const TICK: Duration = Duration::from_millis(20);
+/// A job that runs this long or more is slow: a prefetching slot does not
+/// let gathered ACKs wait for it.
+const ACK_BATCH_WINDOW: Duration = Duration::from_millis(2);
+/// Most jobs a slot may hold.
+pub const MAX_PREFETCH: usize = 64;
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -87,9 +105,15 @@ pub struct WorkerOptions {
     pub queues: Vec<String>,
     /// Slots: jobs run at the same time (one thread each).
     pub concurrency: usize,
-    /// Base name; slot i (1-based) is `<name>+<i>`, as node-resque's
-    /// MultiWorker names its workers. At most one `:` (node-resque parses
-    /// worker names as `host:pid`). Must be unique among running workers.
+    /// Jobs a slot holds at most: with more than 1 it takes the next jobs
+    /// before it runs them (each under a worker name of its own) and
+    /// acknowledges a run of quick jobs in one round trip. See the module
+    /// docs.
+    pub prefetch: usize,
+    /// Base name; worker i (1-based) is `<name>+<i>`, as node-resque's
+    /// MultiWorker names its workers (slot s holds names `(s-1)*prefetch+1`
+    /// to `s*prefetch`). At most one `:` (node-resque parses worker names as
+    /// `host:pid`). Must be unique among running workers.
     pub name: String,
     /// How long running jobs may go on after a graceful stop.
     pub grace: Duration,
@@ -114,6 +138,7 @@ impl WorkerOptions {
             ns: ns.to_string(),
             queues: queues.iter().map(|q| q.as_ref().to_string()).collect(),
             concurrency: 1,
+            prefetch: 1,
             name: default_name(),
             grace: Duration::from_secs(10),
             cancel_wait: Duration::from_secs(5),
@@ -124,9 +149,10 @@ impl WorkerOptions {
         }
     }
 
-    /// The worker names of the slots.
+    /// The worker names of the slots, slot by slot.
     pub fn slot_names(&self) -> Vec<String> {
-        (1..=self.concurrency.max(1)).map(|i| format!("{}+{i}", self.name)).collect()
+        let n = self.concurrency.max(1).saturating_mul(self.prefetch.max(1));
+        (1..=n).map(|i| format!("{}+{i}", self.name)).collect()
     }
 
     fn check(&self) -> Result<(), WorkerError> {
@@ -139,6 +165,9 @@ impl WorkerOptions {
         }
         if self.concurrency == 0 {
             return bad("concurrency must be at least 1".into());
+        }
+        if self.prefetch == 0 || self.prefetch > MAX_PREFETCH {
+            return bad(format!("prefetch must be 1 to {MAX_PREFETCH}"));
         }
         if self.name.is_empty() || self.name.contains('\0') || self.name.matches(':').count() > 1 {
             return bad(format!("worker name '{}' must be non-empty with at most one ':'", self.name));
@@ -612,12 +641,13 @@ impl Worker {
             std::thread::Builder::new().name("tq-heartbeat".into()).spawn(move || heartbeat_loop(&sh, &quit))
         };
         let mut threads: Vec<Option<JoinHandle<()>>> = Vec::new();
-        for i in 0..shared.slots.len() {
+        let per_thread = shared.opts.prefetch.max(1);
+        for i in 0..shared.opts.concurrency {
             let sh = shared.clone();
             let t = std::thread::Builder::new().name(format!("tq-slot-{}", i + 1)).spawn(move || {
-                if let Some(slot) = sh.slots.get(i) {
-                    let slot = slot.clone();
-                    slot_loop(&sh, &slot);
+                let mine = sh.slots.iter().skip(i * per_thread).take(per_thread).cloned().collect::<Vec<_>>();
+                slot_loop(&sh, &mine);
+                for slot in &mine {
                     lock(&slot.st).finished = true;
                 }
             });
@@ -799,14 +829,67 @@ enum Action {
     Nack(Option<Duration>, Requeue),
 }
 
-/// One slot: pop, run, report, until stopped.
-fn slot_loop(sh: &Arc<Shared>, slot: &Arc<Slot>) {
+/// One worker name a slot thread drives, and what the thread knows of it.
+struct Lane {
+    slot: Arc<Slot>,
+    /// A job taken and not started yet, and when the command that took it
+    /// was sent.
+    held: Option<(Job, Instant)>,
+    /// A pop's reply was lost: the name may hold a job it never saw.
+    maybe_holding: bool,
+    /// A pop failed in transit since the last pop answered: a later INFLIGHT
+    /// may come from it (the server ran it after the NACK that followed).
+    suspect: bool,
+    /// No pop under this name before then.
+    resume_at: Instant,
+    /// The last error reported, so a persisting one is reported once.
+    last_error: Option<String>,
+}
+
+impl Lane {
+    fn report_error(&mut self, sh: &Shared, action: &'static str, error: String, retry_in: Duration) {
+        if self.last_error.as_deref() != Some(error.as_str()) {
+            sh.emit(Event::Error { worker: self.slot.name.clone(), action, error: error.clone(), retry_in });
+            self.last_error = Some(error);
+        }
+    }
+}
+
+/// A slot thread's connection, whether Redis is down for it, and the
+/// classes whose last run here was slow.
+struct Link {
+    client: Client,
+    backoff: Backoff,
+    down: bool,
+    slow: HashSet<String>,
+}
+
+impl Link {
+    fn up(&mut self, sh: &Shared, worker: &str, action: &'static str) {
+        self.backoff = Backoff::new();
+        if self.down {
+            self.down = false;
+            sh.emit(Event::RedisBack { worker: worker.to_string(), action });
+        }
+    }
+
+    /// Redis did not answer: waits a growing pause (less if stopping).
+    fn wait_out(&mut self, sh: &Shared, worker: &str, action: &'static str, e: &client::Error) {
+        let pause = self.backoff.step();
+        sh.redis_down(&mut self.down, worker, action, e, pause);
+        sh.stop.sleep_unless(pause, STOPPING);
+    }
+}
+
+/// One slot: pop, run, report, until stopped, under each of its worker
+/// names in turn (one name unless prefetching).
+fn slot_loop(sh: &Arc<Shared>, slots: &[Arc<Slot>]) {
     let opts = &sh.opts;
-    let mut client = match Client::new(&opts.redis_url, &opts.ns, opts.io_timeout) {
+    let client = match Client::new(&opts.redis_url, &opts.ns, opts.io_timeout) {
         Ok(c) => c,
         Err(e) => {
             sh.emit(Event::Error {
-                worker: slot.name.clone(),
+                worker: slots.first().map(|s| s.name.clone()).unwrap_or_default(),
                 action: "connect",
                 error: e.to_string(),
                 retry_in: Duration::ZERO,
@@ -814,104 +897,317 @@ fn slot_loop(sh: &Arc<Shared>, slot: &Arc<Slot>) {
             return;
         }
     };
-    let mut backoff = Backoff::new();
-    let mut down = false;
-    // A pop's reply was lost: the slot may hold a job it never saw.
-    let mut maybe_holding = false;
-    // A pop failed in transit since the last pop answered: a later INFLIGHT
-    // may come from it (the server ran it after the NACK that followed).
-    let mut suspect = false;
-    // The last error reported, so a persisting one is reported once.
-    let mut last_error: Option<String> = None;
-    let report_error = |last: &mut Option<String>, action: &'static str, error: String, retry_in: Duration| {
-        if last.as_deref() != Some(error.as_str()) {
-            sh.emit(Event::Error { worker: slot.name.clone(), action, error: error.clone(), retry_in });
-            *last = Some(error);
+    let mut link = Link { client, backoff: Backoff::new(), down: false, slow: HashSet::new() };
+    let now = Instant::now();
+    let mut lanes: Vec<Lane> = slots
+        .iter()
+        .map(|s| Lane {
+            slot: s.clone(),
+            held: None,
+            maybe_holding: false,
+            suspect: false,
+            resume_at: now,
+            last_error: None,
+        })
+        .collect();
+    while !sh.stop.is_stopping() {
+        if !recover(sh, &mut link, &mut lanes) {
+            continue;
         }
-    };
-    loop {
-        if sh.stop.is_stopping() {
-            break;
-        }
-        if maybe_holding {
-            match client.nack(&slot.name, None) {
-                Ok(()) => {
-                    maybe_holding = false;
-                    sh.emit(Event::RecoveredPop { worker: slot.name.clone() });
-                }
-                Err(e) if e.is(client::NOJOB) || e.is(client::LEASELOST) => maybe_holding = false,
-                Err(e) if e.is_transient() => {
-                    let pause = backoff.step();
-                    sh.redis_down(&mut down, &slot.name, "pop", &e, pause);
-                    sh.stop.sleep_unless(pause, STOPPING);
-                    continue;
-                }
-                Err(e) => {
-                    maybe_holding = false;
-                    report_error(&mut last_error, "nack", e.to_string(), Duration::ZERO);
-                }
+        fill(sh, &mut link, &mut lanes);
+        run_held(sh, &mut link, &mut lanes);
+    }
+    // Jobs held at the stop go back at once, the newest first: each goes
+    // back to the head of its queue, so the queue keeps its order.
+    // (Jobs taken in one pipeline share its time; the first name took the
+    // oldest job.)
+    let mut held: Vec<(Instant, usize, Arc<Slot>, Job)> = lanes
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, l)| l.held.take().map(|(job, at)| (at, i, l.slot.clone(), job)))
+        .collect();
+    held.sort_by_key(|(at, i, _, _)| std::cmp::Reverse((*at, *i)));
+    for (at, _, slot, job) in held {
+        give_back_unstarted(sh, &slot, &mut link.client, job, at);
+    }
+}
+
+/// Gives back the jobs that pops whose reply was lost may have taken
+/// (`TQ.NACK`, or `NOJOB` if they took none). False if Redis is down.
+fn recover(sh: &Shared, link: &mut Link, lanes: &mut [Lane]) -> bool {
+    // The last name's job is the newest (names take jobs in order): back
+    // first, so the queue keeps its order.
+    for lane in lanes.iter_mut().rev().filter(|l| l.maybe_holding) {
+        match link.client.nack(&lane.slot.name, None) {
+            Ok(()) => {
+                lane.maybe_holding = false;
+                sh.emit(Event::RecoveredPop { worker: lane.slot.name.clone() });
             }
-        }
-        let sent = Instant::now();
-        let popped = client.bpop(&slot.name, &opts.queues, opts.poll);
-        match popped {
-            Ok(job) => {
-                if down {
-                    down = false;
-                    sh.emit(Event::RedisBack { worker: slot.name.clone(), action: "pop" });
-                }
-                backoff = Backoff::new();
-                suspect = false;
-                last_error = None;
-                let mut next = match job {
-                    Some(job) => Next::Job(job, sent),
-                    None => Next::Nothing,
-                };
-                // While the queues have jobs, each ACK takes the next one.
-                while let Next::Job(job, sent) = next {
-                    if sh.stop.is_stopping() {
-                        give_back_unstarted(sh, slot, &mut client, job, sent);
-                        return;
-                    }
-                    next = run_job(sh, slot, &mut client, job, sent);
-                }
-                maybe_holding = matches!(next, Next::Unknown);
-            }
+            Err(e) if e.is(client::NOJOB) || e.is(client::LEASELOST) => lane.maybe_holding = false,
             Err(e) if e.is_transient() => {
-                maybe_holding = true;
-                suspect = true;
-                let pause = backoff.step();
-                sh.redis_down(&mut down, &slot.name, "pop", &e, pause);
-                sh.stop.sleep_unless(pause, STOPPING);
-            }
-            Err(e) if e.is(client::INFLIGHT) && suspect => {
-                // Our own pop, applied late: give its job back.
-                suspect = false;
-                maybe_holding = true;
-            }
-            Err(e) if e.is(client::INFLIGHT) => {
-                // Another process uses this name, or one that died held a
-                // job under it: its lease will free the name.
-                let why = format!("{e} (another worker with this name? waiting for that job's lease to run out)");
-                report_error(&mut last_error, "pop", why, INFLIGHT_PAUSE);
-                sh.stop.sleep_unless(INFLIGHT_PAUSE, STOPPING);
-            }
-            Err(e @ client::Error::Protocol(_)) => {
-                // The pop took something this worker cannot read (the module
-                // checks payloads before handing them out, so this should not
-                // happen): file it as failed rather than hold it.
-                let f = Failure::new("TQ::BadPayload", e.to_string());
-                if let Err(fe) = client.fail(&slot.name, &f, None) {
-                    if !fe.is(client::NOJOB) {
-                        report_error(&mut last_error, "fail", fe.to_string(), Duration::ZERO);
-                    }
-                }
-                report_error(&mut last_error, "pop", e.to_string(), Duration::ZERO);
+                link.wait_out(sh, &lane.slot.name, "pop", &e);
+                return false;
             }
             Err(e) => {
-                let pause = backoff.step();
-                report_error(&mut last_error, "pop", e.to_string(), pause);
-                sh.stop.sleep_unless(pause, STOPPING);
+                lane.maybe_holding = false;
+                lane.report_error(sh, "nack", e.to_string(), Duration::ZERO);
+            }
+        }
+    }
+    true
+}
+
+/// Takes a job under every free name that may pop, until the queues come up
+/// empty; waits (`TQ.BPOP`) only while the slot holds no job at all.
+fn fill(sh: &Shared, link: &mut Link, lanes: &mut [Lane]) {
+    let mut holding = lanes.iter().any(|l| l.held.is_some());
+    for lane in lanes.iter_mut() {
+        if lane.held.is_some() || lane.resume_at > Instant::now() {
+            continue;
+        }
+        match take(sh, link, lane, !holding) {
+            Took::Job => holding = true,
+            Took::Empty | Took::Down => break,
+            Took::Refused => {}
+        }
+    }
+    if !holding && !sh.stop.is_stopping() {
+        // Every name waits out a pause: sleep until the first is over.
+        let resume = lanes.iter().map(|l| l.resume_at).min().unwrap_or_else(Instant::now);
+        let now = Instant::now();
+        if resume > now {
+            sh.stop.sleep_unless(resume - now, STOPPING);
+        }
+    }
+}
+
+enum Took {
+    Job,
+    /// The queues are empty (a blocking pop timed out).
+    Empty,
+    /// Redis did not answer (the thread has waited a pause).
+    Down,
+    /// This name cannot pop now; others may.
+    Refused,
+}
+
+/// One pop under the lane's name: `TQ.BPOP` if `wait`, else `TQ.POP`.
+fn take(sh: &Shared, link: &mut Link, lane: &mut Lane, wait: bool) -> Took {
+    let (opts, name) = (&sh.opts, &lane.slot.name);
+    let sent = Instant::now();
+    let popped =
+        if wait { link.client.bpop(name, &opts.queues, opts.poll) } else { link.client.pop(name, &opts.queues) };
+    match popped {
+        Ok(job) => {
+            link.up(sh, name, "pop");
+            lane.suspect = false;
+            lane.last_error = None;
+            match job {
+                Some(job) => {
+                    lane.held = Some((job, sent));
+                    Took::Job
+                }
+                None => Took::Empty,
+            }
+        }
+        Err(e) if e.is_transient() => {
+            lane.maybe_holding = true;
+            lane.suspect = true;
+            link.wait_out(sh, name, "pop", &e);
+            Took::Down
+        }
+        Err(e) if e.is(client::INFLIGHT) && lane.suspect => {
+            // Our own pop, applied late: give its job back.
+            lane.suspect = false;
+            lane.maybe_holding = true;
+            Took::Refused
+        }
+        Err(e) if e.is(client::INFLIGHT) => {
+            // Another process uses this name, or one that died held a job
+            // under it: its lease will free the name.
+            let why = format!("{e} (another worker with this name? waiting for that job's lease to run out)");
+            lane.report_error(sh, "pop", why, INFLIGHT_PAUSE);
+            lane.resume_at = Instant::now() + INFLIGHT_PAUSE;
+            Took::Refused
+        }
+        Err(e @ client::Error::Protocol(_)) => {
+            // The pop took something this worker cannot read (the module
+            // checks payloads before handing them out, so this should not
+            // happen): file it as failed rather than hold it.
+            let f = Failure::new("TQ::BadPayload", e.to_string());
+            if let Err(fe) = link.client.fail(name, &f, None) {
+                if !fe.is(client::NOJOB) {
+                    lane.report_error(sh, "fail", fe.to_string(), Duration::ZERO);
+                }
+            }
+            lane.report_error(sh, "pop", e.to_string(), Duration::ZERO);
+            Took::Refused
+        }
+        Err(e) => {
+            let pause = link.backoff.step();
+            lane.report_error(sh, "pop", e.to_string(), pause);
+            lane.resume_at = Instant::now() + pause;
+            Took::Refused
+        }
+    }
+}
+
+/// A job whose handler succeeded, waiting for its ACK.
+struct Finished {
+    lane: usize,
+    job: Job,
+    elapsed: Duration,
+}
+
+/// Runs the jobs held, oldest first. Successes are acknowledged together:
+/// one pipeline of `TQ.POP ... ACK`, whose replies hand out the next jobs,
+/// sent once no job is left to run, after a job that ran
+/// [`ACK_BATCH_WINDOW`] or more, and before a job of a class whose last run
+/// here was that slow (so ACKs do not wait for slow jobs). Failures and
+/// requeues are reported one by one, after those.
+fn run_held(sh: &Shared, link: &mut Link, lanes: &mut [Lane]) {
+    let mut finished: Vec<Finished> = Vec::new();
+    loop {
+        let oldest = lanes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.held.as_ref().map(|(_, at)| (i, *at)))
+            .min_by_key(|&(_, at)| at)
+            .map(|(i, _)| i);
+        let Some(i) = oldest else { break };
+        let Some(lane) = lanes.get_mut(i) else { break };
+        let Some((job, popped)) = lane.held.take() else { break };
+        let slot = lane.slot.clone();
+        if sh.stop.is_stopping() {
+            // Given back by the slot's loop, with the others held.
+            lane.held = Some((job, popped));
+            break;
+        }
+        if link.slow.contains(&job.class) {
+            // Its last run was slow: the gathered ACKs go first.
+            ack_together(sh, link, lanes, &mut finished);
+        }
+        let class = job.class.clone();
+        let Some((result, elapsed)) = run_handler(sh, &slot, &job, popped) else { continue };
+        if elapsed >= ACK_BATCH_WINDOW {
+            link.slow.insert(class);
+        } else if !link.slow.is_empty() {
+            link.slow.remove(&class);
+        }
+        match result {
+            Ok(()) if !sh.stop.is_stopping() => finished.push(Finished { lane: i, job, elapsed }),
+            result => {
+                ack_together(sh, link, lanes, &mut finished);
+                let outcome = report_result(sh, &slot, &mut link.client, &job, result);
+                end_job(sh, &slot, job, elapsed, outcome);
+            }
+        }
+        if elapsed >= ACK_BATCH_WINDOW || !lanes.iter().any(|l| l.held.is_some()) {
+            ack_together(sh, link, lanes, &mut finished);
+        }
+    }
+    ack_together(sh, link, lanes, &mut finished);
+}
+
+/// Runs the handler; None if the worker gave the job back meanwhile (after
+/// the grace period).
+fn run_handler(sh: &Shared, slot: &Slot, job: &Job, popped: Instant) -> Option<(Result<(), JobError>, Duration)> {
+    let seq = {
+        let mut st = lock(&slot.st);
+        st.seq += 1;
+        st.phase = Phase::Running;
+        st.job = Some(job.clone());
+        // With a lease of our own (not the module's), heartbeat at once.
+        st.lease_until = popped + sh.lease;
+        st.next_heartbeat = if sh.heartbeat_at_pop { Instant::now() } else { popped + sh.interval() };
+        st.seq
+    };
+    sh.emit(Event::JobStart { job: job.clone() });
+    let started = Instant::now();
+    let handler = sh.handlers.get(&job.class).or(sh.fallback.as_ref());
+    let result = match handler {
+        None => Err(JobError::fatal("Error", no_job_defined(&job.class))),
+        Some(h) => match catch_unwind(AssertUnwindSafe(|| h(job))) {
+            Ok(r) => r,
+            Err(p) => Err(JobError::fail("Panic", panic_text(p.as_ref()))),
+        },
+    };
+    let elapsed = started.elapsed();
+    let mut st = lock(&slot.st);
+    if st.seq != seq || st.phase != Phase::Running {
+        // Given back by the worker after the grace period.
+        st.phase = Phase::Idle;
+        st.job = None;
+        return None;
+    }
+    st.phase = Phase::Reporting;
+    Some((result, elapsed))
+}
+
+/// Reports a job one by one: a failure, a requeue, or an ACK while stopping.
+fn report_result(sh: &Shared, slot: &Slot, client: &mut Client, job: &Job, result: Result<(), JobError>) -> Outcome {
+    if sh.stop.is_stopping_now() {
+        return Outcome::Unreported;
+    }
+    let action = match result {
+        Ok(()) => Action::Ack,
+        Err(JobError::Requeue(d)) if job.is_cancelled() => Action::Nack(d, Requeue::Stopping),
+        Err(JobError::Requeue(d)) => Action::Nack(d, Requeue::Handler),
+        Err(JobError::Failed(_)) if job.is_cancelled() => Action::Nack(None, Requeue::Stopping),
+        Err(JobError::Failed(f)) => Action::Fail(f, sh.opts.rules.retry_for(&job.class, &job.queue)),
+        Err(JobError::Fatal(f)) => Action::Fail(f, None),
+    };
+    report(sh, slot, client, &action)
+}
+
+fn end_job(sh: &Shared, slot: &Slot, job: Job, elapsed: Duration, outcome: Outcome) {
+    sh.counters.count(&outcome);
+    sh.emit(Event::JobEnd { job, elapsed, outcome });
+    let mut st = lock(&slot.st);
+    st.phase = Phase::Idle;
+    st.job = None;
+}
+
+/// Acknowledges the finished jobs, each with `TQ.POP ... ACK` under its own
+/// name, in one round trip; each reply's job is held next under that name.
+/// While stopping, plain `TQ.ACK`s (no new jobs).
+fn ack_together(sh: &Shared, link: &mut Link, lanes: &mut [Lane], finished: &mut Vec<Finished>) {
+    if finished.is_empty() {
+        return;
+    }
+    let batch = std::mem::take(finished);
+    let slot_of = |lanes: &[Lane], i: usize| lanes.get(i).map(|l| l.slot.clone());
+    if sh.stop.is_stopping() {
+        for f in batch {
+            let Some(slot) = slot_of(lanes, f.lane) else { continue };
+            let outcome = report_result(sh, &slot, &mut link.client, &f.job, Ok(()));
+            end_job(sh, &slot, f.job, f.elapsed, outcome);
+        }
+        return;
+    }
+    let names: Vec<String> = batch.iter().filter_map(|f| slot_of(lanes, f.lane).map(|s| s.name.clone())).collect();
+    let sent = Instant::now();
+    let mut answers = match link.client.ack_and_pop_each(&names, &sh.opts.queues) {
+        Ok(r) => {
+            link.up(sh, names.first().map_or("", String::as_str), "ack");
+            r.into_iter().map(|r| Some((r, sent))).collect()
+        }
+        Err(e) => {
+            // Which were applied is unknown: each is settled from its record.
+            link.wait_out(sh, names.first().map_or("", String::as_str), "ack", &e);
+            vec![None; batch.len()]
+        }
+    }
+    .into_iter();
+    for f in batch {
+        let Some(slot) = slot_of(lanes, f.lane) else { continue };
+        let (outcome, next) = ack_and_take(sh, &slot, &mut link.client, &f.job, answers.next().flatten());
+        end_job(sh, &slot, f.job, f.elapsed, outcome);
+        if let Some(lane) = lanes.get_mut(f.lane) {
+            match next {
+                Next::Job(job, sent) => lane.held = Some((job, sent)),
+                Next::Unknown => lane.maybe_holding = true,
+                Next::Nothing => {}
             }
         }
     }
@@ -944,81 +1240,33 @@ enum Next {
     Unknown,
 }
 
-fn run_job(sh: &Shared, slot: &Slot, client: &mut Client, job: Job, popped: Instant) -> Next {
-    let seq = {
-        let mut st = lock(&slot.st);
-        st.seq += 1;
-        st.phase = Phase::Running;
-        st.job = Some(job.clone());
-        // With a lease of our own (not the module's), heartbeat at once.
-        st.lease_until = popped + sh.lease;
-        st.next_heartbeat = if sh.heartbeat_at_pop { Instant::now() } else { popped + sh.interval() };
-        st.seq
-    };
-    sh.emit(Event::JobStart { job: job.clone() });
-    let started = Instant::now();
-    let handler = sh.handlers.get(&job.class).or(sh.fallback.as_ref());
-    let result = match handler {
-        None => Err(JobError::fatal("Error", no_job_defined(&job.class))),
-        Some(h) => match catch_unwind(AssertUnwindSafe(|| h(&job))) {
-            Ok(r) => r,
-            Err(p) => Err(JobError::fail("Panic", panic_text(p.as_ref()))),
-        },
-    };
-    let elapsed = started.elapsed();
-    {
-        let mut st = lock(&slot.st);
-        if st.seq != seq || st.phase != Phase::Running {
-            // Given back by the worker after the grace period.
-            st.phase = Phase::Idle;
-            st.job = None;
-            return Next::Nothing;
-        }
-        st.phase = Phase::Reporting;
-    }
-    let mut next = Next::Nothing;
-    let outcome = if sh.stop.is_stopping_now() {
-        Outcome::Unreported
-    } else if result.is_ok() && !sh.stop.is_stopping() {
-        let (outcome, taken) = ack_and_take(sh, slot, client, &job);
-        next = taken;
-        outcome
-    } else {
-        let action = match result {
-            Ok(()) => Action::Ack,
-            Err(JobError::Requeue(d)) if job.is_cancelled() => Action::Nack(d, Requeue::Stopping),
-            Err(JobError::Requeue(d)) => Action::Nack(d, Requeue::Handler),
-            Err(JobError::Failed(_)) if job.is_cancelled() => Action::Nack(None, Requeue::Stopping),
-            Err(JobError::Failed(f)) => Action::Fail(f, sh.opts.rules.retry_for(&job.class, &job.queue)),
-            Err(JobError::Fatal(f)) => Action::Fail(f, None),
-        };
-        report(sh, slot, client, &action)
-    };
-    sh.counters.count(&outcome);
-    sh.emit(Event::JobEnd { job, elapsed, outcome });
-    let mut st = lock(&slot.st);
-    st.phase = Phase::Idle;
-    st.job = None;
-    next
-}
-
 /// Acknowledges the job and takes the next in the same round trip
 /// (`TQ.POP ... ACK`). A lost reply is settled from the slot's in-flight
 /// record: the module never takes a twin of the job it completes this way,
 /// so the same payload means the ACK was not applied (it is sent again);
 /// another payload, that it was and took a job whose reply was lost (given
 /// back before the next pop); nothing, that it was and took nothing.
-fn ack_and_take(sh: &Shared, slot: &Slot, client: &mut Client, job: &Job) -> (Outcome, Next) {
+/// `answer`: the answer to the first attempt (sent in a pipeline) and when
+/// it was sent; None if that reply was lost.
+fn ack_and_take(
+    sh: &Shared,
+    slot: &Slot,
+    client: &mut Client,
+    job: &Job,
+    mut answer: Option<(Result<Option<Job>, client::Error>, Instant)>,
+) -> (Outcome, Next) {
     let mut backoff = Backoff::new();
     let mut down = false;
     // The last attempt's reply was lost: read the record before anything else.
-    let mut unsure = false;
+    let mut unsure = answer.is_none();
     loop {
-        let sent = Instant::now();
-        let attempt = if unsure {
-            client.held(&slot.name).map(Err)
-        } else {
-            client.ack_and_pop(&slot.name, &sh.opts.queues).map(Ok)
+        let (attempt, sent) = match answer.take() {
+            Some((answer, at)) => (answer.map(Ok), at),
+            None if unsure => (client.held(&slot.name).map(Err), Instant::now()),
+            None => {
+                let at = Instant::now();
+                (client.ack_and_pop(&slot.name, &sh.opts.queues).map(Ok), at)
+            }
         };
         if down && attempt.as_ref().is_ok() {
             down = false;

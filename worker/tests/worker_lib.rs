@@ -502,3 +502,214 @@ fn lease_lost_is_seen_and_the_late_report_refused() {
     assert_eq!(ends[1].2, Outcome::Done, "{ends:?}");
     assert_eq!(ends.len(), 2);
 }
+
+/// What each run saw: (args, deliveries, worker name).
+type Runs = Arc<Mutex<Vec<(String, u32, String)>>>;
+
+/// A worker of `slots` slots holding up to `prefetch` jobs each, on queue
+/// `q`, whose handler records every run; class `Slow` sleeps 50 ms and
+/// records `<ns>:stat:processed` as it starts.
+fn prefetching(s: &Server, url: &str, n: &str, slots: usize, prefetch: usize) -> (Worker, Runs, Runs, Events) {
+    let mut o = options(url, n, &["q"]);
+    o.concurrency = slots;
+    o.prefetch = prefetch;
+    let mut w = Worker::new(o);
+    let events = Events::default();
+    events.attach(&mut w);
+    let (runs, at_slow): (Runs, Runs) = Default::default();
+    let r = runs.clone();
+    w.handle("Job", move |job| {
+        r.lock().expect("lock").push((job.args_json.clone(), job.deliveries, job.worker.clone()));
+        Ok(())
+    });
+    let (r, a, stat) = (runs.clone(), at_slow.clone(), Mutex::new(s.conn()));
+    let key = format!("{n}:stat:processed");
+    w.handle("Slow", move |job| {
+        let done = stat.lock().expect("lock").int(&["GET", &key]);
+        a.lock().expect("lock").push((job.args_json.clone(), u32::try_from(done).unwrap_or(0), String::new()));
+        std::thread::sleep(Duration::from_millis(50));
+        r.lock().expect("lock").push((job.args_json.clone(), job.deliveries, job.worker.clone()));
+        Ok(())
+    });
+    (w, runs, at_slow, events)
+}
+
+fn enqueue_all(s: &Server, n: &str, jobs: &[(&str, String)]) {
+    let mut raw = s.conn();
+    let mut pipe = redis::pipe();
+    for (class, args) in jobs {
+        pipe.cmd("TQ.ENQUEUE").arg(n).arg("q").arg(*class).arg(args).ignore();
+    }
+    pipe.query::<()>(&mut raw.0).expect("enqueue");
+}
+
+fn numbered(class: &str, ids: std::ops::RangeInclusive<usize>) -> Vec<(&str, String)> {
+    ids.map(|i| (class, format!("[{i}]"))).collect()
+}
+
+#[test]
+fn prefetch_runs_every_job_once_under_names_of_its_own() {
+    const JOBS: usize = 2000;
+    let s = Server::start(&[]);
+    let n = ns("prefetch");
+    let mut raw = s.conn();
+    enqueue_all(&s, &n, &numbered("Job", 1..=JOBS));
+    let (w, runs, _, _) = prefetching(&s, &s.url(), &n, 2, 4);
+    let names = w.options().slot_names();
+    assert_eq!(names.len(), 8, "{names:?}");
+    let stop = w.stop_handle();
+    let t = spawn(w);
+    wait_until(120, "every job processed", || raw.stat(&n, "processed") == JOBS as i64);
+    stop.stop();
+    assert_eq!(t.join().expect("join"), Summary { done: JOBS as u64, ..Summary::default() });
+    let runs = runs.lock().expect("lock");
+    let mut args: Vec<&str> = runs.iter().map(|r| r.0.as_str()).collect();
+    args.sort();
+    args.dedup();
+    assert_eq!((runs.len(), args.len()), (JOBS, JOBS), "each job ran exactly once");
+    assert!(runs.iter().all(|r| r.1 == 1), "none was delivered twice");
+    let mut used: Vec<String> = runs.iter().map(|r| r.2.clone()).collect();
+    used.sort();
+    used.dedup();
+    let mut expected = names.clone();
+    expected.sort();
+    assert_eq!(used, expected, "every name of every slot held jobs");
+    assert_eq!(raw.int(&["LLEN", &format!("{n}:queue:q")]), 0);
+    assert!(raw.strings(&["SMEMBERS", &format!("{n}:workers")]).is_empty(), "every name unregistered");
+    assert!(raw.strings(&["KEYS", &format!("{n}:worker:*")]).is_empty());
+}
+
+#[test]
+fn held_jobs_keep_their_lease_while_a_long_job_runs() {
+    let s = Server::start(&["lease-ms", "300"]);
+    let n = ns("prefetch-lease");
+    let mut raw = s.conn();
+    let mut jobs = vec![("Long", "[0]".to_string())];
+    jobs.extend(numbered("Job", 1..=3));
+    enqueue_all(&s, &n, &jobs);
+    let (mut w, runs, _, events) = prefetching(&s, &s.url(), &n, 1, 4);
+    // Three leases long, while the other jobs wait under the slot's other names.
+    w.handle("Long", |_| {
+        std::thread::sleep(Duration::from_millis(1000));
+        Ok(())
+    });
+    let stop = w.stop_handle();
+    let t = spawn(w);
+    wait_until(60, "every job processed", || raw.stat(&n, "processed") == 4);
+    stop.stop();
+    t.join().expect("join");
+    let runs: Vec<(String, u32)> = runs.lock().expect("lock").iter().map(|r| (r.0.clone(), r.1)).collect();
+    let once: Vec<(String, u32)> = (1..=3).map(|i| (format!("[{i}]"), 1)).collect();
+    assert_eq!(runs, once, "in order, each delivered once: heartbeats kept the held jobs' leases");
+    assert_eq!(events.count(|e| matches!(e, Event::LeaseLost { .. })), 0);
+    assert!(events.ends().iter().all(|e| e.2 == Outcome::Done), "{:?}", events.ends());
+}
+
+#[test]
+fn gathered_acks_go_before_a_job_of_a_class_that_ran_slow() {
+    let s = Server::start(&[]);
+    let n = ns("prefetch-slow");
+    let mut raw = s.conn();
+    enqueue_all(&s, &n, &[("Slow", "[0]".into()), ("Job", "[1]".into()), ("Slow", "[2]".into())]);
+    let (w, _, at_slow, _) = prefetching(&s, &s.url(), &n, 1, 4);
+    let stop = w.stop_handle();
+    let t = spawn(w);
+    wait_until(60, "every job processed", || raw.stat(&n, "processed") == 3);
+    stop.stop();
+    t.join().expect("join");
+    let seen: Vec<(String, u32)> = at_slow.lock().expect("lock").iter().map(|r| (r.0.clone(), r.1)).collect();
+    // [1] is quick and [2] was held too, but Slow's last run was slow: [1]'s
+    // ACK was sent before [2] started.
+    assert_eq!(seen, [("[0]".to_string(), 0), ("[2]".to_string(), 2)]);
+}
+
+#[test]
+fn a_stop_gives_prefetched_jobs_back_in_queue_order() {
+    let s = Server::start(&[]);
+    let n = ns("prefetch-stop");
+    let mut raw = s.conn();
+    enqueue_all(&s, &n, &numbered("Job", 1..=6));
+    let (mut w, _, _, events) = prefetching(&s, &s.url(), &n, 1, 4);
+    let stop = w.stop_handle();
+    let stopper = stop.clone();
+    w.handle("Job", move |_| {
+        stopper.stop();
+        Ok(())
+    });
+    let summary = spawn(w).join().expect("join");
+    assert_eq!(summary, Summary { done: 1, requeued: 3, ..Summary::default() });
+    assert_eq!(raw.strings(&["LRANGE", &format!("{n}:queue:q"), "0", "-1"]).len(), 5);
+    let args: Vec<String> = raw
+        .strings(&["LRANGE", &format!("{n}:queue:q"), "0", "-1"])
+        .iter()
+        .filter_map(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+        .map(|v| v["args"].to_string())
+        .collect();
+    assert_eq!(args, ["[2]", "[3]", "[4]", "[5]", "[6]"], "the queue kept its order");
+    let given_back = events
+        .count(|e| matches!(e, Event::JobEnd { outcome: Outcome::Requeued { why: Requeue::NotStarted, .. }, .. }));
+    assert_eq!(given_back, 3);
+    assert_eq!(raw.stat(&n, "processed"), 1);
+    assert!(raw.strings(&["SMEMBERS", &format!("{n}:workers")]).is_empty(), "every name unregistered");
+}
+
+/// Runs 8 jobs on one slot prefetching 4 through `proxy`, whose cut is
+/// armed on the first pipeline of `TQ.POP ... ACK`; returns the runs and events.
+fn prefetch_through(s: &Server, proxy: &Proxy, n: &str, cut_before: bool) -> (Vec<(String, u32)>, Events) {
+    let mut raw = s.conn();
+    enqueue_all(s, n, &numbered("Job", 1..=8));
+    // The first command with an `ACK` argument: the ACKs of the first jobs run.
+    if cut_before {
+        proxy.cut_before("ACK");
+    } else {
+        proxy.cut_after("ACK");
+    }
+    let (w, runs, _, events) = prefetching(s, &proxy.url(), n, 1, 4);
+    let stop = w.stop_handle();
+    let t = spawn(w);
+    wait_until(30, "the jobs done", || raw.stat(n, "processed") == 8);
+    stop.stop();
+    t.join().expect("join");
+    assert_eq!(raw.stat(n, "processed"), 8, "each counted once");
+    assert_eq!(raw.int(&["LLEN", &format!("{n}:queue:q")]), 0);
+    let runs = runs.lock().expect("lock").iter().map(|r| (r.0.clone(), r.1)).collect();
+    (runs, events)
+}
+
+#[test]
+fn lost_replies_of_a_pipeline_of_acks_are_settled_name_by_name() {
+    let s = Server::start(&[]);
+    let proxy = Proxy::start(s.port);
+    // Applied, replies lost: each name took its next job unseen; each such
+    // job is given back and runs once, on its second delivery.
+    let n = ns("prefetch-lost-after");
+    let (runs, events) = prefetch_through(&s, &proxy, &n, false);
+    assert_eq!(proxy.cuts.load(Ordering::SeqCst), 1);
+    let mut args: Vec<&str> = runs.iter().map(|r| r.0.as_str()).collect();
+    args.sort();
+    assert_eq!(args, ["[1]", "[2]", "[3]", "[4]", "[5]", "[6]", "[7]", "[8]"], "each ran once");
+    let second = runs.iter().filter(|r| r.1 == 2).count();
+    assert!(second >= 1, "{runs:?}");
+    assert_eq!(events.count(|e| matches!(e, Event::RecoveredPop { .. })), second);
+    assert!(events.ends().iter().all(|e| e.2 == Outcome::Done), "{:?}", events.ends());
+
+    // Never sent: each record still shows the job just run, so each ACK is
+    // sent again; nothing is given back.
+    let n = ns("prefetch-lost-before");
+    let (runs, events) = prefetch_through(&s, &proxy, &n, true);
+    assert_eq!(proxy.cuts.load(Ordering::SeqCst), 2);
+    let expected: Vec<(String, u32)> = (1..=8).map(|i| (format!("[{i}]"), 1)).collect();
+    assert_eq!(runs, expected, "in order, each once");
+    assert_eq!(events.count(|e| matches!(e, Event::RecoveredPop { .. })), 0);
+    assert_eq!(events.count(|e| matches!(e, Event::RedisDown { action: "ack", .. })), 1);
+}
+
+#[test]
+fn prefetch_is_checked() {
+    for bad in [0, tq_worker::worker::MAX_PREFETCH + 1] {
+        let mut o = WorkerOptions::new("redis://127.0.0.1:1/", "resque", &["q"]);
+        o.prefetch = bad;
+        let e = Worker::new(o).run().expect_err("refused");
+        assert!(e.to_string().contains("prefetch"), "{e}");
+    }
+}
