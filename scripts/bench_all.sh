@@ -6,7 +6,8 @@
 #   1. enqueue and take+complete vs raw Redis commands: scripts/bench.sh
 #   2. full job cycle (enqueue -> pop -> no-op -> ack), the same job count for
 #      each, enqueue all then drain, and with consumers working while the
-#      producer sends: tq from Rust (the tq_worker library, and a plain
+#      producer sends: tq from Rust (the tq_worker library without and with
+#      prefetch, and a plain
 #      TQ.BPOP/TQ.ACK loop), tq from Node, node-resque, BullMQ
 #      (scripts/bench-node/bench.js)
 #   3. memory per waiting job and per job in flight: tq vs node-resque vs
@@ -35,6 +36,7 @@ else
   ENQ_N=300000 TAKE_JOBS=200000 CYCLE_JOBS=${CYCLE_JOBS:-50000} CYCLE_REPS=${CYCLE_REPS:-3} WORK_JOBS=${WORK_JOBS:-10000} MEM_JOBS=${MEM_JOBS:-100000} MEM_WORKERS=${MEM_WORKERS:-2000}
 fi
 CONSUMERS=8 # consumers in the full cycle (connections, slots, workers, concurrency)
+PREFETCH=4  # jobs each tq_worker slot holds in the prefetch rows
 WINDOW=50   # enqueues outstanding at once in the full cycle
 
 OUT=target/bench
@@ -49,6 +51,7 @@ kv meta.quick "$QUICK"
 kv meta.cycle_jobs "$CYCLE_JOBS"
 kv meta.cycle_reps "$CYCLE_REPS"
 kv meta.consumers "$CONSUMERS"
+kv meta.prefetch "$PREFETCH"
 kv meta.window "$WINDOW"
 kv meta.work_jobs "$WORK_JOBS"
 kv meta.mem_jobs "$MEM_JOBS"
@@ -134,8 +137,9 @@ for rep in $(seq "$CYCLE_REPS"); do
   for shape in batch live; do
     prefix=$shape
     [ "$shape" = live ] && prefix=cycle
-    say "    round $rep, $shape: tq_worker library, Rust TQ.BPOP/TQ.ACK loop, tq from Node, node-resque, BullMQ"
+    say "    round $rep, $shape: tq_worker library (prefetch 1 and $PREFETCH), Rust TQ.BPOP/TQ.ACK loop, tq from Node, node-resque, BullMQ"
     measure $prefix.tq_worker 1 "$DIR/bench-worker" @PORT@ "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS" $shape
+    measure $prefix.tq_worker_pf 1 "$DIR/bench-worker" @PORT@ "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS" $shape "$PREFETCH"
     measure $prefix.tq_rust 1 "$DIR/bench-cycle" @PORT@ cycle "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS" $shape
     measure $prefix.tq_node 1 node "$BENCH_JS" cycle tq @PORT@ "$CYCLE_JOBS" "$CONSUMERS" $shape
     measure $prefix.noderesque 0 node "$BENCH_JS" cycle node-resque @PORT@ "$CYCLE_JOBS" "$CONSUMERS" $shape

@@ -144,6 +144,11 @@ nr = f"node-resque {m('meta.node-resque', '?')}"
 bull = f"BullMQ {m('meta.bullmq', '?')}"
 tq_variants = [
     ("tq_worker (Rust library Worker, in-process handler; TQ.POP ... ACK)", "tq_worker"),
+    (
+        f"tq_worker, prefetch {m('meta.prefetch', '?')} (each slot holds that many jobs under as many names; "
+        "quick jobs' ACKs pipelined)",
+        "tq_worker_pf",
+    ),
     ("tq from Rust: plain TQ.BPOP+TQ.ACK loop (two round trips a job)", "tq_rust"),
     ("tq from Node: ioredis TQ.ENQUEUE; TQ.BPOP, then TQ.POP ... ACK", "tq_node"),
 ]
