@@ -25,7 +25,8 @@
 //! error after that has its job given back (`TQ.NACK`), one that returns
 //! `Ok` is acknowledged. Jobs whose handler has still not returned
 //! `cancel_wait` later are given back by the worker itself (their handler's
-//! result is then ignored) and `run` returns. [`StopHandle::stop_now`]
+//! result is then ignored) and `run` returns; with prefetch, the other jobs
+//! such a slot holds come back when their lease runs out. [`StopHandle::stop_now`]
 //! reports nothing more: `run` returns at once, heartbeats stop, and jobs in
 //! flight come back when their lease runs out.
 //!
@@ -480,6 +481,8 @@ struct SlotState {
 
 struct Slot {
     name: String,
+    /// The slot thread driving this name (several with prefetch).
+    thread: usize,
     st: Mutex<SlotState>,
 }
 
@@ -601,11 +604,14 @@ impl Worker {
             return Ok(summary);
         };
         let now = Instant::now();
+        let per_thread = opts.prefetch.max(1);
         let slots: Vec<Arc<Slot>> = names
             .iter()
-            .map(|n| {
+            .enumerate()
+            .map(|(i, n)| {
                 Arc::new(Slot {
                     name: n.clone(),
+                    thread: i / per_thread,
                     st: Mutex::new(SlotState {
                         phase: Phase::Idle,
                         seq: 0,
@@ -641,7 +647,6 @@ impl Worker {
             std::thread::Builder::new().name("tq-heartbeat".into()).spawn(move || heartbeat_loop(&sh, &quit))
         };
         let mut threads: Vec<Option<JoinHandle<()>>> = Vec::new();
-        let per_thread = shared.opts.prefetch.max(1);
         for i in 0..shared.opts.concurrency {
             let sh = shared.clone();
             let t = std::thread::Builder::new().name(format!("tq-slot-{}", i + 1)).spawn(move || {
@@ -765,6 +770,7 @@ impl Worker {
             }
         }
         // Handlers that still run: give their jobs back ourselves.
+        let mut stuck = HashSet::new();
         for slot in &sh.slots {
             let job = {
                 let mut st = lock(&slot.st);
@@ -774,10 +780,19 @@ impl Worker {
                 st.phase = Phase::Abandoned;
                 st.job.clone()
             };
+            stuck.insert(slot.thread);
             let Some(job) = job else { continue };
             let outcome = report(sh, slot, probe, &Action::Nack(None, Requeue::Abandoned));
             sh.counters.count(&outcome);
             sh.emit(Event::JobEnd { job, elapsed: Duration::ZERO, outcome });
+        }
+        // The other names of a stuck slot thread: their jobs (prefetched, or
+        // done and not yet acknowledged) come back when their lease runs out.
+        for slot in sh.slots.iter().filter(|s| stuck.contains(&s.thread)) {
+            let mut st = lock(&slot.st);
+            if !st.finished {
+                st.phase = Phase::Abandoned;
+            }
         }
         // Slots still reporting (bounded by the lease while stopping) or
         // waiting in a pop (bounded by the poll) end on their own.

@@ -713,3 +713,48 @@ fn prefetch_is_checked() {
         assert!(e.to_string().contains("prefetch"), "{e}");
     }
 }
+
+#[test]
+fn a_stop_does_not_wait_for_the_jobs_held_behind_a_stubborn_handler() {
+    let s = Server::start(&[]);
+    let n = ns("prefetch-stubborn");
+    let mut raw = s.conn();
+    enqueue_all(&s, &n, &[("Stubborn", "[0]".into()), ("Job", "[1]".into())]);
+    let mut o = options(&s.url(), &n, &["q"]);
+    o.prefetch = 2;
+    o.lease = Some(Duration::from_secs(30));
+    o.grace = Duration::from_millis(200);
+    o.cancel_wait = Duration::from_millis(300);
+    let name = o.name.clone();
+    let mut w = Worker::new(o);
+    let (started, release) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (st, rel) = (started.clone(), release.clone());
+    w.handle("Stubborn", move |_| {
+        st.store(true, Ordering::SeqCst);
+        while !rel.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    });
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = ran.clone();
+    w.handle("Job", move |_| {
+        r.store(true, Ordering::SeqCst);
+        Ok(())
+    });
+    let stop = w.stop_handle();
+    let t = spawn(w);
+    wait_until(30, "the stubborn job running", || started.load(Ordering::SeqCst));
+    let asked = Instant::now();
+    stop.stop();
+    let summary = t.join().expect("join");
+    // Waiting for the held job would take its 30 s lease.
+    assert!(asked.elapsed() < Duration::from_secs(20), "{:?}", asked.elapsed());
+    assert_eq!(summary, Summary { requeued: 1, ..Summary::default() });
+    assert!(!ran.load(Ordering::SeqCst));
+    // The stubborn job is back; the held one stays in flight until its lease ends.
+    let queue = raw.strings(&["LRANGE", &format!("{n}:queue:q"), "0", "-1"]);
+    assert_eq!(queue, [r#"{"class":"Stubborn","queue":"q","args":[0]}"#]);
+    assert_eq!(raw.int(&["EXISTS", &format!("{n}:worker:{name}+2:q")]), 1);
+    release.store(true, Ordering::SeqCst);
+}
