@@ -1070,6 +1070,7 @@ fn take(sh: &Shared, link: &mut Link, lane: &mut Lane, wait: bool) -> Took {
 /// A job whose handler succeeded, waiting for its ACK.
 struct Finished {
     lane: usize,
+    slot: Arc<Slot>,
     job: Job,
     elapsed: Duration,
 }
@@ -1110,7 +1111,7 @@ fn run_held(sh: &Shared, link: &mut Link, lanes: &mut [Lane]) {
             link.slow.remove(&class);
         }
         match result {
-            Ok(()) if !sh.stop.is_stopping() => finished.push(Finished { lane: i, job, elapsed }),
+            Ok(()) if !sh.stop.is_stopping() => finished.push(Finished { lane: i, slot, job, elapsed }),
             result => {
                 ack_together(sh, link, lanes, &mut finished);
                 let outcome = report_result(sh, &slot, &mut link.client, &job, result);
@@ -1191,33 +1192,31 @@ fn ack_together(sh: &Shared, link: &mut Link, lanes: &mut [Lane], finished: &mut
         return;
     }
     let batch = std::mem::take(finished);
-    let slot_of = |lanes: &[Lane], i: usize| lanes.get(i).map(|l| l.slot.clone());
     if sh.stop.is_stopping() {
         for f in batch {
-            let Some(slot) = slot_of(lanes, f.lane) else { continue };
-            let outcome = report_result(sh, &slot, &mut link.client, &f.job, Ok(()));
-            end_job(sh, &slot, f.job, f.elapsed, outcome);
+            let outcome = report_result(sh, &f.slot, &mut link.client, &f.job, Ok(()));
+            end_job(sh, &f.slot, f.job, f.elapsed, outcome);
         }
         return;
     }
-    let names: Vec<String> = batch.iter().filter_map(|f| slot_of(lanes, f.lane).map(|s| s.name.clone())).collect();
+    let names: Vec<&str> = batch.iter().map(|f| f.slot.name.as_str()).collect();
+    let first = names.first().copied().unwrap_or_default();
     let sent = Instant::now();
     let mut answers = match link.client.ack_and_pop_each(&names, &sh.opts.queues) {
         Ok(r) => {
-            link.up(sh, names.first().map_or("", String::as_str), "ack");
+            link.up(sh, first, "ack");
             r.into_iter().map(|r| Some((r, sent))).collect()
         }
         Err(e) => {
             // Which were applied is unknown: each is settled from its record.
-            link.wait_out(sh, names.first().map_or("", String::as_str), "ack", &e);
+            link.wait_out(sh, first, "ack", &e);
             vec![None; batch.len()]
         }
     }
     .into_iter();
     for f in batch {
-        let Some(slot) = slot_of(lanes, f.lane) else { continue };
-        let (outcome, next) = ack_and_take(sh, &slot, &mut link.client, &f.job, answers.next().flatten());
-        end_job(sh, &slot, f.job, f.elapsed, outcome);
+        let (outcome, next) = ack_and_take(sh, &f.slot, &mut link.client, &f.job, answers.next().flatten());
+        end_job(sh, &f.slot, f.job, f.elapsed, outcome);
         if let Some(lane) = lanes.get_mut(f.lane) {
             match next {
                 Next::Job(job, sent) => lane.held = Some((job, sent)),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{ns, wait_until, Proxy, Server};
+use support::{ns, wait_until, Conn, Proxy, Server};
 use tq_worker::client::{Client, FailOutcome, Held, LEASELOST, NOJOB};
 use tq_worker::config::{RetryPolicy, Rules};
 use tq_worker::job::{Failure, JobError};
@@ -54,6 +54,16 @@ fn options(url: &str, n: &str, queues: &[&str]) -> WorkerOptions {
 /// Runs the worker in a thread; returns its join handle.
 fn spawn(w: Worker) -> std::thread::JoinHandle<Summary> {
     std::thread::spawn(move || w.run().expect("the worker runs"))
+}
+
+/// Runs the worker until `<n>:stat:processed` reaches `jobs`, then stops it
+/// gracefully; returns its summary.
+fn run_until_processed(raw: &mut Conn, w: Worker, n: &str, jobs: i64) -> Summary {
+    let stop = w.stop_handle();
+    let t = spawn(w);
+    wait_until(120, "the jobs processed", || raw.stat(n, "processed") == jobs);
+    stop.stop();
+    t.join().expect("join")
 }
 
 #[test]
@@ -369,11 +379,7 @@ fn run_through(s: &Server, proxy: &Proxy, n: &str, jobs: usize) -> (Vec<(String,
         sn.lock().expect("lock").push((job.args_json.clone(), job.deliveries));
         Ok(())
     });
-    let stop = w.stop_handle();
-    let t = spawn(w);
-    wait_until(30, "the jobs done", || raw.stat(n, "processed") == jobs as i64);
-    stop.stop();
-    t.join().expect("join");
+    run_until_processed(&mut raw, w, n, jobs as i64);
     assert_eq!(raw.stat(n, "processed"), jobs as i64, "each counted once");
     assert_eq!(raw.int(&["LLEN", &format!("{n}:queue:q")]), 0);
     let seen = seen.lock().expect("lock").clone();
@@ -445,11 +451,7 @@ fn lost_pop_reply_gives_the_job_back_and_it_runs_once() {
         sn.lock().expect("lock").push(job.deliveries);
         Ok(())
     });
-    let stop = w.stop_handle();
-    let t = spawn(w);
-    wait_until(30, "the job done", || raw.stat(&n, "processed") == 1);
-    stop.stop();
-    t.join().expect("join");
+    run_until_processed(&mut raw, w, &n, 1);
     assert_eq!(proxy.cuts.load(Ordering::SeqCst), 1);
     assert_eq!(events.count(|e| matches!(e, Event::RecoveredPop { .. })), 1);
     assert_eq!(*seen.lock().expect("lock"), [2], "ran once, on its second delivery");
@@ -557,11 +559,7 @@ fn prefetch_runs_every_job_once_under_names_of_its_own() {
     let (w, runs, _, _) = prefetching(&s, &s.url(), &n, 2, 4);
     let names = w.options().slot_names();
     assert_eq!(names.len(), 8, "{names:?}");
-    let stop = w.stop_handle();
-    let t = spawn(w);
-    wait_until(120, "every job processed", || raw.stat(&n, "processed") == JOBS as i64);
-    stop.stop();
-    assert_eq!(t.join().expect("join"), Summary { done: JOBS as u64, ..Summary::default() });
+    assert_eq!(run_until_processed(&mut raw, w, &n, JOBS as i64), Summary { done: JOBS as u64, ..Summary::default() });
     let runs = runs.lock().expect("lock");
     let mut args: Vec<&str> = runs.iter().map(|r| r.0.as_str()).collect();
     args.sort();
@@ -593,11 +591,7 @@ fn held_jobs_keep_their_lease_while_a_long_job_runs() {
         std::thread::sleep(Duration::from_millis(1000));
         Ok(())
     });
-    let stop = w.stop_handle();
-    let t = spawn(w);
-    wait_until(60, "every job processed", || raw.stat(&n, "processed") == 4);
-    stop.stop();
-    t.join().expect("join");
+    run_until_processed(&mut raw, w, &n, 4);
     let runs: Vec<(String, u32)> = runs.lock().expect("lock").iter().map(|r| (r.0.clone(), r.1)).collect();
     let once: Vec<(String, u32)> = (1..=3).map(|i| (format!("[{i}]"), 1)).collect();
     assert_eq!(runs, once, "in order, each delivered once: heartbeats kept the held jobs' leases");
@@ -612,11 +606,7 @@ fn gathered_acks_go_before_a_job_of_a_class_that_ran_slow() {
     let mut raw = s.conn();
     enqueue_all(&s, &n, &[("Slow", "[0]".into()), ("Job", "[1]".into()), ("Slow", "[2]".into())]);
     let (w, _, at_slow, _) = prefetching(&s, &s.url(), &n, 1, 4);
-    let stop = w.stop_handle();
-    let t = spawn(w);
-    wait_until(60, "every job processed", || raw.stat(&n, "processed") == 3);
-    stop.stop();
-    t.join().expect("join");
+    run_until_processed(&mut raw, w, &n, 3);
     let seen: Vec<(String, u32)> = at_slow.lock().expect("lock").iter().map(|r| (r.0.clone(), r.1)).collect();
     // [1] is quick and [2] was held too, but Slow's last run was slow: [1]'s
     // ACK was sent before [2] started.
@@ -665,11 +655,7 @@ fn prefetch_through(s: &Server, proxy: &Proxy, n: &str, cut_before: bool) -> (Ve
         proxy.cut_after("ACK");
     }
     let (w, runs, _, events) = prefetching(s, &proxy.url(), n, 1, 4);
-    let stop = w.stop_handle();
-    let t = spawn(w);
-    wait_until(30, "the jobs done", || raw.stat(n, "processed") == 8);
-    stop.stop();
-    t.join().expect("join");
+    run_until_processed(&mut raw, w, n, 8);
     assert_eq!(raw.stat(n, "processed"), 8, "each counted once");
     assert_eq!(raw.int(&["LLEN", &format!("{n}:queue:q")]), 0);
     let runs = runs.lock().expect("lock").iter().map(|r| (r.0.clone(), r.1)).collect();
