@@ -3,7 +3,10 @@
 #   enqueue: redis-benchmark RPUSH vs TQ.ENQUEUE (50 clients), unpipelined and -P 16
 #   Lua:     EVALSHA doing node-resque's enqueue (SADD + RPUSH) vs TQ.ENQUEUE
 #   floor:   TQ.PROMOTE on an empty namespace (a module command that writes
-#            nothing) vs RPUSH
+#            nothing) vs RPUSH; and scripts/floor_module.c, the least any
+#            module command can do for RPUSH's work (push through the key
+#            API and replicate as RPUSH, with and without the ACL check of
+#            its key), vs RPUSH: the ceiling of TQ.ENQUEUE / RPUSH
 #   take:    LPOP, and node-resque's per-job commands (Lua pop + MULTI stats +
 #            DEL), vs TQ.POP+TQ.ACK and vs TQ.POP ... ACK (one command a job)
 #            (scripts/bench_cycle.rs, 8 connections)
@@ -24,7 +27,14 @@ CYCLE=$PWD/target/release/examples/bench-cycle
 DIR=$(mktemp -d)
 . scripts/servers.sh
 
-start 1
+# The yardstick module, built against the redismodule.h of the redis-module
+# crate cargo just fetched.
+RM_DIR=$(cargo metadata --format-version 1 | python3 -c '
+import json, os, sys
+print(next(os.path.dirname(p["manifest_path"]) for p in json.load(sys.stdin)["packages"] if p["name"] == "redis-module"))')
+gcc -O2 -shared -fPIC -I "$RM_DIR/src/include" -o "$DIR/floor.so" scripts/floor_module.c
+
+start 1 --loadmodule "$DIR/floor.so"
 P=$PORT
 PAYLOAD='{"class":"add","queue":"bench","args":[1,2]}'
 
@@ -47,11 +57,17 @@ for pipe in 1 16; do
   b=$(rps "$P" $pipe TQ.ENQUEUE resque bench add '[1,2]')
   # The floor of any module command: one that writes nothing.
   c=$(rps "$P" $pipe TQ.PROMOTE empty)
+  d=$(rps "$P" $pipe FLOOR.PUSH resque:queue:floor "$PAYLOAD")
+  e=$(rps "$P" $pipe FLOOR.PUSHACL resque:queue:floor "$PAYLOAD")
   row "RPUSH vs TQ.ENQUEUE, -P $pipe" "$a" "$b"
   row "RPUSH vs TQ.PROMOTE (no-op), -P $pipe" "$a" "$c"
+  row "RPUSH vs C module push+replicate, -P $pipe" "$a" "$d"
+  row "RPUSH vs C module ACL+push+replicate, -P $pipe" "$a" "$e"
   kv "enq.rpush.p$pipe" "$a"
   kv "enq.tq.p$pipe" "$b"
   kv "enq.floor.p$pipe" "$c"
+  kv "enq.cpush.p$pipe" "$d"
+  kv "enq.cpushacl.p$pipe" "$e"
 done
 SHA=$(redis-cli -p "$P" SCRIPT LOAD "redis.call('SADD', KEYS[1], ARGV[1]); return redis.call('RPUSH', KEYS[2], ARGV[2])")
 for pipe in 1 16; do

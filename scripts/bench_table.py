@@ -86,14 +86,12 @@ quick = m("meta.quick") == "1"
 group("1. Enqueue (redis-benchmark, 50 clients) and take+complete (8 conns), vs raw commands, one server")
 for p, how in (("1", "unpipelined"), ("16", "-P 16")):
     row(f"enqueue, {how}", "req/s", "TQ.ENQUEUE", num(R, f"enq.tq.p{p}"), "RPUSH", num(R, f"enq.rpush.p{p}"))
-    row(
-        "",
-        "req/s",
-        "TQ.PROMOTE on an empty namespace (writes nothing: the floor of a module command)",
-        num(R, f"enq.floor.p{p}"),
-        "RPUSH",
-        num(R, f"enq.rpush.p{p}"),
-    )
+    for key, label in (
+        ("floor", "TQ.PROMOTE on an empty namespace (writes nothing: the floor of a module command)"),
+        ("cpush", "C module: push + replicate as RPUSH (scripts/floor_module.c)"),
+        ("cpushacl", "C module: ACL check of the key + push + replicate"),
+    ):
+        row("", "req/s", label, num(R, f"enq.{key}.p{p}"), "RPUSH", num(R, f"enq.rpush.p{p}"))
 for p, how in (("1", "unpipelined"), ("16", "-P 16")):
     row(
         f"enqueue, {how}",
@@ -272,6 +270,14 @@ for v, label in (("auto250", "module timer, tq.timer-batch 250 (default)"), ("au
         "client loop TQ.PROMOTE LIMIT 1000",
         num(T, "manual.rate"),
     )
+row(
+    "",
+    "jobs/s",
+    "module timer, tq.timer-batch 250 (default)",
+    num(T, "auto250.rate"),
+    "floor of any promoter keeping the layout: the same writes as bulk plain commands (SADD, RPUSH, DEL of the markers, DEL, ZREM) from a client that knows every key, server time",
+    num(T, "floor.server_rate"),
+)
 for v, label in (("auto250", "module timer, tq.timer-batch 250 (default)"), ("auto1000", "module timer, tq.timer-batch 1000")):
     row(
         "",

@@ -18,6 +18,14 @@
 //!   PING thread, `tq.auto-promote yes`, poll `LLEN` until every job is queued.
 //! - `promote-manual <port> <jobs> <limit>`: the same, but a client loops
 //!   `TQ.PROMOTE <ns> LIMIT <limit>` (auto-promote stays off).
+//! - `promote-floor <port> <jobs>`: the floor of any promoter that keeps
+//!   node-resque's layout: a client that already knows every key reads the
+//!   buckets first (not timed), then sends only the writes a promotion makes,
+//!   as bulk plain commands (per bucket: `SADD` of the queue to `queues`,
+//!   one `RPUSH` of its jobs, one `DEL` of
+//!   their `timestamps:` markers, `DEL` of the bucket, `ZREM`), pipelined;
+//!   reports jobs/s by wall time and by the server's own time for those
+//!   commands (`INFO commandstats`).
 //! - `depth-fill <port> <n>`: fill a queue to `n` node-resque payloads
 //!   (variadic `RPUSH`, 10k jobs per round trip).
 //! - `depth-run <port> <jobs> <pipeline> <connections> <drain|steady>`: time
@@ -94,6 +102,7 @@ fn main() {
         "promote-fill" => promote_fill(port, num(3) as usize, num(4)),
         "promote-auto" => promote_auto(port, num(3) as usize, num(4)),
         "promote-manual" => promote_manual(port, num(3) as usize, num(4)),
+        "promote-floor" => promote_floor(port, num(3) as usize),
         "depth-fill" => depth_fill(port, num(3) as usize),
         "depth-run" => {
             let refill = match a.get(6).map(String::as_str) {
@@ -468,6 +477,68 @@ fn promote_manual(port: u16, jobs: usize, limit: u64) {
     let pings = pinger.finish();
     let (events, lat_max) = latency_latest(&mut c);
     report_promotion(&mut c, jobs, total, first.unwrap_or(total), &pings, &events, lat_max, calls);
+}
+
+fn promote_floor(port: u16, jobs: usize) {
+    let cl = client(port);
+    let mut c = connect(&cl);
+    assert_eq!(llen(&mut c), 0, "the queue must start empty");
+    let schedule = format!("{PROMOTE_NS}:delayed_queue_schedule");
+    let buckets: Vec<String> = redis::cmd("ZRANGE").arg(&schedule).arg(0).arg(-1).query(&mut c).expect("ZRANGE");
+    // Everything a promoter must learn, read up front: each bucket's jobs
+    // and the queue each names.
+    let mut plan: Vec<(String, Vec<(String, String)>)> = Vec::with_capacity(buckets.len());
+    for b in &buckets {
+        let payloads: Vec<String> =
+            redis::cmd("LRANGE").arg(format!("{PROMOTE_NS}:delayed:{b}")).arg(0).arg(-1).query(&mut c).expect("LRANGE");
+        let jobs = payloads
+            .into_iter()
+            .map(|p| {
+                let v: serde_json::Value = serde_json::from_str(&p).expect("payload");
+                (v["queue"].as_str().expect("queue").to_string(), p)
+            })
+            .collect();
+        plan.push((b.clone(), jobs));
+    }
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut c).expect("RESETSTAT");
+    let t0 = Instant::now();
+    for chunk in plan.chunks(10) {
+        let mut p = redis::pipe();
+        for (b, jobs) in chunk {
+            let mut by_queue: Vec<(&str, Vec<&str>)> = Vec::new();
+            for (q, payload) in jobs {
+                match by_queue.iter_mut().find(|(name, _)| name == q) {
+                    Some((_, v)) => v.push(payload),
+                    None => by_queue.push((q, vec![payload])),
+                }
+            }
+            for (q, payloads) in by_queue {
+                p.cmd("SADD").arg(format!("{PROMOTE_NS}:queues")).arg(q).ignore();
+                p.cmd("RPUSH").arg(format!("{PROMOTE_NS}:queue:{q}")).arg(payloads).ignore();
+            }
+            let markers: Vec<String> = jobs.iter().map(|(_, p)| format!("{PROMOTE_NS}:timestamps:{p}")).collect();
+            p.cmd("DEL").arg(markers).ignore();
+            p.cmd("DEL").arg(format!("{PROMOTE_NS}:delayed:{b}")).ignore();
+            p.cmd("ZREM").arg(&schedule).arg(b).ignore();
+        }
+        p.query::<()>(&mut c).expect("floor pipeline");
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut c).expect("INFO");
+    let server_us: f64 = stats
+        .lines()
+        .filter(|l| {
+            ["cmdstat_sadd:", "cmdstat_rpush:", "cmdstat_del:", "cmdstat_zrem:"].iter().any(|p| l.starts_with(p))
+        })
+        .filter_map(|l| l.split(',').find_map(|kv| kv.strip_prefix("usec=")).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    let queued = llen(&mut c);
+    let markers_left: usize = redis::cmd("DBSIZE").query(&mut c).expect("DBSIZE");
+    println!(
+        "queued={queued} jobs={jobs} rate={:.0} server_rate={:.0} keys_left={markers_left}",
+        queued as f64 / wall,
+        queued as f64 / (server_us / 1e6).max(1e-9)
+    );
 }
 
 #[allow(clippy::too_many_arguments)]

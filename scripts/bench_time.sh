@@ -11,6 +11,8 @@
 #   3. promotion of 1,000,000 due jobs (1000 buckets x 1000) by the module's
 #      timer (tq.timer-batch 250, the default, and 1000) and by a client looping
 #      TQ.PROMOTE LIMIT 1000; stalls from LATENCY LATEST and a 1 ms PING thread;
+#      and the floor of any promoter keeping node-resque's layout: the same
+#      writes as bulk plain commands from a client that knows every key;
 #   4. TQ.POP+TQ.ACK jobs/s at queue depth 1,000 vs 10,000,000 (8 connections,
 #      16 commands per round trip): two servers alive side by side, one drain
 #      run of 200k cycles each, then alternating steady rounds (the queue kept
@@ -98,7 +100,7 @@ perf_stop() {
   kill -INT "$PERF_PID" 2>/dev/null || true
   wait "$PERF_PID" 2>/dev/null || true
   {
-    echo "---- perf (server during timer promotion, batch 1000): inclusive %, top entries ----"
+    echo "---- perf (server during timer promotion, batch 250): inclusive %, top entries ----"
     perf report -i "$PERF_DATA" --children --stdio -g none --percent-limit 2 2>/dev/null \
       | grep -v '^#' | grep -v '^$' | grep -v -E '__libc_start|_start$|aeMain|main$|catch_unwind|call_once|\(inlined\)' | head -45
     echo "----"
@@ -133,7 +135,7 @@ for rep in $(seq "$REPS"); do
 done
 for rep in $(seq "$REPS"); do
   if [[ " $ONLY " == *" promote "* ]]; then
-    for variant in auto250 auto1000 manual; do
+    for variant in auto250 auto1000 manual floor; do
       say "run $rep: promotion of $PROMO_JOBS due jobs, $variant (filling...)"
       start 1
       measure "fill_$variant" "$rep" "$BT" promote-fill "$PORT" "$PROMO_JOBS" "$PROMO_BUCKETS"
@@ -145,6 +147,7 @@ for rep in $(seq "$REPS"); do
         auto250) measure "$variant" "$rep" "$BT" promote-auto "$PORT" "$PROMO_JOBS" 250 ;;
         auto1000) measure "$variant" "$rep" "$BT" promote-auto "$PORT" "$PROMO_JOBS" 1000 ;;
         manual) measure "$variant" "$rep" "$BT" promote-manual "$PORT" "$PROMO_JOBS" 1000 ;;
+        floor) measure "$variant" "$rep" "$BT" promote-floor "$PORT" "$PROMO_JOBS" ;;
       esac
       noise_take "$variant" "$rep"
       [ "$profile" = 1 ] && perf_stop
@@ -282,10 +285,16 @@ if [[ " $ONLY " == *" promote "* ]]; then
     row "" "jobs queued/filled" "all" "c_${variant}_done"
     row "" "other processes' CPU during the run, cores" "~0" "c_${variant}_noise"
   done
+  mk floor_rate 'echo "$(num "${R[floor.server_rate,$1]}") / $(num "${R[floor.rate,$1]}")"'
+  mk floor_done 'echo "${R[floor.queued,$1]}/${R[floor.jobs,$1]}, keys left ${R[floor.keys_left,$1]}"'
+  row "floor: the same writes as bulk plain commands from a client that knows every key" "jobs/s, server time / wall" "" c_floor_rate
+  row "" "jobs queued/filled" "all" c_floor_done
   mk r_5k 'ratio "${R[auto1000.rate,$1]}" "${R[auto250.rate,$1]}"'
   mk r_tm 'ratio "${R[auto250.rate,$1]}" "${R[manual.rate,$1]}"'
   row "timer batch 1000 / batch 250" "jobs/s" "" c_r_5k
   row "timer batch 250 / client loop" "jobs/s" "" c_r_tm
+  mk r_fl 'ratio "${R[floor.server_rate,$1]}" "${R[auto250.rate,$1]}"'
+  row "floor (server time) / timer batch 250" "jobs/s" "" c_r_fl
 fi
 
 if [[ " $ONLY " == *" depth "* ]]; then

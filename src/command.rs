@@ -32,10 +32,7 @@ extern "C" fn dispatch<C: Command>(
     argv: *mut *mut raw::RedisModuleString,
     argc: c_int,
 ) -> c_int {
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let args = rm::args(argv, argc);
-        C::run(ctx, &args)
-    }));
+    let outcome = catch_unwind(AssertUnwindSafe(|| rm::with_args(argv, argc, |args| C::run(ctx, args))));
     match outcome {
         Ok(Ok(reply)) => send(ctx, &reply),
         Ok(Err(TqError::Arity)) => rm::reply_wrong_arity(ctx),

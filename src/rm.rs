@@ -79,15 +79,26 @@ pub fn str_bytes<'a>(s: *const raw::RedisModuleString) -> &'a [u8] {
     }
 }
 
-/// The command's arguments as byte slices, valid for the command's duration.
-pub fn args<'a>(argv: *mut *mut raw::RedisModuleString, argc: c_int) -> Vec<&'a [u8]> {
+/// Calls `f` with the command's arguments as byte slices, valid for the
+/// command's duration. Short argument lists stay on the stack: the
+/// allocator is a large share of a quick command's cost.
+pub fn with_args<R>(argv: *mut *mut raw::RedisModuleString, argc: c_int, f: impl FnOnce(&[&[u8]]) -> R) -> R {
+    const ON_STACK: usize = 16;
     let n = usize::try_from(argc).unwrap_or(0);
     if argv.is_null() {
-        return Vec::new();
+        return f(&[]);
     }
     // SAFETY: Redis passes `argc` valid string pointers in `argv`.
     let items = unsafe { std::slice::from_raw_parts(argv, n) };
-    items.iter().map(|&s| str_bytes(s)).collect()
+    if n <= ON_STACK {
+        let mut buf: [&[u8]; ON_STACK] = [&[]; ON_STACK];
+        for (slot, &s) in buf.iter_mut().zip(items) {
+            *slot = str_bytes(s);
+        }
+        f(buf.get(..n).unwrap_or(&[]))
+    } else {
+        f(&items.iter().map(|&s| str_bytes(s)).collect::<Vec<_>>())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,15 +167,6 @@ impl Key {
         }
     }
 
-    /// Removes the head element without handing it over (no copy).
-    pub fn list_delete_head(&self) -> bool {
-        if self.len() == 0 {
-            return false;
-        }
-        // SAFETY: live non-empty list key opened for writing.
-        unsafe { raw::RedisModule_ListDelete.is_some_and(|f| f(self.ptr, 0) == 0) }
-    }
-
     pub fn list_pop_head(&self, ctx: Ctx) -> bool {
         // SAFETY: live key opened for writing; the popped string is freed.
         let s = unsafe {
@@ -227,9 +229,16 @@ impl Key {
     }
 
     /// The member of a one-member set (None for any other size).
-    pub fn set_only_member(&self) -> Option<Vec<u8>> {
+    /// True when the set's one and only member is `member` (compared inside
+    /// the scan, nothing copied).
+    pub fn set_is_only(&self, member: &[u8]) -> bool {
         if self.len() != 1 {
-            return None;
+            return false;
+        }
+        struct Probe<'a> {
+            want: &'a [u8],
+            seen: bool,
+            equal: bool,
         }
         extern "C" fn cb(
             _key: *mut raw::RedisModuleKey,
@@ -237,35 +246,36 @@ impl Key {
             _value: *mut raw::RedisModuleString,
             data: *mut c_void,
         ) {
-            // SAFETY: `data` is the Option below, alive during ScanKey.
-            let found = unsafe { &mut *data.cast::<Option<Vec<u8>>>() };
-            if found.is_none() {
-                *found = Some(str_bytes(field).to_vec());
+            // SAFETY: `data` is the Probe below, alive during ScanKey.
+            let probe = unsafe { &mut *data.cast::<Probe<'_>>() };
+            if !probe.seen {
+                probe.seen = true;
+                probe.equal = str_bytes(field) == probe.want;
             }
         }
-        let mut found: Option<Vec<u8>> = None;
+        let mut probe = Probe { want: member, seen: false, equal: false };
         // SAFETY: live set key; the cursor is destroyed before returning; the
         // callback only runs during ScanKey.
         unsafe {
             let (Some(create), Some(scan), Some(destroy)) =
                 (raw::RedisModule_ScanCursorCreate, raw::RedisModule_ScanKey, raw::RedisModule_ScanCursorDestroy)
             else {
-                return None;
+                return false;
             };
             let cursor = create();
             if cursor.is_null() {
-                return None;
+                return false;
             }
-            let data = (&mut found as *mut Option<Vec<u8>>).cast::<c_void>();
+            let data = (&mut probe as *mut Probe<'_>).cast::<c_void>();
             // A one-member hashtable is scanned in at most a few steps.
             for _ in 0..64 {
-                if scan(self.ptr, cursor, Some(cb), data) == 0 || found.is_some() {
+                if scan(self.ptr, cursor, Some(cb), data) == 0 || probe.seen {
                     break;
                 }
             }
             destroy(cursor);
         }
-        found
+        probe.equal
     }
 
     pub fn delete(&self) -> bool {

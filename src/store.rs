@@ -12,6 +12,7 @@ use std::cell::Cell;
 use std::ffi::{c_int, CStr};
 
 use redis_module::raw;
+use smallvec::SmallVec;
 use tq_core::store::{parse_i64, wrong_type, Effect, Kind, Store};
 use tq_core::{Result, TqError};
 
@@ -26,6 +27,9 @@ struct Handle {
     name: RStr,
     may_read: Option<bool>,
     may_write: Option<bool>,
+    /// The plan said it will write the key (`Store::will_write`): write
+    /// access covers its reads, and it is opened for writing straight away.
+    writing: bool,
     /// The key opened for reading, or for writing once a write needed it.
     open: Option<(Option<Key>, bool)>,
 }
@@ -44,10 +48,10 @@ pub struct RedisStore {
     user: Option<User>,
     now: Cell<Option<u64>>,
     db: i32,
-    handles: Vec<Handle>,
+    handles: SmallVec<[Handle; 4]>,
     out: Out,
     /// What the plan noted, recorded for `INFO tq` once it is applied.
-    notes: Vec<tq_core::stats::Event>,
+    notes: SmallVec<[tq_core::stats::Event; 2]>,
 }
 
 /// Where applied effects are replicated. A served blocked client defers:
@@ -91,7 +95,7 @@ impl Out {
     }
 }
 
-fn handle_in<'a>(handles: &'a mut Vec<Handle>, ctx: rm::Ctx, key: &[u8]) -> Result<&'a mut Handle> {
+fn handle_in<'a>(handles: &'a mut SmallVec<[Handle; 4]>, ctx: rm::Ctx, key: &[u8]) -> Result<&'a mut Handle> {
     let i = match handles.iter().position(|h| h.name.bytes() == key) {
         Some(i) => i,
         None => {
@@ -99,7 +103,7 @@ fn handle_in<'a>(handles: &'a mut Vec<Handle>, ctx: rm::Ctx, key: &[u8]) -> Resu
                 handles.clear();
             }
             let name = RStr::new(ctx, key).ok_or_else(oom)?;
-            handles.push(Handle { name, may_read: None, may_write: None, open: None });
+            handles.push(Handle { name, may_read: None, may_write: None, writing: false, open: None });
             handles.len() - 1
         }
     };
@@ -140,9 +144,9 @@ impl RedisStore {
             user: User::current(ctx),
             now: Cell::new(None),
             db: rm::selected_db(ctx),
-            handles: Vec::with_capacity(8),
+            handles: SmallVec::new(),
             out: Out { ctx, deferred: None },
-            notes: Vec::new(),
+            notes: SmallVec::new(),
         }
     }
 
@@ -163,6 +167,7 @@ impl RedisStore {
     fn check(&mut self, key: &[u8], write: bool) -> Result<()> {
         let Some(user) = self.user.as_ref() else { return Ok(()) };
         let h = handle_in(&mut self.handles, self.ctx, key)?;
+        let write = write || h.writing;
         let known = if write { h.may_write } else { h.may_read };
         let ok = known.unwrap_or_else(|| user.may(&h.name, write));
         if write {
@@ -183,6 +188,7 @@ impl RedisStore {
         self.check(key, write)?;
         let ctx = self.ctx;
         let h = self.handle(key)?;
+        let write = write || h.writing;
         let reopen = match &h.open {
             None => true,
             Some((_, was_write)) => write && !was_write,
@@ -328,7 +334,7 @@ impl RedisStore {
                     if k.kind() != KeyType::Set {
                         continue;
                     }
-                    if k.set_only_member().as_deref() == Some(member.as_slice()) {
+                    if k.set_is_only(member) {
                         if k.delete() {
                             rm::notify(ctx, GENERIC, c"del", &name);
                             deleted.push(name);
@@ -346,26 +352,32 @@ impl RedisStore {
             }
             Effect::LPopN { key, count } => {
                 let k = self.open_write(key)?;
-                let mut popped = 0usize;
                 let len = k.len();
-                if *count >= len && len > 0 && k.kind() == KeyType::List {
+                if *count == 0 || len == 0 || k.kind() != KeyType::List {
+                    return Ok(0);
+                }
+                if *count >= len {
                     // A whole bucket (the usual promotion): one delete
                     // instead of one list operation per job.
-                    if k.delete() {
-                        popped = len;
+                    if !k.delete() {
+                        return Err(TqError::Internal("list delete failed".into()));
                     }
-                }
-                while popped < *count && k.list_delete_head() {
-                    popped += 1;
-                }
-                if popped > 0 {
-                    let emptied = k.kind() == KeyType::Empty;
                     let name = &handle_in(&mut self.handles, ctx, key)?.name;
                     rm::notify(ctx, LIST, c"lpop", name);
-                    if emptied {
-                        rm::notify(ctx, GENERIC, c"del", name);
+                    rm::notify(ctx, GENERIC, c"del", name);
+                    self.out.bytes(c"LPOP", &[key, len.to_string().as_bytes()]);
+                } else {
+                    // Part of a bucket: one LTRIM removes the head in a
+                    // range operation (deleting the head element by element
+                    // moves the rest of a listpack node each time). The
+                    // call emits the `ltrim` event itself.
+                    let from = count.to_string();
+                    self.release(key);
+                    match rm::call(ctx, c"LTRIM", &[key, from.as_bytes(), b"-1"]).map(|r| r.value()) {
+                        Some(rm::Called::Error(e)) => return Err(TqError::Internal(e)),
+                        Some(_) => self.out.bytes(c"LTRIM", &[key, from.as_bytes(), b"-1"]),
+                        None => return Err(TqError::Internal("LTRIM could not run".into())),
                     }
-                    self.out.bytes(c"LPOP", &[key, popped.to_string().as_bytes()]);
                 }
             }
             Effect::LPop { key } => {
@@ -559,6 +571,12 @@ impl Store for RedisStore {
 
     fn kind(&mut self, key: &[u8]) -> Result<Kind> {
         Ok(self.open(key, false)?.map_or(Kind::None, |k| kind_of(k.kind())))
+    }
+
+    fn will_write(&mut self, key: &[u8]) -> Result<()> {
+        self.check(key, true)?;
+        self.handle(key)?.writing = true;
+        Ok(())
     }
 
     fn list_len(&mut self, key: &[u8]) -> Result<usize> {

@@ -30,8 +30,8 @@ use crate::{config, registry};
 const MAX_SLEEP_MS: u64 = 100;
 /// A tick starts no new round of work after this long: with rounds of about
 /// 1 ms (the default `tq.timer-batch`), a backlog holds the server for about
-/// 5 ms at a time, and several small rounds share one tick.
-const TICK_BUDGET: Duration = Duration::from_millis(4);
+/// 4 ms at a time, and several small rounds share one tick.
+const TICK_BUDGET: Duration = Duration::from_millis(3);
 /// Keyspace-scan steps per tick while rebuilding the registry.
 const SCAN_STEPS_PER_TICK: usize = 100;
 

@@ -2,6 +2,8 @@
 //! Queue methods as exact, bounded, atomic steps. Times are unix
 //! milliseconds in and out; long lists are paginated.
 
+use std::borrow::Cow;
+
 use crate::error::{show, Result, TqError};
 use crate::json;
 use crate::keys::{self, check_name, Ns};
@@ -302,7 +304,9 @@ pub fn failed_retry(
         if retry {
             let Some(payload) = record_raw(record, b"payload") else { continue };
             let Ok(info) = records::inspect_payload(payload) else { continue };
-            let queue = record_string(record, b"queue").filter(|q| check_queue(q).is_ok()).or(info.queue.clone());
+            let queue = record_string(record, b"queue")
+                .filter(|q| check_queue(q).is_ok())
+                .or_else(|| info.queue.clone().map(Cow::into_owned));
             let Some(queue) = queue.filter(|q| check_queue(q).is_ok()) else { continue };
             let Ok(args) = records::args_value(info.args_json(payload).as_deref()) else { continue };
             let job = records::payload(&queue, &info.class, &args);

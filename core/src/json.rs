@@ -14,6 +14,7 @@
 //! three-byte sequences `ED A0..BF xx`. Valid UTF-8 never contains those, so
 //! the writer can recognise them and escape them as V8 does.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
@@ -64,30 +65,80 @@ pub fn validate(input: &[u8]) -> Result<()> {
     p.finish()
 }
 
+/// True when `input` is a JSON document that `JSON.stringify(JSON.parse(input))`
+/// would write back byte for byte, judged conservatively (false may only
+/// mean "not sure"): no whitespace or objects (V8 reorders integer-like
+/// keys), printable ASCII strings without escapes, integers of at most 15
+/// digits (exact in a double and printed as written) other than `-0`.
+/// Lets the common args of a job be copied instead of rebuilt.
+pub fn is_canonical(input: &[u8]) -> bool {
+    let mut in_string = false;
+    let mut i = 0;
+    while let Some(&b) = input.get(i) {
+        if in_string {
+            match b {
+                b'"' => in_string = false,
+                b'\\' => return false,
+                0x20..=0x7e => {}
+                _ => return false,
+            }
+            i += 1;
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b']' | b',' | b't' | b'r' | b'u' | b'e' | b'f' | b'a' | b'l' | b's' | b'n' => {}
+            b'-' | b'0'..=b'9' => {
+                let len = input.get(i..).map_or(0, |rest| {
+                    rest.iter().take_while(|c| matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')).count()
+                });
+                let token = input.get(i..i + len).unwrap_or_default();
+                let digits = token.strip_prefix(b"-").unwrap_or(token);
+                let plain = !digits.is_empty() && digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit);
+                if !plain || token == b"-0" {
+                    return false;
+                }
+                i += len;
+                continue;
+            }
+            _ => return false,
+        }
+        i += 1;
+    }
+    !in_string && validate(input).is_ok()
+}
+
 /// The top-level members of a JSON object: each key (decoded, WTF-8) with the
 /// byte range of its value inside `input`. Every value is validated. Keys are
 /// listed in document order, duplicates included.
 pub fn object_members(input: &[u8]) -> Result<Vec<(Vec<u8>, Range<usize>)>> {
+    let mut out = Vec::new();
+    for_each_member(input, |key, range| out.push((key.into_owned(), range)))?;
+    Ok(out)
+}
+
+/// `object_members` without building the list: calls `f` with each key
+/// (borrowed from `input` unless it has escapes) and its value's range.
+pub fn for_each_member<'a>(input: &'a [u8], mut f: impl FnMut(Cow<'a, [u8]>, Range<usize>)) -> Result<()> {
     let mut p = Parser::new(input)?;
     p.ws();
     if p.peek() != Some(b'{') {
         return Err(p.err("expected a JSON object"));
     }
     p.pos += 1;
-    let mut out = Vec::new();
     p.ws();
     if p.peek() == Some(b'}') {
         p.pos += 1;
     } else {
         loop {
             p.ws();
-            let key = p.string()?;
+            let key = p.string_cow()?;
             p.ws();
             p.expect(b':')?;
             p.ws();
             let start = p.pos;
             p.skip_value(1)?;
-            out.push((key, start..p.pos));
+            f(key, start..p.pos);
             p.ws();
             match p.next_byte() {
                 Some(b',') => continue,
@@ -96,8 +147,15 @@ pub fn object_members(input: &[u8]) -> Result<Vec<(Vec<u8>, Range<usize>)>> {
             }
         }
     }
+    p.finish()
+}
+
+/// `decode_string`, borrowing the literal's bytes when it has no escapes.
+pub fn decode_string_cow(literal: &[u8]) -> Result<Cow<'_, [u8]>> {
+    let mut p = Parser::new(literal)?;
+    let s = p.string_cow()?;
     p.finish()?;
-    Ok(out)
+    Ok(s)
 }
 
 /// The value of the last top-level member named `key` (as `JSON.parse`
@@ -373,6 +431,27 @@ impl<'a> Parser<'a> {
             v = (v << 4) | u16::from(d);
         }
         Ok(v)
+    }
+
+    /// `string`, borrowing the bytes between the quotes when there is no
+    /// escape to decode.
+    fn string_cow(&mut self) -> Result<Cow<'a, [u8]>> {
+        let start = self.pos;
+        self.expect(b'"')?;
+        let body = self.pos;
+        while let Some(c) = self.peek() {
+            if c == b'"' {
+                let s = self.b.get(body..self.pos).unwrap_or_default();
+                self.pos += 1;
+                return Ok(Cow::Borrowed(s));
+            }
+            if c == b'\\' || c < 0x20 {
+                break;
+            }
+            self.pos += 1;
+        }
+        self.pos = start;
+        self.string().map(Cow::Owned)
     }
 
     /// Parses a string literal into WTF-8.

@@ -39,16 +39,17 @@ pub fn enqueue(
 ) -> Result<Plan> {
     check_queue(queue)?;
     check_name("class", class)?;
-    let args = records::args_value(args)?;
-    let payload = records::payload(queue, class, &args);
+    let payload = records::encode(queue, class, args)?;
     let qkey = ns.queue(queue);
+    s.will_write(&qkey)?;
     let len = s.list_len(&qkey)?;
     let queues = ns.queues();
+    s.will_write(&queues)?;
     s.expect_kind(&queues, Kind::Set)?;
     let mut effects = Vec::with_capacity(3);
     if let Some(ttl) = unique {
         let ttl = lock::check_ttl(ttl)?;
-        let key = ns.queue_lock(class, queue, &crate::json::to_vec(&args));
+        let key = ns.queue_lock(class, queue, &crate::json::to_vec(&records::args_value(args)?));
         let now = s.now_ms();
         if let Some(deadline) = s.get(&key)?.and_then(|v| parse_i64(&v)) {
             if now_secs(now) <= deadline {
@@ -174,9 +175,15 @@ pub fn promote(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<Plan> {
                 None => Err("payload has no \"queue\"".to_string()),
             }) {
                 Ok(q) => {
-                    match pushes.iter_mut().find(|(name, _)| *name == q) {
-                        Some((_, values)) => values.push(payload),
-                        None => pushes.push((q, vec![payload])),
+                    let group = match pushes.iter().position(|(name, _)| name.as_slice() == &*q) {
+                        Some(i) => i,
+                        None => {
+                            pushes.push((q.into_owned(), Vec::new()));
+                            pushes.len() - 1
+                        }
+                    };
+                    if let Some((_, values)) = pushes.get_mut(group) {
+                        values.push(payload);
                     }
                     moved += 1;
                 }

@@ -1,6 +1,7 @@
 //! The byte formats tq writes and reads: job payloads, in-flight ("working
 //! on") records, failure records, and tq's own in-flight index entry.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use bincode::{Decode, Encode};
@@ -36,17 +37,43 @@ pub fn payload(queue: &[u8], class: &[u8], args: &Value) -> Vec<u8> {
     out
 }
 
-/// What tq needs to know of a stored payload before it hands it on.
+/// `payload(queue, class, &args_value(args_json)?)`, copying args that are
+/// already in `JSON.stringify`'s form instead of parsing and rewriting them.
+pub fn encode(queue: &[u8], class: &[u8], args_json: Option<&[u8]>) -> Result<Vec<u8>> {
+    let Some(raw) = args_json.filter(|raw| json::is_canonical(raw)) else {
+        return Ok(payload(queue, class, &args_value(args_json)?));
+    };
+    let mut out = Vec::with_capacity(40 + queue.len() + class.len() + raw.len());
+    out.extend_from_slice(b"{\"class\":");
+    json::write_string(class, &mut out);
+    out.extend_from_slice(b",\"queue\":");
+    json::write_string(queue, &mut out);
+    out.extend_from_slice(b",\"args\":");
+    // node-resque's arrayify: a bare value becomes a one-element array.
+    let bare = !raw.starts_with(b"[");
+    if bare {
+        out.push(b'[');
+    }
+    out.extend_from_slice(raw);
+    if bare {
+        out.push(b']');
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+/// What tq needs to know of a stored payload before it hands it on. Strings
+/// are borrowed from the payload unless they had escapes to decode.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PayloadInfo {
-    pub class: Vec<u8>,
+pub struct PayloadInfo<'a> {
+    pub class: Cow<'a, [u8]>,
     /// The `queue` member, when present and a string (Ruby's Resque omits it).
-    pub queue: Option<Vec<u8>>,
+    pub queue: Option<Cow<'a, [u8]>>,
     /// Where the `args` member's value is in the payload, when present.
     pub args: Option<Range<usize>>,
 }
 
-impl PayloadInfo {
+impl PayloadInfo<'_> {
     /// `JSON.stringify(args)` of the payload, the last part of node-resque's
     /// QueueLock/JobLock keys. None when the payload has no `args`.
     pub fn args_json(&self, payload: &[u8]) -> Option<Vec<u8>> {
@@ -57,22 +84,28 @@ impl PayloadInfo {
 
 /// Checks a payload read from a queue or bucket. A payload fit to run is a
 /// JSON object with a string `class`; the error says what is wrong otherwise.
-pub fn inspect_payload(p: &[u8]) -> std::result::Result<PayloadInfo, String> {
-    let members = json::object_members(p).map_err(|e| format!("payload is not a JSON object ({e})"))?;
-    let string_member = |name: &[u8]| -> std::result::Result<Option<Vec<u8>>, String> {
-        match json::member(&members, name).and_then(|r| p.get(r.clone())) {
-            None => Ok(None),
-            Some(raw) => match json::decode_string(raw) {
-                Ok(s) => Ok(Some(s)),
-                Err(_) => Err(format!("payload member \"{}\" is not a string", String::from_utf8_lossy(name))),
-            },
+/// Runs once per promoted job, so it allocates nothing in the usual case.
+pub fn inspect_payload(p: &[u8]) -> std::result::Result<PayloadInfo<'_>, String> {
+    // The last of duplicate members counts, as in JSON.parse.
+    let (mut class, mut queue, mut args) = (None, None, None);
+    json::for_each_member(p, |key, range| match &*key {
+        b"class" => class = Some(range),
+        b"queue" => queue = Some(range),
+        b"args" => args = Some(range),
+        _ => {}
+    })
+    .map_err(|e| format!("payload is not a JSON object ({e})"))?;
+    let string_member = |name: &str, range: Option<Range<usize>>| match range.and_then(|r| p.get(r)) {
+        None => Ok(None),
+        Some(raw) => {
+            json::decode_string_cow(raw).map(Some).map_err(|_| format!("payload member \"{name}\" is not a string"))
         }
     };
-    let class = match string_member(b"class")? {
+    let class = match string_member("class", class)? {
         Some(c) if !c.is_empty() => c,
         _ => return Err("payload has no \"class\"".to_string()),
     };
-    Ok(PayloadInfo { class, queue: string_member(b"queue")?, args: json::member(&members, b"args").cloned() })
+    Ok(PayloadInfo { class, queue: string_member("queue", queue)?, args })
 }
 
 /// The in-flight record node-resque's `workingOn`/`allWorkingOn` read:
@@ -282,12 +315,60 @@ mod tests {
     }
 
     #[test]
+    fn encode_copies_only_what_stringify_would_write_back() {
+        let corpus: &[&[u8]] = &[
+            b"[1,2]",
+            b"[]",
+            b"[[],[[1]],\"x\",true,false,null,-7,0]",
+            b"5",
+            b"-12",
+            b"\"bare\"",
+            b"null",
+            b"[123456789012345]",
+            b"[1234567890123456]",
+            b"[12345678901234567890]",
+            b"[-0]",
+            b"[1.0]",
+            b"[1e3]",
+            b"[1E+3]",
+            b"[0.5]",
+            b"[ 1, 2 ]",
+            b"[\"a\\/b\"]",
+            b"[\"\\u0041\"]",
+            br#"[{"b":1,"a":2,"1":3}]"#,
+            "[\"caf\u{e9}\"]".as_bytes(),
+            "[\"\u{2028}\"]".as_bytes(),
+            b"[tru]",
+            b"[1,]",
+            b"[\"open]",
+            b"[01]",
+            b"-",
+        ];
+        for raw in corpus {
+            let slow = args_value(Some(raw)).map(|args| payload(b"q", b"c", &args));
+            let fast = encode(b"q", b"c", Some(raw));
+            assert_eq!(fast.as_ref().ok(), slow.as_ref().ok(), "{}", String::from_utf8_lossy(raw));
+            assert_eq!(fast.is_err(), slow.is_err(), "{}", String::from_utf8_lossy(raw));
+        }
+        assert_eq!(encode(b"q", b"c", None).ok(), Some(br#"{"class":"c","queue":"q","args":[]}"#.to_vec()));
+        // The copy is taken only where it is certainly exact.
+        assert!(json::is_canonical(b"[1,[\"a b\"],true]"));
+        for raw in [&b"[-0]"[..], b"[1.5]", b"[1 ]", b"[{}]", b"[\"\\n\"]", b"[1234567890123456]", b"[1,"] {
+            assert!(!json::is_canonical(raw), "{}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
     fn payload_inspection() {
         let p = br#"{"class":"c","queue":"q","args":[1.0, {"b":1,"a":2}]}"#;
         let ok = inspect_payload(p).expect("fine");
-        assert_eq!(ok.queue, Some(b"q".to_vec()));
+        assert_eq!(ok.queue.as_deref(), Some(&b"q"[..]));
         assert_eq!(ok.class, b"c".to_vec());
         assert_eq!(ok.args_json(p), Some(br#"[1,{"b":1,"a":2}]"#.to_vec()));
+        // Escaped keys and values are decoded; the last duplicate counts.
+        let escaped = inspect_payload(br#"{"cl\u0061ss":"a","queue":"q\u00e9","class":"b\/c"}"#).expect("fine");
+        assert_eq!(&*escaped.class, b"b/c");
+        assert_eq!(escaped.queue.as_deref(), Some("q\u{e9}".as_bytes()));
         let ruby = inspect_payload(br#"{"class":"C","args":[1]}"#).expect("fine");
         assert_eq!(ruby.queue, None);
         assert!(inspect_payload(b"not json").is_err());

@@ -176,7 +176,7 @@ pub fn run_due(s: &mut impl Store, ns: &Ns<'_>, limit: usize) -> Result<(Plan, O
         s.expect_kind(&qkey, Kind::List)?;
         let ttl = r.waiting_lock_ms();
         plan.effects.push(Effect::SetPxAt { key: waiting, value: lock_deadline(now, ttl), at_ms: now + ttl });
-        plan.effects.push(Effect::SAdd { key: queues.clone(), member: queue });
+        plan.effects.push(Effect::SAdd { key: queues.clone(), member: queue.into_owned() });
         plan.effects.push(Effect::RPush { key: qkey, value: payload.clone() });
         s.note(Event::Enqueued);
         // Keep the cadence when this run is on time (a timer tick late at

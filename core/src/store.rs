@@ -68,6 +68,14 @@ pub trait Store {
     /// the plan is applied.
     fn note(&mut self, _event: crate::stats::Event) {}
 
+    /// The plan will write `key`: its reads are part of that write (as
+    /// RPUSH reads the length it replies), so write access to it is what
+    /// counts. A store checking the caller's ACL checks write access here.
+    fn will_write(&mut self, key: &[u8]) -> Result<()> {
+        let _ = key;
+        Ok(())
+    }
+
     /// Fails unless `key` is absent or of type `want`.
     fn expect_kind(&mut self, key: &[u8], want: Kind) -> Result<()> {
         match self.kind(key)? {

@@ -11,8 +11,22 @@ use redis::{ConnectionLike, Value};
 
 /// The plain Redis commands tq may replicate (its effects), plus the framing
 /// Redis itself adds to a replication stream or an AOF file.
-pub const EFFECT_COMMANDS: &[&str] =
-    &["RPUSH", "LPOP", "SADD", "SREM", "ZADD", "ZREM", "SET", "MSET", "DEL", "INCR", "HSET", "HDEL", "PEXPIREAT"];
+pub const EFFECT_COMMANDS: &[&str] = &[
+    "RPUSH",
+    "LPOP",
+    "LTRIM",
+    "SADD",
+    "SREM",
+    "ZADD",
+    "ZREM",
+    "SET",
+    "MSET",
+    "DEL",
+    "INCR",
+    "HSET",
+    "HDEL",
+    "PEXPIREAT",
+];
 /// Effects every full workload produces (the in-flight bookkeeping of POP
 /// may be written with SET, MSET or HSET, so it is checked separately).
 pub const CORE_EFFECTS: &[&str] = &["RPUSH", "LPOP", "SADD", "ZADD", "ZREM", "DEL", "INCR"];
