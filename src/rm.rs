@@ -228,7 +228,6 @@ impl Key {
         unsafe { raw::RedisModule_SetAbsExpire.map_or(1, |f| f(self.ptr, at)) == 0 }
     }
 
-    /// The member of a one-member set (None for any other size).
     /// True when the set's one and only member is `member` (compared inside
     /// the scan, nothing copied).
     pub fn set_is_only(&self, member: &[u8]) -> bool {

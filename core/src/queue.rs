@@ -41,10 +41,14 @@ pub fn enqueue(
     check_name("class", class)?;
     let payload = records::encode(queue, class, args)?;
     let qkey = ns.queue(queue);
-    s.will_write(&qkey)?;
+    if unique.is_none() {
+        // Surely pushed to (with UNIQUE the lock may refuse the job).
+        s.will_write(&qkey)?;
+    }
     let len = s.list_len(&qkey)?;
+    // Not `will_write`: the queue is usually registered already, and a key
+    // opened for writing counts as modified (WATCH, client tracking).
     let queues = ns.queues();
-    s.will_write(&queues)?;
     s.expect_kind(&queues, Kind::Set)?;
     let mut effects = Vec::with_capacity(3);
     if let Some(ttl) = unique {

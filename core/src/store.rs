@@ -70,7 +70,9 @@ pub trait Store {
 
     /// The plan will write `key`: its reads are part of that write (as
     /// RPUSH reads the length it replies), so write access to it is what
-    /// counts. A store checking the caller's ACL checks write access here.
+    /// counts. A store checking the caller's ACL checks write access here;
+    /// a Redis store also opens the key for writing at once (only for keys
+    /// the plan surely writes: Redis counts such a key as modified).
     fn will_write(&mut self, key: &[u8]) -> Result<()> {
         let _ = key;
         Ok(())
