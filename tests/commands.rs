@@ -55,6 +55,31 @@ fn enqueue_re_registers_a_queue_removed_from_the_set() {
 }
 
 #[test]
+fn enqueue_counts_as_modified_only_what_it_writes() {
+    // As for SADD of a member already there, a WATCH on the queue registry
+    // survives an enqueue to a registered queue, and one on a queue survives
+    // an enqueue that UNIQUE refuses; the queue an enqueue pushes to is
+    // modified. (A TQ command is one transaction: MULTI/EXEC shows it.)
+    let s = Server::start();
+    let mut c = s.conn();
+    let mut other = s.conn();
+    let n = ns("watch");
+    let (queues, list) = (format!("{n}:queues"), format!("{n}:queue:q"));
+    other.ok(&["TQ.ENQUEUE", &n, "q", "c", "[1]", "UNIQUE"]);
+    let mut aborted = |watched: &str, enqueue: &[&str]| {
+        c.ok(&["WATCH", watched]);
+        other.ok(enqueue);
+        c.ok(&["MULTI"]);
+        c.ok(&["PING"]);
+        c.ok(&["EXEC"]) == Value::Nil
+    };
+    assert!(!aborted(&queues, &["TQ.ENQUEUE", &n, "q", "c", "[2]"]));
+    assert!(!aborted(&list, &["TQ.ENQUEUE", &n, "q", "c", "[1]", "UNIQUE"]));
+    assert!(aborted(&list, &["TQ.ENQUEUE", &n, "q", "c", "[3]"]));
+    assert_eq!(c.int(&["LLEN", &list]), 3);
+}
+
+#[test]
 fn enqueue_at_files_jobs_like_node_resque() {
     let s = Server::start();
     let mut c = s.conn();
