@@ -28,7 +28,7 @@ struct Handle {
     may_read: Option<bool>,
     may_write: Option<bool>,
     /// The plan said it will write the key (`Store::will_write`): write
-    /// access covers its reads, and it is opened for writing straight away.
+    /// access covers its reads, and its first open is for writing.
     writing: bool,
     /// The key opened for reading, or for writing once a write needed it.
     open: Option<(Option<Key>, bool)>,
@@ -237,6 +237,22 @@ impl RedisStore {
         }
     }
 
+    /// Runs a write through `RedisModule_Call` (which emits its keyspace
+    /// event) and replicates it as sent; any reply but an error is success.
+    fn call_and_replicate(&mut self, cmd: &'static CStr, args: &[&[u8]]) -> Result<()> {
+        if let Some(key) = args.first() {
+            self.release(key);
+        }
+        match rm::call(self.ctx, cmd, args).map(|r| r.value()) {
+            Some(rm::Called::Error(e)) => Err(TqError::Internal(e)),
+            Some(_) => {
+                self.out.bytes(cmd, args);
+                Ok(())
+            }
+            None => Err(TqError::Internal(format!("{} could not run", cmd.to_string_lossy()))),
+        }
+    }
+
     /// Performs the effects in order, replicating each. The ACL is checked
     /// for every key first, so a refusal writes nothing. Returns how many
     /// list elements the plan's LREM effects removed.
@@ -369,15 +385,8 @@ impl RedisStore {
                 } else {
                     // Part of a bucket: one LTRIM removes the head in a
                     // range operation (deleting the head element by element
-                    // moves the rest of a listpack node each time). The
-                    // call emits the `ltrim` event itself.
-                    let from = count.to_string();
-                    self.release(key);
-                    match rm::call(ctx, c"LTRIM", &[key, from.as_bytes(), b"-1"]).map(|r| r.value()) {
-                        Some(rm::Called::Error(e)) => return Err(TqError::Internal(e)),
-                        Some(_) => self.out.bytes(c"LTRIM", &[key, from.as_bytes(), b"-1"]),
-                        None => return Err(TqError::Internal("LTRIM could not run".into())),
-                    }
+                    // moves the rest of a listpack node each time).
+                    self.call_and_replicate(c"LTRIM", &[key, count.to_string().as_bytes(), b"-1"])?;
                 }
             }
             Effect::LPop { key } => {
@@ -411,14 +420,7 @@ impl RedisStore {
                 }
             }
             Effect::LSet { key, index, value } => {
-                // The call emits the `lset` keyspace event itself.
-                let index = index.to_string();
-                self.release(key);
-                match rm::call(ctx, c"LSET", &[key, index.as_bytes(), value]).map(|r| r.value()) {
-                    Some(rm::Called::Error(e)) => return Err(TqError::Internal(e)),
-                    Some(_) => self.out.bytes(c"LSET", &[key, index.as_bytes(), value]),
-                    None => return Err(TqError::Internal("LSET could not run".into())),
-                }
+                self.call_and_replicate(c"LSET", &[key, index.to_string().as_bytes(), value])?;
             }
             Effect::LRem { key, count, value } => {
                 // The call emits the `lrem` (and `del`) keyspace events itself.

@@ -26,15 +26,7 @@ pub fn args_value(args_json: Option<&[u8]>) -> Result<Value> {
 /// `Queue.encode(queue, class, args)`: `{"class":…,"queue":…,"args":[…]}`
 /// byte for byte as `JSON.stringify` writes it.
 pub fn payload(queue: &[u8], class: &[u8], args: &Value) -> Vec<u8> {
-    let mut out = Vec::with_capacity(48 + 2 * (queue.len() + class.len()));
-    out.extend_from_slice(b"{\"class\":");
-    json::write_string(class, &mut out);
-    out.extend_from_slice(b",\"queue\":");
-    json::write_string(queue, &mut out);
-    out.extend_from_slice(b",\"args\":");
-    json::stringify(args, &mut out);
-    out.push(b'}');
-    out
+    framed(queue, class, 0, |out| json::stringify(args, out))
 }
 
 /// `payload(queue, class, &args_value(args_json)?)`, copying args that are
@@ -43,23 +35,30 @@ pub fn encode(queue: &[u8], class: &[u8], args_json: Option<&[u8]>) -> Result<Ve
     let Some(raw) = args_json.filter(|raw| json::is_canonical(raw)) else {
         return Ok(payload(queue, class, &args_value(args_json)?));
     };
-    let mut out = Vec::with_capacity(40 + queue.len() + class.len() + raw.len());
+    Ok(framed(queue, class, raw.len() + 2, |out| {
+        // node-resque's arrayify: a bare value becomes a one-element array.
+        let bare = !raw.starts_with(b"[");
+        if bare {
+            out.push(b'[');
+        }
+        out.extend_from_slice(raw);
+        if bare {
+            out.push(b']');
+        }
+    }))
+}
+
+/// A payload around args written by `args`.
+fn framed(queue: &[u8], class: &[u8], args_len: usize, args: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48 + 2 * (queue.len() + class.len()) + args_len);
     out.extend_from_slice(b"{\"class\":");
     json::write_string(class, &mut out);
     out.extend_from_slice(b",\"queue\":");
     json::write_string(queue, &mut out);
     out.extend_from_slice(b",\"args\":");
-    // node-resque's arrayify: a bare value becomes a one-element array.
-    let bare = !raw.starts_with(b"[");
-    if bare {
-        out.push(b'[');
-    }
-    out.extend_from_slice(raw);
-    if bare {
-        out.push(b']');
-    }
+    args(&mut out);
     out.push(b'}');
-    Ok(out)
+    out
 }
 
 /// What tq needs to know of a stored payload before it hands it on. Strings

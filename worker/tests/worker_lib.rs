@@ -66,6 +66,13 @@ fn run_until_processed(raw: &mut Conn, w: Worker, n: &str, jobs: i64) -> Summary
     t.join().expect("join")
 }
 
+/// `run_until_processed`, then: nothing counted twice, queue `q` empty.
+fn run_each_once(raw: &mut Conn, w: Worker, n: &str, jobs: i64) {
+    run_until_processed(raw, w, n, jobs);
+    assert_eq!(raw.stat(n, "processed"), jobs, "each counted once");
+    assert_eq!(raw.int(&["LLEN", &format!("{n}:queue:q")]), 0);
+}
+
 #[test]
 fn client_job_calls() {
     let s = Server::start(&["lease-ms", "60000"]);
@@ -379,9 +386,7 @@ fn run_through(s: &Server, proxy: &Proxy, n: &str, jobs: usize) -> (Vec<(String,
         sn.lock().expect("lock").push((job.args_json.clone(), job.deliveries));
         Ok(())
     });
-    run_until_processed(&mut raw, w, n, jobs as i64);
-    assert_eq!(raw.stat(n, "processed"), jobs as i64, "each counted once");
-    assert_eq!(raw.int(&["LLEN", &format!("{n}:queue:q")]), 0);
+    run_each_once(&mut raw, w, n, jobs as i64);
     let seen = seen.lock().expect("lock").clone();
     (seen, events)
 }
@@ -655,9 +660,7 @@ fn prefetch_through(s: &Server, proxy: &Proxy, n: &str, cut_before: bool) -> (Ve
         proxy.cut_after("ACK");
     }
     let (w, runs, _, events) = prefetching(s, &proxy.url(), n, 1, 4);
-    run_until_processed(&mut raw, w, n, 8);
-    assert_eq!(raw.stat(n, "processed"), 8, "each counted once");
-    assert_eq!(raw.int(&["LLEN", &format!("{n}:queue:q")]), 0);
+    run_each_once(&mut raw, w, n, 8);
     let runs = runs.lock().expect("lock").iter().map(|r| (r.0.clone(), r.1)).collect();
     (runs, events)
 }
