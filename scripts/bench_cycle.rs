@@ -57,8 +57,7 @@ fn main() {
         return;
     }
 
-    // Fill the queue with node-resque payloads, each its own job (TQ.POP ...
-    // ACK takes no twin of the job it completes).
+    // Fill the queue with node-resque payloads, each its own job.
     let mut c = client.get_connection().expect("connect");
     for chunk in (0..jobs).collect::<Vec<_>>().chunks(1000) {
         let mut p = redis::pipe();
@@ -70,11 +69,13 @@ fn main() {
 
     let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(NODE_RESQUE_POP).query(&mut c).expect("script load");
     let per_conn = jobs / conns;
+    let taken_total = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let handles: Vec<_> = (0..conns)
         .map(|t| {
             let client = client.clone();
             let (mode, ns, queue_key, sha) = (mode.clone(), ns.clone(), queue_key.clone(), sha.clone());
+            let taken_total = taken_total.clone();
             std::thread::spawn(move || {
                 let mut c = client.get_connection().expect("connect");
                 let worker = format!("bench:{t}");
@@ -85,30 +86,47 @@ fn main() {
                     "popack" => 2,
                     _ => 6,
                 };
-                if mode == "ackpop" {
-                    let _: redis::Value =
-                        redis::cmd("TQ.POP").arg(&ns).arg(&worker).arg("q").query(&mut c).expect("POP");
-                }
                 let per_trip = (depth / per_job).max(1);
                 let record_key = format!("{ns}:worker:{worker}:q");
-                // ackpop: the first job is taken above and completed last.
-                let mut done = usize::from(mode == "ackpop");
-                while done < per_conn {
-                    let n = per_trip.min(per_conn - done);
+                // The TQ shapes drive one worker name per job of a trip (each
+                // report names the delivery its name's pop replied): a trip
+                // completes the jobs the last trip took and takes the next,
+                // until the queue gives nothing more.
+                let names: Vec<String> = (0..per_trip).map(|k| format!("bench:{t}:{k}")).collect();
+                let mut held: Vec<Option<i64>> = vec![None; per_trip];
+                let mut done = 0;
+                loop {
                     let mut p = redis::pipe();
-                    for _ in 0..n {
-                        match mode.as_str() {
-                            "lpop" => {
-                                p.cmd("LPOP").arg(&queue_key).ignore();
+                    match mode.as_str() {
+                        "lpop" => {
+                            for _ in 0..per_trip {
+                                p.cmd("LPOP").arg(&queue_key);
                             }
-                            "ackpop" => {
-                                p.cmd("TQ.POP").arg(&ns).arg(&worker).arg("q").arg("ACK").ignore();
+                        }
+                        "ackpop" => {
+                            for (name, d) in names.iter().zip(&held) {
+                                p.cmd("TQ.POP").arg(&ns).arg(name).arg("q");
+                                if let Some(d) = d {
+                                    p.arg("ACK").arg(*d);
+                                }
                             }
-                            "popack" => {
-                                p.cmd("TQ.POP").arg(&ns).arg(&worker).arg("q").ignore();
-                                p.cmd("TQ.ACK").arg(&ns).arg(&worker).ignore();
+                        }
+                        "popack" => {
+                            for (name, d) in names.iter().zip(&held) {
+                                if let Some(d) = d {
+                                    p.cmd("TQ.ACK").arg(&ns).arg(name).arg(*d).ignore();
+                                }
                             }
-                            _ => {
+                            for name in &names {
+                                p.cmd("TQ.POP").arg(&ns).arg(name).arg("q");
+                            }
+                        }
+                        _ => {
+                            let n = per_trip.min(per_conn.saturating_sub(done));
+                            if n == 0 {
+                                break;
+                            }
+                            for _ in 0..n {
                                 p.cmd("EVALSHA")
                                     .arg(&sha)
                                     .arg(2)
@@ -124,14 +142,28 @@ fn main() {
                                 p.cmd("EXEC").ignore();
                                 p.cmd("DEL").arg(&record_key).ignore();
                             }
+                            p.query::<()>(&mut c).expect("round trip");
+                            done += n;
+                            continue;
                         }
                     }
-                    p.query::<()>(&mut c).expect("round trip");
-                    done += n;
+                    let replies: Vec<redis::Value> = p.query(&mut c).expect("round trip");
+                    if mode == "lpop" {
+                        let got = replies.iter().filter(|r| !matches!(r, redis::Value::Nil)).count();
+                        done += got;
+                        if got == 0 {
+                            break;
+                        }
+                        continue;
+                    }
+                    held = replies.iter().map(delivery_of).collect();
+                    let got = held.iter().flatten().count();
+                    done += got;
+                    if got == 0 {
+                        break;
+                    }
                 }
-                if mode == "ackpop" {
-                    let _: () = redis::cmd("TQ.ACK").arg(&ns).arg(&worker).query(&mut c).expect("ACK");
-                }
+                taken_total.fetch_add(done, Ordering::Relaxed);
             })
         })
         .collect();
@@ -139,7 +171,7 @@ fn main() {
         h.join().expect("thread");
     }
     let secs = start.elapsed().as_secs_f64();
-    let taken = per_conn * conns;
+    let taken = taken_total.load(Ordering::Relaxed);
     let _: () = redis::cmd("DEL").arg(&queue_key).query(&mut c).expect("cleanup");
     println!("{:.0}", taken as f64 / secs);
 }
@@ -162,11 +194,11 @@ fn full_cycle(
             let mut c = client.get_connection().expect("connect");
             let worker = format!("bench:{}", t + 1);
             while acked.load(Ordering::Relaxed) < jobs {
-                let job: Option<(String, Vec<u8>)> =
+                let job: Option<(String, Vec<u8>, i64, i64, i64)> =
                     redis::cmd("TQ.BPOP").arg(&ns).arg(&worker).arg("q").arg(200).query(&mut c).expect("BPOP");
-                let Some((_, payload)) = job else { continue };
+                let Some((_, payload, delivery, _, _)) = job else { continue };
                 let _: serde_json::Value = serde_json::from_slice(&payload).expect("payload");
-                let _: () = redis::cmd("TQ.ACK").arg(&ns).arg(&worker).query(&mut c).expect("ACK");
+                let _: () = redis::cmd("TQ.ACK").arg(&ns).arg(&worker).arg(delivery).query(&mut c).expect("ACK");
                 if acked.fetch_add(1, Ordering::Relaxed) + 1 == jobs {
                     let _ = last_ack.set(Instant::now());
                 }
@@ -196,4 +228,16 @@ fn full_cycle(
     }
     let end = *last_ack.get().expect("every job acknowledged");
     ((end - start).as_secs_f64(), (enqueued - start).as_secs_f64(), (end - enqueued).as_secs_f64())
+}
+
+/// The delivery id of a pop's reply `[queue, payload, delivery, ...]`; None
+/// for nil or anything else.
+fn delivery_of(v: &redis::Value) -> Option<i64> {
+    match v {
+        redis::Value::Array(items) => match items.get(2) {
+            Some(redis::Value::Int(d)) => Some(*d),
+            _ => None,
+        },
+        _ => None,
+    }
 }

@@ -142,17 +142,22 @@ fn pickup(port: u16, kind: &str, rate: u64, secs: u64, workers: usize) {
                 let worker = format!("bench:{w}");
                 let mut mine = Vec::with_capacity(total / workers + 16);
                 while !stop.load(Ordering::Relaxed) && received.load(Ordering::Relaxed) < total {
-                    let got: Option<(Vec<u8>, Vec<u8>)> = if tq {
-                        redis::cmd("TQ.BPOP").arg("pk").arg(&worker).arg("q").arg(200).query(&mut c).expect("BPOP")
+                    let got: Option<(Vec<u8>, i64)> = if tq {
+                        taken(
+                            redis::cmd("TQ.BPOP").arg("pk").arg(&worker).arg("q").arg(200).query(&mut c).expect("BPOP"),
+                        )
                     } else {
-                        redis::cmd("BLPOP").arg("plain:q").arg(0.2).query(&mut c).expect("BLPOP")
+                        let popped: Option<(Vec<u8>, Vec<u8>)> =
+                            redis::cmd("BLPOP").arg("plain:q").arg(0.2).query(&mut c).expect("BLPOP");
+                        popped.map(|(_, p)| (p, 0))
                     };
-                    let Some((_, payload)) = got else { continue };
+                    let Some((payload, delivery)) = got else { continue };
                     let at = now_us();
                     let sent = args_of(&payload)[1] as u64;
                     mine.push(at as f64 / 1000.0 - sent as f64 / 1000.0);
                     if tq {
-                        let _: () = redis::cmd("TQ.ACK").arg("pk").arg(&worker).query(&mut c).expect("ACK");
+                        let _: () =
+                            redis::cmd("TQ.ACK").arg("pk").arg(&worker).arg(delivery).query(&mut c).expect("ACK");
                     }
                     received.fetch_add(1, Ordering::Relaxed);
                 }
@@ -231,14 +236,15 @@ fn lateness(port: u16, jobs: usize, spread_ms: u64, lead_ms: u64, workers: usize
                 let worker = format!("bench:{w}");
                 let mut mine = Vec::new();
                 while !stop.load(Ordering::Relaxed) && received.load(Ordering::Relaxed) < jobs {
-                    let job: Option<(Vec<u8>, Vec<u8>)> =
-                        redis::cmd("TQ.BPOP").arg("lt").arg(&worker).arg("q").arg(200).query(&mut c).expect("BPOP");
-                    let Some((_, payload)) = job else { continue };
+                    let job = taken(
+                        redis::cmd("TQ.BPOP").arg("lt").arg(&worker).arg("q").arg(200).query(&mut c).expect("BPOP"),
+                    );
+                    let Some((payload, delivery)) = job else { continue };
                     let at = now_us();
                     let i = args_of(&payload)[0] as usize;
                     let due_us = buckets[i] * 1_000_000;
                     mine.push((i, (at as f64 - due_us as f64) / 1000.0));
-                    let _: () = redis::cmd("TQ.ACK").arg("lt").arg(&worker).query(&mut c).expect("ACK");
+                    let _: () = redis::cmd("TQ.ACK").arg("lt").arg(&worker).arg(delivery).query(&mut c).expect("ACK");
                     received.fetch_add(1, Ordering::Relaxed);
                 }
                 got.lock().expect("lock").extend(mine);
@@ -634,15 +640,23 @@ fn cycles(cl: &Client, jobs: usize, pipeline: usize, conns: usize, refill: bool)
             let cl = cl.clone();
             thread::spawn(move || {
                 let mut c = connect(&cl);
-                let worker = format!("bench:{t}");
                 let per_trip = (pipeline / 2).max(1);
+                // One worker name per job of a trip: a trip completes the
+                // jobs the last one took (each ACK names its delivery) and
+                // takes the next.
+                let names: Vec<String> = (0..per_trip).map(|k| format!("bench:{t}:{k}")).collect();
+                let mut held: Vec<Option<i64>> = Vec::new();
                 let mut done = 0;
-                while done < per_conn {
+                while done < per_conn || !held.is_empty() {
                     let n = per_trip.min(per_conn - done);
                     let mut p = redis::pipe();
-                    for _ in 0..n {
-                        p.cmd("TQ.POP").arg(DEPTH_NS).arg(&worker).arg("q");
-                        p.cmd("TQ.ACK").arg(DEPTH_NS).arg(&worker).ignore();
+                    for (name, d) in names.iter().zip(&held) {
+                        if let Some(d) = d {
+                            p.cmd("TQ.ACK").arg(DEPTH_NS).arg(name).arg(*d).ignore();
+                        }
+                    }
+                    for name in names.iter().take(n) {
+                        p.cmd("TQ.POP").arg(DEPTH_NS).arg(name).arg("q");
                     }
                     if refill {
                         let cmd = p.cmd("RPUSH").arg(DEPTH_QUEUE);
@@ -653,6 +667,7 @@ fn cycles(cl: &Client, jobs: usize, pipeline: usize, conns: usize, refill: bool)
                     }
                     let replies: Vec<Value> = p.query(&mut c).expect("round trip");
                     assert!(replies.iter().all(|r| matches!(r, Value::Array(_))), "a TQ.POP found no job: {replies:?}");
+                    held = replies.into_iter().map(|r| taken(r).map(|(_, d)| d)).collect();
                     done += n;
                 }
             })
@@ -662,4 +677,16 @@ fn cycles(cl: &Client, jobs: usize, pipeline: usize, conns: usize, refill: bool)
         h.join().expect("thread");
     }
     (per_conn * conns) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The payload and delivery id of a pop's reply
+/// `[queue, payload, delivery, deliveries, lease-deadline-ms]`; None for nil.
+fn taken(v: Value) -> Option<(Vec<u8>, i64)> {
+    match v {
+        Value::Array(items) => match items.as_slice() {
+            [_, Value::BulkString(p), Value::Int(d), ..] => Some((p.clone(), *d)),
+            other => panic!("a pop replied {other:?}"),
+        },
+        _ => None,
+    }
 }

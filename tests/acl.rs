@@ -28,9 +28,9 @@ fn a_user_needs_the_namespace_patterns_the_readme_lists() {
     w.ok(&["TQ.ENQUEUEAT", "resque", "1000", "q", "c", "[2]"]);
     w.ok(&["TQ.PROMOTE", "resque"]);
     w.ok(&["TQ.POP", "resque", "w1", "q"]);
-    w.ok(&["TQ.FAIL", "resque", "w1", "E", "e"]);
+    w.fail("resque", "w1", &["E", "e"]);
     w.ok(&["TQ.POP", "resque", "w1", "*"]);
-    w.ok(&["TQ.ACK", "resque", "w1"]);
+    w.ack("resque", "w1");
 
     admin.ok(&["TQ.ENQUEUE", "resque", "q", "c", "[3]"]);
     let before = admin.digest();

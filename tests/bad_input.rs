@@ -26,17 +26,29 @@ fn corpus() -> Vec<(Vec<Vec<u8>>, &'static str)> {
     add(&[b"TQ.POP", b"bad", b"w"], arity);
     add(&[b"TQ.POP", b"bad"], arity);
     add(&[b"TQ.ACK", b"bad"], arity);
-    add(&[b"TQ.ACK", b"bad", b"w", b"x"], arity);
-    add(&[b"TQ.FAIL", b"bad", b"w", b"E"], arity);
-    add(&[b"TQ.FAIL", b"bad", b"w", b"E", b"e", b"[]", b"x"], "unknown option 'x'");
-    add(&[b"TQ.FAIL", b"bad", b"w", b"E", b"e", b"RETRY"], "RETRY needs a value");
-    add(&[b"TQ.FAIL", b"bad", b"w", b"E", b"e", b"RETRY", b"0"], "RETRY attempts must be at least 1");
-    add(&[b"TQ.FAIL", b"bad", b"w", b"E", b"e", b"BACKOFF", b"5"], "BACKOFF goes once, after RETRY");
-    add(&[b"TQ.FAIL", b"bad", b"w", b"E", b"e", b"RETRY", b"3", b"BACKOFF", b"5,x"], "BACKOFF delay");
-    add(&[b"TQ.FAIL", b"bad", b"w", b"E", b"e", b"RETRY", b"3", b"RETRY", b"4"], "more than once");
-    add(&[b"TQ.NACK", b"bad", b"w", b"LATER", b"5"], "unknown option 'LATER'");
-    add(&[b"TQ.NACK", b"bad", b"w", b"DELAY", b"-5"], "negative");
-    add(&[b"TQ.NACK", b"bad", b"nobody"], "NOJOB");
+    add(&[b"TQ.ACK", b"bad", b"w"], arity);
+    add(&[b"TQ.ACK", b"bad", b"w", b"1", b"x"], arity);
+    add(&[b"TQ.ACK", b"bad", b"w", b"x"], "delivery must be a non-negative integer");
+    add(&[b"TQ.ACK", b"bad", b"w", b"-1"], "negative");
+    add(&[b"TQ.FAIL", b"bad", b"w", b"1", b"E"], arity);
+    add(&[b"TQ.FAIL", b"bad", b"w", b"E", b"e", b"[]"], "delivery must be a non-negative integer");
+    add(&[b"TQ.FAIL", b"bad", b"w", b"1", b"E", b"e", b"[]", b"x"], "unknown option 'x'");
+    add(&[b"TQ.FAIL", b"bad", b"w", b"1", b"E", b"e", b"RETRY"], "RETRY needs a value");
+    add(&[b"TQ.FAIL", b"bad", b"w", b"1", b"E", b"e", b"RETRY", b"0"], "RETRY attempts must be at least 1");
+    add(&[b"TQ.FAIL", b"bad", b"w", b"1", b"E", b"e", b"BACKOFF", b"5"], "BACKOFF goes once, after RETRY");
+    add(&[b"TQ.FAIL", b"bad", b"w", b"1", b"E", b"e", b"RETRY", b"3", b"BACKOFF", b"5,x"], "BACKOFF delay");
+    add(&[b"TQ.FAIL", b"bad", b"w", b"1", b"E", b"e", b"RETRY", b"3", b"RETRY", b"4"], "more than once");
+    add(&[b"TQ.NACK", b"bad", b"w", b"1", b"LATER", b"5"], "unknown option 'LATER'");
+    add(&[b"TQ.NACK", b"bad", b"w", b"1", b"DELAY", b"-5"], "negative");
+    add(&[b"TQ.NACK", b"bad", b"nobody", b"1"], "NOJOB");
+    add(&[b"TQ.NACK", b"bad", b"w"], arity);
+    add(&[b"TQ.POP", b"bad", b"w", b"q", b"ACK"], "ACK needs the delivery id");
+    add(&[b"TQ.POP", b"bad", b"w", b"q", b"ACK", b"x"], "delivery must be a non-negative integer");
+    add(&[b"TQ.POP", b"bad", b"w", b"q", b"LEASE", b"0"], "LEASE ms must be at least 1");
+    add(&[b"TQ.BPOP", b"bad", b"w", b"q", b"LEASE", b"x", b"0"], "LEASE ms must be a non-negative integer");
+    add(&[b"TQ.HEARTBEAT", b"bad", b"w", b"1000", b"x"], "delivery must be a non-negative integer");
+    add(&[b"TQ.HEARTBEAT", b"bad", b"w", b"1000", b"1", b"2"], arity);
+    add(&[b"TQ.HEARTBEAT", b"bad", b"nobody", b"1000", b"1"], "NOJOB");
     add(&[b"TQ.POP", b"bad", b"w", b"DELIVERIES"], "at least one queue");
     add(&[b"TQ.BPOP", b"bad", b"w", b"q", b"soon"], "timeout-ms");
     add(&[b"TQ.BPOP", b"bad", b"w", b"q", b"-1"], "timeout-ms");
@@ -152,8 +164,8 @@ fn corpus() -> Vec<(Vec<Vec<u8>>, &'static str)> {
         add(&[b"TQ.ENQUEUEIN", b"bad", b"1000", b"q", name], want);
         add(&[b"TQ.POP", b"bad", name, b"q"], want);
         add(&[b"TQ.POP", b"bad", b"w", name], want);
-        add(&[b"TQ.ACK", b"bad", name], want);
-        add(&[b"TQ.FAIL", b"bad", name, b"E", b"e"], want);
+        add(&[b"TQ.ACK", b"bad", name, b"1"], want);
+        add(&[b"TQ.FAIL", b"bad", name, b"1", b"E", b"e"], want);
         add(&[b"TQ.PROMOTE", name], want);
     }
     add(&[b"TQ.ENQUEUE", b"bad", b"*", b"c"], "'*' is not a queue name");
@@ -161,15 +173,15 @@ fn corpus() -> Vec<(Vec<Vec<u8>>, &'static str)> {
     add(&[b"TQ.POP", b"bad", b"w", b"q", b"*"], "'*' must be the only queue");
 
     // FAIL arguments.
-    add(&[b"TQ.FAIL", b"bad", b"w", b"\xff", b"e"], "exception must be valid UTF-8");
-    add(&[b"TQ.FAIL", b"bad", b"w", b"E", b"\xfe"], "error must be valid UTF-8");
-    add(&[b"TQ.FAIL", b"bad", b"w", b"E", b"e", b"{}"], "backtrace must be a JSON array");
-    add(&[b"TQ.FAIL", b"bad", b"w", b"E", b"e", b"\"x\""], "backtrace must be a JSON array");
-    add(&[b"TQ.FAIL", b"bad", b"w", b"E", b"e", b"[1,"], "backtrace is not valid JSON");
+    add(&[b"TQ.FAIL", b"bad", b"w", b"1", b"\xff", b"e"], "exception must be valid UTF-8");
+    add(&[b"TQ.FAIL", b"bad", b"w", b"1", b"E", b"\xfe"], "error must be valid UTF-8");
+    add(&[b"TQ.FAIL", b"bad", b"w", b"1", b"E", b"e", b"{}"], "backtrace must be a JSON array");
+    add(&[b"TQ.FAIL", b"bad", b"w", b"1", b"E", b"e", b"\"x\""], "backtrace must be a JSON array");
+    add(&[b"TQ.FAIL", b"bad", b"w", b"1", b"E", b"e", b"[1,"], "backtrace is not valid JSON");
 
     // No job in flight.
-    add(&[b"TQ.ACK", b"bad", b"nobody"], "NOJOB");
-    add(&[b"TQ.FAIL", b"bad", b"nobody", b"E", b"e"], "NOJOB");
+    add(&[b"TQ.ACK", b"bad", b"nobody", b"1"], "NOJOB");
+    add(&[b"TQ.FAIL", b"bad", b"nobody", b"1", b"E", b"e"], "NOJOB");
 
     // Keys of the wrong type (created by `setup`).
     add(&[b"TQ.ENQUEUE", b"bad", b"str", b"c"], "WRONGTYPE key 'bad:queue:str'");
@@ -182,13 +194,14 @@ fn corpus() -> Vec<(Vec<Vec<u8>>, &'static str)> {
     add(&[b"TQ.PROMOTE", b"wt2"], "WRONGTYPE key 'wt2:delayed:5'");
     add(&[b"TQ.POP", b"wt", b"w", b"q"], "WRONGTYPE key 'wt:tq:inflight:w' holds a list");
     add(&[b"TQ.POP", b"wt", b"w", b"*"], "WRONGTYPE key 'wt:tq:inflight:w' holds a list");
-    add(&[b"TQ.ACK", b"wt", b"w"], "WRONGTYPE key 'wt:tq:inflight:w' holds a list");
+    add(&[b"TQ.ACK", b"wt", b"w", b"1"], "WRONGTYPE key 'wt:tq:inflight:w' holds a list");
     add(&[b"TQ.POP", b"wt2", b"w", b"q"], "WRONGTYPE key 'wt2:workers'");
     add(&[b"TQ.POP", b"wt3", b"w", b"*"], "WRONGTYPE key 'wt3:queues'");
     // A non-integer counter is refused as INCR would refuse it.
-    add(&[b"TQ.ACK", b"busy", b"w"], "key 'busy:stat:processed': value is not an integer");
-    add(&[b"TQ.FAIL", b"busy", b"w", b"E", b"e"], "busy:failed");
-    add(&[b"TQ.POP", b"busy", b"w", b"q"], "INFLIGHT worker 'w'");
+    add(&[b"TQ.ACK", b"busy", b"w", b"1"], "key 'busy:stat:processed': value is not an integer");
+    add(&[b"TQ.FAIL", b"busy", b"w", b"1", b"E", b"e"], "busy:failed");
+    // The worker holds delivery 1 (the first of the namespace).
+    add(&[b"TQ.ACK", b"busy", b"w", b"2"], "NOJOB worker 'w' does not hold delivery 2 (it holds delivery 1)");
     add(&[b"TQ.DETAILS", b"wt"], "WRONGTYPE key 'wt:queues'");
     add(&[b"TQ.TIMESTAMPS", b"wt"], "WRONGTYPE key 'wt:delayed_queue_schedule'");
     add(&[b"TQ.FAILED", b"busy"], "WRONGTYPE key 'busy:failed'");
@@ -196,6 +209,12 @@ fn corpus() -> Vec<(Vec<Vec<u8>>, &'static str)> {
     add(&[b"TQ.DELQUEUE", b"bad", b"str"], "WRONGTYPE key 'bad:queue:str'");
     add(&[b"TQ.DEL", b"bad", b"str", b"c"], "WRONGTYPE key 'bad:queue:str'");
     add(&[b"TQ.UNTRACK", b"busy", b"w", b"q"], "INFLIGHT worker 'w'");
+    // A lease that could not be recorded refuses the take: no job without one.
+    add(&[b"TQ.POP", b"wl", b"w", b"q"], "WRONGTYPE key 'wl:tq:leases'");
+    add(&[b"TQ.BPOP", b"wl", b"w", b"q", b"0"], "WRONGTYPE key 'wl:tq:leases'");
+    add(&[b"TQ.HEARTBEAT", b"wl", b"w", b"1000"], "WRONGTYPE key 'wl:tq:leases'");
+    // The delivery counter is the namespace's; one that is not a number is named.
+    add(&[b"TQ.POP", b"wd", b"w", b"q"], "key 'wd:tq:delivery': the delivery counter is not a non-negative integer");
     cases
 }
 
@@ -217,6 +236,10 @@ fn setup(c: &mut common::Conn) {
     c.ok(&["TQ.POP", "busy", "w", "q"]);
     c.ok(&["SET", "busy:stat:processed", "not a number"]);
     c.ok(&["SET", "busy:failed", "x"]);
+    c.ok(&["TQ.ENQUEUE", "wl", "q", "c"]);
+    c.ok(&["SET", "wl:tq:leases", "x"]);
+    c.ok(&["TQ.ENQUEUE", "wd", "q", "c"]);
+    c.ok(&["SET", "wd:tq:delivery", "many"]);
 }
 
 #[test]

@@ -12,10 +12,10 @@ fn broadcast_reaches_each_live_worker_once() {
     let n = ns("broadcast");
     let live = ["w1", "w2", "w3"];
     for w in live {
-        assert_eq!(c.int(&["TQ.HEARTBEAT", &n, w, "30000"]), 0);
+        assert_eq!(c.beat(&n, w, "30000"), 0);
     }
     // A worker whose heartbeat ran out: the timer forgets it.
-    c.int(&["TQ.HEARTBEAT", &n, "dead", "150"]);
+    c.beat(&n, "dead", "150");
     wait_until(10, "the dead worker forgotten", || c.bytes(&["ZSCORE", &format!("{n}:tq:alive"), "dead"]).is_none());
     // A job waiting in the queue the workers pop from.
     c.ok(&["TQ.ENQUEUE", &n, "q", "c", "[0]"]);
@@ -28,7 +28,7 @@ fn broadcast_reaches_each_live_worker_once() {
     assert_eq!(c.int(&["EXISTS", &format!("{n}:tq:mailbox:dead")]), 0);
     assert_eq!(c.ok(&["TQ.POP", &n, "dead", "none"]), Value::Nil);
     // A worker alive only from now on does not get it.
-    c.int(&["TQ.HEARTBEAT", &n, "late", "30000"]);
+    c.beat(&n, "late", "30000");
     assert_eq!(c.ok(&["TQ.POP", &n, "late", "none"]), Value::Nil);
 
     // Each live worker: the broadcast job first, once, then its queues.
@@ -37,11 +37,11 @@ fn broadcast_reaches_each_live_worker_once() {
         assert_eq!(got, Some(("tq:broadcast".to_string(), payload.clone())), "{w}");
         let rec = c.string(&["GET", &format!("{n}:worker:{w}:q")]).expect("in-flight record");
         assert!(rec.contains(r#""queue":"tq:broadcast""#), "{rec}");
-        assert_eq!(c.ok(&["TQ.ACK", &n, w]), Value::Okay);
+        assert_eq!(c.ack(&n, w), Value::Okay);
         assert_eq!(c.int(&["EXISTS", &format!("{n}:tq:mailbox:{w}")]), 0);
     }
     assert_eq!(popped_job(c.ok(&["TQ.POP", &n, "w1", "q"])), Some(("q".to_string(), job("q", "c", "[0]"))));
-    c.ok(&["TQ.ACK", &n, "w1"]);
+    c.ack(&n, "w1");
     for w in live {
         assert_eq!(c.ok(&["TQ.POP", &n, w, "q"]), Value::Nil, "{w} got a job twice");
     }
@@ -62,7 +62,7 @@ fn broadcast_with_no_live_worker_reaches_nobody_and_writes_nothing() {
     let before = c.digest();
     assert_eq!(c.int(&["TQ.BROADCAST", &n, "Flush"]), 0);
     assert_eq!(c.digest(), before);
-    c.int(&["TQ.HEARTBEAT", &n, "w", "100"]);
+    c.beat(&n, "w", "100");
     wait_until(10, "the worker forgotten", || c.int(&["EXISTS", &format!("{n}:tq:alive")]) == 0);
     assert_eq!(c.int(&["TQ.BROADCAST", &n, "Flush"]), 0);
     assert_eq!(c.int(&["EXISTS", &format!("{n}:tq:mailbox:w")]), 0);

@@ -115,9 +115,9 @@ fn every_command_runs_on_the_node_owning_the_namespace() {
     // A hash tag anywhere in the namespace works and shares `{tq}`'s slot.
     assert_eq!(workload::int(&mut cc, &["TQ.ENQUEUE", "app:{tq}", "q", "c"]), 1);
     assert_eq!(cluster.slot("app:{tq}:queue:q"), cluster.slot(tq));
-    let (q, _) = workload::popped(workload::ok(&mut cc, &["TQ.POP", "app:{tq}", "w", "*"]));
+    let (q, _, d) = workload::taken(workload::ok(&mut cc, &["TQ.POP", "app:{tq}", "w", "*"]));
     assert_eq!(q, "q");
-    assert_eq!(workload::ok(&mut cc, &["TQ.ACK", "app:{tq}", "w"]), Value::Okay);
+    assert_eq!(workload::ok(&mut cc, &["TQ.ACK", "app:{tq}", "w", &d]), Value::Okay);
 
     // Each namespace's keys live on the node owning its slot, and only there.
     for n in [tq, other] {
@@ -158,8 +158,8 @@ fn every_command_runs_on_the_node_owning_the_namespace() {
         vec!["TQ.ENQUEUEIN", "tq", "1000", "q", "c"],
         vec!["TQ.PROMOTE", "tq"],
         vec!["TQ.POP", "tq", "w", "q"],
-        vec!["TQ.ACK", "tq", "w"],
-        vec!["TQ.FAIL", "tq", "w", "E", "e"],
+        vec!["TQ.ACK", "tq", "w", "1"],
+        vec!["TQ.FAIL", "tq", "w", "1", "E", "e"],
         vec!["TQ.ENQUEUE", "{}tq", "q", "c"],
         vec!["TQ.ENQUEUE", "{tq", "q", "c"],
     ] {
@@ -208,8 +208,10 @@ fn redis_cli_follows_redirects_for_tq_commands() {
     };
     assert_eq!(cli(&["TQ.ENQUEUE", tq, "cli", "c", "[1,2]"]), "1");
     assert_eq!(cli(&["TQ.ENQUEUE", tq, "cli", "c", "[3]"]), "2");
-    assert_eq!(cli(&["TQ.POP", tq, "cli-w", "cli"]), "cli\n{\"class\":\"c\",\"queue\":\"cli\",\"args\":[1,2]}");
-    assert_eq!(cli(&["TQ.ACK", tq, "cli-w"]), "OK");
+    let popped = cli(&["TQ.POP", tq, "cli-w", "cli"]);
+    let lines: Vec<&str> = popped.lines().collect();
+    assert_eq!(lines[..2], ["cli", "{\"class\":\"c\",\"queue\":\"cli\",\"args\":[1,2]}"], "{popped}");
+    assert_eq!(cli(&["TQ.ACK", tq, "cli-w", lines[2]]), "OK");
     let (_, e) = run(&["TQ.ENQUEUE", "plain", "cli", "c"]);
     assert!(e.contains("hash tag"), "{e}");
 

@@ -147,7 +147,11 @@ fn pop_ack_fail_cycle() {
     c.ok(&["TQ.ENQUEUE", &n, "high", "c", "[2]"]);
     assert_eq!(c.ok(&["TQ.POP", &n, "host:1", "none"]), Value::Nil);
     let got = c.strings(&["TQ.POP", &n, "host:1", "high", "low"]);
-    assert_eq!(got, ["high", r#"{"class":"c","queue":"high","args":[2]}"#]);
+    let now = c.server_ms();
+    // [queue, payload, delivery, deliveries, lease-deadline-ms]
+    assert_eq!(got[..4], ["high", r#"{"class":"c","queue":"high","args":[2]}"#, "1", "1"]);
+    let until: u64 = got[4].parse().expect("lease deadline");
+    assert!(until > now + 50_000 && until <= now + 60_000, "tq.lease-ms from the pop: {until} vs now {now}");
     let record = c.string(&["GET", &format!("{n}:worker:host:1:high,low")]).expect("record");
     let v: serde_json::Value = serde_json::from_str(&record).expect("record is JSON");
     assert_eq!(v["queue"], "high");
@@ -155,18 +159,20 @@ fn pop_ack_fail_cycle() {
     assert_eq!(v["payload"]["args"][0], 2);
     assert!(v["run_at"].as_str().expect("run_at").ends_with('Z'));
     assert_eq!(c.strings(&["SMEMBERS", &format!("{n}:workers")]), ["host:1:high,low"]);
-    assert!(c.err(&["TQ.POP", &n, "host:1", "low"]).starts_with("INFLIGHT worker 'host:1'"));
-    assert_eq!(c.ok(&["TQ.ACK", &n, "host:1"]), Value::Okay);
-    assert!(c.err(&["TQ.ACK", &n, "host:1"]).starts_with("NOJOB"));
+    // A worker name holds one job: popping again hands that job out again.
+    assert_eq!(c.strings(&["TQ.POP", &n, "host:1", "low", "LEASE", "5000"])[..4], got[..4]);
+    assert_eq!(c.ack(&n, "host:1"), Value::Okay);
+    // A repeated ACK answers as the first did and changes nothing.
+    let before = c.digest();
+    assert_eq!(c.ok(&["TQ.ACK", &n, "host:1", "1"]), Value::Okay);
+    assert_eq!(c.digest(), before);
+    assert!(c.err(&["TQ.ACK", &n, "host:1", "2"]).starts_with("NOJOB worker 'host:1' does not hold delivery 2"));
     assert_eq!(c.int(&["GET", &format!("{n}:stat:processed")]), 1);
     assert_eq!(c.int(&["GET", &format!("{n}:stat:processed:host:1")]), 1);
     assert_eq!(c.int(&["EXISTS", &format!("{n}:worker:host:1:high,low")]), 0);
 
     c.ok(&["TQ.POP", &n, "host:1", "high", "low"]);
-    assert_eq!(
-        c.ok(&["TQ.FAIL", &n, "host:1", "TypeError", "bad \"thing\"", r#"["    at f (x.js:1:2)"]"#]),
-        Value::Okay
-    );
+    assert_eq!(c.fail(&n, "host:1", &["TypeError", "bad \"thing\"", r#"["    at f (x.js:1:2)"]"#]), Value::Okay);
     let failed = c.strings(&["LRANGE", &format!("{n}:failed"), "0", "-1"]);
     assert_eq!(failed.len(), 1);
     let f: serde_json::Value = serde_json::from_str(&failed[0]).expect("failure is JSON");
@@ -182,7 +188,10 @@ fn pop_ack_fail_cycle() {
     assert!(failed[0].starts_with(r#"{"worker":"host:1","queue":"low","payload":"#));
     assert_eq!(c.int(&["GET", &format!("{n}:stat:failed")]), 1);
     assert_eq!(c.int(&["GET", &format!("{n}:stat:failed:host:1")]), 1);
-    assert!(c.err(&["TQ.FAIL", &n, "host:1", "E", "e"]).starts_with("NOJOB"));
+    // A repeated FAIL answers as the first; an ACK of the failed delivery is refused.
+    assert_eq!(c.fail(&n, "host:1", &["E", "e"]), Value::Okay);
+    assert_eq!(c.int(&["GET", &format!("{n}:stat:failed")]), 1);
+    assert!(c.ack_err(&n, "host:1").contains("has already ended: it failed"));
 }
 
 #[test]
@@ -194,27 +203,44 @@ fn pop_with_ack_completes_the_job_and_takes_the_next_in_one_step() {
         c.ok(&["TQ.ENQUEUE", &n, "q", "c", args]);
     }
     c.ok(&["TQ.POP", &n, "w", "q"]);
-    let got = c.strings(&["TQ.POP", &n, "w", "q", "ACK", "DELIVERIES"]);
-    assert_eq!(got, ["q", r#"{"class":"c","queue":"q","args":[2]}"#, "1"]);
+    // DELIVERIES is still accepted (replies always carry the count).
+    let got = c.strings(&["TQ.POP", &n, "w", "q", "ACK", "1", "DELIVERIES"]);
+    assert_eq!(got[..4], ["q", r#"{"class":"c","queue":"q","args":[2]}"#, "2", "1"]);
     assert_eq!(c.int(&["GET", &format!("{n}:stat:processed")]), 1);
     assert_eq!(c.int(&["GET", &format!("{n}:stat:processed:w")]), 1);
     let record = c.string(&["GET", &format!("{n}:worker:w:q")]).expect("the new job's record");
     assert!(record.contains(r#""args":[2]"#), "{record}");
-    // The next job is a twin of the one held: completed, not taken.
-    assert_eq!(c.ok(&["TQ.POP", &n, "w", "q", "ACK"]), Value::Nil);
+    // The next job is a twin of the one held: delivery ids tell them apart.
+    let twin = c.strings(&["TQ.POP", &n, "w", "q", "ACK", "2"]);
+    assert_eq!(twin[..3], ["q", r#"{"class":"c","queue":"q","args":[2]}"#, "3"]);
+    assert_eq!(c.int(&["GET", &format!("{n}:stat:processed")]), 2);
+    assert_eq!(c.int(&["LLEN", &format!("{n}:queue:q")]), 0);
+    // Resent after a lost reply: the same answer, nothing completed or taken.
+    c.ok(&["TQ.ENQUEUE", &n, "q", "c", "[3]"]);
+    let before = c.digest();
+    assert_eq!(c.strings(&["TQ.POP", &n, "w", "q", "ACK", "2"])[..3], twin[..3]);
     assert_eq!(c.int(&["GET", &format!("{n}:stat:processed")]), 2);
     assert_eq!(c.int(&["LLEN", &format!("{n}:queue:q")]), 1);
-    assert!(c.err(&["TQ.ACK", &n, "w"]).starts_with("NOJOB"));
-    // Nothing held: refused, nothing written.
+    c.ok(&["TQ.ACK", &n, "w", "3"]);
+    c.ok(&["TQ.POP", &n, "w", "q"]);
+    c.ok(&["TQ.ACK", &n, "w", "4"]);
+    let _ = before;
+    // Nothing held: a delivery the worker never held is refused, nothing written.
     let before = c.digest();
-    assert!(c.err(&["TQ.POP", &n, "w", "q", "ACK"]).starts_with("NOJOB"));
-    let e = c.err(&["TQ.BPOP", &n, "w", "q", "ACK", "0"]);
+    assert!(c.err(&["TQ.POP", &n, "w", "q", "ACK", "999"]).starts_with("NOJOB"));
+    let e = c.err(&["TQ.BPOP", &n, "w", "q", "ACK", "1", "0"]);
     assert!(e.contains("ACK is an option of TQ.POP"), "{e}");
     assert_eq!(c.digest(), before);
+    c.ok(&["TQ.ENQUEUE", &n, "q", "c", "[4]"]);
     c.ok(&["TQ.POP", &n, "w", "q"]);
-    assert_eq!(c.ok(&["TQ.POP", &n, "w", "q", "ACK"]), Value::Nil, "the queue is empty");
-    assert_eq!(c.int(&["GET", &format!("{n}:stat:processed")]), 3);
-    assert_eq!(c.int(&["EXISTS", &format!("{n}:worker:w:q"), &format!("{n}:tq:inflight:w")]), 0);
+    let d = c.delivery(&n, "w");
+    assert_eq!(c.ok(&["TQ.POP", &n, "w", "q", "ACK", &d]), Value::Nil, "the queue is empty");
+    // Resent: nil again, though a job is waiting now.
+    c.ok(&["TQ.ENQUEUE", &n, "q", "c", "[5]"]);
+    assert_eq!(c.ok(&["TQ.POP", &n, "w", "q", "ACK", &d]), Value::Nil, "answered as the first time");
+    assert_eq!(c.int(&["GET", &format!("{n}:stat:processed")]), 5);
+    assert_eq!(c.int(&["EXISTS", &format!("{n}:worker:w:q")]), 0);
+    assert!(c.live_inflight(&n).is_empty());
 }
 
 #[test]
@@ -228,7 +254,7 @@ fn pop_star_takes_every_queue_alphabetically() {
     let mut order = Vec::new();
     for _ in 0..3 {
         order.push(c.strings(&["TQ.POP", &n, "w", "*"])[0].clone());
-        c.ok(&["TQ.ACK", &n, "w"]);
+        c.ack(&n, "w");
     }
     assert_eq!(order, ["alpha", "beta", "gamma"]);
     assert_eq!(c.strings(&["SMEMBERS", &format!("{n}:workers")]), ["w:*"]);
@@ -254,7 +280,7 @@ fn corrupt_payloads_go_to_failed_and_do_not_block_the_queue() {
     }
     assert_eq!(c.int(&["GET", &format!("{n}:stat:failed")]), 2);
     // Only garbage left: nil, and the queue is empty afterwards.
-    c.ok(&["TQ.ACK", &n, "w"]);
+    c.ack(&n, "w");
     c.ok(&["RPUSH", &q, "]"]);
     assert_eq!(c.ok(&["TQ.POP", &n, "w", "q"]), Value::Nil);
     assert_eq!(c.int(&["LLEN", &q]), 0);
@@ -272,7 +298,7 @@ fn payloads_of_several_megabytes() {
     let want = format!(r#"{{"class":"c","queue":"q","args":{args}}}"#);
     assert_eq!(got[1].len(), want.len());
     assert!(got[1] == want.as_bytes());
-    c.ok(&["TQ.FAIL", &n, "w", "E", "big"]);
+    c.fail(&n, "w", &["E", "big"]);
     let f = c.bytes(&["LINDEX", &format!("{n}:failed"), "0"]).expect("failure");
     assert!(f.len() > 5 << 20);
     assert_eq!(c.string(&["PING"]), Some("PONG".into()));
@@ -292,7 +318,7 @@ fn wrong_types_are_named_and_nothing_is_written() {
     assert!(c.err(&["TQ.ENQUEUEAT", &n, "1000", "q", "c"]).contains("delayed_queue_schedule"));
     assert!(c.err(&["TQ.PROMOTE", &n]).starts_with("WRONGTYPE"));
     assert!(c.err(&["TQ.POP", &n, "w", "q"]).contains("tq:inflight"));
-    assert!(c.err(&["TQ.ACK", &n, "w"]).starts_with("WRONGTYPE"));
+    assert!(c.err(&["TQ.ACK", &n, "w", "1"]).starts_with("WRONGTYPE"));
     assert_eq!(c.digest(), before);
 }
 
@@ -314,9 +340,14 @@ fn commands_work_inside_multi_and_lua() {
         .arg("q")
         .cmd("TQ.ACK")
         .arg(&n)
-        .arg("w");
+        .arg("w")
+        .arg("1"); // the namespace's first delivery
     let (len, popped, ack): (i64, Vec<String>, String) = pipe.query(&mut c.0).expect("transaction");
-    assert_eq!((len, popped[0].as_str(), ack.as_str()), (1, "q", "OK"));
+    assert_eq!((len, popped[0].as_str(), popped[2].as_str(), ack.as_str()), (1, "q", "1", "OK"));
+    // In a script, the pop's reply gives the id to the ACK.
+    c.ok(&["TQ.ENQUEUE", &n, "q", "c", "[3]"]);
+    let script = "local j = redis.call('TQ.POP', KEYS[1], 'w', 'q') return redis.call('TQ.ACK', KEYS[1], 'w', j[3])";
+    assert_eq!(c.ok(&["EVAL", script, "1", &n]), Value::Okay);
     let v = c.ok(&["EVAL", "return redis.call('TQ.ENQUEUE', KEYS[1], 'q', 'c', '[2]')", "1", &n]);
     assert_eq!(v, Value::Int(1));
 }

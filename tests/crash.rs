@@ -50,16 +50,17 @@ const LEASE_SAFE_MS: u128 = (LEASE_MS - 250) as u128;
 /// The completion: `TQ.ACK` and, only if it succeeded, the ledger, in one
 /// atomic step. Also checks that the in-flight record tq held for the
 /// worker is the job the worker thinks it holds, and counts how often the
-/// job had been given back (`<ns>:tq:deliveries`) before this completion.
+/// job had been given back (its delivery count from the pop, less one)
+/// before this completion.
 ///
 /// KEYS: ns, ledger, stats, the worker's in-flight record, anomalies,
 /// `<ns>:tq:deliveries`, the ids that overran. ARGV: worker, id, payload,
 /// "1" when the worker let its lease run out (a refusal is then expected),
-/// the kind of job.
+/// the kind of job, the delivery id, the delivery count.
 const ACK_SCRIPT: &str = r#"
 local rec = redis.call('GET', KEYS[4])
-local given_back = redis.call('HGET', KEYS[6], ARGV[3])
-local r = redis.pcall('TQ.ACK', KEYS[1], ARGV[1])
+local given_back = tonumber(ARGV[7]) - 1
+local r = redis.pcall('TQ.ACK', KEYS[1], ARGV[1], ARGV[6])
 if type(r) == 'table' and r.err then
   local code = string.match(r.err, '^%S+') or r.err
   redis.call('HINCRBY', KEYS[3], 'ack-refused:' .. code, 1)
@@ -76,9 +77,9 @@ if not rec or string.sub(rec, -#want) ~= want then
   redis.call('RPUSH', KEYS[5], 'worker ' .. ARGV[1] .. ', job ' .. ARGV[2] ..
     ': TQ.ACK accepted, but the in-flight record was ' .. tostring(rec))
 end
-if given_back then
+if given_back > 0 then
   redis.call('HINCRBY', KEYS[3], 'acked-after-redelivery', 1)
-  redis.call('HINCRBY', KEYS[3], 'given-back', tonumber(given_back))
+  redis.call('HINCRBY', KEYS[3], 'given-back', given_back)
 end
 if ARGV[4] == '1' then
   redis.call('HINCRBY', KEYS[3], 'late-ack-accepted', 1)
@@ -174,7 +175,7 @@ fn work(port: u16, n: &str, name: &str, seed: u64, parent: u32) -> Result<(), St
         // The lease runs from the pop, which the server did before replying.
         let mut renewed = Instant::now();
         let mut longest_gap = 0u128;
-        let Some((queue, payload)) = popped_job(reply) else { continue };
+        let Some((queue, payload, delivery, count)) = taken_job(reply) else { continue };
         let id = serde_json::from_str::<serde_json::Value>(&payload)
             .ok()
             .and_then(|v| v["args"][0]["id"].as_u64())
@@ -206,11 +207,14 @@ fn work(port: u16, n: &str, name: &str, seed: u64, parent: u32) -> Result<(), St
                     if Instant::now() >= until {
                         break;
                     }
-                    let granted = c.q(&["TQ.HEARTBEAT", n, name, &lease])?;
+                    let granted = c.q(&["TQ.HEARTBEAT", n, name, &lease, &delivery]);
                     longest_gap = longest_gap.max(renewed.elapsed().as_millis());
                     renewed = Instant::now();
-                    if granted == Value::Int(0) {
-                        break; // the lease was lost: the ACK will tell
+                    match granted {
+                        Ok(_) => {}
+                        // The lease was lost: the ACK will tell.
+                        Err(e) if e.starts_with("LEASELOST") || e.starts_with("NOJOB") => break,
+                        Err(e) => return Err(e),
                     }
                 }
             }
@@ -232,7 +236,7 @@ fn work(port: u16, n: &str, name: &str, seed: u64, parent: u32) -> Result<(), St
         ];
         let mut args = vec!["EVAL", ACK_SCRIPT, "7"];
         args.extend(script_keys);
-        args.extend([name, id.as_str(), payload.as_str(), expect_lost, kind]);
+        args.extend([name, id.as_str(), payload.as_str(), expect_lost, kind, delivery.as_str(), count.as_str()]);
         c.q(&args)?;
         // Bookkeeping after the ACK: widens the window between ACK and the
         // next pop a little, so kills land there too.
@@ -417,7 +421,7 @@ fn killer(
             !clients(&mut c).contains_key(&target)
         });
         let phase = match c.inflight(&n, &target) {
-            Some(e) if !e.lost => Phase::Holding,
+            Some(e) if e.live() => Phase::Holding,
             _ if was_blocked => Phase::Blocked,
             _ if was_seen => Phase::Between,
             _ => Phase::Starting,
@@ -612,7 +616,7 @@ fn jobs_survive_workers_killed_with_sigkill() {
     for key in scan(&mut c, &format!("{n}:tq:inflight:*")) {
         let worker = key.rsplit_once(":tq:inflight:").expect("an index key").1.to_string();
         let entry = c.inflight(&n, &worker).expect("an index entry");
-        assert!(entry.lost, "{worker}'s in-flight entry is live after all jobs completed: {entry:?}");
+        assert!(!entry.live(), "{worker}'s in-flight entry is live after all jobs completed: {entry:?}");
         tombstones.insert(worker, entry);
     }
 

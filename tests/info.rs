@@ -50,12 +50,12 @@ fn counters_follow_what_the_commands_did() {
     // Run 1: acked after ~50 ms. Run 2: failed with a retry. Run 3: given back.
     c.ok(&["TQ.POP", n, "w", "q"]);
     std::thread::sleep(Duration::from_millis(50));
-    c.ok(&["TQ.ACK", n, "w"]);
+    c.ack(n, "w");
     c.ok(&["TQ.POP", n, "w", "q"]);
-    c.ok(&["TQ.FAIL", n, "w", "E", "e", "[]", "RETRY", "3", "BACKOFF", "0"]);
+    c.fail(n, "w", &["E", "e", "[]", "RETRY", "3", "BACKOFF", "0"]);
     c.ok(&["TQ.POP", n, "w", "q"]);
-    c.ok(&["TQ.NACK", n, "w"]);
-    c.err(&["TQ.ACK", n, "w"]);
+    c.nack(n, "w", &[]);
+    c.ack_err(n, "w");
 
     c.ok(&["TQ.LOCK", n, "L", "a", "10000"]);
     c.ok(&["TQ.LOCK", n, "L", "b", "10000"]); // held: no acquisition

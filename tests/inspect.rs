@@ -270,9 +270,9 @@ fn stats_and_workers_reply_exactly() {
         c.ok(&["TQ.ENQUEUE", &n, q, class]);
     }
     assert_eq!(pop(&mut c, &n, "w:1", &["q1"]), job("q1", "A", "[]"));
-    c.ok(&["TQ.ACK", &n, "w:1"]);
+    c.ack(&n, "w:1");
     assert_eq!(pop(&mut c, &n, "w:2", &["q1"]), job("q1", "B", "[]"));
-    c.ok(&["TQ.FAIL", &n, "w:2", "E", "boom"]);
+    c.fail(&n, "w:2", &["E", "boom"]);
     // w:1 pops again with another queue list: a second registration.
     assert_eq!(pop(&mut c, &n, "w:1", &["q2", "q1"]), job("q2", "D", "[]"));
     // A node-resque worker registered with no job (host:pid:queues), its
@@ -305,7 +305,7 @@ fn stats_and_workers_reply_exactly() {
     assert_eq!(c.digest(), before, "readers changed the dataset");
 
     // After the job ends the record is gone from the reply, the registration stays.
-    c.ok(&["TQ.ACK", &n, "w:1"]);
+    c.ack(&n, "w:1");
     assert_eq!(r(&mut c, &["TQ.WORKERS", &n, "2", "1"]), json!([["w:1", "q2,q1", null]]));
     assert_eq!(
         r(&mut c, &["TQ.STATS", &n]),
@@ -322,7 +322,7 @@ fn failed_lists_records_with_their_ids_oldest_first() {
     for i in 0..5 {
         c.ok(&["TQ.ENQUEUE", &n, "q", "Job", &format!("[{i}]")]);
         pop(&mut c, &n, "w:1", &["q"]);
-        c.ok(&["TQ.FAIL", &n, "w:1", "TypeError", &format!("error {i} \"é\"\n"), r#"["at a","at b"]"#]);
+        c.fail(&n, "w:1", &["TypeError", &format!("error {i} \"é\"\n"), r#"["at a","at b"]"#]);
     }
     // A corrupt payload moved to failed by a pop.
     c.ok(&["RPUSH", &format!("{n}:queue:q"), "not json"]);
@@ -357,7 +357,7 @@ fn failed_lists_records_with_their_ids_oldest_first() {
 fn fail_one(c: &mut Conn, n: &str, queue: &str, class: &str, args: &str, exception: &str) -> String {
     c.ok(&["TQ.ENQUEUE", n, queue, class, args]);
     let payload = pop(c, n, "w:f", &[queue]);
-    c.ok(&["TQ.FAIL", n, "w:f", exception, "boom"]);
+    c.fail(n, "w:f", &[exception, "boom"]);
     payload
 }
 
@@ -418,7 +418,7 @@ fn failretry_and_failremove_select_by_id_class_queue_and_exception() {
     // The retried jobs run again.
     for want in [p0, p4] {
         assert_eq!(pop(&mut c, &n, "w:again", &["q1"]), want);
-        c.ok(&["TQ.ACK", &n, "w:again"]);
+        c.ack(&n, "w:again");
     }
 
     // Bad options write nothing.
@@ -632,10 +632,10 @@ fn delqueue_deletes_and_unregisters_and_enqueue_registers_again() {
     queues.sort();
     assert_eq!(queues, ["p", "q"]);
     assert_eq!(pop(&mut c, &n, "w:1", &["*"]), job("p", "A", "[]"));
-    c.ok(&["TQ.ACK", &n, "w:1"]);
+    c.ack(&n, "w:1");
     assert_eq!(pop(&mut c, &n, "w:1", &["*"]), job("q", "A", "[]"));
     // An empty but registered queue is unregistered.
-    c.ok(&["TQ.ACK", &n, "w:1"]);
+    c.ack(&n, "w:1");
     assert_eq!(c.int(&["TQ.DELQUEUE", &n, "p"]), 0);
     assert_eq!(c.strings(&["SMEMBERS", &format!("{n}:queues")]), ["q"]);
     assert!(c.err(&["TQ.DELQUEUE", &n]).contains("wrong number of arguments"));
@@ -699,13 +699,13 @@ fn forceclean_fails_the_held_job_and_removes_every_key_of_the_worker() {
     // w:1 ran a job, failed one, and holds J[2] with its JobLock; it sent a
     // heartbeat; node-resque's started key is there too.
     pop(&mut c, &n, "w:1", &["q"]);
-    c.ok(&["TQ.ACK", &n, "w:1"]);
+    c.ack(&n, "w:1");
     c.ok(&["TQ.ENQUEUE", &n, "f", "F"]);
     pop(&mut c, &n, "w:1", &["f"]);
-    c.ok(&["TQ.FAIL", &n, "w:1", "E", "e"]);
+    c.fail(&n, "w:1", &["E", "e"]);
     let held = popped_job(c.ok(&["TQ.POP", &n, "w:1", "q", "JOBLOCK", "60000"])).expect("a job").1;
     assert_eq!(held, job("q", "J", "[2]"));
-    assert_eq!(c.int(&["TQ.HEARTBEAT", &n, "w:1", "30000"]), 30_000);
+    assert_eq!(c.beat(&n, "w:1", "30000"), 30_000);
     c.ok(&["SET", &format!("{n}:worker:w:1:q:started"), "1700000000"]);
     // Another worker, not to be touched.
     assert_eq!(pop(&mut c, &n, "w:2", &["q"]), job("q", "K", "[]"));
@@ -739,6 +739,7 @@ fn forceclean_fails_the_held_job_and_removes_every_key_of_the_worker() {
             "queues",
             "stat:failed",
             "stat:processed",
+            "tq:delivery",
             "tq:inflight:w:2",
             "tq:leases",
             "worker:w:2:q",
@@ -760,8 +761,8 @@ fn forceclean_fails_the_held_job_and_removes_every_key_of_the_worker() {
     assert_eq!(w2_after, w2_before, "w:2 untouched");
 
     // w:1 reporting late is refused and counts nothing.
-    assert!(c.err(&["TQ.ACK", &n, "w:1"]).starts_with("NOJOB"));
-    assert!(c.err(&["TQ.FAIL", &n, "w:1", "E", "late"]).starts_with("NOJOB"));
+    assert!(c.ack_err(&n, "w:1").starts_with("NOJOB"));
+    assert!(c.fail_err(&n, "w:1", &["E", "late"]).starts_with("NOJOB"));
     assert_eq!(c.string(&["GET", &format!("{n}:stat:processed")]).as_deref(), Some("1"));
     // w:1 can work again, and is registered again.
     c.ok(&["TQ.ENQUEUE", &n, "q", "L"]);
@@ -769,7 +770,7 @@ fn forceclean_fails_the_held_job_and_removes_every_key_of_the_worker() {
     let mut workers = c.strings(&["SMEMBERS", &format!("{n}:workers")]);
     workers.sort();
     assert_eq!(workers, ["w:1:q", "w:2:q"]);
-    c.ok(&["TQ.ACK", &n, "w:1"]);
+    c.ack(&n, "w:1");
     // retryStuckJobs' selection puts the job back, bytes unchanged.
     assert_eq!(pair(&mut c, &["TQ.FAILRETRY", &n, "EXCEPTION", KILLED]), (1, None));
     assert_eq!(c.lrange(&format!("{n}:queue:q")), [held]);
@@ -804,7 +805,7 @@ fn forceclean_touches_only_the_named_worker() {
     assert_eq!(c.strings(&["SMEMBERS", &format!("{n}:workers")]), ["w:1:q"], "w:1 stays registered");
     let rec = c.string(&["GET", &format!("{n}:worker:w:1:q")]).expect("w:1's record stays");
     assert_eq!(parse(&rec)["payload"], parse(&theirs));
-    assert_eq!(c.ok(&["TQ.ACK", &n, "w:1"]), Value::Okay, "w:1 still holds its job");
+    assert_eq!(c.ack(&n, "w:1"), Value::Okay, "w:1 still holds its job");
 
     // The same through TQ.CLEANWORKERS: only the stale worker goes.
     c.ok(&["TQ.ENQUEUE", &n, "q", "A", "[3]"]);
@@ -815,7 +816,7 @@ fn forceclean_touches_only_the_named_worker() {
     let cleaned = r(&mut c, &["TQ.CLEANWORKERS", &n, "600"]);
     assert_eq!(cleaned.as_array().map(Vec::len), Some(1));
     assert_eq!(parse(cleaned[0][1].as_str().expect("record"))["payload"], parse(&job("q", "A", "[3]")));
-    assert_eq!(c.ok(&["TQ.ACK", &n, "v:1"]), Value::Okay, "v:1 still holds its job");
+    assert_eq!(c.ack(&n, "v:1"), Value::Okay, "v:1 still holds its job");
 }
 
 #[test]
@@ -838,7 +839,7 @@ fn cleanworkers_cleans_the_workers_whose_job_started_more_than_age_ago() {
     c.ok(&["SET", &format!("{n}:worker:nodehost:1:q:started"), "946684800"]);
     std::thread::sleep(Duration::from_millis(1200));
     pop(&mut c, &n, "w:idle", &["q"]);
-    c.ok(&["TQ.ACK", &n, "w:idle"]);
+    c.ack(&n, "w:idle");
     let young = pop(&mut c, &n, "w:young", &["q"]);
 
     // Nothing is that old: nothing written.
@@ -864,7 +865,7 @@ fn cleanworkers_cleans_the_workers_whose_job_started_more_than_age_ago() {
     workers.sort();
     assert_eq!(workers, ["w:idle:q", "w:young:q"], "the young and the idle worker stay");
     assert!(c.string(&["GET", &format!("{n}:worker:w:young:q")]).is_some());
-    assert_eq!(c.ok(&["TQ.ACK", &n, "w:young"]), Value::Okay, "the young worker still holds its job");
+    assert_eq!(c.ack(&n, "w:young"), Value::Okay, "the young worker still holds its job");
     assert_eq!(c.string(&["GET", &format!("{n}:stat:processed")]).as_deref(), Some("2"));
     // FAILRETRY brings both back.
     assert_eq!(pair(&mut c, &["TQ.FAILRETRY", &n, "EXCEPTION", KILLED]), (2, None));
@@ -881,22 +882,22 @@ fn untrack_unregisters_a_stopping_worker_but_not_one_holding_a_job() {
     c.ok(&["TQ.ENQUEUE", &n, "q", "A"]);
     c.ok(&["TQ.ENQUEUE", &n, "q", "B"]);
     pop(&mut c, &n, "w:1", &["q"]);
-    c.ok(&["TQ.HEARTBEAT", &n, "w:1", "30000"]);
+    c.beat(&n, "w:1", "30000");
     c.ok(&["SET", &format!("{n}:worker:w:1:q:started"), "1700000000"]);
     let before = c.digest();
     let e = c.err(&["TQ.UNTRACK", &n, "w:1", "q"]);
     assert!(e.starts_with("INFLIGHT"), "{e}");
     assert_eq!(c.digest(), before, "a refusal writes nothing");
-    c.ok(&["TQ.ACK", &n, "w:1"]);
-    c.ok(&["TQ.HEARTBEAT", &n, "w:1", "30000"]);
+    c.ack(&n, "w:1");
+    c.beat(&n, "w:1", "30000");
     assert_eq!(r(&mut c, &["TQ.STATS", &n]), json!(["processed", "1", "failed", "0", "processed:w:1", "1"]));
 
     assert_eq!(c.ok(&["TQ.UNTRACK", &n, "w:1", "q"]), Value::Okay);
     let names = key_names(&mut c, &n);
     assert_eq!(
         names,
-        BTreeSet::from(["queue:q", "queues", "stat:processed", "stat:processed:w:1"].map(String::from)),
-        "registration, started, ping and liveness went; the counters stay"
+        BTreeSet::from(["queue:q", "queues", "stat:processed", "stat:processed:w:1", "tq:delivery"].map(String::from)),
+        "registration, started, ping, liveness and the last delivery's tombstone went; the counters stay"
     );
     assert_eq!(r(&mut c, &["TQ.STATS", &n]), json!(["processed", "1", "failed", "0"]), "no longer registered");
     assert_eq!(r(&mut c, &["TQ.WORKERS", &n]), json!([]));
@@ -932,12 +933,12 @@ fn removing_a_redelivered_job_forgets_its_delivery_count() {
     assert_eq!(c.int(&["TQ.DELQUEUE", &n, "q-DelQueue"]), 1);
     assert_eq!(c.int(&["TQ.DELBYCLASS", &n, "q-ByClass", "ByClass"]), 1);
     let again = r(&mut c, &["TQ.POP", &n, "w:again", "q-Clean", "DELIVERIES"]);
-    assert_eq!(again[2], json!(2), "the second delivery");
+    assert_eq!(again[3], json!(2), "the second delivery");
     assert!(c.string(&["TQ.FORCECLEAN", &n, "w:again"]).is_some());
     // The same job, enqueued again, is a first delivery.
     c.ok(&["TQ.ENQUEUE", &n, "q-Del", "Del"]);
     let fresh = r(&mut c, &["TQ.POP", &n, "w:fresh", "q-Del", "DELIVERIES"]);
-    assert_eq!(fresh[2], json!(1), "a job enqueued after TQ.DEL removed its twin starts at delivery 1");
+    assert_eq!(fresh[3], json!(1), "a job enqueued after TQ.DEL removed its twin starts at delivery 1");
     assert_eq!(r(&mut c, &["HGETALL", &dkey]), json!([]), "no delivery count left for jobs that are gone");
 }
 
@@ -1046,7 +1047,7 @@ fn details_sums_up_the_namespace() {
     }
     pop(&mut c, &n, "w:1", &["b"]);
     pop(&mut c, &n, "w:2", &["a"]);
-    c.ok(&["TQ.FAIL", &n, "w:2", "E", "e"]);
+    c.fail(&n, "w:2", &["E", "e"]);
     c.ok(&["TQ.LEADER", &n, "sched:1", "600000"]);
     c.ok(&["TQ.ENQUEUEAT", &n, &BASE_MS.to_string(), "d", "D", "[1]"]);
     c.ok(&["TQ.ENQUEUEAT", &n, &BASE_MS.to_string(), "d", "D", "[2]"]);
@@ -1171,7 +1172,7 @@ fn run_worker_commands(p: &mut Conn, n: &str) {
         p.ok(&["TQ.ENQUEUE", n, "w", "W", &format!("[{i}]")]);
     }
     popped_job(p.ok(&["TQ.POP", n, "w:1", "w", "JOBLOCK", "60000"])).expect("a job");
-    p.ok(&["TQ.HEARTBEAT", n, "w:1", "30000"]);
+    p.beat(n, "w:1", "30000");
     assert!(p.string(&["TQ.FORCECLEAN", n, "w:1"]).is_some());
     pop(p, n, "w:2", &["w"]);
     pop(p, n, "w:3", &["w"]);
@@ -1179,11 +1180,11 @@ fn run_worker_commands(p: &mut Conn, n: &str) {
     let cleaned = r(p, &["TQ.CLEANWORKERS", n, "10"]);
     assert_eq!(cleaned.as_array().map(Vec::len), Some(2), "{cleaned}");
     pop(p, n, "w:4", &["w"]);
-    p.ok(&["TQ.ACK", n, "w:4"]);
-    p.ok(&["TQ.HEARTBEAT", n, "w:4", "30000"]);
+    p.ack(n, "w:4");
+    p.beat(n, "w:4", "30000");
     assert_eq!(p.ok(&["TQ.UNTRACK", n, "w:4", "w"]), Value::Okay);
     pop(p, n, "w:5", &["x"]);
-    p.ok(&["TQ.ACK", n, "w:5"]);
+    p.ack(n, "w:5");
 }
 
 // ---------------------------------------------------------------------------
@@ -1303,15 +1304,16 @@ fn retry_all_while_workers_fail_jobs_loses_and_duplicates_nothing() {
                         boom
                     };
                     if fatal(id) {
-                        assert_eq!(c.ok(&["TQ.FAIL", &n, &w, "Fatal", &format!("{id} cannot run")]), Value::Okay);
+                        assert_eq!(c.fail(&n, &w, &["Fatal", &format!("{id} cannot run")]), Value::Okay);
                         fatals += 1;
                     } else if boom {
-                        assert_eq!(c.ok(&["TQ.FAIL", &n, &w, "Boom", &format!("attempt for {id}")]), Value::Okay);
+                        assert_eq!(c.fail(&n, &w, &["Boom", &format!("attempt for {id}")]), Value::Okay);
                         booms += 1;
                     } else {
                         // The ledger is written in the same transaction as the ACK.
+                        let d = c.delivery(&n, &w);
                         c.ok(&["MULTI"]);
-                        c.ok(&["TQ.ACK", &n, &w]);
+                        c.ok(&["TQ.ACK", &n, &w, &d]);
                         c.ok(&["RPUSH", &format!("{n}:test:acked"), &id.to_string()]);
                         match c.ok(&["EXEC"]) {
                             Value::Array(r) if r.len() == 2 => {

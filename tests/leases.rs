@@ -12,7 +12,7 @@ use common::*;
 /// Waits until the timer took `worker`'s job back (its index entry is a
 /// tombstone).
 fn wait_given_back(c: &mut Conn, n: &str, worker: &str) {
-    wait_until(30, &format!("the lease of {worker} expiring"), || c.inflight(n, worker).is_some_and(|e| e.lost));
+    wait_until(30, &format!("the lease of {worker} expiring"), || c.inflight(n, worker).is_some_and(|e| e.lost()));
 }
 
 fn failure_records(c: &mut Conn, n: &str) -> Vec<serde_json::Value> {
@@ -49,7 +49,7 @@ fn an_expired_lease_puts_the_job_back_at_the_head_of_its_queue() {
     let entry = c.inflight(&n, "w").expect("in-flight");
     assert_eq!(entry.lease_until_ms, entry.popped_ms + 400, "the lease is tq.lease-ms");
     assert_eq!(entry.deliveries, 1);
-    assert!(!entry.lost);
+    assert!(!entry.lost());
     let score = c.string(&["ZSCORE", &format!("{n}:tq:leases"), "w"]).expect("lease in the zset");
     assert_eq!(score.parse::<u64>().expect("score"), entry.lease_until_ms);
 
@@ -74,7 +74,7 @@ fn an_expired_lease_puts_the_job_back_at_the_head_of_its_queue() {
     // At the head, with the in-flight record gone and the count kept.
     assert_eq!(c.lrange(&q), vec![job("q", "c", "[1]"), job("q", "c", "[2]"), job("q", "c", "[3]")]);
     assert_eq!(c.int(&["EXISTS", &format!("{n}:worker:w:q")]), 0);
-    assert!(c.inflight(&n, "w").expect("tombstone").lost);
+    assert!(c.inflight(&n, "w").expect("tombstone").lost());
     assert_eq!(c.int(&["EXISTS", &format!("{n}:tq:leases")]), 0);
     assert_eq!(c.string(&["HGET", &format!("{n}:tq:deliveries"), &job("q", "c", "[1]")]).as_deref(), Some("1"));
     assert_eq!(c.int(&["EXISTS", &format!("{n}:failed")]), 0);
@@ -83,12 +83,12 @@ fn an_expired_lease_puts_the_job_back_at_the_head_of_its_queue() {
     // The next worker gets it as a second delivery; completing forgets the count.
     assert_eq!(popped_job(c.ok(&["TQ.POP", &n, "w2", "q"])), Some(("q".to_string(), job("q", "c", "[1]"))));
     assert_eq!(c.inflight(&n, "w2").expect("in-flight").deliveries, 2);
-    assert_eq!(c.ok(&["TQ.ACK", &n, "w2"]), Value::Okay);
+    assert_eq!(c.ack(&n, "w2"), Value::Okay);
     assert_eq!(c.int(&["EXISTS", &format!("{n}:tq:deliveries")]), 0);
     // The worker that lost its job may pop again.
     assert_eq!(popped_job(c.ok(&["TQ.POP", &n, "w", "q"])), Some(("q".to_string(), job("q", "c", "[2]"))));
     assert_eq!(c.inflight(&n, "w").expect("in-flight").deliveries, 1);
-    assert_eq!(c.ok(&["TQ.ACK", &n, "w"]), Value::Okay);
+    assert_eq!(c.ack(&n, "w"), Value::Okay);
     assert_eq!(c.string(&["GET", &format!("{n}:stat:processed")]).as_deref(), Some("2"));
 }
 
@@ -101,19 +101,19 @@ fn heartbeats_keep_a_job_across_several_lease_periods() {
     c.ok(&["TQ.POP", &n, "w", "q"]);
     let started = Instant::now();
     while started.elapsed() < Duration::from_millis(2400) {
-        assert_eq!(c.int(&["TQ.HEARTBEAT", &n, "w", "600"]), 600);
+        assert_eq!(c.beat(&n, "w", "600"), 600);
         let now = c.server_ms();
         let e = c.inflight(&n, "w").expect("in-flight");
-        assert!(!e.lost, "the job was taken back despite heartbeats");
+        assert!(!e.lost(), "the job was taken back despite heartbeats");
         assert!(e.lease_until_ms > now && e.lease_until_ms <= now + 600, "lease until {} at {now}", e.lease_until_ms);
         assert_eq!(c.int(&["LLEN", &format!("{n}:queue:q")]), 0);
         std::thread::sleep(Duration::from_millis(120));
     }
     // A longer heartbeat covers a longer pause.
-    assert_eq!(c.int(&["TQ.HEARTBEAT", &n, "w", "5000"]), 5000);
+    assert_eq!(c.beat(&n, "w", "5000"), 5000);
     std::thread::sleep(Duration::from_millis(1300));
-    assert!(!c.inflight(&n, "w").expect("in-flight").lost);
-    assert_eq!(c.ok(&["TQ.ACK", &n, "w"]), Value::Okay);
+    assert!(!c.inflight(&n, "w").expect("in-flight").lost());
+    assert_eq!(c.ack(&n, "w"), Value::Okay);
     assert_eq!(c.string(&["GET", &format!("{n}:stat:processed")]).as_deref(), Some("1"));
     assert_eq!(c.int(&["EXISTS", &format!("{n}:tq:deliveries")]), 0);
     assert!(c.bytes(&["ZSCORE", &format!("{n}:tq:leases"), "w"]).is_none(), "the lease outlived the job");
@@ -125,7 +125,7 @@ fn heartbeat_marks_the_worker_alive_and_writes_node_resques_ping() {
     let mut c = s.conn();
     let n = ns("ping");
     // No job: 0, but alive and pinged.
-    assert_eq!(c.int(&["TQ.HEARTBEAT", &n, "idle", "10000"]), 0);
+    assert_eq!(c.beat(&n, "idle", "10000"), 0);
     let now = c.server_ms();
     let alive: u64 = c.string(&["ZSCORE", &format!("{n}:tq:alive"), "idle"]).expect("alive").parse().expect("score");
     assert!(alive > now && alive <= now + 10_000, "alive until {alive} at {now}");
@@ -141,7 +141,7 @@ fn heartbeat_marks_the_worker_alive_and_writes_node_resques_ping() {
     // With a job: the lease left, and the worker's queues in the ping.
     c.ok(&["TQ.ENQUEUE", &n, "b", "c"]);
     c.ok(&["TQ.POP", &n, "busy", "a", "b"]);
-    assert_eq!(c.int(&["TQ.HEARTBEAT", &n, "busy", "90000"]), 90_000);
+    assert_eq!(c.beat(&n, "busy", "90000"), 90_000);
     let raw = c.string(&["GET", &format!("{n}:worker:ping:busy")]).expect("ping");
     let ping: serde_json::Value = serde_json::from_str(&raw).expect("JSON");
     assert_eq!(ping["name"], "busy");
@@ -152,7 +152,7 @@ fn heartbeat_marks_the_worker_alive_and_writes_node_resques_ping() {
     assert_eq!(c.inflight(&n, "busy").expect("in-flight").lease_until_ms, lease);
 
     // Heartbeats run out: the timer forgets the worker.
-    assert_eq!(c.int(&["TQ.HEARTBEAT", &n, "short", "200"]), 0);
+    assert_eq!(c.beat(&n, "short", "200"), 0);
     wait_until(10, "the timer forgetting the worker", || {
         c.bytes(&["ZSCORE", &format!("{n}:tq:alive"), "short"]).is_none()
     });
@@ -170,10 +170,10 @@ fn a_late_ack_or_fail_gets_leaselost_and_changes_nothing() {
     c.ok(&["TQ.POP", &n, "w", "q"]);
     wait_given_back(&mut c, &n, "w");
     let before = c.digest();
-    let e = c.err(&["TQ.ACK", &n, "w"]);
+    let e = c.ack_err(&n, "w");
     assert!(e.starts_with("LEASELOST"), "{e}");
     assert!(e.contains("'w'"), "{e}");
-    let e = c.err(&["TQ.FAIL", &n, "w", "E", "late", "[]"]);
+    let e = c.fail_err(&n, "w", &["E", "late", "[]"]);
     assert!(e.starts_with("LEASELOST"), "{e}");
     assert_eq!(c.digest(), before, "a refused late report changed the dataset");
     assert_eq!(c.int(&["EXISTS", &format!("{n}:stat:processed")]), 0);
@@ -182,17 +182,17 @@ fn a_late_ack_or_fail_gets_leaselost_and_changes_nothing() {
 
     // Someone else takes it: the loser's reports still cannot touch it.
     c.ok(&["TQ.POP", &n, "w2", "q"]);
-    assert!(c.err(&["TQ.ACK", &n, "w"]).starts_with("LEASELOST"));
-    assert!(c.err(&["TQ.FAIL", &n, "w", "E", "late"]).starts_with("LEASELOST"));
+    assert!(c.ack_err(&n, "w").starts_with("LEASELOST"));
+    assert!(c.fail_err(&n, "w", &["E", "late"]).starts_with("LEASELOST"));
     assert!(c.string(&["GET", &format!("{n}:worker:w2:q")]).is_some());
-    assert!(!c.inflight(&n, "w2").expect("w2's job").lost);
+    assert!(!c.inflight(&n, "w2").expect("w2's job").lost());
     // A heartbeat of the loser extends nothing.
-    assert_eq!(c.int(&["TQ.HEARTBEAT", &n, "w", "10000"]), 0);
-    assert_eq!(c.ok(&["TQ.ACK", &n, "w2"]), Value::Okay);
+    assert_eq!(c.beat(&n, "w", "10000"), 0);
+    assert_eq!(c.ack(&n, "w2"), Value::Okay);
     // The loser may pop again.
     c.ok(&["TQ.ENQUEUE", &n, "q", "c", "[2]"]);
     assert_eq!(popped_job(c.ok(&["TQ.POP", &n, "w", "q"])), Some(("q".to_string(), job("q", "c", "[2]"))));
-    assert_eq!(c.ok(&["TQ.FAIL", &n, "w", "E", "on time"]), Value::Okay);
+    assert_eq!(c.fail(&n, "w", &["E", "on time"]), Value::Okay);
     assert_eq!(c.string(&["GET", &format!("{n}:stat:processed")]).as_deref(), Some("1"));
     assert_eq!(c.string(&["GET", &format!("{n}:stat:failed")]).as_deref(), Some("1"));
 }
@@ -229,7 +229,7 @@ fn after_max_deliveries_the_job_goes_to_failed() {
     assert_eq!(c.string(&["GET", &format!("{n}:stat:failed")]).as_deref(), Some("1"));
     assert_eq!(c.int(&["EXISTS", &format!("{n}:tq:deliveries")]), 0, "the count outlived the job");
     assert_eq!(c.int(&["EXISTS", &format!("{n}:worker:w3:q")]), 0);
-    assert!(c.err(&["TQ.ACK", &n, "w3"]).starts_with("LEASELOST"));
+    assert!(c.ack_err(&n, "w3").starts_with("LEASELOST"));
     assert_eq!(c.string(&["GET", &format!("{n}:stat:failed")]).as_deref(), Some("1"));
 }
 
@@ -252,9 +252,9 @@ fn config_set_lease_ms_applies_to_later_pops() {
     wait_given_back(&mut c, &n, "w-short");
     assert_eq!(c.lrange(&format!("{n}:queue:b")), vec![job("b", "c", "[]")]);
     // The job taken before keeps its lease.
-    assert!(!c.inflight(&n, "w-long").expect("in-flight").lost);
+    assert!(!c.inflight(&n, "w-long").expect("in-flight").lost());
     assert_eq!(c.int(&["LLEN", &format!("{n}:queue:a")]), 0);
-    assert_eq!(c.ok(&["TQ.ACK", &n, "w-long"]), Value::Okay);
+    assert_eq!(c.ack(&n, "w-long"), Value::Okay);
     // Out of range.
     assert!(c.q(&["CONFIG", "SET", "tq.lease-ms", "99"]).is_err());
     assert!(c.q(&["CONFIG", "SET", "tq.lease-ms", "abc"]).is_err());
@@ -266,7 +266,7 @@ fn a_lost_broadcast_job_goes_back_to_the_mailbox() {
     let s = Server::start_with(Opts::module_with(&["lease-ms", "300"]));
     let mut c = s.conn();
     let n = ns("lost-broadcast");
-    assert_eq!(c.int(&["TQ.HEARTBEAT", &n, "w", "60000"]), 0);
+    assert_eq!(c.beat(&n, "w", "60000"), 0);
     assert_eq!(c.int(&["TQ.BROADCAST", &n, "Reload"]), 1);
     let payload = job("tq:broadcast", "Reload", "[]");
     assert_eq!(popped_job(c.ok(&["TQ.POP", &n, "w", "q"])), Some(("tq:broadcast".to_string(), payload.clone())));
@@ -275,6 +275,6 @@ fn a_lost_broadcast_job_goes_back_to_the_mailbox() {
     assert_eq!(c.int(&["EXISTS", &format!("{n}:queue:tq:broadcast")]), 0);
     assert_eq!(popped_job(c.ok(&["TQ.POP", &n, "w", "q"])), Some(("tq:broadcast".to_string(), payload)));
     assert_eq!(c.inflight(&n, "w").expect("in-flight").deliveries, 2);
-    assert_eq!(c.ok(&["TQ.ACK", &n, "w"]), Value::Okay);
+    assert_eq!(c.ack(&n, "w"), Value::Okay);
     assert_eq!(c.int(&["EXISTS", &format!("{n}:tq:deliveries")]), 0);
 }

@@ -235,7 +235,7 @@ fn unique_enqueue_and_joblock_pop() {
     // The identical job cannot run while the first one does.
     assert_eq!(c.ok(&["TQ.POP", &n, "w2", "q", "JOBLOCK", "60000"]), Value::Nil);
     assert_eq!(c.int(&["LLEN", &format!("{n}:queue:q")]), 1);
-    c.ok(&["TQ.ACK", &n, "w1"]);
+    c.ack(&n, "w1");
     assert_eq!(c.int(&["EXISTS", &format!("{n}:workerslock:c:q:[1]")]), 0);
     assert_eq!(c.strings(&["TQ.POP", &n, "w2", "q", "JOBLOCK", "60000"])[0], "q");
 }

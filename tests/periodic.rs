@@ -82,7 +82,7 @@ fn unrecur_stops_the_instances() {
     c.wait_llen(&q, 1, 10);
     assert_eq!(c.int(&["TQ.UNRECUR", &n, "Tick", "rq"]), 1);
     c.ok(&["TQ.POP", &n, "w", "rq"]);
-    c.ok(&["TQ.ACK", &n, "w"]);
+    c.ack(&n, "w");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(c.int(&["LLEN", &q]), 0, "an instance after TQ.UNRECUR");
 }
@@ -115,7 +115,7 @@ fn workers_run_the_task_every_period_never_two_at_once() {
                     assert_eq!(c.int(&["EXISTS", &joblock]), 1, "a running instance without its JobLock");
                     std::thread::sleep(Duration::from_millis(15 + 10 * i as u64));
                     running.fetch_sub(1, Ordering::SeqCst);
-                    assert_eq!(c.ok(&["TQ.ACK", &n, &w]), Value::Okay);
+                    assert_eq!(c.ack(&n, &w), Value::Okay);
                     runs.fetch_add(1, Ordering::SeqCst);
                 }
             }
@@ -191,7 +191,7 @@ fn an_instance_waiting_or_running_delays_the_next_until_it_is_done() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // Done: the next one comes at once.
-    c.ok(&["TQ.ACK", &n, "w"]);
+    c.ack(&n, "w");
     let acked = c.server_ms();
     let seen = c.wait_llen(&q, 1, 10);
     assert!(seen < acked + 1000, "the delayed instance came {} ms after the job was done", seen - acked);
@@ -200,7 +200,7 @@ fn an_instance_waiting_or_running_delays_the_next_until_it_is_done() {
     c.ok(&["TQ.POP", &n, "w", "rq"]);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(c.int(&["LLEN", &q]), 0);
-    c.ok(&["TQ.FAIL", &n, "w", "E", "boom"]);
+    c.fail(&n, "w", &["E", "boom"]);
     let failed_at = c.server_ms();
     let seen = c.wait_llen(&q, 1, 10);
     assert!(seen < failed_at + 1000, "the delayed instance came {} ms after the job failed", seen - failed_at);
@@ -219,7 +219,7 @@ fn a_periodic_job_whose_lease_runs_out_is_waiting_again() {
     c.ok(&["TQ.POP", &n, "w", "rq"]);
     assert_eq!(c.int(&["EXISTS", &job_lock]), 1);
     assert_eq!(c.int(&["EXISTS", &queue_lock]), 0);
-    wait_until(30, "the lease running out", || c.inflight(&n, "w").is_some_and(|e| e.lost));
+    wait_until(30, "the lease running out", || c.inflight(&n, "w").is_some_and(|e| e.lost()));
     // Back at the head as the one waiting instance.
     assert_eq!(c.lrange(&q), vec![job("rq", "Tick", "[]")]);
     assert_eq!(c.int(&["EXISTS", &job_lock]), 0);
@@ -228,8 +228,8 @@ fn a_periodic_job_whose_lease_runs_out_is_waiting_again() {
     assert_eq!(c.int(&["LLEN", &q]), 1, "a second instance beside the one given back");
     c.ok(&["TQ.POP", &n, "w2", "rq"]);
     assert_eq!(c.inflight(&n, "w2").expect("in-flight").deliveries, 2);
-    assert_eq!(c.ok(&["TQ.ACK", &n, "w2"]), Value::Okay);
-    assert!(c.err(&["TQ.ACK", &n, "w"]).starts_with("LEASELOST"));
+    assert_eq!(c.ack(&n, "w2"), Value::Okay);
+    assert!(c.ack_err(&n, "w").starts_with("LEASELOST"));
     assert_eq!(c.int(&["TQ.UNRECUR", &n, "Tick", "rq"]), 1);
 }
 
@@ -244,12 +244,12 @@ fn a_periodic_job_kept_by_heartbeats_is_still_the_only_instance() {
     c.ok(&["TQ.POP", &n, "w", "rq"]);
     let t = Instant::now();
     while t.elapsed() < Duration::from_millis(1500) {
-        assert_eq!(c.int(&["TQ.HEARTBEAT", &n, "w", "300"]), 300);
-        assert!(!c.inflight(&n, "w").expect("in-flight").lost);
+        assert_eq!(c.beat(&n, "w", "300"), 300);
+        assert!(!c.inflight(&n, "w").expect("in-flight").lost());
         assert_eq!(c.int(&["LLEN", &q]), 0, "a second instance while the first runs (kept by heartbeats)");
         std::thread::sleep(Duration::from_millis(80));
     }
-    assert_eq!(c.ok(&["TQ.ACK", &n, "w"]), Value::Okay);
+    assert_eq!(c.ack(&n, "w"), Value::Okay);
 }
 
 #[test]
@@ -263,13 +263,13 @@ fn after_an_overrun_missed_periods_are_not_made_up() {
     c.wait_llen(&q, 1, 10);
     c.ok(&["TQ.POP", &n, "w", "rq"]);
     std::thread::sleep(Duration::from_millis(3 * EVERY_MS + 100));
-    c.ok(&["TQ.ACK", &n, "w"]);
+    c.ack(&n, "w");
     // The delayed run, then runs taken and done at once: they come a period apart.
     let mut seen = Vec::new();
     for _ in 0..3 {
         seen.push(c.wait_llen(&q, 1, 10));
         c.ok(&["TQ.POP", &n, "w", "rq"]);
-        c.ok(&["TQ.ACK", &n, "w"]);
+        c.ack(&n, "w");
     }
     for pair in seen.windows(2) {
         let gap = pair[1] - pair[0];

@@ -54,7 +54,7 @@ fn time_dependent(c: &mut Conn, n: &str) {
     c.ok(&["TQ.ENQUEUE", n, "clock", "c", "[4]"]);
     c.ok(&["TQ.ENQUEUE", n, "clock", "c", "[5]"]);
     c.ok(&["TQ.POP", n, "w-clock", "clock"]);
-    c.ok(&["TQ.FAIL", n, "w-clock", "E", "at this time", "[]"]);
+    c.fail(n, "w-clock", &["E", "at this time", "[]"]);
     c.ok(&["TQ.POP", n, "w-clock", "clock", "other"]); // left in flight
 }
 
@@ -91,8 +91,8 @@ fn aof_replays_identically_with_and_without_the_module() {
     let b = ns("aof-b");
     workload::run(&mut c.0, &b, Mix { big: false, multi: true, lua: true });
     time_dependent(&mut c, &b);
-    assert_eq!(c.ok(&["TQ.ACK", &a, "w-busy"]), Value::Okay);
-    assert_eq!(c.ok(&["TQ.FAIL", &a, "w-clock", "E", "after the rewrite"]), Value::Okay);
+    assert_eq!(c.ack(&a, "w-busy"), Value::Okay);
+    assert_eq!(c.fail(&a, "w-clock", &["E", "after the rewrite"]), Value::Okay);
     c.ok(&["TQ.ENQUEUE", &a, "low", "c", "[\"after rewrite\"]"]);
     let_time_pass();
     let digest = c.digest();
@@ -103,7 +103,7 @@ fn aof_replays_identically_with_and_without_the_module() {
 
     // The module still works on the reloaded data.
     assert_eq!(c.strings(&["TQ.POP", &a, "w-after", "low"])[0], "low");
-    assert_eq!(c.ok(&["TQ.ACK", &a, "w-after"]), Value::Okay);
+    assert_eq!(c.ack(&a, "w-after"), Value::Okay);
     assert!(c.int(&["TQ.ENQUEUE", &a, "low", "c"]) >= 1);
     let digest = c.digest();
     let snap_a = workload::snapshot(&mut c.0, &a);
@@ -139,8 +139,8 @@ fn rdb_reloads_identically_with_and_without_the_module() {
 
     // The module keeps working on the reloaded data: registered queues stay
     // registered once, in-flight jobs can be completed.
-    assert_eq!(c.ok(&["TQ.ACK", &a, "w-busy"]), Value::Okay);
-    assert_eq!(c.ok(&["TQ.FAIL", &a, "w-clock", "E", "after reload"]), Value::Okay);
+    assert_eq!(c.ack(&a, "w-busy"), Value::Okay);
+    assert_eq!(c.fail(&a, "w-clock", &["E", "after reload"]), Value::Okay);
     c.ok(&["TQ.ENQUEUE", &a, "low", "c", "[\"after reload\"]"]);
     assert!(c.strings(&["SMEMBERS", &format!("{a}:queues")]).iter().filter(|q| *q == "low").count() == 1);
     let b = ns("rdb-b");
@@ -161,8 +161,8 @@ fn rdb_reloads_identically_with_and_without_the_module() {
     let again = Server::restart_in(&dir, Opts::default());
     let mut m = again.conn();
     assert_eq!(m.digest(), digest);
-    assert_eq!(m.ok(&["TQ.ACK", &b, "w-busy"]), Value::Okay);
+    assert_eq!(m.ack(&b, "w-busy"), Value::Okay);
     let (queue, _) = workload::popped(m.ok(&["TQ.POP", &b, "w-again", "*"]));
     assert!(m.int(&["LLEN", &format!("{b}:queue:{queue}")]) >= 0);
-    assert_eq!(m.ok(&["TQ.FAIL", &b, "w-again", "E", "after restarts", "[]"]), Value::Okay);
+    assert_eq!(m.fail(&b, "w-again", &["E", "after restarts", "[]"]), Value::Okay);
 }

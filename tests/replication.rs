@@ -180,20 +180,25 @@ fn errors_and_no_ops_replicate_nothing() {
         vec!["TQ.POP", &n, "w", "q", "*"],
         vec!["TQ.POP", &n, "", "q"],
         vec!["TQ.ACK", &n],
-        vec!["TQ.ACK", &n, "w", "extra"],
-        vec!["TQ.FAIL", &n, "busy", "E"],
-        vec!["TQ.FAIL", &n, "busy", "E", "e", "{}"],
-        vec!["TQ.FAIL", &n, "busy", "E", "e", "[1"],
+        vec!["TQ.ACK", &n, "w", "1", "extra"],
+        vec!["TQ.ACK", &n, "w", "x"],
+        vec!["TQ.FAIL", &n, "busy", "1", "E"],
+        vec!["TQ.FAIL", &n, "busy", "1", "E", "e", "{}"],
+        vec!["TQ.FAIL", &n, "busy", "1", "E", "e", "[1"],
+        vec!["TQ.POP", &n, "busy", "q", "ACK"],
         // Duplicate delayed job (bucket 1 already holds it).
         vec!["TQ.ENQUEUEAT", &n, "1200", "q", "dup", "[1]"],
         // No job in flight.
-        vec!["TQ.ACK", &n, "idle"],
-        vec!["TQ.POP", &n, "idle", "q", "ACK"],
-        vec!["TQ.BPOP", &n, "busy", "q", "ACK", "0"],
-        vec!["TQ.FAIL", &n, "idle", "E", "e", "[]"],
-        // A worker that already holds a job.
-        vec!["TQ.POP", &n, "busy", "q"],
-        vec!["TQ.POP", &n, "busy", "*"],
+        vec!["TQ.ACK", &n, "idle", "1"],
+        vec!["TQ.POP", &n, "idle", "q", "ACK", "1"],
+        vec!["TQ.BPOP", &n, "busy", "q", "ACK", "1", "0"],
+        vec!["TQ.FAIL", &n, "idle", "1", "E", "e", "[]"],
+        vec!["TQ.HEARTBEAT", &n, "idle", "1000", "1"],
+        // A delivery the worker does not hold (it holds delivery 1).
+        vec!["TQ.ACK", &n, "busy", "2"],
+        vec!["TQ.NACK", &n, "busy", "2"],
+        vec!["TQ.POP", &n, "busy", "q", "ACK", "2"],
+        vec!["TQ.HEARTBEAT", &n, "busy", "1000", "2"],
         // Wrong types.
         vec!["TQ.ENQUEUE", &w, "s", "c"],
         vec!["TQ.ENQUEUE", &w, "q", "c"],
@@ -202,10 +207,10 @@ fn errors_and_no_ops_replicate_nothing() {
         vec!["TQ.PROMOTE", &w],
         vec!["TQ.POP", &w, "w", "q"],
         vec!["TQ.POP", &w, "w", "*"],
-        vec!["TQ.ACK", &w, "w"],
-        vec!["TQ.FAIL", &w, "w", "E", "e"],
+        vec!["TQ.ACK", &w, "w", "1"],
+        vec!["TQ.FAIL", &w, "w", "1", "E", "e"],
         // A counter that INCR would refuse.
-        vec!["TQ.FAIL", &n, "busy", "E", "e"],
+        vec!["TQ.FAIL", &n, "busy", "1", "E", "e"],
     ];
     for cmd in &errors {
         let e = p.err(cmd);
@@ -213,14 +218,14 @@ fn errors_and_no_ops_replicate_nothing() {
         check(&format!("{cmd:?} (failed with {e})"), &mut p);
     }
     assert!(p.err(&["TQ.ENQUEUEAT", &n, "1200", "q", "dup", "[1]"]).starts_with("DUPLICATE"));
-    assert!(p.err(&["TQ.ACK", &n, "idle"]).starts_with("NOJOB"));
-    assert!(p.err(&["TQ.POP", &n, "busy", "q"]).starts_with("INFLIGHT"));
+    assert!(p.ack_err(&n, "idle").starts_with("NOJOB"));
+    assert!(p.err(&["TQ.ACK", &n, "busy", "2"]).starts_with("NOJOB"));
     assert!(p.err(&["TQ.ENQUEUE", &w, "s", "c"]).starts_with("WRONGTYPE"));
     // Bad bytes.
     for cmd in [
         vec![&b"TQ.ENQUEUE"[..], n.as_bytes(), b"q\xff", b"c"],
         vec![&b"TQ.ENQUEUE"[..], n.as_bytes(), b"q", b"c\0"],
-        vec![&b"TQ.FAIL"[..], n.as_bytes(), b"busy", b"E\xff", b"e"],
+        vec![&b"TQ.FAIL"[..], n.as_bytes(), b"busy", b"1", b"E\xff", b"e"],
     ] {
         p.err(&cmd);
         check("invalid UTF-8 / NUL argument", &mut p);
@@ -284,13 +289,13 @@ fn errors_and_no_ops_replicate_nothing() {
     let popped = p.strings(&["TQ.POP", &n, "w", "q"]);
     assert_eq!(popped[0], "q");
     assert!(repl_offset(&mut p) > offset_before_drain, "a real pop is replicated");
-    let next = p.strings(&["TQ.POP", &n, "w", "q", "ACK"]);
+    let next = p.strings(&["TQ.POP", &n, "w", "q", "ACK", &popped[2]]);
     assert_eq!(next[0], "q", "ACK completes the job and takes the next");
-    p.ok(&["TQ.ACK", &n, "w"]);
+    p.ack(&n, "w");
     // Bucket 1 (the "dup" job) is due: promote it, pop and ack it.
     assert_eq!(p.int(&["TQ.PROMOTE", &n]), 1);
     p.ok(&["TQ.POP", &n, "w", "q"]);
-    p.ok(&["TQ.ACK", &n, "w"]);
+    p.ack(&n, "w");
     let before = repl_offset(&mut p);
     let check = |what: &str, p: &mut Conn| {
         assert_eq!(repl_offset(p), before, "{what} added to the replication stream");
@@ -307,7 +312,7 @@ fn errors_and_no_ops_replicate_nothing() {
     // A transaction and a script made only of no-ops and errors.
     p.ok(&["MULTI"]);
     p.ok(&["TQ.POP", &n, "w", "empty"]);
-    p.ok(&["TQ.ACK", &n, "idle"]);
+    p.ok(&["TQ.ACK", &n, "idle", "1"]);
     p.ok(&["TQ.PROMOTE", &n]);
     let _ = p.q(&["EXEC"]);
     check("MULTI with no-op TQ commands", &mut p);
@@ -355,8 +360,12 @@ fn a_promoted_replica_with_the_module_keeps_working() {
 
     // The job popped on the old primary is still in flight: the new primary
     // completes it.
-    assert!(r.err(&["TQ.POP", &n, "w-busy", "mid"]).starts_with("INFLIGHT"));
-    assert_eq!(r.ok(&["TQ.ACK", &n, "w-busy"]), Value::Okay);
+    // A pop by its worker hands it out again (same delivery), and the new
+    // primary completes it.
+    let held = r.inflight(&n, "w-busy").expect("in flight").delivery;
+    let again = r.strings(&["TQ.POP", &n, "w-busy", "mid"]);
+    assert_eq!(again[2], held.to_string());
+    assert_eq!(r.ack(&n, "w-busy"), Value::Okay);
     assert_eq!(r.int(&["EXISTS", &format!("{n}:worker:w-busy:mid,low")]), 0);
     let processed = r.int(&["GET", &format!("{n}:stat:processed")]);
 
@@ -370,7 +379,7 @@ fn a_promoted_replica_with_the_module_keeps_working() {
     // Drain everything that is waiting, as the old workers would.
     let mut seen = 0;
     while let Value::Array(_) = r.ok(&["TQ.POP", &n, "w-new", "*"]) {
-        r.ok(&["TQ.ACK", &n, "w-new"]);
+        r.ack(&n, "w-new");
         seen += 1;
         assert!(seen < 100, "queues do not drain");
     }
@@ -380,7 +389,7 @@ fn a_promoted_replica_with_the_module_keeps_working() {
     // (The workload's short ENQUEUEIN jobs may be due by now too.)
     assert!(r.int(&["TQ.PROMOTE", &n]) >= 1);
     assert_eq!(r.strings(&["TQ.POP", &n, "w-new", "late"])[0], "late");
-    r.ok(&["TQ.FAIL", &n, "w-new", "E", "after failover", "[]"]);
+    r.fail(&n, "w-new", &["E", "after failover", "[]"]);
 
     // The promoted node replicates effects too.
     wait_replicated(&mut r);

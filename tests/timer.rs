@@ -28,7 +28,7 @@ fn due_delayed_jobs_are_promoted_by_the_timer_on_time_never_early() {
     c.ok(&["TQ.ENQUEUEAT", &n, "1000", "q", "c", "[0]"]);
     c.wait_llen(&q, 1, 10);
     popped_job(c.ok(&["TQ.POP", &n, "w", "q"])).expect("the promoted job");
-    c.ok(&["TQ.ACK", &n, "w"]);
+    c.ack(&n, "w");
 
     // Due in a second or two: three jobs in one bucket, in order.
     let bucket = c.int(&["TQ.ENQUEUEIN", &n, "1600", "q", "c", "[1]"]);
@@ -120,14 +120,14 @@ fn the_timer_does_not_write_while_clients_are_paused() {
     let digest = c.digest();
     while paused_at.elapsed() < Duration::from_millis(2000) {
         assert_eq!(c.int(&["LLEN", &q]), 0, "promoted during CLIENT PAUSE");
-        assert!(!c.inflight(&n, "w").expect("in-flight").lost, "a lease given back during CLIENT PAUSE");
+        assert!(!c.inflight(&n, "w").expect("in-flight").lost(), "a lease given back during CLIENT PAUSE");
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(c.server_ms() > next + 500, "the machine is too slow for this test");
     assert_eq!(c.digest(), digest, "the dataset changed during CLIENT PAUSE");
     // After the pause, all of it.
     c.wait_llen(&q, 1, 10);
-    wait_until(10, "the lease given back", || c.inflight(&n, "w").is_some_and(|e| e.lost));
+    wait_until(10, "the lease given back", || c.inflight(&n, "w").is_some_and(|e| e.lost()));
     assert_eq!(c.lrange(&format!("{n}:queue:l")), vec![job("l", "c", "[]")]);
 }
 
@@ -154,7 +154,7 @@ fn a_replica_never_writes_and_takes_over_once_promoted() {
     assert_eq!(p.int(&["TQ.RECUR", &n, "Tick", "rq", "3000"]), 1);
     p.wait_llen(&k("queue:rq"), 1, 10);
     p.ok(&["TQ.POP", &n, "wr", "rq"]);
-    assert_eq!(p.ok(&["TQ.ACK", &n, "wr"]), Value::Okay);
+    assert_eq!(p.ack(&n, "wr"), Value::Okay);
     let bucket = p.int(&["TQ.ENQUEUEIN", &n, "3500", "q", "c", "[1]"]);
     p.ok(&["TQ.ENQUEUE", &n, "l", "c", "[2]"]);
     p.ok(&["TQ.ENQUEUE", &n, "l", "c", "[3]"]);
@@ -169,7 +169,7 @@ fn a_replica_never_writes_and_takes_over_once_promoted() {
     assert!(r.server_ms() < lease_until, "the machine is too slow for this test: the lease ran out before the cut");
     assert_eq!(r.int(&["LLEN", &k("queue:rq")]), 0, "the periodic task's next instance came before the cut");
     assert_eq!(r.int(&["LLEN", &k("queue:q")]), 0);
-    assert!(!r.inflight(&n, "w").expect("in-flight on the replica").lost);
+    assert!(!r.inflight(&n, "w").expect("in-flight on the replica").lost());
     let frozen = r.digest();
     let everything_due = (u64::try_from(bucket).expect("bucket") * 1000).max(lease_until) + 800;
 
@@ -177,7 +177,7 @@ fn a_replica_never_writes_and_takes_over_once_promoted() {
     wait_until(30, "the primary's timer moving everything", || {
         p.int(&["LLEN", &k("queue:q")]) == 1
             && p.int(&["LLEN", &k("queue:rq")]) == 1
-            && p.inflight(&n, "w").is_some_and(|e| e.lost)
+            && p.inflight(&n, "w").is_some_and(|e| e.lost())
     });
     assert_eq!(p.lrange(&k("queue:l")), vec![job("l", "c", "[2]"), job("l", "c", "[3]")]);
     // ... while the replica's timer writes nothing.
@@ -195,20 +195,20 @@ fn a_replica_never_writes_and_takes_over_once_promoted() {
     wait_until(30, "the new primary's timer moving everything", || {
         r.int(&["LLEN", &k("queue:q")]) == 1
             && r.int(&["LLEN", &k("queue:rq")]) == 1
-            && r.inflight(&n, "w").is_some_and(|e| e.lost)
+            && r.inflight(&n, "w").is_some_and(|e| e.lost())
     });
     assert_eq!(r.lrange(&k("queue:q")), vec![job("q", "c", "[1]")]);
     assert_eq!(r.lrange(&k("queue:l")), vec![job("l", "c", "[2]"), job("l", "c", "[3]")]);
     assert_eq!(r.lrange(&k("queue:rq")), vec![job("rq", "Tick", "[]")]);
-    assert!(r.err(&["TQ.ACK", &n, "w"]).starts_with("LEASELOST"));
+    assert!(r.ack_err(&n, "w").starts_with("LEASELOST"));
     assert_eq!(r.int(&["EXISTS", &k("delayed_queue_schedule")]), 0);
     // And keeps serving: the periodic task goes on, a new lease runs out.
     r.ok(&["TQ.POP", &n, "wr", "rq"]);
-    r.ok(&["TQ.ACK", &n, "wr"]);
+    r.ack(&n, "wr");
     r.wait_llen(&k("queue:rq"), 1, 30);
     r.ok(&["CONFIG", "SET", "tq.lease-ms", "200"]);
     r.ok(&["TQ.POP", &n, "w2", "q"]);
-    wait_until(30, "a lease given back by the new primary", || r.inflight(&n, "w2").is_some_and(|e| e.lost));
+    wait_until(30, "a lease given back by the new primary", || r.inflight(&n, "w2").is_some_and(|e| e.lost()));
     assert_eq!(r.lrange(&k("queue:q")), vec![job("q", "c", "[1]")]);
 }
 
@@ -220,7 +220,7 @@ fn timed_work(c: &mut Conn) -> (String, String, String, u64) {
     assert_eq!(c.int(&["TQ.RECUR", &nr, "Tick", "rq", "3000"]), 1);
     c.wait_llen(&format!("{nr}:queue:rq"), 1, 10);
     c.ok(&["TQ.POP", &nr, "wr", "rq"]);
-    c.ok(&["TQ.ACK", &nr, "wr"]);
+    c.ack(&nr, "wr");
     let bucket = c.int(&["TQ.ENQUEUEIN", &nd, "3000", "q", "c", "[1]"]);
     c.ok(&["TQ.ENQUEUE", &nl, "q", "c", "[2]"]);
     c.ok(&["TQ.POP", &nl, "w", "q"]);
@@ -231,7 +231,7 @@ fn timed_work(c: &mut Conn) -> (String, String, String, u64) {
 /// nothing about the restart).
 fn assert_nothing_due_yet(c: &mut Conn, (nd, nl, nr, _): &(String, String, String, u64)) {
     let slow = "the machine is too slow for this test";
-    assert!(!c.inflight(nl, "w").expect("in-flight").lost, "{slow}: the lease ran out before the restart");
+    assert!(!c.inflight(nl, "w").expect("in-flight").lost(), "{slow}: the lease ran out before the restart");
     assert_eq!(c.int(&["LLEN", &format!("{nd}:queue:q")]), 0, "{slow}: promoted before the restart");
     assert_eq!(c.int(&["LLEN", &format!("{nr}:queue:rq")]), 0, "{slow}: periodic task due before the restart");
 }
@@ -246,15 +246,15 @@ fn check_timed_work_served(c: &mut Conn, (nd, nl, nr, due): &(String, String, St
     });
     c.wait_llen(&format!("{nr}:queue:rq"), 1, 30);
     // Only now a TQ command: the state is what the timer left.
-    assert!(c.inflight(nl, "w").expect("tombstone").lost);
-    assert!(c.err(&["TQ.ACK", nl, "w"]).starts_with("LEASELOST"));
+    assert!(c.inflight(nl, "w").expect("tombstone").lost());
+    assert!(c.ack_err(nl, "w").starts_with("LEASELOST"));
     let recurs = c.ok(&["TQ.RECURS", nr]);
     match recurs {
         Value::Array(rows) => assert_eq!(rows.len(), 1, "{rows:?}"),
         other => panic!("TQ.RECURS: {other:?}"),
     }
     assert_eq!(popped_job(c.ok(&["TQ.POP", nr, "wr", "rq"])), Some(("rq".to_string(), job("rq", "Tick", "[]"))));
-    c.ok(&["TQ.ACK", nr, "wr"]);
+    c.ack(nr, "wr");
 }
 
 #[test]
@@ -318,11 +318,11 @@ fn timer_moves_replicate_to_replicas_with_and_without_the_module() {
     let k = |s: &str| format!("{n}:{s}");
 
     // A worker whose heartbeat runs out, a broadcast.
-    p.int(&["TQ.HEARTBEAT", &n, "gone", "200"]);
-    p.int(&["TQ.HEARTBEAT", &n, "bw", "60000"]);
+    p.beat(&n, "gone", "200");
+    p.beat(&n, "bw", "60000");
     assert_eq!(p.int(&["TQ.BROADCAST", &n, "Reload"]), 2);
     assert_eq!(popped_job(p.ok(&["TQ.BPOP", &n, "bw", "none", "1000"])).expect("broadcast job").0, "tq:broadcast");
-    p.ok(&["TQ.ACK", &n, "bw"]);
+    p.ack(&n, "bw");
 
     // A periodic task every 200 ms, run by a worker thread that polls
     // (a pop served to a *blocked* TQ.BPOP is not replicated completely:
@@ -337,7 +337,7 @@ fn timer_moves_replicate_to_replicas_with_and_without_the_module() {
             while !stop.load(Ordering::SeqCst) {
                 if popped_job(c.ok(&["TQ.POP", &n, "runner", "rq"])).is_some() {
                     std::thread::sleep(Duration::from_millis(10));
-                    c.ok(&["TQ.ACK", &n, "runner"]);
+                    c.ack(&n, "runner");
                     runs += 1;
                 } else {
                     std::thread::sleep(Duration::from_millis(5));
@@ -359,9 +359,9 @@ fn timer_moves_replicate_to_replicas_with_and_without_the_module() {
     // Leases that run out: one given back, then failed (max-deliveries 2).
     p.ok(&["TQ.ENQUEUE", &n, "lq", "c", "[\"lost\"]"]);
     p.ok(&["TQ.POP", &n, "w1", "lq"]);
-    wait_until(30, "the first lease given back", || p.inflight(&n, "w1").is_some_and(|e| e.lost));
+    wait_until(30, "the first lease given back", || p.inflight(&n, "w1").is_some_and(|e| e.lost()));
     p.ok(&["TQ.POP", &n, "w2", "lq"]);
-    wait_until(30, "the second lease failing the job", || p.inflight(&n, "w2").is_some_and(|e| e.lost));
+    wait_until(30, "the second lease failing the job", || p.inflight(&n, "w2").is_some_and(|e| e.lost()));
     wait_until(30, "every delayed job promoted", || p.int(&["EXISTS", &k("delayed_queue_schedule")]) == 0);
     wait_until(30, "the dead worker forgotten", || p.bytes(&["ZSCORE", &k("tq:alive"), "gone"]).is_none());
     std::thread::sleep(Duration::from_millis(1500));

@@ -126,12 +126,12 @@ fn stats_queues_and_queued() {
     // host:1 processes two and fails one; host:2 processes one.
     for _ in 0..2 {
         pop(&mut c, &n, "host:1", "math");
-        c.ok(&["TQ.ACK", &n, "host:1"]);
+        c.ack(&n, "host:1");
     }
     pop(&mut c, &n, "host:1", "math");
-    c.ok(&["TQ.FAIL", &n, "host:1", "TypeError", "boom"]);
+    c.fail(&n, "host:1", &["TypeError", "boom"]);
     pop(&mut c, &n, "host:2", "zeta");
-    c.ok(&["TQ.ACK", &n, "host:2"]);
+    c.ack(&n, "host:2");
 
     assert_eq!(
         json_of(p, &n, &["stats"]),
@@ -265,9 +265,9 @@ fn workers_and_failed() {
         c.ok(&["TQ.ENQUEUE", &n, "math", "add", &format!("[{i}]")]);
     }
     pop(&mut c, &n, "box:1", "math");
-    c.ok(&["TQ.FAIL", &n, "box:1", "RangeError", "too big\nsecond line"]);
+    c.fail(&n, "box:1", &["RangeError", "too big\nsecond line"]);
     pop(&mut c, &n, "box:2", "math");
-    c.ok(&["TQ.FAIL", &n, "box:2", "TypeError", "nope"]);
+    c.fail(&n, "box:2", &["TypeError", "nope"]);
     let before = c.server_ms();
     pop(&mut c, &n, "box:3", "math");
     let after = c.server_ms();
@@ -492,7 +492,7 @@ fn clean_workers_by_age_and_by_name() {
 
     // A registered idle worker: cleaned, status 0.
     pop(&mut c, &n, "idle:1", "q");
-    c.ok(&["TQ.ACK", &n, "idle:1"]);
+    c.ack(&n, "idle:1");
     let r = tq(p, &n, &["clean-workers", "--worker", "idle:1", "--json"]);
     assert_eq!(r.code, 0, "{}{}", r.out, r.err);
     assert_eq!(doc(&r, &[]), json!({"worker": "idle:1", "registered": true, "failed": null}));
@@ -502,7 +502,7 @@ fn clean_workers_by_age_and_by_name() {
     pop(&mut c, &n, "w:1", "q");
     let r = tq(p, &n, &["clean-workers", "--worker", "w"]);
     assert_eq!(r.code, 3, "{}{}", r.out, r.err);
-    assert_eq!(c.ok(&["TQ.ACK", &n, "w:1"]), common::Value::Okay, "w:1 kept its job");
+    assert_eq!(c.ack(&n, "w:1"), common::Value::Okay, "w:1 kept its job");
 }
 
 // ---------------------------------------------------------------------------
@@ -528,7 +528,8 @@ fn fail_many(c: &mut Conn, n: &str) {
         for i in range {
             let (q, _, exception) = spec(i);
             pipe.cmd("TQ.POP").arg(n).arg("w:1").arg(q).ignore();
-            pipe.cmd("TQ.FAIL").arg(n).arg("w:1").arg(exception).arg(format!("error {i}")).ignore();
+            // Each pop mints the namespace's next delivery id: i + 1.
+            pipe.cmd("TQ.FAIL").arg(n).arg("w:1").arg(i + 1).arg(exception).arg(format!("error {i}")).ignore();
         }
         pipe.query::<()>(&mut c.0).expect("the pipeline of enqueues, pops and fails");
     }
@@ -690,7 +691,7 @@ fn exit_statuses() {
     // 2: usage errors, decided before anything is sent.
     c.ok(&["TQ.ENQUEUE", &n, "q", "A", "[1]"]);
     pop(&mut c, &n, "w:1", "q");
-    c.ok(&["TQ.FAIL", &n, "w:1", "E", "e"]);
+    c.fail(&n, "w:1", &["E", "e"]);
     for args in [
         &["retry"][..],
         &["remove"],

@@ -44,16 +44,18 @@ fn enqueue(c: &mut Conn, n: &str, queue: &str, class: &str, args: &str) {
 
 /// No job is left in flight in the namespace (tq's index or node-resque's record).
 fn nothing_in_flight(c: &mut Conn, n: &str) {
-    let left: Vec<String> = c
+    let mut left: Vec<String> = c
         .strings(&["KEYS", &format!("{n}:*")])
         .into_iter()
-        .filter(|k| {
-            k.starts_with(&format!("{n}:tq:inflight:"))
-                || (k.starts_with(&format!("{n}:worker:")) && !k.contains(":ping:"))
-        })
+        .filter(|k| k.starts_with(&format!("{n}:worker:")) && !k.contains(":ping:"))
         .collect();
-    // A tombstone of a lost lease would be an in-flight index entry too.
+    left.extend(c.live_inflight(n));
     assert!(left.is_empty(), "in-flight keys left: {left:?}");
+    // A lost lease would leave a tombstone that says so.
+    for key in c.strings(&["KEYS", &format!("{n}:tq:inflight:*")]) {
+        let worker = key.rsplit_once(":tq:inflight:").map(|(_, w)| w.to_string()).unwrap_or_default();
+        assert!(!c.inflight(n, &worker).expect("entry").lost(), "{worker} lost a lease");
+    }
 }
 
 #[test]
@@ -361,7 +363,7 @@ fn second_signal_exits_at_once_and_the_lease_brings_the_job_back() {
     write_script(&h, "Long", &format!("echo $$ > {}; sleep 60", q(&pid_file)));
     let mut c = s.conn();
     enqueue(&mut c, &n, "q", "Long", "[1]");
-    let mut tq = work(&s, &n, &h, &["--queues", "q", "--grace", "60s"], "tq.log");
+    let mut tq = work(&s, &n, &h, &["--queues", "q", "--grace", "60s", "--lease", "1s"], "tq.log");
     tq.wait_log(30, "start Long from q");
     common::send_signal("TERM", &tq.pid().to_string());
     tq.wait_log(10, "stopping gracefully");

@@ -21,7 +21,12 @@ pub enum TqError {
     NoJob { worker: Vec<u8>, cleaned: bool },
     /// ACK/FAIL by a worker whose lease ran out: its job was given back.
     LeaseLost { worker: Vec<u8>, at_ms: u64 },
-    /// POP by a worker that already holds a job.
+    /// A report naming a delivery the worker does not hold (`holds`: the
+    /// delivery it holds, if any).
+    Delivery { worker: Vec<u8>, delivery: u64, holds: Option<u64> },
+    /// A report of one kind about a delivery that already ended another way.
+    Ended { worker: Vec<u8>, delivery: u64, how: &'static str },
+    /// A worker that already holds a job (TQ.UNTRACK refuses such a worker).
     InFlight { worker: Vec<u8>, queue: Vec<u8> },
     /// ENQUEUEAT of a payload already in that bucket (node-resque's message).
     Duplicate,
@@ -62,6 +67,16 @@ impl TqError {
                 show(worker),
                 crate::time::iso8601(*at_ms)
             ),
+            TqError::Delivery { worker, delivery, holds: Some(held) } => format!(
+                "NOJOB worker '{}' does not hold delivery {delivery} (it holds delivery {held})",
+                show(worker)
+            ),
+            TqError::Delivery { worker, delivery, holds: None } => {
+                format!("NOJOB worker '{}' does not hold delivery {delivery} (it holds no job)", show(worker))
+            }
+            TqError::Ended { worker, delivery, how } => {
+                format!("NOJOB delivery {delivery} of worker '{}' has already ended: {how}", show(worker))
+            }
             TqError::InFlight { worker, queue } => format!(
                 "INFLIGHT worker '{}' already holds a job from queue '{}'; ACK or FAIL it first",
                 show(worker),

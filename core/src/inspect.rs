@@ -474,7 +474,7 @@ pub fn force_clean(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<Pla
     let mut prefix = worker.to_vec();
     prefix.push(b':');
     let index = ns.inflight(worker);
-    let entry = s.get(&index)?.and_then(|raw| InFlight::decode(&raw)).filter(|e| !e.lost);
+    let entry = s.get(&index)?.and_then(|raw| InFlight::decode(&raw)).filter(InFlight::live);
     // The worker's own entries: the one its in-flight index names, and those
     // whose record (or, without one, node-resque's `host:pid:queues`
     // reading) names it. A prefix alone would take `w:1`'s entries for `w`.
@@ -586,15 +586,22 @@ pub fn clean_workers(s: &mut impl Store, ns: &Ns<'_>, age_ms: u64) -> Result<Pla
 pub fn untrack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[u8]) -> Result<Plan> {
     check_name("worker", worker)?;
     check_name("queues", queues)?;
-    if let Some(e) = s.get(&ns.inflight(worker))?.and_then(|raw| InFlight::decode(&raw)).filter(|e| !e.lost) {
-        return Err(TqError::InFlight { worker: worker.to_vec(), queue: e.queue });
+    let index = ns.inflight(worker);
+    let entry = s.get(&index)?.map(|raw| InFlight::decode(&raw));
+    if let Some(Some(e)) = entry.as_ref().filter(|e| e.as_ref().is_some_and(InFlight::live)) {
+        return Err(TqError::InFlight { worker: worker.to_vec(), queue: e.queue.clone() });
     }
     let mut started = ns.worker_record(worker, queues);
     started.extend_from_slice(b":started");
+    // The tombstone of its last job goes too: a stopped worker reports no more.
+    let mut gone = vec![started, ns.ping(worker)];
+    if entry.is_some() {
+        gone.push(index);
+    }
     Ok(Plan {
         effects: vec![
             Effect::SRem { key: ns.workers(), member: keys::worker_entry(worker, queues) },
-            Effect::Del { keys: vec![started, ns.ping(worker)] },
+            Effect::Del { keys: gone },
             Effect::ZRem { key: ns.alive(), member: worker.to_vec() },
         ],
         reply: Reply::Ok,

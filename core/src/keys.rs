@@ -143,6 +143,16 @@ impl Ns<'_> {
     pub fn job_lock(&self, class: &[u8], queue: &[u8], args_json: &[u8]) -> Vec<u8> {
         self.key(&[b"workerslock", class, queue, args_json])
     }
+    /// Whether `key` is one of this namespace's JobLock keys. Key names kept
+    /// inside tq's records are checked with it before use: a record is data
+    /// a namespace's user can rewrite.
+    pub fn is_job_lock(&self, key: &[u8]) -> bool {
+        key.strip_prefix(self.0).is_some_and(|rest| rest.starts_with(b":workerslock:"))
+    }
+    /// The namespace's delivery-id counter: every take mints the next number.
+    pub fn delivery_seq(&self) -> Vec<u8> {
+        self.key(&[b"tq", b"delivery"])
+    }
 }
 
 /// Suffixes of the keys that give a namespace timed work (delayed jobs,
@@ -220,6 +230,11 @@ mod tests {
         assert_eq!(ns.queue_lock(b"c", b"q", b"[1]"), b"resque:lock:c:q:[1]");
         assert_eq!(ns.job_lock(b"c", b"q", b"[]"), b"resque:workerslock:c:q:[]");
         assert_eq!(ns.pair_lock(b"job-1"), b"resque:tq:lock:job-1");
+        assert_eq!(ns.delivery_seq(), b"resque:tq:delivery");
+        assert!(ns.is_job_lock(&ns.job_lock(b"c", b"q", b"[]")));
+        for foreign in [&b"other:workerslock:c:q:[]"[..], b"resque:lock:c:q:[]", b"resquex:workerslock:c", b"resque"] {
+            assert!(!ns.is_job_lock(foreign), "{}", String::from_utf8_lossy(foreign));
+        }
     }
 
     #[test]

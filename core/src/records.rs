@@ -210,8 +210,10 @@ pub fn check_text(what: &str, s: &[u8]) -> Result<()> {
 /// The exception recorded for a stored payload that cannot be run.
 pub const CORRUPT_EXCEPTION: &str = "TQ::CorruptPayload";
 
-/// tq's index entry for a job in flight (`<ns>:tq:inflight:<worker>`).
-/// Stored as bincode behind a version byte; older versions stay readable.
+/// tq's index entry for a worker's job in flight (`<ns>:tq:inflight:<worker>`),
+/// and, once the job has ended, the tombstone that lets a late or repeated
+/// report be answered. Stored as bincode behind a version byte; older
+/// versions stay readable.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct InFlight {
     /// The queue list the worker popped with (names its record key).
@@ -227,9 +229,41 @@ pub struct InFlight {
     pub lease_until_ms: u64,
     /// How many times this job has been handed to a worker (1 = first time).
     pub deliveries: u32,
-    /// A tombstone: the lease expired and the job was taken back, so this
-    /// worker's late ACK/FAIL must be refused.
-    pub lost: bool,
+    /// The delivery id minted by the take (unique in the namespace); 0 for
+    /// jobs taken before delivery ids existed.
+    pub delivery: u64,
+    /// The delivery this take completed in the same step (`TQ.POP ... ACK`),
+    /// 0 for none: a resent `POP ... ACK <that>` is answered with this job.
+    pub after: u64,
+    /// Set once the job has ended: how. A live entry has None.
+    pub ended: Option<Ended>,
+}
+
+/// How a delivery ended, kept in its tombstone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub enum Ended {
+    /// The lease ran out and the job was given back (or failed): the
+    /// worker's late report is refused with `LEASELOST`.
+    LeaseLost,
+    Acked,
+    Failed,
+    /// Failed with a retry policy that filed it to run again after `delay_ms`.
+    Retried {
+        delay_ms: u64,
+    },
+    Nacked,
+}
+
+impl InFlight {
+    /// The job is still in the worker's hands.
+    pub fn live(&self) -> bool {
+        self.ended.is_none()
+    }
+
+    /// The lease ran out and the job was taken back.
+    pub fn lost(&self) -> bool {
+        self.ended == Some(Ended::LeaseLost)
+    }
 }
 
 /// Version 1: no running-job lock, no lease.
@@ -249,9 +283,22 @@ struct InFlightV2 {
     joblock: Option<(Vec<u8>, Vec<u8>)>,
 }
 
+/// Version 3: no delivery ids; `lost` the only way an entry ended.
+#[derive(Decode)]
+struct InFlightV3 {
+    queues: Vec<u8>,
+    queue: Vec<u8>,
+    popped_ms: u64,
+    joblock: Option<(Vec<u8>, Vec<u8>)>,
+    lease_until_ms: u64,
+    deliveries: u32,
+    lost: bool,
+}
+
 const INFLIGHT_V1: u8 = 1;
 const INFLIGHT_V2: u8 = 2;
 const INFLIGHT_V3: u8 = 3;
+const INFLIGHT_V4: u8 = 4;
 /// The lease given to entries written before leases existed.
 const LEGACY_LEASE_MS: u64 = 60_000;
 
@@ -262,7 +309,7 @@ fn decode_exact<T: Decode<()>>(body: &[u8]) -> Option<T> {
 
 impl InFlight {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![INFLIGHT_V3];
+        let mut out = vec![INFLIGHT_V4];
         // Encoding plain byte vectors and integers into a Vec cannot fail.
         if let Ok(body) = bincode::encode_to_vec(self, bincode::config::standard()) {
             out.extend_from_slice(&body);
@@ -278,10 +325,18 @@ impl InFlight {
             joblock,
             lease_until_ms: popped_ms.saturating_add(LEGACY_LEASE_MS),
             deliveries: 1,
-            lost: false,
+            delivery: 0,
+            after: 0,
+            ended: None,
         };
         match raw.split_first() {
-            Some((&INFLIGHT_V3, body)) => decode_exact(body),
+            Some((&INFLIGHT_V4, body)) => decode_exact(body),
+            Some((&INFLIGHT_V3, body)) => decode_exact::<InFlightV3>(body).map(|v| InFlight {
+                lease_until_ms: v.lease_until_ms,
+                deliveries: v.deliveries,
+                ended: v.lost.then_some(Ended::LeaseLost),
+                ..legacy(v.queues, v.queue, v.popped_ms, v.joblock)
+            }),
             Some((&INFLIGHT_V2, body)) => {
                 decode_exact::<InFlightV2>(body).map(|v| legacy(v.queues, v.queue, v.popped_ms, v.joblock))
             }
@@ -445,10 +500,26 @@ mod tests {
             joblock: Some((b"k".to_vec(), b"v".to_vec())),
             lease_until_ms: 1_700_000_060_000,
             deliveries: 2,
-            lost: false,
+            delivery: 41,
+            after: 40,
+            ended: None,
         };
         let raw = e.encode();
-        assert_eq!(raw.first(), Some(&3));
+        assert_eq!(raw.first(), Some(&4));
+        let done = InFlight { ended: Some(Ended::Retried { delay_ms: 5 }), ..e.clone() };
+        assert_eq!(InFlight::decode(&done.encode()), Some(done));
+        // Version 3 (before delivery ids): a lost lease reads as a tombstone.
+        let mut v3 = vec![3u8];
+        v3.extend(
+            bincode::encode_to_vec(
+                (b"q".to_vec(), b"q".to_vec(), 7u64, None::<(Vec<u8>, Vec<u8>)>, 9u64, 2u32, true),
+                bincode::config::standard(),
+            )
+            .unwrap_or_default(),
+        );
+        let lost = InFlight::decode(&v3).expect("v3 reads");
+        assert!(lost.lost() && !lost.live());
+        assert_eq!((lost.delivery, lost.deliveries, lost.lease_until_ms), (0, 2, 9));
         // Older versions still read, with a default lease.
         let mut v1 = vec![1u8];
         v1.extend(
@@ -460,6 +531,7 @@ mod tests {
         assert_eq!(InFlight::decode(&raw), Some(e));
         assert_eq!(InFlight::decode(b""), None);
         assert_eq!(InFlight::decode(b"\x02abc"), None);
+        assert_eq!(InFlight::decode(b"\x09abc"), None);
         assert_eq!(InFlight::decode(&raw[..raw.len() - 1]), None);
     }
 }

@@ -133,6 +133,22 @@ impl<S: Store> Store for Staged<'_, S> {
     fn note(&mut self, event: crate::stats::Event) {
         self.base.note(event);
     }
+    /// A type check stays answerable for a key the staged effects change
+    /// otherwise: none of them changes a key's type, at most empties it,
+    /// and absent passes the check as well as the type does.
+    fn expect_kind(&mut self, key: &[u8], want: Kind) -> Result<()> {
+        if self.gone.iter().any(|k| k.as_slice() == key) {
+            return Ok(());
+        }
+        match self.base.kind(key)? {
+            Kind::None => Ok(()),
+            k if k == want => Ok(()),
+            k => Err(crate::store::wrong_type(key, k, want)),
+        }
+    }
+    fn will_write(&mut self, key: &[u8]) -> Result<()> {
+        self.base.will_write(key)
+    }
 }
 
 #[cfg(test)]

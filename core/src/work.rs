@@ -1,19 +1,22 @@
 //! The worker side of the state machine: a worker takes a job (`pop`), holds
 //! it under a lease it extends with heartbeats, and reports on it (`ack`,
-//! `fail`). A lease that runs out gives the job back (`expire_leases`, run
-//! by the module's timer), and broadcast jobs reach every live worker.
+//! `fail`, `nack`). A lease that runs out gives the job back
+//! (`expire_leases`, run by the module's timer), and broadcast jobs reach
+//! every live worker.
 //!
-//! Every job taken carries a lease: its deadline is kept in the worker's
-//! in-flight entry and in the zset `<ns>:tq:leases`, which the timer reads.
-//! A job given back after its lease expired leaves a tombstone entry, so the
-//! worker that lost it gets a clear error (`LEASELOST`) if it reports late,
-//! and can never complete a job someone else now holds.
+//! Every take mints a delivery id and carries a lease: both are kept in the
+//! worker's in-flight entry, the deadline also in the zset `<ns>:tq:leases`,
+//! which the timer reads. Every report names the delivery it is about. When
+//! a delivery ends (reported, or its lease lost) the entry becomes a
+//! tombstone saying how, so that a report sent again after a lost reply is
+//! answered as the first was, and a late one is refused (`LEASELOST`): a
+//! report is never applied to a job its sender has not seen.
 
 use crate::error::{Result, TqError};
 use crate::keys::{self, check_name, Ns};
 use crate::lock;
 use crate::queue::{lock_deadline, utf16_units, Failures};
-use crate::records::{self, FailedPayload, Failure, InFlight, PayloadInfo};
+use crate::records::{self, Ended, FailedPayload, Failure, InFlight, PayloadInfo};
 use crate::recur;
 use crate::staged::Staged;
 use crate::stats::Event;
@@ -26,26 +29,29 @@ const CORRUPT_PER_POP: usize = 100;
 /// Jobs whose running-job lock is taken that one pop moves aside before it
 /// gives up for this call.
 const LOCKED_PER_POP: usize = 100;
-/// How long a tombstone (a lease that expired) stays readable.
-const TOMBSTONE_MS: u64 = 24 * 3600 * 1000;
 /// The queue name broadcast jobs carry.
 pub const BROADCAST_QUEUE: &[u8] = b"tq:broadcast";
 /// The exception of jobs failed because their lease ran out too often.
 pub const LEASE_EXCEPTION: &str = "TQ::LeaseExpired";
 
-/// What a pop needs besides its arguments.
+/// What a take needs besides its arguments.
 #[derive(Debug, Clone, Copy)]
 pub struct PopOptions {
     /// Take node-resque's JobLock with the job, for this many ms.
     pub joblock: Option<u64>,
-    /// The lease of the job taken (module setting `tq.lease-ms`).
+    /// The lease of the job taken (`LEASE <ms>`, else the module setting
+    /// `tq.lease-ms`).
     pub lease_ms: u64,
-    /// Reply `[queue, payload, deliveries]` instead of `[queue, payload]`.
-    pub with_deliveries: bool,
 }
 
 /// `TQ.POP`: take the head of the first non-empty queue (priority order) and
-/// record it as the worker's job in flight. Replies `[queue, payload]` or nil.
+/// record it as the worker's job in flight under a new delivery id. Replies
+/// `[queue, payload, delivery, deliveries, lease-deadline-ms]` or nil.
+///
+/// A worker name holds one job at a time: a pop by a name that holds one
+/// answers with that job again (same delivery, its lease renewed), so a pop
+/// resent after a lost reply, or a process restarted under the same name,
+/// gets the job the name holds instead of stranding it.
 ///
 /// The worker's mailbox (broadcast jobs) comes before its queues. The job's
 /// QueueLock (`<ns>:lock:...`, see `queue::enqueue`) is released in the same
@@ -55,46 +61,45 @@ pub struct PopOptions {
 /// otherwise the lock is taken with the job and only this worker's ACK/FAIL
 /// releases it. Periodic jobs always take their JobLock (for the lease).
 pub fn pop(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[&[u8]], opts: &PopOptions) -> Result<Plan> {
-    take(s, ns, worker, queues, opts, None)
+    check_take(worker, queues)?;
+    let joined = queues.join(&b","[..]);
+    match holding(s, ns, worker, &joined)? {
+        Holding::Live(e) => rehand(s, ns, worker, e, opts),
+        Holding::Free { stale_record } => take(s, ns, worker, queues, opts, 0, stale_record),
+    }
 }
 
-/// `TQ.POP ... ACK`: completes the worker's job in flight (as [`ack`]) and
+/// `TQ.POP ... ACK <delivery>`: completes the worker's job (as [`ack`]) and
 /// takes the next one in the same step, saving the worker a round trip per
-/// job. Errors as `ack` does (nothing changes). The pop is planned on the
-/// data as the ACK leaves it ([`Staged`]); it never takes a job whose payload
-/// is byte-identical to the one just completed (the reply is nil and the
-/// worker's next pop takes it), so that a worker whose reply was lost can
-/// tell from its in-flight record whether the ACK ran: the same payload
-/// means it did not.
+/// job. Resent after a lost reply it answers as the first time: with the job
+/// that first call took (the worker now holds it, taken after `delivery`),
+/// or nil when it took none. Errors as `ack` does (nothing changes).
 pub fn ack_and_pop(
     s: &mut impl Store,
     ns: &Ns<'_>,
     worker: &[u8],
     queues: &[&[u8]],
     opts: &PopOptions,
+    delivery: u64,
 ) -> Result<Plan> {
-    let held = in_flight(s, ns, worker)?;
-    let done = match &held.entry {
-        Some(e) => record_payload(s, ns, worker, e)?,
-        None => None,
+    check_take(worker, queues)?;
+    let held = match report_target(s, ns, worker, delivery)? {
+        Target::Held(held) => held,
+        Target::Ended(Ended::Acked) => return Ok(Plan::new(Reply::Nil)),
+        Target::TakenAfter(e) => return rehand(s, ns, worker, e, opts),
+        Target::Ended(how) => return Err(ended_otherwise(worker, delivery, how)),
     };
-    let acked = complete(s, ns, worker, &held)?;
-    let mut next = take(&mut Staged::new(s, &acked.effects), ns, worker, queues, opts, done.as_deref())?;
-    let mut effects = acked.effects;
-    effects.append(&mut next.effects);
-    Ok(Plan { effects, reply: next.reply })
+    let mut acked = complete(s, ns, worker, &held)?;
+    let next = take(&mut Staged::new(s, &acked.effects), ns, worker, queues, opts, delivery, None)?;
+    if next.reply != Reply::Nil {
+        // The new entry replaces the tombstone the ACK would leave.
+        acked.effects.retain(|e| !matches!(e, Effect::SetPxAt { key, .. } if *key == held.index));
+    }
+    acked.effects.extend(next.effects);
+    Ok(Plan { effects: acked.effects, reply: next.reply })
 }
 
-/// The pop; with `avoid`, it stops (nil) at a job with exactly that payload.
-fn take(
-    s: &mut impl Store,
-    ns: &Ns<'_>,
-    worker: &[u8],
-    queues: &[&[u8]],
-    opts: &PopOptions,
-    avoid: Option<&[u8]>,
-) -> Result<Plan> {
-    let joblock = opts.joblock.map(lock::check_ttl).transpose()?;
+fn check_take(worker: &[u8], queues: &[&[u8]]) -> Result<()> {
     check_name("worker", worker)?;
     let star = queues == [b"*"];
     for q in queues {
@@ -103,25 +108,104 @@ fn take(
         }
         check_name("queue", q)?;
     }
+    Ok(())
+}
+
+/// What a worker name holds when it asks for a job.
+enum Holding {
+    /// A job in flight, still registered.
+    Live(InFlight),
+    /// Nothing (no entry, a tombstone, an entry tq cannot read, or a job
+    /// cleaned up behind tq's back: its worker unregistered). A leftover
+    /// record of such a job goes with the take.
+    Free { stale_record: Option<Vec<u8>> },
+}
+
+fn holding(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], joined: &[u8]) -> Result<Holding> {
+    let workers = ns.workers();
+    s.expect_kind(&workers, Kind::Set)?;
+    let Some(e) = s.get(&ns.inflight(worker))?.and_then(|raw| InFlight::decode(&raw)).filter(InFlight::live) else {
+        return Ok(Holding::Free { stale_record: None });
+    };
+    if s.set_contains(&workers, &keys::worker_entry(worker, &e.queues))? {
+        return Ok(Holding::Live(e));
+    }
+    let stale_record = Some(ns.worker_record(worker, &e.queues)).filter(|_| e.queues != joined);
+    Ok(Holding::Free { stale_record })
+}
+
+/// The job a worker holds, handed to it again: same delivery, the lease
+/// renewed from now.
+fn rehand(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], mut e: InFlight, opts: &PopOptions) -> Result<Plan> {
+    let record_key = ns.worker_record(worker, &e.queues);
+    let Some(payload) = record_payload(s, ns, worker, &e)? else {
+        return Err(TqError::Corrupt {
+            key: record_key,
+            what: format!(
+                "the in-flight record of delivery {} is missing or unreadable, so the job cannot be handed out again (when its lease runs out it is filed in failed)",
+                e.delivery
+            ),
+        });
+    };
+    let until = s.now_ms().saturating_add(opts.lease_ms);
+    let effects = renew(s, ns, worker, &mut e, until)?;
+    let reply = pop_reply(&e.queue, payload, e.delivery, e.deliveries, until);
+    Ok(Plan { effects, reply })
+}
+
+/// `[queue, payload, delivery, deliveries, lease-deadline-ms]`.
+fn pop_reply(queue: &[u8], payload: Vec<u8>, delivery: u64, deliveries: u32, lease_until_ms: u64) -> Reply {
+    Reply::Array(vec![
+        Reply::Bulk(queue.to_vec()),
+        Reply::Bulk(payload),
+        Reply::Int(i64::try_from(delivery).unwrap_or(i64::MAX)),
+        Reply::Int(i64::from(deliveries)),
+        Reply::Int(i64::try_from(lease_until_ms).unwrap_or(i64::MAX)),
+    ])
+}
+
+/// Delivery ids stay below 2^53, so that every client language (JavaScript
+/// numbers included) reads them exactly.
+const MAX_DELIVERY_ID: u64 = (1 << 53) - 1;
+
+/// The next delivery id of the namespace, and the write that takes it.
+fn mint(s: &mut impl Store, ns: &Ns<'_>) -> Result<(u64, Effect)> {
+    let key = ns.delivery_seq();
+    let current = match s.get(&key)? {
+        None => 0,
+        Some(v) => parse_i64(&v).and_then(|n| u64::try_from(n).ok()).ok_or_else(|| TqError::Corrupt {
+            key: key.clone(),
+            what: "the delivery counter is not a non-negative integer".to_string(),
+        })?,
+    };
+    let next = current
+        .checked_add(1)
+        .filter(|n| *n <= MAX_DELIVERY_ID)
+        .ok_or_else(|| TqError::Corrupt { key: key.clone(), what: "the delivery counter is exhausted".to_string() })?;
+    Ok((next, Effect::Incr { key }))
+}
+
+/// The take itself. `after`: the delivery completed in the same step (0 for
+/// none), recorded in the new entry so that a resent `POP ... ACK` finds it.
+fn take(
+    s: &mut impl Store,
+    ns: &Ns<'_>,
+    worker: &[u8],
+    queues: &[&[u8]],
+    opts: &PopOptions,
+    after: u64,
+    stale_record: Option<Vec<u8>>,
+) -> Result<Plan> {
+    let joblock = opts.joblock.map(lock::check_ttl).transpose()?;
+    let lease_ms = lock::check_ttl(opts.lease_ms)?;
+    let star = queues == [b"*"];
     let joined = queues.join(&b","[..]);
     let index = ns.inflight(worker);
     let workers = ns.workers();
     s.expect_kind(&workers, Kind::Set)?;
-    // A tombstone, or a job cleaned up behind tq's back (its worker
-    // unregistered), no longer counts: its leftover record goes with this pop.
-    let mut stale_record = None;
-    if let Some(raw) = s.get(&index)? {
-        match InFlight::decode(&raw) {
-            Some(e) if e.lost => {}
-            Some(e) if !s.set_contains(&workers, &keys::worker_entry(worker, &e.queues))? => {
-                stale_record = Some(ns.worker_record(worker, &e.queues)).filter(|_| e.queues != joined);
-            }
-            other => {
-                let queue = other.map(|e| e.queue).unwrap_or_else(|| b"?".to_vec());
-                return Err(TqError::InFlight { worker: worker.to_vec(), queue });
-            }
-        }
-    }
+    // Every key the take writes must take the write: a lease that cannot be
+    // recorded must refuse the pop, not hand out a job without one.
+    s.expect_kind(&ns.leases(), Kind::Zset)?;
     // (queue name, list key): the mailbox first, then the queues in order.
     let mut order: Vec<(Vec<u8>, Vec<u8>)> = vec![(BROADCAST_QUEUE.to_vec(), ns.mailbox(worker))];
     if star {
@@ -151,9 +235,6 @@ fn take(
             }
             let payload =
                 s.list_get(qkey, i)?.ok_or_else(|| TqError::Internal("queue shorter than its length".into()))?;
-            if avoid == Some(payload.as_slice()) {
-                return Ok(plan);
-            }
             plan.effects.push(Effect::LPop { key: qkey.clone() });
             let info = match records::inspect_payload(&payload) {
                 Ok(info) => info,
@@ -166,7 +247,7 @@ fn take(
             let args_json = info.args_json(&payload);
             let periodic = recur::is_recurring(s, ns, &payload)?;
             let mut taken_lock = None;
-            let lock_ttl = joblock.or(periodic.then_some(opts.lease_ms));
+            let lock_ttl = joblock.or(periodic.then_some(lease_ms));
             if let (Some(ttl), Some(args_json)) = (lock_ttl, &args_json) {
                 let key = ns.job_lock(&info.class, q, args_json);
                 if s.kind(&key)? != Kind::None {
@@ -192,8 +273,16 @@ fn take(
                     plan.effects.push(Effect::Del { keys: vec![key] });
                 }
             }
-            let deliveries = previous_deliveries(s, ns, &payload)?.saturating_add(1);
-            let lease_until_ms = now.saturating_add(opts.lease_ms);
+            // The count of earlier deliveries moves into the entry: a copy
+            // enqueued afterwards with the same payload starts afresh.
+            let before = previous_deliveries(s, ns, &payload)?;
+            if before > 0 {
+                plan.effects.push(Effect::HDel { key: ns.deliveries(), field: payload.clone() });
+            }
+            let deliveries = before.saturating_add(1);
+            let (delivery, minted) = mint(s, ns)?;
+            plan.effects.push(minted);
+            let lease_until_ms = now.saturating_add(lease_ms);
             let entry = InFlight {
                 queues: joined.clone(),
                 queue: q.clone(),
@@ -201,7 +290,9 @@ fn take(
                 joblock: taken_lock,
                 lease_until_ms,
                 deliveries,
-                lost: false,
+                delivery,
+                after,
+                ended: None,
             };
             plan.effects.push(Effect::MSet {
                 pairs: vec![
@@ -218,11 +309,7 @@ fn take(
             if let Some(old) = stale_record {
                 plan.effects.push(Effect::Del { keys: vec![old] });
             }
-            let mut reply = vec![Reply::Bulk(q.clone()), Reply::Bulk(payload)];
-            if opts.with_deliveries {
-                reply.push(Reply::Int(i64::from(deliveries)));
-            }
-            plan.reply = Reply::Array(reply);
+            plan.reply = pop_reply(q, payload, delivery, deliveries, lease_until_ms);
             s.note(Event::Popped);
             return Ok(plan);
         }
@@ -239,16 +326,21 @@ fn previous_deliveries(s: &mut impl Store, ns: &Ns<'_>, payload: &[u8]) -> Resul
     Ok(s.hash_get(&key, payload)?.and_then(|v| parse_i64(&v)).and_then(|n| u32::try_from(n).ok()).unwrap_or(0))
 }
 
-/// `TQ.ACK`: the worker's job succeeded. Removes the in-flight record and
-/// counts it in `stat:processed` and `stat:processed:<worker>`.
-pub fn ack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<Plan> {
-    let held = in_flight(s, ns, worker)?;
-    complete(s, ns, worker, &held)
+/// `TQ.ACK`: the worker's job (delivery `delivery`) succeeded. Removes the
+/// in-flight record and counts it in `stat:processed` and
+/// `stat:processed:<worker>`. Repeated (a resend after a lost reply), it
+/// answers OK again and changes nothing.
+pub fn ack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], delivery: u64) -> Result<Plan> {
+    match report_target(s, ns, worker, delivery)? {
+        Target::Held(held) => complete(s, ns, worker, &held),
+        Target::Ended(Ended::Acked) | Target::TakenAfter(_) => Ok(Plan::new(Reply::Ok)),
+        Target::Ended(how) => Err(ended_otherwise(worker, delivery, how)),
+    }
 }
 
 /// The ACK of a job already found in flight.
 fn complete(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], held: &Held) -> Result<Plan> {
-    let mut effects = finish(s, ns, worker, held)?;
+    let mut effects = finish(s, ns, worker, held, Ended::Acked)?;
     effects.push(plan_incr(s, ns.stat(b"processed"), 0)?);
     effects.push(plan_incr(s, ns.worker_stat(b"processed", worker), 0)?);
     let run_ms = held.run_ms(s.now_ms());
@@ -286,10 +378,12 @@ impl Retry {
 /// job; with no delay, at the tail of its queue); it is still counted in
 /// `stat:failed`, as node-resque's Retry plugin counts it. Replies `OK`
 /// without a policy, else `[retry, delay-ms]` or `[failed, 0]`.
+#[allow(clippy::too_many_arguments)]
 pub fn fail(
     s: &mut impl Store,
     ns: &Ns<'_>,
     worker: &[u8],
+    delivery: u64,
     exception: &[u8],
     error: &[u8],
     backtrace: Option<&[u8]>,
@@ -298,28 +392,29 @@ pub fn fail(
     records::check_text("exception", exception)?;
     records::check_text("error", error)?;
     let backtrace = records::backtrace_value(backtrace)?;
-    let held = in_flight(s, ns, worker)?;
+    let held = match report_target(s, ns, worker, delivery)? {
+        Target::Held(held) => held,
+        // A repeat: answered as the first time, nothing changes.
+        Target::Ended(Ended::Failed) => return Ok(Plan::new(fail_reply(retry, None))),
+        Target::Ended(Ended::Retried { delay_ms }) => return Ok(Plan::new(fail_reply(retry, Some(delay_ms)))),
+        Target::Ended(how) => return Err(ended_otherwise(worker, delivery, how)),
+        Target::TakenAfter(_) => return Err(ended_otherwise(worker, delivery, Ended::Acked)),
+    };
     let run_ms = held.run_ms(s.now_ms());
     s.note(Event::Failed { run_ms });
-    let queue = held.entry.as_ref().map(|e| e.queue.clone()).unwrap_or_default();
-    let record = match &held.entry {
-        Some(e) => s.get(&ns.worker_record(worker, &e.queues))?,
-        None => None,
-    };
+    let e = &held.entry;
+    let queue = e.queue.clone();
+    let record = s.get(&ns.worker_record(worker, &e.queues))?;
     let job = record.as_ref().and_then(|r| records::record_payload(r).and_then(|span| r.get(span)));
-    if let (Some(policy), Some(e), Some(payload)) = (retry, &held.entry, job) {
+    if let (Some(policy), Some(payload)) = (retry, job) {
         if e.deliveries < policy.attempts {
             let delay = policy.delay(e.deliveries);
-            let mut effects = finish(s, ns, worker, &held)?;
+            let mut effects = finish(s, ns, worker, &held, Ended::Retried { delay_ms: delay })?;
             effects.extend(give_back(s, ns, worker, e, payload, delay)?);
             effects.push(plan_incr(s, ns.stat(b"failed"), 0)?);
             effects.push(plan_incr(s, ns.worker_stat(b"failed", worker), 0)?);
             s.note(Event::Retried);
-            let reply = Reply::Array(vec![
-                Reply::Bulk(b"retry".to_vec()),
-                Reply::Int(i64::try_from(delay).unwrap_or(i64::MAX)),
-            ]);
-            return Ok(Plan { effects, reply });
+            return Ok(Plan { effects, reply: fail_reply(retry, Some(delay)) });
         }
     }
     let payload = match (&record, job) {
@@ -339,29 +434,40 @@ pub fn fail(
         now_ms: s.now_ms(),
     });
     let mut effects = vec![Effect::RPush { key: failed, value: rec }];
-    effects.extend(finish(s, ns, worker, &held)?);
+    effects.extend(finish(s, ns, worker, &held, Ended::Failed)?);
     effects.push(plan_incr(s, ns.stat(b"failed"), 0)?);
     effects.push(plan_incr(s, ns.worker_stat(b"failed", worker), 0)?);
-    let reply = match retry {
-        None => Reply::Ok,
-        Some(_) => Reply::Array(vec![Reply::Bulk(b"failed".to_vec()), Reply::Int(0)]),
-    };
-    Ok(Plan { effects, reply })
+    Ok(Plan { effects, reply: fail_reply(retry, None) })
+}
+
+/// `OK` without a retry policy; with one `[retry, delay-ms]` when the job
+/// was filed to run again, else `[failed, 0]`.
+fn fail_reply(retry: Option<&Retry>, retried: Option<u64>) -> Reply {
+    match (retry, retried) {
+        (None, _) => Reply::Ok,
+        (Some(_), Some(delay)) => {
+            Reply::Array(vec![Reply::Bulk(b"retry".to_vec()), Reply::Int(i64::try_from(delay).unwrap_or(i64::MAX))])
+        }
+        (Some(_), None) => Reply::Array(vec![Reply::Bulk(b"failed".to_vec()), Reply::Int(0)]),
+    }
 }
 
 /// `TQ.NACK`: the worker gives its job back unfinished (it is stopping, or
 /// cannot run it now): at the head of its queue, or after `delay_ms` as a
 /// delayed job. Nothing is counted; the delivery count is kept.
-pub fn nack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], delay_ms: u64) -> Result<Plan> {
+pub fn nack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], delivery: u64, delay_ms: u64) -> Result<Plan> {
     if delay_ms > time::MAX_TIME_MS {
         return Err(TqError::arg("delay is out of range"));
     }
-    let held = in_flight(s, ns, worker)?;
-    let mut effects = finish(s, ns, worker, &held)?;
-    if let Some(e) = &held.entry {
-        if let Some(payload) = record_payload(s, ns, worker, e)? {
-            effects.extend(give_back(s, ns, worker, e, &payload, delay_ms)?);
-        }
+    let held = match report_target(s, ns, worker, delivery)? {
+        Target::Held(held) => held,
+        Target::Ended(Ended::Nacked) => return Ok(Plan::new(Reply::Ok)),
+        Target::Ended(how) => return Err(ended_otherwise(worker, delivery, how)),
+        Target::TakenAfter(_) => return Err(ended_otherwise(worker, delivery, Ended::Acked)),
+    };
+    let mut effects = finish(s, ns, worker, &held, Ended::Nacked)?;
+    if let Some(payload) = record_payload(s, ns, worker, &held.entry)? {
+        effects.extend(give_back(s, ns, worker, &held.entry, &payload, delay_ms)?);
     }
     s.note(Event::Nacked);
     Ok(Plan { effects, reply: Reply::Ok })
@@ -370,8 +476,8 @@ pub fn nack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], delay_ms: u64) -> Re
 /// Puts a job back to be delivered again: at the head of its queue (or
 /// mailbox) now, or filed under the delayed bucket of now + `delay_ms` (the
 /// next free second when that bucket already holds the same payload). Its
-/// delivery count is kept for the next pop. Must follow `finish`, whose
-/// HDEL of the count it overrides.
+/// delivery count is kept for the next pop (in `<ns>:tq:deliveries` while
+/// the job waits).
 fn give_back(
     s: &mut impl Store,
     ns: &Ns<'_>,
@@ -421,56 +527,100 @@ fn give_back(
 
 struct Held {
     index: Vec<u8>,
-    /// None when the entry cannot be decoded (the job is then completed
-    /// without a record).
-    entry: Option<InFlight>,
-}
-
-/// The worker's job in flight, or why there is none: no entry (`NoJob`), a
-/// tombstone (`LeaseLost`), or the worker unregistered from `<ns>:workers`
-/// since its pop (node-resque's `cleanOldWorkers` moved the job to `failed`:
-/// completing it again would count it twice).
-fn in_flight(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<Held> {
-    check_name("worker", worker)?;
-    let index = ns.inflight(worker);
-    let raw = s.get(&index)?.ok_or_else(|| TqError::NoJob { worker: worker.to_vec(), cleaned: false })?;
-    let entry = InFlight::decode(&raw);
-    if let Some(e) = &entry {
-        if e.lost {
-            return Err(TqError::LeaseLost { worker: worker.to_vec(), at_ms: e.lease_until_ms });
-        }
-        if !s.set_contains(&ns.workers(), &keys::worker_entry(worker, &e.queues))? {
-            return Err(TqError::NoJob { worker: worker.to_vec(), cleaned: true });
-        }
-    }
-    Ok(Held { index, entry })
+    entry: InFlight,
 }
 
 impl Held {
-    /// How long the job has run (0 when its entry cannot be read).
+    /// How long the job has run.
     fn run_ms(&self, now: u64) -> u64 {
-        self.entry.as_ref().map_or(0, |e| now.saturating_sub(e.popped_ms))
+        now.saturating_sub(self.entry.popped_ms)
     }
 }
 
-/// The effects that end a job in flight, whatever the outcome: record and
-/// index removed, lease dropped, its own JobLock released, its delivery
-/// count forgotten.
-fn finish(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], held: &Held) -> Result<Vec<Effect>> {
-    let mut done = vec![held.index.clone()];
-    let mut effects = Vec::new();
-    if let Some(e) = &held.entry {
-        done.push(ns.worker_record(worker, &e.queues));
-        done.extend(own_joblock(s, e)?);
-        if e.deliveries > 1 {
-            if let Some(payload) = record_payload(s, ns, worker, e)? {
-                effects.push(Effect::HDel { key: ns.deliveries(), field: payload });
+/// What a report about one delivery finds.
+enum Target {
+    /// The worker holds that delivery.
+    Held(Held),
+    /// That delivery already ended, this way (its tombstone says so).
+    Ended(Ended),
+    /// That delivery was completed by the `POP ... ACK` that took the job
+    /// the worker holds now.
+    TakenAfter(InFlight),
+}
+
+/// The delivery a report names, as the worker's entry knows it. A report
+/// about anything else is refused: no entry (`NoJob`), the lease of that
+/// delivery lost (`LeaseLost`), the worker unregistered from `<ns>:workers`
+/// since its pop (node-resque's `cleanOldWorkers` moved the job to `failed`:
+/// completing it again would count it twice), or another delivery.
+fn report_target(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], delivery: u64) -> Result<Target> {
+    check_name("worker", worker)?;
+    let index = ns.inflight(worker);
+    let raw = s.get(&index)?.ok_or_else(|| TqError::NoJob { worker: worker.to_vec(), cleaned: false })?;
+    let entry = InFlight::decode(&raw).ok_or_else(|| TqError::Corrupt {
+        key: index.clone(),
+        what: "not a tq in-flight entry (the worker's next pop replaces it)".to_string(),
+    })?;
+    if entry.delivery != delivery {
+        if entry.live() && entry.after == delivery && delivery != 0 {
+            return Ok(Target::TakenAfter(entry));
+        }
+        return Err(TqError::Delivery {
+            worker: worker.to_vec(),
+            delivery,
+            holds: entry.live().then_some(entry.delivery),
+        });
+    }
+    match entry.ended {
+        Some(Ended::LeaseLost) => Err(TqError::LeaseLost { worker: worker.to_vec(), at_ms: entry.lease_until_ms }),
+        Some(how) => Ok(Target::Ended(how)),
+        None => {
+            if !s.set_contains(&ns.workers(), &keys::worker_entry(worker, &entry.queues))? {
+                return Err(TqError::NoJob { worker: worker.to_vec(), cleaned: true });
             }
+            Ok(Target::Held(Held { index, entry }))
+        }
+    }
+}
+
+/// A report of one kind about a delivery that ended another way.
+fn ended_otherwise(worker: &[u8], delivery: u64, how: Ended) -> TqError {
+    let how = match how {
+        Ended::LeaseLost => "its lease ran out",
+        Ended::Acked => "it was acknowledged",
+        Ended::Failed => "it failed",
+        Ended::Retried { .. } => "it failed and was filed to run again",
+        Ended::Nacked => "it was given back",
+    };
+    TqError::Ended { worker: worker.to_vec(), delivery, how }
+}
+
+/// How long a tombstone (an ended delivery) stays readable.
+const TOMBSTONE_MS: u64 = 24 * 3600 * 1000;
+
+/// The effects that end a job in flight, whatever the outcome: record
+/// removed, lease dropped, its own JobLock released, and the entry turned
+/// into a tombstone saying how it ended.
+fn finish(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], held: &Held, how: Ended) -> Result<Vec<Effect>> {
+    let e = &held.entry;
+    let mut done = vec![ns.worker_record(worker, &e.queues)];
+    let mut effects = Vec::new();
+    done.extend(own_joblock(s, ns, e)?);
+    if e.delivery == 0 && e.deliveries > 1 {
+        // Taken before delivery ids: its count stayed in the hash.
+        if let Some(payload) = record_payload(s, ns, worker, e)? {
+            effects.push(Effect::HDel { key: ns.deliveries(), field: payload });
         }
     }
     effects.push(Effect::Del { keys: done });
+    effects.push(tombstone(s, held.index.clone(), e, how));
     effects.push(Effect::ZRem { key: ns.leases(), member: worker.to_vec() });
     Ok(effects)
+}
+
+fn tombstone(s: &impl Store, index: Vec<u8>, e: &InFlight, how: Ended) -> Effect {
+    let ended = InFlight { ended: Some(how), joblock: None, ..e.clone() };
+    Effect::SetPxAt { key: index, value: ended.encode(), at_ms: s.now_ms().saturating_add(TOMBSTONE_MS) }
 }
 
 fn record_payload(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], e: &InFlight) -> Result<Option<Vec<u8>>> {
@@ -479,43 +629,49 @@ fn record_payload(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], e: &InFlight) 
 }
 
 /// The job's running-job lock, if this job still holds it (same value).
-fn own_joblock(s: &mut impl Store, e: &InFlight) -> Result<Option<Vec<u8>>> {
+/// The entry is data anyone with write access to the namespace can forge,
+/// so a key outside the namespace's JobLocks is never touched.
+fn own_joblock(s: &mut impl Store, ns: &Ns<'_>, e: &InFlight) -> Result<Option<Vec<u8>>> {
     let Some((key, value)) = &e.joblock else { return Ok(None) };
+    if !ns.is_job_lock(key) {
+        return Ok(None);
+    }
     Ok((s.kind(key)? == Kind::String && s.get(key)?.as_ref() == Some(value)).then(|| key.clone()))
 }
 
-/// `TQ.HEARTBEAT`: the worker is alive for `ms` more; a job it holds gets
-/// its lease extended to `ms` from now. Also refreshes node-resque's
-/// `<ns>:worker:ping:<worker>`, so node-resque's scheduler does not take a
-/// live tq worker for a stuck one. Replies the lease left in ms (0 when the
-/// worker holds no job).
-pub fn heartbeat(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], ms: u64) -> Result<Plan> {
+/// `TQ.HEARTBEAT`: the worker is alive for `ms` more; with `delivery`, the
+/// job of that delivery gets its lease extended to `ms` from now (and only
+/// that one: a process that took over a worker name cannot keep alive a job
+/// it never saw). Also refreshes node-resque's `<ns>:worker:ping:<worker>`,
+/// so node-resque's scheduler does not take a live tq worker for a stuck
+/// one. Replies the lease left in ms (0 without a delivery).
+pub fn heartbeat(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], ms: u64, delivery: Option<u64>) -> Result<Plan> {
     check_name("worker", worker)?;
     let ms = lock::check_ttl(ms)?;
     let now = s.now_ms();
     let until = now.saturating_add(ms);
     let score = i64::try_from(until).unwrap_or(i64::MAX);
-    let index = ns.inflight(worker);
+    s.expect_kind(&ns.alive(), Kind::Zset)?;
+    s.expect_kind(&ns.leases(), Kind::Zset)?;
     let mut effects = Vec::new();
-    let mut queues = Vec::new();
     let mut reply = 0;
-    if let Some(raw) = s.get(&index)? {
-        if let Some(mut e) = InFlight::decode(&raw).filter(|e| !e.lost) {
-            e.lease_until_ms = until;
-            queues = e.queues.clone();
-            // The job's JobLock (a periodic task's, or JOBLOCK's) must not
-            // run out while the job is held: another instance would start.
-            if let Some((key, value)) = &e.joblock {
-                let held = s.get(key)?.as_ref() == Some(value);
-                if held && s.expire_at(key)?.is_some_and(|at| at < until) {
-                    effects.push(Effect::PExpireAt { key: key.clone(), at_ms: until });
-                }
+    let queues = match delivery {
+        Some(d) => match report_target(s, ns, worker, d)? {
+            Target::Held(mut held) => {
+                effects.extend(renew(s, ns, worker, &mut held.entry, until)?);
+                reply = i64::try_from(ms).unwrap_or(i64::MAX);
+                held.entry.queues
             }
-            effects.push(Effect::Set { key: index, value: e.encode() });
-            effects.push(Effect::ZAdd { key: ns.leases(), score, member: worker.to_vec() });
-            reply = i64::try_from(ms).unwrap_or(i64::MAX);
-        }
-    }
+            Target::Ended(how) => return Err(ended_otherwise(worker, d, how)),
+            Target::TakenAfter(_) => return Err(ended_otherwise(worker, d, Ended::Acked)),
+        },
+        None => s
+            .get(&ns.inflight(worker))?
+            .and_then(|raw| InFlight::decode(&raw))
+            .filter(InFlight::live)
+            .map(|e| e.queues)
+            .unwrap_or_default(),
+    };
     let mut ping = b"{\"time\":".to_vec();
     crate::json::write_int(i64::try_from(time::bucket_of(now)).unwrap_or(0), &mut ping);
     ping.extend_from_slice(b",\"name\":");
@@ -523,16 +679,37 @@ pub fn heartbeat(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], ms: u64) -> Res
     ping.extend_from_slice(b",\"queues\":");
     crate::json::write_string(&queues, &mut ping);
     ping.push(b'}');
-    s.expect_kind(&ns.alive(), Kind::Zset)?;
     effects.push(Effect::Set { key: ns.ping(worker), value: ping });
     effects.push(Effect::ZAdd { key: ns.alive(), score, member: worker.to_vec() });
     Ok(Plan { effects, reply: Reply::Int(reply) })
 }
 
+/// The writes that move a live job's lease to `until`: its entry, the
+/// leases zset, and its JobLock (a periodic task's, or JOBLOCK's), which
+/// must not run out while the job is held or another instance would start.
+fn renew(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], e: &mut InFlight, until: u64) -> Result<Vec<Effect>> {
+    s.expect_kind(&ns.leases(), Kind::Zset)?;
+    let mut effects = Vec::new();
+    e.lease_until_ms = until;
+    if let Some(key) = own_joblock(s, ns, e)? {
+        if s.expire_at(&key)?.is_some_and(|at| at < until) {
+            effects.push(Effect::PExpireAt { key, at_ms: until });
+        }
+    }
+    effects.push(Effect::Set { key: ns.inflight(worker), value: e.encode() });
+    effects.push(Effect::ZAdd {
+        key: ns.leases(),
+        score: i64::try_from(until).unwrap_or(i64::MAX),
+        member: worker.to_vec(),
+    });
+    Ok(effects)
+}
+
 /// Gives back jobs whose lease ran out (at most `limit`): each goes back to
 /// the head of its queue, or to `failed` once it was delivered
-/// `max_deliveries` times; the worker is left a tombstone. Replies how many
-/// leases expired.
+/// `max_deliveries` times (or when it cannot go back: its queue holds
+/// another type, its record is gone); the worker is left a tombstone.
+/// Replies how many leases expired.
 pub fn expire_leases(s: &mut impl Store, ns: &Ns<'_>, max_deliveries: u32, limit: usize) -> Result<Plan> {
     let now = s.now_ms();
     let leases = ns.leases();
@@ -543,9 +720,25 @@ pub fn expire_leases(s: &mut impl Store, ns: &Ns<'_>, max_deliveries: u32, limit
     for (worker, _) in expired {
         plan.effects.push(Effect::ZRem { key: leases.clone(), member: worker.clone() });
         let index = ns.inflight(&worker);
-        let Some(mut e) = s.get(&index)?.and_then(|raw| InFlight::decode(&raw)).filter(|e| !e.lost) else {
+        let Some(raw) = s.get(&index)? else { continue };
+        let Some(e) = InFlight::decode(&raw) else {
+            // Nothing can be said of the job but that it is lost: file that
+            // in failed rather than drop it in silence.
+            count += 1;
+            let why = format!(
+                "lease expired; the in-flight entry '{}' could not be read, so the job is unknown",
+                crate::error::show(&index)
+            );
+            plan.effects.push(lost_record(s, ns, &worker, b"", FailedPayload::Null, &why)?);
+            plan.effects.push(plan_incr(s, ns.stat(b"failed"), failures)?);
+            failures += 1;
+            plan.effects.push(Effect::Del { keys: vec![index] });
+            s.note(Event::LeaseExpired { requeued: false });
             continue;
         };
+        if !e.live() {
+            continue;
+        }
         if e.lease_until_ms > now {
             // Extended by a heartbeat the zset has not seen: keep it.
             plan.effects.push(Effect::ZAdd {
@@ -557,44 +750,74 @@ pub fn expire_leases(s: &mut impl Store, ns: &Ns<'_>, max_deliveries: u32, limit
         }
         count += 1;
         let record_key = ns.worker_record(&worker, &e.queues);
-        let payload = record_payload(s, ns, &worker, &e)?;
-        if let Some(payload) = payload {
-            if e.deliveries >= max_deliveries {
-                let failed = ns.failed();
-                s.expect_kind(&failed, Kind::List)?;
-                let why = format!("lease expired; the job was delivered {} times without completion", e.deliveries);
-                plan.effects.push(Effect::RPush {
-                    key: failed,
-                    value: records::failure_record(&Failure {
-                        worker: &worker,
-                        queue: &e.queue,
-                        payload: FailedPayload::Json(&payload),
-                        exception: LEASE_EXCEPTION.as_bytes(),
-                        error: why.as_bytes(),
-                        backtrace: b"[]",
-                        now_ms: now,
-                    }),
-                });
+        let record = s.get(&record_key)?;
+        let payload = record.as_ref().and_then(|r| records::record_payload(r).and_then(|span| r.get(span)));
+        let back = match payload {
+            Some(p) if e.deliveries < max_deliveries => match give_back(s, ns, &worker, &e, p, 0) {
+                Ok(effects) => Ok(effects),
+                Err(err) => Err(format!("lease expired and the job could not go back: {}", err.reply_text())),
+            },
+            Some(_) => Err(format!("lease expired; the job was delivered {} times without completion", e.deliveries)),
+            None => Err(format!(
+                "lease expired; the in-flight record '{}' is {}",
+                crate::error::show(&record_key),
+                if record.is_some() { "unreadable" } else { "missing" }
+            )),
+        };
+        match back {
+            Ok(effects) => {
+                plan.effects.extend(effects);
+                s.note(Event::LeaseExpired { requeued: true });
+            }
+            Err(why) => {
+                let shown = match (payload, &record) {
+                    (Some(p), _) => FailedPayload::Json(p),
+                    (None, Some(r)) => FailedPayload::Text(r),
+                    (None, None) => FailedPayload::Null,
+                };
+                plan.effects.push(lost_record(s, ns, &worker, &e.queue, shown, &why)?);
                 plan.effects.push(plan_incr(s, ns.stat(b"failed"), failures)?);
                 failures += 1;
                 s.note(Event::LeaseExpired { requeued: false });
-                if e.deliveries > 1 {
-                    plan.effects.push(Effect::HDel { key: ns.deliveries(), field: payload });
+                if e.delivery == 0 && e.deliveries > 1 {
+                    if let Some(p) = payload {
+                        plan.effects.push(Effect::HDel { key: ns.deliveries(), field: p.to_vec() });
+                    }
                 }
-            } else {
-                plan.effects.extend(give_back(s, ns, &worker, &e, &payload, 0)?);
-                s.note(Event::LeaseExpired { requeued: true });
             }
         }
         let mut done = vec![record_key];
-        done.extend(own_joblock(s, &e)?);
+        done.extend(own_joblock(s, ns, &e)?);
         plan.effects.push(Effect::Del { keys: done });
-        e.lost = true;
-        e.joblock = None;
-        plan.effects.push(Effect::SetPxAt { key: index, value: e.encode(), at_ms: now.saturating_add(TOMBSTONE_MS) });
+        plan.effects.push(tombstone(s, index, &e, Ended::LeaseLost));
     }
     plan.reply = Reply::Int(count);
     Ok(plan)
+}
+
+/// The failure record of a job whose lease ran out for good.
+fn lost_record(
+    s: &mut impl Store,
+    ns: &Ns<'_>,
+    worker: &[u8],
+    queue: &[u8],
+    payload: FailedPayload<'_>,
+    why: &str,
+) -> Result<Effect> {
+    let failed = ns.failed();
+    s.expect_kind(&failed, Kind::List)?;
+    Ok(Effect::RPush {
+        key: failed,
+        value: records::failure_record(&Failure {
+            worker,
+            queue,
+            payload,
+            exception: LEASE_EXCEPTION.as_bytes(),
+            error: why.as_bytes(),
+            backtrace: b"[]",
+            now_ms: s.now_ms(),
+        }),
+    })
 }
 
 /// A periodic job given back keeps the "one instance waiting" lock.

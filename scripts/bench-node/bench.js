@@ -103,7 +103,8 @@ async function cycle() {
             let job = await c.call("TQ.BPOP", NS, worker, QUEUE, 200);
             while (job) {
               JSON.parse(job[1]); // what a worker does with the payload
-              job = await c.call("TQ.POP", NS, worker, QUEUE, "ACK");
+              // Complete this delivery (job[2]) and take the next job.
+              job = await c.call("TQ.POP", NS, worker, QUEUE, "ACK", job[2]);
               oneDone();
             }
           }
@@ -248,13 +249,14 @@ async function inflightRig(w) {
     const each = async (f) => {
       const p = c.pipeline();
       names.forEach((name, i) => f(p, name, i));
-      return (await p.exec()).filter(([e, v]) => !e && v).length;
+      return (await p.exec()).map(([e, v]) => (e ? null : v));
     };
     return async (hold) => {
       await each((p, _, i) => p.call("TQ.ENQUEUE", NS, QUEUE, CLASS, JSON.stringify(args(i))));
-      const held = await each((p, name) => p.call("TQ.POP", NS, name, QUEUE));
-      if (!hold) await each((p, name) => p.call("TQ.ACK", NS, name));
-      return held;
+      const popped = await each((p, name) => p.call("TQ.POP", NS, name, QUEUE));
+      // Each ACK names the delivery its pop replied.
+      if (!hold) await each((p, name, i) => popped[i] && p.call("TQ.ACK", NS, name, popped[i][2]));
+      return popped.filter((v) => v).length;
     };
   }
   let hold = false;

@@ -14,25 +14,56 @@ use crate::docs::{Arg, Doc, NS};
 use crate::store::RedisStore;
 use crate::{config, rm};
 
-/// Splits `<queue>... [JOBLOCK <ms>] [DELIVERIES] [ACK]`: the options can
-/// only come last, in any order. Returns whether ACK was given.
-fn queues_and_options<'a, 'b>(args: &'b [&'a [u8]]) -> Result<(&'b [&'a [u8]], PopOptions, bool)> {
-    let mut opts = PopOptions { joblock: None, lease_ms: config::lease_ms(), with_deliveries: false };
+/// What follows the worker name of a take.
+struct TakeArgs<'a, 'b> {
+    queues: &'b [&'a [u8]],
+    joblock: Option<u64>,
+    /// LEASE, when given (else the setting at the time the job is taken).
+    lease: Option<u64>,
+    /// The delivery ACK names.
+    ack: Option<u64>,
+}
+
+impl TakeArgs<'_, '_> {
+    fn opts(&self) -> PopOptions {
+        PopOptions { joblock: self.joblock, lease_ms: self.lease.unwrap_or_else(config::lease_ms) }
+    }
+}
+
+/// Splits `<queue>... [JOBLOCK <ms>] [LEASE <ms>] [DELIVERIES] [ACK <delivery>]`:
+/// the options can only come last, in any order.
+fn queues_and_options<'a, 'b>(args: &'b [&'a [u8]]) -> Result<TakeArgs<'a, 'b>> {
+    let mut joblock = None;
     let mut queues = args;
-    let mut ack = false;
+    let mut ack = None;
+    let mut lease = None;
+    let mut deliveries = false;
     loop {
         match queues {
-            [qs @ .., flag] if flag.eq_ignore_ascii_case(b"ACK") && !ack => {
-                ack = true;
+            [qs @ .., opt, id] if opt.eq_ignore_ascii_case(b"ACK") && ack.is_none() => {
+                ack = Some(delivery_arg(id)?);
                 queues = qs;
             }
-            [qs @ .., flag] if flag.eq_ignore_ascii_case(b"DELIVERIES") && !opts.with_deliveries => {
-                opts.with_deliveries = true;
+            // Replies always carry the delivery count now; the flag stays
+            // accepted for clients written before.
+            [qs @ .., flag] if flag.eq_ignore_ascii_case(b"DELIVERIES") && !deliveries => {
+                deliveries = true;
                 queues = qs;
             }
-            [qs @ .., opt, ms] if opt.eq_ignore_ascii_case(b"JOBLOCK") && opts.joblock.is_none() => {
-                opts.joblock = Some(parse::positive("JOBLOCK ttl-ms", ms, tq_core::lock::MAX_TTL_MS)?);
+            [qs @ .., opt, ms] if opt.eq_ignore_ascii_case(b"JOBLOCK") && joblock.is_none() => {
+                joblock = Some(parse::positive("JOBLOCK ttl-ms", ms, tq_core::lock::MAX_TTL_MS)?);
                 queues = qs;
+            }
+            [qs @ .., opt, ms] if opt.eq_ignore_ascii_case(b"LEASE") && lease.is_none() => {
+                lease = Some(parse::positive("LEASE ms", ms, tq_core::lock::MAX_TTL_MS)?);
+                queues = qs;
+            }
+            // Before delivery ids, ACK stood alone: refuse it rather than
+            // read it as a queue named "ACK".
+            [.., flag] if flag.eq_ignore_ascii_case(b"ACK") => {
+                return Err(TqError::arg(
+                    "ACK needs the delivery id of the job to complete: ACK <delivery> (the third element of the pop's reply)",
+                ));
             }
             _ => break,
         }
@@ -40,22 +71,27 @@ fn queues_and_options<'a, 'b>(args: &'b [&'a [u8]]) -> Result<(&'b [&'a [u8]], P
     if queues.is_empty() {
         return Err(TqError::arg("at least one queue is needed"));
     }
-    Ok((queues, opts, ack))
+    Ok(TakeArgs { queues, joblock, lease, ack })
 }
 
-/// `TQ.POP <ns> <worker> <queue> [<queue> ...] [JOBLOCK <ttl-ms>] [DELIVERIES] [ACK]`
-/// → nil or `[queue, payload]` (`[queue, payload, deliveries]` with
-/// DELIVERIES). A lone `*` means every queue in `<ns>:queues`,
-/// alphabetically. JOBLOCK takes node-resque's JobLock with the job. ACK
-/// first completes the job the worker holds (one round trip per job for a
-/// busy worker; see `work::ack_and_pop`).
+/// A delivery id argument (0 names a job taken before delivery ids).
+fn delivery_arg(raw: &[u8]) -> Result<u64> {
+    parse::uint("delivery", raw, i64::MAX as u64)
+}
+
+/// `TQ.POP <ns> <worker> <queue> [<queue> ...] [JOBLOCK <ttl-ms>] [LEASE <ms>] [ACK <delivery>]`
+/// → nil or `[queue, payload, delivery, deliveries, lease-deadline-ms]`. A
+/// lone `*` means every queue in `<ns>:queues`, alphabetically. JOBLOCK
+/// takes node-resque's JobLock with the job; LEASE sets the job's lease
+/// (default `tq.lease-ms`). ACK first completes the worker's delivery
+/// (one round trip per job for a busy worker; see `work::ack_and_pop`).
 pub struct Pop;
 
 impl Command for Pop {
     const NAME: &'static CStr = c"tq.pop";
     const FLAGS: &'static CStr = c"write deny-oom";
     const DOC: Doc = Doc {
-        summary: c"Takes the next job from the first non-empty queue (priority order; * = all, alphabetically; the worker's broadcast mailbox first) and records it as the worker's job in flight, under a lease; with ACK, first completes the job the worker holds (as TQ.ACK) and takes no job byte-identical to it",
+        summary: c"Takes the next job from the first non-empty queue (priority order; * = all, alphabetically; the worker's broadcast mailbox first) and records it as the worker's job in flight under a new delivery id and a lease; a worker that holds a job gets that job again; with ACK <delivery>, first completes that delivery (as TQ.ACK)",
         complexity: c"O(Q) in the number of queues, plus the size of the job",
         arity: -4,
         writes: true,
@@ -64,18 +100,19 @@ impl Command for Pop {
             Arg::string(c"worker"),
             Arg::string(c"queue").multiple(),
             Arg::integer(c"ttl-ms").token(c"JOBLOCK").optional(),
+            Arg::integer(c"ms").token(c"LEASE").optional(),
             Arg::pure_token(c"DELIVERIES").optional(),
-            Arg::pure_token(c"ACK").optional(),
+            Arg::integer(c"delivery").token(c"ACK").optional(),
         ],
     };
 
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
         let [_, ns, worker, rest @ ..] = args else { return Err(TqError::Arity) };
-        let (queues, opts, ack) = queues_and_options(rest)?;
-        if ack {
-            planned(ctx, ns, |s, ns| work::ack_and_pop(s, ns, worker, queues, &opts))
-        } else {
-            planned(ctx, ns, |s, ns| work::pop(s, ns, worker, queues, &opts))
+        let take = queues_and_options(rest)?;
+        let (queues, opts) = (take.queues, take.opts());
+        match take.ack {
+            Some(d) => planned(ctx, ns, |s, ns| work::ack_and_pop(s, ns, worker, queues, &opts, d)),
+            None => planned(ctx, ns, |s, ns| work::pop(s, ns, worker, queues, &opts)),
         }
     }
 }
@@ -86,20 +123,22 @@ struct Waiting {
     worker: Vec<u8>,
     queues: Vec<Vec<u8>>,
     opts: PopOptions,
+    /// The LEASE given, if any.
+    lease: Option<u64>,
 }
 
 impl Waiting {
     /// Tries the pop; `serving` when Redis serves the blocked client.
     fn pop(&self, ctx: rm::Ctx, serving: bool) -> Result<Reply> {
         let queues: Vec<&[u8]> = self.queues.iter().map(Vec::as_slice).collect();
-        // The lease is the setting at the time the job is taken.
-        let opts = PopOptions { lease_ms: config::lease_ms(), ..self.opts };
+        // Without LEASE, the lease is the setting at the time the job is taken.
+        let opts = PopOptions { lease_ms: self.lease.unwrap_or_else(config::lease_ms), ..self.opts };
         let store = if serving { RedisStore::serving_blocked(ctx) } else { RedisStore::new(ctx) };
         planned_in(store, &self.ns, |s, ns| work::pop(s, ns, &self.worker, &queues, &opts))
     }
 }
 
-/// `TQ.BPOP <ns> <worker> <queue> [<queue> ...] [JOBLOCK <ttl-ms>] [DELIVERIES] <timeout-ms>`:
+/// `TQ.BPOP <ns> <worker> <queue> [<queue> ...] [JOBLOCK <ttl-ms>] [LEASE <ms>] <timeout-ms>`:
 /// TQ.POP that waits up to `timeout-ms` (0 = for ever) for a job.
 pub struct Bpop;
 
@@ -116,6 +155,7 @@ impl Command for Bpop {
             Arg::string(c"worker"),
             Arg::string(c"queue").multiple(),
             Arg::integer(c"ttl-ms").token(c"JOBLOCK").optional(),
+            Arg::integer(c"ms").token(c"LEASE").optional(),
             Arg::pure_token(c"DELIVERIES").optional(),
             Arg::integer(c"timeout-ms"),
         ],
@@ -124,8 +164,8 @@ impl Command for Bpop {
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
         let [_, ns, worker, rest @ .., timeout] = args else { return Err(TqError::Arity) };
         let timeout = parse::uint("timeout-ms", timeout, i64::MAX as u64)?;
-        let (queues, opts, ack) = queues_and_options(rest)?;
-        if ack {
+        let take = queues_and_options(rest)?;
+        if take.ack.is_some() {
             // A worker with a job to complete is busy: it has no use for a
             // wait, and a wait would let the reply be lost after the ACK.
             return Err(TqError::arg(
@@ -135,8 +175,9 @@ impl Command for Bpop {
         let waiting = Waiting {
             ns: ns.to_vec(),
             worker: worker.to_vec(),
-            queues: queues.iter().map(|q| q.to_vec()).collect(),
-            opts,
+            queues: take.queues.iter().map(|q| q.to_vec()).collect(),
+            opts: take.opts(),
+            lease: take.lease,
         };
         let reply = waiting.pop(ctx, false)?;
         let flags = rm::context_flags(ctx);
@@ -219,27 +260,28 @@ unsafe extern "C" fn bpop_free(_ctx: *mut raw::RedisModuleCtx, privdata: *mut c_
     }
 }
 
-/// `TQ.ACK <ns> <worker>` → OK: the worker's job succeeded.
+/// `TQ.ACK <ns> <worker> <delivery>` → OK: the worker's job succeeded.
 pub struct Ack;
 
 impl Command for Ack {
     const NAME: &'static CStr = c"tq.ack";
     const FLAGS: &'static CStr = c"write";
     const DOC: Doc = Doc {
-        summary: c"Completes the worker's job in flight and counts it in stat:processed",
+        summary: c"Completes the worker's job in flight (the delivery named) and counts it in stat:processed; repeated, answers OK again and changes nothing",
         complexity: c"O(1)",
-        arity: 3,
+        arity: 4,
         writes: true,
-        args: &[NS, Arg::string(c"worker")],
+        args: &[NS, Arg::string(c"worker"), Arg::integer(c"delivery")],
     };
 
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
-        let [_, ns, worker] = args else { return Err(TqError::Arity) };
-        planned(ctx, ns, |s, ns| work::ack(s, ns, worker))
+        let [_, ns, worker, delivery] = args else { return Err(TqError::Arity) };
+        let delivery = delivery_arg(delivery)?;
+        planned(ctx, ns, |s, ns| work::ack(s, ns, worker, delivery))
     }
 }
 
-/// `TQ.FAIL <ns> <worker> <exception> <error> [<backtrace-json-array>]
+/// `TQ.FAIL <ns> <worker> <delivery> <exception> <error> [<backtrace-json-array>]
 /// [RETRY <attempts> [BACKOFF <ms>[,<ms>...]]]` → OK: the worker's job failed
 /// and is moved to `<ns>:failed`; with RETRY, `[retry, delay-ms]` when it
 /// goes back to run again, `[failed, 0]` when it has run out of attempts.
@@ -290,11 +332,12 @@ impl Command for Fail {
     const DOC: Doc = Doc {
         summary: c"Moves the worker's job in flight to the failed list as node-resque's failure record and counts it in stat:failed; with RETRY, a job delivered fewer than <attempts> times runs again after its BACKOFF delay instead",
         complexity: c"O(N) in the size of the job and backtrace",
-        arity: -5,
+        arity: -6,
         writes: true,
         args: &[
             NS,
             Arg::string(c"worker"),
+            Arg::integer(c"delivery"),
             Arg::string(c"exception"),
             Arg::string(c"error"),
             Arg::string(c"backtrace-json").optional(),
@@ -304,13 +347,14 @@ impl Command for Fail {
     };
 
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
-        let [_, ns, worker, exception, error, rest @ ..] = args else { return Err(TqError::Arity) };
+        let [_, ns, worker, delivery, exception, error, rest @ ..] = args else { return Err(TqError::Arity) };
+        let delivery = delivery_arg(delivery)?;
         let (backtrace, retry) = fail_options(rest)?;
-        planned(ctx, ns, |s, ns| work::fail(s, ns, worker, exception, error, backtrace, retry.as_ref()))
+        planned(ctx, ns, |s, ns| work::fail(s, ns, worker, delivery, exception, error, backtrace, retry.as_ref()))
     }
 }
 
-/// `TQ.NACK <ns> <worker> [DELAY <ms>]` → OK: the job goes back unfinished.
+/// `TQ.NACK <ns> <worker> <delivery> [DELAY <ms>]` → OK: the job goes back unfinished.
 pub struct Nack;
 
 impl Command for Nack {
@@ -319,13 +363,14 @@ impl Command for Nack {
     const DOC: Doc = Doc {
         summary: c"Gives the worker's job in flight back unfinished: at the head of its queue, or after DELAY ms as a delayed job; nothing is counted, its delivery count is kept",
         complexity: c"O(1), O(log(N)) with DELAY",
-        arity: -3,
+        arity: -4,
         writes: true,
-        args: &[NS, Arg::string(c"worker"), Arg::integer(c"ms").token(c"DELAY").optional()],
+        args: &[NS, Arg::string(c"worker"), Arg::integer(c"delivery"), Arg::integer(c"ms").token(c"DELAY").optional()],
     };
 
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
-        let [_, ns, worker, rest @ ..] = args else { return Err(TqError::Arity) };
+        let [_, ns, worker, delivery, rest @ ..] = args else { return Err(TqError::Arity) };
+        let delivery = delivery_arg(delivery)?;
         let delay = match rest {
             [] => 0,
             [opt, ms] if opt.eq_ignore_ascii_case(b"DELAY") => parse::uint("DELAY", ms, tq_core::time::MAX_TIME_MS)?,
@@ -334,28 +379,34 @@ impl Command for Nack {
             }
             _ => return Err(TqError::Arity),
         };
-        planned(ctx, ns, |s, ns| work::nack(s, ns, worker, delay))
+        planned(ctx, ns, |s, ns| work::nack(s, ns, worker, delivery, delay))
     }
 }
 
-/// `TQ.HEARTBEAT <ns> <worker> <ms>` → the lease left in ms (0 without a job).
+/// `TQ.HEARTBEAT <ns> <worker> <ms> [<delivery>]` → the lease left on that
+/// delivery in ms (0 without one).
 pub struct Heartbeat;
 
 impl Command for Heartbeat {
     const NAME: &'static CStr = c"tq.heartbeat";
     const FLAGS: &'static CStr = c"write deny-oom";
     const DOC: Doc = Doc {
-        summary: c"Marks the worker alive for ms more, extends the lease of its job in flight to ms from now, and refreshes node-resque's worker ping",
+        summary: c"Marks the worker alive for ms more and refreshes node-resque's worker ping; with a delivery, extends the lease of that job (only) to ms from now",
         complexity: c"O(log(N)) with N the workers in flight",
-        arity: 4,
+        arity: -4,
         writes: true,
-        args: &[NS, Arg::string(c"worker"), Arg::integer(c"ms")],
+        args: &[NS, Arg::string(c"worker"), Arg::integer(c"ms"), Arg::integer(c"delivery").optional()],
     };
 
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
-        let [_, ns, worker, ms] = args else { return Err(TqError::Arity) };
+        let [_, ns, worker, ms, rest @ ..] = args else { return Err(TqError::Arity) };
         let ms = parse::uint("ms", ms, u64::MAX)?;
-        planned(ctx, ns, |s, ns| work::heartbeat(s, ns, worker, ms))
+        let delivery = match rest {
+            [] => None,
+            [d] => Some(delivery_arg(d)?),
+            _ => return Err(TqError::Arity),
+        };
+        planned(ctx, ns, |s, ns| work::heartbeat(s, ns, worker, ms, delivery))
     }
 }
 

@@ -495,24 +495,105 @@ impl Conn {
         Some(tq_core::records::InFlight::decode(&raw).expect("an in-flight entry tq can decode"))
     }
 
+    /// The delivery id `worker`'s in-flight entry names (the job it holds,
+    /// or the last one it held), "0" without an entry: a report's argument.
+    pub fn delivery(&mut self, ns: &str, worker: &str) -> String {
+        self.inflight(ns, worker).map_or_else(|| "0".to_string(), |e| e.delivery.to_string())
+    }
+
+    /// `TQ.ACK` naming the delivery `worker` holds; must succeed.
+    pub fn ack(&mut self, ns: &str, worker: &str) -> Value {
+        let d = self.delivery(ns, worker);
+        self.ok(&["TQ.ACK", ns, worker, &d])
+    }
+
+    /// `TQ.ACK` naming the delivery of `worker`'s entry; must fail.
+    pub fn ack_err(&mut self, ns: &str, worker: &str) -> String {
+        let d = self.delivery(ns, worker);
+        self.err(&["TQ.ACK", ns, worker, &d])
+    }
+
+    /// `TQ.FAIL <ns> <worker> <delivery held> <rest...>`; must succeed.
+    pub fn fail(&mut self, ns: &str, worker: &str, rest: &[&str]) -> Value {
+        let d = self.delivery(ns, worker);
+        let mut args = vec!["TQ.FAIL", ns, worker, &d];
+        args.extend_from_slice(rest);
+        self.ok(&args)
+    }
+
+    /// `TQ.FAIL` naming the delivery of `worker`'s entry; must fail.
+    pub fn fail_err(&mut self, ns: &str, worker: &str, rest: &[&str]) -> String {
+        let d = self.delivery(ns, worker);
+        let mut args = vec!["TQ.FAIL", ns, worker, &d];
+        args.extend_from_slice(rest);
+        self.err(&args)
+    }
+
+    /// `TQ.NACK <ns> <worker> <delivery held> <rest...>`; must succeed.
+    pub fn nack(&mut self, ns: &str, worker: &str, rest: &[&str]) -> Value {
+        let d = self.delivery(ns, worker);
+        let mut args = vec!["TQ.NACK", ns, worker, &d];
+        args.extend_from_slice(rest);
+        self.ok(&args)
+    }
+
+    /// `TQ.HEARTBEAT <ns> <worker> <ms>` naming the delivery the worker
+    /// holds (none when it holds none): the lease left.
+    pub fn beat(&mut self, ns: &str, worker: &str, ms: &str) -> i64 {
+        match self.inflight(ns, worker).filter(tq_core::records::InFlight::live) {
+            Some(e) => self.int(&["TQ.HEARTBEAT", ns, worker, ms, &e.delivery.to_string()]),
+            None => self.int(&["TQ.HEARTBEAT", ns, worker, ms]),
+        }
+    }
+
+    /// The workers of `ns` whose in-flight entry holds a job (not a
+    /// tombstone of one that ended).
+    pub fn live_inflight(&mut self, ns: &str) -> Vec<String> {
+        let prefix = format!("{ns}:tq:inflight:");
+        let keys = self.strings(&["KEYS", &format!("{prefix}*")]);
+        keys.into_iter()
+            .filter(|k| {
+                let raw = self.bytes(&["GET", k]).unwrap_or_default();
+                tq_core::records::InFlight::decode(&raw).is_none_or(|e| e.live())
+            })
+            .map(|k| k.strip_prefix(&prefix).unwrap_or(&k).to_string())
+            .collect()
+    }
+
     /// A list, as strings.
     pub fn lrange(&mut self, key: &str) -> Vec<String> {
         self.strings(&["LRANGE", key, "0", "-1"])
     }
 }
 
-/// A pop's reply: None for nil, else (queue, payload).
+/// A pop's reply: None for nil, else (queue, payload); the reply is
+/// `[queue, payload, delivery, deliveries, lease-deadline-ms]`.
 pub fn popped_job(v: Value) -> Option<(String, String)> {
     match v {
         Value::Nil => None,
         Value::Array(items) => match items.as_slice() {
-            [Value::BulkString(q), Value::BulkString(p)] => Some((
-                String::from_utf8(q.clone()).expect("utf8 queue"),
-                String::from_utf8(p.clone()).expect("utf8 payload"),
-            )),
-            other => panic!("a pop replies [queue, payload], got {other:?}"),
+            [Value::BulkString(q), Value::BulkString(p), Value::Int(d), Value::Int(n), Value::Int(until)]
+                if *d > 0 && *n > 0 && *until > 0 =>
+            {
+                Some((
+                    String::from_utf8(q.clone()).expect("utf8 queue"),
+                    String::from_utf8(p.clone()).expect("utf8 payload"),
+                ))
+            }
+            other => panic!("a pop replies [queue, payload, delivery, deliveries, lease-deadline-ms], got {other:?}"),
         },
         other => panic!("a pop replies nil or [queue, payload], got {other:?}"),
+    }
+}
+
+/// A pop's reply: None for nil, else (queue, payload, delivery id,
+/// delivery count), the numbers as text (command arguments).
+pub fn taken_job(v: Value) -> Option<(String, String, String, String)> {
+    let Value::Array(items) = &v else { return popped_job(v).map(|_| unreachable!()) };
+    let (q, p) = popped_job(v.clone())?;
+    match items.as_slice() {
+        [_, _, Value::Int(d), Value::Int(n), _] => Some((q, p, d.to_string(), n.to_string())),
+        other => panic!("a pop reply: {other:?}"),
     }
 }
 

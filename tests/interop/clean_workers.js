@@ -25,9 +25,9 @@ L.main(async () => {
   // ----------------------------------------------------- cleanOldWorkers
   await r.call("TQ.ENQUEUE", L.namespace, "q", "Job", JSON.stringify(args));
   await r.call("TQ.ENQUEUE", L.namespace, "q2", "Job", "[2]");
-  await r.call("TQ.POP", L.namespace, "tqhost:old", "q");
+  const [, , dOld] = await r.call("TQ.POP", L.namespace, "tqhost:old", "q");
   await L.sleep(1500);
-  await r.call("TQ.POP", L.namespace, "tqhost:young", "q2");
+  const [, , dYoung] = await r.call("TQ.POP", L.namespace, "tqhost:young", "q2");
   // An age between the two pops: only the old worker is cleaned.
   const cleaned = await queue.cleanOldWorkers(1000);
   assert.deepEqual(Object.keys(cleaned), ["tqhost:old"], `cleanOldWorkers result ${JSON.stringify(cleaned)}`);
@@ -55,8 +55,8 @@ L.main(async () => {
   assertBytes(requeued[0], Buffer.from(enc("q", "Job", args)), "job re-enqueued by retryStuckJobs");
 
   // The worker that was cleaned finishes late: refused, nothing counted.
-  await assert.rejects(r.call("TQ.ACK", L.namespace, "tqhost:old"), /NOJOB .*unregistered/);
-  await assert.rejects(r.call("TQ.FAIL", L.namespace, "tqhost:old", "E", "late"), /NOJOB/);
+  await assert.rejects(r.call("TQ.ACK", L.namespace, "tqhost:old", dOld), /NOJOB .*unregistered/);
+  await assert.rejects(r.call("TQ.FAIL", L.namespace, "tqhost:old", dOld, "E", "late"), /NOJOB/);
   assert.equal(await r.get(L.key("stat:processed")), null);
   assert.equal(await queue.failedCount(), 0);
 
@@ -73,11 +73,11 @@ L.main(async () => {
   assert.deepEqual(await queue.queued("q2", 0, -1), [{ class: "Job", queue: "q2", args: [2] }]);
   // Another tq worker can run the re-enqueued jobs.
   for (const qn of ["q", "q2"]) {
-    const [q, payload] = await r.call("TQ.POP", L.namespace, "tqhost:new", qn);
+    const [q, payload, d] = await r.call("TQ.POP", L.namespace, "tqhost:new", qn);
     assert.equal(q, qn);
     assert.ok(payload.startsWith('{"class":"Job"'));
-    assert.equal(await r.call("TQ.ACK", L.namespace, "tqhost:new"), "OK");
+    assert.equal(await r.call("TQ.ACK", L.namespace, "tqhost:new", d), "OK");
   }
-  await assert.rejects(r.call("TQ.ACK", L.namespace, "tqhost:young"), /NOJOB/);
+  await assert.rejects(r.call("TQ.ACK", L.namespace, "tqhost:young", dYoung), /NOJOB/);
   L.assertNoEmittedErrors();
 });

@@ -38,9 +38,9 @@ L.main(async () => {
 
   // The same job through tq.
   await r.rpush(L.key("queue", "ext"), RAW);
-  const [, popped] = await r.call("TQ.POP", L.namespace, "tqhost:1", "ext");
+  const [, popped, delivery] = await r.call("TQ.POP", L.namespace, "tqhost:1", "ext");
   assert.equal(popped, RAW);
-  assert.equal(await r.call("TQ.FAIL", L.namespace, "tqhost:1", "Error", "failing on purpose"), "OK");
+  assert.equal(await r.call("TQ.FAIL", L.namespace, "tqhost:1", delivery, "Error", "failing on purpose"), "OK");
   const [tqFailure] = await queue.failed(0, -1);
   assert.deepEqual(tqFailure.payload, JSON.parse(RAW));
   const stored = await r.lindex(L.key("failed"), 0);

@@ -301,8 +301,8 @@ async function readers(r) {
   });
   // tq workers beside them: one holding a job, one idle with a count.
   await tq("TQ.POP", "tqhost:1", "beta");
-  await tq("TQ.POP", "tqhost:2", "beta");
-  assert.equal(await tq("TQ.ACK", "tqhost:2"), "OK");
+  const [, , d2] = await tq("TQ.POP", "tqhost:2", "beta");
+  assert.equal(await tq("TQ.ACK", "tqhost:2", d2), "OK");
   // A scheduler holding the leader lock.
   const scheduler = L.track(new L.NR.Scheduler({ connection: conn(NS), name: "sched:1", timeout: 50 }));
   L.collectErrors(scheduler, "scheduler");
@@ -729,9 +729,9 @@ async function workersPart(r) {
   await q0.enqueue("t", "T", [2]);
   const held = await stuckNodeWorker(base, "nodehost:7", "s", jobs);
   assert.deepEqual(held, { class: "Slow", queue: "s", args: [1, "a/b"] });
-  await r.call("TQ.POP", base, "tqhost:7", "t");
-  await r.call("TQ.ACK", base, "tqhost:7");
-  await r.call("TQ.POP", base, "tqhost:7", "t");
+  const [, , d7a] = await r.call("TQ.POP", base, "tqhost:7", "t");
+  await r.call("TQ.ACK", base, "tqhost:7", d7a);
+  const [, , d7] = await r.call("TQ.POP", base, "tqhost:7", "t");
   await idleNodeWorker(base, "nodehost:8", "idle");
   const baseSnap = await snapshot(r, base);
   for (const k of [
@@ -791,8 +791,8 @@ async function workersPart(r) {
     assert.equal(sb["tq:leases"], undefined);
     assert.equal(sb["stat:processed:tqhost:7"], undefined, "its counters go in both");
     // Either way tq refuses the cleaned worker's late ACK.
-    await assert.rejects(r.call("TQ.ACK", a, "tqhost:7"), /NOJOB/);
-    await assert.rejects(r.call("TQ.ACK", b, "tqhost:7"), /NOJOB/);
+    await assert.rejects(r.call("TQ.ACK", a, "tqhost:7", d7), /NOJOB/);
+    await assert.rejects(r.call("TQ.ACK", b, "tqhost:7", d7), /NOJOB/);
     const qb = await newQueue(b);
     await qb.retryStuckJobs();
     await qa.retryStuckJobs();
@@ -825,7 +825,7 @@ async function workersPart(r) {
   // age of 2 s.
   await L.sleep(3000);
   await stuckNodeWorker(base2, "nodehost:11", "s", jobs);
-  await r.call("TQ.POP", base2, "tqhost:11", "t");
+  const [, , d11] = await r.call("TQ.POP", base2, "tqhost:11", "t");
   await idleNodeWorker(base2, "nodehost:12", "idle");
   {
     const [a, b] = await twoCopies(r, base2);
@@ -853,7 +853,7 @@ async function workersPart(r) {
     assert.deepEqual(sb["tq:leases"].value[0], "tqhost:11");
     assert.equal(sb["tq:leases"].value.length, 2);
     // The young tq worker still works.
-    assert.equal(await r.call("TQ.ACK", b, "tqhost:11"), "OK");
+    assert.equal(await r.call("TQ.ACK", b, "tqhost:11", d11), "OK");
     const qb = await newQueue(b);
     await qb.retryStuckJobs();
     assert.deepEqual(

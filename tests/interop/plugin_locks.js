@@ -35,9 +35,9 @@ L.main(async () => {
   assert.equal(await r.call("TQ.ENQUEUE", L.namespace, "uq", "Unique", "[1]", "UNIQUE"), null);
   assert.equal(await r.llen(L.key("queue", "uq")), 1);
   // The pop by tq releases the lock; tq enqueues once, node-resque is refused.
-  await r.call("TQ.POP", L.namespace, "tq:1", "uq");
+  const [, , d1] = await r.call("TQ.POP", L.namespace, "tq:1", "uq");
   assert.equal(await r.exists(lockKey), 0, "TQ.POP released the QueueLock");
-  await r.call("TQ.ACK", L.namespace, "tq:1");
+  await r.call("TQ.ACK", L.namespace, "tq:1", d1);
   assert.equal(await r.call("TQ.ENQUEUE", L.namespace, "uq", "Unique", "[1]", "UNIQUE", "60000"), 1);
   assert.equal(await queue.enqueue("uq", "Unique", [1]), false, "node-resque sees tq's lock");
   assert.equal(await r.llen(L.key("queue", "uq")), 1);
@@ -82,9 +82,9 @@ L.main(async () => {
   assert.deepEqual(ran, [7], "node-resque did not run the job tq holds the lock of");
   await worker2.end();
   // Only tq's own completion releases its lock.
-  await r.call("TQ.ACK", L.namespace, "tq:2");
+  await r.call("TQ.ACK", L.namespace, "tq:2", got[2]);
   assert.ok(await r.exists(jobLockKey));
-  await r.call("TQ.ACK", L.namespace, "tq:3");
+  await r.call("TQ.ACK", L.namespace, "tq:3", got2[2]);
   assert.equal(await r.exists(jobLockKey), 0);
   L.assertNoEmittedErrors();
 });

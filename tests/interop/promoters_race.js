@@ -52,6 +52,7 @@ L.main(async () => {
   await queue.delQueue("race");
 
   // WATCH on a queue list and a worker record sees TQ.ENQUEUE, TQ.POP and TQ.ACK.
+  let last = null;
   for (const [what, setup, write, watched] of [
     ["TQ.ENQUEUE", [], ["TQ.ENQUEUE", L.namespace, "w", "Job"], L.key("queue", "w")],
     [
@@ -60,13 +61,14 @@ L.main(async () => {
       ["TQ.POP", L.namespace, "tqhost:w", "w"],
       L.key("queue", "w"),
     ],
-    ["TQ.ACK", [], ["TQ.ACK", L.namespace, "tqhost:w"], L.key("worker", "tqhost:w", "w")],
+    // The ACK names the delivery the pop above replied.
+    ["TQ.ACK", [], (popped) => ["TQ.ACK", L.namespace, "tqhost:w", popped[2]], L.key("worker", "tqhost:w", "w")],
     ["TQ.PROMOTE", [["TQ.ENQUEUEAT", L.namespace, String(bucketMs), "w", "Job", "[1]"]], ["TQ.PROMOTE", L.namespace], L.key("delayed_queue_schedule")],
   ]) {
     for (const s of setup) await r.call(...s);
     const w = L.redis();
     await w.watch(watched);
-    await other.call(...write);
+    last = await other.call(...(typeof write === "function" ? write(last) : write));
     const res = await w.multi().del(L.key("watch-probe")).exec();
     assert.equal(res, null, `${what} must abort a transaction WATCHing ${watched}`);
     await w.quit();

@@ -49,8 +49,8 @@ L.main(async () => {
   await r.call("TQ.ENQUEUE", L.namespace, "lo", "Job", "[2]");
   await r.call("TQ.ENQUEUE", L.namespace, "lo", "Job", "[3]");
   const t0 = Date.now();
-  await r.call("TQ.POP", L.namespace, "tqhost:1", "hi", "lo"); // takes hi's job
-  await r.call("TQ.POP", L.namespace, "tqhost:2", "lo"); // takes [2]
+  const [, , d1] = await r.call("TQ.POP", L.namespace, "tqhost:1", "hi", "lo"); // takes hi's job
+  const [, , d2] = await r.call("TQ.POP", L.namespace, "tqhost:2", "lo"); // takes [2]
   const rec1 = JSON.parse(await queue.workingOn("tqhost:1", "hi,lo"));
   assert.equal(rec1.queue, "hi");
   assert.equal(rec1.worker, "tqhost:1");
@@ -61,7 +61,7 @@ L.main(async () => {
   assert.deepEqual(Object.keys(all).sort(), ["tqhost:1", "tqhost:2"]);
   assert.deepEqual(all["tqhost:1"], rec1);
   assert.deepEqual(all["tqhost:2"].payload, { class: "Job", queue: "lo", args: [2] });
-  assert.equal(await r.call("TQ.ACK", L.namespace, "tqhost:2"), "OK");
+  assert.equal(await r.call("TQ.ACK", L.namespace, "tqhost:2", d2), "OK");
   // tq keeps the worker in <ns>:workers after its job ends (node-resque shows it idle).
   const afterAck = await queue.allWorkingOn();
   assert.deepEqual(afterAck["tqhost:1"], rec1);
@@ -70,9 +70,9 @@ L.main(async () => {
   // ------------------------------------------------------ failure records
   const backtrace = ["    at perform (/app/jobs.js:10:5)", "    at ünïcode \"frame\" \\ \u2028 \u0001"];
   const error = 'bad "input"\nline 2 é😀 \\ \t';
-  assert.equal(await r.call("TQ.FAIL", L.namespace, "tqhost:1", "TypeError", error, JSON.stringify(backtrace)), "OK");
-  await r.call("TQ.POP", L.namespace, "tqhost:2", "lo"); // [3]
-  assert.equal(await r.call("TQ.FAIL", L.namespace, "tqhost:2", "Error", "no backtrace"), "OK");
+  assert.equal(await r.call("TQ.FAIL", L.namespace, "tqhost:1", d1, "TypeError", error, JSON.stringify(backtrace)), "OK");
+  const [, , d3] = await r.call("TQ.POP", L.namespace, "tqhost:2", "lo"); // [3]
+  assert.equal(await r.call("TQ.FAIL", L.namespace, "tqhost:2", d3, "Error", "no backtrace"), "OK");
   assert.equal(await queue.workingOn("tqhost:1", "hi,lo"), null, "TQ.FAIL removed the record");
 
   assert.equal(await queue.failedCount(), 2);
@@ -113,24 +113,24 @@ L.main(async () => {
   assert.equal(await queue.length("hi"), 1);
   assertBytes((await r.lrangeBuffer(L.key("queue", "hi"), 0, -1))[0], Buffer.from(enc("hi", "Job", TRICKY_ARGS)), "retried job");
   // ... and tq can run it again.
-  const [q, payload] = await r.call("TQ.POP", L.namespace, "tqhost:1", "hi");
+  const [q, payload, d4] = await r.call("TQ.POP", L.namespace, "tqhost:1", "hi");
   assert.equal(q, "hi");
   assert.equal(payload, enc("hi", "Job", TRICKY_ARGS));
-  assert.equal(await r.call("TQ.ACK", L.namespace, "tqhost:1"), "OK");
+  assert.equal(await r.call("TQ.ACK", L.namespace, "tqhost:1", d4), "OK");
   assert.equal(await queue.removeFailed(f2), 1, "removeFailed on a TQ.FAIL record");
   assert.equal(await queue.failedCount(), 0);
 
   // A corrupt payload moved to failed by TQ.POP is a record node-resque can read and remove.
   await r.rpush(L.key("queue", "bad"), "not json \u00e9");
   await r.call("TQ.ENQUEUE", L.namespace, "bad", "Job", "[7]");
-  const [, good] = await r.call("TQ.POP", L.namespace, "tqhost:3", "bad");
+  const [, good, d5] = await r.call("TQ.POP", L.namespace, "tqhost:3", "bad");
   assert.equal(good, enc("bad", "Job", [7]), "TQ.POP skips the corrupt payload");
   const [corrupt] = await queue.failed(0, -1);
   assert.equal(corrupt.payload, "not json \u00e9");
   assert.equal(corrupt.queue, "bad");
   assert.equal(typeof corrupt.exception, "string");
   assert.equal(await queue.removeFailed(corrupt), 1);
-  assert.equal(await r.call("TQ.ACK", L.namespace, "tqhost:3"), "OK");
+  assert.equal(await r.call("TQ.ACK", L.namespace, "tqhost:3", d5), "OK");
 
   // ------------------------------------------------------- delayed jobs
   const now = await L.serverNowMs(r);

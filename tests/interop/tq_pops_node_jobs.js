@@ -35,7 +35,11 @@ L.main(async () => {
   for (const job of order) {
     const before = Date.now();
     const reply = await r.callBuffer("TQ.POP", L.namespace, worker, "high", "low");
-    assert.ok(Array.isArray(reply) && reply.length === 2, `TQ.POP reply ${reply}`);
+    // [queue, payload, delivery, deliveries, lease-deadline-ms]
+    assert.ok(Array.isArray(reply) && reply.length === 5, `TQ.POP reply ${reply}`);
+    const delivery = reply[2];
+    assert.ok(Number.isSafeInteger(delivery) && delivery > 0, `delivery id ${delivery}`);
+    assert.equal(reply[3], 1, "first delivery");
     assert.equal(reply[0].toString(), job.q, "TQ.POP queue");
     assertBytes(reply[1], job.bytes, `TQ.POP payload of ${JSON.stringify(job.args).slice(0, 80)}`);
 
@@ -53,9 +57,12 @@ L.main(async () => {
     assert.ok(Math.abs(runAt - before) < 5000, `run_at ${rec.run_at} is about now`);
     assert.equal(new Date(runAt).toISOString(), rec.run_at, "run_at is ISO-8601");
     assert.deepEqual(await r.smembers(L.key("workers")), [`${worker}:high,low`]);
-    await assert.rejects(r.call("TQ.POP", L.namespace, worker, "high", "low"), /INFLIGHT/, "second pop while holding a job");
+    // A second pop while holding a job hands the same job out again.
+    const again = await r.callBuffer("TQ.POP", L.namespace, worker, "high", "low");
+    assert.equal(again[2], delivery, "second pop while holding a job: the same delivery");
+    assertBytes(again[1], job.bytes, "the same job");
 
-    assert.equal(await r.call("TQ.ACK", L.namespace, worker), "OK");
+    assert.equal(await r.call("TQ.ACK", L.namespace, worker, delivery), "OK");
     processed++;
     assert.equal(await queue.workingOn(worker, "high,low"), null, "record removed by TQ.ACK");
     assert.equal(await r.get(L.key("stat:processed")), String(processed));
@@ -68,7 +75,7 @@ L.main(async () => {
   assert.equal(star[0].toString(), 'ünï "q"');
   assertBytes(star[1], Buffer.from(queue.encode('ünï "q"', "Klass\u2029", [1])), "TQ.POP * payload");
   assert.ok(await queue.workingOn("tqhost:2", "*"), "record under queues '*'");
-  assert.equal(await r.call("TQ.ACK", L.namespace, "tqhost:2"), "OK");
+  assert.equal(await r.call("TQ.ACK", L.namespace, "tqhost:2", star[2]), "OK");
   assert.equal(await r.get(L.key("stat:processed")), String(processed + 1));
   for (const q of ["high", "low", 'ünï "q"']) assert.equal(await queue.length(q), 0);
 
@@ -81,7 +88,7 @@ L.main(async () => {
     const reply = await r.call("TQ.POP", L.namespace, "tqhost:3", "*");
     if (!reply) break;
     popped.push(reply[0]);
-    await r.call("TQ.ACK", L.namespace, "tqhost:3");
+    await r.call("TQ.ACK", L.namespace, "tqhost:3", reply[2]);
   }
   const nodeOrder = (await queue.queues()).sort().filter((q) => names.includes(q));
   assert.deepEqual(popped, nodeOrder, "TQ.POP * queue order vs node-resque's");

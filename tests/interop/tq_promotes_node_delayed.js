@@ -68,10 +68,10 @@ L.main(async () => {
 
   // TQ.POP gets them in order.
   for (const [i, w] of want.entries()) {
-    const [q, payload] = await r.callBuffer("TQ.POP", L.namespace, "tqhost:1", "dq");
+    const [q, payload, delivery] = await r.callBuffer("TQ.POP", L.namespace, "tqhost:1", "dq");
     assert.equal(q.toString(), "dq");
     assertBytes(payload, w, `TQ.POP #${i}`);
-    assert.equal(await r.call("TQ.ACK", L.namespace, "tqhost:1"), "OK");
+    assert.equal(await r.call("TQ.ACK", L.namespace, "tqhost:1", delivery), "OK");
   }
   assert.equal(await r.call("TQ.POP", L.namespace, "tqhost:1", "dq"), null);
 

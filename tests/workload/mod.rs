@@ -99,11 +99,19 @@ pub fn items(v: Value) -> Vec<Vec<u8>> {
     }
 }
 
-/// `[queue, payload]` of a TQ.POP reply (panics on nil).
+/// Queue and payload of a TQ.POP reply (panics on nil).
 pub fn popped(v: Value) -> (String, Vec<u8>) {
+    let (q, p, _) = taken(v);
+    (q, p)
+}
+
+/// Queue, payload and delivery id of a TQ.POP reply
+/// `[queue, payload, delivery, deliveries, lease-deadline-ms]`.
+pub fn taken(v: Value) -> (String, Vec<u8>, String) {
     let it = items(v);
-    assert_eq!(it.len(), 2, "TQ.POP replies [queue, payload]");
-    (String::from_utf8(it[0].clone()).expect("utf8 queue"), it[1].clone())
+    assert_eq!(it.len(), 5, "TQ.POP replies [queue, payload, delivery, deliveries, lease-deadline-ms]");
+    let d = String::from_utf8(it[2].clone()).expect("delivery");
+    (String::from_utf8(it[0].clone()).expect("utf8 queue"), it[1].clone(), d)
 }
 
 pub fn payload(queue: &str, class: &str, args_json: &str) -> Vec<u8> {
@@ -172,14 +180,14 @@ pub fn run<C: ConnectionLike>(c: &mut C, n: &str, mix: Mix) {
     // takes from the next queue in the priority list.
     ok(c, &["RPUSH".as_bytes(), k("queue:bad").as_bytes(), b"\xfe\x00 not json"]);
     ok(c, &["RPUSH", &k("queue:bad"), r#"{"args":[]}"#]);
-    let (q1, p1) = popped(ok(c, &["TQ.POP", n, "w1", "bad", "high", "low"]));
+    let (q1, p1, d1) = taken(ok(c, &["TQ.POP", n, "w1", "bad", "high", "low"]));
     assert_eq!((q1.as_str(), p1), ("high", payload("high", "c1", "[1]")));
     // Every registered queue, alphabetically: high first.
-    let (q2, p2) = popped(ok(c, &["TQ.POP", n, "w2", "*"]));
+    let (q2, p2, d2) = taken(ok(c, &["TQ.POP", n, "w2", "*"]));
     assert_eq!((q2.as_str(), p2), ("high", payload("high", "c1", "[]")));
-    assert_eq!(ok(c, &["TQ.ACK", n, "w1"]), Value::Okay);
+    assert_eq!(ok(c, &["TQ.ACK", n, "w1", &d1]), Value::Okay);
     assert_eq!(
-        ok(c, &["TQ.FAIL", n, "w2", "TypeError", "boom \"x\"", r#"["  at a (a.js:1:1)", "  at b"]"#]),
+        ok(c, &["TQ.FAIL", n, "w2", &d2, "TypeError", "boom \"x\"", r#"["  at a (a.js:1:1)", "  at b"]"#]),
         Value::Okay
     );
 
@@ -192,34 +200,36 @@ pub fn run<C: ConnectionLike>(c: &mut C, n: &str, mix: Mix) {
     assert_eq!(ok(c, &["TQ.POP", n, "w3", "junk"]), Value::Nil);
 
     // Pop, fail without a backtrace, and ack again on the same worker.
-    popped(ok(c, &["TQ.POP", n, "w4", "low"]));
-    assert_eq!(ok(c, &["TQ.FAIL", n, "w4", "Error", "no backtrace"]), Value::Okay);
-    popped(ok(c, &["TQ.POP", n, "w4", "*"]));
+    let (_, _, d4) = taken(ok(c, &["TQ.POP", n, "w4", "low"]));
+    assert_eq!(ok(c, &["TQ.FAIL", n, "w4", &d4, "Error", "no backtrace"]), Value::Okay);
+    let (_, _, d5) = taken(ok(c, &["TQ.POP", n, "w4", "*"]));
     // Ack and take the next in one step, then ack that one.
     assert_eq!(int(c, &["TQ.ENQUEUE", n, "next", "c4"]), 1);
-    let (q4, _) = popped(ok(c, &["TQ.POP", n, "w4", "next", "ACK"]));
+    let (q4, _, d6) = taken(ok(c, &["TQ.POP", n, "w4", "next", "ACK", &d5]));
     assert_eq!(q4, "next");
-    assert_eq!(ok(c, &["TQ.ACK", n, "w4"]), Value::Okay);
+    assert_eq!(ok(c, &["TQ.ACK", n, "w4", &d6]), Value::Okay);
 
     if mix.big {
         let blob = "x\u{e9}\"\\".repeat(1 << 20); // 5 MiB of UTF-8, escapes included
         let args = serde_json::to_string(&[&blob]).expect("json");
         assert_eq!(int(c, &["TQ.ENQUEUE", n, "big", "c", &args]), 1);
-        let (qb, pb) = popped(ok(c, &["TQ.POP", n, "w-big", "big"]));
+        let (qb, pb, db) = taken(ok(c, &["TQ.POP", n, "w-big", "big"]));
         assert_eq!(qb, "big");
         assert_eq!(pb.len(), args.len() + r#"{"class":"c","queue":"big","args":}"#.len());
-        assert_eq!(ok(c, &["TQ.FAIL", n, "w-big", "E", &blob[..1000], r#"["big"]"#]), Value::Okay);
+        assert_eq!(ok(c, &["TQ.FAIL", n, "w-big", &db, "E", &blob[..1000], r#"["big"]"#]), Value::Okay);
         // One more big one left waiting.
         assert_eq!(int(c, &["TQ.ENQUEUE", n, "big", "c", &args]), 1);
     }
 
     if mix.multi {
+        // The next delivery id, known before the transaction runs.
+        let next = (int(c, &["GET", &k("tq:delivery")]) + 1).to_string();
         ok(c, &["MULTI"]);
         for cmd in [
             vec!["TQ.ENQUEUE", n, "tx", "c", "[1]"],
             vec!["TQ.ENQUEUEIN", n, "1000", "tx", "c", "[2]"],
             vec!["TQ.POP", n, "w-tx", "tx"],
-            vec!["TQ.FAIL", n, "w-tx", "E", "in a transaction"],
+            vec!["TQ.FAIL", n, "w-tx", &next, "E", "in a transaction"],
             vec!["TQ.PROMOTE", n],
         ] {
             assert_eq!(ok(c, &cmd), Value::SimpleString("QUEUED".into()));
@@ -232,7 +242,7 @@ pub fn run<C: ConnectionLike>(c: &mut C, n: &str, mix: Mix) {
     if mix.lua {
         let script = "redis.call('TQ.ENQUEUE', KEYS[1], 'lua', 'c', '[1]') \
                       local p = redis.call('TQ.POP', KEYS[1], 'w-lua', 'lua') \
-                      redis.call('TQ.ACK', KEYS[1], 'w-lua') \
+                      redis.call('TQ.ACK', KEYS[1], 'w-lua', p[3]) \
                       return p";
         let (ql, _) = popped(ok(c, &["EVAL", script, "1", n]));
         assert_eq!(ql, "lua");
@@ -257,8 +267,8 @@ pub fn run<C: ConnectionLike>(c: &mut C, n: &str, mix: Mix) {
     assert_eq!(int(c, &["TQ.RESIGN", n, "sched-1"]), 1);
     assert_eq!(int(c, &["TQ.ENQUEUE", n, "uniq", "c", "[1]", "UNIQUE", "60000"]), 1);
     assert_eq!(ok(c, &["TQ.ENQUEUE", n, "uniq", "c", "[1]", "UNIQUE"]), Value::Nil);
-    popped(ok(c, &["TQ.POP", n, "w-lock", "uniq", "JOBLOCK", "60000"]));
-    assert_eq!(ok(c, &["TQ.ACK", n, "w-lock"]), Value::Okay);
+    let (_, _, dl) = taken(ok(c, &["TQ.POP", n, "w-lock", "uniq", "JOBLOCK", "60000"]));
+    assert_eq!(ok(c, &["TQ.ACK", n, "w-lock", &dl]), Value::Okay);
 
     // Counters as node-resque reads them.
     assert!(int(c, &["GET", &k("stat:processed")]) >= 2);

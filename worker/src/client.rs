@@ -6,36 +6,23 @@
 //! [`Client::pop`], [`Client::bpop`], [`Client::ack`], [`Client::fail`],
 //! [`Client::nack`], [`Client::heartbeat`]. Locks: [`Client::lock`],
 //! [`Client::renew`], [`Client::unlock`]. A call whose connection broke
-//! returns [`Error::Unavailable`] and may or may not have been applied.
+//! returns [`Error::Unavailable`] and may or may not have been applied;
+//! every job command may be sent again as it was: the module answers a
+//! repeat as it answered the first (a take hands out the same job again, a
+//! report of a delivery already reported answers as before).
 
 use std::fmt;
 use std::time::Duration;
 
 use redis::Value;
-use tq_core::keys::Ns;
-use tq_core::records::{record_payload, InFlight};
 
 use crate::config::RetryPolicy;
 use crate::duration::millis;
-use crate::job::{Failure, Job};
-
-/// What a worker name holds, as [`Client::held`] reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Held {
-    /// No job in flight.
-    Nothing,
-    /// Its job's lease ran out and the module gave the job back.
-    LeaseLost,
-    /// A job with this payload.
-    Payload(Vec<u8>),
-    /// An entry or record tq cannot read (written by something else).
-    Unreadable,
-}
+use crate::job::{Failure, Job, Taken};
 
 /// Error codes of the job commands (the first word of the error reply).
 pub const NOJOB: &str = "NOJOB";
 pub const LEASELOST: &str = "LEASELOST";
-pub const INFLIGHT: &str = "INFLIGHT";
 pub const DUPLICATE: &str = "DUPLICATE";
 
 /// What `TQ.FAIL` did with the job.
@@ -294,100 +281,101 @@ impl Client {
         expect_uint("TQ.ENQUEUEIN", &self.call(&cmd)?)
     }
 
-    /// `TQ.POP <ns> <worker> <queue>... DELIVERIES`: the next job, or None.
-    pub fn pop<Q: AsRef<str>>(&mut self, worker: &str, queues: &[Q]) -> Result<Option<Job>, Error> {
-        self.pop_cmd(worker, queues, false)
+    /// `TQ.POP <ns> <worker> <queue>... LEASE <ms>`: the next job, or None.
+    /// A worker name that holds a job gets that job again.
+    pub fn pop<Q: AsRef<str>>(&mut self, worker: &str, queues: &[Q], lease: Duration) -> Result<Option<Job>, Error> {
+        let cmd = self.pop_command(worker, queues, lease, None);
+        parse_pop_reply(worker, &self.call(&cmd)?)
     }
 
-    /// `TQ.POP <ns> <worker> <queue>... DELIVERIES ACK`: completes the job
-    /// the worker holds and takes the next, in one step. None when the queues
-    /// are empty or the next job is byte-identical to the one completed (a
-    /// plain pop takes it). After a lost reply, [`Client::held`] tells
-    /// whether the ACK was applied.
-    pub fn ack_and_pop<Q: AsRef<str>>(&mut self, worker: &str, queues: &[Q]) -> Result<Option<Job>, Error> {
-        self.pop_cmd(worker, queues, true)
+    /// `TQ.POP <ns> <worker> <queue>... LEASE <ms> ACK <delivery>`: completes
+    /// that delivery and takes the next job, in one step. None when the queues
+    /// are empty. Sent again after a lost reply, it answers with the job the
+    /// first call took (or None if it took none) and completes nothing more.
+    pub fn ack_and_pop<Q: AsRef<str>>(
+        &mut self,
+        worker: &str,
+        delivery: u64,
+        queues: &[Q],
+        lease: Duration,
+    ) -> Result<Option<Job>, Error> {
+        let cmd = self.pop_command(worker, queues, lease, Some(delivery));
+        parse_pop_reply(worker, &self.call(&cmd)?)
     }
 
-    /// [`Client::ack_and_pop`] for several workers in one round trip (a
-    /// pipeline): one answer per worker, in order. An error as a whole means
-    /// the connection broke: any of them may or may not have been applied.
+    /// [`Client::ack_and_pop`] for several (worker, delivery) pairs in one
+    /// round trip (a pipeline): one answer per worker, in order. An error as
+    /// a whole means the connection broke: the pipeline may be sent again.
     #[allow(clippy::type_complexity)]
     pub fn ack_and_pop_each<W: AsRef<str>, Q: AsRef<str>>(
         &mut self,
-        workers: &[W],
+        done: &[(W, u64)],
         queues: &[Q],
+        lease: Duration,
     ) -> Result<Vec<Result<Option<Job>, Error>>, Error> {
         let mut p = redis::pipe();
         p.ignore_errors();
-        for w in workers {
-            p.add_command(self.pop_command(w.as_ref(), queues, true));
+        for (w, d) in done {
+            p.add_command(self.pop_command(w.as_ref(), queues, lease, Some(*d)));
         }
         let items = match self.call_pipe(&p)? {
-            Value::Array(items) if items.len() == workers.len() => items,
-            other => return Err(Error::Protocol(format!("a pipeline of {} pops answered {other:?}", workers.len()))),
+            Value::Array(items) if items.len() == done.len() => items,
+            other => return Err(Error::Protocol(format!("a pipeline of {} pops answered {other:?}", done.len()))),
         };
-        Ok(workers
+        Ok(done
             .iter()
             .zip(items)
-            .map(|(w, item)| match item {
+            .map(|((w, _), item)| match item {
                 Value::ServerError(e) => Err(Error::from_redis(&e.into())),
                 v => parse_pop_reply(w.as_ref(), &v),
             })
             .collect())
     }
 
-    fn pop_command<Q: AsRef<str>>(&self, worker: &str, queues: &[Q], ack: bool) -> redis::Cmd {
+    fn pop_command<Q: AsRef<str>>(&self, worker: &str, queues: &[Q], lease: Duration, ack: Option<u64>) -> redis::Cmd {
         let mut cmd = redis::cmd("TQ.POP");
         cmd.arg(&self.ns).arg(worker);
         for q in queues {
             cmd.arg(q.as_ref());
         }
-        cmd.arg("DELIVERIES");
-        if ack {
-            cmd.arg("ACK");
+        cmd.arg("LEASE").arg(ttl_ms(lease));
+        if let Some(d) = ack {
+            cmd.arg("ACK").arg(d);
         }
         cmd
     }
 
-    fn pop_cmd<Q: AsRef<str>>(&mut self, worker: &str, queues: &[Q], ack: bool) -> Result<Option<Job>, Error> {
-        let cmd = self.pop_command(worker, queues, ack);
-        parse_pop_reply(worker, &self.call(&cmd)?)
-    }
-
-    /// What the worker holds now, read from its in-flight entry and record.
-    pub fn held(&mut self, worker: &str) -> Result<Held, Error> {
+    /// The delivery the worker holds now, read from its in-flight entry
+    /// (None when it holds none).
+    pub fn held_delivery(&mut self, worker: &str) -> Result<Option<u64>, Error> {
         let name = self.ns.clone();
         let (Ok(ns), Ok(())) =
-            (Ns::new(name.as_bytes(), false), tq_core::keys::check_name("worker", worker.as_bytes()))
+            (tq_core::keys::Ns::new(name.as_bytes(), false), tq_core::keys::check_name("worker", worker.as_bytes()))
         else {
             return Err(Error::Config(format!("bad namespace or worker name: {name} {worker}")));
         };
-        let entry = match self.call(redis::cmd("GET").arg(ns.inflight(worker.as_bytes())))? {
-            Value::BulkString(raw) => InFlight::decode(&raw),
-            _ => return Ok(Held::Nothing),
-        };
-        let Some(entry) = entry else { return Ok(Held::Unreadable) };
-        if entry.lost {
-            return Ok(Held::LeaseLost);
-        }
-        let record = match self.call(redis::cmd("GET").arg(ns.worker_record(worker.as_bytes(), &entry.queues)))? {
-            Value::BulkString(r) => r,
-            _ => return Ok(Held::Unreadable),
-        };
-        let payload = record_payload(&record).and_then(|span| record.get(span)).map(<[u8]>::to_vec);
-        Ok(payload.map_or(Held::Unreadable, Held::Payload))
+        Ok(match self.call(redis::cmd("GET").arg(ns.inflight(worker.as_bytes())))? {
+            Value::BulkString(raw) => tq_core::records::InFlight::decode(&raw).filter(|e| e.live()).map(|e| e.delivery),
+            _ => None,
+        })
     }
 
-    /// `TQ.BPOP ... DELIVERIES <timeout-ms>`: waits up to `timeout` (at least
+    /// `TQ.BPOP ... LEASE <ms> <timeout-ms>`: waits up to `timeout` (at least
     /// 1 ms) for a job. The read timeout is raised to cover the wait.
-    pub fn bpop<Q: AsRef<str>>(&mut self, worker: &str, queues: &[Q], timeout: Duration) -> Result<Option<Job>, Error> {
+    pub fn bpop<Q: AsRef<str>>(
+        &mut self,
+        worker: &str,
+        queues: &[Q],
+        lease: Duration,
+        timeout: Duration,
+    ) -> Result<Option<Job>, Error> {
         let wait = millis(timeout).max(1);
         let mut cmd = redis::cmd("TQ.BPOP");
         cmd.arg(&self.ns).arg(worker);
         for q in queues {
             cmd.arg(q.as_ref());
         }
-        cmd.arg("DELIVERIES").arg(wait);
+        cmd.arg("LEASE").arg(ttl_ms(lease)).arg(wait);
         let io = self.timeout;
         self.set_timeout(io + Duration::from_millis(wait));
         let reply = self.call(&cmd);
@@ -395,17 +383,24 @@ impl Client {
         parse_pop_reply(worker, &reply?)
     }
 
-    /// `TQ.ACK <ns> <worker>`.
-    pub fn ack(&mut self, worker: &str) -> Result<(), Error> {
+    /// `TQ.ACK <ns> <worker> <delivery>`.
+    pub fn ack(&mut self, worker: &str, delivery: u64) -> Result<(), Error> {
         let mut cmd = redis::cmd("TQ.ACK");
-        cmd.arg(&self.ns).arg(worker);
+        cmd.arg(&self.ns).arg(worker).arg(delivery);
         expect_ok("TQ.ACK", &self.call(&cmd)?)
     }
 
-    /// `TQ.FAIL <ns> <worker> <exception> <error> <backtrace> [RETRY n [BACKOFF ...]]`.
-    pub fn fail(&mut self, worker: &str, failure: &Failure, retry: Option<&RetryPolicy>) -> Result<FailOutcome, Error> {
+    /// `TQ.FAIL <ns> <worker> <delivery> <exception> <error> <backtrace> [RETRY n [BACKOFF ...]]`.
+    pub fn fail(
+        &mut self,
+        worker: &str,
+        delivery: u64,
+        failure: &Failure,
+        retry: Option<&RetryPolicy>,
+    ) -> Result<FailOutcome, Error> {
         let mut cmd = redis::cmd("TQ.FAIL");
-        cmd.arg(&self.ns).arg(worker).arg(&failure.exception).arg(&failure.error).arg(failure.backtrace_json());
+        cmd.arg(&self.ns).arg(worker).arg(delivery).arg(&failure.exception).arg(&failure.error);
+        cmd.arg(failure.backtrace_json());
         if let Some(p) = retry {
             cmd.arg("RETRY").arg(p.attempts.max(1));
             if let Some(b) = p.backoff_arg() {
@@ -419,34 +414,27 @@ impl Client {
         }
     }
 
-    /// `TQ.NACK <ns> <worker> [DELAY <ms>]`: the job goes back unfinished.
-    pub fn nack(&mut self, worker: &str, delay: Option<Duration>) -> Result<(), Error> {
+    /// `TQ.NACK <ns> <worker> <delivery> [DELAY <ms>]`: the job goes back unfinished.
+    pub fn nack(&mut self, worker: &str, delivery: u64, delay: Option<Duration>) -> Result<(), Error> {
         let mut cmd = redis::cmd("TQ.NACK");
-        cmd.arg(&self.ns).arg(worker);
+        cmd.arg(&self.ns).arg(worker).arg(delivery);
         if let Some(d) = delay.filter(|d| !d.is_zero()) {
             cmd.arg("DELAY").arg(millis(d));
         }
         expect_ok("TQ.NACK", &self.call(&cmd)?)
     }
 
-    /// `TQ.HEARTBEAT <ns> <worker> <ms>` → the lease left on the worker's job
-    /// (zero when it holds none).
-    pub fn heartbeat(&mut self, worker: &str, lease: Duration) -> Result<Duration, Error> {
+    /// `TQ.HEARTBEAT <ns> <worker> <ms> [<delivery>]`: the worker is alive for
+    /// `lease` more; with a delivery, that job's lease is renewed too. Returns
+    /// the lease left on the delivery (zero without one); `NOJOB` or
+    /// `LEASELOST` when the worker no longer holds it.
+    pub fn heartbeat(&mut self, worker: &str, lease: Duration, delivery: Option<u64>) -> Result<Duration, Error> {
         let mut cmd = redis::cmd("TQ.HEARTBEAT");
         cmd.arg(&self.ns).arg(worker).arg(ttl_ms(lease));
-        expect_uint("TQ.HEARTBEAT", &self.call(&cmd)?).map(Duration::from_millis)
-    }
-
-    /// The module's `tq.lease-ms` (`CONFIG GET`); None when the server does
-    /// not say (no such setting, or CONFIG not allowed to this user).
-    pub fn lease_setting(&mut self) -> Result<Option<Duration>, Error> {
-        let mut cmd = redis::cmd("CONFIG");
-        cmd.arg("GET").arg("tq.lease-ms");
-        match self.call(&cmd) {
-            Ok(v) => Ok(parse_config_ms(&v)),
-            Err(e) if e.is_transient() => Err(e),
-            Err(_) => Ok(None),
+        if let Some(d) = delivery {
+            cmd.arg(d);
         }
+        expect_uint("TQ.HEARTBEAT", &self.call(&cmd)?).map(Duration::from_millis)
     }
 }
 
@@ -465,19 +453,22 @@ fn expect_uint(what: &str, v: &Value) -> Result<u64, Error> {
     }
 }
 
-/// nil, `[queue, payload]` or `[queue, payload, deliveries]`.
+/// nil or `[queue, payload, delivery, deliveries, lease-deadline-ms]`.
 pub fn parse_pop_reply(worker: &str, v: &Value) -> Result<Option<Job>, Error> {
     let bad = |why: &str| Error::Protocol(format!("pop answered {v:?}: {why}"));
     match v {
         Value::Nil => Ok(None),
         Value::Array(items) => {
-            let (q, p, n) = match items.as_slice() {
-                [q, p] => (q, p, 1),
-                [q, p, Value::Int(n)] => (q, p, u32::try_from(*n).map_err(|_| bad("bad delivery count"))?),
-                _ => return Err(bad("expected [queue, payload, deliveries]")),
+            let [q, p, Value::Int(d), Value::Int(n), Value::Int(until)] = items.as_slice() else {
+                return Err(bad("expected [queue, payload, delivery, deliveries, lease-deadline-ms]"));
+            };
+            let taken = Taken {
+                delivery: u64::try_from(*d).map_err(|_| bad("bad delivery id"))?,
+                deliveries: u32::try_from(*n).map_err(|_| bad("bad delivery count"))?,
+                lease_until_ms: u64::try_from(*until).map_err(|_| bad("bad lease deadline"))?,
             };
             let (Some(q), Some(p)) = (text(q), text(p)) else { return Err(bad("expected strings")) };
-            Job::from_pop(worker, q, p, n).map(Some).map_err(|e| bad(&e))
+            Job::from_pop(worker, q, p, taken).map(Some).map_err(|e| bad(&e))
         }
         _ => Err(bad("expected nil or an array")),
     }
@@ -494,17 +485,6 @@ pub fn parse_fail_reply(v: &Value) -> Result<FailOutcome, Error> {
         b"failed" => Ok(FailOutcome::Failed),
         _ => Err(bad()),
     }
-}
-
-/// `CONFIG GET` → `[name, value]` (RESP2) or a map (RESP3).
-fn parse_config_ms(v: &Value) -> Option<Duration> {
-    let value = match v {
-        Value::Array(items) => items.get(1),
-        Value::Map(pairs) => pairs.first().map(|(_, v)| v),
-        _ => None,
-    }?;
-    let n: u64 = std::str::from_utf8(text(value)?).ok()?.parse().ok()?;
-    (n > 0).then(|| Duration::from_millis(n))
 }
 
 fn nonzero(d: Duration) -> Duration {
@@ -585,28 +565,28 @@ mod tests {
     fn pop_replies() {
         assert!(parse_pop_reply("w", &Value::Nil).expect("nil").is_none());
         let p = r#"{"class":"add","queue":"math","args":[1,2]}"#;
-        let j =
-            parse_pop_reply("w", &Value::Array(vec![bulk("math"), bulk(p), Value::Int(3)])).expect("ok").expect("job");
+        let reply = |d: i64| Value::Array(vec![bulk("math"), bulk(p), Value::Int(d), Value::Int(3), Value::Int(9_000)]);
+        let j = parse_pop_reply("w", &reply(41)).expect("ok").expect("job");
         assert_eq!((j.queue.as_str(), j.class.as_str(), j.deliveries, j.payload.as_str()), ("math", "add", 3, p));
-        let j = parse_pop_reply("w", &Value::Array(vec![bulk("math"), bulk(p)])).expect("ok").expect("job");
-        assert_eq!(j.deliveries, 1);
-        for bad in
-            [Value::Okay, Value::Array(vec![bulk("q")]), Value::Array(vec![bulk("q"), bulk("nope"), Value::Int(1)])]
-        {
+        assert_eq!((j.delivery, j.lease_until_ms), (41, 9_000));
+        for bad in [
+            Value::Okay,
+            Value::Array(vec![bulk("q")]),
+            Value::Array(vec![bulk("math"), bulk(p), Value::Int(3)]),
+            Value::Array(vec![bulk("q"), bulk("nope"), Value::Int(1), Value::Int(1), Value::Int(1)]),
+            reply(-1),
+        ] {
             assert!(matches!(parse_pop_reply("w", &bad), Err(Error::Protocol(_))), "{bad:?}");
         }
     }
 
     #[test]
-    fn fail_and_config_replies() {
+    fn fail_replies() {
         let r = |s: &str, n| Value::Array(vec![bulk(s), Value::Int(n)]);
         assert_eq!(parse_fail_reply(&r("retry", 250)), Ok(FailOutcome::Retry { delay: Duration::from_millis(250) }));
         assert_eq!(parse_fail_reply(&r("failed", 0)), Ok(FailOutcome::Failed));
         assert!(parse_fail_reply(&r("what", 0)).is_err());
         assert!(parse_fail_reply(&Value::Okay).is_err());
-        let cfg = Value::Array(vec![bulk("tq.lease-ms"), bulk("1000")]);
-        assert_eq!(parse_config_ms(&cfg), Some(Duration::from_millis(1000)));
-        assert_eq!(parse_config_ms(&Value::Array(vec![])), None);
     }
 
     #[test]

@@ -28,9 +28,22 @@ pub struct Job {
     pub payload: String,
     /// How many times the job was handed out, this time included (1 = first).
     pub deliveries: u32,
+    /// The delivery id the module minted when it handed the job out: every
+    /// report about the job names it.
+    pub delivery: u64,
+    /// When the job's lease runs out unless renewed, unix ms (server clock).
+    pub lease_until_ms: u64,
     /// The worker name that holds it (reports must use this name).
     pub worker: String,
     signals: Arc<Signals>,
+}
+
+/// The numbers of a pop's reply besides queue and payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Taken {
+    pub delivery: u64,
+    pub deliveries: u32,
+    pub lease_until_ms: u64,
 }
 
 #[derive(Debug, Default)]
@@ -40,10 +53,11 @@ struct Signals {
 }
 
 impl Job {
-    /// A job from a pop's reply: `queue`, the stored `payload` bytes and the
-    /// delivery count. Payloads the module hands out are JSON objects with a
-    /// string `class` (it fails any other at pop); this checks again.
-    pub fn from_pop(worker: &str, queue: &[u8], payload: &[u8], deliveries: u32) -> Result<Job, String> {
+    /// A job from a pop's reply: `queue`, the stored `payload` bytes, the
+    /// delivery id, the delivery count and the lease deadline. Payloads the
+    /// module hands out are JSON objects with a string `class` (it fails any
+    /// other at pop); this checks again.
+    pub fn from_pop(worker: &str, queue: &[u8], payload: &[u8], taken: Taken) -> Result<Job, String> {
         let info = tq_core::records::inspect_payload(payload)?;
         let args_raw = info.args.clone().and_then(|r| payload.get(r)).unwrap_or(b"[]");
         let args_json = String::from_utf8_lossy(args_raw).into_owned();
@@ -54,7 +68,9 @@ impl Job {
             args,
             args_json,
             payload: String::from_utf8_lossy(payload).into_owned(),
-            deliveries,
+            deliveries: taken.deliveries,
+            delivery: taken.delivery,
+            lease_until_ms: taken.lease_until_ms,
             worker: worker.to_string(),
             signals: Arc::default(),
         })
@@ -164,8 +180,13 @@ mod tests {
 
     #[test]
     fn from_pop_reads_node_resque_payloads() {
-        let j =
-            Job::from_pop("h:1+1", b"math", br#"{"class":"add","queue":"math","args":[1,{"b":2}]}"#, 2).expect("ok");
+        let j = Job::from_pop(
+            "h:1+1",
+            b"math",
+            br#"{"class":"add","queue":"math","args":[1,{"b":2}]}"#,
+            crate::job::Taken { deliveries: 2, ..Default::default() },
+        )
+        .expect("ok");
         assert_eq!((j.queue.as_str(), j.class.as_str(), j.deliveries), ("math", "add", 2));
         assert_eq!(j.args, serde_json::json!([1, {"b": 2}]));
         assert_eq!(j.args_json, r#"[1,{"b":2}]"#);
@@ -178,14 +199,25 @@ mod tests {
 
     #[test]
     fn from_pop_keeps_args_text_serde_cannot_read() {
-        let j = Job::from_pop("w", b"q", br#"{"class":"c","args":["\ud800"]}"#, 1).expect("ok");
+        let j = Job::from_pop(
+            "w",
+            b"q",
+            br#"{"class":"c","args":["\ud800"]}"#,
+            crate::job::Taken { deliveries: 1, ..Default::default() },
+        )
+        .expect("ok");
         assert_eq!(j.args, serde_json::Value::Null);
         assert_eq!(j.args_json, r#"["\ud800"]"#);
-        let j = Job::from_pop("w", b"q", br#"{"class":"c"}"#, 1).expect("ok");
+        let j =
+            Job::from_pop("w", b"q", br#"{"class":"c"}"#, crate::job::Taken { deliveries: 1, ..Default::default() })
+                .expect("ok");
         assert_eq!(j.args_json, "[]");
         assert_eq!(j.args, serde_json::json!([]));
-        assert!(Job::from_pop("w", b"q", b"not json", 1).is_err());
-        assert!(Job::from_pop("w", b"q", br#"{"args":[]}"#, 1).is_err());
+        assert!(
+            Job::from_pop("w", b"q", b"not json", crate::job::Taken { deliveries: 1, ..Default::default() }).is_err()
+        );
+        assert!(Job::from_pop("w", b"q", br#"{"args":[]}"#, crate::job::Taken { deliveries: 1, ..Default::default() })
+            .is_err());
     }
 
     #[test]

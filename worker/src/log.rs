@@ -362,7 +362,13 @@ mod tests {
     const T: u64 = 1_795_329_010_123; // 2026-11-22T06:30:10.123Z
 
     fn job() -> Job {
-        Job::from_pop("h:1+2", b"high", br#"{"class":"Email","queue":"high","args":[1]}"#, 1).expect("job")
+        Job::from_pop(
+            "h:1+2",
+            b"high",
+            br#"{"class":"Email","queue":"high","args":[1]}"#,
+            crate::job::Taken { deliveries: 1, ..Default::default() },
+        )
+        .expect("job")
     }
 
     #[test]

@@ -410,7 +410,13 @@ mod tests {
 
     #[test]
     fn env_of_a_job() {
-        let j = Job::from_pop("h:1+3", b"low", br#"{"class":"C","queue":"low","args":[]}"#, 2).expect("job");
+        let j = Job::from_pop(
+            "h:1+3",
+            b"low",
+            br#"{"class":"C","queue":"low","args":[]}"#,
+            crate::job::Taken { deliveries: 2, ..Default::default() },
+        )
+        .expect("job");
         let env = handler_env(&j, "resque");
         assert_eq!(
             env,

@@ -49,23 +49,24 @@
 //!
 //! **Redis going away.** Every call is retried with a growing pause (100 ms
 //! doubling to 2 s) until Redis answers; nothing is dropped and the worker
-//! never gives up on its own. A report (`ACK`/`FAIL`/`NACK`) whose reply was
-//! lost is sent again: `NOJOB` in answer to the repeat means the first one
-//! was applied (the job is done, not double-completed), `LEASELOST` that the
-//! module gave the job back meanwhile. An ACK that also took the next job
-//! is settled from the slot's in-flight record instead (see
-//! `ack_and_take`). A pop whose reply was lost may have
-//! taken a job under the slot's name: before popping again the slot sends
-//! `TQ.NACK`, which gives such a job back (or answers `NOJOB`). While
-//! stopping, a report that cannot reach Redis is abandoned once the job's
-//! lease has run out (the module has then given the job back itself).
+//! never gives up on its own. A command whose reply was lost is sent again
+//! as it was: every report names the job's delivery id, and the module
+//! answers a repeat as it answered the first (a report already applied
+//! answers as before; a `TQ.POP ... ACK` already applied answers with the
+//! job it took; a pop under a name that holds a job hands that job out
+//! again). `NOJOB` or `LEASELOST` in answer mean the module gave the job
+//! back meanwhile. A worker restarted under the same name gets the job the
+//! name held from its first pop and runs it at once. While stopping, a
+//! report that cannot reach Redis is abandoned once the job's lease has run
+//! out (the module has then given the job back itself).
 //!
-//! **Leases.** The lease kept is `lease` if set, else the module's
-//! `tq.lease-ms` (read with `CONFIG GET`), else 60 s; each slot sends
-//! `TQ.HEARTBEAT` every third of it, running a job or not (so broadcasts and
-//! node-resque's worker pings see it alive). A heartbeat that finds the job's
-//! lease gone sets [`Job::lease_lost`]; the job's report will then get
-//! `LEASELOST`.
+//! **Leases.** Every take asks for the lease kept, `lease` if set, else
+//! [`DEFAULT_LEASE`] (the server's `tq.lease-ms` is never guessed); each
+//! slot sends `TQ.HEARTBEAT` every third of it, naming the delivery it holds
+//! (so only that job's lease is renewed), or none while it holds nothing (so
+//! broadcasts and node-resque's worker pings see it alive). A heartbeat that
+//! finds the job's lease gone sets [`Job::lease_lost`]; the job's report
+//! will then get `LEASELOST`.
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -74,7 +75,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::client::{self, Client, FailOutcome, Held};
+use crate::client::{self, Client, FailOutcome};
 use crate::config::Rules;
 use crate::job::{no_job_defined, Failure, Job, JobError};
 
@@ -84,12 +85,10 @@ pub type Handler = Arc<dyn Fn(&Job) -> Result<(), JobError> + Send + Sync>;
 /// Receives the worker's events (logging, metrics); called from any thread.
 pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
 
-/// Lease used when neither the options nor the server give one.
+/// Lease asked for when the options give none.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
-/// Pause between pops while the worker's name holds another job.
-const INFLIGHT_PAUSE: Duration = Duration::from_secs(1);
 const TICK: Duration = Duration::from_millis(20);
 /// A job that runs this long or more is slow: a prefetching slot does not
 /// let gathered ACKs wait for it.
@@ -472,6 +471,9 @@ struct SlotState {
     /// Bumped for every job taken.
     seq: u64,
     job: Option<Job>,
+    /// The delivery the name holds (taken, running or being reported): the
+    /// one its heartbeats renew.
+    delivery: Option<u64>,
     /// When the lease of the job runs out at the latest, by our clock.
     lease_until: Instant,
     next_heartbeat: Instant,
@@ -494,9 +496,6 @@ struct Shared {
     stop: StopHandle,
     slots: Vec<Arc<Slot>>,
     lease: Duration,
-    /// The first heartbeat of a job comes at once (our lease differs from
-    /// the module's) instead of a third of the lease after the pop.
-    heartbeat_at_pop: bool,
     counters: Counters,
 }
 
@@ -616,6 +615,7 @@ impl Worker {
                         phase: Phase::Idle,
                         seq: 0,
                         job: None,
+                        delivery: None,
                         lease_until: now,
                         next_heartbeat: now + (lease / 3).max(Duration::from_millis(1)),
                         finished: false,
@@ -624,7 +624,6 @@ impl Worker {
             })
             .collect();
         let shared = Arc::new(Shared {
-            heartbeat_at_pop: opts.lease.is_some(),
             opts,
             handlers: self.handlers.clone(),
             fallback: self.fallback.clone(),
@@ -693,7 +692,7 @@ impl Worker {
     }
 
     /// The lease to keep, after a first heartbeat of every slot (which checks
-    /// the module answers). None if stopped meanwhile.
+    /// the module answers and the user may run it). None if stopped meanwhile.
     fn startup(&self, probe: &mut Client, names: &[String]) -> Result<Option<Duration>, WorkerError> {
         let mut backoff = Backoff::new();
         let mut down = false;
@@ -702,13 +701,9 @@ impl Worker {
                 return Ok(None);
             }
             let attempt = (|| -> Result<Duration, client::Error> {
-                let lease = match self.opts.lease {
-                    Some(l) => l,
-                    None => probe.lease_setting()?.unwrap_or(DEFAULT_LEASE),
-                };
-                let lease = lease.max(Duration::from_millis(3));
+                let lease = self.opts.lease.unwrap_or(DEFAULT_LEASE).max(Duration::from_millis(3));
                 for n in names {
-                    probe.heartbeat(n, lease)?;
+                    probe.heartbeat(n, lease, None)?;
                 }
                 Ok(lease)
             })();
@@ -782,7 +777,7 @@ impl Worker {
             };
             stuck.insert(slot.thread);
             let Some(job) = job else { continue };
-            let outcome = report(sh, slot, probe, &Action::Nack(None, Requeue::Abandoned));
+            let outcome = report(sh, slot, probe, job.delivery, &Action::Nack(None, Requeue::Abandoned));
             sh.counters.count(&outcome);
             sh.emit(Event::JobEnd { job, elapsed: Duration::ZERO, outcome });
         }
@@ -850,11 +845,9 @@ struct Lane {
     /// A job taken and not started yet, and when the command that took it
     /// was sent.
     held: Option<(Job, Instant)>,
-    /// A pop's reply was lost: the name may hold a job it never saw.
+    /// A pop's reply was lost: the name may hold a job it never saw (its
+    /// next pop hands that job out again).
     maybe_holding: bool,
-    /// A pop failed in transit since the last pop answered: a later INFLIGHT
-    /// may come from it (the server ran it after the NACK that followed).
-    suspect: bool,
     /// No pop under this name before then.
     resume_at: Instant,
     /// The last error reported, so a persisting one is reported once.
@@ -916,22 +909,13 @@ fn slot_loop(sh: &Arc<Shared>, slots: &[Arc<Slot>]) {
     let now = Instant::now();
     let mut lanes: Vec<Lane> = slots
         .iter()
-        .map(|s| Lane {
-            slot: s.clone(),
-            held: None,
-            maybe_holding: false,
-            suspect: false,
-            resume_at: now,
-            last_error: None,
-        })
+        .map(|s| Lane { slot: s.clone(), held: None, maybe_holding: false, resume_at: now, last_error: None })
         .collect();
     while !sh.stop.is_stopping() {
-        if !recover(sh, &mut link, &mut lanes) {
-            continue;
-        }
         fill(sh, &mut link, &mut lanes);
         run_held(sh, &mut link, &mut lanes);
     }
+    recover(sh, &mut link, &mut lanes);
     // Jobs held at the stop go back at once, the newest first: each goes
     // back to the head of its queue, so the queue keeps its order.
     // (Jobs taken in one pipeline share its time; the first name took the
@@ -947,29 +931,27 @@ fn slot_loop(sh: &Arc<Shared>, slots: &[Arc<Slot>]) {
     }
 }
 
-/// Gives back the jobs that pops whose reply was lost may have taken
-/// (`TQ.NACK`, or `NOJOB` if they took none). False if Redis is down.
-fn recover(sh: &Shared, link: &mut Link, lanes: &mut [Lane]) -> bool {
-    // The last name's job is the newest (names take jobs in order): back
-    // first, so the queue keeps its order.
-    for lane in lanes.iter_mut().rev().filter(|l| l.maybe_holding) {
-        match link.client.nack(&lane.slot.name, None) {
-            Ok(()) => {
-                lane.maybe_holding = false;
-                sh.emit(Event::RecoveredPop { worker: lane.slot.name.clone() });
-            }
-            Err(e) if e.is(client::NOJOB) || e.is(client::LEASELOST) => lane.maybe_holding = false,
-            Err(e) if e.is_transient() => {
-                link.wait_out(sh, &lane.slot.name, "pop", &e);
-                return false;
-            }
-            Err(e) => {
-                lane.maybe_holding = false;
-                lane.report_error(sh, "nack", e.to_string(), Duration::ZERO);
-            }
+/// At a stop: a name whose last pop lost its reply may hold a job it never
+/// saw; one more pop hands it out again (the slot's loop then gives it
+/// back with the others held). Best effort: a job left over comes back when
+/// its lease runs out.
+fn recover(sh: &Shared, link: &mut Link, lanes: &mut [Lane]) {
+    if sh.stop.is_stopping_now() {
+        return;
+    }
+    for lane in lanes.iter_mut().filter(|l| l.maybe_holding && l.held.is_none()) {
+        let sent = Instant::now();
+        if let Ok(Some(job)) = link.client.pop(&lane.slot.name, &sh.opts.queues, sh.lease) {
+            sh.emit(Event::RecoveredPop { worker: lane.slot.name.clone() });
+            hold(lane, job, sent);
         }
     }
-    true
+}
+
+/// The lane holds `job`, taken by a command sent at `sent`.
+fn hold(lane: &mut Lane, job: Job, sent: Instant) {
+    lock(&lane.slot.st).delivery = Some(job.delivery);
+    lane.held = Some((job, sent));
 }
 
 /// Takes a job under every free name that may pop, until the queues come up
@@ -1010,50 +992,45 @@ enum Took {
 fn take(sh: &Shared, link: &mut Link, lane: &mut Lane, wait: bool) -> Took {
     let (opts, name) = (&sh.opts, &lane.slot.name);
     let sent = Instant::now();
-    let popped =
-        if wait { link.client.bpop(name, &opts.queues, opts.poll) } else { link.client.pop(name, &opts.queues) };
+    let popped = if wait {
+        link.client.bpop(name, &opts.queues, sh.lease, opts.poll)
+    } else {
+        link.client.pop(name, &opts.queues, sh.lease)
+    };
     match popped {
         Ok(job) => {
             link.up(sh, name, "pop");
-            lane.suspect = false;
+            lane.maybe_holding = false;
             lane.last_error = None;
             match job {
                 Some(job) => {
-                    lane.held = Some((job, sent));
+                    hold(lane, job, sent);
                     Took::Job
                 }
                 None => Took::Empty,
             }
         }
         Err(e) if e.is_transient() => {
+            // The pop may have taken a job: the next pop under this name
+            // hands it out again.
             lane.maybe_holding = true;
-            lane.suspect = true;
             link.wait_out(sh, name, "pop", &e);
             Took::Down
-        }
-        Err(e) if e.is(client::INFLIGHT) && lane.suspect => {
-            // Our own pop, applied late: give its job back.
-            lane.suspect = false;
-            lane.maybe_holding = true;
-            Took::Refused
-        }
-        Err(e) if e.is(client::INFLIGHT) => {
-            // Another process uses this name, or one that died held a job
-            // under it: its lease will free the name.
-            let why = format!("{e} (another worker with this name? waiting for that job's lease to run out)");
-            lane.report_error(sh, "pop", why, INFLIGHT_PAUSE);
-            lane.resume_at = Instant::now() + INFLIGHT_PAUSE;
-            Took::Refused
         }
         Err(e @ client::Error::Protocol(_)) => {
             // The pop took something this worker cannot read (the module
             // checks payloads before handing them out, so this should not
-            // happen): file it as failed rather than hold it.
+            // happen): file it as failed rather than hold it, or every pop
+            // under this name would hand it out again.
             let f = Failure::new("TQ::BadPayload", e.to_string());
-            if let Err(fe) = link.client.fail(name, &f, None) {
-                if !fe.is(client::NOJOB) {
-                    lane.report_error(sh, "fail", fe.to_string(), Duration::ZERO);
+            match link.client.held_delivery(name) {
+                Ok(Some(d)) => {
+                    if let Err(fe) = link.client.fail(name, d, &f, None) {
+                        lane.report_error(sh, "fail", fe.to_string(), Duration::ZERO);
+                    }
                 }
+                Ok(None) => {}
+                Err(fe) => lane.report_error(sh, "fail", fe.to_string(), Duration::ZERO),
             }
             lane.report_error(sh, "pop", e.to_string(), Duration::ZERO);
             Took::Refused
@@ -1133,9 +1110,9 @@ fn run_handler(sh: &Shared, slot: &Slot, job: &Job, popped: Instant) -> Option<(
         st.seq += 1;
         st.phase = Phase::Running;
         st.job = Some(job.clone());
-        // With a lease of our own (not the module's), heartbeat at once.
+        st.delivery = Some(job.delivery);
         st.lease_until = popped + sh.lease;
-        st.next_heartbeat = if sh.heartbeat_at_pop { Instant::now() } else { popped + sh.interval() };
+        st.next_heartbeat = popped + sh.interval();
         st.seq
     };
     sh.emit(Event::JobStart { job: job.clone() });
@@ -1173,7 +1150,7 @@ fn report_result(sh: &Shared, slot: &Slot, client: &mut Client, job: &Job, resul
         Err(JobError::Failed(f)) => Action::Fail(f, sh.opts.rules.retry_for(&job.class, &job.queue)),
         Err(JobError::Fatal(f)) => Action::Fail(f, None),
     };
-    report(sh, slot, client, &action)
+    report(sh, slot, client, job.delivery, &action)
 }
 
 fn end_job(sh: &Shared, slot: &Slot, job: Job, elapsed: Duration, outcome: Outcome) {
@@ -1182,6 +1159,7 @@ fn end_job(sh: &Shared, slot: &Slot, job: Job, elapsed: Duration, outcome: Outco
     let mut st = lock(&slot.st);
     st.phase = Phase::Idle;
     st.job = None;
+    st.delivery = None;
 }
 
 /// Acknowledges the finished jobs, each with `TQ.POP ... ACK` under its own
@@ -1199,16 +1177,16 @@ fn ack_together(sh: &Shared, link: &mut Link, lanes: &mut [Lane], finished: &mut
         }
         return;
     }
-    let names: Vec<&str> = batch.iter().map(|f| f.slot.name.as_str()).collect();
-    let first = names.first().copied().unwrap_or_default();
+    let done: Vec<(&str, u64)> = batch.iter().map(|f| (f.slot.name.as_str(), f.job.delivery)).collect();
+    let first = done.first().map(|(n, _)| *n).unwrap_or_default();
     let sent = Instant::now();
-    let mut answers = match link.client.ack_and_pop_each(&names, &sh.opts.queues) {
+    let mut answers = match link.client.ack_and_pop_each(&done, &sh.opts.queues, sh.lease) {
         Ok(r) => {
             link.up(sh, first, "ack");
             r.into_iter().map(|r| Some((r, sent))).collect()
         }
         Err(e) => {
-            // Which were applied is unknown: each is settled from its record.
+            // Each is sent again on its own: a repeat answers as the first.
             link.wait_out(sh, first, "ack", &e);
             vec![None; batch.len()]
         }
@@ -1219,8 +1197,7 @@ fn ack_together(sh: &Shared, link: &mut Link, lanes: &mut [Lane], finished: &mut
         end_job(sh, &f.slot, f.job, f.elapsed, outcome);
         if let Some(lane) = lanes.get_mut(f.lane) {
             match next {
-                Next::Job(job, sent) => lane.held = Some((job, sent)),
-                Next::Unknown => lane.maybe_holding = true,
+                Next::Job(job, sent) => hold(lane, job, sent),
                 Next::Nothing => {}
             }
         }
@@ -1236,12 +1213,13 @@ fn give_back_unstarted(sh: &Shared, slot: &Slot, client: &mut Client, job: Job, 
         st.job = Some(job.clone());
         st.lease_until = popped + sh.lease;
     }
-    let outcome = report(sh, slot, client, &Action::Nack(None, Requeue::NotStarted));
+    let outcome = report(sh, slot, client, job.delivery, &Action::Nack(None, Requeue::NotStarted));
     sh.counters.count(&outcome);
     sh.emit(Event::JobEnd { job, elapsed: Duration::ZERO, outcome });
     let mut st = lock(&slot.st);
     st.phase = Phase::Idle;
     st.job = None;
+    st.delivery = None;
 }
 
 /// What a slot holds after reporting a job.
@@ -1250,18 +1228,14 @@ enum Next {
     Nothing,
     /// The job its ACK took, and when that ACK was sent.
     Job(Job, Instant),
-    /// It may hold a job whose pop reply was lost: it gives it back first.
-    Unknown,
 }
 
 /// Acknowledges the job and takes the next in the same round trip
-/// (`TQ.POP ... ACK`). A lost reply is settled from the slot's in-flight
-/// record: the module never takes a twin of the job it completes this way,
-/// so the same payload means the ACK was not applied (it is sent again);
-/// another payload, that it was and took a job whose reply was lost (given
-/// back before the next pop); nothing, that it was and took nothing.
-/// `answer`: the answer to the first attempt (sent in a pipeline) and when
-/// it was sent; None if that reply was lost.
+/// (`TQ.POP ... ACK <delivery>`). A lost reply is answered by sending the
+/// same command again: the module answers a repeat with the job the first
+/// took (or none), and completes nothing twice. `answer`: the answer to the
+/// first attempt (sent in a pipeline) and when it was sent; None if that
+/// reply was lost.
 fn ack_and_take(
     sh: &Shared,
     slot: &Slot,
@@ -1271,15 +1245,12 @@ fn ack_and_take(
 ) -> (Outcome, Next) {
     let mut backoff = Backoff::new();
     let mut down = false;
-    // The last attempt's reply was lost: read the record before anything else.
-    let mut unsure = answer.is_none();
     loop {
         let (attempt, sent) = match answer.take() {
-            Some((answer, at)) => (answer.map(Ok), at),
-            None if unsure => (client.held(&slot.name).map(Err), Instant::now()),
+            Some(answered) => answered,
             None => {
                 let at = Instant::now();
-                (client.ack_and_pop(&slot.name, &sh.opts.queues).map(Ok), at)
+                (client.ack_and_pop(&slot.name, job.delivery, &sh.opts.queues, sh.lease), at)
             }
         };
         if down && attempt.as_ref().is_ok() {
@@ -1287,25 +1258,13 @@ fn ack_and_take(
             sh.emit(Event::RedisBack { worker: slot.name.clone(), action: "ack" });
         }
         match attempt {
-            Ok(Ok(taken)) => return (Outcome::Done, taken.map_or(Next::Nothing, |j| Next::Job(j, sent))),
-            // Not applied: a stopping worker completes the job alone.
-            Ok(Err(Held::Payload(p))) if p == job.payload.as_bytes() && sh.stop.is_stopping() => {
-                return (report(sh, slot, client, &Action::Ack), Next::Nothing)
-            }
-            Ok(Err(Held::Payload(p))) if p == job.payload.as_bytes() => unsure = false,
-            Ok(Err(Held::Payload(_) | Held::Unreadable)) => return (Outcome::Done, Next::Unknown),
-            Ok(Err(Held::Nothing)) => return (Outcome::Done, Next::Nothing),
-            Ok(Err(Held::LeaseLost)) => {
-                let error =
-                    format!("LEASELOST worker '{}': the job's lease ran out while Redis was unreachable", slot.name);
-                return (Outcome::NotHeld { error }, Next::Nothing);
-            }
+            Ok(taken) => return (Outcome::Done, taken.map_or(Next::Nothing, |j| Next::Job(j, sent))),
             Err(e) if e.is(client::NOJOB) || e.is(client::LEASELOST) => {
                 return (Outcome::NotHeld { error: e.to_string() }, Next::Nothing)
             }
             Err(e) if e.is_transient() => {
-                unsure = true;
                 if abandon_report(sh, slot) {
+                    // The ACK may have taken a job: it comes back with its lease.
                     return (Outcome::Unreported, Next::Nothing);
                 }
                 let pause = backoff.step();
@@ -1314,7 +1273,7 @@ fn ack_and_take(
             }
             // Refused as a whole (the pop part: a queue of the wrong type,
             // say): nothing was applied, so a plain ACK still completes the job.
-            Err(_) => return (report(sh, slot, client, &Action::Ack), Next::Nothing),
+            Err(_) => return (report(sh, slot, client, job.delivery, &Action::Ack), Next::Nothing),
         }
     }
 }
@@ -1329,10 +1288,9 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Sends the report, again and again while Redis is unreachable (see the
-/// module docs for how a lost reply is told from a lost job).
-fn report(sh: &Shared, slot: &Slot, client: &mut Client, action: &Action) -> Outcome {
-    let mut ambiguous = false;
+/// Sends the report about `delivery`, again and again while Redis is
+/// unreachable (a repeat is answered as the first attempt was).
+fn report(sh: &Shared, slot: &Slot, client: &mut Client, delivery: u64, action: &Action) -> Outcome {
     let mut backoff = Backoff::new();
     let mut down = false;
     let what = match action {
@@ -1342,8 +1300,8 @@ fn report(sh: &Shared, slot: &Slot, client: &mut Client, action: &Action) -> Out
     };
     loop {
         let result = match action {
-            Action::Ack => client.ack(&slot.name).map(|()| Outcome::Done),
-            Action::Fail(f, policy) => client.fail(&slot.name, f, policy.as_ref()).map(|o| Outcome::Failed {
+            Action::Ack => client.ack(&slot.name, delivery).map(|()| Outcome::Done),
+            Action::Fail(f, policy) => client.fail(&slot.name, delivery, f, policy.as_ref()).map(|o| Outcome::Failed {
                 failure: f.clone(),
                 fate: match o {
                     FailOutcome::Failed => Fate::Failed,
@@ -1351,7 +1309,7 @@ fn report(sh: &Shared, slot: &Slot, client: &mut Client, action: &Action) -> Out
                 },
             }),
             Action::Nack(delay, why) => {
-                client.nack(&slot.name, *delay).map(|()| Outcome::Requeued { delay: *delay, why: *why })
+                client.nack(&slot.name, delivery, *delay).map(|()| Outcome::Requeued { delay: *delay, why: *why })
             }
         };
         match result {
@@ -1361,19 +1319,10 @@ fn report(sh: &Shared, slot: &Slot, client: &mut Client, action: &Action) -> Out
                 }
                 return o;
             }
-            Err(e) if e.is(client::NOJOB) && ambiguous => {
-                // The earlier attempt was applied; its reply was lost.
-                return match action {
-                    Action::Ack => Outcome::Done,
-                    Action::Fail(f, _) => Outcome::Failed { failure: f.clone(), fate: Fate::Unknown },
-                    Action::Nack(delay, why) => Outcome::Requeued { delay: *delay, why: *why },
-                };
-            }
             Err(e) if e.is(client::NOJOB) || e.is(client::LEASELOST) => {
                 return Outcome::NotHeld { error: e.to_string() }
             }
             Err(e) if e.is_transient() => {
-                ambiguous = true;
                 if abandon_report(sh, slot) {
                     return Outcome::Unreported;
                 }
@@ -1405,33 +1354,38 @@ fn heartbeat_loop(sh: &Shared, quit: &AtomicBool) {
     while !quit.load(Ordering::SeqCst) && !sh.stop.is_stopping_now() {
         for slot in &sh.slots {
             let now = Instant::now();
-            let seq = {
+            let (seq, delivery) = {
                 let st = lock(&slot.st);
                 if st.next_heartbeat > now || st.finished {
                     continue;
                 }
-                st.seq
+                (st.seq, st.delivery)
             };
             let sent = Instant::now();
-            match client.heartbeat(&slot.name, sh.lease) {
-                Ok(left) => {
+            match client.heartbeat(&slot.name, sh.lease, delivery) {
+                Ok(_) => {
                     last_error = None;
                     if down {
                         down = false;
                         sh.emit(Event::RedisBack { worker: slot.name.clone(), action: "heartbeat" });
                     }
+                    let mut st = lock(&slot.st);
+                    st.next_heartbeat = sent + interval;
+                    if st.seq == seq && delivery.is_some() && st.delivery == delivery {
+                        st.lease_until = sent + sh.lease;
+                    }
+                }
+                Err(e) if delivery.is_some() && (e.is(client::NOJOB) || e.is(client::LEASELOST)) => {
+                    // The module no longer counts the job as ours: stop
+                    // renewing it; a running handler learns it lost the job.
                     let lost = {
                         let mut st = lock(&slot.st);
-                        st.next_heartbeat = sent + interval;
-                        if st.seq != seq {
-                            None
-                        } else if !left.is_zero() {
-                            st.lease_until = sent + sh.lease;
-                            None
-                        } else if st.phase == Phase::Running {
-                            st.job.clone().filter(|j| !j.lease_lost())
+                        st.next_heartbeat = Instant::now();
+                        if st.delivery != delivery {
+                            None // reported meanwhile
                         } else {
-                            None
+                            st.delivery = None;
+                            st.job.clone().filter(|j| st.phase == Phase::Running && !j.lease_lost())
                         }
                     };
                     if let Some(job) = lost {

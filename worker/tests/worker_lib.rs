@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::{ns, wait_until, Conn, Proxy, Server};
-use tq_worker::client::{Client, FailOutcome, Held, LEASELOST, NOJOB};
+use tq_worker::client::{Client, FailOutcome, LEASELOST, NOJOB};
 use tq_worker::config::{RetryPolicy, Rules};
 use tq_worker::job::{Failure, JobError};
 use tq_worker::worker::{Event, Fate, Outcome, Requeue, Summary, Worker, WorkerOptions};
@@ -82,38 +82,57 @@ fn client_job_calls() {
     assert_eq!(c.enqueue("q", "add", r#"{"x":1}"#).expect("enqueue"), 2);
     assert!(c.enqueue_in(Duration::from_secs(60), "q", "later", "[]").expect("enqueue_in") > 0);
     assert_eq!(c.enqueue_at(4_102_444_800_000, "q", "at", "[]").expect("enqueue_at"), 4_102_444_800);
-    assert!(c.pop("w:1", &["empty"]).expect("pop").is_none());
-    let job = c.pop("w:1", &["empty", "q"]).expect("pop").expect("a job");
+    let lease = Duration::from_secs(60);
+    assert!(c.pop("w:1", &["empty"], lease).expect("pop").is_none());
+    let job = c.pop("w:1", &["empty", "q"], lease).expect("pop").expect("a job");
     assert_eq!((job.queue.as_str(), job.class.as_str(), job.deliveries, job.worker.as_str()), ("q", "add", 1, "w:1"));
     assert_eq!(job.args, serde_json::json!([1, 2]));
     assert_eq!(job.payload, r#"{"class":"add","queue":"q","args":[1,2]}"#);
-    let e = c.pop("w:1", &["q"]).expect_err("one job per worker name");
-    assert!(e.is("INFLIGHT"), "{e:?}");
-    assert!(c.heartbeat("w:1", Duration::from_secs(30)).expect("heartbeat") > Duration::ZERO);
-    c.nack("w:1", None).expect("nack");
-    let again = c.bpop("w:1", &["q"], Duration::from_millis(100)).expect("bpop").expect("the job again");
+    assert!(job.delivery > 0);
+    // One job per worker name: a second pop hands the same job out again.
+    let same = c.pop("w:1", &["q"], Duration::from_secs(5)).expect("pop").expect("the same job");
+    assert_eq!((same.delivery, same.payload.as_str()), (job.delivery, job.payload.as_str()));
+    assert!(same.lease_until_ms < job.lease_until_ms, "the lease asked for is the one given");
+    assert_eq!(
+        c.heartbeat("w:1", Duration::from_secs(30), Some(job.delivery)).expect("heartbeat"),
+        Duration::from_secs(30)
+    );
+    assert_eq!(c.heartbeat("w:1", Duration::from_secs(30), None).expect("alive only"), Duration::ZERO);
+    c.nack("w:1", job.delivery, None).expect("nack");
+    c.nack("w:1", job.delivery, None).expect("a repeat answers as the first");
+    let again = c.bpop("w:1", &["q"], lease, Duration::from_millis(100)).expect("bpop").expect("the job again");
     assert_eq!((again.class.as_str(), again.deliveries), ("add", 2));
-    c.ack("w:1").expect("ack");
-    assert!(c.ack("w:1").expect_err("nothing held").is(NOJOB));
-    let j = c.pop("w:2", &["q"]).expect("pop").expect("second job");
+    assert!(again.delivery > job.delivery);
+    assert!(c.ack("w:1", job.delivery).expect_err("an old delivery").is(NOJOB));
+    c.ack("w:1", again.delivery).expect("ack");
+    c.ack("w:1", again.delivery).expect("a repeat answers as the first");
+    let j = c.pop("w:2", &["q"], lease).expect("pop").expect("second job");
     assert_eq!(j.args, serde_json::json!([{"x": 1}]));
     let policy = RetryPolicy::new(2, vec![Duration::ZERO]);
     let f = Failure::new("Boom", "bad");
-    assert_eq!(c.fail("w:2", &f, Some(&policy)).expect("fail"), FailOutcome::Retry { delay: Duration::ZERO });
-    let j = c.pop("w:2", &["q"]).expect("pop").expect("retried");
+    assert_eq!(
+        c.fail("w:2", j.delivery, &f, Some(&policy)).expect("fail"),
+        FailOutcome::Retry { delay: Duration::ZERO }
+    );
+    assert_eq!(
+        c.fail("w:2", j.delivery, &f, Some(&policy)).expect("repeat"),
+        FailOutcome::Retry { delay: Duration::ZERO },
+        "a repeat answers as the first"
+    );
+    let j = c.pop("w:2", &["q"], lease).expect("pop").expect("retried");
     assert_eq!(j.deliveries, 2);
-    assert_eq!(c.fail("w:2", &f, Some(&policy)).expect("fail"), FailOutcome::Failed);
-    assert!(c.bpop("w:3", &["q"], Duration::from_millis(50)).expect("bpop").is_none(), "times out with nil");
-    assert_eq!(c.lease_setting().expect("config"), Some(Duration::from_secs(60)));
+    assert_eq!(c.fail("w:2", j.delivery, &f, Some(&policy)).expect("fail"), FailOutcome::Failed);
+    assert!(c.bpop("w:3", &["q"], lease, Duration::from_millis(50)).expect("bpop").is_none(), "times out with nil");
     let mut raw = s.conn();
     // NACK with a delay: a delayed job the module's timer brings back.
     c.enqueue("d", "slow", "[]").expect("enqueue");
-    c.pop("w:4", &["d"]).expect("pop").expect("job");
-    c.nack("w:4", Some(Duration::from_millis(1200))).expect("nack");
+    let j = c.pop("w:4", &["d"], lease).expect("pop").expect("job");
+    c.nack("w:4", j.delivery, Some(Duration::from_millis(1200))).expect("nack");
     assert_eq!(raw.int(&["LLEN", &format!("{n}:queue:d")]), 0, "not back yet");
     wait_until(30, "the delayed job back", || raw.int(&["LLEN", &format!("{n}:queue:d")]) == 1);
-    assert_eq!(c.pop("w:4", &["d"]).expect("pop").expect("job").deliveries, 2);
-    c.ack("w:4").expect("ack");
+    let j = c.pop("w:4", &["d"], lease).expect("pop").expect("job");
+    assert_eq!(j.deliveries, 2);
+    c.ack("w:4", j.delivery).expect("ack");
     assert_eq!(raw.stat(&n, "processed"), 2);
     assert_eq!(raw.stat(&n, "failed"), 2);
     assert_eq!(raw.int(&["LLEN", &format!("{n}:failed")]), 1);
@@ -354,23 +373,31 @@ fn lost_ack_reply_is_retried_and_not_double_completed() {
 }
 
 #[test]
-fn client_ack_and_pop_and_held() {
+fn client_ack_and_pop_answers_a_repeat_as_the_first() {
     let s = Server::start(&[]);
     let n = ns("client-ackpop");
     let mut c = Client::connect(&s.url(), &n).expect("connect");
-    c.enqueue("q", "Job", "[1]").expect("enqueue");
-    c.enqueue("q", "Job", "[2]").expect("enqueue");
-    assert_eq!(c.held("w").expect("held"), Held::Nothing);
-    let first = c.pop("w", &["q"]).expect("pop").expect("a job");
-    assert_eq!(c.held("w").expect("held"), Held::Payload(first.payload.clone().into_bytes()));
-    let next = c.ack_and_pop("w", &["q"]).expect("ack and pop").expect("the next job");
+    let lease = Duration::from_secs(60);
+    for i in 1..=3 {
+        c.enqueue("q", "Job", &format!("[{i}]")).expect("enqueue");
+    }
+    assert_eq!(c.held_delivery("w").expect("held"), None);
+    let first = c.pop("w", &["q"], lease).expect("pop").expect("a job");
+    assert_eq!(c.held_delivery("w").expect("held"), Some(first.delivery));
+    let next = c.ack_and_pop("w", first.delivery, &["q"], lease).expect("ack and pop").expect("the next job");
     assert_eq!((next.args_json.as_str(), next.deliveries), ("[2]", 1));
-    assert_eq!(c.held("w").expect("held"), Held::Payload(next.payload.clone().into_bytes()));
-    assert!(c.ack_and_pop("w", &["q"]).expect("ack").is_none());
-    assert_eq!(c.held("w").expect("held"), Held::Nothing);
-    assert!(c.ack_and_pop("w", &["q"]).expect_err("nothing held").is(NOJOB));
+    // Sent again (as after a lost reply): the same job, nothing more done.
+    let again = c.ack_and_pop("w", first.delivery, &["q"], lease).expect("repeat").expect("the same job");
+    assert_eq!((again.delivery, again.args_json.as_str()), (next.delivery, "[2]"));
+    let each = c.ack_and_pop_each(&[("w", next.delivery)], &["q"], lease).expect("pipeline");
+    let third = each.into_iter().next().expect("one answer").expect("ok").expect("the third job");
+    assert_eq!(third.args_json, "[3]");
+    assert!(c.ack_and_pop("w", third.delivery, &["q"], lease).expect("ack").is_none());
+    assert!(c.ack_and_pop("w", third.delivery, &["q"], lease).expect("repeat").is_none());
+    assert_eq!(c.held_delivery("w").expect("held"), None);
+    assert!(c.ack_and_pop("w", third.delivery + 1, &["q"], lease).expect_err("not held").is(NOJOB));
     let mut raw = s.conn();
-    assert_eq!(raw.stat(&n, "processed"), 2);
+    assert_eq!(raw.stat(&n, "processed"), 3);
 }
 
 /// Runs a worker on queue `q` through `proxy` until `n` jobs are processed;
@@ -392,19 +419,21 @@ fn run_through(s: &Server, proxy: &Proxy, n: &str, jobs: usize) -> (Vec<(String,
 }
 
 #[test]
-fn lost_reply_of_an_ack_that_took_the_next_job_gives_that_job_back() {
+fn lost_reply_of_an_ack_that_took_the_next_job_is_answered_again_by_the_resend() {
     let s = Server::start(&[]);
     let proxy = Proxy::start(s.port);
     let n = ns("lost-ackpop");
     let mut c = Client::connect(&s.url(), &n).expect("connect");
     c.enqueue("q", "Job", "[1]").expect("enqueue");
     c.enqueue("q", "Job", "[2]").expect("enqueue");
-    // The ACK of [1] is applied and takes [2]; its reply is lost.
+    // The ACK of [1] is applied and takes [2]; its reply is lost. The same
+    // command sent again answers with [2] and completes nothing more.
     proxy.cut_after("TQ.POP");
     let (seen, events) = run_through(&s, &proxy, &n, 2);
     assert_eq!(proxy.cuts.load(Ordering::SeqCst), 1);
-    assert_eq!(seen, [("[1]".to_string(), 1), ("[2]".to_string(), 2)], "each ran once; [2] was given back once");
-    assert_eq!(events.count(|e| matches!(e, Event::RecoveredPop { .. })), 1);
+    assert_eq!(seen, [("[1]".to_string(), 1), ("[2]".to_string(), 1)], "each ran once, on its first delivery");
+    assert_eq!(events.count(|e| matches!(e, Event::RecoveredPop { .. })), 0);
+    assert_eq!(events.count(|e| matches!(e, Event::RedisDown { action: "ack", .. })), 1);
     let ends: Vec<Outcome> = events.ends().into_iter().map(|e| e.2).collect();
     assert_eq!(ends, [Outcome::Done, Outcome::Done]);
 }
@@ -440,7 +469,7 @@ fn an_ack_lost_on_the_way_is_sent_again_and_twins_run_once_each() {
 }
 
 #[test]
-fn lost_pop_reply_gives_the_job_back_and_it_runs_once() {
+fn lost_pop_reply_the_next_pop_hands_the_same_job_out_and_it_runs_once() {
     let s = Server::start(&[]);
     let proxy = Proxy::start(s.port);
     let n = ns("lost-pop");
@@ -458,8 +487,8 @@ fn lost_pop_reply_gives_the_job_back_and_it_runs_once() {
     });
     run_until_processed(&mut raw, w, &n, 1);
     assert_eq!(proxy.cuts.load(Ordering::SeqCst), 1);
-    assert_eq!(events.count(|e| matches!(e, Event::RecoveredPop { .. })), 1);
-    assert_eq!(*seen.lock().expect("lock"), [2], "ran once, on its second delivery");
+    assert_eq!(events.count(|e| matches!(e, Event::RedisDown { action: "pop", .. })), 1);
+    assert_eq!(*seen.lock().expect("lock"), [1], "ran once, on its first delivery (the same one, handed out again)");
 }
 
 #[test]
@@ -470,11 +499,12 @@ fn lease_lost_is_seen_and_the_late_report_refused() {
     // The client: a job held past its lease is given back; the late ACK is refused.
     let mut c = Client::connect(&s.url(), &n).expect("connect");
     c.enqueue("q", "Job", "[1]").expect("enqueue");
-    let job = c.pop("lonely:1", &["q"]).expect("pop").expect("job");
+    let job = c.pop("lonely:1", &["q"], Duration::from_secs(1)).expect("pop").expect("job");
     wait_until(30, "the lease to run out", || raw.int(&["LLEN", &format!("{n}:queue:q")]) == 1);
-    let e = c.ack(&job.worker).expect_err("late");
+    let e = c.ack(&job.worker, job.delivery).expect_err("late");
     assert!(e.is(LEASELOST), "{e:?}");
-    assert_eq!(c.heartbeat(&job.worker, Duration::from_secs(1)).expect("heartbeat"), Duration::ZERO);
+    let e = c.heartbeat(&job.worker, Duration::from_secs(1), Some(job.delivery)).expect_err("not renewed");
+    assert!(e.is(LEASELOST), "{e:?}");
 
     // A worker whose server stops answering (a stalled proxy) longer than
     // the lease: its heartbeat then finds the lease gone, its report is
@@ -669,17 +699,15 @@ fn prefetch_through(s: &Server, proxy: &Proxy, n: &str, cut_before: bool) -> (Ve
 fn lost_replies_of_a_pipeline_of_acks_are_settled_name_by_name() {
     let s = Server::start(&[]);
     let proxy = Proxy::start(s.port);
-    // Applied, replies lost: each name took its next job unseen; each such
-    // job is given back and runs once, on its second delivery.
+    // Applied, replies lost: each name took its next job unseen; each ACK
+    // sent again answers with that job, which runs once, on its first
+    // delivery, in order.
     let n = ns("prefetch-lost-after");
     let (runs, events) = prefetch_through(&s, &proxy, &n, false);
     assert_eq!(proxy.cuts.load(Ordering::SeqCst), 1);
-    let mut args: Vec<&str> = runs.iter().map(|r| r.0.as_str()).collect();
-    args.sort();
-    assert_eq!(args, ["[1]", "[2]", "[3]", "[4]", "[5]", "[6]", "[7]", "[8]"], "each ran once");
-    let second = runs.iter().filter(|r| r.1 == 2).count();
-    assert!(second >= 1, "{runs:?}");
-    assert_eq!(events.count(|e| matches!(e, Event::RecoveredPop { .. })), second);
+    let expected: Vec<(String, u32)> = (1..=8).map(|i| (format!("[{i}]"), 1)).collect();
+    assert_eq!(runs, expected, "in order, each once");
+    assert_eq!(events.count(|e| matches!(e, Event::RecoveredPop { .. })), 0);
     assert!(events.ends().iter().all(|e| e.2 == Outcome::Done), "{:?}", events.ends());
 
     // Never sent: each record still shows the job just run, so each ACK is

@@ -1,10 +1,18 @@
 use super::*;
 use crate::queue::{enqueue, enqueue_at};
+use crate::records::InFlight;
 use crate::store::{MemStore, MemValue};
 use crate::work::{fail, pop, PopOptions};
 
 fn ns() -> Ns<'static> {
     Ns::new(b"resque", false).expect("valid namespace")
+}
+
+/// The delivery the worker's entry names (0 without one).
+fn dl(s: &MemStore, w: &[u8]) -> u64 {
+    let mut k = b"resque:tq:inflight:".to_vec();
+    k.extend_from_slice(w);
+    s.string(&k).and_then(|raw| InFlight::decode(&raw)).map_or(0, |e| e.delivery)
 }
 
 fn run(s: &mut MemStore, f: impl FnOnce(&mut MemStore) -> Result<Plan>) -> Result<Reply> {
@@ -13,7 +21,7 @@ fn run(s: &mut MemStore, f: impl FnOnce(&mut MemStore) -> Result<Plan>) -> Resul
     Ok(if plan.reply == Reply::Removed { Reply::Int(removed as i64) } else { plan.reply })
 }
 
-const OPTS: PopOptions = PopOptions { joblock: None, lease_ms: 60_000, with_deliveries: false };
+const OPTS: PopOptions = PopOptions { joblock: None, lease_ms: 60_000 };
 
 fn ints(r: &Reply) -> Vec<i64> {
     match r {
@@ -79,7 +87,11 @@ fn failed_jobs_are_retried_and_removed_by_id_and_selection() {
     for (q, c) in [("q1", "a"), ("q1", "b"), ("q2", "a")] {
         run(&mut s, |s| enqueue(s, &ns(), q.as_bytes(), c.as_bytes(), None, None)).expect("ok");
         run(&mut s, |s| pop(s, &ns(), b"w", &[q.as_bytes()], &OPTS)).expect("pops");
-        run(&mut s, |s| fail(s, &ns(), b"w", b"TypeError", b"boom", None, None)).expect("fails");
+        run(&mut s, |s| {
+            let d = dl(s, b"w");
+            fail(s, &ns(), b"w", d, b"TypeError", b"boom", None, None)
+        })
+        .expect("fails");
     }
     let listed = match run(&mut s, |s| failed(s, &ns(), 0, 10)).expect("ok") {
         Reply::Array(rows) => rows,
@@ -101,7 +113,11 @@ fn failed_jobs_are_retried_and_removed_by_id_and_selection() {
     let s2 = &mut s.clone();
     run(s2, |s| enqueue(s, &ns(), b"q3", b"c", None, None)).expect("ok");
     run(s2, |s| pop(s, &ns(), b"w", &[b"q3"], &OPTS)).expect("pops");
-    run(s2, |s| fail(s, &ns(), b"w", b"E", b"e", None, None)).expect("fails");
+    run(s2, |s| {
+        let d = dl(s, b"w");
+        fail(s, &ns(), b"w", d, b"E", b"e", None, None)
+    })
+    .expect("fails");
     assert_eq!(step(&run(s2, |s| failed_retry(s, &ns(), &filter, 0, 1, true)).expect("ok")), (0, Some(1)));
     assert_eq!(step(&run(s2, |s| failed_retry(s, &ns(), &filter, 1, 1, true)).expect("ok")), (0, None));
     // All.
@@ -150,7 +166,11 @@ fn stats_and_workers_read_the_registry() {
     let mut s = MemStore::at(0);
     run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", None, None)).expect("ok");
     run(&mut s, |s| pop(s, &ns(), b"host:1", &[b"q"], &OPTS)).expect("pops");
-    run(&mut s, |s| crate::work::ack(s, &ns(), b"host:1")).expect("acks");
+    run(&mut s, |s| {
+        let d = dl(s, b"host:1");
+        crate::work::ack(s, &ns(), b"host:1", d)
+    })
+    .expect("acks");
     let r = run(&mut s, |s| stats(s, &ns())).expect("ok");
     assert_eq!(
         r,

@@ -4,13 +4,20 @@ use crate::store::{MemStore, MemValue};
 use crate::work::{ack, fail, pop, PopOptions};
 
 fn opts(joblock: Option<u64>) -> PopOptions {
-    PopOptions { joblock, lease_ms: 60_000, with_deliveries: false }
+    PopOptions { joblock, lease_ms: 60_000 }
 }
 
 const NOW: u64 = 1_700_000_000_123;
 
 fn ns() -> Ns<'static> {
     Ns::new(b"resque", false).expect("valid namespace")
+}
+
+/// The delivery the worker's entry names (0 without one).
+fn dl(s: &MemStore, w: &[u8]) -> u64 {
+    let mut k = b"resque:tq:inflight:".to_vec();
+    k.extend_from_slice(w);
+    s.string(&k).and_then(|raw| InFlight::decode(&raw)).map_or(0, |e| e.delivery)
 }
 
 /// Plans with `f` and applies the effects, as the module does.
@@ -20,12 +27,15 @@ fn run(s: &mut MemStore, f: impl FnOnce(&mut MemStore) -> Result<Plan>) -> Resul
     Ok(plan.reply)
 }
 
+/// The strings of an array reply (a pop's queue and payload; its numbers,
+/// the delivery, count and lease, are left out).
 fn bulk(r: &Reply) -> Vec<Vec<u8>> {
     match r {
         Reply::Array(items) => items
             .iter()
-            .map(|i| match i {
-                Reply::Bulk(b) => b.clone(),
+            .filter_map(|i| match i {
+                Reply::Bulk(b) => Some(b.clone()),
+                Reply::Int(_) => None,
                 other => panic!("not bulk: {other:?}"),
             })
             .collect(),
@@ -181,12 +191,33 @@ fn pop_takes_priority_order_and_records_the_job() {
         Some(br#"{"run_at":"1970-01-01T00:00:00.000Z","queue":"high","worker":"h:1","payload":{"class":"c","queue":"high","args":[2]}}"#.to_vec())
     );
     assert_eq!(s.members(b"resque:workers"), vec![b"h:1:high,low".to_vec()]);
-    // One job per worker name.
-    assert!(matches!(pop(&mut s, &ns(), b"h:1", &[b"low"], &opts(None)), Err(TqError::InFlight { .. })));
-    run(&mut s, |s| ack(s, &ns(), b"h:1")).expect("acks");
+    // One job per worker name: a pop by a name that holds one gets it again
+    // (same delivery, lease renewed), and takes nothing else.
+    s.now = 5;
+    let again = run(&mut s, |s| pop(s, &ns(), b"h:1", &[b"low"], &opts(None))).expect("hands it again");
+    assert_eq!(
+        again,
+        Reply::Array(vec![
+            Reply::Bulk(b"high".to_vec()),
+            Reply::Bulk(br#"{"class":"c","queue":"high","args":[2]}"#.to_vec()),
+            Reply::Int(1),
+            Reply::Int(1),
+            Reply::Int(60_005),
+        ])
+    );
+    assert_eq!(s.list(b"resque:queue:low").len(), 1);
+    run(&mut s, |s| {
+        let d = dl(s, b"h:1");
+        ack(s, &ns(), b"h:1", d)
+    })
+    .expect("acks");
     let r = run(&mut s, |s| pop(s, &ns(), b"h:1", &[b"high", b"low"], &opts(None))).expect("pops");
     assert_eq!(bulk(&r)[0], b"low".to_vec());
-    run(&mut s, |s| ack(s, &ns(), b"h:1")).expect("acks");
+    run(&mut s, |s| {
+        let d = dl(s, b"h:1");
+        ack(s, &ns(), b"h:1", d)
+    })
+    .expect("acks");
     let plan = pop(&mut s, &ns(), b"h:1", &[b"high", b"low"], &opts(None)).expect("plans");
     assert_eq!(plan, Plan::new(Reply::Nil));
 }
@@ -201,7 +232,11 @@ fn pop_star_reads_every_queue_alphabetically() {
     for _ in 0..4 {
         let r = run(&mut s, |s| pop(s, &ns(), b"w", &[b"*"], &opts(None))).expect("pops");
         got.push(String::from_utf8(bulk(&r)[0].clone()).expect("utf8"));
-        run(&mut s, |s| ack(s, &ns(), b"w")).expect("acks");
+        run(&mut s, |s| {
+            let d = dl(s, b"w");
+            ack(s, &ns(), b"w", d)
+        })
+        .expect("acks");
     }
     // UTF-16 order: U+1F600 (a surrogate pair, 0xD83D) sorts before U+FF61.
     assert_eq!(got, ["a", "b", "\u{1f600}", "\u{ff61}"]);
@@ -240,16 +275,36 @@ fn ack_and_fail_complete_the_job_once() {
     let mut s = MemStore::at(0);
     run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", Some(b"[1]"), None)).expect("ok");
     run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", Some(b"[2]"), None)).expect("ok");
-    assert!(matches!(ack(&mut s, &ns(), b"w"), Err(TqError::NoJob { cleaned: false, .. })));
+    assert!(matches!(
+        {
+            let d = dl(&s, b"w");
+            ack(&mut s, &ns(), b"w", d)
+        },
+        Err(TqError::NoJob { cleaned: false, .. })
+    ));
     run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &opts(None))).expect("pops");
-    run(&mut s, |s| ack(s, &ns(), b"w")).expect("acks");
+    run(&mut s, |s| {
+        let d = dl(s, b"w");
+        ack(s, &ns(), b"w", d)
+    })
+    .expect("acks");
     assert_eq!(s.string(b"resque:stat:processed"), Some(b"1".to_vec()));
     assert_eq!(s.string(b"resque:stat:processed:w"), Some(b"1".to_vec()));
     assert!(s.string(b"resque:worker:w:q").is_none());
-    assert!(matches!(ack(&mut s, &ns(), b"w"), Err(TqError::NoJob { cleaned: false, .. })));
+    // A repeat (a resend after a lost reply) answers as the first did and
+    // changes nothing.
+    let first = dl(&s, b"w");
+    let before = s.clone();
+    assert_eq!(run(&mut s, |s| ack(s, &ns(), b"w", first)), Ok(Reply::Ok));
+    assert_eq!(s.data, before.data);
+    assert!(matches!(ack(&mut s, &ns(), b"w", first + 1), Err(TqError::Delivery { holds: None, .. })));
 
     run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &opts(None))).expect("pops");
-    run(&mut s, |s| fail(s, &ns(), b"w", b"Error", b"boom", Some(br#"["at x"]"#), None)).expect("fails");
+    run(&mut s, |s| {
+        let d = dl(s, b"w");
+        fail(s, &ns(), b"w", d, b"Error", b"boom", Some(br#"["at x"]"#), None)
+    })
+    .expect("fails");
     let failed = s.list(b"resque:failed");
     assert_eq!(
         String::from_utf8_lossy(&failed[0]),
@@ -257,8 +312,16 @@ fn ack_and_fail_complete_the_job_once() {
     );
     assert_eq!(s.string(b"resque:stat:failed"), Some(b"1".to_vec()));
     assert_eq!(s.string(b"resque:stat:failed:w"), Some(b"1".to_vec()));
-    assert!(matches!(fail(&mut s, &ns(), b"w", b"E", b"e", None, None), Err(TqError::NoJob { cleaned: false, .. })));
-    assert!(s.data.keys().all(|k| !k.starts_with(b"resque:tq:inflight")));
+    let second = dl(&s, b"w");
+    assert_eq!(second, first + 1);
+    let before = s.clone();
+    assert_eq!(run(&mut s, |s| fail(s, &ns(), b"w", second, b"E", b"e", None, None)), Ok(Reply::Ok));
+    assert_eq!(s.data, before.data);
+    // A report of another kind about an ended delivery is refused.
+    assert!(matches!(ack(&mut s, &ns(), b"w", second), Err(TqError::Ended { .. })));
+    assert!(matches!(ack(&mut s, &ns(), b"w", first), Err(TqError::Delivery { .. })));
+    // Only tombstones remain, and they expire.
+    assert!(s.data.keys().filter(|k| k.starts_with(b"resque:tq:inflight")).all(|k| s.expires.contains_key(k)));
 }
 
 #[test]
@@ -273,8 +336,20 @@ fn a_worker_cleaned_up_by_another_tool_holds_no_job() {
         set.remove(&b"w:q"[..]);
     }
     let before = s.clone();
-    assert_eq!(ack(&mut s, &ns(), b"w"), Err(TqError::NoJob { worker: b"w".to_vec(), cleaned: true }));
-    assert!(matches!(fail(&mut s, &ns(), b"w", b"E", b"e", None, None), Err(TqError::NoJob { cleaned: true, .. })));
+    assert_eq!(
+        {
+            let d = dl(&s, b"w");
+            ack(&mut s, &ns(), b"w", d)
+        },
+        Err(TqError::NoJob { worker: b"w".to_vec(), cleaned: true })
+    );
+    assert!(matches!(
+        {
+            let d = dl(&s, b"w");
+            fail(&mut s, &ns(), b"w", d, b"E", b"e", None, None)
+        },
+        Err(TqError::NoJob { cleaned: true, .. })
+    ));
     assert_eq!(s, before);
     // The worker may pop again; the stale record of another queue list goes.
     s.data.insert(
@@ -287,7 +362,9 @@ fn a_worker_cleaned_up_by_another_tool_holds_no_job() {
                 joblock: None,
                 lease_until_ms: 60_000,
                 deliveries: 1,
-                lost: false,
+                delivery: 0,
+                after: 0,
+                ended: None,
             }
             .encode(),
         ),
@@ -296,7 +373,11 @@ fn a_worker_cleaned_up_by_another_tool_holds_no_job() {
     run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &opts(None))).expect("pops again");
     assert!(s.string(b"resque:worker:w:old").is_none());
     assert!(s.string(b"resque:worker:w:q").is_some());
-    run(&mut s, |s| ack(s, &ns(), b"w")).expect("acks");
+    run(&mut s, |s| {
+        let d = dl(s, b"w");
+        ack(s, &ns(), b"w", d)
+    })
+    .expect("acks");
 }
 
 #[test]
@@ -305,10 +386,22 @@ fn fail_refuses_bad_arguments_before_writing() {
     run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", None, None)).expect("ok");
     run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &opts(None))).expect("pops");
     let before = s.clone();
-    assert!(fail(&mut s, &ns(), b"w", b"E", b"e", Some(b"{}"), None).is_err());
-    assert!(fail(&mut s, &ns(), b"w", b"\xff", b"e", None, None).is_err());
+    assert!({
+        let d = dl(&s, b"w");
+        fail(&mut s, &ns(), b"w", d, b"E", b"e", Some(b"{}"), None)
+    }
+    .is_err());
+    assert!({
+        let d = dl(&s, b"w");
+        fail(&mut s, &ns(), b"w", d, b"\xff", b"e", None, None)
+    }
+    .is_err());
     s.data.insert(b"resque:stat:failed".to_vec(), MemValue::String(b"nope".to_vec()));
-    assert!(fail(&mut s, &ns(), b"w", b"E", b"e", None, None).is_err());
+    assert!({
+        let d = dl(&s, b"w");
+        fail(&mut s, &ns(), b"w", d, b"E", b"e", None, None)
+    }
+    .is_err());
     s.data.insert(b"resque:stat:failed".to_vec(), MemValue::String(b"0".to_vec()));
     s.data.remove(&b"resque:stat:failed"[..]);
     assert_eq!(s, before);
@@ -320,7 +413,11 @@ fn fail_without_a_readable_record_still_completes() {
     run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", None, None)).expect("ok");
     run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &opts(None))).expect("pops");
     s.data.insert(b"resque:worker:w:q".to_vec(), MemValue::String(b"garbage".to_vec()));
-    run(&mut s, |s| fail(s, &ns(), b"w", b"E", b"e", None, None)).expect("fails");
+    run(&mut s, |s| {
+        let d = dl(s, b"w");
+        fail(s, &ns(), b"w", d, b"E", b"e", None, None)
+    })
+    .expect("fails");
     let failed = s.list(b"resque:failed");
     assert!(String::from_utf8_lossy(&failed[0]).contains(r#""payload":"garbage""#));
     assert!(s.string(b"resque:worker:w:q").is_none());
@@ -366,14 +463,26 @@ fn joblock_keeps_identical_jobs_from_running_at_once() {
     assert_eq!(run(&mut s, |s| pop(s, &ns(), b"w3", &[b"q"], &opts(Some(30_000)))), Ok(Reply::Nil));
     assert_eq!(s.list(b"resque:queue:q").len(), 1);
     // Only the holder's completion releases the lock.
-    run(&mut s, |s| ack(s, &ns(), b"w2")).expect("acks");
+    run(&mut s, |s| {
+        let d = dl(s, b"w2");
+        ack(s, &ns(), b"w2", d)
+    })
+    .expect("acks");
     assert!(s.string(b"resque:workerslock:c:q:[1]").is_some());
-    run(&mut s, |s| fail(s, &ns(), b"w1", b"E", b"e", None, None)).expect("fails");
+    run(&mut s, |s| {
+        let d = dl(s, b"w1");
+        fail(s, &ns(), b"w1", d, b"E", b"e", None, None)
+    })
+    .expect("fails");
     assert!(s.string(b"resque:workerslock:c:q:[1]").is_none());
     let r = run(&mut s, |s| pop(s, &ns(), b"w3", &[b"q"], &opts(Some(30_000)))).expect("pops");
     assert_eq!(bulk(&r)[1], br#"{"class":"c","queue":"q","args":[1]}"#.to_vec());
     // A lock taken over by someone else (new value) is not released by ACK.
     s.data.insert(b"resque:workerslock:c:q:[1]".to_vec(), MemValue::String(b"other".to_vec()));
-    run(&mut s, |s| ack(s, &ns(), b"w3")).expect("acks");
+    run(&mut s, |s| {
+        let d = dl(s, b"w3");
+        ack(s, &ns(), b"w3", d)
+    })
+    .expect("acks");
     assert_eq!(s.string(b"resque:workerslock:c:q:[1]"), Some(b"other".to_vec()));
 }
