@@ -116,27 +116,46 @@ impl Plain {
     }
 }
 
-/// What a command declares: the plain commands it performs (any it may
-/// perform, whatever its options) and whether it is `@fast` (O(1) or
+/// What a command declares: the plain commands it performs, those it
+/// performs only when given an option, and whether it is `@fast` (O(1) or
 /// O(log N), as Redis defines it) or `@slow`.
 pub struct Acl {
     pub plain: &'static [Plain],
+    /// `(option, plain commands)`: checked too when an argument after the
+    /// namespace is the option (case-insensitive). An argument that merely
+    /// looks like it (a queue named `unique`) only adds a check.
+    pub options: &'static [(&'static str, &'static [Plain])],
     pub fast: bool,
 }
 
 impl Acl {
     pub const fn fast(plain: &'static [Plain]) -> Acl {
-        Acl { plain, fast: true }
+        Acl { plain, options: &[], fast: true }
     }
     pub const fn slow(plain: &'static [Plain]) -> Acl {
-        Acl { plain, fast: false }
+        Acl { plain, options: &[], fast: false }
+    }
+    pub const fn with(self, options: &'static [(&'static str, &'static [Plain])]) -> Acl {
+        Acl { options, ..self }
+    }
+
+    /// The plain commands to check for a call with these arguments.
+    fn required<'a>(&'a self, argv: *mut *mut raw::RedisModuleString, argc: c_int) -> impl Iterator<Item = Plain> + 'a {
+        let given = move |opt: &str| {
+            (2..usize::try_from(argc).unwrap_or(0))
+                .filter_map(|i| rm::arg_at(argv, argc, i))
+                .any(|a| rm::str_bytes(a).eq_ignore_ascii_case(opt.as_bytes()))
+        };
+        let extra = self.options.iter().filter(move |(opt, _)| given(opt)).flat_map(|(_, p)| p.iter());
+        self.plain.iter().chain(extra).copied()
     }
 
     /// Its ACL categories: `write` or `read`, `fast` or `slow`, and those of
     /// its plain commands.
     pub fn categories(&self, writes: bool) -> String {
         let mut cats: Vec<&str> = vec![if writes { "write" } else { "read" }, if self.fast { "fast" } else { "slow" }];
-        for c in self.plain.iter().flat_map(|p| p.categories()) {
+        let all = self.plain.iter().chain(self.options.iter().flat_map(|(_, p)| p.iter()));
+        for c in all.flat_map(|p| p.categories()) {
             if !cats.contains(c) {
                 cats.push(c);
             }
@@ -198,7 +217,7 @@ pub fn admit(
 ) -> Result<(), String> {
     let user = User::current(ctx);
     if let (Some(u), Some(ns)) = (&user, rm::arg_at(argv, argc, 1)) {
-        for &p in acl.plain {
+        for p in acl.required(argv, argc) {
             let cmd = p.string();
             if cmd.is_null() || !u.may_run(&mut [cmd, ns]) {
                 if !cmd.is_null() {

@@ -241,3 +241,26 @@ fn read_category_reaches_read_commands_where_the_server_allows() {
         assert!(is_noperm_for(&e, "tq.stats"), "{e}");
     }
 }
+
+#[test]
+fn options_add_the_plain_commands_they_perform() {
+    let s = Server::start();
+    let mut admin = s.conn();
+    admin.ok(&["ACL", "SETUSER", "noset", "on", ">pw", "+@all", "-set", "-incr", "~resque", "~resque:*"]);
+    let mut u = login(&s, "noset");
+    u.ok(&["TQ.ENQUEUE", "resque", "q", "c", "[1]"]);
+    u.ok(&["TQ.ENQUEUE", "resque", "q", "c", "[2]"]);
+    let before = admin.digest();
+    let e = u.err(&["TQ.ENQUEUE", "resque", "q", "c", "[3]", "unique"]);
+    assert!(is_noperm_for(&e, "tq.enqueue") && e.contains("'set'"), "{e}");
+    assert_eq!(admin.digest(), before);
+    // The in-flight record is a SET, so TQ.POP needs it whatever its options.
+    let e = u.err(&["TQ.POP", "resque", "w1", "q"]);
+    assert!(e.contains("'set'"), "{e}");
+    admin.ok(&["ACL", "SETUSER", "noset", "+set"]);
+    u.ok(&["TQ.POP", "resque", "w1", "q"]);
+    let before = admin.digest();
+    let e = u.err(&["TQ.POP", "resque", "w1", "q", "ACK"]);
+    assert!(is_noperm_for(&e, "tq.pop") && e.contains("'incr'"), "{e}");
+    assert_eq!(admin.digest(), before);
+}

@@ -43,7 +43,7 @@ fn enqueue_options<'a>(rest: &[&'a [u8]]) -> Result<(Option<&'a [u8]>, Option<u6
 impl Command for Enqueue {
     const NAME: &'static CStr = c"tq.enqueue";
     const FLAGS: &'static CStr = c"write deny-oom";
-    const ACL: Acl = Acl::fast(&[Rpush, Sadd, Set]);
+    const ACL: Acl = Acl::fast(&[Rpush, Sadd]).with(&[("UNIQUE", &[Set])]);
     const DOC: Doc = Doc {
         summary: c"Appends a job to a queue, as node-resque's Queue.enqueue writes it, and registers the queue; UNIQUE refuses it while an identical job waits (node-resque's QueueLock)",
         complexity: c"O(N) in the size of args-json",

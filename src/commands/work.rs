@@ -9,6 +9,7 @@ use tq_core::work::{self, PopOptions};
 use tq_core::{parse, Result, TqError};
 
 use super::optional;
+use crate::acl::{Acl, Plain::*};
 use crate::command::{planned, planned_in, send, Command};
 use crate::docs::{Arg, Doc, NS};
 use crate::store::RedisStore;
@@ -54,14 +55,7 @@ pub struct Pop;
 impl Command for Pop {
     const NAME: &'static CStr = c"tq.pop";
     const FLAGS: &'static CStr = c"write deny-oom";
-    const ACL: crate::acl::Acl = crate::acl::Acl::fast(&[
-        crate::acl::Plain::Lpop,
-        crate::acl::Plain::Set,
-        crate::acl::Plain::Sadd,
-        crate::acl::Plain::Zadd,
-        crate::acl::Plain::Del,
-        crate::acl::Plain::Incr,
-    ]);
+    const ACL: Acl = Acl::fast(&[Lpop, Set, Sadd, Zadd, Del]).with(&[("ACK", &[Incr])]);
     const DOC: Doc = Doc {
         summary: c"Takes the next job from the first non-empty queue (priority order; * = all, alphabetically; the worker's broadcast mailbox first) and records it as the worker's job in flight, under a lease; with ACK, first completes the job the worker holds (as TQ.ACK) and takes no job byte-identical to it",
         complexity: c"O(Q) in the number of queues, plus the size of the job",
@@ -114,13 +108,7 @@ pub struct Bpop;
 impl Command for Bpop {
     const NAME: &'static CStr = c"tq.bpop";
     const FLAGS: &'static CStr = c"write deny-oom";
-    const ACL: crate::acl::Acl = crate::acl::Acl::slow(&[
-        crate::acl::Plain::Blpop,
-        crate::acl::Plain::Set,
-        crate::acl::Plain::Sadd,
-        crate::acl::Plain::Zadd,
-        crate::acl::Plain::Del,
-    ]);
+    const ACL: Acl = Acl::slow(&[Blpop, Set, Sadd, Zadd, Del]);
     const DOC: Doc = Doc {
         summary: c"TQ.POP that waits until one of the queues (or the worker's mailbox) has a job, or the timeout (ms, 0 = for ever) passes; behaves as TQ.POP inside MULTI or a script",
         complexity: c"O(Q) in the number of queues, plus the size of the job",
@@ -240,8 +228,7 @@ pub struct Ack;
 impl Command for Ack {
     const NAME: &'static CStr = c"tq.ack";
     const FLAGS: &'static CStr = c"write";
-    const ACL: crate::acl::Acl =
-        crate::acl::Acl::fast(&[crate::acl::Plain::Del, crate::acl::Plain::Incr, crate::acl::Plain::Zrem]);
+    const ACL: Acl = Acl::fast(&[Del, Incr, Zrem]);
     const DOC: Doc = Doc {
         summary: c"Completes the worker's job in flight and counts it in stat:processed",
         complexity: c"O(1)",
@@ -304,12 +291,7 @@ fn fail_options<'a>(rest: &[&'a [u8]]) -> Result<(Option<&'a [u8]>, Option<work:
 impl Command for Fail {
     const NAME: &'static CStr = c"tq.fail";
     const FLAGS: &'static CStr = c"write deny-oom";
-    const ACL: crate::acl::Acl = crate::acl::Acl::fast(&[
-        crate::acl::Plain::Rpush,
-        crate::acl::Plain::Incr,
-        crate::acl::Plain::Del,
-        crate::acl::Plain::Zrem,
-    ]);
+    const ACL: Acl = Acl::fast(&[Rpush, Incr, Del, Zrem]);
     const DOC: Doc = Doc {
         summary: c"Moves the worker's job in flight to the failed list as node-resque's failure record and counts it in stat:failed; with RETRY, a job delivered fewer than <attempts> times runs again after its BACKOFF delay instead",
         complexity: c"O(N) in the size of the job and backtrace",
@@ -339,8 +321,7 @@ pub struct Nack;
 impl Command for Nack {
     const NAME: &'static CStr = c"tq.nack";
     const FLAGS: &'static CStr = c"write deny-oom";
-    const ACL: crate::acl::Acl =
-        crate::acl::Acl::fast(&[crate::acl::Plain::Lpush, crate::acl::Plain::Del, crate::acl::Plain::Zrem]);
+    const ACL: Acl = Acl::fast(&[Lpush, Del, Zrem]);
     const DOC: Doc = Doc {
         summary: c"Gives the worker's job in flight back unfinished: at the head of its queue, or after DELAY ms as a delayed job; nothing is counted, its delivery count is kept",
         complexity: c"O(1), O(log(N)) with DELAY",
@@ -369,7 +350,7 @@ pub struct Heartbeat;
 impl Command for Heartbeat {
     const NAME: &'static CStr = c"tq.heartbeat";
     const FLAGS: &'static CStr = c"write deny-oom";
-    const ACL: crate::acl::Acl = crate::acl::Acl::fast(&[crate::acl::Plain::Zadd, crate::acl::Plain::Set]);
+    const ACL: Acl = Acl::fast(&[Zadd, Set]);
     const DOC: Doc = Doc {
         summary: c"Marks the worker alive for ms more, extends the lease of its job in flight to ms from now, and refreshes node-resque's worker ping",
         complexity: c"O(log(N)) with N the workers in flight",
@@ -391,7 +372,7 @@ pub struct Broadcast;
 impl Command for Broadcast {
     const NAME: &'static CStr = c"tq.broadcast";
     const FLAGS: &'static CStr = c"write deny-oom";
-    const ACL: crate::acl::Acl = crate::acl::Acl::slow(&[crate::acl::Plain::Rpush]);
+    const ACL: Acl = Acl::slow(&[Rpush]);
     const DOC: Doc = Doc {
         summary: c"Gives a job to every live worker (heartbeat not expired), once each, through its mailbox, which its pops check first",
         complexity: c"O(W) with W the live workers",
