@@ -69,6 +69,16 @@ const ALL: [Plain; COUNT] = [
     Plain::Hgetall,
 ];
 
+// `NAMES` is indexed by discriminant: `ALL` must list each variant at its own.
+#[allow(clippy::indexing_slicing)]
+const _: () = {
+    let mut i = 0;
+    while i < COUNT {
+        assert!(ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
 impl Plain {
     pub const fn name(self) -> &'static str {
         match self {
