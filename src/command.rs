@@ -10,6 +10,7 @@ use tq_core::keys::Ns;
 use tq_core::store::{Plan, Reply};
 use tq_core::{Result, TqError};
 
+use crate::acl::{self, Acl};
 use crate::docs::Doc;
 use crate::rm;
 use crate::store::RedisStore;
@@ -22,6 +23,8 @@ pub trait Command {
     const FLAGS: &'static CStr;
     /// What `COMMAND DOCS` shows; its arity is enforced by Redis.
     const DOC: Doc;
+    /// The plain commands it performs, which the caller must be allowed.
+    const ACL: Acl;
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply>;
 }
 
@@ -32,11 +35,16 @@ extern "C" fn dispatch<C: Command>(
     argv: *mut *mut raw::RedisModuleString,
     argc: c_int,
 ) -> c_int {
-    let outcome = catch_unwind(AssertUnwindSafe(|| rm::with_args(argv, argc, |args| C::run(ctx, args))));
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        acl::admit(ctx, C::NAME, &C::ACL, argv, argc)?;
+        Ok::<_, String>(rm::with_args(argv, argc, |args| C::run(ctx, args)))
+    }));
+    acl::forget_caller();
     match outcome {
-        Ok(Ok(reply)) => send(ctx, &reply),
-        Ok(Err(TqError::Arity)) => rm::reply_wrong_arity(ctx),
-        Ok(Err(e)) => rm::reply_error(ctx, &e.reply_text()),
+        Ok(Err(denied)) => rm::reply_error(ctx, &denied),
+        Ok(Ok(Ok(reply))) => send(ctx, &reply),
+        Ok(Ok(Err(TqError::Arity))) => rm::reply_wrong_arity(ctx),
+        Ok(Ok(Err(e))) => rm::reply_error(ctx, &e.reply_text()),
         Err(_) => rm::reply_error(
             ctx,
             &TqError::Internal(format!("{} failed unexpectedly; see the server log", C::NAME.to_string_lossy()))
@@ -49,8 +57,12 @@ extern "C" fn dispatch<C: Command>(
 /// Registers `C`. The namespace (argument 1) is the one key every TQ
 /// command declares: cluster routing and ACL key patterns apply to it.
 pub fn register<C: Command>(ctx: rm::Ctx) -> bool {
-    rm::create_command(ctx, C::NAME, Some(dispatch::<C>), C::FLAGS, 1, 1, 1)
-        && rm::set_command_info(ctx, C::NAME, &C::DOC)
+    let ok = rm::create_command(ctx, C::NAME, Some(dispatch::<C>), C::FLAGS, 1, 1, 1)
+        && rm::set_command_info(ctx, C::NAME, &C::DOC);
+    if ok {
+        acl::declare(ctx, C::NAME, &C::ACL, C::DOC.writes);
+    }
+    ok
 }
 
 pub fn send(ctx: rm::Ctx, r: &Reply) {

@@ -8,6 +8,7 @@
 // to have none).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
+mod acl;
 mod cache;
 mod command;
 mod commands;
@@ -28,7 +29,8 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     command::install_panic_hook();
     let ctx = ctx.get_raw();
     rm::init_cluster_flag(ctx);
-    let ok = register::<enqueue::Enqueue>(ctx)
+    let ok = acl::init()
+        && register::<enqueue::Enqueue>(ctx)
         && register::<enqueue::EnqueueAt>(ctx)
         && register::<enqueue::EnqueueIn>(ctx)
         && register::<promote::Promote>(ctx)

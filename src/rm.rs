@@ -101,6 +101,16 @@ pub fn with_args<R>(argv: *mut *mut raw::RedisModuleString, argc: c_int, f: impl
     }
 }
 
+/// Argument `i` of a command call, if there is one.
+pub fn arg_at(argv: *mut *mut raw::RedisModuleString, argc: c_int, i: usize) -> Option<*mut raw::RedisModuleString> {
+    if argv.is_null() || i >= usize::try_from(argc).ok()? {
+        return None;
+    }
+    // SAFETY: Redis passes `argc` valid string pointers in `argv`; i < argc.
+    let p = unsafe { *argv.add(i) };
+    (!p.is_null()).then_some(p)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyType {
     Empty,
@@ -616,6 +626,59 @@ impl User {
             raw::RedisModule_ACLCheckKeyPermissions.map_or(1, |f| f(self.ptr.as_ptr(), key.as_ptr(), flags as c_int))
                 == 0
         }
+    }
+}
+
+impl User {
+    /// May the user run `argv` (a plain command and its arguments)? Redis
+    /// checks the command and the keys its key specs find in `argv`, as it
+    /// does for a client. Refused when the server lacks the check.
+    pub fn may_run(&self, argv: &mut [*mut raw::RedisModuleString]) -> bool {
+        let Ok(argc) = c_int::try_from(argv.len()) else { return false };
+        // SAFETY: live user; `argv` holds `argc` live strings, which Redis
+        // only reads.
+        unsafe {
+            raw::RedisModule_ACLCheckCommandPermissions.map_or(1, |f| f(self.ptr.as_ptr(), argv.as_mut_ptr(), argc))
+                == 0
+        }
+    }
+
+    /// Adds a refusal of command `object` to `ACL LOG`, as Redis does for
+    /// its own refusals.
+    pub fn log_command_denied(&self, ctx: Ctx, object: *mut raw::RedisModuleString) {
+        // SAFETY: live context, user and string; Redis copies the string.
+        unsafe {
+            if let Some(f) = raw::RedisModule_ACLAddLogEntry {
+                f(ctx, self.ptr.as_ptr(), object, raw::RedisModuleACLLogEntryReason_REDISMODULE_ACL_LOG_CMD);
+            }
+        }
+    }
+}
+
+/// A string that no context owns, kept for the server's life (never
+/// freed): what tq builds once at load and reads on every call.
+pub fn lasting_string(bytes: &[u8]) -> *mut raw::RedisModuleString {
+    // SAFETY: the buffer is valid for its length; Redis copies it. A null
+    // context leaves the string out of automatic memory management.
+    unsafe {
+        raw::RedisModule_CreateString
+            .map_or(ptr::null_mut(), |f| f(ptr::null_mut(), bytes.as_ptr().cast::<c_char>(), bytes.len()))
+    }
+}
+
+/// Puts command `name` in ACL categories (`"write fast list"`). None when
+/// the server cannot (Redis 7.0 has no RedisModule_SetCommandACLCategories),
+/// else whether it accepted them. Only while the module loads.
+pub fn set_command_acl_categories(ctx: Ctx, name: &CStr, categories: &CStr) -> Option<bool> {
+    // SAFETY: called from OnLoad with NUL-terminated strings; the command
+    // pointer comes from RedisModule_GetCommand and is checked for null.
+    unsafe {
+        let set = raw::RedisModule_SetCommandACLCategories?;
+        let cmd = raw::RedisModule_GetCommand?(ctx, name.as_ptr());
+        if cmd.is_null() {
+            return Some(false);
+        }
+        Some(set(cmd, categories.as_ptr()) == 0)
     }
 }
 

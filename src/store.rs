@@ -141,7 +141,8 @@ impl RedisStore {
     pub fn new(ctx: rm::Ctx) -> Self {
         RedisStore {
             ctx,
-            user: User::current(ctx),
+            // The command's caller, already looked up by its ACL check.
+            user: crate::acl::take_caller().unwrap_or_else(|| User::current(ctx)),
             now: Cell::new(None),
             db: rm::selected_db(ctx),
             handles: SmallVec::new(),

@@ -55,3 +55,213 @@ fn a_user_needs_the_namespace_patterns_the_readme_lists() {
     admin.ok(&["DEL", "other:queue:q", "other:queues"]);
     assert_eq!(admin.digest(), before);
 }
+
+/// Every TQ command, with arguments that succeed for a full-access user in
+/// this order (tokens of LOCK/HLOCK are 1 and 2 on a fresh namespace), and
+/// whether it writes.
+const ALL: &[(bool, &[&str])] = &[
+    (true, &["TQ.ENQUEUE", "resque", "q", "c", "[1]"]),
+    (true, &["TQ.ENQUEUEAT", "resque", "1000", "q", "c", "[2]"]),
+    (true, &["TQ.ENQUEUEIN", "resque", "100000000", "q", "c", "[3]"]),
+    (true, &["TQ.PROMOTE", "resque"]),
+    (true, &["TQ.POP", "resque", "w1", "q"]),
+    // Deliveries are numbered from 1 in a fresh namespace.
+    (true, &["TQ.HEARTBEAT", "resque", "w1", "60000", "1"]),
+    (true, &["TQ.NACK", "resque", "w1", "1"]),
+    (true, &["TQ.POP", "resque", "w1", "q"]),
+    (true, &["TQ.ACK", "resque", "w1", "2"]),
+    (true, &["TQ.POP", "resque", "w1", "q"]),
+    (true, &["TQ.FAIL", "resque", "w1", "3", "E", "e"]),
+    (true, &["TQ.BPOP", "resque", "w2", "q", "10"]),
+    (true, &["TQ.BROADCAST", "resque", "c"]),
+    (true, &["TQ.RECUR", "resque", "c", "q2", "60000"]),
+    (false, &["TQ.RECURS", "resque"]),
+    (true, &["TQ.UNRECUR", "resque", "c", "q2"]),
+    (true, &["TQ.LOCK", "resque", "l", "o", "10000"]),
+    (true, &["TQ.RENEW", "resque", "l", "o", "1", "10000"]),
+    (true, &["TQ.UNLOCK", "resque", "l", "o", "1", "FAIL"]),
+    (true, &["TQ.HLOCK", "resque", "h", "f", "o", "10000"]),
+    (true, &["TQ.HRENEW", "resque", "h", "f", "o", "2", "10000"]),
+    (true, &["TQ.HUNLOCK", "resque", "h", "f", "o", "2", "FAIL"]),
+    (true, &["TQ.LEADER", "resque", "me", "10000"]),
+    (true, &["TQ.RESIGN", "resque", "me"]),
+    (false, &["TQ.SCHEDULEDAT", "resque", "q", "c", "[3]"]),
+    (false, &["TQ.TIMESTAMPS", "resque"]),
+    (false, &["TQ.DELAYEDAT", "resque", "100000000"]),
+    (false, &["TQ.ALLDELAYED", "resque"]),
+    (false, &["TQ.STATS", "resque"]),
+    (false, &["TQ.WORKERS", "resque"]),
+    (false, &["TQ.FAILED", "resque"]),
+    (false, &["TQ.LOCKS", "resque"]),
+    (false, &["TQ.DETAILS", "resque"]),
+    (true, &["TQ.FAILRETRY", "resque"]),
+    (true, &["TQ.FAILREMOVE", "resque"]),
+    (true, &["TQ.DEL", "resque", "q", "c", "[1]"]),
+    (true, &["TQ.DELDELAYED", "resque", "q", "c", "[3]"]),
+    (true, &["TQ.DELBYCLASS", "resque", "q", "c"]),
+    (true, &["TQ.DELQUEUE", "resque", "q"]),
+    (true, &["TQ.FORCECLEAN", "resque", "w2"]),
+    (true, &["TQ.CLEANWORKERS", "resque", "0"]),
+    (true, &["TQ.UNTRACK", "resque", "w9", "q"]),
+];
+
+/// Data for every command to find: jobs waiting and delayed, a worker with
+/// a job in flight, a failure, a periodic task, locks.
+fn populate(c: &mut common::Conn) {
+    c.ok(&["TQ.ENQUEUE", "resque", "q", "c", "[1]"]);
+    c.ok(&["TQ.ENQUEUE", "resque", "q", "c", "[4]"]);
+    c.ok(&["TQ.ENQUEUEIN", "resque", "100000000", "q", "c", "[3]"]);
+    c.ok(&["TQ.POP", "resque", "w5", "q"]);
+    c.fail("resque", "w5", &["E", "e"]);
+    c.ok(&["TQ.POP", "resque", "w6", "q"]);
+    c.ok(&["TQ.RECUR", "resque", "c", "q3", "600000"]);
+    c.ok(&["TQ.LOCK", "resque", "l9", "o", "600000"]);
+    c.ok(&["TQ.LEADER", "resque", "other", "600000"]);
+}
+
+fn is_noperm_for(e: &str, cmd: &str) -> bool {
+    e.starts_with("NOPERM") && e.to_lowercase().contains(&cmd.to_lowercase())
+}
+
+fn server_at_least(c: &mut common::Conn, major: u32, minor: u32) -> bool {
+    let v = c.info_field("server", "redis_version").unwrap_or_default();
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (a, b) >= (major, minor)
+}
+
+#[test]
+fn the_list_of_commands_is_complete() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let mut registered = c.strings(&["COMMAND", "LIST", "FILTERBY", "MODULE", "tq"]);
+    registered.sort();
+    let mut listed: Vec<String> = ALL.iter().map(|(_, a)| a[0].to_lowercase()).collect();
+    listed.sort();
+    listed.dedup();
+    assert_eq!(listed, registered);
+}
+
+#[test]
+fn a_full_access_user_runs_every_command() {
+    let s = Server::start();
+    let mut admin = s.conn();
+    admin.ok(&["ACL", "SETUSER", "full", "on", ">pw", "+@all", "~resque", "~resque:*"]);
+    let mut f = login(&s, "full");
+    for (_, args) in ALL {
+        f.ok(args);
+    }
+}
+
+#[test]
+fn a_user_without_write_runs_the_reads_and_no_write() {
+    let s = Server::start();
+    let mut admin = s.conn();
+    populate(&mut admin);
+    let before = admin.digest();
+    admin.ok(&["ACL", "SETUSER", "ro", "on", ">pw", "+@all", "-@write", "~resque", "~resque:*"]);
+    let mut r = login(&s, "ro");
+    for (writes, args) in ALL {
+        if *writes {
+            let e = r.err(args);
+            assert!(is_noperm_for(&e, args[0]), "{}: {e}", args[0]);
+        } else {
+            r.ok(args);
+        }
+    }
+    assert_eq!(admin.digest(), before, "a refused command wrote");
+    // The refusal names the plain command it needed.
+    let e = r.err(&["TQ.DELQUEUE", "resque", "q"]);
+    assert!(e.contains("'del'") || server_at_least(&mut admin, 7, 2), "{e}");
+    assert_eq!(admin.int(&["SISMEMBER", "resque:queues", "q"]), 1);
+}
+
+#[test]
+fn a_user_without_read_and_write_runs_nothing() {
+    let s = Server::start();
+    let mut admin = s.conn();
+    populate(&mut admin);
+    let before = admin.digest();
+    admin.ok(&["ACL", "SETUSER", "none", "on", ">pw", "+@all", "-@read", "-@write", "~resque", "~resque:*"]);
+    let mut n = login(&s, "none");
+    for (_, args) in ALL {
+        let e = n.err(args);
+        assert!(is_noperm_for(&e, args[0]), "{}: {e}", args[0]);
+    }
+    assert_eq!(admin.digest(), before, "a refused command wrote");
+}
+
+#[test]
+fn commands_granted_by_name_still_need_their_plain_commands() {
+    let s = Server::start();
+    let mut admin = s.conn();
+    populate(&mut admin);
+    let before = admin.digest();
+    // How a read-only user gets TQ commands on Redis 7.0: by name.
+    admin.ok(&[
+        "ACL",
+        "SETUSER",
+        "ops",
+        "on",
+        ">pw",
+        "-@all",
+        "+@read",
+        "+tq.stats",
+        "+tq.delqueue",
+        "~resque",
+        "~resque:*",
+    ]);
+    let mut o = login(&s, "ops");
+    o.ok(&["TQ.STATS", "resque"]);
+    let e = o.err(&["TQ.DELQUEUE", "resque", "q"]);
+    assert!(is_noperm_for(&e, "tq.delqueue") && e.contains("'del'"), "{e}");
+    // Denied plain command, allowed TQ command: refused, logged.
+    let log = format!("{:?}", admin.ok(&["ACL", "LOG"]));
+    assert!(log.contains("del"), "{log}");
+    assert_eq!(admin.digest(), before);
+}
+
+#[test]
+fn read_category_reaches_read_commands_where_the_server_allows() {
+    let s = Server::start();
+    let mut admin = s.conn();
+    populate(&mut admin);
+    admin.ok(&["ACL", "SETUSER", "reader", "on", ">pw", "+@read", "~resque", "~resque:*"]);
+    let mut r = login(&s, "reader");
+    if server_at_least(&mut admin, 7, 2) {
+        for (writes, args) in ALL {
+            if *writes {
+                assert!(r.err(args).starts_with("NOPERM"), "{}", args[0]);
+            } else {
+                r.ok(args);
+            }
+        }
+    } else {
+        // Redis 7.0 puts module commands in no category (README, ACL).
+        let e = r.err(&["TQ.STATS", "resque"]);
+        assert!(is_noperm_for(&e, "tq.stats"), "{e}");
+    }
+}
+
+#[test]
+fn options_add_the_plain_commands_they_perform() {
+    let s = Server::start();
+    let mut admin = s.conn();
+    admin.ok(&["ACL", "SETUSER", "noset", "on", ">pw", "+@all", "-set", "-incr", "~resque", "~resque:*"]);
+    let mut u = login(&s, "noset");
+    u.ok(&["TQ.ENQUEUE", "resque", "q", "c", "[1]"]);
+    u.ok(&["TQ.ENQUEUE", "resque", "q", "c", "[2]"]);
+    let before = admin.digest();
+    let e = u.err(&["TQ.ENQUEUE", "resque", "q", "c", "[3]", "unique"]);
+    assert!(is_noperm_for(&e, "tq.enqueue") && e.contains("'set'"), "{e}");
+    assert_eq!(admin.digest(), before);
+    // The in-flight record is a SET, so TQ.POP needs it whatever its options.
+    let e = u.err(&["TQ.POP", "resque", "w1", "q"]);
+    assert!(e.contains("'set'"), "{e}");
+    admin.ok(&["ACL", "SETUSER", "noset", "+set"]);
+    // Every take mints a delivery id with an INCR.
+    let before = admin.digest();
+    let e = u.err(&["TQ.POP", "resque", "w1", "q"]);
+    assert!(is_noperm_for(&e, "tq.pop") && e.contains("'incr'"), "{e}");
+    assert_eq!(admin.digest(), before);
+}

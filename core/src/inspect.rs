@@ -9,7 +9,7 @@ use crate::json;
 use crate::keys::{self, check_name, Ns};
 use crate::queue::check_queue;
 use crate::records::{self, FailedPayload, Failure, InFlight};
-use crate::store::{plan_incr, Effect, Kind, Plan, Reply, Store};
+use crate::store::{plan_incr, wrong_type, Effect, Kind, Plan, Reply, Store};
 use crate::time;
 
 /// Most items one reply lists (pages are asked for with offset/count).
@@ -176,7 +176,8 @@ fn record_of(s: &mut impl Store, ns: &Ns<'_>, member: &[u8]) -> Result<Option<Ve
     let key = ns.worker_member_record(member);
     match s.kind(&key)? {
         Kind::String => s.get(&key),
-        _ => Ok(None),
+        Kind::None => Ok(None),
+        k => Err(wrong_type(&key, k, Kind::String)),
     }
 }
 
@@ -387,6 +388,8 @@ pub fn del_delayed(s: &mut impl Store, ns: &Ns<'_>, queue: &[u8], class: &[u8], 
     let tkey = ns.timestamps(&payload);
     let schedule = ns.delayed_schedule();
     let mut markers = s.set_members(&tkey)?;
+    // Checked here: a ZREM on another type would fail while applying.
+    s.expect_kind(&schedule, Kind::Zset)?;
     markers.sort();
     let mut plan = Plan::new(Reply::Nil);
     let mut times = Vec::new();
@@ -475,6 +478,9 @@ pub fn force_clean(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<Pla
     prefix.push(b':');
     let index = ns.inflight(worker);
     let entry = s.get(&index)?.and_then(|raw| InFlight::decode(&raw)).filter(InFlight::live);
+    // Written at the end by ZREM, which would fail on another type.
+    s.expect_kind(&ns.leases(), Kind::Zset)?;
+    s.expect_kind(&ns.alive(), Kind::Zset)?;
     // The worker's own entries: the one its in-flight index names, and those
     // whose record (or, without one, node-resque's `host:pid:queues`
     // reading) names it. A prefix alone would take `w:1`'s entries for `w`.
@@ -591,6 +597,9 @@ pub fn untrack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[u8]) ->
     if let Some(Some(e)) = entry.as_ref().filter(|e| e.as_ref().is_some_and(InFlight::live)) {
         return Err(TqError::InFlight { worker: worker.to_vec(), queue: e.queue.clone() });
     }
+    // The SREM and ZREM below would fail on keys of other types.
+    s.expect_kind(&ns.workers(), Kind::Set)?;
+    s.expect_kind(&ns.alive(), Kind::Zset)?;
     let mut started = ns.worker_record(worker, queues);
     started.extend_from_slice(b":started");
     // The tombstone of its last job goes too: a stopped worker reports no more.

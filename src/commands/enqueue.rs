@@ -6,6 +6,7 @@ use tq_core::store::Reply;
 use tq_core::{parse, queue, time, Result, TqError};
 
 use super::optional;
+use crate::acl::{Acl, Plain::*};
 use crate::command::{planned, Command};
 use crate::docs::{Arg, Doc, NS};
 use crate::rm;
@@ -42,6 +43,7 @@ fn enqueue_options<'a>(rest: &[&'a [u8]]) -> Result<(Option<&'a [u8]>, Option<u6
 impl Command for Enqueue {
     const NAME: &'static CStr = c"tq.enqueue";
     const FLAGS: &'static CStr = c"write deny-oom";
+    const ACL: Acl = Acl::fast(&[Rpush, Sadd]).with(&[("UNIQUE", &[Set])]);
     const DOC: Doc = Doc {
         summary: c"Appends a job to a queue, as node-resque's Queue.enqueue writes it, and registers the queue; UNIQUE refuses it while an identical job waits (node-resque's QueueLock)",
         complexity: c"O(N) in the size of args-json",
@@ -69,6 +71,7 @@ pub struct EnqueueAt;
 impl Command for EnqueueAt {
     const NAME: &'static CStr = c"tq.enqueueat";
     const FLAGS: &'static CStr = c"write deny-oom";
+    const ACL: Acl = Acl::fast(&[Rpush, Sadd, Zadd]);
     const DOC: Doc = Doc {
         summary: c"Files a job under the one-second bucket of a unix time in ms, as node-resque's enqueueAt",
         complexity: c"O(log(N)) with N the number of delayed buckets, plus the size of args-json",
@@ -91,6 +94,7 @@ pub struct EnqueueIn;
 impl Command for EnqueueIn {
     const NAME: &'static CStr = c"tq.enqueuein";
     const FLAGS: &'static CStr = c"write deny-oom";
+    const ACL: Acl = Acl::fast(&[Rpush, Sadd, Zadd]);
     const DOC: Doc = Doc {
         summary: c"Files a job to run a delay in ms after the server's clock, as node-resque's enqueueIn",
         complexity: c"O(log(N)) with N the number of delayed buckets, plus the size of args-json",

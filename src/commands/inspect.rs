@@ -10,6 +10,7 @@ use tq_core::store::Reply;
 use tq_core::{parse, time, Result, TqError};
 
 use super::optional;
+use crate::acl::{Acl, Plain, Plain::*};
 use crate::command::{planned, Command};
 use crate::docs::{Arg, Doc, NS};
 use crate::rm;
@@ -40,12 +41,13 @@ fn range(rest: &[&[u8]], default: (i64, i64)) -> Result<(i64, i64)> {
 
 /// A command reading a namespace (and nothing else) that takes a page.
 macro_rules! paged_reader {
-    ($name:ident, $cmd:literal, $summary:literal, $complexity:literal, $plan:path) => {
+    ($name:ident, $cmd:literal, $acl:expr, $summary:literal, $complexity:literal, $plan:path) => {
         pub struct $name;
 
         impl Command for $name {
             const NAME: &'static CStr = $cmd;
             const FLAGS: &'static CStr = c"readonly";
+            const ACL: Acl = $acl;
             const DOC: Doc = Doc {
                 summary: $summary,
                 complexity: $complexity,
@@ -66,6 +68,7 @@ macro_rules! paged_reader {
 paged_reader!(
     Timestamps,
     c"tq.timestamps",
+    Acl::slow(&[Zrange]),
     c"Lists the times (unix ms) that have delayed jobs, oldest first, a page at a time (default 1000)",
     c"O(log(N)+M) with N the delayed buckets and M the page",
     inspect::timestamps
@@ -73,6 +76,7 @@ paged_reader!(
 paged_reader!(
     AllDelayed,
     c"tq.alldelayed",
+    Acl::slow(&[Zrange, Lrange]),
     c"Lists delayed buckets with their jobs: [[unix-ms, [job, ...]], ...], a page of at most 1000 buckets, 1000 jobs each",
     c"O(M*J) with M the page and J the jobs shown per bucket",
     inspect::all_delayed
@@ -80,6 +84,7 @@ paged_reader!(
 paged_reader!(
     Workers,
     c"tq.workers",
+    Acl::slow(&[Smembers, Get]),
     c"Lists registered workers with what they work on: [[name, queues, record-or-nil], ...], sorted, a page at a time",
     c"O(N log N) with N the registered workers",
     inspect::workers
@@ -87,6 +92,7 @@ paged_reader!(
 paged_reader!(
     Failed,
     c"tq.failed",
+    Acl::slow(&[Lrange]),
     c"Lists failed jobs, oldest first: [[id, record], ...]; the id names the record for TQ.FAILRETRY and TQ.FAILREMOVE",
     c"O(S+M) with S the offset and M the page",
     inspect::failed
@@ -98,6 +104,7 @@ pub struct ScheduledAt;
 impl Command for ScheduledAt {
     const NAME: &'static CStr = c"tq.scheduledat";
     const FLAGS: &'static CStr = c"readonly";
+    const ACL: Acl = Acl::slow(&[Smembers]);
     const DOC: Doc = Doc {
         summary: c"Lists the times (unix ms) a job is filed under as a delayed job, as node-resque's scheduledAt",
         complexity: c"O(N) with N the times the job is filed under",
@@ -119,6 +126,7 @@ pub struct DelayedAt;
 impl Command for DelayedAt {
     const NAME: &'static CStr = c"tq.delayedat";
     const FLAGS: &'static CStr = c"readonly";
+    const ACL: Acl = Acl::slow(&[Lrange]);
     const DOC: Doc = Doc {
         summary:
             c"Lists the jobs filed under the delayed bucket of a time (unix ms), LRANGE-style indices, at most 10000",
@@ -142,6 +150,7 @@ pub struct Stats;
 impl Command for Stats {
     const NAME: &'static CStr = c"tq.stats";
     const FLAGS: &'static CStr = c"readonly";
+    const ACL: Acl = Acl::slow(&[Get, Smembers]);
     const DOC: Doc = Doc {
         summary: c"The processed and failed counters, global and per registered worker, as a flat list of name, value",
         complexity: c"O(N) with N the registered workers",
@@ -208,6 +217,7 @@ pub struct FailRetry;
 impl Command for FailRetry {
     const NAME: &'static CStr = c"tq.failretry";
     const FLAGS: &'static CStr = c"write deny-oom";
+    const ACL: Acl = Acl::slow(&[Lrem, Rpush]);
     const DOC: Doc = Doc {
         summary: c"Enqueues failed jobs again and removes their records: those matching every filter among LIMIT records from FROM; replies [retried, next-from] (nil at the end)",
         complexity: c"O(S+N) with S the position FROM and N the records looked at",
@@ -229,6 +239,7 @@ pub struct FailRemove;
 impl Command for FailRemove {
     const NAME: &'static CStr = c"tq.failremove";
     const FLAGS: &'static CStr = c"write";
+    const ACL: Acl = Acl::slow(&[Lrem]);
     const DOC: Doc = Doc {
         summary: c"Removes failed-job records matching every filter among LIMIT records from FROM; replies [removed, next-from] (nil at the end)",
         complexity: c"O(S+N) with S the position FROM and N the records looked at",
@@ -250,6 +261,7 @@ pub struct Del;
 impl Command for Del {
     const NAME: &'static CStr = c"tq.del";
     const FLAGS: &'static CStr = c"write";
+    const ACL: Acl = Acl::slow(&[Lrem]);
     const DOC: Doc = Doc {
         summary: c"Removes waiting instances of a job from its queue (all, or the first COUNT), as node-resque's del; replies how many",
         complexity: c"O(N) with N the queue length",
@@ -282,6 +294,7 @@ pub struct DelDelayed;
 impl Command for DelDelayed {
     const NAME: &'static CStr = c"tq.deldelayed";
     const FLAGS: &'static CStr = c"write";
+    const ACL: Acl = Acl::slow(&[Lrem, Srem, Zrem]);
     const DOC: Doc = Doc {
         summary: c"Removes a job from every delayed bucket it is filed under, with its markers, as node-resque's delDelayed; replies the times it was removed from",
         complexity: c"O(N*M) with N the times the job is filed under and M their bucket sizes",
@@ -303,6 +316,7 @@ pub struct DelQueue;
 impl Command for DelQueue {
     const NAME: &'static CStr = c"tq.delqueue";
     const FLAGS: &'static CStr = c"write";
+    const ACL: Acl = Acl::slow(&[Plain::Del, Srem]);
     const DOC: Doc = Doc {
         summary: c"Deletes a queue with its waiting jobs and unregisters it, as node-resque's delQueue; replies how many jobs it held",
         complexity: c"O(N) with N the jobs in the queue",
@@ -323,6 +337,7 @@ pub struct DelByClass;
 impl Command for DelByClass {
     const NAME: &'static CStr = c"tq.delbyclass";
     const FLAGS: &'static CStr = c"write";
+    const ACL: Acl = Acl::slow(&[Lrem]);
     const DOC: Doc = Doc {
         summary: c"Removes the waiting jobs of a class found in a range of the queue (default all, at most 100000 looked at), as node-resque's delByFunction; replies how many",
         complexity: c"O(N*M) with N the jobs looked at and M the queue length",
@@ -344,6 +359,7 @@ pub struct ForceClean;
 impl Command for ForceClean {
     const NAME: &'static CStr = c"tq.forceclean";
     const FLAGS: &'static CStr = c"write";
+    const ACL: Acl = Acl::slow(&[Rpush, Plain::Del, Srem]);
     const DOC: Doc = Doc {
         summary: c"Removes a worker and all its keys; a job it held goes to failed as node-resque's forceCleanWorker writes it; replies that record or nil",
         complexity: c"O(N) with N the registered workers",
@@ -364,6 +380,7 @@ pub struct CleanWorkers;
 impl Command for CleanWorkers {
     const NAME: &'static CStr = c"tq.cleanworkers";
     const FLAGS: &'static CStr = c"write";
+    const ACL: Acl = Acl::slow(&[Rpush, Plain::Del, Srem]);
     const DOC: Doc = Doc {
         summary: c"Force-cleans every worker whose current job started more than age-ms ago, as node-resque's cleanOldWorkers; replies [[worker, failure-record], ...]",
         complexity: c"O(N) with N the registered workers",
@@ -385,6 +402,7 @@ pub struct Untrack;
 impl Command for Untrack {
     const NAME: &'static CStr = c"tq.untrack";
     const FLAGS: &'static CStr = c"write";
+    const ACL: Acl = Acl::fast(&[Srem, Plain::Del]);
     const DOC: Doc = Doc {
         summary: c"Unregisters a stopping worker (its workers entry, started and ping keys, liveness), keeping its counters; refused while it holds a job",
         complexity: c"O(1)",
@@ -405,6 +423,7 @@ pub struct Locks;
 impl Command for Locks {
     const NAME: &'static CStr = c"tq.locks";
     const FLAGS: &'static CStr = c"readonly";
+    const ACL: Acl = Acl::slow(&[Scan, Get]);
     const DOC: Doc = Doc {
         summary: c"One SCAN step over the namespace's lock keys (node-resque's and tq's pair locks): [next-cursor, [[name, value], ...]], cursor 0 ends",
         complexity: c"O(1) per call, O(N) for a full iteration with N the keys of the database",
@@ -430,6 +449,7 @@ pub struct Details;
 impl Command for Details {
     const NAME: &'static CStr = c"tq.details";
     const FLAGS: &'static CStr = c"readonly";
+    const ACL: Acl = Acl::slow(&[Get, Llen, Smembers, Zrange]);
     const DOC: Doc = Doc {
         summary: c"Everything at once, as ActionHero's details: queues and lengths, workers (first 100), stats, leader, delayed buckets and jobs, lateness of the oldest due bucket, jobs in flight, failed jobs",
         complexity: c"O(Q+W+B) with Q the queues, W the workers and B the delayed buckets (at most 1000 counted)",

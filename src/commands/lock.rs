@@ -9,6 +9,7 @@ use tq_core::lock::{self, Place, MAX_TTL_MS};
 use tq_core::store::Reply;
 use tq_core::{parse, Result, TqError};
 
+use crate::acl::{Acl, Plain::*};
 use crate::command::{planned, Command};
 use crate::docs::{Arg, Doc, NS};
 use crate::rm;
@@ -43,6 +44,7 @@ pub struct Lock;
 impl Command for Lock {
     const NAME: &'static CStr = c"tq.lock";
     const FLAGS: &'static CStr = c"write deny-oom";
+    const ACL: Acl = Acl::fast(&[Set, Incr]);
     const DOC: Doc = Doc {
         summary: LOCK_SUMMARY,
         complexity: c"O(1)",
@@ -64,6 +66,7 @@ pub struct Unlock;
 impl Command for Unlock {
     const NAME: &'static CStr = c"tq.unlock";
     const FLAGS: &'static CStr = c"write";
+    const ACL: Acl = Acl::fast(&[Set, Del]);
     const DOC: Doc = Doc {
         summary: UNLOCK_SUMMARY,
         complexity: c"O(1)",
@@ -85,6 +88,7 @@ pub struct Renew;
 impl Command for Renew {
     const NAME: &'static CStr = c"tq.renew";
     const FLAGS: &'static CStr = c"write";
+    const ACL: Acl = Acl::fast(&[Set]);
     const DOC: Doc = Doc {
         summary: RENEW_SUMMARY,
         complexity: c"O(1)",
@@ -106,6 +110,7 @@ pub struct HLock;
 impl Command for HLock {
     const NAME: &'static CStr = c"tq.hlock";
     const FLAGS: &'static CStr = c"write deny-oom";
+    const ACL: Acl = Acl::fast(&[Hset, Incr]);
     const DOC: Doc = Doc {
         summary: c"TQ.LOCK with the lock kept as one field of the hash <ns>:tq:hlock:<key>",
         complexity: c"O(1), plus expired fields removed on the way (at most 64 examined)",
@@ -127,6 +132,7 @@ pub struct HUnlock;
 impl Command for HUnlock {
     const NAME: &'static CStr = c"tq.hunlock";
     const FLAGS: &'static CStr = c"write";
+    const ACL: Acl = Acl::fast(&[Hset, Hdel]);
     const DOC: Doc = Doc {
         summary: c"TQ.UNLOCK for a lock kept as a hash field",
         complexity: c"O(1), plus expired fields removed on the way (at most 64 examined)",
@@ -155,6 +161,7 @@ pub struct HRenew;
 impl Command for HRenew {
     const NAME: &'static CStr = c"tq.hrenew";
     const FLAGS: &'static CStr = c"write";
+    const ACL: Acl = Acl::fast(&[Hset]);
     const DOC: Doc = Doc {
         summary: c"TQ.RENEW for a lock kept as a hash field",
         complexity: c"O(1), plus expired fields removed on the way (at most 64 examined)",
@@ -183,6 +190,7 @@ pub struct Leader;
 impl Command for Leader {
     const NAME: &'static CStr = c"tq.leader";
     const FLAGS: &'static CStr = c"write deny-oom";
+    const ACL: Acl = Acl::fast(&[Set]);
     const DOC: Doc = Doc {
         summary: c"Acquires or renews the scheduler leader lock node-resque's queue.leader() reads (owner compared inside Redis)",
         complexity: c"O(1)",
@@ -204,6 +212,7 @@ pub struct Resign;
 impl Command for Resign {
     const NAME: &'static CStr = c"tq.resign";
     const FLAGS: &'static CStr = c"write";
+    const ACL: Acl = Acl::fast(&[Del]);
     const DOC: Doc = Doc {
         summary: c"Releases the scheduler leader lock if the given name holds it",
         complexity: c"O(1)",

@@ -6,6 +6,7 @@ use tq_core::queue::{self, PROMOTE_DEFAULT_LIMIT, PROMOTE_MAX_LIMIT};
 use tq_core::store::Reply;
 use tq_core::{error::show, parse, Result, TqError};
 
+use crate::acl::{Acl, Plain::*};
 use crate::command::{planned, Command};
 use crate::docs::{Arg, Doc, NS};
 use crate::rm;
@@ -17,6 +18,7 @@ pub struct Promote;
 impl Command for Promote {
     const NAME: &'static CStr = c"tq.promote";
     const FLAGS: &'static CStr = c"write deny-oom";
+    const ACL: Acl = Acl::slow(&[Lpop, Rpush, Sadd, Srem, Zrem]);
     const DOC: Doc = Doc {
         summary: c"Moves due delayed jobs into their queues, oldest bucket first, at most LIMIT (default 1000)",
         complexity: c"O(M log(N)) with M the jobs moved and N the delayed buckets",

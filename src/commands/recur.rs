@@ -7,6 +7,7 @@ use tq_core::store::Reply;
 use tq_core::{parse, recur, Result, TqError};
 
 use super::optional;
+use crate::acl::{Acl, Plain::*};
 use crate::command::{planned, Command};
 use crate::docs::{Arg, Doc, NS};
 use crate::rm;
@@ -17,6 +18,7 @@ pub struct Recur;
 impl Command for Recur {
     const NAME: &'static CStr = c"tq.recur";
     const FLAGS: &'static CStr = c"write deny-oom";
+    const ACL: Acl = Acl::fast(&[Hset]);
     const DOC: Doc = Doc {
         summary: c"Registers a periodic task: the module enqueues it every every-ms, never with more than one instance waiting or running; the first is due at once",
         complexity: c"O(1)",
@@ -45,6 +47,7 @@ pub struct Unrecur;
 impl Command for Unrecur {
     const NAME: &'static CStr = c"tq.unrecur";
     const FLAGS: &'static CStr = c"write";
+    const ACL: Acl = Acl::fast(&[Hdel]);
     const DOC: Doc = Doc {
         summary: c"Stops a periodic task (an instance waiting or running is left alone)",
         complexity: c"O(1)",
@@ -66,6 +69,7 @@ pub struct Recurs;
 impl Command for Recurs {
     const NAME: &'static CStr = c"tq.recurs";
     const FLAGS: &'static CStr = c"readonly";
+    const ACL: Acl = Acl::slow(&[Hgetall]);
     const DOC: Doc = Doc {
         summary: c"Lists the periodic tasks: payload, period and next due time (unix ms)",
         complexity: c"O(N) with N the periodic tasks",

@@ -9,6 +9,7 @@ use tq_core::work::{self, PopOptions};
 use tq_core::{parse, Result, TqError};
 
 use super::optional;
+use crate::acl::{Acl, Plain::*};
 use crate::command::{planned, planned_in, send, Command};
 use crate::docs::{Arg, Doc, NS};
 use crate::store::RedisStore;
@@ -90,6 +91,7 @@ pub struct Pop;
 impl Command for Pop {
     const NAME: &'static CStr = c"tq.pop";
     const FLAGS: &'static CStr = c"write deny-oom";
+    const ACL: Acl = Acl::fast(&[Lpop, Set, Sadd, Zadd, Del, Incr]);
     const DOC: Doc = Doc {
         summary: c"Takes the next job from the first non-empty queue (priority order; * = all, alphabetically; the worker's broadcast mailbox first) and records it as the worker's job in flight under a new delivery id and a lease; a worker that holds a job gets that job again; with ACK <delivery>, first completes that delivery (as TQ.ACK)",
         complexity: c"O(Q) in the number of queues, plus the size of the job",
@@ -145,6 +147,7 @@ pub struct Bpop;
 impl Command for Bpop {
     const NAME: &'static CStr = c"tq.bpop";
     const FLAGS: &'static CStr = c"write deny-oom";
+    const ACL: Acl = Acl::slow(&[Blpop, Set, Sadd, Zadd, Del, Incr]);
     const DOC: Doc = Doc {
         summary: c"TQ.POP that waits until one of the queues (or the worker's mailbox) has a job, or the timeout (ms, 0 = for ever) passes; behaves as TQ.POP inside MULTI or a script",
         complexity: c"O(Q) in the number of queues, plus the size of the job",
@@ -266,6 +269,7 @@ pub struct Ack;
 impl Command for Ack {
     const NAME: &'static CStr = c"tq.ack";
     const FLAGS: &'static CStr = c"write";
+    const ACL: Acl = Acl::fast(&[Del, Incr, Zrem, Set]);
     const DOC: Doc = Doc {
         summary: c"Completes the worker's job in flight (the delivery named) and counts it in stat:processed; repeated, answers OK again and changes nothing",
         complexity: c"O(1)",
@@ -329,6 +333,7 @@ fn fail_options<'a>(rest: &[&'a [u8]]) -> Result<(Option<&'a [u8]>, Option<work:
 impl Command for Fail {
     const NAME: &'static CStr = c"tq.fail";
     const FLAGS: &'static CStr = c"write deny-oom";
+    const ACL: Acl = Acl::fast(&[Rpush, Incr, Del, Zrem, Set]);
     const DOC: Doc = Doc {
         summary: c"Moves the worker's job in flight to the failed list as node-resque's failure record and counts it in stat:failed; with RETRY, a job delivered fewer than <attempts> times runs again after its BACKOFF delay instead",
         complexity: c"O(N) in the size of the job and backtrace",
@@ -360,6 +365,7 @@ pub struct Nack;
 impl Command for Nack {
     const NAME: &'static CStr = c"tq.nack";
     const FLAGS: &'static CStr = c"write deny-oom";
+    const ACL: Acl = Acl::fast(&[Lpush, Del, Zrem, Set]);
     const DOC: Doc = Doc {
         summary: c"Gives the worker's job in flight back unfinished: at the head of its queue, or after DELAY ms as a delayed job; nothing is counted, its delivery count is kept",
         complexity: c"O(1), O(log(N)) with DELAY",
@@ -390,6 +396,7 @@ pub struct Heartbeat;
 impl Command for Heartbeat {
     const NAME: &'static CStr = c"tq.heartbeat";
     const FLAGS: &'static CStr = c"write deny-oom";
+    const ACL: Acl = Acl::fast(&[Zadd, Set]);
     const DOC: Doc = Doc {
         summary: c"Marks the worker alive for ms more and refreshes node-resque's worker ping; with a delivery, extends the lease of that job (only) to ms from now",
         complexity: c"O(log(N)) with N the workers in flight",
@@ -416,6 +423,7 @@ pub struct Broadcast;
 impl Command for Broadcast {
     const NAME: &'static CStr = c"tq.broadcast";
     const FLAGS: &'static CStr = c"write deny-oom";
+    const ACL: Acl = Acl::slow(&[Rpush]);
     const DOC: Doc = Doc {
         summary: c"Gives a job to every live worker (heartbeat not expired), once each, through its mailbox, which its pops check first",
         complexity: c"O(W) with W the live workers",

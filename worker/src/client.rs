@@ -106,6 +106,16 @@ impl Error {
     }
 
     fn from_redis(e: &redis::RedisError) -> Error {
+        // Wrong credentials stay wrong: retrying cannot help. redis-rs turns
+        // the server's WRONGPASS to AUTH into this kind, without a code.
+        if e.kind() == redis::ErrorKind::AuthenticationFailed {
+            return Error::Rejected {
+                code: "WRONGPASS".into(),
+                message: "authentication failed: invalid username-password pair or user is disabled (check the \
+                          credentials in the Redis URL)"
+                    .into(),
+            };
+        }
         let Some(code) = e.code() else {
             return Error::Unavailable(e.to_string());
         };
@@ -116,6 +126,7 @@ impl Error {
             "LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN" | "CLUSTERDOWN" | "READONLY" => {
                 Error::Unavailable(format!("{code} {message}"))
             }
+            // NOAUTH, WRONGPASS, NOPERM among them: not transient.
             _ => Error::Rejected { code, message },
         }
     }
@@ -594,6 +605,13 @@ mod tests {
         let e = Error::Rejected { code: "NOJOB".into(), message: "worker 'w' has no job in flight".into() };
         assert!(e.is(NOJOB) && !e.is(LEASELOST));
         assert_eq!(Error::Unavailable("x".into()).code(), None);
+    }
+
+    #[test]
+    fn failed_authentication_is_not_transient() {
+        let e = Error::from_redis(&redis::RedisError::from((redis::ErrorKind::AuthenticationFailed, "failed")));
+        assert!(!e.is_transient() && e.is("WRONGPASS"), "{e:?}");
+        assert!(e.to_string().contains("authentication failed"), "{e}");
     }
 
     #[test]
