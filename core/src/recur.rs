@@ -21,6 +21,9 @@ use crate::store::{Effect, Kind, Plan, Reply, Store};
 
 /// Shortest period accepted.
 pub const MIN_EVERY_MS: u64 = 10;
+/// How often the timer looks again at a due task held back by an instance
+/// waiting or running.
+pub const INSTANCE_RECHECK_MS: u64 = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct Recurring {
@@ -169,7 +172,10 @@ pub fn run_due(s: &mut impl Store, ns: &Ns<'_>, limit: usize) -> Result<(Plan, O
         let waiting = ns.queue_lock(&info.class, &queue, &args);
         let running = ns.job_lock(&info.class, &queue, &args);
         if s.kind(&waiting)? != Kind::None || s.kind(&running)? != Kind::None {
-            // An instance is waiting or running: due again as soon as it is done.
+            // An instance is waiting or running: due again as soon as it is
+            // done, which no write tells the timer; it looks again soon.
+            let again = now.saturating_add(INSTANCE_RECHECK_MS);
+            next_due = Some(next_due.map_or(again, |n| n.min(again)));
             continue;
         }
         let qkey = ns.queue(&queue);
