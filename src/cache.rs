@@ -132,6 +132,13 @@ extern "C" fn on_keyspace_event(
         }
         // SAFETY: Redis passes a NUL-terminated event name.
         let event = if event.is_null() { &b""[..] } else { unsafe { CStr::from_ptr(event) }.to_bytes() };
+        // A timed key brought in whole (RESTORE and so MIGRATE, RENAME, MOVE,
+        // COPY): no write event of its type comes with it.
+        if (kind & raw::REDISMODULE_NOTIFY_GENERIC) != 0
+            && matches!(event, b"restore" | b"rename_to" | b"move_to" | b"copy_to")
+        {
+            crate::timer::note_key(ctx, rm::selected_db(ctx), key, rm::now_ms());
+        }
         if is_empty() {
             return;
         }

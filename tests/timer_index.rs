@@ -1,5 +1,6 @@
 //! The timer visits only namespaces with something due (its index of next
-//! due times), serves every one that has, and keeps one bad key from
+//! due times), serves every one that has, finds timed keys brought in whole
+//! (RESTORE, MIGRATE, RENAME, MOVE, COPY), and keeps one bad key from
 //! stopping the rest of its namespace's timed work.
 
 mod common;
@@ -114,6 +115,94 @@ fn a_short_lease_brings_a_far_due_namespace_closer() {
     popped_job(c.ok(&["TQ.POP", &n, "w", "q"])).expect("a job");
     wait_until(10, "the lease given back", || c.inflight(&n, "w").is_some_and(|e| e.lost));
     assert_eq!(c.lrange(&format!("{n}:queue:q")), vec![job("q", "c", "[1]")]);
+}
+
+/// A server without the module, holding a due delayed job of namespace `n`
+/// (node-resque's layout); returns it and the keys it wrote.
+fn plain_server_with_a_due_job(n: &str) -> (Server, Vec<String>) {
+    let s = Server::start_with(Opts { module: false, module_args: Vec::new(), args: Vec::new() });
+    let mut c = s.conn();
+    let ts = c.server_ms() / 1000 - 2;
+    let cmds = node_enqueue_at(n, ts, "q", "[1]");
+    let keys = cmds.iter().map(|c| c[1].clone()).collect();
+    pipelined(&mut c, &cmds);
+    (s, keys)
+}
+
+fn wait_promoted(c: &mut Conn, n: &str) {
+    wait_until(10, &format!("the job of {n} promoted"), || c.int(&["LLEN", &format!("{n}:queue:q")]) == 1);
+    assert_eq!(c.lrange(&format!("{n}:queue:q")), vec![job("q", "NodeJob", "[1]")]);
+    assert_eq!(c.int(&["EXISTS", &format!("{n}:delayed_queue_schedule")]), 0);
+}
+
+#[test]
+fn a_schedule_restored_from_a_dump_is_served() {
+    let n = ns("restored");
+    let (plain, keys) = plain_server_with_a_due_job(&n);
+    let mut from = plain.conn();
+    let s = Server::start_with(Opts::timer());
+    let mut c = s.conn();
+    for key in &keys {
+        let dump = from.bytes(&["DUMP", key]).expect("a dump");
+        let mut restore = redis::cmd("RESTORE");
+        restore.arg(key).arg(0).arg(dump);
+        restore.query::<()>(&mut c.0).expect("RESTORE");
+    }
+    wait_promoted(&mut c, &n);
+}
+
+#[test]
+fn a_schedule_migrated_from_another_server_is_served() {
+    let n = ns("migrated");
+    let (plain, keys) = plain_server_with_a_due_job(&n);
+    let mut from = plain.conn();
+    let s = Server::start_with(Opts::timer());
+    let mut c = s.conn();
+    let port = s.port.to_string();
+    let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+    args.extend(keys.iter().map(String::as_str));
+    assert_eq!(from.ok(&args), Value::Okay);
+    assert_eq!(from.int(&["EXISTS", &keys[2]]), 0, "migrated away");
+    wait_promoted(&mut c, &n);
+}
+
+#[test]
+fn a_schedule_renamed_or_copied_into_place_is_served() {
+    let s = Server::start_with(Opts::timer());
+    let mut c = s.conn();
+    for how in ["RENAME", "COPY"] {
+        let n = ns(&how.to_lowercase());
+        let mut cmds = node_enqueue_at(&n, c.server_ms() / 1000 - 2, "q", "[1]");
+        // Written under another name (not a timed key), then put in place.
+        let staging = format!("{n}:staging");
+        let schedule = std::mem::replace(&mut cmds[2][1], staging.clone());
+        pipelined(&mut c, &cmds);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(c.int(&["LLEN", &format!("{n}:queue:q")]), 0);
+        c.ok(&[how, &staging, &schedule]);
+        wait_promoted(&mut c, &n);
+    }
+}
+
+#[test]
+fn a_schedule_moved_from_another_database_is_served() {
+    let s = Server::start_with(Opts::timer());
+    let mut c = s.conn();
+    let n = ns("moved");
+    let cmds = node_enqueue_at(&n, c.server_ms() / 1000 - 2, "q", "[1]");
+    // Written in db 1 and moved to db 0 in one transaction: the timer sees
+    // the schedule only in db 0.
+    let mut p = redis::pipe();
+    p.atomic().cmd("SELECT").arg(1).ignore();
+    for cmd in &cmds {
+        p.cmd(&cmd[0]).arg(&cmd[1..]).ignore();
+    }
+    for cmd in &cmds {
+        p.cmd("MOVE").arg(&cmd[1]).arg(0).ignore();
+    }
+    p.cmd("SELECT").arg(0).ignore();
+    p.query::<()>(&mut c.0).expect("MULTI ... EXEC");
+    wait_promoted(&mut c, &n);
 }
 
 #[test]
