@@ -281,9 +281,12 @@ fn serve_one(ctx: rm::Ctx, db: i32, ns: &Ns<'_>, work: Work) -> Result<Option<u6
             first_score(ctx, &ns.alive())
         }
         Work::Recur => {
-            let (plan, due) = recur::run_due(&mut store, ns, batch)?;
+            let (plan, due, problems) = recur::run_due_reporting(&mut store, ns, batch)?;
             let enqueued = matches!(plan.reply, Reply::Int(n) if n > 0);
             store.apply(&plan.effects)?;
+            for p in problems {
+                warn(ctx, db, ns.as_bytes(), work, &p);
+            }
             // More may be due at once (the batch's limit).
             Ok(if enqueued { Some(store.now_ms()) } else { due })
         }

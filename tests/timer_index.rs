@@ -243,3 +243,24 @@ fn a_key_of_the_wrong_type_stops_only_its_own_job() {
     let line = log.lines().find(|l| l.contains(&k("queue:q2"))).unwrap_or_else(|| panic!("no warning:\n{log}"));
     assert!(line.contains(&format!("namespace '{n}'")) && line.contains("promotion"), "{line}");
 }
+
+#[test]
+fn a_periodic_task_whose_queue_has_the_wrong_type_stops_only_itself() {
+    let s = Server::start_with(Opts::timer());
+    let mut c = s.conn();
+    let n = ns("bad-recur");
+    let k = |s: &str| format!("{n}:{s}");
+    c.ok(&["SET", &k("queue:bad"), "not a list"]);
+    c.ok(&["TQ.RECUR", &n, "tick", "bad", "60000"]);
+    c.ok(&["TQ.RECUR", &n, "tick", "good", "60000"]);
+    c.wait_llen(&k("queue:good"), 1, 10);
+    wait_until(10, "the bad run in failed", || c.int(&["LLEN", &k("failed")]) == 1);
+    let rec: serde_json::Value = serde_json::from_str(&c.lrange(&k("failed"))[0]).expect("a failure record");
+    assert_eq!(rec["exception"], "TQ::WrongType");
+    assert_eq!(rec["queue"], "bad");
+    assert!(rec["error"].as_str().expect("error").contains(&k("queue:bad")), "{rec}");
+    assert_eq!(c.string(&["GET", &k("queue:bad")]).as_deref(), Some("not a list"));
+    let log = s.log();
+    let line = log.lines().find(|l| l.contains(&k("queue:bad"))).unwrap_or_else(|| panic!("no warning:\n{log}"));
+    assert!(line.contains(&format!("namespace '{n}'")) && line.contains("periodic"), "{line}");
+}
