@@ -202,7 +202,10 @@ fn run(ctx: rm::Ctx) -> u64 {
         if !rm::select_db(ctx, db) {
             continue; // no such database (any more): forgotten
         }
-        let (due, resume) = serve(ctx, db, &ns, resume, started);
+        // Taken out of the index while served: a bug caught here must not
+        // lose the namespace.
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(ctx, db, &ns, resume, started)));
+        let (due, resume) = served.unwrap_or_else(|_| (Some(rm::now_ms().saturating_add(RETRY_MS)), 0));
         registry::put(db, &ns, due, resume);
     }
     crate::stats::timer_visits(visits);
