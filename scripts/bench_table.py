@@ -310,6 +310,19 @@ if len(depths) == 2:
     )
     row("", "steady jobs/s (median of rounds)", f"depth {deep:,}", steady(deep), f"depth {shallow:,}", steady(shallow))
 
+idle = num(T, "ns_idle.namespaces")
+if idle is not None:
+    label = f"timer, {idle:,.0f} namespaces with one job due in a day (nothing due), idle"
+    row(label, "server CPU, % of a core (INFO cpu; target < 2)", "module timer", num(T, "ns_idle.cpu_pct"), digits=2, show_ratio=False)
+    row("", "PING p99 ms, 1 per ms (target < 1)", "module timer", num(T, "ns_idle.ping_p99"), digits=3, show_ratio=False)
+    row("", "namespaces visited per second (INFO tq timer_ns_visits)", "module timer", num(T, "ns_idle.visits_s"), show_ratio=False)
+due = num(T, "ns_due.namespaces")
+if due is not None:
+    label = f"timer, {due:,.0f} namespaces with a job due in the same second"
+    row(label, "jobs promoted", "module timer", num(T, "ns_due.promoted"), show_ratio=False)
+    row("", "s from the due second to all promoted", "module timer", num(T, "ns_due.total_s"), digits=3, show_ratio=False)
+    row("", "longest timer tick ms (INFO tq timer_tick_us; target ≤ 5)", "module timer", num(T, "ns_due.tick_max_ms"), digits=2, show_ratio=False)
+
 # ------------------------------------------------------------------- print
 mins, s = divmod(int(float(m("meta.seconds", "0"))), 60)
 print(

@@ -32,6 +32,16 @@
 //!   `jobs` `TQ.POP`+`TQ.ACK` cycles, `pipeline` commands per round trip;
 //!   `steady` also puts back, in each round trip, as many jobs as it takes
 //!   (one variadic `RPUSH`), so the queue keeps its depth.
+//! - `ns-idle <port> <namespaces> <secs>`: `namespaces` namespaces with one
+//!   delayed job each, due in a day (half by `TQ.ENQUEUEAT`, half written as
+//!   node-resque's `enqueueAt` by a plain client), pipelined; once the timer
+//!   has settled, `secs` of an idle server: its CPU (% of a core, `INFO cpu`),
+//!   the timer's ticks and namespace visits per second (`INFO tq`); then
+//!   `secs` more with a 1 ms PING thread: its round trips.
+//! - `ns-due <port> <namespaces>`: `namespaces` namespaces with one delayed
+//!   job each, all due in the same second a few seconds ahead; from that
+//!   second, until every job is queued: time, the 1 ms PING thread's round
+//!   trips, and the timer's longest tick (`INFO tq timer_tick_us`).
 //!
 //! The client's clock (`SystemTime`) and the server's (`gettimeofday`) are the
 //! same host clock; `lateness` also reports their offset as seen by `TIME`.
@@ -104,6 +114,8 @@ fn main() {
         "promote-manual" => promote_manual(port, num(3) as usize, num(4)),
         "promote-floor" => promote_floor(port, num(3) as usize),
         "depth-fill" => depth_fill(port, num(3) as usize),
+        "ns-idle" => ns_idle(port, num(3) as usize, num(4)),
+        "ns-due" => ns_due(port, num(3) as usize),
         "depth-run" => {
             let refill = match a.get(6).map(String::as_str) {
                 Some("drain") => false,
@@ -114,7 +126,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: bench-time <pickup|lateness|promote-fill|promote-auto|promote-manual|depth-fill|depth-run> <port> ..."
+                "usage: bench-time <pickup|lateness|promote-fill|promote-auto|promote-manual|depth-fill|depth-run|ns-idle|ns-due> <port> ..."
             );
             std::process::exit(2);
         }
@@ -404,6 +416,12 @@ impl Pinger {
         Pinger { stop, handle }
     }
 
+    /// Every round trip, ms, sorted.
+    fn finish_all(self) -> Vec<f64> {
+        self.stop.store(true, Ordering::Relaxed);
+        sorted(self.handle.join().expect("pinger"))
+    }
+
     fn finish(self) -> Pings {
         self.stop.store(true, Ordering::Relaxed);
         let v = sorted(self.handle.join().expect("pinger"));
@@ -689,4 +707,126 @@ fn taken(v: Value) -> Option<(Vec<u8>, i64)> {
         },
         _ => None,
     }
+}
+
+// ------------------------------------------------------- many namespaces
+
+/// One delayed job in each of `n` namespaces, due in bucket `at_s`: even
+/// ones through `TQ.ENQUEUEAT`, odd ones as node-resque's plain writes.
+fn ns_fill(c: &mut Connection, n: usize, at_s: u64) {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(2000) {
+        let mut p = redis::pipe();
+        for &i in chunk {
+            let ns = format!("ns{i}");
+            if i % 2 == 0 {
+                p.cmd("TQ.ENQUEUEAT").arg(&ns).arg(at_s * 1000).arg("q").arg("c").arg("[1]").ignore();
+            } else {
+                let payload = r#"{"class":"c","queue":"q","args":[1]}"#;
+                p.cmd("RPUSH").arg(format!("{ns}:delayed:{at_s}")).arg(payload).ignore();
+                p.cmd("SADD").arg(format!("{ns}:timestamps:{payload}")).arg(format!("delayed:{at_s}")).ignore();
+                p.cmd("ZADD").arg(format!("{ns}:delayed_queue_schedule")).arg(at_s).arg(at_s).ignore();
+            }
+        }
+        p.query::<()>(c).expect("fill");
+    }
+}
+
+/// A field of `INFO <section>` as a number.
+fn info_num(c: &mut Connection, section: &str, field: &str) -> Option<f64> {
+    let info: String = redis::cmd("INFO").arg(section).query(c).expect("INFO");
+    info.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).and_then(|v| v.trim().parse().ok())
+}
+
+/// `tq_timer_tick_us`'s `count`, `p99` and `max`.
+fn ticks(c: &mut Connection) -> (f64, f64, f64) {
+    let info: String = redis::cmd("INFO").arg("tq").query(c).expect("INFO tq");
+    let f = |field: &str| -> f64 {
+        info.lines()
+            .find_map(|l| l.trim().strip_prefix("tq_timer_tick_us:"))
+            .and_then(|v| v.split(',').find_map(|kv| kv.strip_prefix(field)))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (f("count="), f("p99="), f("max="))
+}
+
+fn cpu_secs(c: &mut Connection) -> f64 {
+    info_num(c, "cpu", "used_cpu_sys").unwrap_or(f64::NAN) + info_num(c, "cpu", "used_cpu_user").unwrap_or(f64::NAN)
+}
+
+fn ns_idle(port: u16, n: usize, secs: u64) {
+    let cl = client(port);
+    let mut c = connect(&cl);
+    let t0 = Instant::now();
+    let far_s = server_time_us(&mut c) / 1_000_000 + 86_400;
+    ns_fill(&mut c, n, far_s);
+    let fill_s = t0.elapsed().as_secs_f64();
+    // Settled: the timer's visits (a build without the counter: 3 s) stop.
+    let visits = |c: &mut Connection| info_num(c, "tq", "tq_timer_ns_visits");
+    let settle = Instant::now();
+    let mut last = visits(&mut c);
+    loop {
+        thread::sleep(Duration::from_millis(500));
+        let v = visits(&mut c);
+        if (v.is_some() && v == last) || settle.elapsed() > Duration::from_secs(if v.is_some() { 60 } else { 3 }) {
+            break;
+        }
+        last = v;
+    }
+    // CPU with no client traffic (but these few INFO calls), then PINGs.
+    let (cpu0, ticks0, visits0) = (cpu_secs(&mut c), ticks(&mut c).0, visits(&mut c));
+    let w0 = Instant::now();
+    thread::sleep(Duration::from_secs(secs));
+    let wall = w0.elapsed().as_secs_f64();
+    let (cpu1, (ticks1, _, _), visits1) = (cpu_secs(&mut c), ticks(&mut c), visits(&mut c));
+    let pinger = Pinger::start(&cl);
+    thread::sleep(Duration::from_secs(secs));
+    let pings = pinger.finish_all();
+    let (_, tick_p99, tick_max) = ticks(&mut c);
+    let visits_s = match (visits0, visits1) {
+        (Some(a), Some(b)) => format!("{:.0}", (b - a) / wall),
+        _ => "-".into(),
+    };
+    println!(
+        "namespaces={n} fill_s={fill_s:.2} cpu_pct={:.2} ping_p50={:.3} ping_p99={:.3} ping_max={:.2} pings={} ticks_s={:.1} visits_s={visits_s} tick_p99_ms={:.2} tick_max_ms={:.2}",
+        (cpu1 - cpu0) / wall * 100.0,
+        pct(&pings, 0.5),
+        pct(&pings, 0.99),
+        pct(&pings, 1.0),
+        pings.len(),
+        (ticks1 - ticks0) / wall,
+        tick_p99 / 1000.0,
+        tick_max / 1000.0,
+    );
+}
+
+fn ns_due(port: u16, n: usize) {
+    let cl = client(port);
+    let mut c = connect(&cl);
+    let now_s = server_time_us(&mut c) / 1_000_000;
+    let at_s = now_s + 4;
+    ns_fill(&mut c, n, at_s);
+    let promoted = |c: &mut Connection| info_num(c, "tq", "tq_promoted").unwrap_or(0.0) as usize;
+    assert_eq!(promoted(&mut c), 0, "due too soon: the fill took too long");
+    let pinger = Pinger::start(&cl);
+    while server_time_us(&mut c) < at_s * 1_000_000 {
+        thread::sleep(Duration::from_millis(1));
+    }
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(600);
+    while promoted(&mut c) < n && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(1));
+    }
+    let total = t0.elapsed().as_secs_f64();
+    let pings = pinger.finish_all();
+    let (_, tick_p99, tick_max) = ticks(&mut c);
+    println!(
+        "namespaces={n} promoted={} total_s={total:.3} ping_p99={:.3} ping_max={:.2} pings={} tick_p99_ms={:.2} tick_max_ms={:.2}",
+        promoted(&mut c),
+        pct(&pings, 0.99),
+        pct(&pings, 1.0),
+        pings.len(),
+        tick_p99 / 1000.0,
+        tick_max / 1000.0,
+    );
 }

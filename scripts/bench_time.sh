@@ -16,12 +16,17 @@
 #   4. TQ.POP+TQ.ACK jobs/s at queue depth 1,000 vs 10,000,000 (8 connections,
 #      16 commands per round trip): two servers alive side by side, one drain
 #      run of 200k cycles each, then alternating steady rounds (the queue kept
-#      at its depth), so machine noise hits both depths alike.
+#      at its depth), so machine noise hits both depths alike;
+#   5. the timer with many namespaces: 100,000 namespaces with one job due in
+#      a day each (idle server CPU over 10 s, then PING round trips over 10 s,
+#      the timer's visits per second), and 10,000 namespaces with a job due
+#      in the same second (all promoted; the timer's longest tick).
 # The measuring is done by scripts/bench_time.rs (example `bench-time`).
 #
 # Env: QUICK=1 (shorter: 3 s pickup, 600 delayed jobs over 3 s, 200k promoted,
-#      depth 1M, 100k cycles), REPS (runs of each benchmark, default 2),
-#      ONLY="pickup lateness promote depth" (a subset),
+#      depth 1M, 100k cycles, 20,000 idle namespaces over 3 s, 2,000 due),
+#      REPS (runs of each benchmark, default 2),
+#      ONLY="pickup lateness promote depth namespaces" (a subset),
 #      PERF=1 (perf profile of the server during the first timer promotion,
 #      printed to stderr), KV (a file to write every figure to as
 #      <name>.<key>,<run>=<value> lines, for scripts/bench_all.sh's table).
@@ -30,14 +35,16 @@ cd "$(dirname "$0")/.."
 
 QUICK=${QUICK:-0}
 REPS=${REPS:-2}
-ONLY=${ONLY:-pickup lateness promote depth}
+ONLY=${ONLY:-pickup lateness promote depth namespaces}
 PERF=${PERF:-0}
 RATE=1000
 WORKERS=4
 if [ "$QUICK" = 1 ]; then
   PICK_SECS=3 LATE_JOBS=600 LATE_SPREAD_MS=3000 PROMO_JOBS=200000 DEEP=1000000 CYCLES=100000
+  NS_IDLE=20000 NS_SECS=3 NS_DUE=2000
 else
   PICK_SECS=10 LATE_JOBS=2000 LATE_SPREAD_MS=10000 PROMO_JOBS=1000000 DEEP=10000000 CYCLES=200000
+  NS_IDLE=100000 NS_SECS=10 NS_DUE=10000
 fi
 LATE_LEAD_MS=1500
 PROMO_BUCKETS=$((PROMO_JOBS / 1000))
@@ -174,6 +181,23 @@ for rep in $(seq "$REPS"); do
     noise_take depth "$rep"
     stop "$SH_PID" "$SH_PORT"
     stop "$DE_PID" "$DE_PORT"
+  fi
+done
+
+for rep in $(seq "$REPS"); do
+  if [[ " $ONLY " == *" namespaces "* ]]; then
+    say "run $rep: $NS_IDLE namespaces, nothing due (filling...)"
+    noise_mark
+    start 1
+    measure ns_idle "$rep" "$BT" ns-idle "$PORT" "$NS_IDLE" "$NS_SECS"
+    stop
+    noise_take ns_idle "$rep"
+    say "run $rep: $NS_DUE namespaces, a job due in each"
+    noise_mark
+    start 1
+    measure ns_due "$rep" "$BT" ns-due "$PORT" "$NS_DUE"
+    stop
+    noise_take ns_due "$rep"
   fi
 done
 
@@ -327,4 +351,19 @@ if [[ " $ONLY " == *" depth "* ]]; then
   row "" "steady: median of the per-round ratios" "≥ 0.80x" c_dr_steady
   row "" "steady per-round ratios" "" c_dr_rounds
   row "" "other processes' CPU (fills + runs), cores" "~0" c_d_noise
+fi
+
+if [[ " $ONLY " == *" namespaces "* ]]; then
+  for k in cpu_pct ping_p99 ping_max visits_s ticks_s others_cores; do mk "ni_$k" "v ns_idle.$k \$1"; done
+  for k in total_s tick_max_ms tick_p99_ms ping_p99 ping_max others_cores; do mk "nd_$k" "v ns_due.$k \$1"; done
+  mk nd_n 'echo "${R[ns_due.promoted,$1]}/${R[ns_due.namespaces,$1]}"'
+  row "timer, $(num "$NS_IDLE") namespaces with a job due in a day, idle ${NS_SECS} s" "server CPU, % of a core (INFO cpu)" "< 2" c_ni_cpu_pct
+  row "" "namespaces visited per second (INFO tq timer_ns_visits)" "~0" c_ni_visits_s
+  row "" "PING p99 ms (1 per ms, ${NS_SECS} s)" "< 1" c_ni_ping_p99
+  row "" "other processes' CPU during the run, cores" "~0" c_ni_others_cores
+  row "timer, $(num "$NS_DUE") namespaces with a job due in the same second" "jobs promoted/due" "all" c_nd_n
+  row "" "time from the due second to all promoted, s" "" c_nd_total_s
+  row "" "longest timer tick ms (INFO tq timer_tick_us)" "≤ 5" c_nd_tick_max_ms
+  row "" "PING p99 ms (1 per ms)" "" c_nd_ping_p99
+  row "" "other processes' CPU during the run, cores" "~0" c_nd_others_cores
 fi

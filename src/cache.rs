@@ -122,19 +122,26 @@ extern "C" fn on_keyspace_event(
     let _ = std::panic::catch_unwind(|| {
         let key = rm::str_bytes(key);
         // A timed key written by any client (node-resque's enqueueAt ZADDs
-        // the schedule): the timer must serve its namespace, soon.
+        // the schedule): the timer must serve its namespace, soon (its visit
+        // finds when the namespace is due next).
         if (kind & (raw::REDISMODULE_NOTIFY_ZSET | raw::REDISMODULE_NOTIFY_HASH)) != 0 {
-            if !crate::store::applying() && tq_core::keys::timed_namespace(key).is_some() {
-                crate::registry::note_key(rm::selected_db(ctx), key);
-                crate::timer::due_at(ctx, rm::now_ms());
+            if !crate::store::applying() {
+                crate::timer::note_key(ctx, rm::selected_db(ctx), key, rm::now_ms());
             }
-            return;
-        }
-        if is_empty() {
             return;
         }
         // SAFETY: Redis passes a NUL-terminated event name.
         let event = if event.is_null() { &b""[..] } else { unsafe { CStr::from_ptr(event) }.to_bytes() };
+        // A timed key brought in whole (RESTORE and so MIGRATE, RENAME, MOVE,
+        // COPY): no write event of its type comes with it.
+        if (kind & raw::REDISMODULE_NOTIFY_GENERIC) != 0
+            && matches!(event, b"restore" | b"rename_to" | b"move_to" | b"copy_to")
+        {
+            crate::timer::note_key(ctx, rm::selected_db(ctx), key, rm::now_ms());
+        }
+        if is_empty() {
+            return;
+        }
         if event != b"sadd" {
             forget(rm::selected_db(ctx), key);
         }

@@ -2,6 +2,7 @@
 //! while they are made; `RedisStore::apply` records them here once applied.
 
 use std::ffi::c_int;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use redis_module::raw;
@@ -10,6 +11,13 @@ use tq_core::stats::{Event, Stats, Summary};
 use crate::rm;
 
 static STATS: Mutex<Option<Stats>> = Mutex::new(None);
+/// Namespaces the timer visited (`tq_timer_ns_visits`): what its ticks cost
+/// grows with this, not with how many namespaces exist.
+static TIMER_NS_VISITS: AtomicU64 = AtomicU64::new(0);
+
+pub fn timer_visits(n: u64) {
+    TIMER_NS_VISITS.fetch_add(n, Ordering::Relaxed);
+}
 
 pub fn record(events: &[Event]) {
     if events.is_empty() {
@@ -55,6 +63,8 @@ extern "C" fn on_info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_in
             (c"lock_done", st.lock_done),
             (c"lock_failed", st.lock_failed),
             (c"leader_acquired", st.leader_acquired),
+            (c"timer_ns_visits", TIMER_NS_VISITS.load(Ordering::Relaxed)),
+            (c"timer_namespaces", u64::try_from(crate::registry::len()).unwrap_or(u64::MAX)),
         ] {
             info.uint(name, v);
         }

@@ -279,20 +279,17 @@ impl RedisStore {
         let mut removed = 0;
         for e in effects {
             removed += self.apply_one(e)?;
-            // Timed work: the timer must serve the namespace, and come in time.
+            // Timed work: the timer must serve the namespace, and come in
+            // time (a ZADD to a timed zset carries its due time).
             match e {
                 Effect::ZAdd { key, score, .. } => {
-                    crate::registry::note_key(self.db, key);
                     let score = u64::try_from(*score).unwrap_or(0);
-                    if key.ends_with(b":delayed_queue_schedule") {
-                        crate::timer::due_at(self.ctx, score.saturating_mul(1000));
-                    } else if key.ends_with(b":tq:leases") {
-                        crate::timer::due_at(self.ctx, score);
-                    }
+                    let due =
+                        if key.ends_with(b":delayed_queue_schedule") { score.saturating_mul(1000) } else { score };
+                    crate::timer::note_key(self.ctx, self.db, key, due);
                 }
                 Effect::HSet { key, .. } if key.ends_with(b":tq:recur") => {
-                    crate::registry::note_key(self.db, key);
-                    crate::timer::due_at(self.ctx, self.now_ms());
+                    crate::timer::note_key(self.ctx, self.db, key, self.now_ms());
                 }
                 _ => {}
             }

@@ -1,41 +1,77 @@
 //! The module's timer: promotes due delayed jobs, gives back jobs whose
 //! lease ran out, forgets workers whose heartbeat ran out and enqueues due
-//! periodic tasks, for every namespace in the registry, with no client and
-//! no scheduler process involved.
+//! periodic tasks, with no client and no scheduler process involved.
 //!
 //! It writes only on a primary (not while loading, not while clients are
 //! paused for a failover); its effects are replicated like a command's. A
-//! tick works in rounds of at most `tq.timer-batch` jobs per namespace and
-//! kind, and stops starting rounds once `TICK_BUDGET` is spent, so a backlog
-//! never holds the server for long; when work remains the next tick comes at
-//! once (after the clients waiting meanwhile are served), otherwise at the
-//! earliest due time known, and at least every `MAX_SLEEP_MS`. Writes that
-//! bring a due time closer (a delayed job due now, a new periodic task) call
-//! `due_at`.
-
+//! tick visits only the namespaces due by now, taken from the registry's
+//! index of next due times, earliest first: for each, every kind of work
+//! (promotion, expired leases, expired workers, periodic tasks) runs on its
+//! own, in rounds of at most `tq.timer-batch` jobs, so an error in one kind
+//! does not stop the others. After the visit the namespace is due again when
+//! its earliest timed key says (at once, behind the others due, when work
+//! remains). The tick checks its `TICK_BUDGET` between namespaces and between
+//! kinds, so a backlog or many namespaces never hold the server for long; it
+//! wakes at the earliest due time known, and at least every `MAX_SLEEP_MS`
+//! (cheap: it only looks at the head of the index). Writes that bring a due
+//! time closer (a delayed job, a lease, a heartbeat, a new periodic task)
+//! note it through `note_key`.
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use redis_module::raw;
 use tq_core::keys::Ns;
 use tq_core::store::{Kind, Reply, Store};
-use tq_core::{queue, recur, work, Result};
+use tq_core::{queue, recur, work, Result, TqError};
 
 use crate::rm::{self, ScanCursor};
 use crate::store::RedisStore;
 use crate::{config, registry};
 
-/// The longest the timer sleeps: also the lateness bound for anything the
-/// timer could not foresee (e.g. a lease extended elsewhere).
+/// The longest the timer sleeps: also how late it notices a setting or role
+/// change, and a periodic task whose instance is done
+/// (`recur::INSTANCE_RECHECK_MS`).
 const MAX_SLEEP_MS: u64 = 100;
-/// A tick starts no new round of work after this long: with rounds of about
-/// 1 ms (the default `tq.timer-batch`), a backlog holds the server for about
-/// 4 ms at a time, and several small rounds share one tick.
+/// A tick starts no new kind of work, nor a new namespace, after this long:
+/// with rounds of about 1 ms (the default `tq.timer-batch`), a backlog holds
+/// the server for about 4 ms at a time, and several small rounds share one
+/// tick.
 const TICK_BUDGET: Duration = Duration::from_millis(3);
 /// Keyspace-scan steps per tick while rebuilding the registry.
 const SCAN_STEPS_PER_TICK: usize = 100;
+/// A kind of work that failed is tried again this much later; one that
+/// failed on a key of the wrong type much later (a client fixing the key
+/// writes it, which notes the namespace at once if it is a timed key).
+const RETRY_MS: u64 = 1_000;
+const WRONG_TYPE_RETRY_MS: u64 = 60_000;
+/// One warning per namespace and kind of work this often at most.
+const WARN_EVERY_MS: u64 = 60_000;
+/// Bound of the warnings' rate-limit memory.
+const MAX_WARNED: usize = 10_000;
 
-#[derive(Default)]
+/// The kinds of timed work of a namespace, run separately.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Work {
+    Promote,
+    Leases,
+    Alive,
+    Recur,
+}
+
+const WORK: [Work; 4] = [Work::Promote, Work::Leases, Work::Alive, Work::Recur];
+
+impl Work {
+    fn name(self) -> &'static str {
+        match self {
+            Work::Promote => "promotion",
+            Work::Leases => "lease expiry",
+            Work::Alive => "worker expiry",
+            Work::Recur => "periodic tasks",
+        }
+    }
+}
+
 struct State {
     /// The armed timer and when it fires (unix ms).
     armed: Option<(raw::RedisModuleTimerID, u64)>,
@@ -45,11 +81,22 @@ struct State {
     /// A rebuild of the registry in progress: (database, databases, cursor).
     scan: Option<(i32, i32, ScanCursor)>,
     scan_needed: bool,
-    last_warning_ms: u64,
+    /// `tq.auto-promote` as the last tick saw it.
+    auto_promote: bool,
+    /// When each (db, namespace, kind) was last warned about.
+    warned: HashMap<(i32, Vec<u8>, Work), u64>,
 }
 
 thread_local! {
-    static STATE: RefCell<State> = RefCell::new(State { scan_needed: true, ..State::default() });
+    static STATE: RefCell<State> = RefCell::new(State {
+        armed: None,
+        ticking: false,
+        wanted: None,
+        scan: None,
+        scan_needed: true,
+        auto_promote: true,
+        warned: HashMap::new(),
+    });
 }
 
 fn with<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
@@ -62,8 +109,16 @@ pub fn start(ctx: rm::Ctx) -> bool {
     with(|s| s.armed.is_some()).unwrap_or(false)
 }
 
+/// The namespace of `key` (if a timed key) has something due at `at_ms`:
+/// index it and make sure a tick comes by then.
+pub fn note_key(ctx: rm::Ctx, db: i32, key: &[u8], at_ms: u64) {
+    if registry::note_key(db, key, at_ms) {
+        due_at(ctx, at_ms);
+    }
+}
+
 /// Something becomes due at `at_ms`: make sure a tick comes by then.
-pub fn due_at(ctx: rm::Ctx, at_ms: u64) {
+fn due_at(ctx: rm::Ctx, at_ms: u64) {
     let rearm = with(|s| {
         if s.ticking {
             s.wanted = Some(s.wanted.map_or(at_ms, |w| w.min(at_ms)));
@@ -134,76 +189,111 @@ fn run(ctx: rm::Ctx) -> u64 {
     if !primary {
         return next;
     }
-    let started = Instant::now();
-    loop {
-        let mut more = false;
-        for (db, ns) in registry::all() {
-            if !rm::select_db(ctx, db) {
-                continue;
-            }
-            match serve(ctx, &ns) {
-                Ok(Some(due)) => {
-                    // Due by now: work is left (serve answers its own now).
-                    more |= due <= rm::now_ms();
-                    next = next.min(due);
-                }
-                Ok(None) => registry::forget(db, &ns),
-                Err(e) => {
-                    warn(ctx, now, &format!("timer work on namespace '{}' failed: {e}", tq_core::error::show(&ns)))
-                }
-            }
-        }
-        if !more || started.elapsed() >= TICK_BUDGET {
-            break;
-        }
+    // Promotion turned back on: the namespaces parked meanwhile are due.
+    let auto = config::auto_promote();
+    if with(|s| std::mem::replace(&mut s.auto_promote, auto)) == Some(false) && auto {
+        registry::wake_all(now);
     }
+    let started = Instant::now();
+    let mut visits = 0;
+    while started.elapsed() < TICK_BUDGET {
+        let Some((db, ns, resume)) = registry::take_due(rm::now_ms()) else { break };
+        visits += 1;
+        if !rm::select_db(ctx, db) {
+            continue; // no such database (any more): forgotten
+        }
+        // Taken out of the index while served: a bug caught here must not
+        // lose the namespace.
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(ctx, db, &ns, resume, started)));
+        let (due, resume) = served.unwrap_or_else(|_| (Some(rm::now_ms().saturating_add(RETRY_MS)), 0));
+        registry::put(db, &ns, due, resume);
+    }
+    crate::stats::timer_visits(visits);
     rm::select_db(ctx, 0);
-    next
+    registry::next_due().map_or(next, |due| next.min(due))
 }
 
-/// The timed work of one namespace. Returns the earliest time something of
-/// it is due next (now when work remains), or None when it has no timed
-/// keys left.
-fn serve(ctx: rm::Ctx, ns: &[u8]) -> Result<Option<u64>> {
-    let ns = Ns::new(ns, rm::is_cluster())?;
-    let batch = config::timer_batch();
-    if config::auto_promote() {
-        let mut store = RedisStore::new(ctx);
-        let plan = queue::promote(&mut store, &ns, u64::try_from(batch).unwrap_or(1))?;
-        store.apply(&plan.effects)?;
-    }
-    let mut store = RedisStore::new(ctx);
-    let plan = work::expire_leases(&mut store, &ns, config::max_deliveries(), batch)?;
-    store.apply(&plan.effects)?;
-    let mut store = RedisStore::new(ctx);
-    let plan = work::expire_alive(&mut store, &ns, batch)?;
-    store.apply(&plan.effects)?;
-    let mut store = RedisStore::new(ctx);
-    let (plan, recur_due) = recur::run_due(&mut store, &ns, batch)?;
-    let enqueued = matches!(plan.reply, Reply::Int(n) if n > 0);
-    store.apply(&plan.effects)?;
-    let mut store = RedisStore::new(ctx);
-    let mut due = queue::next_due(&mut store, &ns)?;
-    if !config::auto_promote() {
-        // Only leases count then; the schedule is someone else's.
-        due = store.zset_range(&ns.leases(), f64::NEG_INFINITY, f64::INFINITY, 1)?.first().map(|(_, s)| *s as u64);
-    }
-    let mut next = match (due, recur_due) {
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
-    };
-    if enqueued {
-        next = Some(store.now_ms()); // more may be due at once
     }
-    if next.is_none() {
-        let timed = [ns.delayed_schedule(), ns.leases(), ns.alive(), ns.recur()];
-        for key in timed {
-            if store.kind(&key)? != Kind::None {
-                return Ok(Some(store.now_ms().saturating_add(MAX_SLEEP_MS)));
+}
+
+/// Visits one namespace: each kind of work, starting with `resume`, until
+/// all ran or the tick's budget is spent. Returns when the namespace is due
+/// next (None: it has no timed keys left) and the kind to resume with.
+fn serve(ctx: rm::Ctx, db: i32, raw_ns: &[u8], resume: u8, started: Instant) -> (Option<u64>, u8) {
+    // Not a namespace here (no hash tag in a cluster): nothing to serve.
+    let Ok(ns) = Ns::new(raw_ns, rm::is_cluster()) else { return (None, 0) };
+    let mut next = None;
+    for i in 0..WORK.len() {
+        let k = (usize::from(resume) + i) % WORK.len();
+        if i > 0 && started.elapsed() >= TICK_BUDGET {
+            // Work may be left: due at once, behind the others due.
+            return (Some(rm::now_ms()), u8::try_from(k).unwrap_or(0));
+        }
+        let Some(&work) = WORK.get(k) else { continue };
+        let due = match serve_one(ctx, db, &ns, work) {
+            Ok(due) => due,
+            Err(e) => {
+                warn(ctx, db, raw_ns, work, &e.to_string());
+                let wait = if matches!(e, TqError::WrongType { .. }) { WRONG_TYPE_RETRY_MS } else { RETRY_MS };
+                Some(rm::now_ms().saturating_add(wait))
             }
+        };
+        next = earliest(next, due);
+    }
+    (next, 0)
+}
+
+/// The earliest score of a zset, if any.
+fn first_score(ctx: rm::Ctx, key: &[u8]) -> Result<Option<u64>> {
+    let mut store = RedisStore::new(ctx);
+    let first = store.zset_range(key, f64::NEG_INFINITY, f64::INFINITY, 1)?;
+    Ok(first.first().map(|(_, score)| score.max(0.0) as u64))
+}
+
+/// One round of one kind of work of a namespace; returns when that kind is
+/// due next (None: it has nothing timed).
+fn serve_one(ctx: rm::Ctx, db: i32, ns: &Ns<'_>, work: Work) -> Result<Option<u64>> {
+    let batch = config::timer_batch();
+    let mut store = RedisStore::new(ctx);
+    match work {
+        Work::Promote => {
+            let schedule = ns.delayed_schedule();
+            if !config::auto_promote() {
+                // The schedule is someone else's until the setting is back.
+                return Ok((store.kind(&schedule)? != Kind::None).then_some(registry::PARKED));
+            }
+            let (plan, problems) = queue::promote_reporting(&mut store, ns, u64::try_from(batch).unwrap_or(1))?;
+            store.apply(&plan.effects)?;
+            for p in problems {
+                warn(ctx, db, ns.as_bytes(), work, &p);
+            }
+            Ok(first_score(ctx, &schedule)?.map(|bucket| bucket.saturating_mul(1000)))
+        }
+        Work::Leases => {
+            let plan = work::expire_leases(&mut store, ns, config::max_deliveries(), batch)?;
+            store.apply(&plan.effects)?;
+            first_score(ctx, &ns.leases())
+        }
+        Work::Alive => {
+            let plan = work::expire_alive(&mut store, ns, batch)?;
+            store.apply(&plan.effects)?;
+            first_score(ctx, &ns.alive())
+        }
+        Work::Recur => {
+            let (plan, due, problems) = recur::run_due_reporting(&mut store, ns, batch)?;
+            let enqueued = matches!(plan.reply, Reply::Int(n) if n > 0);
+            store.apply(&plan.effects)?;
+            for p in problems {
+                warn(ctx, db, ns.as_bytes(), work, &p);
+            }
+            // More may be due at once (the batch's limit).
+            Ok(if enqueued { Some(store.now_ms()) } else { due })
         }
     }
-    Ok(next)
 }
 
 /// A few steps of the registry rebuild; true while it is not finished.
@@ -216,6 +306,8 @@ fn scan_some(ctx: rm::Ctx) -> bool {
         }
     }
     let Some(Some((mut db, dbs, mut cursor))) = with(|s| s.scan.take()) else { return false };
+    // Due times unknown: each namespace found gets a visit, which finds them.
+    let now = rm::now_ms();
     let mut steps = 0;
     while db < dbs && steps < SCAN_STEPS_PER_TICK {
         if !rm::select_db(ctx, db) {
@@ -223,7 +315,7 @@ fn scan_some(ctx: rm::Ctx) -> bool {
             continue;
         }
         let more = cursor.step(ctx, &mut |key| {
-            registry::note_key(db, key);
+            registry::note_key(db, key, now);
         });
         steps += 1;
         if !more {
@@ -243,16 +335,27 @@ fn scan_some(ctx: rm::Ctx) -> bool {
     }
 }
 
-fn warn(ctx: rm::Ctx, now: u64, msg: &str) {
+/// Logs a problem of one kind of work of a namespace, at most once per
+/// `WARN_EVERY_MS` for each (so every namespace's problem gets seen).
+fn warn(ctx: rm::Ctx, db: i32, ns: &[u8], work: Work, msg: &str) {
+    let now = rm::now_ms();
     let due = with(|s| {
-        let due = now.saturating_sub(s.last_warning_ms) >= 60_000;
-        if due {
-            s.last_warning_ms = now;
+        let key = (db, ns.to_vec(), work);
+        if s.warned.get(&key).is_some_and(|&t| now.saturating_sub(t) < WARN_EVERY_MS) {
+            return false;
         }
-        due
+        if s.warned.len() >= MAX_WARNED {
+            s.warned.retain(|_, t| now.saturating_sub(*t) < WARN_EVERY_MS);
+            if s.warned.len() >= MAX_WARNED {
+                return false;
+            }
+        }
+        s.warned.insert(key, now);
+        true
     })
     .unwrap_or(false);
     if due {
-        rm::log(ctx, c"warning", &format!("<tq> {msg}"));
+        let ns = tq_core::error::show(ns);
+        rm::log(ctx, c"warning", &format!("<tq> timer, namespace '{ns}' (db {db}), {}: {msg}", work.name()));
     }
 }

@@ -8,7 +8,7 @@ use crate::keys::{self, check_name, Ns};
 use crate::lock;
 use crate::records::{self, FailedPayload, Failure};
 use crate::stats::Event;
-use crate::store::{parse_i64, plan_incr, Effect, Kind, Plan, Reply, Store};
+use crate::store::{parse_i64, plan_incr, wrong_type, Effect, Kind, Plan, Reply, Store};
 use crate::time;
 
 /// Default and largest `LIMIT` of one `TQ.PROMOTE`: one call stays short
@@ -141,6 +141,16 @@ pub fn enqueue_in(
 /// and FIFO inside a bucket, at most `limit` of them. Replies how many jobs
 /// reached a queue.
 pub fn promote(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<Plan> {
+    promote_reporting(s, ns, limit).map(|(plan, _)| plan)
+}
+
+/// The exception of a failure record for a job whose queue key holds
+/// another type: it cannot be pushed there, and must not hold up the rest.
+pub const WRONG_TYPE_EXCEPTION: &str = "TQ::WrongType";
+
+/// `promote`, also telling why each job it moved to `failed` could not run
+/// (for the timer's log).
+pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<(Plan, Vec<String>)> {
     let now = s.now_ms();
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let schedule = ns.delayed_schedule();
@@ -151,6 +161,9 @@ pub fn promote(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<Plan> {
     let mut budget = limit;
     let mut moved: i64 = 0;
     let mut failed = Failures::default();
+    let mut problems = Vec::new();
+    // Target queues found holding another type: their jobs go to failed.
+    let mut wrong: Vec<(Vec<u8>, String)> = Vec::new();
     let queues = ns.queues();
     for (bname, score) in due {
         if budget == 0 {
@@ -180,18 +193,52 @@ pub fn promote(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<Plan> {
             }) {
                 Ok(q) => {
                     let group = match pushes.iter().position(|(name, _)| name.as_slice() == &*q) {
-                        Some(i) => i,
+                        Some(i) => Some(i),
+                        None if wrong.iter().any(|(name, _)| name.as_slice() == &*q) => None,
                         None => {
-                            pushes.push((q.into_owned(), Vec::new()));
-                            pushes.len() - 1
+                            let qkey = ns.queue(&q);
+                            match s.kind(&qkey)? {
+                                Kind::None | Kind::List => {
+                                    pushes.push((q.clone().into_owned(), Vec::new()));
+                                    Some(pushes.len() - 1)
+                                }
+                                k => {
+                                    wrong.push((q.clone().into_owned(), wrong_type(&qkey, k, Kind::List).reply_text()));
+                                    None
+                                }
+                            }
                         }
                     };
-                    if let Some((_, values)) = pushes.get_mut(group) {
-                        values.push(payload);
+                    match group {
+                        Some(group) => {
+                            if let Some((_, values)) = pushes.get_mut(group) {
+                                values.push(payload);
+                            }
+                            moved += 1;
+                        }
+                        None => {
+                            let why = wrong
+                                .iter()
+                                .find(|(name, _)| name.as_slice() == &*q)
+                                .map_or_else(String::new, |(_, why)| why.clone());
+                            failed.add_as(
+                                s,
+                                ns,
+                                &mut failures,
+                                (PROMOTER, &q),
+                                &payload,
+                                WRONG_TYPE_EXCEPTION,
+                                &why,
+                            )?;
+                            problems
+                                .push(format!("a job for queue '{}' moved to failed: {why}", crate::error::show(&q)));
+                        }
                     }
-                    moved += 1;
                 }
-                Err(why) => failed.add(s, ns, &mut failures, PROMOTER, b"", &payload, &why)?,
+                Err(why) => {
+                    failed.add(s, ns, &mut failures, PROMOTER, b"", &payload, &why)?;
+                    problems.push(format!("a job moved to failed: {why}"));
+                }
             }
         }
         if take > 0 {
@@ -223,7 +270,7 @@ pub fn promote(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<Plan> {
         }
     }
     plan.reply = Reply::Int(moved);
-    Ok(plan)
+    Ok((plan, problems))
 }
 
 pub(crate) fn check_queue(queue: &[u8]) -> Result<()> {
@@ -258,6 +305,21 @@ impl Failures {
         payload: &[u8],
         why: &str,
     ) -> Result<()> {
+        self.add_as(s, ns, plan, (worker, queue), payload, records::CORRUPT_EXCEPTION, why)
+    }
+
+    /// `add` with another exception.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn add_as(
+        &mut self,
+        s: &mut impl Store,
+        ns: &Ns<'_>,
+        plan: &mut Plan,
+        (worker, queue): (&[u8], &[u8]),
+        payload: &[u8],
+        exception: &str,
+        why: &str,
+    ) -> Result<()> {
         let failed = ns.failed();
         s.expect_kind(&failed, Kind::List)?;
         let shown = if crate::json::validate(payload).is_ok() {
@@ -269,7 +331,7 @@ impl Failures {
             worker,
             queue,
             payload: shown,
-            exception: records::CORRUPT_EXCEPTION.as_bytes(),
+            exception: exception.as_bytes(),
             error: why.as_bytes(),
             backtrace: b"[]",
             now_ms: s.now_ms(),

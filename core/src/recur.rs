@@ -14,13 +14,16 @@ use bincode::{Decode, Encode};
 use crate::error::{Result, TqError};
 use crate::keys::{check_name, Ns};
 use crate::lock::MAX_TTL_MS;
-use crate::queue::{check_queue, lock_deadline};
+use crate::queue::{check_queue, lock_deadline, Failures, WRONG_TYPE_EXCEPTION};
 use crate::records;
 use crate::stats::Event;
-use crate::store::{Effect, Kind, Plan, Reply, Store};
+use crate::store::{wrong_type, Effect, Kind, Plan, Reply, Store};
 
 /// Shortest period accepted.
 pub const MIN_EVERY_MS: u64 = 10;
+/// How often the timer looks again at a due task held back by an instance
+/// waiting or running.
+pub const INSTANCE_RECHECK_MS: u64 = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct Recurring {
@@ -145,10 +148,24 @@ pub fn list(s: &mut impl Store, ns: &Ns<'_>) -> Result<Plan> {
 /// `limit`). Replies how many were enqueued. Also reports the earliest due
 /// time it saw, for the timer.
 pub fn run_due(s: &mut impl Store, ns: &Ns<'_>, limit: usize) -> Result<(Plan, Option<u64>)> {
+    run_due_reporting(s, ns, limit).map(|(plan, due, _)| (plan, due))
+}
+
+/// The worker name in failure records of periodic runs that could not be
+/// enqueued.
+const RECUR_WORKER: &[u8] = b"tq:recur";
+
+/// `run_due`, also telling why each run it moved to `failed` could not be
+/// enqueued (for the timer's log): a run whose queue key holds another type
+/// goes to `failed` (`TQ::WrongType`) and the task waits for its next period,
+/// so the other tasks go on.
+pub fn run_due_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: usize) -> Result<(Plan, Option<u64>, Vec<String>)> {
     let key = ns.recur();
     if s.kind(&key)? != Kind::Hash {
-        return Ok((Plan::new(Reply::Int(0)), None));
+        return Ok((Plan::new(Reply::Int(0)), None, Vec::new()));
     }
+    let mut failed = Failures::default();
+    let mut problems = Vec::new();
     let now = s.now_ms();
     let queues = ns.queues();
     s.expect_kind(&queues, Kind::Set)?;
@@ -169,16 +186,28 @@ pub fn run_due(s: &mut impl Store, ns: &Ns<'_>, limit: usize) -> Result<(Plan, O
         let waiting = ns.queue_lock(&info.class, &queue, &args);
         let running = ns.job_lock(&info.class, &queue, &args);
         if s.kind(&waiting)? != Kind::None || s.kind(&running)? != Kind::None {
-            // An instance is waiting or running: due again as soon as it is done.
+            // An instance is waiting or running: due again as soon as it is
+            // done, which no write tells the timer; it looks again soon.
+            let again = now.saturating_add(INSTANCE_RECHECK_MS);
+            next_due = Some(next_due.map_or(again, |n| n.min(again)));
             continue;
         }
         let qkey = ns.queue(&queue);
-        s.expect_kind(&qkey, Kind::List)?;
-        let ttl = r.waiting_lock_ms();
-        plan.effects.push(Effect::SetPxAt { key: waiting, value: lock_deadline(now, ttl), at_ms: now + ttl });
-        plan.effects.push(Effect::SAdd { key: queues.clone(), member: queue.into_owned() });
-        plan.effects.push(Effect::RPush { key: qkey, value: payload.clone() });
-        s.note(Event::Enqueued);
+        match s.kind(&qkey)? {
+            Kind::None | Kind::List => {
+                let ttl = r.waiting_lock_ms();
+                plan.effects.push(Effect::SetPxAt { key: waiting, value: lock_deadline(now, ttl), at_ms: now + ttl });
+                plan.effects.push(Effect::SAdd { key: queues.clone(), member: queue.into_owned() });
+                plan.effects.push(Effect::RPush { key: qkey, value: payload.clone() });
+                s.note(Event::Enqueued);
+                enqueued += 1;
+            }
+            k => {
+                let why = wrong_type(&qkey, k, Kind::List).reply_text();
+                failed.add_as(s, ns, &mut plan, (RECUR_WORKER, &queue), &payload, WRONG_TYPE_EXCEPTION, &why)?;
+                problems.push(format!("a run for queue '{}' moved to failed: {why}", crate::error::show(&queue)));
+            }
+        }
         // Keep the cadence when this run is on time (a timer tick late at
         // most); one held back by more than half a period (its instance ran
         // long, or the server was down) starts a new cadence from now, so
@@ -189,8 +218,39 @@ pub fn run_due(s: &mut impl Store, ns: &Ns<'_>, limit: usize) -> Result<(Plan, O
             if late <= r.every_ms / 2 { r.next_ms.saturating_add(r.every_ms) } else { now.saturating_add(r.every_ms) };
         next_due = Some(next_due.map_or(r.next_ms, |n| n.min(r.next_ms)));
         plan.effects.push(Effect::HSet { key: key.clone(), field: payload, value: r.encode() });
-        enqueued += 1;
     }
     plan.reply = Reply::Int(i64::try_from(enqueued).unwrap_or(i64::MAX));
-    Ok((plan, next_due))
+    Ok((plan, next_due, problems))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MemStore, MemValue};
+
+    #[test]
+    fn a_run_whose_queue_has_the_wrong_type_fails_and_the_others_go_on() {
+        let ns = Ns::new(b"resque", false).expect("valid namespace");
+        let mut s = MemStore::at(1_000);
+        for queue in [&b"bad"[..], b"good"] {
+            let plan = recur(&mut s, &ns, b"tick", queue, 500, None).expect("registers");
+            s.apply(&plan.effects);
+        }
+        s.data.insert(b"resque:queue:bad".to_vec(), MemValue::Hash(Default::default()));
+        let (plan, due, problems) = run_due_reporting(&mut s, &ns, 10).expect("plans");
+        s.apply(&plan.effects);
+        assert_eq!(plan.reply, Reply::Int(1));
+        assert_eq!(s.list(b"resque:queue:good"), vec![br#"{"class":"tick","queue":"good","args":[]}"#.to_vec()]);
+        let failed = s.list(b"resque:failed");
+        assert_eq!(failed.len(), 1);
+        let rec = String::from_utf8_lossy(&failed[0]).into_owned();
+        assert!(rec.contains(WRONG_TYPE_EXCEPTION) && rec.contains("resque:queue:bad"), "{rec}");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        // Both wait for their next period.
+        assert_eq!(due, Some(1_500));
+        assert_eq!(
+            get(&mut s, &ns, br#"{"class":"tick","queue":"bad","args":[]}"#).expect("reads").map(|r| r.next_ms),
+            Some(1_500)
+        );
+    }
 }

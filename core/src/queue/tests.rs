@@ -180,6 +180,35 @@ fn promote_cleans_orphans_and_fails_corrupt_payloads() {
 }
 
 #[test]
+fn promote_fails_jobs_whose_queue_has_the_wrong_type_and_goes_on() {
+    let mut s = MemStore::at(10_000);
+    s.data.insert(b"resque:delayed_queue_schedule".to_vec(), MemValue::Zset(vec![(b"2".to_vec(), 2.0)]));
+    s.data.insert(
+        b"resque:delayed:2".to_vec(),
+        MemValue::List(
+            [&br#"{"class":"c","queue":"bad","args":[1]}"#[..], br#"{"class":"c","queue":"q","args":[2]}"#]
+                .iter()
+                .map(|p| p.to_vec())
+                .collect(),
+        ),
+    );
+    s.data.insert(b"resque:queue:bad".to_vec(), MemValue::String(b"x".to_vec()));
+    let (plan, problems) = promote_reporting(&mut s, &ns(), 10).expect("plans");
+    s.apply(&plan.effects);
+    assert_eq!(plan.reply, Reply::Int(1));
+    assert_eq!(s.list(b"resque:queue:q"), vec![br#"{"class":"c","queue":"q","args":[2]}"#.to_vec()]);
+    assert!(!s.data.contains_key(&b"resque:delayed_queue_schedule"[..]));
+    assert_eq!(s.string(b"resque:queue:bad"), Some(b"x".to_vec()));
+    let failed = s.list(b"resque:failed");
+    assert_eq!(failed.len(), 1);
+    let rec = String::from_utf8_lossy(&failed[0]).into_owned();
+    assert!(rec.contains(WRONG_TYPE_EXCEPTION) && rec.contains("resque:queue:bad"), "{rec}");
+    assert!(rec.contains(r#""queue":"bad""#), "{rec}");
+    assert_eq!(problems.len(), 1);
+    assert!(problems[0].contains("resque:queue:bad"), "{problems:?}");
+}
+
+#[test]
 fn pop_takes_priority_order_and_records_the_job() {
     let mut s = MemStore::at(0);
     run(&mut s, |s| enqueue(s, &ns(), b"low", b"c", Some(b"[1]"), None)).expect("ok");
