@@ -19,6 +19,7 @@ mod rm;
 mod stats;
 mod store;
 mod timer;
+mod waiters;
 
 use command::register;
 use commands::{enqueue, inspect, lock, promote, recur, work};

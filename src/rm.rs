@@ -979,6 +979,17 @@ pub fn block_on_keys(
     }
 }
 
+/// Tells Redis that `key` may let a client blocked on it go on (its reply
+/// callback runs again). Redis itself signals a list only when it is created.
+pub fn signal_ready(ctx: Ctx, key: &RStr) {
+    // SAFETY: live ctx and key string.
+    unsafe {
+        if let Some(f) = raw::RedisModule_SignalKeyAsReady {
+            f(ctx, key.as_ptr());
+        }
+    }
+}
+
 pub fn blocked_privdata(ctx: Ctx) -> *mut c_void {
     // SAFETY: called from a blocked client's callback.
     unsafe { raw::RedisModule_GetBlockedClientPrivateData.map_or(ptr::null_mut(), |f| f(ctx)) }

@@ -260,6 +260,18 @@ impl RedisStore {
     pub fn apply(&mut self, effects: &[Effect]) -> Result<i64> {
         APPLYING.with(|a| a.set(true));
         let result = self.apply_all(effects);
+        // A push or a released lock may let a stuck TQ.BPOP waiter go on.
+        // (Not while serving a blocked client: its own writes would wake it
+        // again at once.)
+        if result.is_ok()
+            && self.out.deferred.is_none()
+            && crate::waiters::any()
+            && effects.iter().any(|e| {
+                matches!(e, Effect::RPush { .. } | Effect::LPush { .. } | Effect::RPushMany { .. } | Effect::Del { .. })
+            })
+        {
+            crate::waiters::wake(self.ctx, Some(self.db));
+        }
         // Whatever was applied is replicated, even after a failure midway.
         self.out.flush();
         APPLYING.with(|a| a.set(false));

@@ -189,6 +189,7 @@ fn run(ctx: rm::Ctx) -> u64 {
     if !primary {
         return next;
     }
+    crate::waiters::wake_from_timer(ctx, now);
     // Promotion turned back on: the namespaces parked meanwhile are due.
     let auto = config::auto_promote();
     if with(|s| std::mem::replace(&mut s.auto_promote, auto)) == Some(false) && auto {

@@ -500,3 +500,68 @@ fn a_pop_served_to_a_blocked_bpop_reaches_the_aof() {
     assert_eq!(c.digest(), digest, "the AOF does not reload what the server held");
     assert_eq!(c.ack(&n, "w"), Value::Okay);
 }
+
+/// Blocks `worker` in `TQ.BPOP <ns> <worker> <queue> JOBLOCK 60000 0` on its
+/// own connection; the job it gets comes on the channel.
+fn bpop_joblock(port: u16, n: &str, worker: &str, queue: &str) -> mpsc::Receiver<Option<(String, String)>> {
+    let (tx, rx) = mpsc::channel();
+    let args: Vec<String> = ["TQ.BPOP", n, worker, queue, "JOBLOCK", "60000", "0"].map(String::from).to_vec();
+    std::thread::spawn(move || {
+        let mut c = connect(port);
+        let _ = tx.send(popped_job(c.ok(&args)));
+    });
+    rx
+}
+
+fn woken(rx: &mpsc::Receiver<Option<(String, String)>>, what: &str) -> (String, String) {
+    rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("{what}")).expect("a job, not nil")
+}
+
+/// Redis signals a list as ready only when it is created: a waiter that
+/// blocked while its queue held only jobs it could not take (their JobLock
+/// held, or more corrupt payloads than one pop handles) used to stay blocked
+/// through every later push, while a fresh TQ.POP took the job at once.
+#[test]
+fn a_bpop_blocked_on_a_queue_it_cannot_take_from_is_woken_by_what_comes_later() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("stuck");
+    c.ok(&["TQ.ENQUEUE", &n, "jq", "c", "[1]"]);
+    c.ok(&["TQ.ENQUEUE", &n, "jq", "c", "[1]"]);
+    c.ok(&["TQ.POP", &n, "W1", "jq", "JOBLOCK", "60000"]);
+
+    // The twin of W1's job is locked: W2 blocks on a queue that is not empty.
+    let w2 = bpop_joblock(s.port, &n, "W2", "jq");
+    c.wait_blocked(1);
+    // A TQ.ENQUEUE to that queue wakes it.
+    c.ok(&["TQ.ENQUEUE", &n, "jq", "c", "[2]"]);
+    assert_eq!(woken(&w2, "W2 woken by TQ.ENQUEUE"), ("jq".to_string(), job("jq", "c", "[2]")));
+
+    // W3 blocks the same way; W1's ACK releases the lock and wakes it.
+    let w3 = bpop_joblock(s.port, &n, "W3", "jq");
+    c.wait_blocked(1);
+    c.ack(&n, "W1");
+    assert_eq!(woken(&w3, "W3 woken by the lock's release"), ("jq".to_string(), job("jq", "c", "[1]")));
+
+    // W4 blocks behind a locked twin again; a plain RPUSH by another client
+    // wakes it (through the module's timer).
+    c.ok(&["TQ.ENQUEUE", &n, "jq", "c", "[1]"]);
+    let w4 = bpop_joblock(s.port, &n, "W4", "jq");
+    c.wait_blocked(1);
+    c.ok(&["RPUSH", &format!("{n}:queue:jq"), &job("jq", "c", "[3]")]);
+    assert_eq!(woken(&w4, "W4 woken after a plain RPUSH"), ("jq".to_string(), job("jq", "c", "[3]")));
+    assert_eq!(c.blocked_clients(), 0);
+
+    // 150 corrupt payloads and one valid job: one pop moves 100 corrupt
+    // ones aside and takes nothing; the waiter still gets the job.
+    let m = ns("stuck-corrupt");
+    let mut p = redis::pipe();
+    for i in 0..150 {
+        p.cmd("RPUSH").arg(format!("{m}:queue:q")).arg(format!("not json {i}")).ignore();
+    }
+    p.cmd("RPUSH").arg(format!("{m}:queue:q")).arg(job("q", "c", "[7]")).ignore();
+    p.query::<()>(&mut c.0).expect("fill");
+    let w5 = bpop_joblock(s.port, &m, "W5", "q");
+    assert_eq!(woken(&w5, "W5 gets the valid job behind 150 corrupt ones"), ("q".to_string(), job("q", "c", "[7]")));
+    assert_eq!(c.int(&["LLEN", &format!("{m}:failed")]), 150);
+}

@@ -113,7 +113,7 @@ fn a_short_lease_brings_a_far_due_namespace_closer() {
     c.ok(&["TQ.ENQUEUEAT", &n, &far.to_string(), "q", "c", "[0]"]);
     c.ok(&["TQ.ENQUEUE", &n, "q", "c", "[1]"]);
     popped_job(c.ok(&["TQ.POP", &n, "w", "q"])).expect("a job");
-    wait_until(10, "the lease given back", || c.inflight(&n, "w").is_some_and(|e| e.lost));
+    wait_until(10, "the lease given back", || c.inflight(&n, "w").is_some_and(|e| e.lost()));
     assert_eq!(c.lrange(&format!("{n}:queue:q")), vec![job("q", "c", "[1]")]);
 }
 
@@ -236,7 +236,7 @@ fn a_key_of_the_wrong_type_stops_only_its_own_job() {
     assert_eq!(c.int(&["HLEN", &k("queue:q2")]), 1);
     assert_eq!(c.int(&["EXISTS", &k("delayed_queue_schedule")]), 0);
     // The lease of the same namespace ran out and its job went back.
-    wait_until(10, "the lease given back", || c.inflight(&n, "w").is_some_and(|e| e.lost));
+    wait_until(10, "the lease given back", || c.inflight(&n, "w").is_some_and(|e| e.lost()));
     assert_eq!(c.lrange(&k("queue:l")), vec![job("l", "c", "[0]")]);
     // The log names the namespace, the kind of work and the key.
     let log = s.log();

@@ -127,6 +127,36 @@ struct Waiting {
     opts: PopOptions,
     /// The LEASE given, if any.
     lease: Option<u64>,
+    db: i32,
+    /// The queue keys it waits on, noted as stuck (see `waiters`) while one
+    /// of them holds jobs it could not take.
+    queue_keys: Vec<Vec<u8>>,
+    stuck: std::cell::Cell<bool>,
+}
+
+impl Waiting {
+    /// After a pop that took nothing: a waiter whose queues are not all
+    /// empty is one Redis will not wake by itself.
+    fn note_stuck(&self, ctx: rm::Ctx) {
+        if self.stuck.get() {
+            return;
+        }
+        let mut store = RedisStore::new(ctx);
+        let nonempty =
+            self.queue_keys.iter().any(|k| tq_core::store::Store::list_len(&mut store, k).is_ok_and(|n| n > 0));
+        if nonempty {
+            crate::waiters::add(self.db, &self.queue_keys);
+            self.stuck.set(true);
+        }
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if self.stuck.get() {
+            crate::waiters::remove(self.db, &self.queue_keys);
+        }
+    }
 }
 
 impl Waiting {
@@ -181,6 +211,9 @@ impl Command for Bpop {
             queues: take.queues.iter().map(|q| q.to_vec()).collect(),
             opts: take.opts(),
             lease: take.lease,
+            db: rm::selected_db(ctx),
+            queue_keys: Vec::new(),
+            stuck: std::cell::Cell::new(false),
         };
         let reply = waiting.pop(ctx, false)?;
         let flags = rm::context_flags(ctx);
@@ -196,14 +229,17 @@ impl Command for Bpop {
         // registered now). Redis wakes waiters first come, first served; each
         // retries the whole pop in priority order.
         let n = tq_core::keys::Ns::new(ns, rm::is_cluster())?;
-        let mut keys = vec![n.mailbox(worker)];
+        let mut waiting = waiting;
         if waiting.queues == [b"*".to_vec()] {
             let mut store = RedisStore::new(ctx);
             let all = tq_core::store::Store::set_members(&mut store, &n.queues())?;
-            keys.extend(all.iter().map(|q| n.queue(q)));
+            waiting.queue_keys.extend(all.iter().map(|q| n.queue(q)));
         } else {
-            keys.extend(waiting.queues.iter().map(|q| n.queue(q)));
+            waiting.queue_keys.extend(waiting.queues.iter().map(|q| n.queue(q)));
         }
+        waiting.note_stuck(ctx);
+        let mut keys = vec![n.mailbox(worker)];
+        keys.extend(waiting.queue_keys.iter().cloned());
         let names: Vec<rm::RStr> = keys.iter().filter_map(|k| rm::RStr::new(ctx, k)).collect();
         let privdata = Box::into_raw(Box::new(waiting)).cast::<c_void>();
         let timeout = i64::try_from(timeout).unwrap_or(i64::MAX);
@@ -231,7 +267,10 @@ extern "C" fn bpop_ready(
     let waiting = unsafe { &*ptr };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waiting.pop(ctx, true)));
     match outcome {
-        Ok(Ok(Reply::Nil)) => raw::REDISMODULE_ERR as c_int,
+        Ok(Ok(Reply::Nil)) => {
+            waiting.note_stuck(ctx);
+            raw::REDISMODULE_ERR as c_int
+        }
         Ok(Ok(reply)) => {
             send(ctx, &reply);
             raw::REDISMODULE_OK as c_int
