@@ -337,11 +337,16 @@ pub struct Tq {
 impl Tq {
     /// Runs `tq --redis redis://127.0.0.1:<port>/ <args...>`, logging to `log_path`.
     pub fn spawn(port: u16, args: &[&str], log_path: &Path) -> Tq {
+        Tq::spawn_url(&format!("redis://127.0.0.1:{port}/"), args, log_path)
+    }
+
+    /// Runs `tq --redis <url> <args...>`, logging to `log_path`.
+    pub fn spawn_url(url: &str, args: &[&str], log_path: &Path) -> Tq {
         use std::os::unix::process::CommandExt;
         let log = std::fs::File::create(log_path).expect("create the tq log file");
         let child = Command::new(tq_bin())
             .arg("--redis")
-            .arg(format!("redis://127.0.0.1:{port}/"))
+            .arg(url)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
