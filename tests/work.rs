@@ -559,3 +559,69 @@ fn waits_for_redis_to_come_up() {
     common::send_signal("TERM", &tq.pid().to_string());
     assert_eq!(tq.wait_exit(30).code(), Some(0), "{}", tq.log());
 }
+
+/// A handler's args are complete before it starts: its stdin is a file
+/// holding all of them, not a pipe `tq` writes while the handler runs
+/// (a `tq work` killed mid-write used to leave the handler a cut-short
+/// stdin, even an empty one, in the moment before its parent-death signal).
+#[test]
+fn a_handler_gets_its_args_whole_before_it_starts() {
+    let s = Server::start();
+    let n = ns("work-stdin");
+    let h = s.dir.join("handlers");
+    let ledger = s.dir.join("ledger");
+    write_script(&h, "Big", &format!("stat -L -c %F /dev/stdin >> {l}; wc -c >> {l}", l = q(&ledger)));
+    let mut c = s.conn();
+    // Larger than a pipe's buffer.
+    let big = format!("[\"{}\"]", "x".repeat(300_000));
+    enqueue(&mut c, &n, "q", "Big", &big);
+    let mut tq = work(&s, &n, &h, &["--queues", "q"], "tq.log");
+    wait_until(30, "the job done", || stat(&mut c, &n, "processed") == 1);
+    assert_eq!(lines(&ledger), ["regular file".to_string(), big.len().to_string()], "{}", tq.log());
+    common::send_signal("TERM", &tq.pid().to_string());
+    tq.wait_exit(30);
+}
+
+/// Threads of a process (Linux).
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// Open pipes of a process (Linux).
+fn pipes(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().starts_with("pipe:")))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Each job whose handler left a background process holding its stderr
+/// used to cost `tq work` a thread and a pipe until that process exited.
+#[test]
+fn handlers_leaving_background_processes_leak_no_thread_or_pipe() {
+    const JOBS: usize = 12;
+    let s = Server::start();
+    let n = ns("work-bg");
+    let h = s.dir.join("handlers");
+    write_script(&h, "Bg", "sleep 60 & echo started >&2");
+    let mut c = s.conn();
+    let mut tq = work(&s, &n, &h, &["--queues", "q"], "tq.log");
+    tq.wait_log(30, "worker started");
+    enqueue(&mut c, &n, "q", "Bg", "[0]");
+    wait_until(30, "the first job done", || stat(&mut c, &n, "processed") == 1);
+    let (threads_before, pipes_before) = (threads(tq.pid()), pipes(tq.pid()));
+    for i in 1..JOBS {
+        enqueue(&mut c, &n, "q", "Bg", &format!("[{i}]"));
+    }
+    wait_until(60, "every job done", || stat(&mut c, &n, "processed") == JOBS as i64);
+    let (threads_after, pipes_after) = (threads(tq.pid()), pipes(tq.pid()));
+    assert!(
+        threads_after <= threads_before + 1 && pipes_after <= pipes_before + 1,
+        "threads {threads_before} -> {threads_after}, pipes {pipes_before} -> {pipes_after} after {} more jobs",
+        JOBS - 1
+    );
+    drop(tq); // kills the background processes (the handlers' process groups) too
+}

@@ -109,3 +109,54 @@ pub fn die_with_parent(cmd: &mut std::process::Command) {
 
 #[cfg(not(target_os = "linux"))]
 pub fn die_with_parent(_cmd: &mut std::process::Command) {}
+
+/// A file holding `data`, read from its start, for a child's stdin: an
+/// anonymous memory file (Linux), else a temporary file unlinked at once.
+/// The child gets all of it or does not run.
+pub fn sealed_input(data: &[u8]) -> std::io::Result<std::fs::File> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = anonymous_file()?;
+    f.write_all(data)?;
+    f.seek(SeekFrom::Start(0))?;
+    Ok(f)
+}
+
+#[cfg(target_os = "linux")]
+fn anonymous_file() -> std::io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a NUL-terminated name; the returned fd is ours alone.
+    let fd = unsafe { libc::memfd_create(c"tq-args".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd >= 0 {
+        // SAFETY: a fresh fd owned by the File from here on.
+        return Ok(unsafe { std::fs::File::from_raw_fd(fd) });
+    }
+    temporary_file()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn anonymous_file() -> std::io::Result<std::fs::File> {
+    temporary_file()
+}
+
+fn temporary_file() -> std::io::Result<std::fs::File> {
+    let path = std::env::temp_dir().join(format!(
+        "tq-args-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    ));
+    let f = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(f)
+}
+
+/// Puts a pipe into non-blocking mode.
+pub fn set_nonblocking(fd: &impl std::os::fd::AsRawFd) -> std::io::Result<()> {
+    let fd = fd.as_raw_fd();
+    // SAFETY: fcntl on an fd we own.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

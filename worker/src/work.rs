@@ -22,7 +22,7 @@
 //! jobs come back when their lease runs out.
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -172,9 +172,15 @@ impl Runner {
             }
             Err(e) => return Err(JobError::fail("SpawnError", format!("cannot run {}: {e}", path.display()))),
         }
+        // The args are written in full before the command starts: a pipe
+        // written while it runs could be cut short (EOF) by a `tq` killed
+        // mid-write, and the command would run on partial args.
+        let args = sys::sealed_input(job.args_json.as_bytes()).map_err(|e| {
+            JobError::fail("SpawnError", format!("cannot prepare the args for {}: {e}", path.display()))
+        })?;
         let mut cmd = Command::new(&path);
         cmd.envs(handler_env(job, &self.ns))
-            .stdin(Stdio::piped())
+            .stdin(Stdio::from(args))
             .stdout(Stdio::inherit())
             .stderr(Stdio::piped())
             .process_group(0);
@@ -208,35 +214,17 @@ impl Runner {
         result_of(end, &tail, &path, started.elapsed())
     }
 
-    /// Feeds stdin, collects the stderr tail, waits, enforces the time limit
-    /// and the cancellation.
+    /// Collects the stderr tail, waits, enforces the time limit and the
+    /// cancellation. stderr is read here, without a thread of its own, so a
+    /// background process the command left holding the pipe costs nothing
+    /// once the command is done (the pipe is closed).
     fn supervise(&self, child: &mut Child, job: &Job, started: Instant) -> (End, String) {
         let pid = child.id();
-        if let Some(mut stdin) = child.stdin.take() {
-            let args = job.args_json.clone().into_bytes();
-            // A command that does not read its stdin must not block us.
-            let _ = std::thread::Builder::new().name("tq-stdin".into()).spawn(move || {
-                let _ = stdin.write_all(&args);
-            });
-        }
-        let tail = Arc::new(Mutex::new((Tail::new(STDERR_TAIL), false)));
-        if let Some(mut stderr) = child.stderr.take() {
-            let tail = tail.clone();
-            let _ = std::thread::Builder::new().name("tq-stderr".into()).spawn(move || {
-                let mut buf = [0u8; 4096];
-                loop {
-                    match stderr.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => lock(&tail).0.push(buf.get(..n).unwrap_or_default()),
-                    }
-                }
-                lock(&tail).1 = true;
-            });
-        } else {
-            lock(&tail).1 = true;
-        }
+        let mut tail = Tail::new(STDERR_TAIL);
+        let mut stderr = child.stderr.take().filter(|e| sys::set_nonblocking(e).is_ok());
         let limit = self.rules.timeout_for(&job.class, &job.queue);
         let end = loop {
+            drain(&mut stderr, &mut tail);
             match child.try_wait() {
                 Ok(Some(status)) => break End::of(status),
                 Ok(None) => {}
@@ -262,11 +250,36 @@ impl Runner {
         // The stderr pipe closes when the command and everything it started
         // are gone; do not wait long for background processes holding it.
         let deadline = Instant::now() + Duration::from_millis(200);
-        while !lock(&tail).1 && Instant::now() < deadline {
+        loop {
+            drain(&mut stderr, &mut tail);
+            if stderr.is_none() || Instant::now() >= deadline {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(5));
         }
-        let text = lock(&tail).0.text();
-        (end, text)
+        (end, tail.text())
+    }
+}
+
+/// Reads what the (non-blocking) pipe holds now into `tail`; drops the pipe
+/// at its end.
+fn drain(pipe: &mut Option<std::process::ChildStderr>, tail: &mut Tail) {
+    let Some(p) = pipe else { return };
+    let mut buf = [0u8; 4096];
+    loop {
+        match p.read(&mut buf) {
+            Ok(0) => {
+                *pipe = None;
+                return;
+            }
+            Ok(n) => tail.push(buf.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                *pipe = None;
+                return;
+            }
+        }
     }
 }
 
