@@ -253,9 +253,12 @@ fn lateness(port: u16, jobs: usize, spread_ms: u64, lead_ms: u64, workers: usize
                     );
                     let Some((payload, delivery)) = job else { continue };
                     let at = now_us();
-                    let i = args_of(&payload)[0] as usize;
+                    let args = args_of(&payload);
+                    let i = args[0] as usize;
                     let due_us = buckets[i] * 1_000_000;
-                    mine.push((i, (at as f64 - due_us as f64) / 1000.0));
+                    // Lateness from the bucket's second and from the time asked for.
+                    let asked_us = args[1] as u64 * 1000;
+                    mine.push((i, (at as f64 - due_us as f64) / 1000.0, (at as f64 - asked_us as f64) / 1000.0));
                     let _: () = redis::cmd("TQ.ACK").arg("lt").arg(&worker).arg(delivery).query(&mut c).expect("ACK");
                     received.fetch_add(1, Ordering::Relaxed);
                 }
@@ -274,16 +277,18 @@ fn lateness(port: u16, jobs: usize, spread_ms: u64, lead_ms: u64, workers: usize
     let got = std::mem::take(&mut *got.lock().expect("lock"));
     let mut seen = vec![false; jobs];
     let mut dup = 0;
-    for &(i, _) in &got {
+    for &(i, _, _) in &got {
         if std::mem::replace(&mut seen[i], true) {
             dup += 1;
         }
     }
-    let early = got.iter().filter(|(_, l)| *l < 0.0).count();
+    let early = got.iter().filter(|(_, l, _)| *l < 0.0).count();
+    let asked = sorted(got.iter().map(|&(_, _, l)| l).collect());
+    let asked_early = got.iter().filter(|(_, _, l)| *l < 0.0).count();
     // Per bucket: the first job picked up (timer + pickup) and the last (the
     // whole bucket drained by the workers).
     let mut per_bucket: std::collections::BTreeMap<u64, (f64, f64, usize)> = Default::default();
-    for &(i, l) in &got {
+    for &(i, l, _) in &got {
         let e = per_bucket.entry(buckets[i]).or_insert((f64::INFINITY, f64::NEG_INFINITY, 0));
         e.0 = e.0.min(l);
         e.1 = e.1.max(l);
@@ -296,7 +301,7 @@ fn lateness(port: u16, jobs: usize, spread_ms: u64, lead_ms: u64, workers: usize
     );
     let first = sorted(per_bucket.values().map(|e| e.0).collect());
     let last = sorted(per_bucket.values().map(|e| e.1).collect());
-    let all = sorted(got.iter().map(|&(_, l)| l).collect());
+    let all = sorted(got.iter().map(|&(_, l, _)| l).collect());
     // The lateness of the jobs reaching their queue, as the server measured
     // it when promoting (whole ms, percentiles within 12.5%): `INFO tq`.
     let info: String = redis::cmd("INFO").arg("tq").query(&mut c).expect("INFO tq");
@@ -306,11 +311,16 @@ fn lateness(port: u16, jobs: usize, spread_ms: u64, lead_ms: u64, workers: usize
         .map(|v| v.split(',').map(|kv| format!("queue_{kv}")).collect::<Vec<_>>().join(" "))
         .unwrap_or_default();
     println!(
-        "n={} jobs={} dup={} early={} min={:.3} p50={:.3} p99={:.3} max={:.3} buckets={} first_p50={:.3} first_max={:.3} last_p50={:.3} last_max={:.3} drain_rate={:.0} clock_offset_ms={:.3} {}",
+        "n={} jobs={} dup={} early={} asked_early={} asked_min={:.3} asked_p50={:.3} asked_p99={:.3} asked_max={:.3} min={:.3} p50={:.3} p99={:.3} max={:.3} buckets={} first_p50={:.3} first_max={:.3} last_p50={:.3} last_max={:.3} drain_rate={:.0} clock_offset_ms={:.3} {}",
         got.len(),
         jobs,
         dup,
         early,
+        asked_early,
+        pct(&asked, 0.0),
+        pct(&asked, 0.50),
+        pct(&asked, 0.99),
+        pct(&asked, 1.0),
         pct(&all, 0.0),
         pct(&all, 0.50),
         pct(&all, 0.99),

@@ -7,7 +7,8 @@
 #   1. pickup latency: open loop, 1000 jobs/s for 10 s, TQ.ENQUEUE -> TQ.BPOP
 #      (4 workers) -> TQ.ACK, against the floor RPUSH -> BLPOP (plain server);
 #   2. delayed-job lateness: 2000 TQ.ENQUEUEAT spread over 10 s, picked up by
-#      4 TQ.BPOP workers; lateness = receive - bucket*1000 ms, early count;
+#      4 TQ.BPOP workers; lateness = receive - T (the time asked for) and
+#      receive - bucket*1000 ms, early counts;
 #   3. promotion of 1,000,000 due jobs (1000 buckets x 1000) by the module's
 #      timer (tq.timer-batch 250, the default, and 1000) and by a client looping
 #      TQ.PROMOTE LIMIT 1000; stalls from LATENCY LATEST and a 1 ms PING thread;
@@ -256,17 +257,22 @@ if [[ " $ONLY " == *" pickup "* ]]; then
 fi
 
 if [[ " $ONLY " == *" lateness "* ]]; then
-  for k in p50 p99 max min early first_p50 first_max last_p50 last_max buckets clock_offset_ms dup drain_rate others_cores; do
+  for k in p50 p99 max min early asked_p50 asked_p99 asked_max asked_min asked_early first_p50 first_max last_p50 last_max buckets clock_offset_ms dup drain_rate others_cores; do
     mk "l_$k" "v late.$k \$1"
   done
   mk l_n 'echo "${R[late.n,$1]}/${R[late.jobs,$1]} (${R[late.dup,$1]})"'
   mk l_first 'echo "${R[late.first_p50,$1]} / ${R[late.first_max,$1]}"'
   mk l_last 'echo "${R[late.last_p50,$1]} / ${R[late.last_max,$1]}"'
-  row "delayed-job lateness: $LATE_JOBS TQ.ENQUEUEAT over $((LATE_SPREAD_MS / 1000)) s, $WORKERS workers (receive − bucket×1000)" "p50 ms" "" c_l_p50
-  row "" "p99 ms" "≤ 20" c_l_p99
+  row "delayed-job lateness: $LATE_JOBS TQ.ENQUEUEAT over $((LATE_SPREAD_MS / 1000)) s, $WORKERS workers, from the time asked for (receive − T)" "p50 ms" "" c_l_asked_p50
+  row "" "p99 ms" "≤ 5" c_l_asked_p99
+  row "" "max ms" "" c_l_asked_max
+  row "" "min ms" "≥ 0" c_l_asked_min
+  row "" "jobs received before T" "0" c_l_asked_early
+  row "the same, from the bucket's second (receive − bucket×1000; node-resque's filing, negative: before the second)" "p50 ms" "" c_l_p50
+  row "" "p99 ms" "" c_l_p99
   row "" "max ms" "" c_l_max
-  row "" "min ms" "≥ 0" c_l_min
-  row "" "jobs received early" "0" c_l_early
+  row "" "min ms" "" c_l_min
+  row "" "jobs received before the bucket's second" "" c_l_early
   row "" "jobs received/sent (duplicates)" "all (0)" c_l_n
   row "" "buckets" "" c_l_buckets
   row "per bucket: first job picked up" "p50 / max ms" "" c_l_first

@@ -301,6 +301,14 @@ impl Key {
         ok && (flags & raw::REDISMODULE_ZADD_NOP as c_int) == 0
     }
 
+    /// The member's score, None when absent.
+    pub fn zset_score(&self, member: &RStr) -> Option<f64> {
+        let mut score = 0f64;
+        // SAFETY: live zset key; Redis writes the score on success.
+        let ok = unsafe { raw::RedisModule_ZsetScore.is_some_and(|f| f(self.ptr, member.as_ptr(), &mut score) == 0) };
+        ok.then_some(score)
+    }
+
     /// True when the member was there.
     pub fn zset_rem(&self, member: &RStr) -> bool {
         let mut deleted: c_int = 0;

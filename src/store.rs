@@ -668,6 +668,11 @@ impl Store for RedisStore {
         Ok(self.read(key, Kind::Zset)?.map_or(0, |k| k.len()))
     }
 
+    fn zset_score(&mut self, key: &[u8], member: &[u8]) -> Result<Option<f64>> {
+        let m = RStr::new(self.ctx, member).ok_or_else(oom)?;
+        Ok(self.read(key, Kind::Zset)?.and_then(|k| k.zset_score(&m)))
+    }
+
     fn scan(&mut self, cursor: u64, pattern: &[u8], count: u64) -> Result<(u64, Vec<Vec<u8>>)> {
         let (cursor, count) = (cursor.to_string(), count.to_string());
         let args: [&[u8]; 5] = [cursor.as_bytes(), b"MATCH", pattern, b"COUNT", count.as_bytes()];

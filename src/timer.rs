@@ -272,7 +272,9 @@ fn serve_one(ctx: rm::Ctx, db: i32, ns: &Ns<'_>, work: Work) -> Result<Option<u6
             for p in problems {
                 warn(ctx, db, ns.as_bytes(), work, &p);
             }
-            Ok(first_score(ctx, &schedule)?.map(|bucket| bucket.saturating_mul(1000)))
+            // Due at the earliest exact time tq keeps for a bucket, or the
+            // second of the first bucket it keeps none for.
+            queue::next_bucket_due(&mut RedisStore::new(ctx), ns)
         }
         Work::Leases => {
             let plan = work::expire_leases(&mut store, ns, config::max_deliveries(), batch)?;

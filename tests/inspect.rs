@@ -581,8 +581,13 @@ fn deldelayed_removes_the_job_its_markers_and_emptied_buckets() {
     let a1 = job("q", "A", "[1]");
     assert_eq!(r(&mut c, &["TQ.DELDELAYED", &n, "q", "A", "[1]"]), json!([t1, t2, t3]));
     let b2 = t2 / 1000;
+    let mut after = state(&mut c, &n);
+    // tq's own due times: the two jobs left, their bucket.
+    let (at, due) = (after.remove("tq:at").expect("exact times"), after.remove("tq:due").expect("due times"));
+    assert_eq!(at.1.len(), 4, "two jobs' exact times: {at:?}");
+    assert_eq!(due.1, [b2.to_string(), t2.to_string()]);
     assert_eq!(
-        state(&mut c, &n),
+        after,
         BTreeMap::from([
             ("delayed_queue_schedule".to_string(), ("zset".to_string(), strs(&[&b2.to_string(), &b2.to_string()]))),
             (format!("delayed:{b2}"), ("list".to_string(), vec![job("q", "B", "[]"), job("q", "A", "[2]")])),

@@ -391,6 +391,9 @@ pub fn del_delayed(s: &mut impl Store, ns: &Ns<'_>, queue: &[u8], class: &[u8], 
     // Checked here: a ZREM on another type would fail while applying.
     s.expect_kind(&schedule, Kind::Zset)?;
     markers.sort();
+    let (at, due) = (ns.exact_due(), ns.bucket_due());
+    let exact = s.kind(&at)? == Kind::Hash;
+    let timed = s.kind(&due)? == Kind::Zset;
     let mut plan = Plan::new(Reply::Nil);
     let mut times = Vec::new();
     for marker in markers {
@@ -400,8 +403,14 @@ pub fn del_delayed(s: &mut impl Store, ns: &Ns<'_>, queue: &[u8], class: &[u8], 
         let here = jobs.iter().filter(|j| **j == payload).count();
         if here > 0 {
             plan.effects.push(Effect::LRem { key: bkey, count: 0, value: payload.clone() });
+            if exact {
+                plan.effects.push(Effect::HDel { key: at.clone(), field: crate::queue::exact_field(bucket, &payload) });
+            }
             if here == jobs.len() {
                 plan.effects.push(Effect::ZRem { key: schedule.clone(), member: bucket.to_vec() });
+                if timed {
+                    plan.effects.push(Effect::ZRem { key: due.clone(), member: bucket.to_vec() });
+                }
             }
             times.extend(ms_of_bucket(bucket));
         }

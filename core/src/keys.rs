@@ -149,6 +149,16 @@ impl Ns<'_> {
     pub fn is_job_lock(&self, key: &[u8]) -> bool {
         key.strip_prefix(self.0).is_some_and(|rest| rest.starts_with(b":workerslock:"))
     }
+    /// Exact due times of the delayed jobs tq files: hash
+    /// `<bucket>:<payload digest>` → unix ms (see `queue::enqueue_at`).
+    pub fn exact_due(&self) -> Vec<u8> {
+        self.key(&[b"tq", b"at"])
+    }
+    /// When each bucket holding jobs tq filed is due: zset bucket → unix ms
+    /// (the earliest exact time of the jobs it holds).
+    pub fn bucket_due(&self) -> Vec<u8> {
+        self.key(&[b"tq", b"due"])
+    }
     /// The namespace's delivery-id counter: every take mints the next number.
     pub fn delivery_seq(&self) -> Vec<u8> {
         self.key(&[b"tq", b"delivery"])
@@ -158,7 +168,7 @@ impl Ns<'_> {
 /// Suffixes of the keys that give a namespace timed work (delayed jobs,
 /// leases, live workers, periodic tasks): the module's timer serves every
 /// namespace that has one.
-const TIMED_SUFFIXES: [&[u8]; 4] = [b":delayed_queue_schedule", b":tq:leases", b":tq:alive", b":tq:recur"];
+const TIMED_SUFFIXES: [&[u8]; 5] = [b":delayed_queue_schedule", b":tq:leases", b":tq:alive", b":tq:recur", b":tq:due"];
 
 /// The namespace of a timed key, if `key` is one.
 pub fn timed_namespace(key: &[u8]) -> Option<&[u8]> {

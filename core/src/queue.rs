@@ -112,14 +112,77 @@ pub fn enqueue_at(
         return Err(TqError::Duplicate);
     }
     s.note(Event::Delayed);
-    Ok(Plan {
-        effects: vec![
-            Effect::RPush { key: dkey, value: payload },
-            Effect::SAdd { key: tkey, member: marker },
-            Effect::ZAdd { key: schedule, score: i64::try_from(bucket).unwrap_or(i64::MAX), member: bname },
-        ],
-        reply: Reply::Int(i64::try_from(bucket).unwrap_or(i64::MAX)),
-    })
+    let exact = exact_time(s, ns, &bname, &dkey, &payload, at_ms)?;
+    let mut effects = vec![
+        Effect::RPush { key: dkey, value: payload },
+        Effect::SAdd { key: tkey, member: marker },
+        Effect::ZAdd { key: schedule, score: i64::try_from(bucket).unwrap_or(i64::MAX), member: bname },
+    ];
+    effects.extend(exact);
+    Ok(Plan { effects, reply: Reply::Int(i64::try_from(bucket).unwrap_or(i64::MAX)) })
+}
+
+/// How long an exact due time outlives its job at most (a job removed by a
+/// client that does not know of them leaves its entry behind).
+const EXACT_KEEP_MS: u64 = 24 * 3600 * 1000;
+
+/// node-resque files a job for time T under the bucket `round(T / 1000)`,
+/// whose second starts up to 500 ms before or after T. A job tq files is
+/// promoted at T, never before and not a bucket late: its exact time is
+/// kept beside the bucket (`<ns>:tq:at`), and the bucket is due at the
+/// earliest exact time of what tq filed in it (`<ns>:tq:due`). A bucket
+/// that already held jobs of other writers (due at the bucket's second)
+/// stays due by then at the latest.
+fn exact_time(
+    s: &mut impl Store,
+    ns: &Ns<'_>,
+    bname: &[u8],
+    dkey: &[u8],
+    payload: &[u8],
+    at_ms: u64,
+) -> Result<Vec<Effect>> {
+    let (at, due) = (ns.exact_due(), ns.bucket_due());
+    s.expect_kind(&at, Kind::Hash)?;
+    s.expect_kind(&due, Kind::Zset)?;
+    let existing = s.zset_score(&due, bname)?.map(|t| t.max(0.0) as u64);
+    // Jobs filed before by other writers are due at the bucket's second.
+    let others = match existing {
+        None if s.list_len(dkey)? > 0 => Some(parse_bucket(bname).saturating_mul(1000)),
+        _ => None,
+    };
+    let when = [existing, others, Some(at_ms)].into_iter().flatten().min().unwrap_or(at_ms);
+    let mut effects = vec![Effect::HSet {
+        key: at.clone(),
+        field: exact_field(bname, payload),
+        value: at_ms.to_string().into_bytes(),
+    }];
+    let keep = at_ms.saturating_add(EXACT_KEEP_MS);
+    if s.expire_at(&at)?.is_none_or(|t| t < keep) {
+        effects.push(Effect::PExpireAt { key: at, at_ms: keep });
+    }
+    if existing != Some(when) {
+        effects.push(Effect::ZAdd { key: due, score: i64::try_from(when).unwrap_or(i64::MAX), member: bname.to_vec() });
+    }
+    Ok(effects)
+}
+
+fn parse_bucket(bname: &[u8]) -> u64 {
+    std::str::from_utf8(bname).ok().and_then(|b| b.parse().ok()).unwrap_or(0)
+}
+
+/// The field of a job's exact due time: `<bucket>:<128-bit digest of the
+/// payload>` (a payload appears at most once per bucket; the digest keeps
+/// the field small whatever the payload's size).
+pub(crate) fn exact_field(bname: &[u8], payload: &[u8]) -> Vec<u8> {
+    use std::hash::Hasher;
+    let mut h = siphasher::sip128::SipHasher13::new_with_keys(0x7471_2d61_7473, 0x6578_6163_7464_7565);
+    h.write(payload);
+    let digest = siphasher::sip128::Hasher128::finish128(&h).as_u128();
+    let mut f = Vec::with_capacity(bname.len() + 33);
+    f.extend_from_slice(bname);
+    f.push(b':');
+    f.extend_from_slice(format!("{digest:032x}").as_bytes());
+    f
 }
 
 /// `TQ.ENQUEUEIN`: `enqueue_at` the server's now plus `delay_ms`.
@@ -154,10 +217,25 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
     let now = s.now_ms();
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let schedule = ns.delayed_schedule();
-    // Due means bucket * 1000 <= now, i.e. bucket <= floor(now / 1000).
-    let due =
-        s.zset_range(&schedule, f64::NEG_INFINITY, (now / 1000) as f64, limit.saturating_add(ORPHAN_BUCKETS_PER_CALL))?;
+    let (at_key, due_key) = (ns.exact_due(), ns.bucket_due());
+    let exact = s.kind(&at_key)? == Kind::Hash;
+    let timed = s.kind(&due_key)? == Kind::Zset;
     let mut plan = Plan::new(Reply::Int(0));
+    if timed {
+        // Buckets gone (promoted or removed by another client) leave nothing
+        // to wait for.
+        for (bname, _) in s.zset_range(&due_key, f64::NEG_INFINITY, now as f64, ORPHAN_BUCKETS_PER_CALL)? {
+            if s.list_len(&ns.delayed(&bname))? == 0 {
+                plan.effects.push(Effect::ZRem { key: due_key.clone(), member: bname });
+            }
+        }
+    }
+    // A bucket is due once its second starts (bucket * 1000 <= now), or, if
+    // tq filed jobs in it, at the earliest of their exact times, which can be
+    // up to half a second before its second.
+    let horizon = if timed { now.saturating_add(500) / 1000 } else { now / 1000 };
+    let due =
+        s.zset_range(&schedule, f64::NEG_INFINITY, horizon as f64, limit.saturating_add(ORPHAN_BUCKETS_PER_CALL))?;
     let mut budget = limit;
     let mut moved: i64 = 0;
     let mut failed = Failures::default();
@@ -170,6 +248,12 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
             break;
         }
         let moved_before = moved;
+        let bucket_ms = (score.max(0.0) as u64).saturating_mul(1000);
+        let tq_due = if timed { s.zset_score(&due_key, &bname)?.map(|t| t.max(0.0) as u64) } else { None };
+        let due_ms = tq_due.unwrap_or(bucket_ms);
+        if due_ms > now {
+            continue;
+        }
         let bkey = ns.delayed(&bname);
         let len = s.list_len(&bkey)?;
         let take = len.min(budget);
@@ -181,10 +265,35 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
         let mut pushes: Vec<(Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
         let mut markers = Vec::with_capacity(take);
         let mut failures = Plan::new(Reply::Nil);
+        // Jobs whose exact time has not come stay, in order, at the head.
+        let mut held: Vec<Vec<u8>> = Vec::new();
+        let mut held_until = u64::MAX;
         for i in 0..take {
             let payload = s
                 .list_get(&bkey, i)?
                 .ok_or_else(|| TqError::Internal("delayed bucket shorter than its length".into()))?;
+            if exact {
+                let field = exact_field(&bname, &payload);
+                match s.hash_get(&at_key, &field)?.and_then(|v| parse_i64(&v)).and_then(|t| u64::try_from(t).ok()) {
+                    Some(t) if t > now => {
+                        held_until = held_until.min(t);
+                        held.push(payload);
+                        continue;
+                    }
+                    Some(_) => plan.effects.push(Effect::HDel { key: at_key.clone(), field }),
+                    None if bucket_ms > now => {
+                        // Filed by another writer: due at the bucket's second.
+                        held_until = held_until.min(bucket_ms);
+                        held.push(payload);
+                        continue;
+                    }
+                    None => {}
+                }
+            } else if bucket_ms > now {
+                held_until = held_until.min(bucket_ms);
+                held.push(payload);
+                continue;
+            }
             markers.push(ns.timestamps(&payload));
             match records::inspect_payload(&payload).and_then(|info| match info.queue {
                 Some(q) if check_queue(&q).is_ok() => Ok(q),
@@ -244,6 +353,9 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
         if take > 0 {
             plan.effects.push(Effect::LPopN { key: bkey.clone(), count: take });
         }
+        for payload in held.iter().rev() {
+            plan.effects.push(Effect::LPush { key: bkey.clone(), value: payload.clone() });
+        }
         if !markers.is_empty() {
             plan.effects.push(Effect::RemoveMarkers { keys: markers, member: marker });
         }
@@ -259,14 +371,25 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
         plan.effects.extend(failures.effects);
         budget -= take;
         if moved > moved_before {
-            let due_ms = (score.max(0.0) as u64).saturating_mul(1000);
             s.note(Event::Promoted {
                 jobs: u64::try_from(moved - moved_before).unwrap_or(0),
                 lateness_ms: now.saturating_sub(due_ms),
             });
         }
-        if take == len {
-            plan.effects.push(Effect::ZRem { key: schedule.clone(), member: bname });
+        if !held.is_empty() {
+            // Due again at the earliest held job (now, when the budget left
+            // jobs behind it unread).
+            let again = if take < len { now } else { held_until };
+            plan.effects.push(Effect::ZAdd {
+                key: due_key.clone(),
+                score: i64::try_from(again).unwrap_or(i64::MAX),
+                member: bname,
+            });
+        } else if take == len {
+            plan.effects.push(Effect::ZRem { key: schedule.clone(), member: bname.clone() });
+            if tq_due.is_some() {
+                plan.effects.push(Effect::ZRem { key: due_key.clone(), member: bname });
+            }
         }
     }
     plan.reply = Reply::Int(moved);
@@ -346,13 +469,34 @@ impl Failures {
 #[cfg(test)]
 mod tests;
 
+/// When the next delayed bucket is due: the earliest of the buckets tq
+/// keeps a due time for, and of the first bucket it does not (due at its
+/// second).
+pub fn next_bucket_due(s: &mut impl Store, ns: &Ns<'_>) -> Result<Option<u64>> {
+    let due_key = ns.bucket_due();
+    let timed = s.kind(&due_key)? == Kind::Zset;
+    let earliest = if timed {
+        s.zset_range(&due_key, f64::NEG_INFINITY, f64::INFINITY, 1)?.first().map(|(_, t)| t.max(0.0) as u64)
+    } else {
+        None
+    };
+    // Buckets are few ahead of the first one without a due time of tq's.
+    let mut plain = None;
+    for (bname, score) in s.zset_range(&ns.delayed_schedule(), f64::NEG_INFINITY, f64::INFINITY, 16)? {
+        if !timed || s.zset_score(&due_key, &bname)?.is_none() {
+            plain = Some((score.max(0.0) as u64).saturating_mul(1000));
+            break;
+        }
+    }
+    Ok([earliest, plain].into_iter().flatten().min())
+}
+
 /// The earliest time something of the namespace is due for the timer: a
 /// delayed bucket (at bucket × 1000 ms) or a lease deadline. Periodic tasks
 /// report theirs from `recur::run_due`.
 pub fn next_due(s: &mut impl Store, ns: &Ns<'_>) -> Result<Option<u64>> {
-    let bucket = s.zset_range(&ns.delayed_schedule(), f64::NEG_INFINITY, f64::INFINITY, 1)?;
     let lease = s.zset_range(&ns.leases(), f64::NEG_INFINITY, f64::INFINITY, 1)?;
-    let b = bucket.first().map(|(_, score)| (score.max(0.0) as u64).saturating_mul(1000));
+    let b = next_bucket_due(s, ns)?;
     let l = lease.first().map(|(_, score)| score.max(0.0) as u64);
     Ok(match (b, l) {
         (Some(b), Some(l)) => Some(b.min(l)),

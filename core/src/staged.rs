@@ -106,6 +106,12 @@ impl<S: Store> Store for Staged<'_, S> {
         }
         self.base.list_range(key, start, stop, max)
     }
+    fn zset_score(&mut self, key: &[u8], member: &[u8]) -> Result<Option<f64>> {
+        if self.gone(key)? {
+            return Ok(None);
+        }
+        self.base.zset_score(key, member)
+    }
     fn zset_card(&mut self, key: &[u8]) -> Result<usize> {
         if self.gone(key)? {
             return Ok(0);

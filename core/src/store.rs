@@ -58,6 +58,8 @@ pub trait Store {
     fn list_range(&mut self, key: &[u8], start: i64, stop: i64, max: u64) -> Result<Vec<Vec<u8>>>;
     /// The number of members of a zset (0 when absent).
     fn zset_card(&mut self, key: &[u8]) -> Result<usize>;
+    /// A member's score (None when the zset or the member is absent).
+    fn zset_score(&mut self, key: &[u8], member: &[u8]) -> Result<Option<f64>>;
     /// One SCAN step over the database: `(next cursor, keys)`.
     fn scan(&mut self, cursor: u64, pattern: &[u8], count: u64) -> Result<(u64, Vec<Vec<u8>>)>;
     /// The key's expiry (unix ms), None when it has none or does not exist.
@@ -627,6 +629,13 @@ impl Store for MemStore {
         Ok(match self.typed(key, Kind::Zset)? {
             Some(MemValue::Zset(z)) => z.len(),
             _ => 0,
+        })
+    }
+
+    fn zset_score(&mut self, key: &[u8], member: &[u8]) -> Result<Option<f64>> {
+        Ok(match self.typed(key, Kind::Zset)? {
+            Some(MemValue::Zset(z)) => z.iter().find(|(m, _)| m.as_slice() == member).map(|(_, s)| *s),
+            _ => None,
         })
     }
 

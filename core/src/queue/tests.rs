@@ -515,3 +515,71 @@ fn joblock_keeps_identical_jobs_from_running_at_once() {
     .expect("acks");
     assert_eq!(s.string(b"resque:workerslock:c:q:[1]"), Some(b"other".to_vec()));
 }
+
+fn job_of(args: &str) -> Vec<u8> {
+    format!(r#"{{"class":"c","queue":"q","args":{args}}}"#).into_bytes()
+}
+
+/// A job tq files for time T is promoted at T: not when the bucket
+/// `round(T / 1000)` starts (up to 500 ms early) and not a bucket late.
+#[test]
+fn a_job_filed_by_tq_is_promoted_at_its_exact_time() {
+    let mut s = MemStore::at(0);
+    // Both in bucket 1 (round(0.6) = round(1.4) = 1), node-resque's filing.
+    run(&mut s, |s| enqueue_at(s, &ns(), 1_400, b"q", b"c", Some(b"[14]"))).expect("filed");
+    run(&mut s, |s| enqueue_at(s, &ns(), 600, b"q", b"c", Some(b"[6]"))).expect("filed");
+    assert_eq!(s.list(b"resque:delayed:1"), [job_of("[14]"), job_of("[6]")]);
+    assert_eq!(next_due(&mut s, &ns()), Ok(Some(600)));
+    s.now = 599;
+    assert_eq!(run(&mut s, |s| promote(s, &ns(), 100)), Ok(Reply::Int(0)), "nothing before 600");
+    s.now = 600;
+    assert_eq!(run(&mut s, |s| promote(s, &ns(), 100)), Ok(Reply::Int(1)));
+    assert_eq!(s.list(b"resque:queue:q"), [job_of("[6]")]);
+    assert_eq!(s.list(b"resque:delayed:1"), [job_of("[14]")], "held, still filed under its bucket");
+    assert!(s
+        .set_contains(b"resque:timestamps:{\"class\":\"c\",\"queue\":\"q\",\"args\":[14]}", b"delayed:1")
+        .expect("set"));
+    assert_eq!(next_due(&mut s, &ns()), Ok(Some(1_400)));
+    for now in [1_000, 1_399] {
+        s.now = now;
+        assert_eq!(run(&mut s, |s| promote(s, &ns(), 100)), Ok(Reply::Int(0)), "nothing at {now}");
+    }
+    s.now = 1_400;
+    assert_eq!(run(&mut s, |s| promote(s, &ns(), 100)), Ok(Reply::Int(1)));
+    assert_eq!(s.list(b"resque:queue:q"), [job_of("[6]"), job_of("[14]")]);
+    // Nothing left behind: bucket, schedule, exact times, due times.
+    for key in [&b"resque:delayed:1"[..], b"resque:delayed_queue_schedule", b"resque:tq:due"] {
+        assert!(!s.data.contains_key(key), "{}", String::from_utf8_lossy(key));
+    }
+    assert!(matches!(s.data.get(&b"resque:tq:at"[..]), None | Some(MemValue::Hash(_))));
+    if let Some(MemValue::Hash(h)) = s.data.get(&b"resque:tq:at"[..]) {
+        assert!(h.is_empty());
+    }
+    assert_eq!(next_due(&mut s, &ns()), Ok(None));
+}
+
+/// A job node-resque filed keeps its bucket semantics beside tq's jobs.
+#[test]
+fn jobs_of_other_writers_stay_due_at_their_buckets_second() {
+    let mut s = MemStore::at(0);
+    // node-resque's enqueueAt: RPUSH, SADD, ZADD.
+    let theirs = job_of("[\"nr\"]");
+    s.apply(&[
+        Effect::RPush { key: b"resque:delayed:2".to_vec(), value: theirs.clone() },
+        Effect::SAdd { key: ns().timestamps(&theirs), member: b"delayed:2".to_vec() },
+        Effect::ZAdd { key: b"resque:delayed_queue_schedule".to_vec(), score: 2, member: b"2".to_vec() },
+    ]);
+    run(&mut s, |s| enqueue_at(s, &ns(), 2_300, b"q", b"c", Some(b"[23]"))).expect("filed");
+    run(&mut s, |s| enqueue_at(s, &ns(), 1_600, b"q", b"c", Some(b"[16]"))).expect("filed");
+    assert_eq!(next_due(&mut s, &ns()), Ok(Some(1_600)));
+    s.now = 1_600;
+    assert_eq!(run(&mut s, |s| promote(s, &ns(), 100)), Ok(Reply::Int(1)), "tq's 1.6 s job only");
+    assert_eq!(s.list(b"resque:delayed:2"), [theirs.clone(), job_of("[23]")], "order kept");
+    assert_eq!(next_due(&mut s, &ns()), Ok(Some(2_000)));
+    s.now = 2_000;
+    assert_eq!(run(&mut s, |s| promote(s, &ns(), 100)), Ok(Reply::Int(1)), "node-resque's job at 2 s");
+    assert_eq!(next_due(&mut s, &ns()), Ok(Some(2_300)));
+    s.now = 2_300;
+    assert_eq!(run(&mut s, |s| promote(s, &ns(), 100)), Ok(Reply::Int(1)));
+    assert_eq!(s.list(b"resque:queue:q"), [job_of("[16]"), theirs, job_of("[23]")]);
+}

@@ -231,7 +231,7 @@ fn next_due_is_the_earliest_bucket_or_lease() {
     let mut s = MemStore::at(0);
     assert_eq!(crate::queue::next_due(&mut s, &ns()), Ok(None));
     run(&mut s, |s| crate::queue::enqueue_at(s, &ns(), 7_400, b"q", b"c", None)).expect("filed");
-    assert_eq!(crate::queue::next_due(&mut s, &ns()), Ok(Some(7_000)));
+    assert_eq!(crate::queue::next_due(&mut s, &ns()), Ok(Some(7_400)), "a job tq files is due at its exact time");
     enq(&mut s, b"q", b"[1]");
     run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("pops");
     assert_eq!(crate::queue::next_due(&mut s, &ns()), Ok(Some(1_000)));
