@@ -559,6 +559,29 @@ impl RedisStore {
                     self.out.strs(c"HDEL", &[name, &f]);
                 }
             }
+            Effect::HDelMany { key, fields } => {
+                let k = self.open_write(key)?;
+                if k.kind() != KeyType::Hash {
+                    return Ok(0);
+                }
+                let mut args = Vec::with_capacity(fields.len() + 1);
+                args.push(RStr::new(ctx, key).ok_or_else(oom)?);
+                for field in fields {
+                    let f = RStr::new(ctx, field).ok_or_else(oom)?;
+                    if k.hash_set(&f, None) {
+                        args.push(f);
+                    }
+                }
+                let emptied = k.kind() == KeyType::Empty;
+                if args.len() > 1 {
+                    let name = &handle_in(&mut self.handles, ctx, key)?.name;
+                    rm::notify(ctx, raw::REDISMODULE_NOTIFY_HASH, c"hdel", name);
+                    if emptied {
+                        rm::notify(ctx, GENERIC, c"del", name);
+                    }
+                    self.out.vec(c"HDEL", args);
+                }
+            }
         }
         Ok(0)
     }

@@ -145,9 +145,20 @@ fn exact_time(
     s.expect_kind(&at, Kind::Hash)?;
     s.expect_kind(&due, Kind::Zset)?;
     let existing = s.zset_score(&due, bname)?.map(|t| t.max(0.0) as u64);
+    let bucket_ms = parse_bucket(bname).saturating_mul(1000);
+    if at_ms.max(bucket_ms) <= s.now_ms() {
+        // Due now either way: nothing to keep (a bucket held for later
+        // jobs is due now).
+        return Ok(match existing {
+            Some(e) if e > at_ms => {
+                vec![Effect::ZAdd { key: due, score: i64::try_from(at_ms).unwrap_or(i64::MAX), member: bname.to_vec() }]
+            }
+            _ => Vec::new(),
+        });
+    }
     // Jobs filed before by other writers are due at the bucket's second.
     let others = match existing {
-        None if s.list_len(dkey)? > 0 => Some(parse_bucket(bname).saturating_mul(1000)),
+        None if s.list_len(dkey)? > 0 => Some(bucket_ms),
         _ => None,
     };
     let when = [existing, others, Some(at_ms)].into_iter().flatten().min().unwrap_or(at_ms);
@@ -267,6 +278,7 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
         let mut failures = Plan::new(Reply::Nil);
         // Jobs whose exact time has not come stay, in order, at the head.
         let mut held: Vec<Vec<u8>> = Vec::new();
+        let mut done_exact: Vec<Vec<u8>> = Vec::new();
         let mut held_until = u64::MAX;
         for i in 0..take {
             let payload = s
@@ -280,7 +292,7 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
                         held.push(payload);
                         continue;
                     }
-                    Some(_) => plan.effects.push(Effect::HDel { key: at_key.clone(), field }),
+                    Some(_) => done_exact.push(field),
                     None if bucket_ms > now => {
                         // Filed by another writer: due at the bucket's second.
                         held_until = held_until.min(bucket_ms);
@@ -355,6 +367,9 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
         }
         for payload in held.iter().rev() {
             plan.effects.push(Effect::LPush { key: bkey.clone(), value: payload.clone() });
+        }
+        if !done_exact.is_empty() {
+            plan.effects.push(Effect::HDelMany { key: at_key.clone(), fields: done_exact });
         }
         if !markers.is_empty() {
             plan.effects.push(Effect::RemoveMarkers { keys: markers, member: marker });

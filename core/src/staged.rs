@@ -25,6 +25,9 @@ impl<'a, S: Store> Staged<'a, S> {
             match e {
                 Effect::Del { keys } => st.gone.extend(keys.iter().cloned()),
                 Effect::HDel { key, field } => st.gone_fields.push((key.clone(), field.clone())),
+                Effect::HDelMany { key, fields } => {
+                    st.gone_fields.extend(fields.iter().map(|f| (key.clone(), f.clone())));
+                }
                 other => st.changed.extend(other.keys().map(<[u8]>::to_vec)),
             }
         }

@@ -195,6 +195,12 @@ pub enum Effect {
         key: Vec<u8>,
         field: Vec<u8>,
     },
+    /// Several fields removed in one step (replicated as one HDEL of those
+    /// that were there).
+    HDelMany {
+        key: Vec<u8>,
+        fields: Vec<Vec<u8>>,
+    },
 }
 
 impl Effect {
@@ -217,7 +223,8 @@ impl Effect {
             | Effect::PExpireAt { key, .. }
             | Effect::Incr { key }
             | Effect::HSet { key, .. }
-            | Effect::HDel { key, .. } => (Some(key), &[]),
+            | Effect::HDel { key, .. }
+            | Effect::HDelMany { key, .. } => (Some(key), &[]),
             Effect::Del { keys } | Effect::RemoveMarkers { keys, .. } => (None, keys),
             Effect::MSet { pairs } => {
                 return EffectKeys::Pairs(pairs.iter());
@@ -521,6 +528,13 @@ impl MemStore {
                 Effect::HDel { field, .. } => {
                     if let Some(MemValue::Hash(h)) = self.data.get_mut(&key) {
                         h.remove(field);
+                    }
+                }
+                Effect::HDelMany { fields, .. } => {
+                    if let Some(MemValue::Hash(h)) = self.data.get_mut(&key) {
+                        for f in fields {
+                            h.remove(f);
+                        }
                     }
                 }
             }
