@@ -220,3 +220,30 @@ fn a_report_for_an_old_delivery_never_completes_the_job_held_now() {
     assert_eq!(c.digest(), before);
     assert_eq!(c.inflight(&n, "w").expect("held").delivery.to_string(), b[2]);
 }
+
+/// A job whose lease runs out while its queue holds another type cannot go
+/// back there: it is filed in failed (saying why), and the namespace's
+/// other leases still expire. Before, the error stopped every lease expiry
+/// of the namespace.
+#[test]
+fn a_lease_expiry_that_cannot_give_the_job_back_files_it_in_failed() {
+    let s = Server::start_with(Opts::module_with(&["lease-ms", "300"]));
+    let mut c = s.conn();
+    let n = ns("giveback");
+    c.ok(&["TQ.ENQUEUE", &n, "bad", "c", "[1]"]);
+    c.ok(&["TQ.ENQUEUE", &n, "good", "c", "[2]"]);
+    c.ok(&["TQ.POP", &n, "w1", "bad"]);
+    c.ok(&["TQ.POP", &n, "w2", "good"]);
+    c.ok(&["SET", &format!("{n}:queue:bad"), "not a list"]);
+    wait_until(10, "both leases to run out", || {
+        c.inflight(&n, "w1").is_some_and(|e| e.lost()) && c.inflight(&n, "w2").is_some_and(|e| e.lost())
+    });
+    assert_eq!(c.lrange(&format!("{n}:queue:good")), [job("good", "c", "[2]")], "given back");
+    let records = failure_records(&mut c, &n);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["exception"], "TQ::LeaseExpired");
+    assert_eq!(records[0]["payload"]["args"], serde_json::json!([1]));
+    let error = records[0]["error"].as_str().expect("error");
+    assert!(error.contains("could not go back") && error.contains("WRONGTYPE"), "{error}");
+    assert_eq!(stat(&mut c, &n, "failed"), 1);
+}
