@@ -1,0 +1,107 @@
+//! Lost replies under the Rust library: a `Worker` runs 2,000 jobs through
+//! the fault-injecting proxy of `tests/fault_proxy` (it applies a TQ command
+//! and drops its reply, or drops the command unsent, and closes the
+//! connection) while at least 5% of the replies are lost. The handlers write
+//! a ledger; afterwards every job ran, each completion was counted once
+//! (`stat:processed` never more than the runs) and nothing is left in flight.
+//! Replay a run's faults with the seed it prints:
+//! `TQ_FAULT_SEED=<seed> cargo test -p tq-worker --test lost_replies`.
+
+mod support;
+
+#[path = "../../tests/fault_proxy/mod.rs"]
+mod fault_proxy;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fault_proxy::{FaultProxy, Faults};
+use support::{ns, wait_until, Conn, Server};
+use tq_worker::worker::{Summary, Worker, WorkerOptions};
+
+const JOBS: usize = 2000;
+/// About 8% of the replies lost, 2% of the requests dropped unsent.
+const RANDOM: Faults = Faults { lose_reply: 0.08, drop_request: 0.02 };
+const MIN_LOST: f64 = 0.05;
+
+/// Workers whose in-flight entry holds a job (not a tombstone of one that ended).
+fn live_inflight(c: &mut Conn, n: &str) -> Vec<String> {
+    let prefix = format!("{n}:tq:inflight:");
+    let keys = c.strings(&["KEYS", &format!("{prefix}*")]);
+    keys.into_iter()
+        .filter(|k| {
+            let raw = match c.q(&["GET", k]) {
+                Ok(support::Value::BulkString(b)) => b,
+                _ => Vec::new(),
+            };
+            tq_core::records::InFlight::decode(&raw).is_none_or(|e| e.live())
+        })
+        .map(|k| k.strip_prefix(&prefix).unwrap_or(&k).to_string())
+        .collect()
+}
+
+/// Runs `concurrency` slots holding `prefetch` jobs each through a faulty
+/// proxy until every job ran and was reported; checks the ledger.
+fn run_under_faults(concurrency: usize, prefetch: usize) {
+    let s = Server::start(&[]);
+    let n = ns(&format!("lost-lib-{concurrency}-{prefetch}"));
+    let mut raw = s.conn();
+    let args: Vec<String> = (0..JOBS).map(|i| format!("[{i}]")).collect();
+    let mut p = redis::pipe();
+    for a in &args {
+        p.cmd("TQ.ENQUEUE").arg(&n).arg("q").arg("Job").arg(a).ignore();
+    }
+    p.query::<()>(&mut raw.0).expect("enqueue the jobs");
+
+    let proxy = FaultProxy::start(s.port, RANDOM);
+    let mut o = WorkerOptions::new(&proxy.url(), &n, &["q"]);
+    o.name = format!("lib:{}", std::process::id());
+    o.concurrency = concurrency;
+    o.prefetch = prefetch;
+    o.poll = Duration::from_millis(200);
+    o.lease = Some(Duration::from_secs(60));
+    let mut w = Worker::new(o);
+    let ledger: Arc<Mutex<Vec<String>>> = Arc::default();
+    let l = ledger.clone();
+    w.handle("Job", move |job| {
+        l.lock().expect("lock").push(job.args_json.clone());
+        Ok(())
+    });
+    let stop = w.stop_handle();
+    let t = std::thread::spawn(move || w.run().expect("the worker runs"));
+    let wanted: BTreeSet<&String> = args.iter().collect();
+    wait_until(90, "every job run and reported", || {
+        let ran: BTreeSet<String> = ledger.lock().expect("lock").iter().cloned().collect();
+        wanted.iter().all(|a| ran.contains(*a))
+            && raw.int(&["LLEN", &format!("{n}:queue:q")]) == 0
+            && live_inflight(&mut raw, &n).is_empty()
+    });
+    stop.stop();
+    let summary = t.join().expect("join");
+
+    let runs = ledger.lock().expect("lock").clone();
+    let processed = raw.stat(&n, "processed");
+    assert!(processed <= runs.len() as i64, "stat:processed {processed} > {} runs", runs.len());
+    assert_eq!(processed, JOBS as i64, "each job completed once");
+    assert_eq!(runs.len(), JOBS, "each job ran once");
+    assert_eq!(summary, Summary { done: JOBS as u64, failed: 0, retried: 0, requeued: 0, unreported: 0 });
+    assert_eq!(raw.stat(&n, "failed"), 0);
+    assert_eq!(raw.int(&["LLEN", &format!("{n}:queue:q")]), 0);
+    assert_eq!(live_inflight(&mut raw, &n), Vec::<String>::new(), "nothing left in flight");
+    let counts = proxy.counts();
+    eprintln!("fault proxy (seed {}): {counts:?}, {:.1}% of replies lost", proxy.seed, counts.lost_ratio() * 100.0);
+    assert!(counts.lost_ratio() >= MIN_LOST, "only {:.1}% of replies lost: {counts:?}", counts.lost_ratio() * 100.0);
+}
+
+#[test]
+fn worker_runs_every_job_while_replies_are_lost() {
+    run_under_faults(2, 1);
+}
+
+/// Prefetch: ACKs of a run of quick jobs go in one pipeline, which a cut
+/// can split anywhere.
+#[test]
+fn prefetching_worker_runs_every_job_while_replies_are_lost() {
+    run_under_faults(2, 4);
+}
