@@ -14,7 +14,12 @@ const Redis = require('ioredis');
 
 const [port, ns, ledger, workersArg] = process.argv.slice(2);
 const workers = Number(workersArg || '1');
-const LEASE = '60000';
+const LEASE = ['LEASE', '60000'];
+// TQ_OLD_SHAPES=1: the commands as written before delivery ids (no LEASE,
+// `ACK` alone), to run this loop against a module built from before them.
+const OLD = process.env.TQ_OLD_SHAPES === '1';
+const lease = OLD ? [] : LEASE;
+const ack = (delivery) => (OLD ? ['ACK'] : ['ACK', String(delivery)]);
 
 async function work(i) {
   const redis = new Redis(Number(port), '127.0.0.1');
@@ -22,13 +27,13 @@ async function work(i) {
   redis.on('error', () => {});
   const me = `node:${i}`;
   let runs = 0;
-  let job = await redis.call('TQ.BPOP', ns, me, 'q', 'LEASE', LEASE, '300');
+  let job = await redis.call('TQ.BPOP', ns, me, 'q', ...lease, '300');
   while (job) {
     const [, payload, delivery] = job;
     fs.appendFileSync(ledger, JSON.stringify(JSON.parse(payload).args) + '\n');
     runs++;
-    job = await redis.call('TQ.POP', ns, me, 'q', 'LEASE', LEASE, 'ACK', String(delivery));
-    if (!job) job = await redis.call('TQ.BPOP', ns, me, 'q', 'LEASE', LEASE, '300');
+    job = await redis.call('TQ.POP', ns, me, 'q', ...lease, ...ack(delivery));
+    if (!job) job = await redis.call('TQ.BPOP', ns, me, 'q', ...lease, '300');
   }
   redis.disconnect();
   return runs;

@@ -19,7 +19,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "py"
 import redis  # noqa: E402
 
 REDIS_PY_VERSION = "8.2.0"
-LEASE = "60000"
+# TQ_OLD_SHAPES=1: the commands as written before delivery ids (no LEASE,
+# `ACK` alone), to run this loop against a module built from before them.
+OLD = os.environ.get("TQ_OLD_SHAPES") == "1"
+LEASE = [] if OLD else ["LEASE", "60000"]
+
+
+def ack(delivery):
+    return ["ACK"] if OLD else ["ACK", str(delivery)]
 
 
 def work(port, ns, ledger, i, runs, errors):
@@ -27,15 +34,15 @@ def work(port, ns, ledger, i, runs, errors):
         r = redis.Redis(host="127.0.0.1", port=port)
         me = f"py:{i}"
         n = 0
-        job = r.execute_command("TQ.BPOP", ns, me, "q", "LEASE", LEASE, "300")
+        job = r.execute_command("TQ.BPOP", ns, me, "q", *LEASE, "300")
         while job:
-            _, payload, delivery = job[0], job[1], job[2]
+            payload, delivery = job[1], job[2] if len(job) > 2 else None
             with open(ledger, "a") as f:
                 f.write(json.dumps(json.loads(payload)["args"], separators=(",", ":")) + "\n")
             n += 1
-            job = r.execute_command("TQ.POP", ns, me, "q", "LEASE", LEASE, "ACK", str(delivery))
+            job = r.execute_command("TQ.POP", ns, me, "q", *LEASE, *ack(delivery))
             if not job:
-                job = r.execute_command("TQ.BPOP", ns, me, "q", "LEASE", LEASE, "300")
+                job = r.execute_command("TQ.BPOP", ns, me, "q", *LEASE, "300")
         r.close()
         runs[i - 1] = n
     except Exception as e:  # reported to the test, which fails
