@@ -27,8 +27,9 @@ use common::{ns, send_signal, wait_until, write_script, Conn, Server, Tq};
 use fault_proxy::{command_with, FaultProxy, Faults};
 
 const JOBS: usize = 2000;
-/// About 8% of the replies lost, 2% of the requests dropped unsent.
-const RANDOM: Faults = Faults { lose_reply: 0.08, drop_request: 0.02 };
+/// About 10% of the replies lost, 2% of the requests dropped unsent, 1% of
+/// the connections closed after a reply.
+const RANDOM: Faults = Faults { lose_reply: 0.10, drop_request: 0.02, close_after_reply: 0.01 };
 const MIN_LOST: f64 = 0.05;
 
 fn enqueue_jobs(c: &mut Conn, n: &str, args: &[String]) {

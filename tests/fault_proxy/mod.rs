@@ -5,7 +5,9 @@
 //! command:
 //! - lose the reply: forward the request, read the server's whole reply (the
 //!   command was applied), drop it and close the client's connection;
-//! - drop the request: close the client's connection without forwarding it.
+//! - drop the request: close the client's connection without forwarding it;
+//! - close after the reply: forward the reply, then close the connection
+//!   (only a reconnect, unless the client had pipelined more).
 //!
 //! Every client (the Rust library, `tq work`, ioredis, redis-py) then sees a
 //! connection that ended with a command unanswered, and resends it or not as
@@ -31,6 +33,8 @@ pub struct Faults {
     pub lose_reply: f64,
     /// The command is dropped unsent and the connection closed.
     pub drop_request: f64,
+    /// The reply is forwarded, then the connection closed.
+    pub close_after_reply: f64,
 }
 
 /// What the proxy did with TQ.* commands (other commands are not counted).
@@ -41,6 +45,8 @@ pub struct Counts {
     pub requests_dropped: u64,
     pub replies_forwarded: u64,
     pub replies_lost: u64,
+    /// Replies forwarded (counted in `replies_forwarded`), then the connection closed.
+    pub closed_after_reply: u64,
 }
 
 impl Counts {
@@ -67,6 +73,7 @@ struct Shared {
     requests_dropped: AtomicU64,
     replies_forwarded: AtomicU64,
     replies_lost: AtomicU64,
+    closed_after_reply: AtomicU64,
 }
 
 pub struct FaultProxy {
@@ -76,8 +83,14 @@ pub struct FaultProxy {
 }
 
 impl FaultProxy {
-    /// A proxy to `127.0.0.1:<server_port>` injecting `faults` at random.
+    /// A proxy on a free loopback port to `127.0.0.1:<server_port>`,
+    /// injecting `faults` at random.
     pub fn start(server_port: u16, faults: Faults) -> FaultProxy {
+        FaultProxy::start_on(0, server_port, faults)
+    }
+
+    /// The same on loopback port `listen` (0: a free one).
+    pub fn start_on(listen: u16, server_port: u16, faults: Faults) -> FaultProxy {
         let seed = match std::env::var("TQ_FAULT_SEED") {
             Ok(s) => s.trim().parse().expect("TQ_FAULT_SEED must be an unsigned integer"),
             Err(_) => std::time::SystemTime::now()
@@ -86,7 +99,7 @@ impl FaultProxy {
                 .unwrap_or(1),
         };
         eprintln!("fault proxy: seed {seed} (replay with TQ_FAULT_SEED={seed}), faults {faults:?}");
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy on loopback");
+        let listener = TcpListener::bind(("127.0.0.1", listen)).expect("bind the proxy on loopback");
         let port = listener.local_addr().expect("addr").port();
         let shared = Arc::new(Shared { faults: Mutex::new(faults), ..Shared::default() });
         let sh = shared.clone();
@@ -131,6 +144,7 @@ impl FaultProxy {
             requests_dropped: s.requests_dropped.load(Ordering::SeqCst),
             replies_forwarded: s.replies_forwarded.load(Ordering::SeqCst),
             replies_lost: s.replies_lost.load(Ordering::SeqCst),
+            closed_after_reply: s.closed_after_reply.load(Ordering::SeqCst),
         }
     }
 }
@@ -171,6 +185,8 @@ enum Fate {
     /// Not a TQ.* command: forward, uncounted.
     Plain,
     Forward,
+    /// Forward, then close the connection.
+    ForwardAndClose,
     Lose,
 }
 
@@ -213,7 +229,13 @@ fn relay(client: TcpStream, server: TcpStream, shared: Arc<Shared>, mut rng: Rng
                         sh.requests_dropped.fetch_add(1, Ordering::SeqCst);
                         break 'read;
                     }
-                    fate = if hit == Some(true) || rng.hit(faults.lose_reply) { Fate::Lose } else { Fate::Forward };
+                    fate = if hit == Some(true) || rng.hit(faults.lose_reply) {
+                        Fate::Lose
+                    } else if rng.hit(faults.close_after_reply) {
+                        Fate::ForwardAndClose
+                    } else {
+                        Fate::Forward
+                    };
                 }
                 // Queued before it is sent, so the reply always finds it.
                 fates.lock().expect("lock").push_back(fate);
@@ -251,7 +273,7 @@ fn relay(client: TcpStream, server: TcpStream, shared: Arc<Shared>, mut rng: Rng
                     shared.replies_lost.fetch_add(1, Ordering::SeqCst);
                     break 'read;
                 }
-                Fate::Forward => {
+                Fate::Forward | Fate::ForwardAndClose => {
                     shared.replies_forwarded.fetch_add(1, Ordering::SeqCst);
                 }
                 Fate::Plain => {}
@@ -260,6 +282,10 @@ fn relay(client: TcpStream, server: TcpStream, shared: Arc<Shared>, mut rng: Rng
                 break 'read;
             }
             buf.drain(..len);
+            if fate == Fate::ForwardAndClose {
+                shared.closed_after_reply.fetch_add(1, Ordering::SeqCst);
+                break 'read;
+            }
         }
     }
     let _ = client.shutdown(Shutdown::Both);
