@@ -2,8 +2,8 @@
 # Installs what building and testing tq needs on a fresh Debian machine:
 # redis-server (with redis-cli/redis-benchmark) and libclang for bindgen.
 # Skips anything already present. Pass --node to also install the pinned npm
-# packages used by the interop tests, --bench for what the benchmark scripts
-# use besides (python3).
+# packages used by the interop tests and redis-py (pinned, into
+# tests/interop/py), --bench for what the benchmark scripts use besides (python3).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -19,8 +19,11 @@ if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_6
 elif ! ls /usr/lib/llvm-*/lib/clang/*/include/stddef.h >/dev/null 2>&1; then
   need="$need libclang-dev"
 fi
-if [ "${1:-}" = "--bench" ] && ! command -v python3 >/dev/null 2>&1; then
+if { [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--node" ]; } && ! command -v python3 >/dev/null 2>&1; then
   need="$need python3"
+fi
+if [ "${1:-}" = "--node" ] && ! python3 -m pip --version >/dev/null 2>&1; then
+  need="$need python3-pip"
 fi
 if [ -n "$need" ]; then
   echo "deps: installing$need"
@@ -32,5 +35,12 @@ if [ "${1:-}" = "--node" ]; then
   if [ ! -d tests/interop/node_modules/node-resque ]; then
     echo "deps: installing node-resque (pinned) for the interop tests"
     (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  # redis-py (pinned) for the lost-reply tests, in a folder of the project:
+  # no network needed when the tests run.
+  if [ ! -f tests/interop/py/redis-8.2.0.dist-info/METADATA ]; then
+    echo "deps: installing redis-py (pinned) for the lost-reply tests"
+    rm -rf tests/interop/py
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target tests/interop/py redis==8.2.0
   fi
 fi
