@@ -957,6 +957,14 @@ fn hold(lane: &mut Lane, job: Job, sent: Instant) {
 /// Takes a job under every free name that may pop, until the queues come up
 /// empty; waits (`TQ.BPOP`) only while the slot holds no job at all.
 fn fill(sh: &Shared, link: &mut Link, lanes: &mut [Lane]) {
+    // A name whose last take lost its reply may hold a job it never saw:
+    // a pop under it hands that job out again, whether or not the queues
+    // hold anything else.
+    for lane in lanes.iter_mut().filter(|l| l.maybe_holding && l.held.is_none()) {
+        if matches!(take(sh, link, lane, false), Took::Down) {
+            return;
+        }
+    }
     let mut holding = lanes.iter().any(|l| l.held.is_some());
     for lane in lanes.iter_mut() {
         if lane.held.is_some() || lane.resume_at > Instant::now() {

@@ -66,8 +66,6 @@ fn run_under_faults(concurrency: usize, prefetch: usize) {
     o.concurrency = concurrency;
     o.prefetch = prefetch;
     o.poll = Duration::from_millis(200);
-    // Short: with prefetch, a job a lost reply left with an idle name waits
-    // for its lease (see the ignored test below).
     o.lease = Some(Duration::from_secs(10));
     let mut w = Worker::new(o);
     let ledger: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
@@ -122,12 +120,11 @@ fn prefetching_worker_runs_every_job_while_replies_are_lost() {
 /// A prefetching slot's take under its second name loses its reply: that
 /// name holds a job it never saw. The slot must pop under that name again
 /// (which hands the job out again) rather than leave the job to its lease.
-/// Fails today: the slot goes on with its first name only and, once the
-/// queue is empty, its `TQ.BPOP` under the first name comes up empty before
-/// the second name is tried, so job [1] runs only after its lease ran out,
-/// on a second delivery (`recover` pops such names only at a stop).
+/// The slot used to go on with its first name only and, once the queue was
+/// empty, its `TQ.BPOP` under the first name came up empty before the
+/// second name was tried, so job [1] ran only after its lease ran out, on a
+/// second delivery. A name whose take lost its reply now pops first.
 #[test]
-#[ignore = "tq_worker bug: a prefetching slot leaves the job of a lost take to its lease"]
 fn prefetching_worker_runs_the_job_of_a_take_whose_reply_was_lost() {
     let s = Server::start(&[]);
     let n = ns("lost-lib-first-take");
