@@ -775,3 +775,33 @@ fn a_stop_does_not_wait_for_the_jobs_held_behind_a_stubborn_handler() {
     assert_eq!(raw.int(&["EXISTS", &format!("{n}:worker:{name}+2:q")]), 1);
     release.store(true, Ordering::SeqCst);
 }
+
+/// A process that died holding a job, restarted under the same name: the
+/// library's first pop under each slot name hands it the job that name
+/// held, which runs at once (same delivery), not after its lease (10 min
+/// here).
+#[test]
+fn a_worker_restarted_under_the_same_name_runs_the_jobs_its_names_held() {
+    let s = Server::start(&[]);
+    let n = ns("lib-restart");
+    let mut raw = s.conn();
+    let o = options(&s.url(), &n, &["q"]);
+    let names = o.slot_names();
+    let mut c = Client::connect(&s.url(), &n).expect("connect");
+    c.enqueue("q", "Job", "[1]").expect("enqueue");
+    c.enqueue("q", "Job", "[2]").expect("enqueue");
+    // The previous process: took [1] under the first slot's name, then died.
+    let orphan = c.pop(&names[0], &["q"], Duration::from_secs(600)).expect("pop").expect("a job");
+    let mut w = Worker::new(o);
+    let seen: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let sn = seen.clone();
+    w.handle("Job", move |job| {
+        sn.lock().expect("lock").push((job.args_json.clone(), job.delivery));
+        Ok(())
+    });
+    run_until_processed(&mut raw, w, &n, 2);
+    let seen = seen.lock().expect("lock").clone();
+    assert!(seen.contains(&("[1]".to_string(), orphan.delivery)), "the orphan ran under its delivery: {seen:?}");
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(raw.int(&["LLEN", &format!("{n}:failed")]), 0);
+}
