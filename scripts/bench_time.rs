@@ -686,7 +686,7 @@ fn cycles(cl: &Client, jobs: usize, pipeline: usize, conns: usize, refill: bool)
                     for name in names.iter().take(n) {
                         p.cmd("TQ.POP").arg(DEPTH_NS).arg(name).arg("q");
                     }
-                    if refill {
+                    if refill && n > 0 {
                         let cmd = p.cmd("RPUSH").arg(DEPTH_QUEUE);
                         for _ in 0..n {
                             cmd.arg(DEPTH_PAYLOAD);
