@@ -31,13 +31,22 @@ use std::time::{Duration, Instant};
 use common::*;
 use tq_core::records::{Ended, InFlight};
 
-const QUEUES: [&str; 4] = ["a", "b", "c", "z"];
-/// The queues jobs are enqueued to at random; `z` is filled only to wake a
-/// blocked TQ.BPOP, so that it is empty when one waits on it.
+const QUEUES: [&str; 7] = ["a", "b", "c", "z0", "z1", "z2", "z3"];
+/// The queues jobs are enqueued to at random; the `z` queues are filled only
+/// to wake a blocked TQ.BPOP, so that one is empty when one waits on it.
 const ENQUEUE_QUEUES: [&str; 3] = ["a", "b", "c"];
 /// The queue lists workers pop with (a queue named twice included).
-const QUEUE_LISTS: [&[&str]; 8] =
-    [&["a"], &["b"], &["c"], &["a", "b"], &["b", "c", "a"], &["c", "a"], &["a", "a"], &["*"]];
+const QUEUE_LISTS: [&[&str]; 9] = [
+    &["a"],
+    &["b"],
+    &["c"],
+    &["a", "b"],
+    &["b", "c", "a"],
+    &["c", "a"],
+    &["a", "a"],
+    &["*"],
+    &["z0", "z1", "z2", "z3", "c"],
+];
 const WORKERS: usize = 5;
 const MAX_DELIVERIES: u32 = 3;
 const LONG_MS: u64 = 600_000;
@@ -541,6 +550,10 @@ struct Run {
     next_arg: u64,
     step: usize,
     history: VecDeque<String>,
+    /// The server's clock at the last check, unix ms.
+    last_ms: u64,
+    /// (lease deadline replied, lease asked for) of the takes since.
+    leases_seen: Vec<(u64, u64)>,
     kinds: BTreeMap<String, usize>,
 }
 
@@ -692,6 +705,11 @@ impl Run {
             self.note(["", "resent on the same connection", "resent after a lost reply"][mode as usize], String::new());
         }
         self.check(&format!("{args:?}"), &want, &got);
+        if let (Op::Pop { lease, .. } | Op::Bpop { lease, .. }, R::Arr(a)) = (&op, &got) {
+            if let Some(R::Int(until)) = a.get(4) {
+                self.leases_seen.push((*until as u64, lease.unwrap_or(LONG_MS)));
+            }
+        }
         // What the worker process learns.
         let c = &mut self.clients[i];
         match (&op, &got) {
@@ -845,38 +863,88 @@ impl Run {
         }
     }
 
-    /// A TQ.BPOP that blocks, woken by an enqueue from another client.
+    /// TQ.BPOPs that block on an empty `z` queue: one or two waiters, each
+    /// woken by an enqueue from another client (first come, first served,
+    /// one job to one waiter), or a waiter killed while it waits (it leaves
+    /// nothing behind: the job enqueued then stays in the queue).
     fn step_bpop_wakes(&mut self) {
-        let idle: Vec<usize> =
-            (0..WORKERS).filter(|&i| self.clients[i].conn.is_some() && self.m.live(&self.names[i]).is_none()).collect();
-        let q = "z";
-        // (z holds a job again when one taken from it was given back.)
-        if idle.is_empty() || !self.m.queues[q].is_empty() {
+        // (A z queue holds a job again when one taken from it was given back.)
+        let Some(q) = QUEUES[3..].iter().copied().find(|q| self.m.queues[*q].is_empty()) else { return };
+        let idle = |r: &Run| -> Vec<usize> {
+            (0..WORKERS).filter(|&i| r.clients[i].conn.is_some() && r.m.live(&r.names[i]).is_none()).collect()
+        };
+        if idle(self).len() < 2 {
+            // Free a worker: one that knows its job completes it.
+            let holder = (0..WORKERS).find(|&i| {
+                self.clients[i].conn.is_some()
+                    && self.clients[i].belief.is_some()
+                    && self.m.live(&self.names[i]).map(|e| e.delivery) == self.clients[i].belief
+            });
+            if let Some(i) = holder {
+                let d = self.clients[i].belief.expect("belief");
+                self.send_op(i, Op::Ack(d), 0);
+            }
+        }
+        let mut idle = idle(self);
+        if idle.is_empty() {
             return;
         }
-        let i = idle[self.rng.below(idle.len())];
-        let w = self.names[i].clone();
-        let op = Op::Bpop { queues: vec![q.to_string()], lease: Some(LONG_MS), timeout: 0 };
-        let args = op.args(&self.m.ns, &w);
-        let mut cmd = redis::Cmd::new();
-        for a in &args {
-            cmd.arg(a);
+        let variant = self.rng.below(3);
+        let n = if variant == 1 && idle.len() >= 2 { 2 } else { 1 };
+        let mut waiters = Vec::new();
+        for _ in 0..n {
+            waiters.push(idle.remove(self.rng.below(idle.len())));
         }
+        let op = Op::Bpop { queues: vec![q.to_string()], lease: Some(LONG_MS), timeout: 0 };
         let blocked_before = self.ctl.blocked_clients();
-        self.clients[i].conn.as_mut().expect("conn").0.send_packed_command(&cmd.get_packed_command()).expect("send");
-        self.ctl.wait_blocked(blocked_before + 1);
-        let arg = self.new_arg(q);
-        let j = self.m.add_job(q, arg);
-        let want = self.m.enqueue(j);
-        let got = to_r(self.ctl.q(&["TQ.ENQUEUE", &self.m.ns.clone(), q, CLASS, &format!("[{arg}]")]));
-        self.check("TQ.ENQUEUE waking a TQ.BPOP", &want, &got);
-        let want = self.m.apply(&w, &op);
-        let got = to_r(self.clients[i].conn.as_mut().expect("conn").0.recv_response().map_err(|e| e.to_string()));
-        self.note("TQ.BPOP blocked, woken by an enqueue", format!("{args:?} -> {got:?}"));
-        self.check("the woken TQ.BPOP", &want, &got);
-        let c = &mut self.clients[i];
-        c.belief = taken(&got).map(|t| t.0);
-        c.last = c.belief.or(c.last);
+        for (k, &i) in waiters.iter().enumerate() {
+            let mut cmd = redis::Cmd::new();
+            for a in op.args(&self.m.ns, &self.names[i]) {
+                cmd.arg(a);
+            }
+            self.clients[i]
+                .conn
+                .as_mut()
+                .expect("conn")
+                .0
+                .send_packed_command(&cmd.get_packed_command())
+                .expect("send");
+            // One at a time, so that the order they wait in is known.
+            self.ctl.wait_blocked(blocked_before + k as i64 + 1);
+        }
+        let enqueue = |r: &mut Run| {
+            let arg = r.new_arg(q);
+            let j = r.m.add_job(q, arg);
+            let want = r.m.enqueue(j);
+            let got = to_r(r.ctl.q(&["TQ.ENQUEUE", &r.m.ns.clone(), q, CLASS, &format!("[{arg}]")]));
+            r.check("TQ.ENQUEUE to a queue a TQ.BPOP waits on", &want, &got);
+        };
+        if variant == 2 {
+            let i = waiters[0];
+            self.clients[i] = Client { conn: None, belief: None, last: None };
+            self.ctl.wait_blocked(blocked_before);
+            enqueue(self);
+            self.note("TQ.BPOP blocked, its worker killed while it waits", self.names[i].clone());
+            return;
+        }
+        for (k, &i) in waiters.iter().enumerate() {
+            enqueue(self);
+            let w = self.names[i].clone();
+            let want = self.m.apply(&w, &op);
+            let got = to_r(self.clients[i].conn.as_mut().expect("conn").0.recv_response().map_err(|e| e.to_string()));
+            self.note(&format!("TQ.BPOP blocked, woken by an enqueue ({} of {n})", k + 1), format!("{w} -> {got:?}"));
+            self.check("the woken TQ.BPOP", &want, &got);
+            let c = &mut self.clients[i];
+            c.belief = taken(&got).map(|t| t.0);
+            c.last = c.belief.or(c.last);
+            // The others still wait.
+            assert_eq!(
+                self.ctl.blocked_clients(),
+                blocked_before + (n - k - 1) as i64,
+                "step {}: waiters left",
+                self.step
+            );
+        }
     }
 
     fn step_kill(&mut self) {
@@ -930,8 +998,21 @@ impl Run {
         self.full_check();
     }
 
-    /// Counters and lengths, in one round trip.
+    /// Counters and lengths, in one round trip; the lease deadlines replied
+    /// since the last check: the lease asked for, from the time of the take.
     fn light_check(&mut self) {
+        if !self.leases_seen.is_empty() {
+            let now = self.ctl.server_ms();
+            for (until, lease) in std::mem::take(&mut self.leases_seen) {
+                assert!(
+                    (self.last_ms..=now).contains(&(until - lease)),
+                    "step {}: a take of a {lease} ms lease replied the deadline {until}, not {lease} ms after a time in {}..={now}",
+                    self.step,
+                    self.last_ms
+                );
+            }
+            self.last_ms = now;
+        }
         let mut p = redis::pipe();
         for q in QUEUES {
             p.cmd("LLEN").arg(self.key(&format!("queue:{q}")));
@@ -1144,6 +1225,8 @@ fn the_job_state_machine_follows_the_model() {
         next_arg: 0,
         step: 0,
         history: VecDeque::new(),
+        last_ms: start_s * 1000,
+        leases_seen: Vec::new(),
         kinds: BTreeMap::new(),
     };
     let started = Instant::now();
