@@ -550,6 +550,8 @@ struct Run {
     next_arg: u64,
     step: usize,
     history: VecDeque<String>,
+    /// `tq.lease-ms`.
+    default_lease: u64,
     /// The server's clock at the last check, unix ms.
     last_ms: u64,
     /// (lease deadline replied, lease asked for) of the takes since.
@@ -707,7 +709,7 @@ impl Run {
         self.check(&format!("{args:?}"), &want, &got);
         if let (Op::Pop { lease, .. } | Op::Bpop { lease, .. }, R::Arr(a)) = (&op, &got) {
             if let Some(R::Int(until)) = a.get(4) {
-                self.leases_seen.push((*until as u64, lease.unwrap_or(LONG_MS)));
+                self.leases_seen.push((*until as u64, lease.unwrap_or(self.default_lease)));
             }
         }
         // What the worker process learns.
@@ -840,15 +842,27 @@ impl Run {
         self.observe_delayed();
     }
 
-    /// A take whose lease runs out at once: waits for the timer to give the
-    /// job back.
+    /// A take whose lease runs out at once (`LEASE 1`, or no LEASE while
+    /// `tq.lease-ms` is 100): waits for the timer to give the job back.
     fn step_short_lease(&mut self) {
         let i = self.rng.below(WORKERS);
         if !self.alive(i) {
             return self.step_restart(i);
         }
         let queues = self.pick_queues();
-        let got = self.send_op(i, Op::Pop { queues, lease: Some(1), ack: None }, 0);
+        // (The setting's least value, 100 ms, makes this the slow way.)
+        let by_setting = self.rng.chance(6);
+        let got = if by_setting {
+            self.ctl.ok(&["CONFIG", "SET", "tq.lease-ms", "100"]);
+            self.default_lease = 100;
+            let got = self.send_op(i, Op::Pop { queues, lease: None, ack: None }, 0);
+            self.ctl.ok(&["CONFIG", "SET", "tq.lease-ms", &LONG_MS.to_string()]);
+            self.light_check(); // the lease deadline, while tq.lease-ms is 100
+            self.default_lease = LONG_MS;
+            got
+        } else {
+            self.send_op(i, Op::Pop { queues, lease: Some(1), ack: None }, 0)
+        };
         if let Some((d, _)) = taken(&got) {
             let w = self.names[i].clone();
             self.await_lease_lost(&w, d);
@@ -1226,6 +1240,7 @@ fn the_job_state_machine_follows_the_model() {
         step: 0,
         history: VecDeque::new(),
         last_ms: start_s * 1000,
+        default_lease: LONG_MS,
         leases_seen: Vec::new(),
         kinds: BTreeMap::new(),
     };
