@@ -903,8 +903,32 @@ impl Run {
         if idle.is_empty() {
             return;
         }
-        let variant = self.rng.below(3);
+        // 0: woken by an enqueue; 1: two waiters, each woken by an enqueue;
+        // 2: the waiter killed while it waits; 3: woken by TQ.PROMOTE; 4: by
+        // a TQ.NACK of another worker; 5: by a lease running out; 6: by an
+        // enqueue after a DEBUG RELOAD while it waits.
+        let mut variant = self.rng.below(7);
+        if (4..=5).contains(&variant) && idle.len() < 2 {
+            variant = 0;
+        }
         let n = if variant == 1 && idle.len() >= 2 { 2 } else { 1 };
+        let enqueue = |r: &mut Run| {
+            let arg = r.new_arg(q);
+            let j = r.m.add_job(q, arg);
+            let want = r.m.enqueue(j);
+            let got = to_r(r.ctl.q(&["TQ.ENQUEUE", &r.m.ns.clone(), q, CLASS, &format!("[{arg}]")]));
+            r.check("TQ.ENQUEUE to a queue a TQ.BPOP waits on", &want, &got);
+        };
+        // Another worker holds a job of the queue, to give it back later.
+        let holder = if (4..=5).contains(&variant) {
+            let h = idle.remove(self.rng.below(idle.len()));
+            enqueue(self);
+            let got = self.send_op(h, Op::Pop { queues: vec![q.to_string()], lease: Some(LONG_MS), ack: None }, 0);
+            let (d, _) = taken(&got).expect("the job just enqueued");
+            Some((h, d))
+        } else {
+            None
+        };
         let mut waiters = Vec::new();
         for _ in 0..n {
             waiters.push(idle.remove(self.rng.below(idle.len())));
@@ -926,13 +950,6 @@ impl Run {
             // One at a time, so that the order they wait in is known.
             self.ctl.wait_blocked(blocked_before + k as i64 + 1);
         }
-        let enqueue = |r: &mut Run| {
-            let arg = r.new_arg(q);
-            let j = r.m.add_job(q, arg);
-            let want = r.m.enqueue(j);
-            let got = to_r(r.ctl.q(&["TQ.ENQUEUE", &r.m.ns.clone(), q, CLASS, &format!("[{arg}]")]));
-            r.check("TQ.ENQUEUE to a queue a TQ.BPOP waits on", &want, &got);
-        };
         if variant == 2 {
             let i = waiters[0];
             self.clients[i] = Client { conn: None, belief: None, last: None };
@@ -942,12 +959,54 @@ impl Run {
             return;
         }
         for (k, &i) in waiters.iter().enumerate() {
-            enqueue(self);
+            let how = match (variant, holder) {
+                (3, _) => {
+                    // A fresh payload: a twin could be refused as a duplicate.
+                    self.next_arg += 1;
+                    let arg = self.next_arg;
+                    let j = self.m.add_job(q, arg);
+                    let bucket = self.start_s - 1;
+                    let want = self.m.enqueue_at(j, bucket);
+                    let ms = (bucket * 1000).to_string();
+                    let got = to_r(self.ctl.q(&["TQ.ENQUEUEAT", &self.m.ns.clone(), &ms, q, CLASS, &format!("[{arg}]")]));
+                    self.check("TQ.ENQUEUEAT", &want, &got);
+                    let want = self.m.promote(self.start_s);
+                    let got = to_r(self.ctl.q(&["TQ.PROMOTE", &self.m.ns.clone(), "LIMIT", "100000"]));
+                    self.check("TQ.PROMOTE", &want, &got);
+                    "TQ.PROMOTE"
+                }
+                (4, Some((h, d))) => {
+                    self.send_op(h, Op::Nack { delivery: d, delay: None }, 0);
+                    "another worker's TQ.NACK"
+                }
+                (5, Some((h, d))) => {
+                    let hw = self.names[h].clone();
+                    let got = to_r(self.ctl.q(&["TQ.HEARTBEAT", &self.m.ns.clone(), &hw, "1", &d.to_string()]));
+                    self.check("TQ.HEARTBEAT 1 ms", &R::Int(1), &got);
+                    self.await_lease_lost(&hw, d);
+                    "a lease running out"
+                }
+                (6, _) => {
+                    self.ctl.ok(&["DEBUG", "RELOAD"]);
+                    assert_eq!(self.ctl.blocked_clients(), blocked_before + 1, "step {}: still waiting", self.step);
+                    enqueue(self);
+                    "an enqueue after a DEBUG RELOAD"
+                }
+                _ => {
+                    enqueue(self);
+                    "an enqueue"
+                }
+            };
             let w = self.names[i].clone();
             let want = self.m.apply(&w, &op);
             let got = to_r(self.clients[i].conn.as_mut().expect("conn").0.recv_response().map_err(|e| e.to_string()));
-            self.note(&format!("TQ.BPOP blocked, woken by an enqueue ({} of {n})", k + 1), format!("{w} -> {got:?}"));
+            self.note(&format!("TQ.BPOP blocked, woken by {how} ({} of {n})", k + 1), format!("{w} -> {got:?}"));
             self.check("the woken TQ.BPOP", &want, &got);
+            if let R::Arr(a) = &got {
+                if let Some(R::Int(until)) = a.get(4) {
+                    self.leases_seen.push((*until as u64, LONG_MS));
+                }
+            }
             let c = &mut self.clients[i];
             c.belief = taken(&got).map(|t| t.0);
             c.last = c.belief.or(c.last);
