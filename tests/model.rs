@@ -968,7 +968,8 @@ impl Run {
                     let bucket = self.start_s - 1;
                     let want = self.m.enqueue_at(j, bucket);
                     let ms = (bucket * 1000).to_string();
-                    let got = to_r(self.ctl.q(&["TQ.ENQUEUEAT", &self.m.ns.clone(), &ms, q, CLASS, &format!("[{arg}]")]));
+                    let got =
+                        to_r(self.ctl.q(&["TQ.ENQUEUEAT", &self.m.ns.clone(), &ms, q, CLASS, &format!("[{arg}]")]));
                     self.check("TQ.ENQUEUEAT", &want, &got);
                     let want = self.m.promote(self.start_s);
                     let got = to_r(self.ctl.q(&["TQ.PROMOTE", &self.m.ns.clone(), "LIMIT", "100000"]));
@@ -1050,8 +1051,30 @@ impl Run {
         self.full_check();
     }
 
+    fn send_bpop(&mut self, i: usize, q: &str) {
+        let op = Op::Bpop { queues: vec![q.to_string()], lease: Some(LONG_MS), timeout: 0 };
+        let mut cmd = redis::Cmd::new();
+        for a in op.args(&self.m.ns, &self.names[i]) {
+            cmd.arg(a);
+        }
+        let c = self.clients[i].conn.as_mut().expect("conn");
+        c.0.send_packed_command(&cmd.get_packed_command()).expect("send");
+    }
+
+    /// Failover to a replica, WAITed for: the clients reconnect to it and
+    /// carry on; a job whose lease runs out meanwhile is given back by one or
+    /// the other; a worker blocked in TQ.BPOP when the primary went away
+    /// sends it again to the new one, and an enqueue there wakes it.
     fn step_failover(&mut self) {
         let expiring = self.expire_soon(300);
+        let waiter = (0..WORKERS)
+            .find(|&i| self.clients[i].conn.is_some() && self.m.live(&self.names[i]).is_none())
+            .zip(QUEUES[3..].iter().copied().find(|q| self.m.queues[*q].is_empty()));
+        if let Some((i, q)) = waiter {
+            let before = self.ctl.blocked_clients();
+            self.send_bpop(i, q);
+            self.ctl.wait_blocked(before + 1);
+        }
         let replica = start_replica(self.server.port, opts());
         wait_replicas_synced(&mut self.ctl, 1);
         let mut rc = replica.conn();
@@ -1067,6 +1090,24 @@ impl Run {
         self.note("failover", format!("to port {}", self.server.port));
         if let Some((w, d)) = expiring {
             self.await_lease_lost(&w, d);
+        }
+        if let Some((i, q)) = waiter {
+            self.send_bpop(i, q);
+            self.ctl.wait_blocked(1);
+            let arg = self.new_arg(q);
+            let j = self.m.add_job(q, arg);
+            let want = self.m.enqueue(j);
+            let got = to_r(self.ctl.q(&["TQ.ENQUEUE", &self.m.ns.clone(), q, CLASS, &format!("[{arg}]")]));
+            self.check("TQ.ENQUEUE after the failover", &want, &got);
+            let w = self.names[i].clone();
+            let op = Op::Bpop { queues: vec![q.to_string()], lease: Some(LONG_MS), timeout: 0 };
+            let want = self.m.apply(&w, &op);
+            let got = to_r(self.clients[i].conn.as_mut().expect("conn").0.recv_response().map_err(|e| e.to_string()));
+            self.note("TQ.BPOP sent again after the failover, woken by an enqueue", format!("{w} -> {got:?}"));
+            self.check("the TQ.BPOP sent again after the failover", &want, &got);
+            let c = &mut self.clients[i];
+            c.belief = taken(&got).map(|t| t.0);
+            c.last = c.belief.or(c.last);
         }
         self.full_check();
     }
