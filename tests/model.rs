@@ -58,8 +58,10 @@ const CHECK_EVERY: usize = 250;
 /// A reply element the model does not predict (a lease deadline).
 const ANY: i64 = i64::MIN;
 
+/// The module (automatic promotion off, see above), with an AOF so that
+/// `DEBUG LOADAOF` can rebuild the data from the commands tq propagated.
 fn opts() -> Opts {
-    Opts::module_with(&["lease-ms", "600000", "max-deliveries", "3"])
+    Opts::module_with(&["lease-ms", "600000", "max-deliveries", "3"]).with_args(&["--appendonly", "yes"])
 }
 
 /// splitmix64: tiny, and the same sequence for a seed forever (a replay must
@@ -988,10 +990,15 @@ impl Run {
                     "a lease running out"
                 }
                 (6, _) => {
-                    self.ctl.ok(&["DEBUG", "RELOAD"]);
+                    let reload = self.rng.chance(50);
+                    self.ctl.ok(&["DEBUG", if reload { "RELOAD" } else { "LOADAOF" }]);
                     assert_eq!(self.ctl.blocked_clients(), blocked_before + 1, "step {}: still waiting", self.step);
                     enqueue(self);
-                    "an enqueue after a DEBUG RELOAD"
+                    if reload {
+                        "an enqueue after a DEBUG RELOAD"
+                    } else {
+                        "an enqueue after a DEBUG LOADAOF"
+                    }
                 }
                 _ => {
                     enqueue(self);
@@ -1041,10 +1048,13 @@ impl Run {
         Some((w, d))
     }
 
+    /// DEBUG RELOAD (save and load the RDB) or DEBUG LOADAOF (load what
+    /// was propagated to the AOF), a lease running out meanwhile.
     fn step_reload(&mut self) {
         let expiring = self.expire_soon(100);
-        self.ctl.ok(&["DEBUG", "RELOAD"]);
-        self.note("debug-reload", String::new());
+        let how = if self.rng.chance(50) { "RELOAD" } else { "LOADAOF" };
+        self.ctl.ok(&["DEBUG", how]);
+        self.note(&format!("DEBUG {how}"), String::new());
         if let Some((w, d)) = expiring {
             self.await_lease_lost(&w, d);
         }
@@ -1285,7 +1295,7 @@ impl Run {
     fn run(&mut self, steps: usize) {
         let failovers: BTreeSet<usize> =
             [steps / 3 + self.rng.below(steps / 10 + 1), 2 * steps / 3 + self.rng.below(steps / 10 + 1)].into();
-        let reload_every = 2500;
+        let reload_every = 1000;
         while self.step < steps {
             self.step += 1;
             if failovers.contains(&self.step) {
