@@ -874,7 +874,7 @@ impl Run {
     /// The clock moves past a held job's lease (its worker alive or dead):
     /// a 1 ms heartbeat of that delivery, then the timer gives it back.
     fn step_expire(&mut self) {
-        if let Some((w, d)) = self.expire_soon(1) {
+        if let Some((w, d)) = self.expire_soon(1, None) {
             self.await_lease_lost(&w, d);
         }
     }
@@ -987,7 +987,13 @@ impl Run {
                     let got = to_r(self.ctl.q(&["TQ.HEARTBEAT", &self.m.ns.clone(), &hw, "1", &d.to_string()]));
                     self.check("TQ.HEARTBEAT 1 ms", &R::Int(1), &got);
                     self.await_lease_lost(&hw, d);
-                    "a lease running out"
+                    if self.m.queues[q].is_empty() {
+                        // Delivered too often: it went to failed instead.
+                        enqueue(self);
+                        "an enqueue after a lease ran out on a job delivered too often"
+                    } else {
+                        "a lease running out"
+                    }
                 }
                 (6, _) => {
                     let reload = self.rng.chance(50);
@@ -1036,9 +1042,16 @@ impl Run {
 
     /// A held job (if any) whose lease runs out `ms` from now: across a
     /// reload or a failover, the timer must still find it.
-    fn expire_soon(&mut self, ms: u64) -> Option<(String, u64)> {
-        let live: Vec<(String, u64)> =
-            self.m.entries.iter().filter(|(_, e)| e.ended.is_none()).map(|(w, e)| (w.clone(), e.delivery)).collect();
+    /// Not a job of queue `not_of`, which a TQ.BPOP waits on (the job
+    /// given back would wake it at a time the model does not know).
+    fn expire_soon(&mut self, ms: u64, not_of: Option<&str>) -> Option<(String, u64)> {
+        let live: Vec<(String, u64)> = self
+            .m
+            .entries
+            .iter()
+            .filter(|(_, e)| e.ended.is_none() && Some(e.queue.as_str()) != not_of)
+            .map(|(w, e)| (w.clone(), e.delivery))
+            .collect();
         if live.is_empty() {
             return None;
         }
@@ -1051,7 +1064,7 @@ impl Run {
     /// DEBUG RELOAD (save and load the RDB) or DEBUG LOADAOF (load what
     /// was propagated to the AOF), a lease running out meanwhile.
     fn step_reload(&mut self) {
-        let expiring = self.expire_soon(100);
+        let expiring = self.expire_soon(100, None);
         let how = if self.rng.chance(50) { "RELOAD" } else { "LOADAOF" };
         self.ctl.ok(&["DEBUG", how]);
         self.note(&format!("DEBUG {how}"), String::new());
@@ -1076,10 +1089,10 @@ impl Run {
     /// the other; a worker blocked in TQ.BPOP when the primary went away
     /// sends it again to the new one, and an enqueue there wakes it.
     fn step_failover(&mut self) {
-        let expiring = self.expire_soon(300);
         let waiter = (0..WORKERS)
             .find(|&i| self.clients[i].conn.is_some() && self.m.live(&self.names[i]).is_none())
             .zip(QUEUES[3..].iter().copied().find(|q| self.m.queues[*q].is_empty()));
+        let expiring = self.expire_soon(300, waiter.map(|(_, q)| q));
         if let Some((i, q)) = waiter {
             let before = self.ctl.blocked_clients();
             self.send_bpop(i, q);
