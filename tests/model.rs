@@ -537,8 +537,25 @@ struct Client {
     conn: Option<Conn>,
     /// The delivery this worker process believes it holds.
     belief: Option<u64>,
-    /// The last delivery it was handed.
-    last: Option<u64>,
+    /// The last few deliveries it was handed, newest last.
+    seen: Vec<u64>,
+}
+
+impl Client {
+    fn new(conn: Option<Conn>) -> Client {
+        Client { conn, belief: None, seen: Vec::new() }
+    }
+
+    /// What a take's reply tells the worker.
+    fn took(&mut self, reply: &R) {
+        self.belief = taken(reply).map(|t| t.0);
+        if let Some(d) = self.belief {
+            if self.seen.len() == 4 {
+                self.seen.remove(0);
+            }
+            self.seen.push(d);
+        }
+    }
 }
 
 struct Run {
@@ -640,13 +657,14 @@ impl Run {
     }
 
     /// The delivery a report names: mostly the one the worker believes it
-    /// holds, sometimes an old one, sometimes any.
+    /// holds, sometimes one it was handed before (the one a POP ... ACK
+    /// completed, say), sometimes any.
     fn pick_delivery(&mut self, i: usize) -> u64 {
-        let c = &self.clients[i];
-        let (belief, last) = (c.belief, c.last);
-        match (belief, last) {
-            (Some(b), _) if self.rng.chance(90) => b,
-            (_, Some(l)) if self.rng.chance(70) => l,
+        let belief = self.clients[i].belief;
+        let seen = self.clients[i].seen.clone();
+        match belief {
+            Some(b) if self.rng.chance(85) => b,
+            _ if !seen.is_empty() && self.rng.chance(75) => seen[self.rng.below(seen.len())],
             _ => self.rng.below(self.m.counter as usize + 3) as u64,
         }
     }
@@ -717,10 +735,7 @@ impl Run {
         // What the worker process learns.
         let c = &mut self.clients[i];
         match (&op, &got) {
-            (Op::Pop { .. } | Op::Bpop { .. }, r) => {
-                c.belief = taken(r).map(|t| t.0);
-                c.last = c.belief.or(c.last);
-            }
+            (Op::Pop { .. } | Op::Bpop { .. }, r) => c.took(r),
             (Op::Heartbeat { .. }, R::Int(_)) => {}
             _ => c.belief = None,
         }
@@ -780,7 +795,7 @@ impl Run {
         // A new process under the same name: it knows nothing, and its first
         // pop must hand out again the job the name holds.
         let held = self.m.live(&self.names[i]).map(|e| e.delivery);
-        self.clients[i] = Client { conn: Some(connect_worker(self.server.port)), belief: None, last: None };
+        self.clients[i] = Client::new(Some(connect_worker(self.server.port)));
         self.note("restart", self.names[i].clone());
         let queues = self.pick_queues();
         let got = self.send_op(i, Op::Pop { queues, lease: Some(LONG_MS), ack: None }, 0);
@@ -954,7 +969,7 @@ impl Run {
         }
         if variant == 2 {
             let i = waiters[0];
-            self.clients[i] = Client { conn: None, belief: None, last: None };
+            self.clients[i] = Client::new(None);
             self.ctl.wait_blocked(blocked_before);
             enqueue(self);
             self.note("TQ.BPOP blocked, its worker killed while it waits", self.names[i].clone());
@@ -1022,8 +1037,7 @@ impl Run {
                 }
             }
             let c = &mut self.clients[i];
-            c.belief = taken(&got).map(|t| t.0);
-            c.last = c.belief.or(c.last);
+            c.took(&got);
             // The others still wait.
             assert_eq!(
                 self.ctl.blocked_clients(),
@@ -1036,7 +1050,7 @@ impl Run {
 
     fn step_kill(&mut self) {
         let i = self.rng.below(WORKERS);
-        self.clients[i] = Client { conn: None, belief: None, last: None };
+        self.clients[i] = Client::new(None);
         self.note("kill", self.names[i].clone());
     }
 
@@ -1129,8 +1143,7 @@ impl Run {
             self.note("TQ.BPOP sent again after the failover, woken by an enqueue", format!("{w} -> {got:?}"));
             self.check("the TQ.BPOP sent again after the failover", &want, &got);
             let c = &mut self.clients[i];
-            c.belief = taken(&got).map(|t| t.0);
-            c.last = c.belief.or(c.last);
+            c.took(&got);
         }
         self.full_check();
     }
@@ -1356,7 +1369,7 @@ fn the_job_state_machine_follows_the_model() {
         m: Model::new(&n),
         server,
         ctl,
-        clients: (0..WORKERS).map(|_| Client { conn: Some(connect_worker(port)), belief: None, last: None }).collect(),
+        clients: (0..WORKERS).map(|_| Client::new(Some(connect_worker(port)))).collect(),
         names: (0..WORKERS).map(|i| format!("host:{i}")).collect(),
         start_s,
         next_arg: 0,
