@@ -508,6 +508,24 @@ impl Model {
         }
     }
 
+    /// What a command that changes nothing leaves as it was.
+    fn fingerprint(&self) -> String {
+        let entries: Vec<(u64, Option<Ended>)> = self.entries.values().map(|e| (e.delivery, e.ended)).collect();
+        format!(
+            "{:?}",
+            (
+                self.counter,
+                self.processed,
+                self.failed_stat,
+                self.queues.values().map(VecDeque::len).collect::<Vec<_>>(),
+                self.delayed.values().map(Vec::len).sum::<usize>() + self.pending_delayed.len(),
+                self.failed.len(),
+                entries,
+                &self.dhash,
+            )
+        )
+    }
+
     /// Every job in exactly one place; none done without having been
     /// delivered.
     fn self_check(&self) {
@@ -677,8 +695,22 @@ impl Run {
     fn send_op(&mut self, i: usize, op: Op, mode: u8) -> R {
         let w = self.names[i].clone();
         let args = op.args(&self.m.ns, &w);
+        let before = self.m.fingerprint();
         let want = self.m.apply(&w, &op);
+        // A refusal, a repeat, a pop finding nothing: nothing may be written
+        // (checked on the AOF, which gets every write a command propagates).
+        let no_write = matches!(want, R::Err(_))
+            || (self.m.fingerprint() == before
+                && !matches!(op, Op::Heartbeat { .. })
+                && !matches!(&want, R::Arr(a) if a.len() == 5));
         let got = match mode {
+            0 if no_write && self.rng.chance(25) => {
+                let size_before = self.aof_size();
+                let got = to_r(self.clients[i].conn.as_mut().expect("conn").q(&args));
+                assert_eq!(self.aof_size(), size_before, "step {}: {args:?} -> {got:?} wrote to the AOF", self.step);
+                self.note("no write (AOF checked)", String::new());
+                got
+            }
             0 => to_r(self.clients[i].conn.as_mut().expect("conn").q(&args)),
             1 => {
                 let first = to_r(self.clients[i].conn.as_mut().expect("conn").q(&args));
@@ -732,6 +764,12 @@ impl Run {
                 self.leases_seen.push((*until as u64, lease.unwrap_or(self.default_lease)));
             }
         }
+        if let (Op::Heartbeat { ms, delivery: Some(_) }, R::Int(_)) = (&op, &got) {
+            // The lease renewed to `ms` from the heartbeat.
+            let raw = self.ctl.bytes(&["GET", &self.key(&format!("tq:inflight:{w}"))]).expect("entry");
+            let e = InFlight::decode(&raw).expect("entry");
+            self.leases_seen.push((e.lease_until_ms, *ms));
+        }
         // What the worker process learns.
         let c = &mut self.clients[i];
         match (&op, &got) {
@@ -740,6 +778,10 @@ impl Run {
             _ => c.belief = None,
         }
         got
+    }
+
+    fn aof_size(&mut self) -> u64 {
+        self.ctl.info_field("persistence", "aof_current_size").and_then(|v| v.parse().ok()).expect("aof_current_size")
     }
 
     /// Reads the bucket a job given back with a delay was filed under.
@@ -783,6 +825,13 @@ impl Run {
             assert!(Instant::now() < deadline, "step {}: the lease of {w} never ran out", self.step);
             std::thread::sleep(Duration::from_millis(2));
         };
+        // A heartbeat that made the lease run out made the worker's alive
+        // mark run out with it: wait for the timer to drop that too, so that
+        // it writes nothing later at a time the test does not know.
+        let alive = self.key("tq:alive");
+        wait_until(20, "the timer dropping an alive mark run out", || {
+            self.ctl.string(&["ZSCORE", &alive, w]).is_none_or(|s| s.parse::<f64>().is_ok_and(|v| v > until as f64))
+        });
         self.m.lease_lost(w, until);
         self.note("lease-expired", format!("{w} delivery {d}"));
     }
