@@ -3,25 +3,30 @@
 //! flight, failed, done), of each worker name's in-flight entry (live job or
 //! tombstone), of the delivery counter, the delivery-count hash and the
 //! ledger of outcomes predicts the reply of every command of a seeded random
-//! sequence: enqueue, enqueue-at, promote, pop, bpop, pop ... ack, ack, fail
-//! (with and without retry), nack, heartbeat, lease expiry, worker kill,
-//! restart under the same name, resend after a lost reply, DEBUG RELOAD and
-//! failover to a replica. After every step the counters and list lengths are
-//! compared with the model, every `CHECK_EVERY` steps (and at the end) the
-//! whole keyspace of the namespace: every job in exactly one place, none done
-//! without having been delivered, the stats equal to the ledger.
+//! sequence: enqueue (some jobs identical twins of earlier ones), enqueue-at,
+//! promote, pop, bpop (blocked ones woken by an enqueue, a promotion, a NACK,
+//! a lease running out, across reloads and a failover), pop ... ack, ack,
+//! fail (with and without retry), nack, heartbeat, lease expiry, worker kill,
+//! restart under the same name, resend after a lost reply, DEBUG RELOAD,
+//! DEBUG LOADAOF and failover to a replica. After every step the counters
+//! and list lengths are compared with the model, every `CHECK_EVERY` steps
+//! (and at the end) the whole keyspace of the namespace: every job in
+//! exactly one place, none done without having been delivered, the stats
+//! equal to the ledger, no key the model does not account for. Commands the
+//! model says change nothing are checked, now and then, to write nothing to
+//! the AOF.
 //!
-//! `TQ_MODEL_SEED=<n>` replays a run (the seed is printed when a run fails),
-//! `TQ_MODEL_STEPS=<n>` changes its length.
+//! `TQ_MODEL_SEED=<n>` replays a run (the seed is printed when a run fails,
+//! with its last steps), `TQ_MODEL_STEPS=<n>` changes its length.
 //!
 //! Time-based transitions are made to happen at known points so that every
 //! reply stays exactly predictable: jobs are taken with 10-minute leases
-//! except where a step makes a lease run out (a take with `LEASE 1`, or a
-//! heartbeat of 1 ms standing for the clock moving past the lease), and that
-//! step waits until the timer has given the job back before going on;
-//! delayed jobs are filed either in past buckets (due at the next
-//! TQ.PROMOTE) or at least a day ahead (never due during the run); the
-//! timer's automatic promotion is off.
+//! except where a step makes a lease run out (a take with `LEASE 1` or under
+//! `tq.lease-ms` 100, or a heartbeat of 1 ms standing for the clock moving
+//! past the lease), and that step waits until the timer has given the job
+//! back before going on; delayed jobs are filed either in past buckets (due
+//! at the next TQ.PROMOTE) or at least a day ahead (never due during the
+//! run); the timer's automatic promotion is off.
 
 mod common;
 
