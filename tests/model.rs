@@ -60,6 +60,19 @@ const FAR_MS: u64 = 86_400_000;
 const CLASS: &str = "Job";
 const EXCEPTION: &str = "Boom";
 const CHECK_EVERY: usize = 250;
+/// The `INFO tq` counters the model predicts.
+const INFO_EVENTS: [&str; 10] = [
+    "enqueued",
+    "delayed",
+    "promoted",
+    "popped",
+    "acked",
+    "failed",
+    "retried",
+    "nacked",
+    "lease_requeued",
+    "lease_failed",
+];
 /// A reply element the model does not predict (a lease deadline).
 const ANY: i64 = i64::MIN;
 
@@ -259,6 +272,8 @@ struct Model {
     processed: u64,
     failed_stat: u64,
     worker_stats: BTreeMap<String, (u64, u64)>,
+    /// What `INFO tq` counts (this server's share: see `Run::info_base`).
+    events: BTreeMap<&'static str, u64>,
 }
 
 impl Model {
@@ -273,6 +288,17 @@ impl Model {
     fn add_job(&mut self, queue: &str, arg: u64) -> usize {
         self.jobs.push(Job { payload: job(queue, CLASS, &format!("[{arg}]")), queue: queue.to_string(), handed: 0 });
         self.jobs.len() - 1
+    }
+
+    /// Counts an event `INFO tq` reports.
+    fn ev(&mut self, name: &'static str, n: u64) {
+        *self.events.entry(name).or_default() += n;
+    }
+
+    /// TQ.ENQUEUE.
+    fn enqueue_new(&mut self, j: usize) -> R {
+        self.ev("enqueued", 1);
+        self.enqueue(j)
     }
 
     fn enqueue(&mut self, j: usize) -> R {
@@ -293,6 +319,7 @@ impl Model {
             return R::Err("DUPLICATE Job already enqueued at this time with same arguments".into());
         }
         list.push(j);
+        self.ev("delayed", 1);
         R::Int(bucket as i64)
     }
 
@@ -307,6 +334,7 @@ impl Model {
                 n += 1;
             }
         }
+        self.ev("promoted", n as u64);
         R::Int(n)
     }
 
@@ -377,6 +405,7 @@ impl Model {
             let Some(j) = self.queues.get_mut(&q).and_then(VecDeque::pop_front) else { continue };
             let before = self.dhash.remove(&self.jobs[j].payload).unwrap_or(0);
             self.counter += 1;
+            self.ev("popped", 1);
             self.jobs[j].handed += 1;
             let e = Entry {
                 delivery: self.counter,
@@ -410,6 +439,7 @@ impl Model {
     }
 
     fn complete(&mut self, w: &str) {
+        self.ev("acked", 1);
         let e = self.end(w, Ended::Acked);
         assert!(self.jobs[e.job].handed >= 1, "job {} done without having been delivered", e.job);
         self.done.push(e.job);
@@ -458,11 +488,13 @@ impl Model {
                     Err(r) => r,
                     Ok(Target::Held) => {
                         self.failed_stat += 1;
+                        self.ev("failed", 1);
                         self.worker_stats.entry(w.to_string()).or_default().1 += 1;
                         let deliveries = self.live(w).expect("live").deliveries;
                         match retry {
                             Some((attempts, backoff)) if deliveries < *attempts => {
                                 let e = self.end(w, Ended::Retried { delay_ms: *backoff });
+                                self.ev("retried", 1);
                                 self.give_back(&e, *backoff);
                                 reply(Some(*backoff))
                             }
@@ -483,6 +515,7 @@ impl Model {
                 Err(r) => r,
                 Ok(Target::Held) => {
                     let e = self.end(w, Ended::Nacked);
+                    self.ev("nacked", 1);
                     self.give_back(&e, delay.unwrap_or(0));
                     R::Ok
                 }
@@ -506,10 +539,12 @@ impl Model {
         e.until = until;
         self.entries.insert(w.to_string(), e.clone());
         if e.deliveries < MAX_DELIVERIES {
+            self.ev("lease_requeued", 1);
             self.give_back(&e, 0);
         } else {
             self.failed.push((e.job, w.to_string(), "TQ::LeaseExpired".to_string()));
             self.failed_stat += 1;
+            self.ev("lease_failed", 1);
         }
     }
 
@@ -599,6 +634,9 @@ struct Run {
     /// (lease deadline replied, lease asked for) of the takes since.
     leases_seen: Vec<(u64, u64)>,
     kinds: BTreeMap<String, usize>,
+    /// `INFO tq` counters not counted by the model: zero, until a failover
+    /// whose timing leaves open which server counted a lease running out.
+    info_base: BTreeMap<&'static str, i64>,
 }
 
 fn connect_worker(port: u16) -> Conn {
@@ -643,7 +681,7 @@ impl Run {
         let q = ENQUEUE_QUEUES[self.rng.below(ENQUEUE_QUEUES.len())];
         let arg = self.new_arg(q);
         let j = self.m.add_job(q, arg);
-        let want = self.m.enqueue(j);
+        let want = self.m.enqueue_new(j);
         let got = to_r(self.ctl.q(&["TQ.ENQUEUE", &self.m.ns.clone(), q, CLASS, &format!("[{arg}]")]));
         self.note("enqueue", format!("{q} [{arg}] -> {got:?}"));
         self.check("TQ.ENQUEUE", &want, &got);
@@ -783,6 +821,19 @@ impl Run {
             _ => c.belief = None,
         }
         got
+    }
+
+    /// The `INFO tq` event counters.
+    fn info_counts(&mut self) -> BTreeMap<&'static str, i64> {
+        let info = self.ctl.string(&["INFO", "tq"]).unwrap_or_default();
+        INFO_EVENTS
+            .iter()
+            .map(|name| {
+                let field = format!("tq_{name}:");
+                let n = info.lines().find_map(|l| l.strip_prefix(&field)).and_then(|v| v.trim().parse().ok());
+                (*name, n.unwrap_or_else(|| panic!("INFO tq has no {field}")))
+            })
+            .collect()
     }
 
     fn aof_size(&mut self) -> u64 {
@@ -986,7 +1037,7 @@ impl Run {
         let enqueue = |r: &mut Run| {
             let arg = r.new_arg(q);
             let j = r.m.add_job(q, arg);
-            let want = r.m.enqueue(j);
+            let want = r.m.enqueue_new(j);
             let got = to_r(r.ctl.q(&["TQ.ENQUEUE", &r.m.ns.clone(), q, CLASS, &format!("[{arg}]")]));
             r.check("TQ.ENQUEUE to a queue a TQ.BPOP waits on", &want, &got);
         };
@@ -1187,7 +1238,7 @@ impl Run {
             self.ctl.wait_blocked(1);
             let arg = self.new_arg(q);
             let j = self.m.add_job(q, arg);
-            let want = self.m.enqueue(j);
+            let want = self.m.enqueue_new(j);
             let got = to_r(self.ctl.q(&["TQ.ENQUEUE", &self.m.ns.clone(), q, CLASS, &format!("[{arg}]")]));
             self.check("TQ.ENQUEUE after the failover", &want, &got);
             let w = self.names[i].clone();
@@ -1199,6 +1250,9 @@ impl Run {
             let c = &mut self.clients[i];
             c.took(&got);
         }
+        let counts = self.info_counts();
+        self.info_base =
+            counts.iter().map(|(k, v)| (*k, v - self.m.events.get(k).copied().unwrap_or(0) as i64)).collect();
         self.full_check();
     }
 
@@ -1244,6 +1298,12 @@ impl Run {
     /// The whole keyspace of the namespace against the model.
     fn full_check(&mut self) {
         self.m.self_check();
+        let counts = self.info_counts();
+        for (name, n) in counts {
+            let want =
+                self.m.events.get(name).copied().unwrap_or(0) as i64 + self.info_base.get(name).copied().unwrap_or(0);
+            assert_eq!(n, want, "step {}: INFO tq's tq_{name} vs the model", self.step);
+        }
         let ns = self.m.ns.clone();
         let m = &self.m;
         let c = &mut self.ctl;
@@ -1433,6 +1493,7 @@ fn the_job_state_machine_follows_the_model() {
         default_lease: LONG_MS,
         leases_seen: Vec::new(),
         kinds: BTreeMap::new(),
+        info_base: BTreeMap::new(),
     };
     let started = Instant::now();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run.run(steps)));
