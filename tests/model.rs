@@ -8,7 +8,8 @@
 //! a lease running out, across reloads and a failover), pop ... ack, ack,
 //! fail (with and without retry), nack, heartbeat, lease expiry, worker kill,
 //! restart under the same name, resend after a lost reply, DEBUG RELOAD,
-//! DEBUG LOADAOF and failover to a replica. After every step the counters
+//! DEBUG LOADAOF, failover to a replica (one of them losing the last
+//! writes, which the workers saw). After every step the counters
 //! and list lengths are compared with the model, every `CHECK_EVERY` steps
 //! (and at the end) the whole keyspace of the namespace: every job in
 //! exactly one place, none done without having been delivered, the stats
@@ -249,7 +250,7 @@ fn ended_text(how: Ended) -> &'static str {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Model {
     ns: String,
     jobs: Vec<Job>,
@@ -1256,6 +1257,49 @@ impl Run {
         self.full_check();
     }
 
+    /// A failover that loses the last writes: the replica is promoted, the
+    /// old primary takes a few more commands, whose replies the workers see,
+    /// then goes away. The new primary holds what the model held when the
+    /// replica was promoted: those commands never happened there, and it
+    /// mints again the delivery ids the old one minted meanwhile, which the
+    /// workers still name in their reports (the model predicts each answer).
+    fn step_lossy_failover(&mut self) {
+        let replica = start_replica(self.server.port, opts());
+        wait_replicas_synced(&mut self.ctl, 1);
+        let mut rc = replica.conn();
+        rc.ok(&["REPLICAOF", "NO", "ONE"]);
+        let kept = self.m.clone();
+        let lost_steps = 5 + self.rng.below(30);
+        for _ in 0..lost_steps {
+            match self.rng.below(10) {
+                0..=1 => self.step_enqueue(),
+                2 => self.step_enqueue_at(),
+                3 => self.step_promote(),
+                _ => self.step_worker(),
+            }
+            self.light_check();
+        }
+        let lost = self.m.counter - kept.counter;
+        let old = std::mem::replace(&mut self.server, replica);
+        drop(old);
+        self.ctl = rc;
+        self.m = kept;
+        for c in &mut self.clients {
+            if c.conn.is_some() {
+                c.conn = Some(connect_worker(self.server.port));
+            }
+        }
+        self.note(
+            &format!("failover losing the last writes ({lost_steps} steps, {lost} deliveries to be minted again)"),
+            format!("to port {}", self.server.port),
+        );
+        let counts = self.info_counts();
+        self.info_base =
+            counts.iter().map(|(k, v)| (*k, v - self.m.events.get(k).copied().unwrap_or(0) as i64)).collect();
+        self.light_check();
+        self.full_check();
+    }
+
     /// Counters and lengths, in one round trip; the lease deadlines replied
     /// since the last check: the lease asked for, from the time of the take.
     fn light_check(&mut self) {
@@ -1433,13 +1477,15 @@ impl Run {
     }
 
     fn run(&mut self, steps: usize) {
-        let failovers: BTreeSet<usize> =
-            [steps / 3 + self.rng.below(steps / 10 + 1), 2 * steps / 3 + self.rng.below(steps / 10 + 1)].into();
+        let failover = steps / 3 + self.rng.below(steps / 10 + 1);
+        let lossy_failover = 2 * steps / 3 + self.rng.below(steps / 10 + 1);
         let reload_every = 1000;
         while self.step < steps {
             self.step += 1;
-            if failovers.contains(&self.step) {
+            if self.step == failover {
                 self.step_failover();
+            } else if self.step == lossy_failover {
+                self.step_lossy_failover();
             } else if self.step % reload_every == 0 {
                 self.step_reload();
             }
