@@ -78,9 +78,15 @@ const INFO_EVENTS: [&str; 10] = [
 const ANY: i64 = i64::MIN;
 
 /// The module (automatic promotion off, see above), with an AOF so that
-/// `DEBUG LOADAOF` can rebuild the data from the commands tq propagated.
+/// `DEBUG LOADAOF` can rebuild the data from the commands tq propagated, and
+/// a replica's sync started at once.
 fn opts() -> Opts {
-    Opts::module_with(&["lease-ms", "600000", "max-deliveries", "3"]).with_args(&["--appendonly", "yes"])
+    Opts::module_with(&["lease-ms", "600000", "max-deliveries", "3"]).with_args(&[
+        "--appendonly",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "0",
+    ])
 }
 
 /// splitmix64: tiny, and the same sequence for a seed forever (a replay must
@@ -837,6 +843,19 @@ impl Run {
             .collect()
     }
 
+    /// Waits until no AOF rewrite runs or waits to run: a replica starts one
+    /// after its sync, and until it ends DEBUG LOADAOF would load the files
+    /// from before the sync (Redis's behaviour, not tq's), and the AOF's size
+    /// changes without a write.
+    fn wait_aof_settled(&mut self) {
+        let c = &mut self.ctl;
+        wait_until(30, "the AOF rewrite to end", || {
+            let info = c.string(&["INFO", "persistence"]).unwrap_or_default();
+            info.lines().any(|l| l.trim() == "aof_rewrite_in_progress:0")
+                && info.lines().any(|l| l.trim() == "aof_rewrite_scheduled:0")
+        });
+    }
+
     fn aof_size(&mut self) -> u64 {
         self.ctl.info_field("persistence", "aof_current_size").and_then(|v| v.parse().ok()).expect("aof_current_size")
     }
@@ -1118,6 +1137,7 @@ impl Run {
                 }
                 (6, _) => {
                     let reload = self.rng.chance(50);
+                    self.wait_aof_settled();
                     self.ctl.ok(&["DEBUG", if reload { "RELOAD" } else { "LOADAOF" }]);
                     assert_eq!(self.ctl.blocked_clients(), blocked_before + 1, "step {}: still waiting", self.step);
                     enqueue(self);
@@ -1186,6 +1206,7 @@ impl Run {
     fn step_reload(&mut self) {
         let expiring = self.expire_soon(100, None);
         let how = if self.rng.chance(50) { "RELOAD" } else { "LOADAOF" };
+        self.wait_aof_settled();
         self.ctl.ok(&["DEBUG", how]);
         self.note(&format!("DEBUG {how}"), String::new());
         if let Some((w, d)) = expiring {
@@ -1251,6 +1272,7 @@ impl Run {
             let c = &mut self.clients[i];
             c.took(&got);
         }
+        self.wait_aof_settled();
         let counts = self.info_counts();
         self.info_base =
             counts.iter().map(|(k, v)| (*k, v - self.m.events.get(k).copied().unwrap_or(0) as i64)).collect();
@@ -1293,6 +1315,7 @@ impl Run {
             &format!("failover losing the last writes ({lost_steps} steps, {lost} deliveries to be minted again)"),
             format!("to port {}", self.server.port),
         );
+        self.wait_aof_settled();
         let counts = self.info_counts();
         self.info_base =
             counts.iter().map(|(k, v)| (*k, v - self.m.events.get(k).copied().unwrap_or(0) as i64)).collect();
