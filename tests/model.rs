@@ -78,12 +78,16 @@ const INFO_EVENTS: [&str; 10] = [
 const ANY: i64 = i64::MIN;
 
 /// The module (automatic promotion off, see above), with an AOF so that
-/// `DEBUG LOADAOF` can rebuild the data from the commands tq propagated, and
-/// a replica's sync started at once.
+/// `DEBUG LOADAOF` can rebuild the data from the commands tq propagated
+/// (written out after every command: with `everysec` Redis may hold a
+/// write back while a background fsync runs, and the AOF would grow later),
+/// and a replica's sync started at once.
 fn opts() -> Opts {
     Opts::module_with(&["lease-ms", "600000", "max-deliveries", "3"]).with_args(&[
         "--appendonly",
         "yes",
+        "--appendfsync",
+        "no",
         "--repl-diskless-sync-delay",
         "0",
     ])
