@@ -375,7 +375,7 @@ impl Retry {
 ///
 /// With a retry policy, a job delivered fewer than `attempts` times goes
 /// back instead, to run again after its backoff delay (filed as a delayed
-/// job; with no delay, at the tail of its queue); it is still counted in
+/// job; with no delay, at the head of its queue); it is still counted in
 /// `stat:failed`, as node-resque's Retry plugin counts it. Replies `OK`
 /// without a policy, else `[retry, delay-ms]` or `[failed, 0]`.
 #[allow(clippy::too_many_arguments)]
