@@ -146,9 +146,9 @@ fn exact_time(
     s.expect_kind(&due, Kind::Zset)?;
     let existing = s.zset_score(&due, bname)?.map(|t| t.max(0.0) as u64);
     let bucket_ms = parse_bucket(bname).saturating_mul(1000);
-    if at_ms.max(bucket_ms) <= s.now_ms() {
-        // Due now either way: nothing to keep (a bucket held for later
-        // jobs is due now).
+    if at_ms == bucket_ms || at_ms.max(bucket_ms) <= s.now_ms() {
+        // Due at its bucket's second, or now either way: nothing to keep (a
+        // bucket held for later jobs is due by then).
         return Ok(match existing {
             Some(e) if e > at_ms => {
                 vec![Effect::ZAdd { key: due, score: i64::try_from(at_ms).unwrap_or(i64::MAX), member: bname.to_vec() }]
