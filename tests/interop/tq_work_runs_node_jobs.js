@@ -37,6 +37,8 @@ L.main(async () => {
 
   await L.waitFor(`${expected.size} jobs run by tq work`, () => ledger().length >= expected.size, 60000);
   await L.waitFor("the failing job recorded", async () => (await queue.failedCount()) === 1, 30000);
+  // A handler writes its ledger line before it exits and tq work acknowledges the job.
+  await L.waitFor("every job acknowledged", async () => (await queue.stats()).processed === String(expected.size), 30000);
 
   // Every job once, with node-resque's exact args text, env as documented.
   const seen = new Map();
