@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::rng::Rng;
 use common::*;
 
 const JOBS: u64 = 10_000;
@@ -108,29 +109,6 @@ impl Keys {
             anomalies: format!("{n}:crashtest:anomalies"),
             overran: format!("{n}:crashtest:overran"),
         }
-    }
-}
-
-/// splitmix64: the test needs no crate for its dice.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `lo..hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo)
-    }
-
-    /// True `per_10k` times in 10,000.
-    fn chance(&mut self, per_10k: u64) -> bool {
-        self.next() % 10_000 < per_10k
     }
 }
 
@@ -437,7 +415,7 @@ fn killer(
 fn enqueue(c: &mut Conn, n: &str, ids: std::ops::Range<u64>, rng: &mut Rng) {
     let mut pipe = redis::pipe();
     for id in ids {
-        let queue = if rng.chance(3_000) { QUEUES[0] } else { QUEUES[1] };
+        let queue = if rng.per_10k(3_000) { QUEUES[0] } else { QUEUES[1] };
         pipe.cmd("TQ.ENQUEUE").arg(n).arg(queue).arg(CLASS).arg(args_of(id));
     }
     let replies: Vec<Value> = pipe.query(&mut c.0).expect("TQ.ENQUEUE pipeline");

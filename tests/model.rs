@@ -34,6 +34,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use common::rng::Rng;
 use common::*;
 use tq_core::records::{Ended, InFlight};
 
@@ -91,26 +92,6 @@ fn opts() -> Opts {
         "--repl-diskless-sync-delay",
         "0",
     ])
-}
-
-/// splitmix64: tiny, and the same sequence for a seed forever (a replay must
-/// not depend on a crate's version).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, pct: u64) -> bool {
-        self.next() % 100 < pct
-    }
 }
 
 /// A reply, as compared with the model's prediction.

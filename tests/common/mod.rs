@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod interop;
+pub mod rng;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -61,18 +61,10 @@ fn run_under_faults(concurrency: usize, prefetch: usize) {
     p.query::<()>(&mut raw.0).expect("enqueue the jobs");
 
     let proxy = FaultProxy::start(s.port, RANDOM);
-    let mut o = WorkerOptions::new(&proxy.url(), &n, &["q"]);
-    o.name = format!("lib:{}", std::process::id());
-    o.concurrency = concurrency;
-    o.prefetch = prefetch;
-    o.poll = Duration::from_millis(200);
-    o.lease = Some(Duration::from_secs(10));
-    let mut w = Worker::new(o);
-    let ledger: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
-    let l = ledger.clone();
-    w.handle("Job", move |job| {
-        l.lock().expect("lock").push((job.args_json.clone(), job.deliveries));
-        Ok(())
+    let (w, ledger) = ledger_worker(&proxy.url(), &n, |o| {
+        o.concurrency = concurrency;
+        o.prefetch = prefetch;
+        o.lease = Some(Duration::from_secs(10));
     });
     let stop = w.stop_handle();
     let t = std::thread::spawn(move || w.run().expect("the worker runs"));
@@ -138,17 +130,9 @@ fn prefetching_worker_runs_the_job_of_a_take_whose_reply_was_lost() {
         args.first().is_some_and(|a| a.eq_ignore_ascii_case(b"TQ.POP"))
             && !args.iter().any(|a| a.eq_ignore_ascii_case(b"ACK"))
     });
-    let mut o = WorkerOptions::new(&proxy.url(), &n, &["q"]);
-    o.name = format!("lib:{}", std::process::id());
-    o.prefetch = 2;
-    o.poll = Duration::from_millis(200);
-    o.lease = Some(Duration::from_secs(3));
-    let mut w = Worker::new(o);
-    let ledger: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
-    let l = ledger.clone();
-    w.handle("Job", move |job| {
-        l.lock().expect("lock").push((job.args_json.clone(), job.deliveries));
-        Ok(())
+    let (w, ledger) = ledger_worker(&proxy.url(), &n, |o| {
+        o.prefetch = 2;
+        o.lease = Some(Duration::from_secs(3));
     });
     let stop = w.stop_handle();
     let t = std::thread::spawn(move || w.run().expect("the worker runs"));
@@ -163,4 +147,26 @@ fn prefetching_worker_runs_the_job_of_a_take_whose_reply_was_lost() {
         (0..4).map(|i| (format!("[{i}]"), 1)).collect::<Vec<_>>(),
         "each job ran once, on its first delivery"
     );
+}
+
+/// A worker on queue `q` whose `Job` handler writes (args, delivery count)
+/// to the ledger it returns; `tweak` sets its options.
+#[allow(clippy::type_complexity)]
+fn ledger_worker(
+    url: &str,
+    n: &str,
+    tweak: impl FnOnce(&mut WorkerOptions),
+) -> (Worker, Arc<Mutex<Vec<(String, u32)>>>) {
+    let mut o = WorkerOptions::new(url, n, &["q"]);
+    o.name = format!("lib:{}", std::process::id());
+    o.poll = Duration::from_millis(200);
+    tweak(&mut o);
+    let mut w = Worker::new(o);
+    let ledger: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
+    let l = ledger.clone();
+    w.handle("Job", move |job| {
+        l.lock().expect("lock").push((job.args_json.clone(), job.deliveries));
+        Ok(())
+    });
+    (w, ledger)
 }
