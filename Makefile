@@ -23,7 +23,7 @@ run: build ## Start redis-server with the module on 127.0.0.1:$(PORT), in the fo
 	@echo "    redis-cli TQ.ENQUEUEIN resque 2000 math add '[3,4]'"
 	@echo "    redis-cli TQ.PROMOTE resque"
 	@echo "    redis-cli TQ.POP resque host:1 math"
-	@echo "    redis-cli TQ.ACK resque host:1"
+	@echo "    redis-cli TQ.ACK resque host:1 1      # the delivery id: 3rd element of the pop reply"
 	@echo "    redis-cli TQ.DETAILS resque"
 	@echo "    redis-cli INFO tq"
 	@echo "  or run jobs with: target/release/tq work --queues math --handlers <dir>"
