@@ -92,6 +92,36 @@ for depth in 1 16; do
   kv "take.tq.p$depth" "$b"
   kv "take.noderesque.p$depth" "$c"
 done
+# Server time per job (INFO commandstats, the fill left out), 16 commands
+# per round trip: tq's take + complete against the same writes as plain
+# commands (the floor) and node-resque's per-job commands.
+usec_of() { # commands...
+  redis-cli -p "$P" info commandstats | tr -d '\r' | python3 -c '
+import sys
+want = set(sys.argv[1:])
+total = 0
+for line in sys.stdin:
+    if line.startswith("cmdstat_"):
+        name, rest = line[len("cmdstat_"):].split(":", 1)
+        fields = dict(kv.split("=") for kv in rest.strip().split(","))
+        if name in want:
+            total += int(fields["usec"])
+print(total)' "$@"
+}
+for mode in popack ackpop floor noderesque; do
+  redis-cli -p "$P" flushall >/dev/null
+  redis-cli -p "$P" config resetstat >/dev/null
+  "$CYCLE" "$P" "$mode" "$JOBS" 16 8 >/dev/null
+  case $mode in
+    popack | ackpop) cmds="tq.pop tq.ack" ;;
+    floor) cmds="lpop set sadd zadd del incr zrem" ;;
+    noderesque) cmds="evalsha multi incr exec del" ;;
+  esac
+  us=$(usec_of $cmds)
+  per=$(python3 -c "print(f'{$us / $JOBS:.2f}')")
+  echo "| server µs per job, $mode, -P 16        | $per |"
+  kv "take.us.$mode" "$per"
+done
 
 start 0 --replicaof 127.0.0.1 "$P"
 R=$PORT

@@ -4,6 +4,10 @@
 //! - `popack`: `TQ.POP` + `TQ.ACK`;
 //! - `ackpop`: `TQ.POP ... ACK` (completes the job held and takes the next:
 //!   one command per job);
+//! - `floor`: the writes TQ.POP + TQ.ACK stand for, as plain commands
+//!   (`LPOP`, `SET` of a record, `SADD` to the workers set, `ZADD` of a lease
+//!   with an integer ms score; `DEL`, `INCR` ×2, `ZREM`): the floor of any
+//!   take + complete keeping the layout;
 //! - `noderesque`: what a node-resque worker sends per job: its Lua pop
 //!   (`LPOP` + `SET` of the cjson "working on" record), `MULTI; INCR; INCR;
 //!   EXEC` for the stats, then `DEL` of the record;
@@ -15,7 +19,7 @@
 //!   them on the empty queue first. Prints `rate=` (jobs/s from the first
 //!   enqueue to the last ACK), `enqueue_rate=`, and for `batch` `drain_rate=`.
 //!
-//! usage: bench-cycle <port> <lpop|popack|ackpop|noderesque|cycle> <jobs> <pipeline-depth> <connections> [batch|live]
+//! usage: bench-cycle <port> <lpop|popack|ackpop|floor|noderesque|cycle> <jobs> <pipeline-depth> <connections> [batch|live]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -84,6 +88,7 @@ fn main() {
                 let per_job = match mode.as_str() {
                     "lpop" | "ackpop" => 1,
                     "popack" => 2,
+                    "floor" => 8,
                     _ => 6,
                 };
                 let per_trip = (depth / per_job).max(1);
@@ -101,6 +106,23 @@ fn main() {
                         "lpop" => {
                             for _ in 0..per_trip {
                                 p.cmd("LPOP").arg(&queue_key);
+                            }
+                        }
+                        "floor" => {
+                            let (workers, leases) = (format!("{ns}:workers"), format!("{ns}:tq:leases"));
+                            let record = format!(
+                                r#"{{"run_at":"2026-11-22T06:00:00.000Z","queue":"q","worker":"{worker}","payload":{{"class":"add","queue":"q","args":[1,2]}}}}"#
+                            );
+                            for name in &names {
+                                let rkey = format!("{ns}:worker:{name}:q");
+                                p.cmd("LPOP").arg(&queue_key);
+                                p.cmd("SET").arg(&rkey).arg(&record).ignore();
+                                p.cmd("SADD").arg(&workers).arg(format!("{name}:q")).ignore();
+                                p.cmd("ZADD").arg(&leases).arg(1_800_000_000_000u64).arg(name).ignore();
+                                p.cmd("DEL").arg(&rkey).ignore();
+                                p.cmd("INCR").arg(format!("{ns}:stat:processed")).ignore();
+                                p.cmd("INCR").arg(format!("{ns}:stat:processed:{name}")).ignore();
+                                p.cmd("ZREM").arg(&leases).arg(name).ignore();
                             }
                         }
                         "ackpop" => {
@@ -148,7 +170,7 @@ fn main() {
                         }
                     }
                     let replies: Vec<redis::Value> = p.query(&mut c).expect("round trip");
-                    if mode == "lpop" {
+                    if mode == "lpop" || mode == "floor" {
                         let got = replies.iter().filter(|r| !matches!(r, redis::Value::Nil)).count();
                         done += got;
                         if got == 0 {

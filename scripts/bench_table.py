@@ -135,6 +135,27 @@ for p, how in (("1", "1 job per round trip"), ("16", "16 commands per round trip
         num(R, f"take.noderesque.p{p}"),
     )
 
+floor_label = "the same writes as plain commands (LPOP, SET record, SADD workers, ZADD lease, DEL, INCR ×2, ZREM)"
+row(
+    "take + complete, server time per job (INFO commandstats), 16 commands per round trip",
+    "µs/job",
+    "TQ.POP+TQ.ACK",
+    num(R, "take.us.popack"),
+    floor_label,
+    num(R, "take.us.floor"),
+    digits=2,
+)
+row("", "µs/job", "TQ.POP ... ACK", num(R, "take.us.ackpop"), floor_label, num(R, "take.us.floor"), digits=2)
+row(
+    "",
+    "µs/job",
+    "TQ.POP+TQ.ACK",
+    num(R, "take.us.popack"),
+    "node-resque's per-job commands",
+    num(R, "take.us.noderesque"),
+    digits=2,
+)
+
 # ---------------------------------------------------------- 2. full cycle
 jobs = int(float(m("meta.cycle_jobs", "0")))
 cons = m("meta.consumers", "?")
