@@ -546,44 +546,38 @@ impl RedisStore {
                 rm::notify(ctx, raw::REDISMODULE_NOTIFY_HASH, c"hset", name);
                 self.out.strs(c"HSET", &[name, &f, &v]);
             }
-            Effect::HDel { key, field } => {
-                let f = RStr::new(ctx, field).ok_or_else(oom)?;
-                let k = self.open_write(key)?;
-                if k.kind() == KeyType::Hash && k.hash_set(&f, None) {
-                    let emptied = k.kind() == KeyType::Empty;
-                    let name = &handle_in(&mut self.handles, ctx, key)?.name;
-                    rm::notify(ctx, raw::REDISMODULE_NOTIFY_HASH, c"hdel", name);
-                    if emptied {
-                        rm::notify(ctx, GENERIC, c"del", name);
-                    }
-                    self.out.strs(c"HDEL", &[name, &f]);
-                }
-            }
-            Effect::HDelMany { key, fields } => {
-                let k = self.open_write(key)?;
-                if k.kind() != KeyType::Hash {
-                    return Ok(0);
-                }
-                let mut args = Vec::with_capacity(fields.len() + 1);
-                args.push(RStr::new(ctx, key).ok_or_else(oom)?);
-                for field in fields {
-                    let f = RStr::new(ctx, field).ok_or_else(oom)?;
-                    if k.hash_set(&f, None) {
-                        args.push(f);
-                    }
-                }
-                let emptied = k.kind() == KeyType::Empty;
-                if args.len() > 1 {
-                    let name = &handle_in(&mut self.handles, ctx, key)?.name;
-                    rm::notify(ctx, raw::REDISMODULE_NOTIFY_HASH, c"hdel", name);
-                    if emptied {
-                        rm::notify(ctx, GENERIC, c"del", name);
-                    }
-                    self.out.vec(c"HDEL", args);
-                }
-            }
+            Effect::HDel { key, field } => self.hash_delete(key, std::slice::from_ref(field))?,
+            Effect::HDelMany { key, fields } => self.hash_delete(key, fields)?,
         }
         Ok(0)
+    }
+
+    /// Removes the fields of a hash that are there; replicated as one HDEL
+    /// of those.
+    fn hash_delete(&mut self, key: &[u8], fields: &[Vec<u8>]) -> Result<()> {
+        let ctx = self.ctx;
+        let k = self.open_write(key)?;
+        if k.kind() != KeyType::Hash {
+            return Ok(());
+        }
+        let mut args = Vec::with_capacity(fields.len() + 1);
+        args.push(RStr::new(ctx, key).ok_or_else(oom)?);
+        for field in fields {
+            let f = RStr::new(ctx, field).ok_or_else(oom)?;
+            if k.hash_set(&f, None) {
+                args.push(f);
+            }
+        }
+        let emptied = k.kind() == KeyType::Empty;
+        if args.len() > 1 {
+            let name = &handle_in(&mut self.handles, ctx, key)?.name;
+            rm::notify(ctx, raw::REDISMODULE_NOTIFY_HASH, c"hdel", name);
+            if emptied {
+                rm::notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"del", name);
+            }
+            self.out.vec(c"HDEL", args);
+        }
+        Ok(())
     }
 }
 

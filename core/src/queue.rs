@@ -112,7 +112,7 @@ pub fn enqueue_at(
         return Err(TqError::Duplicate);
     }
     s.note(Event::Delayed);
-    let exact = exact_time(s, ns, &bname, &dkey, &payload, at_ms)?;
+    let exact = exact_time(s, ns, (&bname, bucket), &dkey, &payload, at_ms)?;
     let mut effects = vec![
         Effect::RPush { key: dkey, value: payload },
         Effect::SAdd { key: tkey, member: marker },
@@ -136,7 +136,7 @@ const EXACT_KEEP_MS: u64 = 24 * 3600 * 1000;
 fn exact_time(
     s: &mut impl Store,
     ns: &Ns<'_>,
-    bname: &[u8],
+    (bname, bucket): (&[u8], u64),
     dkey: &[u8],
     payload: &[u8],
     at_ms: u64,
@@ -145,7 +145,7 @@ fn exact_time(
     s.expect_kind(&at, Kind::Hash)?;
     s.expect_kind(&due, Kind::Zset)?;
     let existing = s.zset_score(&due, bname)?.map(|t| t.max(0.0) as u64);
-    let bucket_ms = parse_bucket(bname).saturating_mul(1000);
+    let bucket_ms = bucket.saturating_mul(1000);
     if at_ms == bucket_ms || at_ms.max(bucket_ms) <= s.now_ms() {
         // Due at its bucket's second, or now either way: nothing to keep (a
         // bucket held for later jobs is due by then).
@@ -175,10 +175,6 @@ fn exact_time(
         effects.push(Effect::ZAdd { key: due, score: i64::try_from(when).unwrap_or(i64::MAX), member: bname.to_vec() });
     }
     Ok(effects)
-}
-
-fn parse_bucket(bname: &[u8]) -> u64 {
-    std::str::from_utf8(bname).ok().and_then(|b| b.parse().ok()).unwrap_or(0)
 }
 
 /// The field of a job's exact due time: `<bucket>:<128-bit digest of the
@@ -284,27 +280,20 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
             let payload = s
                 .list_get(&bkey, i)?
                 .ok_or_else(|| TqError::Internal("delayed bucket shorter than its length".into()))?;
-            if exact {
-                let field = exact_field(&bname, &payload);
-                match s.hash_get(&at_key, &field)?.and_then(|v| parse_i64(&v)).and_then(|t| u64::try_from(t).ok()) {
-                    Some(t) if t > now => {
-                        held_until = held_until.min(t);
-                        held.push(payload);
-                        continue;
-                    }
-                    Some(_) => done_exact.push(field),
-                    None if bucket_ms > now => {
-                        // Filed by another writer: due at the bucket's second.
-                        held_until = held_until.min(bucket_ms);
-                        held.push(payload);
-                        continue;
-                    }
-                    None => {}
-                }
-            } else if bucket_ms > now {
-                held_until = held_until.min(bucket_ms);
+            // Its exact time if tq filed it, else its bucket's second.
+            let field = exact.then(|| exact_field(&bname, &payload));
+            let exact_ms = match &field {
+                Some(f) => s.hash_get(&at_key, f)?.and_then(|v| parse_i64(&v)).and_then(|t| u64::try_from(t).ok()),
+                None => None,
+            };
+            let job_due = exact_ms.unwrap_or(bucket_ms);
+            if job_due > now {
+                held_until = held_until.min(job_due);
                 held.push(payload);
                 continue;
+            }
+            if let (Some(f), Some(_)) = (field, exact_ms) {
+                done_exact.push(f);
             }
             markers.push(ns.timestamps(&payload));
             match records::inspect_payload(&payload).and_then(|info| match info.queue {

@@ -124,8 +124,8 @@ struct Waiting {
     ns: Vec<u8>,
     worker: Vec<u8>,
     queues: Vec<Vec<u8>>,
-    opts: PopOptions,
-    /// The LEASE given, if any.
+    joblock: Option<u64>,
+    /// The LEASE given, if any (else the setting when the job is taken).
     lease: Option<u64>,
     db: i32,
     /// The queue keys it waits on, noted as stuck (see `waiters`) while one
@@ -163,8 +163,7 @@ impl Waiting {
     /// Tries the pop; `serving` when Redis serves the blocked client.
     fn pop(&self, ctx: rm::Ctx, serving: bool) -> Result<Reply> {
         let queues: Vec<&[u8]> = self.queues.iter().map(Vec::as_slice).collect();
-        // Without LEASE, the lease is the setting at the time the job is taken.
-        let opts = PopOptions { lease_ms: self.lease.unwrap_or_else(config::lease_ms), ..self.opts };
+        let opts = PopOptions { joblock: self.joblock, lease_ms: self.lease.unwrap_or_else(config::lease_ms) };
         let store = if serving { RedisStore::serving_blocked(ctx) } else { RedisStore::new(ctx) };
         planned_in(store, &self.ns, |s, ns| work::pop(s, ns, &self.worker, &queues, &opts))
     }
@@ -209,7 +208,7 @@ impl Command for Bpop {
             ns: ns.to_vec(),
             worker: worker.to_vec(),
             queues: take.queues.iter().map(|q| q.to_vec()).collect(),
-            opts: take.opts(),
+            joblock: take.joblock,
             lease: take.lease,
             db: rm::selected_db(ctx),
             queue_keys: Vec::new(),

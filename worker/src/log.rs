@@ -218,7 +218,6 @@ pub fn record_of(e: &Event) -> Record {
                     let then = match fate {
                         Fate::Failed => "moved to failed".to_string(),
                         Fate::Retry { delay } => format!("retry in {}", human(*delay)),
-                        Fate::Unknown => "reported (reply lost; retry or failed)".to_string(),
                     };
                     (
                         Level::Error,
@@ -274,7 +273,6 @@ pub fn record_of(e: &Event) -> Record {
                     r = match fate {
                         Fate::Failed => r.with("outcome", "failed"),
                         Fate::Retry { delay } => r.with("outcome", "retry").with("retry_in_ms", ms(*delay)),
-                        Fate::Unknown => r.with("outcome", "unknown"),
                     };
                 }
                 Outcome::Requeued { delay, .. } => {

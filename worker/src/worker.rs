@@ -234,8 +234,6 @@ pub enum Fate {
     Failed,
     /// Runs again after this delay.
     Retry { delay: Duration },
-    /// The reply was lost and the repeat found the job already reported.
-    Unknown,
 }
 
 /// Why a job was given back.
@@ -940,10 +938,8 @@ fn recover(sh: &Shared, link: &mut Link, lanes: &mut [Lane]) {
         return;
     }
     for lane in lanes.iter_mut().filter(|l| l.maybe_holding && l.held.is_none()) {
-        let sent = Instant::now();
-        if let Ok(Some(job)) = link.client.pop(&lane.slot.name, &sh.opts.queues, sh.lease) {
+        if matches!(take(sh, link, lane, false), Took::Job) {
             sh.emit(Event::RecoveredPop { worker: lane.slot.name.clone() });
-            hold(lane, job, sent);
         }
     }
 }
