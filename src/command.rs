@@ -97,7 +97,7 @@ pub fn planned_in(
 ) -> Result<Reply> {
     let ns = Ns::new(ns, rm::is_cluster())?;
     let plan = f(&mut store, &ns)?;
-    let removed = store.apply(&plan.effects)?;
+    let removed = store.apply(&tq_core::store::coalesce(plan.effects))?;
     Ok(match plan.reply {
         Reply::Removed => Reply::Int(removed),
         reply => reply,

@@ -231,6 +231,26 @@ impl Key {
         u64::try_from(at).ok()
     }
 
+    /// Removes the key's expiry (PERSIST); the key must exist.
+    pub fn persist(&self) -> bool {
+        // SAFETY: live key opened for writing.
+        unsafe {
+            raw::RedisModule_SetExpire.map_or(1, |f| f(self.ptr, raw::REDISMODULE_NO_EXPIRE as raw::mstime_t)) == 0
+        }
+    }
+
+    /// SET's effect on the key's value: an existing string is rewritten in
+    /// place (RedisModule_StringSet deletes the key and adds it again,
+    /// which costs more than the rest of a small write); the expiry is left
+    /// for the caller.
+    pub fn string_replace(&self, value: &RStr) -> bool {
+        if self.kind() == KeyType::String {
+            self.string_overwrite(value.bytes())
+        } else {
+            self.string_set(value)
+        }
+    }
+
     /// Sets an absolute expiry; the key must exist.
     pub fn set_expire_at(&self, at_ms: u64) -> bool {
         let at = i64::try_from(at_ms).unwrap_or(i64::MAX);
@@ -545,7 +565,13 @@ pub fn replicate_strs(ctx: Ctx, cmd: &CStr, args: &[&RStr]) {
 /// Like `replicate_strs` for any number of arguments.
 pub fn replicate_vec(ctx: Ctx, cmd: &CStr, args: &[RStr]) {
     let mut ptrs: Vec<*mut raw::RedisModuleString> = args.iter().map(RStr::as_ptr).collect();
-    // SAFETY: "v" takes an array of live strings and its length.
+    replicate_ptrs(ctx, cmd, &mut ptrs);
+}
+
+/// `replicate_vec` on strings the caller keeps alive for the call.
+pub fn replicate_ptrs(ctx: Ctx, cmd: &CStr, ptrs: &mut [*mut raw::RedisModuleString]) {
+    // SAFETY: "v" takes an array of live strings and its length; Redis takes
+    // its own references.
     unsafe {
         if let Some(f) = raw::RedisModule_Replicate {
             f(ctx, cmd.as_ptr(), c"v".as_ptr(), ptrs.as_mut_ptr(), ptrs.len());

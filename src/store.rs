@@ -21,7 +21,7 @@ use crate::rm::{self, Key, KeyType, RStr, User};
 
 /// Keys remembered per command; a command touching more (a large promotion)
 /// still works, it just rebuilds handles past this count.
-const MAX_HANDLES: usize = 16;
+const MAX_HANDLES: usize = 24;
 
 struct Handle {
     name: RStr,
@@ -83,6 +83,15 @@ impl Out {
         match &mut self.deferred {
             None => rm::replicate_vec(self.ctx, cmd, &args),
             Some(q) => q.push((cmd, args)),
+        }
+    }
+
+    /// Strings that live until the command ends (its key handles and
+    /// values held by the caller).
+    fn ptrs(&mut self, cmd: &'static CStr, args: &mut [*mut raw::RedisModuleString]) {
+        match &mut self.deferred {
+            None => rm::replicate_ptrs(self.ctx, cmd, args),
+            Some(q) => q.push((cmd, args.iter().filter_map(|&a| RStr::new(self.ctx, rm::str_bytes(a))).collect())),
         }
     }
 
@@ -464,9 +473,7 @@ impl RedisStore {
             }
             Effect::Set { key, value } => {
                 let v = RStr::new(ctx, value).ok_or_else(oom)?;
-                if !self.open_write(key)?.string_set(&v) {
-                    return Err(TqError::Internal("string set failed".into()));
-                }
+                self.set_string(key, &v)?;
                 let name = &handle_in(&mut self.handles, ctx, key)?.name;
                 rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", name);
                 self.out.strs(c"SET", &[name, &v]);
@@ -474,7 +481,7 @@ impl RedisStore {
             Effect::SetPxAt { key, value, at_ms } => {
                 let v = RStr::new(ctx, value).ok_or_else(oom)?;
                 let k = self.open_write(key)?;
-                if !k.string_set(&v) || !k.set_expire_at(*at_ms) {
+                if !k.string_replace(&v) || !k.set_expire_at(*at_ms) {
                     return Err(TqError::Internal("string set failed".into()));
                 }
                 let name = &handle_in(&mut self.handles, ctx, key)?.name;
@@ -493,13 +500,33 @@ impl RedisStore {
                     self.out.bytes(c"PEXPIREAT", &[key, at_ms.to_string().as_bytes()]);
                 }
             }
+            Effect::MSet { pairs } if self.handles.len() + pairs.len() <= MAX_HANDLES => {
+                // The keys' handles cannot be evicted here (there is room
+                // for all of them), so their names serve the replication.
+                let mut values = Vec::with_capacity(pairs.len());
+                for (key, value) in pairs {
+                    let v = RStr::new(ctx, value).ok_or_else(oom)?;
+                    self.set_string(key, &v)?;
+                    rm::notify(
+                        ctx,
+                        raw::REDISMODULE_NOTIFY_STRING,
+                        c"set",
+                        &handle_in(&mut self.handles, ctx, key)?.name,
+                    );
+                    values.push(v);
+                }
+                let mut args = Vec::with_capacity(pairs.len() * 2);
+                for ((key, _), v) in pairs.iter().zip(&values) {
+                    args.push(handle_in(&mut self.handles, ctx, key)?.name.as_ptr());
+                    args.push(v.as_ptr());
+                }
+                self.out.ptrs(c"MSET", &mut args);
+            }
             Effect::MSet { pairs } => {
                 let mut args = Vec::with_capacity(pairs.len() * 2);
                 for (key, value) in pairs {
                     let v = RStr::new(ctx, value).ok_or_else(oom)?;
-                    if !self.open_write(key)?.string_set(&v) {
-                        return Err(TqError::Internal("string set failed".into()));
-                    }
+                    self.set_string(key, &v)?;
                     let name = RStr::new(ctx, key).ok_or_else(oom)?;
                     rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", &name);
                     args.push(name);
@@ -550,6 +577,15 @@ impl RedisStore {
             Effect::HDelMany { key, fields } => self.hash_delete(key, fields)?,
         }
         Ok(0)
+    }
+
+    /// SET's effect: the value replaced, any expiry dropped.
+    fn set_string(&mut self, key: &[u8], value: &RStr) -> Result<()> {
+        let k = self.open_write(key)?;
+        if !k.string_replace(value) || (k.expire_at().is_some() && !k.persist()) {
+            return Err(TqError::Internal("string set failed".into()));
+        }
+        Ok(())
     }
 
     /// Removes the fields of a hash that are there; replicated as one HDEL

@@ -114,7 +114,7 @@ pub fn inspect_payload(p: &[u8]) -> std::result::Result<PayloadInfo<'_>, String>
 pub fn inflight_record(now_ms: u64, queue: &[u8], worker: &[u8], payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + queue.len() + worker.len() + 80);
     out.extend_from_slice(b"{\"run_at\":\"");
-    out.extend_from_slice(time::iso8601(now_ms).as_bytes());
+    time::write_iso8601(now_ms, &mut out);
     out.extend_from_slice(b"\",\"queue\":");
     json::write_string(queue, &mut out);
     out.extend_from_slice(b",\"worker\":");

@@ -55,9 +55,35 @@ fn civil(ms: u64) -> Civil {
 
 /// `new Date(ms).toISOString()`, e.g. `2026-11-22T05:50:10.123Z`.
 pub fn iso8601(ms: u64) -> String {
+    let mut out = Vec::with_capacity(27);
+    write_iso8601(ms, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// `iso8601` appended to `out` digit by digit: every take writes one (the
+/// record's `run_at`), where `format!` cost more than the rest of the
+/// record.
+pub fn write_iso8601(ms: u64, out: &mut Vec<u8>) {
+    fn digits(out: &mut Vec<u8>, n: u64, width: u32) {
+        for i in (0..width).rev() {
+            out.push(b'0' + (n / 10u64.pow(i) % 10) as u8);
+        }
+    }
     let c = civil(ms);
-    let year = if (0..=9999).contains(&c.year) { format!("{:04}", c.year) } else { format!("+{:06}", c.year) };
-    format!("{year}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", c.month, c.day, c.hour, c.min, c.sec, c.ms)
+    let year = c.year.unsigned_abs();
+    if (0..=9999).contains(&c.year) {
+        digits(out, year, 4);
+    } else {
+        out.push(b'+');
+        digits(out, year, 6);
+    }
+    for (sep, n, width) in
+        [(b'-', c.month, 2), (b'-', c.day, 2), (b'T', c.hour, 2), (b':', c.min, 2), (b':', c.sec, 2), (b'.', c.ms, 3)]
+    {
+        out.push(sep);
+        digits(out, u64::from(n), width);
+    }
+    out.push(b'Z');
 }
 
 /// `new Date(ms).toString()` on a machine whose zone is UTC, e.g.
@@ -176,6 +202,23 @@ mod tests {
         assert_eq!(parse_date(b"2026-11-21T06:50:10.123+01:00"), Some(1_795_240_210_123));
         assert_eq!(parse_date(b"started"), None);
         assert_eq!(parse_date(b""), None);
+    }
+
+    #[test]
+    fn iso8601_digit_by_digit_matches_formatting() {
+        let reference = |ms: u64| {
+            let c = civil(ms);
+            let year = if (0..=9999).contains(&c.year) { format!("{:04}", c.year) } else { format!("+{:06}", c.year) };
+            format!("{year}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", c.month, c.day, c.hour, c.min, c.sec, c.ms)
+        };
+        let mut ms: u64 = 1;
+        while ms < MAX_TIME_MS {
+            assert_eq!(iso8601(ms), reference(ms), "{ms}");
+            ms = ms * 3 + 7919;
+        }
+        for ms in [0, 999, 1000, 253_402_300_799_999, 253_402_300_800_000, MAX_TIME_MS] {
+            assert_eq!(iso8601(ms), reference(ms), "{ms}");
+        }
     }
 
     #[test]

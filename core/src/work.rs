@@ -20,7 +20,7 @@ use crate::records::{self, Ended, FailedPayload, Failure, InFlight, PayloadInfo}
 use crate::recur;
 use crate::staged::Staged;
 use crate::stats::Event;
-use crate::store::{parse_i64, plan_incr, Effect, Kind, Plan, Reply, Store};
+use crate::store::{parse_i64, plan_count, plan_incr, Effect, Kind, Plan, Reply, Store};
 use crate::time;
 
 /// Corrupt payloads one pop moves to `failed` before it gives up for this
@@ -91,10 +91,9 @@ pub fn ack_and_pop(
     };
     let mut acked = complete(s, ns, worker, &held)?;
     let next = take(&mut Staged::new(s, &acked.effects), ns, worker, queues, opts, delivery, None)?;
-    if next.reply != Reply::Nil {
-        // The new entry replaces the tombstone the ACK would leave.
-        acked.effects.retain(|e| !matches!(e, Effect::SetPxAt { key, .. } if *key == held.index));
-    }
+    // When a job is taken, its entry replaces the ACK's tombstone (and its
+    // record and lease the ACK's deletions): `store::coalesce` drops the
+    // writes so undone.
     acked.effects.extend(next.effects);
     Ok(Plan { effects: acked.effects, reply: next.reply })
 }
@@ -171,6 +170,7 @@ const MAX_DELIVERY_ID: u64 = (1 << 53) - 1;
 /// The next delivery id of the namespace, and the write that takes it.
 fn mint(s: &mut impl Store, ns: &Ns<'_>) -> Result<(u64, Effect)> {
     let key = ns.delivery_seq();
+    s.will_write(&key)?;
     let current = match s.get(&key)? {
         None => 0,
         Some(v) => parse_i64(&v).and_then(|n| u64::try_from(n).ok()).ok_or_else(|| TqError::Corrupt {
@@ -182,7 +182,8 @@ fn mint(s: &mut impl Store, ns: &Ns<'_>) -> Result<(u64, Effect)> {
         .checked_add(1)
         .filter(|n| *n <= MAX_DELIVERY_ID)
         .ok_or_else(|| TqError::Corrupt { key: key.clone(), what: "the delivery counter is exhausted".to_string() })?;
-    Ok((next, Effect::Incr { key }))
+    // Written as its value (not INCR) so that it joins the take's MSET.
+    Ok((next, Effect::Set { key, value: next.to_string().into_bytes() }))
 }
 
 /// The take itself. `after`: the delivery completed in the same step (0 for
@@ -280,6 +281,8 @@ fn take(
                 plan.effects.push(Effect::HDel { key: ns.deliveries(), field: payload.clone() });
             }
             let deliveries = before.saturating_add(1);
+            // Written below: opened for writing from the first look.
+            s.will_write(&ns.leases())?;
             let (delivery, minted) = mint(s, ns)?;
             plan.effects.push(minted);
             let lease_until_ms = now.saturating_add(lease_ms);
@@ -341,8 +344,8 @@ pub fn ack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], delivery: u64) -> Res
 /// The ACK of a job already found in flight.
 fn complete(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], held: &Held) -> Result<Plan> {
     let mut effects = finish(s, ns, worker, held, Ended::Acked)?;
-    effects.push(plan_incr(s, ns.stat(b"processed"), 0)?);
-    effects.push(plan_incr(s, ns.worker_stat(b"processed", worker), 0)?);
+    effects.push(plan_count(s, ns.stat(b"processed"), 0)?);
+    effects.push(plan_count(s, ns.worker_stat(b"processed", worker), 0)?);
     let run_ms = held.run_ms(s.now_ms());
     s.note(Event::Acked { run_ms });
     Ok(Plan { effects, reply: Reply::Ok })
@@ -411,8 +414,8 @@ pub fn fail(
             let delay = policy.delay(e.deliveries);
             let mut effects = finish(s, ns, worker, &held, Ended::Retried { delay_ms: delay })?;
             effects.extend(give_back(s, ns, worker, e, payload, delay)?);
-            effects.push(plan_incr(s, ns.stat(b"failed"), 0)?);
-            effects.push(plan_incr(s, ns.worker_stat(b"failed", worker), 0)?);
+            effects.push(plan_count(s, ns.stat(b"failed"), 0)?);
+            effects.push(plan_count(s, ns.worker_stat(b"failed", worker), 0)?);
             s.note(Event::Retried);
             return Ok(Plan { effects, reply: fail_reply(retry, Some(delay)) });
         }
@@ -435,8 +438,8 @@ pub fn fail(
     });
     let mut effects = vec![Effect::RPush { key: failed, value: rec }];
     effects.extend(finish(s, ns, worker, &held, Ended::Failed)?);
-    effects.push(plan_incr(s, ns.stat(b"failed"), 0)?);
-    effects.push(plan_incr(s, ns.worker_stat(b"failed", worker), 0)?);
+    effects.push(plan_count(s, ns.stat(b"failed"), 0)?);
+    effects.push(plan_count(s, ns.worker_stat(b"failed", worker), 0)?);
     Ok(Plan { effects, reply: fail_reply(retry, None) })
 }
 
