@@ -62,7 +62,18 @@ pub fn contains(db: i32, key: &[u8], member: &[u8]) -> bool {
         }
         let hit = c.sets.get(&db).and_then(|d| d.get(key)).is_some_and(|s| s.contains(member));
         if hit {
-            c.last = Some((db, key.to_vec(), member.to_vec()));
+            // Reuses the buffers: many workers alternate on one set, and an
+            // allocation per hit would cost what the cache saves.
+            match &mut c.last {
+                Some((d, k, m)) => {
+                    *d = db;
+                    k.clear();
+                    k.extend_from_slice(key);
+                    m.clear();
+                    m.extend_from_slice(member);
+                }
+                None => c.last = Some((db, key.to_vec(), member.to_vec())),
+            }
         }
         hit
     })

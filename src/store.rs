@@ -48,7 +48,7 @@ pub struct RedisStore {
     user: Option<User>,
     now: Cell<Option<u64>>,
     db: i32,
-    handles: SmallVec<[Handle; 4]>,
+    handles: Handles,
     out: Out,
     /// What the plan noted, recorded for `INFO tq` once it is applied.
     notes: SmallVec<[tq_core::stats::Event; 2]>,
@@ -104,19 +104,60 @@ impl Out {
     }
 }
 
-fn handle_in<'a>(handles: &'a mut SmallVec<[Handle; 4]>, ctx: rm::Ctx, key: &[u8]) -> Result<&'a mut Handle> {
-    let i = match handles.iter().position(|h| h.name.bytes() == key) {
-        Some(i) => i,
-        None => {
-            if handles.len() >= MAX_HANDLES {
-                handles.clear();
-            }
-            let name = RStr::new(ctx, key).ok_or_else(oom)?;
-            handles.push(Handle { name, may_read: None, may_write: None, writing: false, open: None });
-            handles.len() - 1
+/// The handles of one command's keys. Lookups go to the last one found
+/// first: a key's check, open and write come one after another.
+#[derive(Default)]
+struct Handles {
+    list: SmallVec<[Handle; 4]>,
+    last: usize,
+}
+
+impl Handles {
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    fn find(&self, key: &[u8]) -> Option<usize> {
+        if self.list.get(self.last).is_some_and(|h| h.name.bytes() == key) {
+            return Some(self.last);
         }
-    };
-    handles.get_mut(i).ok_or_else(|| TqError::Internal("key handle lost".into()))
+        self.list.iter().position(|h| h.name.bytes() == key)
+    }
+
+    fn get(&mut self, ctx: rm::Ctx, key: &[u8]) -> Result<&mut Handle> {
+        let i = match self.find(key) {
+            Some(i) => i,
+            None => {
+                if self.list.len() >= MAX_HANDLES {
+                    self.list.clear();
+                }
+                let name = RStr::new(ctx, key).ok_or_else(oom)?;
+                self.list.push(Handle { name, may_read: None, may_write: None, writing: false, open: None });
+                self.list.len() - 1
+            }
+        };
+        self.last = i;
+        self.list.get_mut(i).ok_or_else(|| TqError::Internal("key handle lost".into()))
+    }
+}
+
+/// The caller's ACL verdict on a key, asked once per key and access (a
+/// key the plan writes is checked for writing only: that covers its reads).
+fn verify(user: Option<&User>, h: &mut Handle, key: &[u8], write: bool) -> Result<()> {
+    let Some(user) = user else { return Ok(()) };
+    let write = write || h.writing;
+    let known = if write { h.may_write } else { h.may_read };
+    let ok = known.unwrap_or_else(|| user.may(&h.name, write));
+    if write {
+        h.may_write = Some(ok);
+    } else {
+        h.may_read = Some(ok);
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(TqError::NoPerm { key: key.to_vec() })
+    }
 }
 
 /// The small, hot sets whose members the cache remembers: a namespace's
@@ -154,7 +195,7 @@ impl RedisStore {
             user: crate::acl::take_caller().unwrap_or_else(|| User::current(ctx)),
             now: Cell::new(None),
             db: rm::selected_db(ctx),
-            handles: SmallVec::new(),
+            handles: Handles::default(),
             out: Out { ctx, deferred: None },
             notes: SmallVec::new(),
         }
@@ -170,34 +211,21 @@ impl RedisStore {
 
     /// The handle of `key`, created on first use.
     fn handle(&mut self, key: &[u8]) -> Result<&mut Handle> {
-        handle_in(&mut self.handles, self.ctx, key)
+        self.handles.get(self.ctx, key)
     }
 
     /// ACL check, remembered per key and access.
     fn check(&mut self, key: &[u8], write: bool) -> Result<()> {
-        let Some(user) = self.user.as_ref() else { return Ok(()) };
-        let h = handle_in(&mut self.handles, self.ctx, key)?;
-        let write = write || h.writing;
-        let known = if write { h.may_write } else { h.may_read };
-        let ok = known.unwrap_or_else(|| user.may(&h.name, write));
-        if write {
-            h.may_write = Some(ok);
-        } else {
-            h.may_read = Some(ok);
-        }
-        if ok {
-            Ok(())
-        } else {
-            Err(TqError::NoPerm { key: key.to_vec() })
-        }
+        let h = self.handles.get(self.ctx, key)?;
+        verify(self.user.as_ref(), h, key, write)
     }
 
     /// The open key after the ACL check: for writing when `write`, else for
     /// reading (None when the key does not exist).
     fn open(&mut self, key: &[u8], write: bool) -> Result<Option<&Key>> {
-        self.check(key, write)?;
         let ctx = self.ctx;
-        let h = self.handle(key)?;
+        let h = self.handles.get(ctx, key)?;
+        verify(self.user.as_ref(), h, key, write)?;
         let write = write || h.writing;
         let reopen = match &h.open {
             None => true,
@@ -221,7 +249,7 @@ impl RedisStore {
     /// Closes `key` before a `RedisModule_Call` touches it: an open handle
     /// must not outlive a change made behind its back.
     fn release(&mut self, key: &[u8]) {
-        if let Some(h) = self.handles.iter_mut().find(|h| h.name.bytes() == key) {
+        if let Some(h) = self.handles.find(key).and_then(|i| self.handles.list.get_mut(i)) {
             h.open = None;
         }
     }
@@ -330,7 +358,7 @@ impl RedisStore {
                 if !k.list_push_tail(&v) {
                     return Err(TqError::Internal("list push failed".into()));
                 }
-                let name = &handle_in(&mut self.handles, ctx, key)?.name;
+                let name = &self.handles.get(ctx, key)?.name;
                 rm::notify(ctx, LIST, c"rpush", name);
                 self.out.strs(c"RPUSH", &[name, &v]);
             }
@@ -340,7 +368,7 @@ impl RedisStore {
                 if !k.list_push_head(&v) {
                     return Err(TqError::Internal("list push failed".into()));
                 }
-                let name = &handle_in(&mut self.handles, ctx, key)?.name;
+                let name = &self.handles.get(ctx, key)?.name;
                 rm::notify(ctx, LIST, c"lpush", name);
                 self.out.strs(c"LPUSH", &[name, &v]);
             }
@@ -355,7 +383,7 @@ impl RedisStore {
                     }
                     args.push(v);
                 }
-                let name = &handle_in(&mut self.handles, ctx, key)?.name;
+                let name = &self.handles.get(ctx, key)?.name;
                 rm::notify(ctx, LIST, c"rpush", name);
                 self.out.vec(c"RPUSH", args);
             }
@@ -397,7 +425,7 @@ impl RedisStore {
                     if !k.delete() {
                         return Err(TqError::Internal("list delete failed".into()));
                     }
-                    let name = &handle_in(&mut self.handles, ctx, key)?.name;
+                    let name = &self.handles.get(ctx, key)?.name;
                     rm::notify(ctx, LIST, c"lpop", name);
                     rm::notify(ctx, GENERIC, c"del", name);
                     self.out.bytes(c"LPOP", &[key, len.to_string().as_bytes()]);
@@ -412,7 +440,7 @@ impl RedisStore {
                 let k = self.open_write(key)?;
                 if k.list_pop_head(ctx) {
                     let emptied = k.kind() == KeyType::Empty;
-                    let name = &handle_in(&mut self.handles, ctx, key)?.name;
+                    let name = &self.handles.get(ctx, key)?.name;
                     rm::notify(ctx, LIST, c"lpop", name);
                     if emptied {
                         rm::notify(ctx, GENERIC, c"del", name);
@@ -453,7 +481,7 @@ impl RedisStore {
             Effect::ZAdd { key, score, member } => {
                 let m = RStr::new(ctx, member).ok_or_else(oom)?;
                 if self.open_write(key)?.zset_add(*score as f64, &m) {
-                    let name = &handle_in(&mut self.handles, ctx, key)?.name;
+                    let name = &self.handles.get(ctx, key)?.name;
                     rm::notify(ctx, raw::REDISMODULE_NOTIFY_ZSET, c"zadd", name);
                     self.out.bytes(c"ZADD", &[key, score.to_string().as_bytes(), member]);
                 }
@@ -463,7 +491,7 @@ impl RedisStore {
                 let k = self.open_write(key)?;
                 if k.zset_rem(&m) {
                     let emptied = k.kind() == KeyType::Empty;
-                    let name = &handle_in(&mut self.handles, ctx, key)?.name;
+                    let name = &self.handles.get(ctx, key)?.name;
                     rm::notify(ctx, raw::REDISMODULE_NOTIFY_ZSET, c"zrem", name);
                     if emptied {
                         rm::notify(ctx, GENERIC, c"del", name);
@@ -474,7 +502,7 @@ impl RedisStore {
             Effect::Set { key, value } => {
                 let v = RStr::new(ctx, value).ok_or_else(oom)?;
                 self.set_string(key, &v)?;
-                let name = &handle_in(&mut self.handles, ctx, key)?.name;
+                let name = &self.handles.get(ctx, key)?.name;
                 rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", name);
                 self.out.strs(c"SET", &[name, &v]);
             }
@@ -484,7 +512,7 @@ impl RedisStore {
                 if !k.string_replace(&v) || !k.set_expire_at(*at_ms) {
                     return Err(TqError::Internal("string set failed".into()));
                 }
-                let name = &handle_in(&mut self.handles, ctx, key)?.name;
+                let name = &self.handles.get(ctx, key)?.name;
                 rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", name);
                 rm::notify(ctx, GENERIC, c"expire", name);
                 let at = RStr::new(ctx, at_ms.to_string().as_bytes()).ok_or_else(oom)?;
@@ -495,7 +523,7 @@ impl RedisStore {
             Effect::PExpireAt { key, at_ms } => {
                 let k = self.open_write(key)?;
                 if k.kind() != KeyType::Empty && k.set_expire_at(*at_ms) {
-                    let name = &handle_in(&mut self.handles, ctx, key)?.name;
+                    let name = &self.handles.get(ctx, key)?.name;
                     rm::notify(ctx, GENERIC, c"expire", name);
                     self.out.bytes(c"PEXPIREAT", &[key, at_ms.to_string().as_bytes()]);
                 }
@@ -507,17 +535,12 @@ impl RedisStore {
                 for (key, value) in pairs {
                     let v = RStr::new(ctx, value).ok_or_else(oom)?;
                     self.set_string(key, &v)?;
-                    rm::notify(
-                        ctx,
-                        raw::REDISMODULE_NOTIFY_STRING,
-                        c"set",
-                        &handle_in(&mut self.handles, ctx, key)?.name,
-                    );
+                    rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", &self.handles.get(ctx, key)?.name);
                     values.push(v);
                 }
                 let mut args = Vec::with_capacity(pairs.len() * 2);
                 for ((key, _), v) in pairs.iter().zip(&values) {
-                    args.push(handle_in(&mut self.handles, ctx, key)?.name.as_ptr());
+                    args.push(self.handles.get(ctx, key)?.name.as_ptr());
                     args.push(v.as_ptr());
                 }
                 self.out.ptrs(c"MSET", &mut args);
@@ -561,7 +584,7 @@ impl RedisStore {
                 if !ok {
                     return Err(TqError::Internal("increment failed".into()));
                 }
-                let name = &handle_in(&mut self.handles, ctx, key)?.name;
+                let name = &self.handles.get(ctx, key)?.name;
                 rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"incrby", name);
                 self.out.strs(c"INCR", &[name]);
             }
@@ -569,7 +592,7 @@ impl RedisStore {
                 let f = RStr::new(ctx, field).ok_or_else(oom)?;
                 let v = RStr::new(ctx, value).ok_or_else(oom)?;
                 self.open_write(key)?.hash_set(&f, Some(&v));
-                let name = &handle_in(&mut self.handles, ctx, key)?.name;
+                let name = &self.handles.get(ctx, key)?.name;
                 rm::notify(ctx, raw::REDISMODULE_NOTIFY_HASH, c"hset", name);
                 self.out.strs(c"HSET", &[name, &f, &v]);
             }
@@ -606,7 +629,7 @@ impl RedisStore {
         }
         let emptied = k.kind() == KeyType::Empty;
         if args.len() > 1 {
-            let name = &handle_in(&mut self.handles, ctx, key)?.name;
+            let name = &self.handles.get(ctx, key)?.name;
             rm::notify(ctx, raw::REDISMODULE_NOTIFY_HASH, c"hdel", name);
             if emptied {
                 rm::notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"del", name);

@@ -607,7 +607,7 @@ const TOMBSTONE_MS: u64 = 24 * 3600 * 1000;
 fn finish(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], held: &Held, how: Ended) -> Result<Vec<Effect>> {
     let e = &held.entry;
     let mut done = vec![ns.worker_record(worker, &e.queues)];
-    let mut effects = Vec::new();
+    let mut effects = Vec::with_capacity(12);
     done.extend(own_joblock(s, ns, e)?);
     if e.delivery == 0 && e.deliveries > 1 {
         // Taken before delivery ids: its count stayed in the hash.
