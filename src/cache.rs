@@ -150,7 +150,9 @@ extern "C" fn on_keyspace_event(
         {
             crate::timer::note_key(ctx, rm::selected_db(ctx), key, rm::now_ms());
         }
-        if is_empty() {
+        // Only registries are cached: any other key (most of tq's own
+        // deletions) needs no look-up.
+        if !crate::store::registry(key) || is_empty() {
             return;
         }
         if event != b"sadd" {

@@ -163,7 +163,7 @@ fn verify(user: Option<&User>, h: &mut Handle, key: &[u8], write: bool) -> Resul
 /// The small, hot sets whose members the cache remembers: a namespace's
 /// queue and worker registries. (Per-job sets such as `timestamps:<payload>`
 /// would only churn it.)
-fn registry(key: &[u8]) -> bool {
+pub fn registry(key: &[u8]) -> bool {
     key.ends_with(b":queues") || key.ends_with(b":workers")
 }
 
@@ -320,13 +320,35 @@ impl RedisStore {
     }
 
     fn apply_all(&mut self, effects: &[Effect]) -> Result<i64> {
+        // Promotion's markers are many distinct keys: their names are made
+        // and checked once here, outside the per-command handles (which
+        // only pay off for a few keys), and used again to apply.
+        let mut marker_names: Vec<Vec<RStr>> = Vec::new();
         for e in effects {
+            if let Effect::RemoveMarkers { keys, .. } = e {
+                let mut names = Vec::with_capacity(keys.len());
+                for key in keys {
+                    let name = RStr::new(self.ctx, key).ok_or_else(oom)?;
+                    if self.user.as_ref().is_some_and(|u| !u.may(&name, true)) {
+                        return Err(TqError::NoPerm { key: key.clone() });
+                    }
+                    names.push(name);
+                }
+                marker_names.push(names);
+                continue;
+            }
             for key in e.keys() {
                 self.check(key, true)?;
             }
         }
+        let mut marker_names = marker_names.into_iter();
         let mut removed = 0;
         for e in effects {
+            if let Effect::RemoveMarkers { member, .. } = e {
+                let names = marker_names.next().unwrap_or_default();
+                self.remove_markers(names, member)?;
+                continue;
+            }
             removed += self.apply_one(e)?;
             // Timed work: the timer must serve the namespace, and come in
             // time (a ZADD to a timed zset carries its due time).
@@ -387,31 +409,8 @@ impl RedisStore {
                 rm::notify(ctx, LIST, c"rpush", name);
                 self.out.vec(c"RPUSH", args);
             }
-            Effect::RemoveMarkers { keys, member } => {
-                // Many distinct keys: opened directly, not through the
-                // per-command handles (which only pay off for a few).
-                let mut deleted = Vec::new();
-                for key in keys {
-                    let name = RStr::new(ctx, key).ok_or_else(oom)?;
-                    let Some(k) = Key::open(ctx, &name, true) else { continue };
-                    if k.kind() != KeyType::Set {
-                        continue;
-                    }
-                    if k.set_is_only(member) {
-                        if k.delete() {
-                            rm::notify(ctx, GENERIC, c"del", &name);
-                            deleted.push(name);
-                        }
-                    } else if k.len() > 1 {
-                        drop(k);
-                        if self.call_int(c"SREM", &[key, member])? == 1 {
-                            self.out.bytes(c"SREM", &[key, member]);
-                        }
-                    }
-                }
-                if !deleted.is_empty() {
-                    self.out.vec(c"DEL", deleted);
-                }
+            Effect::RemoveMarkers { .. } => {
+                return Err(TqError::Internal("markers are removed by apply_all".into()));
             }
             Effect::LPopN { key, count } => {
                 let k = self.open_write(key)?;
@@ -600,6 +599,36 @@ impl RedisStore {
             Effect::HDelMany { key, fields } => self.hash_delete(key, fields)?,
         }
         Ok(0)
+    }
+
+    /// Removes `member` from each of these sets (names checked already):
+    /// a set holding only it is deleted, and those deletions replicate as
+    /// one DEL.
+    fn remove_markers(&mut self, names: Vec<RStr>, member: &[u8]) -> Result<()> {
+        let ctx = self.ctx;
+        let mut deleted = Vec::new();
+        for name in names {
+            let Some(k) = Key::open(ctx, &name, true) else { continue };
+            if k.kind() != KeyType::Set {
+                continue;
+            }
+            if k.set_is_only(member) {
+                if k.delete() {
+                    rm::notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"del", &name);
+                    deleted.push(name);
+                }
+            } else if k.len() > 1 {
+                drop(k);
+                let key = name.bytes();
+                if self.call_int(c"SREM", &[key, member])? == 1 {
+                    self.out.bytes(c"SREM", &[key, member]);
+                }
+            }
+        }
+        if !deleted.is_empty() {
+            self.out.vec(c"DEL", deleted);
+        }
+        Ok(())
     }
 
     /// SET's effect: the value replaced, any expiry dropped.

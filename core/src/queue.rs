@@ -276,10 +276,16 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
         let mut held: Vec<Vec<u8>> = Vec::new();
         let mut done_exact: Vec<Vec<u8>> = Vec::new();
         let mut held_until = u64::MAX;
-        for i in 0..take {
-            let payload = s
-                .list_get(&bkey, i)?
-                .ok_or_else(|| TqError::Internal("delayed bucket shorter than its length".into()))?;
+        // One range read for the batch (element by element, each read costs
+        // as much as the job's whole move).
+        let payloads = match take {
+            0 => Vec::new(),
+            n => s.list_range(&bkey, 0, i64::try_from(n).unwrap_or(i64::MAX) - 1, u64::try_from(n).unwrap_or(0))?,
+        };
+        if payloads.len() != take {
+            return Err(TqError::Internal("delayed bucket shorter than its length".into()));
+        }
+        for payload in payloads {
             // Its exact time if tq filed it, else its bucket's second.
             let field = exact.then(|| exact_field(&bname, &payload));
             let exact_ms = match &field {
