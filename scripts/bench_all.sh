@@ -14,6 +14,9 @@
 #      BullMQ, each from its own producer/workers (scripts/bench-node/bench.js)
 #   4. pickup latency, delayed-job lateness, promotion of 1M due jobs, POP+ACK
 #      at depth 1k vs 10M: scripts/bench_time.sh (one run, REPS=1)
+#   5. server work per job counted under callgrind (instructions, key opens,
+#      allocations, replicated commands, ACL checks): scripts/bench_counts.py,
+#      its own table appended below the main one
 #
 # Every server is a fresh redis-server on a free loopback port (never 6379)
 # with --save '' --appendonly no, started and killed by PID (here, or by the
@@ -23,12 +26,13 @@
 #
 # Env: QUICK=1 (smaller sizes everywhere, a few minutes), CYCLE_JOBS,
 #      MEM_JOBS, MEM_WORKERS (override the sizes below), PARTS="2 4" (run
-#      only these parts; the table shows — for the others).
+#      only these parts; the table shows — for the others; part 5 adds its
+#      own table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 QUICK=${QUICK:-0}
-PARTS=${PARTS:-1 2 3 4}
+PARTS=${PARTS:-1 2 3 4 5}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 if [ "$QUICK" = 1 ]; then
   ENQ_N=100000 TAKE_JOBS=50000 CYCLE_JOBS=${CYCLE_JOBS:-10000} CYCLE_REPS=${CYCLE_REPS:-1} WORK_JOBS=${WORK_JOBS:-2000} MEM_JOBS=${MEM_JOBS:-20000} MEM_WORKERS=${MEM_WORKERS:-500}
@@ -183,6 +187,17 @@ for pkg in node-resque bullmq ioredis; do
   kv "meta.$pkg" "$(node -p "require('./$NODE_DIR/node_modules/$pkg/package.json').version")"
 done
 python3 scripts/bench_table.py "$RESULTS" "$OUT/bench_time.kv" >"$OUT/table.md"
+if part 5; then
+  say "5/5 server work per job, counted (scripts/bench_counts.py, under valgrind)"
+  cargo build --release -p tq-module --lib --example bench-cycle --example bench-time -q
+  RM_DIR=$(cargo metadata --format-version 1 | python3 -c '
+import json, os, sys
+print(next(os.path.dirname(p["manifest_path"]) for p in json.load(sys.stdin)["packages"] if p["name"] == "redis-module"))')
+  gcc -O2 -shared -fPIC -I "$RM_DIR/src/include" -o "$DIR/floor.so" scripts/floor_module.c
+  python3 scripts/bench_counts.py "$PWD/target/release/libtq.so" target/release/examples/bench-cycle \
+    target/release/examples/bench-time "$DIR/floor.so" "$OUT/counts.md" >"$OUT/counts.log"
+  { echo; cat "$OUT/counts.md"; } >>"$OUT/table.md"
+fi
 echo
 cat "$OUT/table.md"
 say "saved to $OUT/table.md (the pieces' own output: $OUT/*.log)"

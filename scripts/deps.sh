@@ -3,7 +3,8 @@
 # redis-server (with redis-cli/redis-benchmark) and libclang for bindgen.
 # Skips anything already present. Pass --node to also install the pinned npm
 # packages used by the interop tests and redis-py (pinned, into
-# tests/interop/py), --bench for what the benchmark scripts use besides (python3).
+# tests/interop/py), --bench for what the benchmark scripts use besides
+# (python3, valgrind).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,10 @@ if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_6
   need="$need libclang-dev"
 elif ! ls /usr/lib/llvm-*/lib/clang/*/include/stddef.h >/dev/null 2>&1; then
   need="$need libclang-dev"
+fi
+# valgrind (callgrind) for the counted costs of scripts/bench_counts.py.
+if [ "${1:-}" = "--bench" ] && ! command -v valgrind >/dev/null 2>&1; then
+  need="$need valgrind"
 fi
 if { [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--node" ]; } && ! command -v python3 >/dev/null 2>&1; then
   need="$need python3"

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""What a job costs the server, counted rather than timed: each workload runs
+against a redis-server under callgrind (valgrind), and the server's
+instructions and its module-API calls are divided by the jobs done. Counts do
+not move with the machine's load, so they show where a change helps even on
+a busy machine; the timed figures of `make bench` stay the yardstick.
+
+Workloads (each on a fresh server, counted after a warm-up):
+  take+complete  TQ.POP+TQ.ACK, TQ.POP ... ACK, the same writes as plain
+                 commands (the floor), node-resque's per-job commands
+                 (scripts/bench_cycle.rs, 8 connections, 16 per trip)
+  enqueue        TQ.ENQUEUE vs the C yardstick module's ACL check + push +
+                 replicate (scripts/floor_module.c), redis-benchmark -P 16
+  promotion      TQ.PROMOTE LIMIT 1000 vs the layout's plain writes
+                 (scripts/bench_time.rs promote-manual / promote-floor)
+
+usage: bench_counts.py <libtq.so> <bench-cycle> <bench-time> <floor.so> <out.md>
+Env: COUNT_JOBS (take+complete jobs, default 4000).
+"""
+import collections
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+MODULE, CYCLE, BTIME, FLOOR, OUT = sys.argv[1:6]
+JOBS = int(os.environ.get("COUNT_JOBS", "4000"))
+# The module-API calls counted per job, and what the table calls them.
+CALLS = [
+    ("RM_OpenKey", "key opens"),
+    ("RM_CreateString", "strings made"),
+    ("RM_Alloc", "module allocations"),
+    ("RM_Replicate", "replicated commands"),
+    ("RM_NotifyKeyspaceEvent", "keyspace events"),
+    ("RM_ACLCheckKeyPermissions", "ACL key checks"),
+    ("RM_ACLCheckCommandPermissions", "ACL command checks"),
+    ("RM_Call", "RM_Call"),
+]
+
+
+def free_port():
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        p = s.getsockname()[1]
+        s.close()
+        if p != 6379:
+            return p
+
+
+def cli(port, *args):
+    return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True).stdout
+
+
+class Server:
+    """redis-server under callgrind, counting only between zero() and dump()."""
+
+    def __init__(self, module):
+        self.dir = tempfile.mkdtemp(prefix="tq-counts-")
+        self.port = free_port()
+        self.out = os.path.join(self.dir, "cg.out")
+        self.proc = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={self.out}", "--dump-instr=no",
+             "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.dir, "--loadmodule", module],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(300):
+            if cli(self.port, "ping").strip() == "PONG":
+                return
+            time.sleep(0.1)
+        raise SystemExit("redis-server under valgrind did not start")
+
+    def zero(self):
+        subprocess.run(["callgrind_control", "-z", str(self.proc.pid)], capture_output=True, check=True)
+
+    def dump(self):
+        subprocess.run(["callgrind_control", "-d", str(self.proc.pid)], capture_output=True, check=True)
+        time.sleep(0.5)
+        dumps = sorted((f for f in os.listdir(self.dir) if f.startswith("cg.out.")), key=lambda f: int(f.split(".")[-1]))
+        return os.path.join(self.dir, dumps[-1])
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def parse(path):
+    """(total instructions, calls per callee name) of a callgrind dump."""
+    names, calls, cfn, total = {}, collections.Counter(), None, 0
+    with open(path, errors="replace") as f:
+        for line in f:
+            m = re.match(r"^c?fn=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
+            if m:
+                if m.group(2):
+                    names[m.group(1)] = m.group(2)
+                if line.startswith("cfn="):
+                    cfn = names.get(m.group(1))
+                continue
+            m = re.match(r"^calls=(\d+)", line)
+            if m and cfn:
+                calls[cfn] += int(m.group(1))
+                continue
+            m = re.match(r"^(?:summary|totals): (\d+)", line)
+            if m:
+                total = max(total, int(m.group(1)))
+    return total, calls
+
+
+def measure(module, warm, run, jobs):
+    s = Server(module)
+    try:
+        warm(s.port)
+        cli(s.port, "flushall")
+        s.zero()
+        run(s.port)
+        total, calls = parse(s.dump())
+    finally:
+        s.stop()
+    return {"instructions": total / jobs, **{label: calls[name] / jobs for name, label in CALLS}}
+
+
+def cycle(mode, jobs):
+    return lambda port: subprocess.run([CYCLE, str(port), mode, str(jobs), "16", "8"], capture_output=True, check=True)
+
+
+def bench(n, *cmd):
+    return lambda port: subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-n", str(n), "-P", "16", "-c", "4", *cmd], capture_output=True, check=True)
+
+
+rows = []
+payload = '{"class":"add","queue":"q","args":[1,2]}'
+for title, cases in [
+    ("take + complete a waiting job (8 connections, 16 per trip)", [
+        ("TQ.POP + TQ.ACK", MODULE, cycle("popack", 800), cycle("popack", JOBS), JOBS),
+        ("TQ.POP ... ACK", MODULE, cycle("ackpop", 800), cycle("ackpop", JOBS), JOBS),
+        ("node-resque's per-job commands", MODULE, cycle("noderesque", 800), cycle("noderesque", JOBS), JOBS),
+        ("the same writes as plain commands (floor)", MODULE, cycle("floor", 800), cycle("floor", JOBS), JOBS),
+    ]),
+    ("enqueue (redis-benchmark -P 16)", [
+        ("TQ.ENQUEUE", MODULE, bench(2000, "TQ.ENQUEUE", "resque", "q", "add", "[1,2]"),
+         bench(20000, "TQ.ENQUEUE", "resque", "q", "add", "[1,2]"), 20000),
+        ("C module: ACL check + push + replicate", FLOOR, bench(2000, "floor.pushacl", "resque:queue:q", payload),
+         bench(20000, "floor.pushacl", "resque:queue:q", payload), 20000),
+    ]),
+]:
+    rows.append((title, [(label, measure(mod, warm, run, n)) for label, mod, warm, run, n in cases]))
+
+# Promotion: the fill is not counted, only the moves.
+PROMO = 20000
+promo = []
+for label, mode in [("TQ.PROMOTE LIMIT 1000 (client loop)", "promote-manual"), ("the layout's plain writes (floor)", "promote-floor")]:
+    s = Server(MODULE)
+    try:
+        subprocess.run([BTIME, "promote-fill", str(s.port), str(PROMO), "20"], capture_output=True, check=True)
+        s.zero()
+        args = [BTIME, mode, str(s.port), str(PROMO)] + (["1000"] if mode == "promote-manual" else [])
+        subprocess.run(args, capture_output=True, check=True)
+        total, calls = parse(s.dump())
+    finally:
+        s.stop()
+    promo.append((label, {"instructions": total / PROMO, **{lab: calls[name] / PROMO for name, lab in CALLS}}))
+rows.append((f"promotion of {PROMO:,} due jobs (20 buckets)", promo))
+
+labels = ["instructions"] + [label for _, label in CALLS]
+with open(OUT, "w") as f:
+    f.write("Server work per job, counted (callgrind; scripts/bench_counts.py): instructions of the whole server "
+            "(network and parsing included) and module-API calls, divided by the jobs done. Each row's last "
+            "column is its instructions ÷ the section's last row (the floor or yardstick).\n\n")
+    f.write("| workload | " + " | ".join(labels) + " | ÷ last row |\n")
+    f.write("|---|" + "---:|" * (len(labels) + 1) + "\n")
+    for title, cases in rows:
+        f.write(f"| **{title}** |" + " |" * (len(labels) + 1) + "\n")
+        base = cases[-1][1]["instructions"] or 1
+        for label, m in cases:
+            cells = [f"{m['instructions']:,.0f}"] + [f"{m[l]:.1f}" for l in labels[1:]]
+            f.write(f"| {label} | " + " | ".join(cells) + f" | {m['instructions'] / base:.2f}x |\n")
+print(open(OUT).read())
