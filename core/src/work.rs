@@ -90,10 +90,26 @@ pub fn ack_and_pop(
         Target::Ended(how) => return Err(ended_otherwise(worker, delivery, how)),
     };
     let mut acked = complete(s, ns, worker, &held)?;
-    let next = take(&mut Staged::new(s, &acked.effects), ns, worker, queues, opts, delivery, None)?;
+    let mut next = take(&mut Staged::new(s, &acked.effects), ns, worker, queues, opts, delivery, None)?;
     // When a job is taken, its entry replaces the ACK's tombstone (and its
-    // record and lease the ACK's deletions): `store::coalesce` drops the
-    // writes so undone.
+    // record the ACK's deletion): `store::coalesce` drops the writes so
+    // undone.
+    let leases = ns.leases();
+    let is_lease = |key: &[u8], member: &[u8]| key == leases.as_slice() && member == worker;
+    let new_deadline = next.effects.iter().find_map(|e| match e {
+        Effect::ZAdd { key, score, member } if is_lease(key, member) => Some(*score),
+        _ => None,
+    });
+    if new_deadline.is_some_and(|until| u64::try_from(until).unwrap_or(0) >= held.entry.lease_until_ms) {
+        // The worker's member in the leases zset stays as it is: its score
+        // is the held job's deadline or earlier, so before the new job's.
+        // When the timer comes by then, it finds the entry's later deadline
+        // and moves the member there (as for a heartbeat). A busy worker's
+        // lease costs one zset write per lease period instead of one per
+        // job, the dearest write of a take.
+        acked.effects.retain(|e| !matches!(e, Effect::ZRem { key, member } if is_lease(key, member)));
+        next.effects.retain(|e| !matches!(e, Effect::ZAdd { key, member, .. } if is_lease(key, member)));
+    }
     acked.effects.extend(next.effects);
     Ok(Plan { effects: acked.effects, reply: next.reply })
 }

@@ -410,10 +410,52 @@ fn ack_and_pop_leaves_the_same_data_as_an_ack_then_a_pop() {
         assert_eq!(InFlight { after: 0, ..e1 }, e2);
         one.data.remove(&b"resque:tq:inflight:w"[..]);
         two.data.remove(&b"resque:tq:inflight:w"[..]);
+        // And the lease zset: the combined step leaves the worker's member
+        // at the held job's deadline (earlier; the timer moves it on), the
+        // separate ACK and pop put it at the new one.
+        let lease_of = |s: &mut MemStore| s.zset_score(b"resque:tq:leases", b"w").expect("zset");
+        assert_eq!(lease_of(&mut one), Some(opts.lease_ms as f64), "{opts:?}");
+        assert_eq!(lease_of(&mut two), Some((7 + opts.lease_ms) as f64), "{opts:?}");
+        assert_eq!(e1.lease_until_ms, 7 + opts.lease_ms);
+        one.data.remove(&b"resque:tq:leases"[..]);
+        two.data.remove(&b"resque:tq:leases"[..]);
         assert_eq!(one.data, two.data, "{opts:?}");
         assert_eq!(one.expires, two.expires, "{opts:?}");
         assert_eq!(one.string(b"resque:stat:processed"), Some(b"1".to_vec()));
     }
+}
+
+#[test]
+fn a_busy_workers_lease_member_moves_once_per_lease_period_and_never_late() {
+    let mut s = MemStore::at(0);
+    for i in 0..6 {
+        enq(&mut s, b"q", format!("[{i}]").as_bytes());
+    }
+    popped(run(&mut s, |s| pop(s, &ns(), b"w", &[b"q"], &LEASE)).expect("pops"));
+    let score = |s: &mut MemStore| s.zset_score(b"resque:tq:leases", b"w").expect("zset");
+    // Jobs done and taken in one step: the member keeps the first deadline.
+    for now in [100, 200, 300] {
+        s.now = now;
+        let d = dl(&mut s, b"w");
+        popped(run(&mut s, |s| ack_and_pop(s, &ns(), b"w", &[b"q"], &LEASE, d)).expect("acks and pops"));
+        assert_eq!(score(&mut s), Some(1_000.0));
+        assert_eq!(entry(&s, b"w").lease_until_ms, now + 1_000);
+    }
+    // At the member's score the timer finds the later deadline: the job
+    // stays, the member moves there.
+    s.now = 1_000;
+    assert_eq!(run(&mut s, |s| expire_leases(s, &ns(), 5, 100)).expect("expires"), Reply::Int(0));
+    assert_eq!(score(&mut s), Some(1_300.0));
+    assert!(entry(&s, b"w").live());
+    // A shorter lease than the held one's moves the member at once.
+    s.now = 1_010;
+    let short = PopOptions { lease_ms: 100, ..LEASE };
+    let d = dl(&mut s, b"w");
+    popped(run(&mut s, |s| ack_and_pop(s, &ns(), b"w", &[b"q"], &short, d)).expect("acks and pops"));
+    assert_eq!(score(&mut s), Some(1_110.0));
+    // Its lease runs out then, not later.
+    s.now = 1_110;
+    assert_eq!(run(&mut s, |s| expire_leases(s, &ns(), 5, 100)).expect("expires"), Reply::Int(1));
 }
 
 #[test]
