@@ -436,7 +436,7 @@ fn a_busy_workers_lease_member_moves_once_per_lease_period_and_never_late() {
     // Jobs done and taken in one step: the member keeps the first deadline.
     for now in [100, 200, 300] {
         s.now = now;
-        let d = dl(&mut s, b"w");
+        let d = dl(&s, b"w");
         popped(run(&mut s, |s| ack_and_pop(s, &ns(), b"w", &[b"q"], &LEASE, d)).expect("acks and pops"));
         assert_eq!(score(&mut s), Some(1_000.0));
         assert_eq!(entry(&s, b"w").lease_until_ms, now + 1_000);
@@ -450,7 +450,7 @@ fn a_busy_workers_lease_member_moves_once_per_lease_period_and_never_late() {
     // A shorter lease than the held one's moves the member at once.
     s.now = 1_010;
     let short = PopOptions { lease_ms: 100, ..LEASE };
-    let d = dl(&mut s, b"w");
+    let d = dl(&s, b"w");
     popped(run(&mut s, |s| ack_and_pop(s, &ns(), b"w", &[b"q"], &short, d)).expect("acks and pops"));
     assert_eq!(score(&mut s), Some(1_110.0));
     // Its lease runs out then, not later.
