@@ -222,7 +222,8 @@ fn take(
     s.expect_kind(&workers, Kind::Set)?;
     // Every key the take writes must take the write: a lease that cannot be
     // recorded must refuse the pop, not hand out a job without one.
-    s.expect_kind(&ns.leases(), Kind::Zset)?;
+    let leases = ns.leases();
+    s.expect_kind(&leases, Kind::Zset)?;
     // (queue name, list key): the mailbox first, then the queues in order.
     let mut order: Vec<(Vec<u8>, Vec<u8>)> = vec![(BROADCAST_QUEUE.to_vec(), ns.mailbox(worker))];
     if star {
@@ -298,7 +299,7 @@ fn take(
             }
             let deliveries = before.saturating_add(1);
             // Written below: opened for writing from the first look.
-            s.will_write(&ns.leases())?;
+            s.will_write(&leases)?;
             let (delivery, minted) = mint(s, ns)?;
             plan.effects.push(minted);
             let lease_until_ms = now.saturating_add(lease_ms);
@@ -321,7 +322,7 @@ fn take(
             });
             plan.effects.push(Effect::SAdd { key: workers, member: keys::worker_entry(worker, &joined) });
             plan.effects.push(Effect::ZAdd {
-                key: ns.leases(),
+                key: leases,
                 score: i64::try_from(lease_until_ms).unwrap_or(i64::MAX),
                 member: worker.to_vec(),
             });
