@@ -101,14 +101,44 @@ impl Server {
         Self::spawn(port, dir.to_path_buf(), &opts).expect("restart redis-server")
     }
 
-    fn spawn(port: u16, dir: PathBuf, opts: &Opts) -> Option<Server> {
+    /// Starts a server that must refuse to start (a bad module argument,
+    /// say); returns its log.
+    pub fn start_must_fail(opts: Opts) -> String {
+        let port = free_port();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tq-test").join(format!(
+            "{}-{}-{port}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).expect("create server dir");
+        let mut child = Self::command(port, &dir, &opts).spawn().expect("spawn redis-server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().expect("try_wait").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the server started; its log:\n{}",
+                    std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        log
+    }
+
+    /// The server's command line: its own directory and log file, no
+    /// snapshots, the module (when asked) with its arguments.
+    fn command(port: u16, dir: &Path, opts: &Opts) -> Command {
         let mut cmd = Command::new(redis_server_bin());
         cmd.arg("--port")
             .arg(port.to_string())
             .arg("--bind")
             .arg("127.0.0.1")
             .arg("--dir")
-            .arg(&dir)
+            .arg(dir)
             .arg("--logfile")
             .arg("redis.log")
             .arg("--save")
@@ -122,7 +152,13 @@ impl Server {
         }
         cmd.args(&opts.args);
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
-        let child = cmd.spawn().expect("spawn redis-server (is it installed? `make test` installs it)");
+        cmd
+    }
+
+    fn spawn(port: u16, dir: PathBuf, opts: &Opts) -> Option<Server> {
+        let child = Self::command(port, &dir, opts)
+            .spawn()
+            .expect("spawn redis-server (is it installed? `make test` installs it)");
         let mut s = Server { child, port, dir };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
