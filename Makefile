@@ -4,6 +4,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PORT ?= 6379
 MODULE := target/release/libtq.so
+# The servers `make test` runs the suite on (tests/common/server_bin.rs).
+SERVER ?= redis valkey valkey8
 
 .PHONY: help deps build run test unit lint fmt bench clean
 
@@ -31,10 +33,10 @@ run: build ## Start redis-server with the module on 127.0.0.1:$(PORT), in the fo
 	@echo
 	redis-server --port $(PORT) --bind 127.0.0.1 --save '' --appendonly no --loadmodule $(CURDIR)/$(MODULE)
 
-test: ## Run every test: unit, integration (real redis-server), node-resque interop
-	@scripts/deps.sh --node
+test: ## Every test (unit, real servers, node-resque interop) on each server: Redis 7.0, Valkey 9.1, Valkey 8.1 (SERVER=redis: one)
+	@scripts/deps.sh --node --servers
 	$(CARGO) build --workspace
-	$(CARGO) test --workspace
+	scripts/test_servers.sh $(SERVER)
 
 unit: ## Only the tests that need no server
 	$(CARGO) test -p tq-core

@@ -4,6 +4,7 @@
 
 pub mod interop;
 pub mod rng;
+pub mod server_bin;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -27,8 +28,9 @@ pub fn module_path() -> PathBuf {
     p
 }
 
+/// The server binary `$TQ_SERVER` selects (see `server_bin.rs`).
 pub fn redis_server_bin() -> String {
-    std::env::var("TQ_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string())
+    server_bin::server_bin(Path::new(env!("CARGO_MANIFEST_DIR")))
 }
 
 fn free_port() -> u16 {
@@ -290,6 +292,17 @@ impl Conn {
 
     pub fn digest(&mut self) -> String {
         self.string(&["DEBUG", "DIGEST"]).expect("digest")
+    }
+
+    /// Whether the tq module is loaded. (Not "MODULE LIST is empty":
+    /// Valkey 9 lists its built-in Lua engine there as module `lua`.)
+    pub fn has_tq(&mut self) -> bool {
+        let Value::Array(modules) = self.ok(&["MODULE", "LIST"]) else { panic!("MODULE LIST: not an array") };
+        modules.iter().any(|m| match m {
+            Value::Array(fields) => fields.get(1) == Some(&Value::BulkString(b"tq".to_vec())),
+            Value::Map(fields) => fields.iter().any(|(_, v)| *v == Value::BulkString(b"tq".to_vec())),
+            _ => false,
+        })
     }
 
     /// A field of INFO.
