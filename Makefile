@@ -7,7 +7,7 @@ MODULE := target/release/libtq.so
 # The servers `make test` runs the suite on (tests/common/server_bin.rs).
 SERVER ?= redis valkey valkey8
 
-.PHONY: help deps build run test unit lint fmt bench clean
+.PHONY: help deps build run test unit lint fmt bench dist clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-8s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ fmt: ## Format the code
 
 bench: build ## Every benchmark, one table in target/bench/table.md (QUICK=1: a short run)
 	scripts/bench_all.sh
+
+dist: deps ## Release tarball in target/dist/: stripped libtq.so and tq, tq.conf, Dockerfile, SHA256SUMS
+	scripts/dist.sh
 
 clean: ## Remove build output and test server directories
 	$(CARGO) clean
