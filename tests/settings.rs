@@ -78,3 +78,18 @@ fn module_load_refuses_a_bad_argument_and_takes_a_good_one() {
         ])
     );
 }
+
+#[test]
+fn module_loadex_takes_settings_as_configs_and_as_arguments() {
+    let s =
+        Server::start_with(Opts { module: false, ..Opts::default() }.with_args(&["--enable-module-command", "yes"]));
+    let mut c = s.conn();
+    let path = module_path().to_string_lossy().into_owned();
+    c.err(&["MODULE", "LOADEX", &path, "ARGS", "tq.max-deliveries", "0"]);
+    assert!(s.log().contains("module argument 'tq.max-deliveries': 0 is out of range (1 to 1000000)"), "{}", s.log());
+    // CONFIG wins over an argument, as a config-file line does.
+    let args = ["CONFIG", "tq.lease-ms", "700", "ARGS", "tq.lease-ms", "900", "timer-batch", "9"];
+    c.ok(&[&["MODULE", "LOADEX", path.as_str()][..], &args[..]].concat());
+    assert_eq!(c.strings(&["CONFIG", "GET", "tq.lease-ms"]), ["tq.lease-ms", "700"]);
+    assert_eq!(c.strings(&["CONFIG", "GET", "tq.timer-batch"]), ["tq.timer-batch", "9"]);
+}
