@@ -4,8 +4,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PORT ?= 6379
 MODULE := target/release/libtq.so
+# The servers `make test` runs the suite on (tests/common/server_bin.rs).
+SERVER ?= redis valkey valkey8
 
-.PHONY: help deps build run test unit lint fmt bench clean
+.PHONY: help deps build run test unit lint fmt bench dist clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-8s %s\n", $$1, $$2}'
@@ -31,10 +33,10 @@ run: build ## Start redis-server with the module on 127.0.0.1:$(PORT), in the fo
 	@echo
 	redis-server --port $(PORT) --bind 127.0.0.1 --save '' --appendonly no --loadmodule $(CURDIR)/$(MODULE)
 
-test: ## Run every test: unit, integration (real redis-server), node-resque interop
-	@scripts/deps.sh --node
+test: ## Every test (unit, real servers, node-resque interop) on each server: Redis 7.0, Valkey 9.1, Valkey 8.1 (SERVER=redis: one)
+	@scripts/deps.sh --node --servers
 	$(CARGO) build --workspace
-	$(CARGO) test --workspace
+	scripts/test_servers.sh $(SERVER)
 
 unit: ## Only the tests that need no server
 	$(CARGO) test -p tq-core
@@ -48,6 +50,9 @@ fmt: ## Format the code
 
 bench: build ## Every benchmark, one table in target/bench/table.md (QUICK=1: a short run)
 	scripts/bench_all.sh
+
+dist: deps ## Release tarball in target/dist/: stripped libtq.so and tq, tq.conf, Dockerfile, SHA256SUMS
+	scripts/dist.sh
 
 clean: ## Remove build output and test server directories
 	$(CARGO) clean

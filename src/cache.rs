@@ -114,6 +114,27 @@ fn forget(db: i32, key: &[u8]) {
     }
 }
 
+/// Forgets `key` in every database: for a key written into another
+/// database, whose event may name the wrong one (see on_keyspace_event).
+fn forget_everywhere(key: &[u8]) {
+    let done = with(|c| {
+        if c.last.as_ref().is_some_and(|(_, k, _)| k == key) {
+            c.last = None;
+        }
+        let mut gone = (0, 0);
+        for d in c.sets.values_mut() {
+            if let Some(s) = d.remove(key) {
+                gone = (gone.0 + 1, gone.1 + s.len());
+            }
+        }
+        c.keys = c.keys.saturating_sub(gone.0);
+        c.members = c.members.saturating_sub(gone.1);
+    });
+    if done.is_none() {
+        POISONED.with(|p| p.set(true));
+    }
+}
+
 fn clear() {
     if with(|c| *c = Cache::default()).is_none() {
         POISONED.with(|p| p.set(true));
@@ -143,11 +164,20 @@ extern "C" fn on_keyspace_event(
         }
         // SAFETY: Redis passes a NUL-terminated event name.
         let event = if event.is_null() { &b""[..] } else { unsafe { CStr::from_ptr(event) }.to_bytes() };
+        // A key written into another database (MOVE, COPY ... DB): the
+        // event's context names that database on Redis and Valkey 8, but
+        // the client's on Valkey 9 inside a transaction. So it counts for
+        // every database: the timer's visits to those without the key
+        // forget it again.
+        let elsewhere = (kind & raw::REDISMODULE_NOTIFY_GENERIC) != 0 && matches!(event, b"move_to" | b"copy_to");
         // A timed key brought in whole (RESTORE and so MIGRATE, RENAME, MOVE,
         // COPY): no write event of its type comes with it.
-        if (kind & raw::REDISMODULE_NOTIFY_GENERIC) != 0
-            && matches!(event, b"restore" | b"rename_to" | b"move_to" | b"copy_to")
-        {
+        if elsewhere {
+            let now = rm::now_ms();
+            for db in 0..rm::databases(ctx) {
+                crate::timer::note_key(ctx, db, key, now);
+            }
+        } else if (kind & raw::REDISMODULE_NOTIFY_GENERIC) != 0 && matches!(event, b"restore" | b"rename_to") {
             crate::timer::note_key(ctx, rm::selected_db(ctx), key, rm::now_ms());
         }
         // Only registries are cached: any other key (most of tq's own
@@ -155,7 +185,9 @@ extern "C" fn on_keyspace_event(
         if !crate::store::registry(key) || is_empty() {
             return;
         }
-        if event != b"sadd" {
+        if elsewhere {
+            forget_everywhere(key);
+        } else if event != b"sadd" {
             forget(rm::selected_db(ctx), key);
         }
     });

@@ -23,11 +23,13 @@ mod waiters;
 
 use command::register;
 use commands::{enqueue, inspect, lock, promote, recur, work};
-use redis_module::configuration::ConfigurationFlags;
 use redis_module::{redis_module, Context, RedisString, Status};
 
-fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+fn init(ctx: &Context, args: &[RedisString]) -> Status {
     command::install_panic_hook();
+    if !config::register(ctx, args) {
+        return Status::Err;
+    }
     let ctx = ctx.get_raw();
     rm::init_cluster_flag(ctx);
     let ok = acl::init()
@@ -88,17 +90,4 @@ redis_module! {
     data_types: [],
     init: init,
     commands: [],
-    configurations: [
-        i64: [
-            ["lease-ms", &config::LEASE_MS, config::LEASE_MS_DEFAULT, 100, 2_592_000_000, ConfigurationFlags::DEFAULT, None],
-            ["max-deliveries", &config::MAX_DELIVERIES, config::MAX_DELIVERIES_DEFAULT, 1, 1_000_000, ConfigurationFlags::DEFAULT, None],
-            ["timer-batch", &config::TIMER_BATCH, config::TIMER_BATCH_DEFAULT, 1, 1_000_000, ConfigurationFlags::DEFAULT, None],
-        ],
-        string: [],
-        bool: [
-            ["auto-promote", &config::AUTO_PROMOTE, true, ConfigurationFlags::DEFAULT, None],
-        ],
-        enum: [],
-        module_args_as_configuration: true,
-    ]
 }

@@ -595,6 +595,23 @@ pub fn context_flags(ctx: Ctx) -> u32 {
 
 static CLUSTER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Whether the server takes module settings (Redis >= 7.0): the
+/// redis-module crate's registration would panic without them.
+pub fn configs_supported() -> bool {
+    // SAFETY: the API table is filled once, before OnLoad runs.
+    let (numeric, boolean, load) = unsafe {
+        (raw::RedisModule_RegisterNumericConfig, raw::RedisModule_RegisterBoolConfig, raw::RedisModule_LoadConfigs)
+    };
+    numeric.is_some() && boolean.is_some() && load.is_some()
+}
+
+/// Applies the config file's values to the settings just registered (only
+/// valid during OnLoad); false on failure.
+pub fn load_configs(ctx: Ctx) -> bool {
+    // SAFETY: called from OnLoad with its context.
+    unsafe { raw::RedisModule_LoadConfigs.is_some_and(|f| f(ctx) == raw::REDISMODULE_OK as c_int) }
+}
+
 /// Cluster mode cannot change while the server runs: read it once at load
 /// (the context flags compute much more than this on every call).
 pub fn init_cluster_flag(ctx: Ctx) {

@@ -244,6 +244,32 @@ fn read_category_reaches_read_commands_where_the_server_allows() {
 }
 
 #[test]
+fn categories_are_declared_where_the_server_takes_them() {
+    // Redis >= 7.2 and Valkey (which reports redis_version 7.2.4) take ACL
+    // categories for module commands; Redis 7.0 puts them in none. `make
+    // test` runs this on both kinds.
+    let s = Server::start();
+    let mut c = s.conn();
+    let writes = c.strings(&["ACL", "CAT", "write"]);
+    let reads = c.strings(&["ACL", "CAT", "read"]);
+    if server_at_least(&mut c, 7, 2) {
+        for (w, args) in ALL {
+            let name = args[0].to_lowercase();
+            let (yes, no) = if *w { (&writes, &reads) } else { (&reads, &writes) };
+            assert!(yes.contains(&name) && !no.contains(&name), "{name}: write {w}");
+        }
+        // So `-@write` takes the writing commands away, keys or no keys.
+        c.ok(&["ACL", "SETUSER", "nowrite", "on", ">pw", "+@all", "-@write", "~*"]);
+        let mut u = login(&s, "nowrite");
+        assert!(is_noperm_for(&u.err(&["TQ.DELQUEUE", "resque", "q"]), "tq.delqueue"));
+        u.ok(&["TQ.STATS", "resque"]);
+    } else {
+        let tq: Vec<&String> = writes.iter().chain(&reads).filter(|n| n.starts_with("tq.")).collect();
+        assert!(tq.is_empty(), "no categories on Redis 7.0: {tq:?}");
+    }
+}
+
+#[test]
 fn options_add_the_plain_commands_they_perform() {
     let s = Server::start();
     let mut admin = s.conn();

@@ -116,7 +116,7 @@ fn aof_replays_identically_with_and_without_the_module() {
         Opts { module: false, args: vec!["--appendonly".into(), "yes".into()], ..Opts::default() },
     );
     let mut p = plain.conn();
-    assert_eq!(p.ok(&["MODULE", "LIST"]), Value::Array(vec![]));
+    assert!(!p.has_tq(), "the server has no module");
     assert_eq!(p.digest(), digest, "a server without the module loads another dataset from the AOF");
     assert!(workload::snapshot(&mut p.0, &a) == snap_a);
     assert!(workload::snapshot(&mut p.0, &b) == snap_b);
@@ -152,7 +152,7 @@ fn rdb_reloads_identically_with_and_without_the_module() {
     let dir = s.kill_keep_dir();
     let plain = Server::restart_in(&dir, Opts { module: false, args: vec![], ..Opts::default() });
     let mut p = plain.conn();
-    assert_eq!(p.ok(&["MODULE", "LIST"]), Value::Array(vec![]));
+    assert!(!p.has_tq(), "the server has no module");
     assert_eq!(p.digest(), digest, "a server without the module loads another dataset from the RDB");
     assert!(workload::snapshot(&mut p.0, &b) == snap_b);
 

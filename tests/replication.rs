@@ -67,7 +67,7 @@ fn a_replica_without_the_module_follows_every_command() {
     let replica = replica_of(&primary, false);
     let mut p = primary.conn();
     let mut r = replica.conn();
-    assert_eq!(r.ok(&["MODULE", "LIST"]), Value::Array(vec![]), "the replica has no module");
+    assert!(!r.has_tq(), "the replica has no module");
 
     let a = ns("repl-a");
     let b = ns("repl-b");
@@ -84,7 +84,9 @@ fn a_replica_without_the_module_follows_every_command() {
         assert!(stats.contains(&must), "no cmdstat_{must} on the replica: {stats:?}");
     }
     assert!(["set", "mset", "hset"].iter().any(|c| stats.contains(&c.to_string())), "{stats:?}");
-    let test_own = ["ping", "info", "module|list", "select", "replconf", "command"];
+    // The test's own commands, and CONFIG GET, which Valkey 9 counts three
+    // of at start-up in every server, module or not.
+    let test_own = ["ping", "info", "module|list", "select", "replconf", "command", "config|get"];
     for s in stats.iter().filter(|s| !test_own.contains(&s.as_str()) && !s.starts_with("client|")) {
         assert!(
             workload::EFFECT_COMMANDS.iter().chain(&["MULTI", "EXEC"]).any(|e| e.eq_ignore_ascii_case(s)),

@@ -18,6 +18,7 @@ pub mod parse;
 pub mod queue;
 pub mod records;
 pub mod recur;
+pub mod settings;
 pub mod staged;
 pub mod stats;
 pub mod store;

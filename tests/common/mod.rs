@@ -4,6 +4,7 @@
 
 pub mod interop;
 pub mod rng;
+pub mod server_bin;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -27,8 +28,9 @@ pub fn module_path() -> PathBuf {
     p
 }
 
+/// The server binary `$TQ_SERVER` selects (see `server_bin.rs`).
 pub fn redis_server_bin() -> String {
-    std::env::var("TQ_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string())
+    server_bin::server_bin(Path::new(env!("CARGO_MANIFEST_DIR")))
 }
 
 fn free_port() -> u16 {
@@ -101,14 +103,44 @@ impl Server {
         Self::spawn(port, dir.to_path_buf(), &opts).expect("restart redis-server")
     }
 
-    fn spawn(port: u16, dir: PathBuf, opts: &Opts) -> Option<Server> {
+    /// Starts a server that must refuse to start (a bad module argument,
+    /// say); returns its log.
+    pub fn start_must_fail(opts: Opts) -> String {
+        let port = free_port();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tq-test").join(format!(
+            "{}-{}-{port}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).expect("create server dir");
+        let mut child = Self::command(port, &dir, &opts).spawn().expect("spawn redis-server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().expect("try_wait").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the server started; its log:\n{}",
+                    std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        log
+    }
+
+    /// The server's command line: its own directory and log file, no
+    /// snapshots, the module (when asked) with its arguments.
+    fn command(port: u16, dir: &Path, opts: &Opts) -> Command {
         let mut cmd = Command::new(redis_server_bin());
         cmd.arg("--port")
             .arg(port.to_string())
             .arg("--bind")
             .arg("127.0.0.1")
             .arg("--dir")
-            .arg(&dir)
+            .arg(dir)
             .arg("--logfile")
             .arg("redis.log")
             .arg("--save")
@@ -122,7 +154,13 @@ impl Server {
         }
         cmd.args(&opts.args);
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
-        let child = cmd.spawn().expect("spawn redis-server (is it installed? `make test` installs it)");
+        cmd
+    }
+
+    fn spawn(port: u16, dir: PathBuf, opts: &Opts) -> Option<Server> {
+        let child = Self::command(port, &dir, opts)
+            .spawn()
+            .expect("spawn redis-server (is it installed? `make test` installs it)");
         let mut s = Server { child, port, dir };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -254,6 +292,17 @@ impl Conn {
 
     pub fn digest(&mut self) -> String {
         self.string(&["DEBUG", "DIGEST"]).expect("digest")
+    }
+
+    /// Whether the tq module is loaded. (Not "MODULE LIST is empty":
+    /// Valkey 9 lists its built-in Lua engine there as module `lua`.)
+    pub fn has_tq(&mut self) -> bool {
+        let Value::Array(modules) = self.ok(&["MODULE", "LIST"]) else { panic!("MODULE LIST: not an array") };
+        modules.iter().any(|m| match m {
+            Value::Array(fields) => fields.get(1) == Some(&Value::BulkString(b"tq".to_vec())),
+            Value::Map(fields) => fields.iter().any(|(_, v)| *v == Value::BulkString(b"tq".to_vec())),
+            _ => false,
+        })
     }
 
     /// A field of INFO.

@@ -17,6 +17,10 @@ pub use redis::Value;
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
+// The module's harness decides which server binary `$TQ_SERVER` names.
+#[path = "../../../tests/common/server_bin.rs"]
+mod server_bin;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
@@ -68,7 +72,7 @@ impl Server {
                 SEQ.fetch_add(1, Ordering::SeqCst)
             ));
             std::fs::create_dir_all(&dir).expect("create server dir");
-            let child = Command::new(std::env::var("TQ_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into()))
+            let child = Command::new(server_bin::server_bin(&root()))
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
                 .arg("--dir")
                 .arg(&dir)
