@@ -331,6 +331,14 @@ pub fn coalesce(effects: Vec<Effect>) -> Vec<Effect> {
     if effects.len() < 2 || effects.len() > COALESCE_MAX {
         return effects;
     }
+    // Every rule needs a string write or a ZREM; without one (an enqueue)
+    // there is nothing to do.
+    if !effects
+        .iter()
+        .any(|e| matches!(e, Effect::Set { .. } | Effect::SetPxAt { .. } | Effect::MSet { .. } | Effect::ZRem { .. }))
+    {
+        return effects;
+    }
     // Nothing is cloned: this runs on every command, where each allocation
     // costs as much as a comparison of every key pair.
     let mut slots: Vec<Option<Effect>> = effects.into_iter().map(Some).collect();
