@@ -22,7 +22,7 @@ mod timer;
 mod waiters;
 
 use command::register;
-use commands::{enqueue, inspect, lock, promote, recur, work};
+use commands::{enqueue, inspect, lock, pause, promote, recur, work};
 use redis_module::configuration::ConfigurationFlags;
 use redis_module::{redis_module, Context, RedisString, Status};
 
@@ -45,6 +45,9 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         && register::<recur::Recur>(ctx)
         && register::<recur::Unrecur>(ctx)
         && register::<recur::Recurs>(ctx)
+        && register::<pause::Pause>(ctx)
+        && register::<pause::Resume>(ctx)
+        && register::<pause::Paused>(ctx)
         && register::<lock::Lock>(ctx)
         && register::<lock::Unlock>(ctx)
         && register::<lock::Renew>(ctx)
