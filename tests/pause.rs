@@ -140,3 +140,29 @@ fn pause_needs_sadd_and_resume_srem_on_the_namespace() {
     assert!(e.starts_with("NOPERM") && e.contains("resque:tq:paused"), "{e}");
     assert_eq!(admin.strings(&["SMEMBERS", "resque:tq:paused"]), vec!["q"]);
 }
+
+#[test]
+fn tq_work_stops_taking_from_a_paused_queue_and_goes_on_when_resumed() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("pause-work");
+    let h = s.dir.join("handlers");
+    write_script(&h, "Job", "cat >/dev/null");
+    c.ok(&["TQ.PAUSE", &n, "a"]);
+    let mut tq = Tq::spawn(
+        s.port,
+        &["--ns", &n, "work", "--handlers", h.to_str().expect("path"), "--queues", "a,b"],
+        &s.dir.join("tq.log"),
+    );
+    tq.wait_log(30, "worker started");
+    c.ok(&["TQ.ENQUEUE", &n, "a", "Job", "[1]"]);
+    c.ok(&["TQ.ENQUEUE", &n, "b", "Job", "[2]"]);
+    let processed = |c: &mut Conn| c.string(&["GET", &format!("{n}:stat:processed")]).unwrap_or_default();
+    wait_until(30, "the job of 'b' done", || processed(&mut c) == "1");
+    // The worker waits in TQ.BPOP; the paused queue's job stays.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(processed(&mut c), "1");
+    assert_eq!(c.int(&["LLEN", &format!("{n}:queue:a")]), 1);
+    c.ok(&["TQ.RESUME", &n, "a"]);
+    wait_until(30, "the job of 'a' done once resumed", || processed(&mut c) == "2");
+}
