@@ -34,6 +34,8 @@ pub const PAGE: u64 = 50;
 pub const FAILED_SCAN: u64 = 1_000;
 /// Workers read for the per-queue figures (in flight, workers alive).
 pub const WORKERS_READ: u64 = 1_000;
+/// Delayed times whose jobs the overview counts.
+const DELAYED_COUNTED: u64 = 1_000;
 /// Periodic tasks shown at most.
 const RECURS_SHOWN: usize = 1_000;
 /// Queues shown at most.
@@ -617,6 +619,14 @@ struct Overview {
     leader: J,
 }
 
+/// A counter's value: 0 when absent, its text when not a number.
+fn counter(v: &Value) -> J {
+    match v {
+        Value::Nil => json!(0),
+        other => int(other).map_or_else(|| text(other).map_or(J::Null, J::String), |n| json!(n)),
+    }
+}
+
 fn paused(c: &mut Client) -> Result<BTreeSet<String>, Error> {
     let ns = c.ns().to_string();
     Ok(array("TQ.PAUSED", call(c, "TQ.PAUSED", &[ns.as_bytes()])?)?.iter().filter_map(text).collect())
@@ -678,13 +688,33 @@ fn workers(c: &mut Client, offset: u64, count: u64, now: u64) -> Result<Vec<Work
 fn overview(c: &mut Client) -> Result<Overview, Error> {
     let ns = c.ns().to_string();
     let now = inspect::server_now(c)?;
-    let doc = inspect::details_json(array("TQ.DETAILS", call(c, "TQ.DETAILS", &[ns.as_bytes()])?)?)?;
+    let k = |suffix: &str| format!("{ns}:{suffix}");
+    // Plain bounded reads (not TQ.DETAILS, whose counters visit every
+    // registered worker).
+    let mut queue_names: Vec<String> =
+        array("SMEMBERS", call(c, "SMEMBERS", &[k("queues").as_bytes()])?)?.iter().filter_map(text).collect();
+    queue_names.sort();
+    queue_names.dedup();
+    queue_names.truncate(QUEUES_SHOWN);
+    let lens = inspect::lengths(c, &queue_names.iter().map(|q| k(&format!("queue:{q}"))).collect::<Vec<_>>())?;
+    let mut pipe = redis::pipe();
+    pipe.cmd("GET").arg(k("stat:processed"));
+    pipe.cmd("GET").arg(k("stat:failed"));
+    pipe.cmd("LLEN").arg(k("failed"));
+    pipe.cmd("ZCARD").arg(k("delayed_queue_schedule"));
+    pipe.cmd("ZCARD").arg(k("tq:leases"));
+    pipe.cmd("GET").arg(k("resque_scheduler_leader_lock"));
+    pipe.cmd("ZRANGE").arg(k("delayed_queue_schedule")).arg(0).arg(DELAYED_COUNTED - 1);
+    let replies = array("pipeline", c.call_pipe(&pipe)?)?;
+    let [processed, failed, failed_len, times, leases, leader, buckets] = replies.as_slice() else {
+        return Err(Error::Protocol("the overview's pipeline answered an unexpected shape".to_string()));
+    };
+    let bucket_keys: Vec<String> =
+        array("ZRANGE", buckets.clone())?.iter().filter_map(text).map(|b| k(&format!("delayed:{b}"))).collect();
+    let delayed_jobs: u64 = inspect::lengths(c, &bucket_keys)?.iter().sum();
     let paused = paused(c)?;
     let ws = workers(c, 0, WORKERS_READ, now)?;
-    let mut names: BTreeMap<String, u64> = BTreeMap::new();
-    for q in pick(&doc, "queues").as_array().into_iter().flatten().take(QUEUES_SHOWN) {
-        names.insert(show(pick(q, "name")), pick(q, "length").as_u64().unwrap_or(0));
-    }
+    let mut names: BTreeMap<String, u64> = queue_names.into_iter().zip(lens).collect();
     // A paused queue is shown even when it has never held a job.
     for p in &paused {
         names.entry(p.clone()).or_insert(0);
@@ -705,19 +735,18 @@ fn overview(c: &mut Client) -> Result<Overview, Error> {
     let tq_alive = uint("ZCOUNT", &call(c, "ZCOUNT", &[alive_key.as_bytes(), now_s.as_bytes(), b"+inf"])?)?;
     let node_alive = ws.iter().filter(|w| w.alive && w.alive_until.is_none()).count() as u64;
     let registered = uint("SCARD", &call(c, "SCARD", &[format!("{ns}:workers").as_bytes()])?)?;
-    let stats = pick(&doc, "stats");
     Ok(Overview {
         now,
         queues,
-        processed: pick(stats, "processed").clone(),
-        failed_counter: pick(stats, "failed").clone(),
-        failed_len: pick(&doc, "failed").as_u64().unwrap_or(0),
-        delayed_jobs: pick(&doc, "delayed_jobs").as_u64().unwrap_or(0),
-        delayed_times: pick(&doc, "delayed_buckets").as_u64().unwrap_or(0),
-        in_flight: pick(&doc, "in_flight").as_u64().unwrap_or(0),
+        processed: counter(processed),
+        failed_counter: counter(failed),
+        failed_len: uint("LLEN", failed_len)?,
+        delayed_jobs,
+        delayed_times: uint("ZCARD", times)?,
+        in_flight: uint("ZCARD", leases)?,
         workers: registered,
         workers_alive: tq_alive + node_alive,
-        leader: pick(&doc, "leader").clone(),
+        leader: text(leader).map_or(J::Null, J::String),
     })
 }
 
