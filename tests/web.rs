@@ -194,6 +194,10 @@ fn every_page_loads_with_data_from_tq_and_node_resque_and_escapes_hostile_text()
     assert_eq!(doc["figures"]["queue:\u{3c}script\u{3e}q\u{3c}/script\u{3e}:depth"], 1);
     assert_eq!(doc["figures"]["failed_jobs"], 3);
 
+    // Another host name pointing at this address (DNS rebinding) gets nothing.
+    let (status, body, _) = reply(agent().get(&format!("{}/failed", w.base)).set("Host", "evil.example").call());
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.contains("alert"), "{body}");
     for asset in ["/static/app.js", "/static/style.css"] {
         assert_eq!(get(&w, asset).0, 200);
     }

@@ -170,6 +170,7 @@ struct Req {
     cookie_token: Option<String>,
     header_token: Option<String>,
     form: bool,
+    host: Option<String>,
 }
 
 impl Req {
@@ -265,7 +266,7 @@ fn parse_request(req: &mut tiny_http::Request) -> Req {
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let mut params = Vec::new();
     parse_pairs(query, &mut params);
-    let (mut cookie_token, mut header_token, mut form) = (None, None, false);
+    let (mut cookie_token, mut header_token, mut form, mut host) = (None, None, false, None);
     for h in req.headers() {
         let value = h.value.as_str();
         if h.field.equiv("Cookie") {
@@ -276,6 +277,8 @@ fn parse_request(req: &mut tiny_http::Request) -> Req {
             }
         } else if h.field.equiv("Authorization") {
             header_token = value.strip_prefix("Bearer ").map(|t| t.trim().to_string());
+        } else if h.field.equiv("Host") {
+            host = Some(value.trim().to_ascii_lowercase());
         } else if h.field.equiv("Content-Type") {
             form = value.trim().starts_with("application/x-www-form-urlencoded");
         }
@@ -288,7 +291,7 @@ fn parse_request(req: &mut tiny_http::Request) -> Req {
             parse_pairs(&body, &mut params);
         }
     }
-    Req { method, path: path.to_string(), params, cookie_token, header_token, form }
+    Req { method, path: path.to_string(), params, cookie_token, header_token, form, host }
 }
 
 fn serve_one(app: &App, conn: &mut Option<Client>, mut req: tiny_http::Request) {
@@ -325,6 +328,17 @@ fn serve_one(app: &App, conn: &mut Option<Client>, mut req: tiny_http::Request) 
     let _ = req.respond(r);
 }
 
+/// Whether a Host header names a loopback address (`localhost`, `127.x.y.z`,
+/// `[::1]`), with or without a port.
+pub fn loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host })
+    };
+    name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Equal strings, compared in time independent of where they differ.
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -343,6 +357,11 @@ fn route(app: &App, conn: &mut Option<Client>, req: &Req) -> Result<Resp, Error>
         ("GET", "/static/style.css") => return Ok(Resp::new(200, "text/css; charset=utf-8", STYLE)),
         ("GET", "/static/app.js") => return Ok(Resp::new(200, "text/javascript; charset=utf-8", SCRIPT)),
         _ => {}
+    }
+    if app.token.is_none() && !req.host.as_deref().is_some_and(loopback_host) {
+        // Without a token only this machine gets in: a page elsewhere that
+        // points its own name at 127.0.0.1 (DNS rebinding) is refused.
+        return Ok(Resp::text(403, "the Host header must name this machine (localhost or a loopback address)\n"));
     }
     if let Some(token) = &app.token {
         if p == "/login" {
@@ -1363,6 +1382,24 @@ mod tests {
         }
         assert_eq!(url_decode("a+b%2"), "a b%2");
         assert_eq!(url_decode("%ff"), "\u{fffd}");
+    }
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for h in ["localhost", "localhost:8080", "127.0.0.1", "127.1.2.3:80", "[::1]", "[::1]:8080"] {
+            assert!(loopback_host(h), "{h}");
+        }
+        for h in [
+            "evil.example",
+            "evil.example:8080",
+            "10.0.0.1:80",
+            "localhost.evil.example",
+            "",
+            "[::2]:1",
+            "127.0.0.1.evil:80",
+        ] {
+            assert!(!loopback_host(h), "{h}");
+        }
     }
 
     #[test]
