@@ -280,6 +280,9 @@ fn writes_need_the_csrf_token_and_work_with_it() {
         c.ok(&["TQ.POP", &n, "w", "b"]);
         c.fail(&n, "w", &["E", "e"]);
     }
+    c.ok(&["TQ.ENQUEUE", &n, "z", "zz", "[9]"]);
+    c.ok(&["TQ.POP", &n, "w", "z"]);
+    c.fail(&n, "w", &["Other", "o"]);
     let w = start_web(&s, &n, "127.0.0.1:0", &[]);
     let token = csrf(&w);
 
@@ -307,12 +310,21 @@ fn writes_need_the_csrf_token_and_work_with_it() {
     let at = failed.find("name=\"id\" value=\"").expect("an id") + "name=\"id\" value=\"".len();
     let id = failed[at..].split('"').next().expect("id").to_string();
     assert_eq!(post(&w, "/failed/retry", &[("csrf", &token), ("id", &id)]).0, 303);
-    assert_eq!(c.int(&["LLEN", &format!("{n}:failed")]), 2);
+    assert_eq!(c.int(&["LLEN", &format!("{n}:failed")]), 3);
     assert_eq!(c.int(&["LLEN", &format!("{n}:queue:b")]), 1);
     // Retry all matching (class d), batched as `tq retry`.
     assert_eq!(post(&w, "/failed/retry", &[("csrf", &token), ("class", "d")]).0, 303);
-    assert_eq!(c.int(&["LLEN", &format!("{n}:failed")]), 0);
+    assert_eq!(c.int(&["LLEN", &format!("{n}:failed")]), 1);
     assert_eq!(c.int(&["LLEN", &format!("{n}:queue:b")]), 3);
+    // Filtered by exception, then removed by it.
+    let other = get_ok(&w, "/failed?exception=Other");
+    assert!(other.contains(">zz<") && other.contains("remove all matching"), "{other}");
+    assert!(get_ok(&w, "/failed?exception=Nope").contains("<tbody></tbody>"));
+    assert_eq!(post(&w, "/failed/remove", &[("csrf", &token), ("exception", "Nope")]).0, 303);
+    assert_eq!(c.int(&["LLEN", &format!("{n}:failed")]), 1);
+    assert_eq!(post(&w, "/failed/remove", &[("csrf", &token), ("exception", "Other")]).0, 303);
+    assert_eq!(c.int(&["LLEN", &format!("{n}:failed")]), 0);
+    assert_eq!(c.int(&["LLEN", &format!("{n}:queue:z")]), 0, "removed, not retried");
 
     // Delete one job, then the queue.
     assert_eq!(

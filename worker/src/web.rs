@@ -34,6 +34,8 @@ pub const PAGE: u64 = 50;
 pub const FAILED_SCAN: u64 = 1_000;
 /// Workers read for the per-queue figures (in flight, workers alive).
 pub const WORKERS_READ: u64 = 1_000;
+/// The failed page's filters: fields of a record (TQ.FAILRETRY's filters).
+const FAILED_FILTERS: [&str; 3] = ["queue", "class", "exception"];
 /// Delayed times whose jobs the overview counts.
 const DELAYED_COUNTED: u64 = 1_000;
 /// Periodic tasks shown at most.
@@ -899,8 +901,9 @@ fn failed_page(app: &App, c: &mut Client, req: &Req) -> Result<String, Error> {
     let total = inspect::llen(c, &format!("{ns}:failed"))?;
     let now = inspect::server_now(c)?;
     let offset = req.num("offset", 0);
-    let (fq, fc) = (req.param("queue"), req.param("class"));
-    let filtered = fq.is_some() || fc.is_some();
+    // The filters given, each a field of the record that must equal it.
+    let filters: Vec<(&str, &str)> = FAILED_FILTERS.iter().filter_map(|f| req.param(f).map(|v| (*f, v))).collect();
+    let filtered = !filters.is_empty();
     let window = if filtered { FAILED_SCAN } else { PAGE };
     let (o, n) = (offset.to_string(), window.to_string());
     let items = array("TQ.FAILED", call(c, "TQ.FAILED", &[ns.as_bytes(), o.as_bytes(), n.as_bytes()])?)?;
@@ -913,9 +916,7 @@ fn failed_page(app: &App, c: &mut Client, req: &Req) -> Result<String, Error> {
         let (Some(id), Some(record)) = (text(id), bytes(record)) else { continue };
         // A record that is not UTF-8 is shown with U+FFFD in place of the bad bytes.
         let r = inspect::failed_json(&id, String::from_utf8_lossy(record).as_bytes());
-        if fq.is_some_and(|q| pick(&r, "queue").as_str() != Some(q))
-            || fc.is_some_and(|cl| pick(&r, "class").as_str() != Some(cl))
-        {
+        if filters.iter().any(|(f, v)| pick(&r, f).as_str() != Some(*v)) {
             continue;
         }
         rows.push(vec![
@@ -938,33 +939,24 @@ fn failed_page(app: &App, c: &mut Client, req: &Req) -> Result<String, Error> {
         }
     }
     let mut s = format!("<h1>Failed</h1><p>{total} in the failed list</p>");
-    let _ = write!(
-        s,
-        "<form method=get action=\"/failed\" class=filter><label>queue <input name=queue value=\"{}\"></label> \
-         <label>class <input name=class value=\"{}\"></label> <button>filter</button></form>",
-        esc(fq.unwrap_or("")),
-        esc(fc.unwrap_or(""))
-    );
+    s.push_str("<form method=get action=\"/failed\" class=filter>");
+    for f in FAILED_FILTERS {
+        let value = req.param(f).unwrap_or_default();
+        let _ = write!(s, "<label>{f} <input name={f} value=\"{}\"></label> ", esc(value));
+    }
+    s.push_str("<button>filter</button></form>");
     let label = if filtered { "retry all matching" } else { "retry all" };
-    let mut fields: Vec<(&str, &str)> = Vec::new();
-    if let Some(q) = fq {
-        fields.push(("queue", q));
-    }
-    if let Some(cl) = fc {
-        fields.push(("class", cl));
-    }
+    let fields = &filters;
     let _ = write!(
         s,
         "<p>{}{}</p>",
-        button(app, "/failed/retry", &fields, label, true),
-        button(app, "/failed/remove", &fields, if filtered { "remove all matching" } else { "remove all" }, true)
+        button(app, "/failed/retry", fields, label, true),
+        button(app, "/failed/remove", fields, if filtered { "remove all matching" } else { "remove all" }, true)
     );
     s.push_str(&table(&["id", "failed", "queue", "class", "args", "exception", "error", "worker", ""], &rows));
     let mut base = String::from("/failed?");
-    for (k, v) in [("queue", fq), ("class", fc)] {
-        if let Some(v) = v {
-            let _ = write!(base, "{k}={}&", url_encode(v));
-        }
+    for (k, v) in &filters {
+        let _ = write!(base, "{k}={}&", url_encode(v));
     }
     let base = base.trim_end_matches(['&', '?']).to_string();
     if filtered {
@@ -1200,13 +1192,14 @@ fn write(_app: &App, c: &mut Client, req: &Req) -> Result<Resp, Error> {
         },
         p @ ("/failed/retry" | "/failed/remove") => {
             let kind = if p == "/failed/retry" { Sweep::Retry } else { Sweep::Remove };
-            let (id, queue, class) = (req.param("id"), req.param("queue"), req.param("class"));
+            let (id, queue, class, exception) =
+                (req.param("id"), req.param("queue"), req.param("class"), req.param("exception"));
             let args = SweepArgs {
                 id: id.map(str::to_string),
                 class: class.map(str::to_string),
                 queue: queue.map(str::to_string),
-                exception: None,
-                all: id.is_none() && queue.is_none() && class.is_none(),
+                exception: exception.map(str::to_string),
+                all: id.is_none() && queue.is_none() && class.is_none() && exception.is_none(),
                 batch: SWEEP_BATCH,
                 progress: ProgressArg::None,
                 output: OutputArgs { json: true },
