@@ -443,3 +443,36 @@ fn a_non_loopback_listen_needs_a_token() {
     assert_eq!(status, 200, "{body}");
     drop(w.tq);
 }
+
+#[test]
+fn an_empty_namespace_and_odd_parameters_still_give_pages() {
+    let s = Server::start();
+    let n = ns("web-empty");
+    let w = start_web(&s, &n, "127.0.0.1:0", &[]);
+    for page in [
+        "/",
+        "/queue?name=none",
+        "/queue",
+        "/failed?offset=99999999999999999999",
+        "/failed?offset=-1&class=",
+        "/workers?offset=9007199254740993",
+        "/delayed?at=nonsense",
+        "/delayed?at=18446744073709551615",
+        "/locks?cursor=x",
+        "/periodic",
+        "/api/live",
+        "/metrics",
+    ] {
+        let (status, body) = get(&w, page);
+        assert!([200, 303, 400].contains(&status), "{page}: {status} {body}");
+        let html = !page.starts_with("/api/") && page != "/metrics";
+        assert!(!html || status == 303 || body.contains("</html>"), "{page}: {body}");
+    }
+    let mut c = s.conn();
+    c.ok(&["SET", &format!("{n}:failed"), "not a list"]);
+    let (status, body) = get(&w, "/failed");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("WRONGTYPE"), "{body}");
+    c.ok(&["DEL", &format!("{n}:failed")]);
+    assert_eq!(get(&w, "/failed").0, 200, "the server goes on after an error");
+}

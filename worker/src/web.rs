@@ -299,13 +299,16 @@ fn parse_request(req: &mut tiny_http::Request) -> Req {
 fn serve_one(app: &App, conn: &mut Option<Client>, mut req: tiny_http::Request) {
     let parsed = parse_request(&mut req);
     let resp = route(app, conn, &parsed).unwrap_or_else(|e| {
-        // A broken connection is made again on the next request.
-        *conn = None;
-        Resp::new(
-            502,
-            "text/html; charset=utf-8",
-            shell(app, "Error", "", &format!("<p class=err>Redis: {}</p>", esc(&e.to_string()))),
-        )
+        // An error reply (bad input, a key of the wrong type, ACL) is the
+        // request's; anything else the connection's, made again next time.
+        let status = if e.code().is_some() {
+            400
+        } else {
+            *conn = None;
+            502
+        };
+        let body = format!("<p class=err>Redis: {}</p>", esc(&e.to_string()));
+        Resp::new(status, "text/html; charset=utf-8", shell(app, "Error", "", &body))
     });
     let mut r = tiny_http::Response::from_data(resp.body).with_status_code(resp.status);
     let mut headers = vec![
