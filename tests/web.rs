@@ -18,12 +18,22 @@ struct Web {
     base: String,
 }
 
-/// Starts `tq --ns <ns> web --listen 127.0.0.1:0 <extra>` and waits for its address.
+/// Starts `tq --ns <ns> web --listen <listen> <extra>` and waits for its address.
 fn start_web(s: &Server, n: &str, listen: &str, extra: &[&str]) -> Web {
-    let log = s.dir.join(format!("web-{}.log", WEB_SEQ.fetch_add(1, Ordering::SeqCst)));
-    let mut args = vec!["--ns", n, "web", "--listen", listen];
+    let mut args = vec!["--listen", listen];
     args.extend(extra);
-    let mut tq = Tq::spawn(s.port, &args, &log);
+    start_web_as(s, &format!("redis://127.0.0.1:{}/", s.port), n, &args)
+}
+
+/// Starts `tq --redis <url> --ns <ns> web <args>` and waits for its address.
+fn start_web_as(s: &Server, url: &str, n: &str, web_args: &[&str]) -> Web {
+    let log = s.dir.join(format!("web-{}.log", WEB_SEQ.fetch_add(1, Ordering::SeqCst)));
+    let mut args = vec!["--ns", n, "web"];
+    args.extend(web_args);
+    if !args.contains(&"--listen") {
+        args.extend(["--listen", "127.0.0.1:0"]);
+    }
+    let mut tq = Tq::spawn_url(url, &args, &log);
     tq.wait_log(30, "listening on http://");
     // The whole line.
     let text = tq.wait_log(30, ")\n");
@@ -355,17 +365,22 @@ fn read_only_hides_and_refuses_every_write() {
     c.fail(&n, "w", &["E", "e"]);
     c.ok(&["TQ.ENQUEUE", &n, "a", "c", "[2]"]);
     c.ok(&["TQ.ENQUEUEIN", &n, "3600000", "a", "c", "[3]"]);
-    let w = start_web(&s, &n, "127.0.0.1:0", &["--read-only"]);
+    // As a Redis user that may not write.
+    c.ok(&["ACL", "SETUSER", "ro", "on", ">pw", "+@all", "-@write", &format!("~{n}"), &format!("~{n}:*")]);
+    let w = start_web_as(&s, &format!("redis://ro:pw@127.0.0.1:{}/", s.port), &n, &["--read-only"]);
     let bucket = c.strings(&["TQ.TIMESTAMPS", &n]).pop().expect("a delayed time");
     for page in [
         "/",
         "/queue?name=a",
         "/failed",
+        "/failed?class=c",
         "/workers",
         "/delayed",
         &format!("/delayed?at={bucket}"),
         "/locks",
         "/periodic",
+        "/api/live",
+        "/metrics",
     ] {
         let body = get_ok(&w, page);
         assert!(!body.contains("method=post") && !body.contains("name=csrf"), "{page} shows a write:\n{body}");
