@@ -22,7 +22,7 @@ mod timer;
 mod waiters;
 
 use command::register;
-use commands::{enqueue, inspect, lock, promote, recur, work};
+use commands::{enqueue, inspect, lock, pause, promote, recur, work};
 use redis_module::{redis_module, Context, RedisString, Status};
 
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
@@ -47,6 +47,9 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         && register::<recur::Recur>(ctx)
         && register::<recur::Unrecur>(ctx)
         && register::<recur::Recurs>(ctx)
+        && register::<pause::Pause>(ctx)
+        && register::<pause::Resume>(ctx)
+        && register::<pause::Paused>(ctx)
         && register::<lock::Lock>(ctx)
         && register::<lock::Unlock>(ctx)
         && register::<lock::Renew>(ctx)

@@ -4,7 +4,7 @@ mod common;
 
 use common::{Server, Value};
 
-const COMMANDS: [(&str, i64); 40] = [
+const COMMANDS: [(&str, i64); 43] = [
     ("tq.enqueue", -4),
     ("tq.enqueueat", -5),
     ("tq.enqueuein", -5),
@@ -26,6 +26,9 @@ const COMMANDS: [(&str, i64); 40] = [
     ("tq.recur", -5),
     ("tq.unrecur", -4),
     ("tq.recurs", 2),
+    ("tq.pause", 3),
+    ("tq.resume", 3),
+    ("tq.paused", 2),
     ("tq.nack", -4),
     ("tq.scheduledat", -4),
     ("tq.timestamps", -2),

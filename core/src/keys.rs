@@ -163,6 +163,10 @@ impl Ns<'_> {
     pub fn delivery_seq(&self) -> Vec<u8> {
         self.key(&[b"tq", b"delivery"])
     }
+    /// Paused queues (`TQ.PAUSE`): a set of queue names every tq take skips.
+    pub fn paused(&self) -> Vec<u8> {
+        self.key(&[b"tq", b"paused"])
+    }
 }
 
 /// Suffixes of the keys that give a namespace timed work (delayed jobs,
@@ -241,6 +245,7 @@ mod tests {
         assert_eq!(ns.job_lock(b"c", b"q", b"[]"), b"resque:workerslock:c:q:[]");
         assert_eq!(ns.pair_lock(b"job-1"), b"resque:tq:lock:job-1");
         assert_eq!(ns.delivery_seq(), b"resque:tq:delivery");
+        assert_eq!(ns.paused(), b"resque:tq:paused");
         assert!(ns.is_job_lock(&ns.job_lock(b"c", b"q", b"[]")));
         for foreign in [&b"other:workerslock:c:q:[]"[..], b"resque:lock:c:q:[]", b"resquex:workerslock:c", b"resque"] {
             assert!(!ns.is_job_lock(foreign), "{}", String::from_utf8_lossy(foreign));

@@ -15,6 +15,7 @@ pub mod json;
 pub mod keys;
 pub mod lock;
 pub mod parse;
+pub mod pause;
 pub mod queue;
 pub mod records;
 pub mod recur;

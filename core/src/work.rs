@@ -242,6 +242,12 @@ fn take(
             }
         }
     }
+    // Paused queues (TQ.PAUSE) are skipped; the mailbox never is.
+    let paused = crate::pause::paused(s, ns)?;
+    if !paused.is_empty() {
+        let mut first = true;
+        order.retain(|(q, _)| std::mem::take(&mut first) || !paused.contains(q));
+    }
     let mut plan = Plan::new(Reply::Nil);
     let mut failed = Failures::default();
     let mut skipped = 0;

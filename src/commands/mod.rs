@@ -4,6 +4,7 @@
 pub mod enqueue;
 pub mod inspect;
 pub mod lock;
+pub mod pause;
 pub mod promote;
 pub mod recur;
 pub mod work;

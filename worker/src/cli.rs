@@ -61,8 +61,29 @@ pub enum Cmd {
                       seconds) the job was filed under.")]
     Enqueue(EnqueueArgs),
 
+    /// Serve the operator's dashboard and /metrics (Prometheus) over HTTP
+    #[command(after_help = "Listens on loopback by default; another address needs --token-file (the token is \
+                      then required: `Authorization: Bearer <token>`, or the cookie the /login form sets). \
+                      Exit status: 1 when it cannot start.")]
+    Web(WebArgs),
+
     #[command(flatten)]
     Inspect(InspectCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct WebArgs {
+    /// Address to listen on (host:port)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Show everything, change nothing: write buttons are hidden and every write is refused (403)
+    #[arg(long)]
+    pub read_only: bool,
+
+    /// File holding the access token (at least 16 printable characters); required off loopback
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 const EXIT_STATUS: &str = "Exit status: 0 success; 1 Redis unreachable or a refusal (module not loaded, ACL, wrong \

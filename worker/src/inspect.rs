@@ -109,7 +109,7 @@ fn unexpected(what: &str, v: &Value) -> Error {
 }
 
 /// The items of an array reply (nil is empty).
-fn array(what: &str, v: Value) -> Result<Vec<Value>, Error> {
+pub(crate) fn array(what: &str, v: Value) -> Result<Vec<Value>, Error> {
     match v {
         Value::Array(items) | Value::Set(items) => Ok(items),
         Value::Nil => Ok(Vec::new()),
@@ -117,7 +117,7 @@ fn array(what: &str, v: Value) -> Result<Vec<Value>, Error> {
     }
 }
 
-fn bytes(v: &Value) -> Option<&[u8]> {
+pub(crate) fn bytes(v: &Value) -> Option<&[u8]> {
     match v {
         Value::BulkString(b) => Some(b),
         Value::SimpleString(s) => Some(s.as_bytes()),
@@ -126,19 +126,19 @@ fn bytes(v: &Value) -> Option<&[u8]> {
 }
 
 /// A string reply as text (invalid UTF-8 replaced).
-fn text(v: &Value) -> Option<String> {
+pub(crate) fn text(v: &Value) -> Option<String> {
     bytes(v).map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
 /// An integer reply, or a string of digits.
-fn int(v: &Value) -> Option<i64> {
+pub(crate) fn int(v: &Value) -> Option<i64> {
     match v {
         Value::Int(n) => Some(*n),
         other => std::str::from_utf8(bytes(other)?).ok()?.trim().parse().ok(),
     }
 }
 
-fn uint(what: &str, v: &Value) -> Result<u64, Error> {
+pub(crate) fn uint(what: &str, v: &Value) -> Result<u64, Error> {
     int(v).and_then(|n| u64::try_from(n).ok()).ok_or_else(|| unexpected(what, v))
 }
 
@@ -173,7 +173,7 @@ fn show_json(v: &J) -> String {
     }
 }
 
-fn call(c: &mut Client, name: &str, args: &[&[u8]]) -> Result<Value, Error> {
+pub(crate) fn call(c: &mut Client, name: &str, args: &[&[u8]]) -> Result<Value, Error> {
     let mut cmd = redis::cmd(name);
     for a in args {
         cmd.arg(*a);
@@ -181,12 +181,12 @@ fn call(c: &mut Client, name: &str, args: &[&[u8]]) -> Result<Value, Error> {
     c.call(&cmd)
 }
 
-fn key(c: &Client, suffix: &str) -> String {
+pub(crate) fn key(c: &Client, suffix: &str) -> String {
     format!("{}:{suffix}", c.ns())
 }
 
 /// The server's clock (unix ms), the reference of relative times.
-fn server_now(c: &mut Client) -> Result<u64, Error> {
+pub(crate) fn server_now(c: &mut Client) -> Result<u64, Error> {
     let v = call(c, "TIME", &[])?;
     let parts = array("TIME", v)?;
     match parts.as_slice() {
@@ -199,7 +199,7 @@ fn server_now(c: &mut Client) -> Result<u64, Error> {
 }
 
 /// `LLEN` of each key, pipelined.
-fn lengths(c: &mut Client, keys: &[String]) -> Result<Vec<u64>, Error> {
+pub(crate) fn lengths(c: &mut Client, keys: &[String]) -> Result<Vec<u64>, Error> {
     let mut out = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(1000) {
         let mut pipe = redis::pipe();
@@ -213,7 +213,7 @@ fn lengths(c: &mut Client, keys: &[String]) -> Result<Vec<u64>, Error> {
     Ok(out)
 }
 
-fn llen(c: &mut Client, k: &str) -> Result<u64, Error> {
+pub(crate) fn llen(c: &mut Client, k: &str) -> Result<u64, Error> {
     let v = call(c, "LLEN", &[k.as_bytes()])?;
     uint("LLEN", &v)
 }
@@ -245,7 +245,7 @@ fn job_cells(job: &J) -> (String, String) {
 }
 
 /// A top-level member of a JSON object, as its raw bytes.
-fn raw_member<'a>(object: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+pub(crate) fn raw_member<'a>(object: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     let members = tq_core::json::object_members(object).ok()?;
     object.get(tq_core::json::member(&members, name)?.clone())
 }
@@ -410,7 +410,7 @@ fn queues(c: &mut Client, as_json: bool) -> Result<Output, Error> {
 }
 
 /// `LRANGE` from `offset`, `count` items at most, a page at a time.
-fn lrange(c: &mut Client, k: &str, offset: u64, count: u64) -> Result<Vec<Vec<u8>>, Error> {
+pub(crate) fn lrange(c: &mut Client, k: &str, offset: u64, count: u64) -> Result<Vec<Vec<u8>>, Error> {
     let mut out = Vec::new();
     let mut pos = offset;
     let end = offset.saturating_add(count);
@@ -880,7 +880,7 @@ fn progress_style(arg: ProgressArg) -> ProgressStyle {
     }
 }
 
-fn sweep(c: &mut Client, a: &SweepArgs, kind: Sweep) -> Result<Output, Error> {
+pub(crate) fn sweep(c: &mut Client, a: &SweepArgs, kind: Sweep) -> Result<Output, Error> {
     let ns = c.ns().to_string();
     let total = llen(c, &key(c, "failed"))?;
     let mut filters: Vec<(&str, &str)> = Vec::new();

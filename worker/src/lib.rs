@@ -14,6 +14,7 @@
 //! - [`paired`]: `tq paired`, a command run under an expiring pair lock;
 //! - [`duration`]: `30s`-style durations;
 //! - [`cli`]: the command line (clap), dispatched by `main.rs`;
+//! - [`web`]: `tq web`, the dashboard and Prometheus endpoint;
 //! - [`sys`]: the few libc calls (signals, process groups, host name).
 //!
 //! This crate never links the module (`tq-module`): the module installs
@@ -32,6 +33,7 @@ pub mod log;
 pub mod paired;
 pub mod sys;
 pub mod table;
+pub mod web;
 pub mod work;
 pub mod worker;
 

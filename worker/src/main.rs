@@ -4,7 +4,7 @@ use clap::Parser;
 use tq_worker::cli::{Cli, Cmd, EnqueueArgs, WorkArgs};
 use tq_worker::config::{Rules, Settings};
 use tq_worker::log::{Format, Level};
-use tq_worker::{enqueue, inspect, paired, sys, work};
+use tq_worker::{enqueue, inspect, paired, sys, web, work};
 
 fn main() {
     let cli = Cli::parse();
@@ -40,6 +40,13 @@ fn main() {
             }
         },
         Cmd::Enqueue(a) => run_enqueue(&redis_url, &cli.ns, a),
+        Cmd::Web(a) => web::run(web::Options {
+            redis_url,
+            ns: cli.ns,
+            listen: a.listen,
+            read_only: a.read_only,
+            token_file: a.token_file,
+        }),
         Cmd::Inspect(c) => inspect::run(&redis_url, &cli.ns, c),
     };
     std::process::exit(code);

@@ -1,0 +1,493 @@
+//! `tq web`: every page loads with data made by tq and by node-resque,
+//! hostile names and texts come back escaped, writes need the CSRF token and
+//! are refused in --read-only, a non-loopback listen needs a token, and
+//! /metrics is Prometheus text whose figures are the server's.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::interop::run_script;
+use common::*;
+
+static WEB_SEQ: AtomicUsize = AtomicUsize::new(0);
+
+struct Web {
+    tq: Tq,
+    base: String,
+}
+
+/// Starts `tq --ns <ns> web --listen <listen> <extra>` and waits for its address.
+fn start_web(s: &Server, n: &str, listen: &str, extra: &[&str]) -> Web {
+    let mut args = vec!["--listen", listen];
+    args.extend(extra);
+    start_web_as(s, &format!("redis://127.0.0.1:{}/", s.port), n, &args)
+}
+
+/// Starts `tq --redis <url> --ns <ns> web <args>` and waits for its address.
+fn start_web_as(s: &Server, url: &str, n: &str, web_args: &[&str]) -> Web {
+    let log = s.dir.join(format!("web-{}.log", WEB_SEQ.fetch_add(1, Ordering::SeqCst)));
+    let mut args = vec!["--ns", n, "web"];
+    args.extend(web_args);
+    if !args.contains(&"--listen") {
+        args.extend(["--listen", "127.0.0.1:0"]);
+    }
+    let mut tq = Tq::spawn_url(url, &args, &log);
+    tq.wait_log(30, "listening on http://");
+    // The whole line.
+    let text = tq.wait_log(30, ")\n");
+    let addr = text
+        .split("listening on http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("the address in the log")
+        .replace("0.0.0.0", "127.0.0.1");
+    Web { tq, base: format!("http://{addr}") }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new().redirects(0).timeout(Duration::from_secs(30)).build()
+}
+
+fn reply(r: Result<ureq::Response, ureq::Error>) -> (u16, String, Option<String>) {
+    let resp = match r {
+        Ok(resp) => resp,
+        Err(ureq::Error::Status(_, resp)) => resp,
+        Err(e) => panic!("HTTP request failed: {e}"),
+    };
+    let status = resp.status();
+    let location = resp.header("Location").map(str::to_string);
+    (status, resp.into_string().expect("body"), location)
+}
+
+fn get(w: &Web, path: &str) -> (u16, String) {
+    let (status, body, _) = reply(agent().get(&format!("{}{path}", w.base)).call());
+    (status, body)
+}
+
+fn get_ok(w: &Web, path: &str) -> String {
+    let (status, body) = get(w, path);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
+}
+
+fn post(w: &Web, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+    let (status, body, _) = reply(agent().post(&format!("{}{path}", w.base)).send_form(fields));
+    (status, body)
+}
+
+/// The CSRF token the pages carry.
+fn csrf(w: &Web) -> String {
+    let page = get_ok(w, "/failed");
+    let at = page.find("name=csrf value=\"").expect("a CSRF field on the page") + "name=csrf value=\"".len();
+    page[at..].split('"').next().expect("token").to_string()
+}
+
+/// Hostile text never comes back as markup: the page's only script element
+/// is its own, no data-made element, no raw U+2028 in JSON.
+fn assert_escaped(path: &str, body: &str) {
+    assert!(body.matches("<script").count() <= 1, "{path}: a script element from the data:\n{body}");
+    if body.contains("<script") {
+        assert!(body.contains("<script src=\"/static/app.js\" defer></script>"), "{path}");
+    }
+    for bad in ["<img", "<b>", "<i>", "<E>"] {
+        assert!(!body.contains(bad), "{path}: {bad:?} came back unescaped:\n{body}");
+    }
+}
+
+fn rpush(c: &mut Conn, key: &str, value: &[u8]) {
+    c.ok(&[&b"RPUSH"[..], key.as_bytes(), value]);
+}
+
+/// Data by tq (hostile names and texts included) and by node-resque.
+fn populate(s: &Server, c: &mut Conn, n: &str) -> u64 {
+    c.ok(&["TQ.ENQUEUE", n, "math", "add", "[1,2]"]);
+    c.ok(&["TQ.ENQUEUE", n, "math", "add", "[3,4]"]);
+    c.ok(&[
+        "TQ.ENQUEUE",
+        n,
+        "<script>q</script>",
+        "\"><img src=x onerror=alert(1)>",
+        "[\"<script>alert(1)</script>\",\"\u{2028}\"]",
+    ]);
+    c.ok(&["TQ.ENQUEUE", n, "line\u{2028}sep", "c", "[]"]);
+    // Invalid UTF-8 in a payload's class.
+    rpush(c, &format!("{n}:queue:math"), b"{\"class\":\"bad\xff<b>x</b>\",\"queue\":\"math\",\"args\":[]}");
+    // A worker with a hostile name holds a job; another failed one.
+    c.ok(&["TQ.POP", n, "<script>w</script>:1", "math"]);
+    c.ok(&["TQ.HEARTBEAT", n, "<script>w</script>:1", "60000"]);
+    c.ok(&["TQ.POP", n, "w2", "math"]);
+    c.fail(n, "w2", &["<E>", "<script>alert(2)</script>\u{2028}"]);
+    // A failure record and a registration with invalid UTF-8 in the error and worker name.
+    rpush(
+        c,
+        &format!("{n}:failed"),
+        b"{\"worker\":\"bad\xff<i>w</i>\",\"queue\":\"math\",\"payload\":{\"class\":\"add\",\"queue\":\"math\",\"args\":[5]},\"exception\":\"E\",\"error\":\"\xfe<b>err</b>\",\"backtrace\":[],\"failed_at\":\"Sat Dec 05 2026 10:00:00 GMT+0000 (Coordinated Universal Time)\"}",
+    );
+    c.ok(&[&b"SADD"[..], format!("{n}:workers").as_bytes(), b"bad\xff<i>w</i>:math"]);
+    let bucket = c.int(&["TQ.ENQUEUEIN", n, "7200000", "math", "<b>later</b>", "[1]"]);
+    c.ok(&["TQ.RECUR", n, "<b>tick</b>", "ticks", "600000"]);
+    c.ok(&["TQ.LOCK", n, "<b>lock</b>", "<i>owner</i>", "600000"]);
+    run_script(s, n, "web_data.js", &[]);
+    u64::try_from(bucket).expect("bucket") * 1000
+}
+
+#[test]
+fn every_page_loads_with_data_from_tq_and_node_resque_and_escapes_hostile_text() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("web");
+    let later_ms = populate(&s, &mut c, &n);
+    let w = start_web(&s, &n, "127.0.0.1:0", &[]);
+
+    let home = get_ok(&w, "/");
+    assert_escaped("/", &home);
+    for q in ["math", "nq", "nfail", "&lt;script&gt;q&lt;/script&gt;"] {
+        assert!(home.contains(&format!(">{q}</a>")), "/ lists queue {q}:\n{home}");
+    }
+    assert!(home.contains("data-live=\"queue:math:depth\">1<"), "{home}");
+
+    let math = get_ok(&w, "/queue?name=math");
+    assert_escaped("/queue", &math);
+    assert!(math.contains("bad\u{fffd}&lt;b&gt;x&lt;/b&gt;"), "{math}");
+    let hostile = get_ok(&w, "/queue?name=%3Cscript%3Eq%3C%2Fscript%3E");
+    assert_escaped("/queue hostile", &hostile);
+    assert!(hostile.contains("&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"), "{hostile}");
+    assert!(hostile.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{hostile}");
+    let nq = get_ok(&w, "/queue?name=nq");
+    assert!(nq.contains("NodeJob") && nq.contains("[&quot;from node&quot;,1]"), "{nq}");
+
+    let failed = get_ok(&w, "/failed");
+    assert_escaped("/failed", &failed);
+    assert!(failed.contains("&lt;script&gt;alert(2)&lt;/script&gt;"), "{failed}");
+    assert!(
+        failed.contains("\u{fffd}&lt;b&gt;err&lt;/b&gt;") && failed.contains("bad\u{fffd}&lt;i&gt;w&lt;/i&gt;"),
+        "{failed}"
+    );
+    // node-resque's failure, by a worker with a hostile name.
+    assert!(failed.contains("&lt;script&gt;alert(&quot;node&quot;)&lt;/script&gt;"), "{failed}");
+    assert!(failed.contains("node&quot;&gt;&lt;img src=x onerror=alert(1)&gt;:7"), "{failed}");
+    let filtered = get_ok(&w, "/failed?class=NodeBoom");
+    assert!(filtered.contains("NodeBoom") && !filtered.contains("alert(2)"), "{filtered}");
+
+    let workers = get_ok(&w, "/workers");
+    assert_escaped("/workers", &workers);
+    assert!(workers.contains("&lt;script&gt;w&lt;/script&gt;:1"), "{workers}");
+    assert!(workers.contains("bad\u{fffd}&lt;i&gt;w&lt;/i&gt;"), "{workers}");
+    assert!(workers.contains("<span class=ok>alive</span>"), "the heartbeating worker is alive: {workers}");
+
+    let delayed = get_ok(&w, "/delayed");
+    assert_escaped("/delayed", &delayed);
+    assert!(delayed.contains(&format!("/delayed?at={later_ms}")), "{delayed}");
+    let at = get_ok(&w, &format!("/delayed?at={later_ms}"));
+    assert_escaped("/delayed?at", &at);
+    assert!(at.contains("&lt;b&gt;later&lt;/b&gt;"), "{at}");
+    let times: Vec<String> = c.strings(&["TQ.TIMESTAMPS", &n]);
+    assert_eq!(times.len(), 2, "tq's and node-resque's delayed jobs");
+    let node_at = times.iter().find(|t| **t != later_ms.to_string()).expect("node-resque's time");
+    assert!(get_ok(&w, &format!("/delayed?at={node_at}")).contains("NodeLater"));
+
+    let locks = get_ok(&w, "/locks");
+    assert_escaped("/locks", &locks);
+    assert!(locks.contains("&lt;b&gt;lock&lt;/b&gt;") && locks.contains("&lt;i&gt;owner&lt;/i&gt;"), "{locks}");
+
+    let periodic = get_ok(&w, "/periodic");
+    assert_escaped("/periodic", &periodic);
+    assert!(periodic.contains("&lt;b&gt;tick&lt;/b&gt;"), "{periodic}");
+
+    let live = get_ok(&w, "/api/live");
+    assert_escaped("/api/live", &live);
+    assert!(!live.contains('\u{2028}') && live.contains("line\\u2028sep"), "{live}");
+    let doc: serde_json::Value = serde_json::from_str(&live).expect("JSON");
+    assert_eq!(doc["figures"]["queue:math:depth"], 1);
+    assert_eq!(doc["figures"]["queue:\u{3c}script\u{3e}q\u{3c}/script\u{3e}:depth"], 1);
+    assert_eq!(doc["figures"]["failed_jobs"], 3);
+
+    // Another host name pointing at this address (DNS rebinding) gets nothing.
+    let (status, body, _) = reply(agent().get(&format!("{}/failed", w.base)).set("Host", "evil.example").call());
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.contains("alert"), "{body}");
+    for asset in ["/static/app.js", "/static/style.css"] {
+        assert_eq!(get(&w, asset).0, 200);
+    }
+    assert_eq!(get(&w, "/nothing").0, 404);
+}
+
+/// `name{labels} value` lines of a metric.
+fn samples(text: &str, name: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (head, value) = l.rsplit_once(' ')?;
+            let (metric, labels) = match head.split_once('{') {
+                Some((m, rest)) => (m, rest.strip_suffix('}')?.to_string()),
+                None => (head, String::new()),
+            };
+            (metric == name).then(|| (labels, value.parse().expect("a number")))
+        })
+        .collect()
+}
+
+#[test]
+fn metrics_are_prometheus_text_with_the_servers_figures() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("web-metrics");
+    c.ok(&["TQ.ENQUEUE", &n, "a", "c", "[1]"]);
+    c.ok(&["TQ.ENQUEUE", &n, "a", "c", "[2]"]);
+    c.ok(&["TQ.ENQUEUE", &n, "q\"\\\nx", "c", "[3]"]);
+    c.ok(&["TQ.POP", &n, "w1", "a"]);
+    c.ack(&n, "w1");
+    c.ok(&["TQ.POP", &n, "w1", "a"]);
+    c.fail(&n, "w1", &["E", "e"]);
+    c.ok(&["TQ.ENQUEUE", &n, "a", "c", "[4]"]);
+    c.ok(&["TQ.POP", &n, "w2", "a"]);
+    c.ok(&["TQ.HEARTBEAT", &n, "w2", "60000"]);
+    c.ok(&["TQ.ENQUEUEIN", &n, "600000", "a", "c", "[5]"]);
+    c.ok(&["TQ.PAUSE", &n, "a"]);
+    let w = start_web(&s, &n, "127.0.0.1:0", &[]);
+    let text = get_ok(&w, "/metrics");
+    // Exposition format: every line a comment or `name[{labels}] number`.
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix('#') {
+            assert!(rest.starts_with(" HELP tq_") || rest.starts_with(" TYPE tq_"), "{line}");
+            continue;
+        }
+        let (head, value) = line.rsplit_once(' ').expect(line);
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+        let name = head.split('{').next().unwrap_or_default();
+        assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'), "{line}");
+    }
+    let ns_label = format!("namespace=\"{n}\"");
+    let q = |queue: &str| format!("{ns_label},queue=\"{queue}\"");
+    assert!(samples(&text, "tq_queue_depth").contains(&(q("a"), 0.0)), "{text}");
+    assert!(samples(&text, "tq_queue_depth").contains(&(q("q\\\"\\\\\\nx"), 1.0)), "{text}");
+    assert!(samples(&text, "tq_queue_paused").contains(&(q("a"), 1.0)), "{text}");
+    assert!(samples(&text, "tq_queue_in_flight").contains(&(q("a"), 1.0)), "{text}");
+    assert!(samples(&text, "tq_queue_workers_alive").contains(&(q("a"), 1.0)), "{text}");
+    // The same figures as the server's keys and the CLI's sources.
+    let one = |name: &str| samples(&text, name).into_iter().find(|(l, _)| *l == ns_label).map(|(_, v)| v);
+    assert_eq!(one("tq_processed_total"), Some(c.int(&["GET", &format!("{n}:stat:processed")]) as f64));
+    assert_eq!(one("tq_failed_total"), Some(c.int(&["GET", &format!("{n}:stat:failed")]) as f64));
+    assert_eq!(one("tq_failed_jobs"), Some(c.int(&["LLEN", &format!("{n}:failed")]) as f64));
+    assert_eq!(one("tq_delayed_jobs"), Some(1.0));
+    assert_eq!(one("tq_in_flight"), Some(1.0));
+    assert_eq!(one("tq_workers_alive"), Some(1.0));
+    let popped: f64 = c.info_field("tq", "tq_popped").expect("tq_popped").parse().expect("number");
+    assert_eq!(samples(&text, "tq_server_popped_total"), vec![(String::new(), popped)]);
+    assert_eq!(samples(&text, "tq_server_job_run_ms_count").len(), 1, "{text}");
+}
+
+#[test]
+fn writes_need_the_csrf_token_and_work_with_it() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("web-writes");
+    c.ok(&["TQ.ENQUEUE", &n, "a", "c", "[1]"]);
+    for i in 0..3 {
+        c.ok(&["TQ.ENQUEUE", &n, "b", "d", &format!("[{i}]")]);
+        c.ok(&["TQ.POP", &n, "w", "b"]);
+        c.fail(&n, "w", &["E", "e"]);
+    }
+    c.ok(&["TQ.ENQUEUE", &n, "z", "zz", "[9]"]);
+    c.ok(&["TQ.POP", &n, "w", "z"]);
+    c.fail(&n, "w", &["Other", "o"]);
+    let w = start_web(&s, &n, "127.0.0.1:0", &[]);
+    let token = csrf(&w);
+
+    // Without the token, or with a wrong one: refused, nothing written.
+    let before = c.digest();
+    for fields in [&[("queue", "a")][..], &[("queue", "a"), ("csrf", "0000")][..]] {
+        let (status, body) = post(&w, "/pause", fields);
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains("CSRF"), "{body}");
+    }
+    let (status, _) = post(&w, "/failed/retry", &[]);
+    assert_eq!(status, 403);
+    assert_eq!(c.digest(), before);
+
+    // Pause, seen by a take; resume.
+    assert_eq!(post(&w, "/pause", &[("csrf", &token), ("queue", "a")]).0, 303);
+    assert_eq!(c.strings(&["TQ.PAUSED", &n]), vec!["a"]);
+    assert_eq!(c.ok(&["TQ.POP", &n, "w9", "a"]), Value::Nil);
+    assert!(get_ok(&w, "/").contains("data-live=\"queue:a:paused\">paused<"));
+    assert_eq!(post(&w, "/resume", &[("csrf", &token), ("queue", "a")]).0, 303);
+    assert_eq!(c.strings(&["TQ.PAUSED", &n]), Vec::<String>::new());
+
+    // Retry one failed job by its id: back in its queue.
+    let failed = get_ok(&w, "/failed");
+    let at = failed.find("name=\"id\" value=\"").expect("an id") + "name=\"id\" value=\"".len();
+    let id = failed[at..].split('"').next().expect("id").to_string();
+    assert_eq!(post(&w, "/failed/retry", &[("csrf", &token), ("id", &id)]).0, 303);
+    assert_eq!(c.int(&["LLEN", &format!("{n}:failed")]), 3);
+    assert_eq!(c.int(&["LLEN", &format!("{n}:queue:b")]), 1);
+    // Retry all matching (class d), batched as `tq retry`.
+    assert_eq!(post(&w, "/failed/retry", &[("csrf", &token), ("class", "d")]).0, 303);
+    assert_eq!(c.int(&["LLEN", &format!("{n}:failed")]), 1);
+    assert_eq!(c.int(&["LLEN", &format!("{n}:queue:b")]), 3);
+    // Filtered by exception, then removed by it.
+    let other = get_ok(&w, "/failed?exception=Other");
+    assert!(other.contains(">zz<") && other.contains("remove all matching"), "{other}");
+    assert!(get_ok(&w, "/failed?exception=Nope").contains("<tbody></tbody>"));
+    assert_eq!(post(&w, "/failed/remove", &[("csrf", &token), ("exception", "Nope")]).0, 303);
+    assert_eq!(c.int(&["LLEN", &format!("{n}:failed")]), 1);
+    assert_eq!(post(&w, "/failed/remove", &[("csrf", &token), ("exception", "Other")]).0, 303);
+    assert_eq!(c.int(&["LLEN", &format!("{n}:failed")]), 0);
+    assert_eq!(c.int(&["LLEN", &format!("{n}:queue:z")]), 0, "removed, not retried");
+
+    // Delete one job, then the queue.
+    assert_eq!(
+        post(&w, "/queue/delete-job", &[("csrf", &token), ("queue", "b"), ("class", "d"), ("args", "[1]")]).0,
+        303
+    );
+    assert_eq!(c.lrange(&format!("{n}:queue:b")), vec![job("b", "d", "[0]"), job("b", "d", "[2]")]);
+    assert_eq!(post(&w, "/queue/delete", &[("csrf", &token), ("queue", "b")]).0, 303);
+    assert_eq!(c.int(&["EXISTS", &format!("{n}:queue:b")]), 0);
+
+    // A delayed job run now.
+    c.ok(&["TQ.ENQUEUEIN", &n, "3600000", "later", "e", "[7]"]);
+    assert_eq!(
+        post(&w, "/delayed/run", &[("csrf", &token), ("queue", "later"), ("class", "e"), ("args", "[7]")]).0,
+        303
+    );
+    assert_eq!(c.lrange(&format!("{n}:queue:later")), vec![job("later", "e", "[7]")]);
+    assert_eq!(c.strings(&["TQ.TIMESTAMPS", &n]), Vec::<String>::new());
+}
+
+#[test]
+fn read_only_hides_and_refuses_every_write() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("web-ro");
+    c.ok(&["TQ.ENQUEUE", &n, "a", "c", "[1]"]);
+    c.ok(&["TQ.POP", &n, "w", "a"]);
+    c.fail(&n, "w", &["E", "e"]);
+    c.ok(&["TQ.ENQUEUE", &n, "a", "c", "[2]"]);
+    c.ok(&["TQ.ENQUEUEIN", &n, "3600000", "a", "c", "[3]"]);
+    // As a Redis user that may not write.
+    c.ok(&["ACL", "SETUSER", "ro", "on", ">pw", "+@all", "-@write", &format!("~{n}"), &format!("~{n}:*")]);
+    let w = start_web_as(&s, &format!("redis://ro:pw@127.0.0.1:{}/", s.port), &n, &["--read-only"]);
+    let bucket = c.strings(&["TQ.TIMESTAMPS", &n]).pop().expect("a delayed time");
+    for page in [
+        "/",
+        "/queue?name=a",
+        "/failed",
+        "/failed?class=c",
+        "/workers",
+        "/delayed",
+        &format!("/delayed?at={bucket}"),
+        "/locks",
+        "/periodic",
+        "/api/live",
+        "/metrics",
+    ] {
+        let body = get_ok(&w, page);
+        assert!(!body.contains("method=post") && !body.contains("name=csrf"), "{page} shows a write:\n{body}");
+    }
+    assert!(get_ok(&w, "/").contains("read-only"));
+    let before = c.digest();
+    let all = [("queue", "a"), ("class", "c"), ("args", "[2]"), ("id", "x"), ("csrf", "x")];
+    for route in [
+        "/pause",
+        "/resume",
+        "/queue/delete",
+        "/queue/delete-job",
+        "/failed/retry",
+        "/failed/remove",
+        "/delayed/run",
+        "/delayed/delete",
+    ] {
+        let (status, body) = post(&w, route, &all);
+        assert_eq!(status, 403, "{route}: {body}");
+        assert!(body.contains("read-only"), "{route}: {body}");
+    }
+    assert_eq!(c.digest(), before);
+}
+
+#[test]
+fn a_non_loopback_listen_needs_a_token() {
+    let s = Server::start();
+    let n = ns("web-token");
+    // No token: refuses to start.
+    let log = s.dir.join("web-refused.log");
+    let mut refused = Tq::spawn(s.port, &["--ns", &n, "web", "--listen", "0.0.0.0:0"], &log);
+    let status = refused.wait_exit(30);
+    assert_eq!(status.code(), Some(1), "{}", refused.log());
+    assert!(refused.log().contains("not a loopback address") && refused.log().contains("--token-file"));
+    // A token too short to be one: refused too.
+    let short = s.dir.join("short-token");
+    std::fs::write(&short, "abc\n").expect("write");
+    let log = s.dir.join("web-short.log");
+    let mut refused = Tq::spawn(
+        s.port,
+        &["--ns", &n, "web", "--listen", "0.0.0.0:0", "--token-file", short.to_str().expect("path")],
+        &log,
+    );
+    assert_eq!(refused.wait_exit(30).code(), Some(1), "{}", refused.log());
+
+    let token = "s3cret-token-0123456789";
+    let file = s.dir.join("token");
+    std::fs::write(&file, format!("{token}\n")).expect("write");
+    let w = start_web(&s, &n, "0.0.0.0:0", &["--token-file", file.to_str().expect("path")]);
+    // Without the token: the pages send to the login form, the API refuses.
+    let (status, _, location) = reply(agent().get(&format!("{}/", w.base)).call());
+    assert_eq!((status, location.as_deref()), (303, Some("/login")));
+    for path in ["/api/live", "/metrics"] {
+        assert_eq!(get(&w, path).0, 401, "{path}");
+    }
+    let (status, _, _) =
+        reply(agent().get(&format!("{}/metrics", w.base)).set("Authorization", "Bearer wrong-token-0123456789").call());
+    assert_eq!(status, 401);
+    // With it, in a header.
+    let (status, body, _) =
+        reply(agent().get(&format!("{}/metrics", w.base)).set("Authorization", &format!("Bearer {token}")).call());
+    assert_eq!(status, 200, "{body}");
+    // Through the login form: a cookie.
+    let (status, _, _) = reply(agent().post(&format!("{}/login", w.base)).send_form(&[("token", "nope")]));
+    assert_eq!(status, 401);
+    let resp = match agent().post(&format!("{}/login", w.base)).send_form(&[("token", token)]) {
+        Ok(r) => r,
+        Err(e) => panic!("login: {e}"),
+    };
+    assert_eq!(resp.status(), 303);
+    let cookie = resp.header("Set-Cookie").expect("a cookie").to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let pair = cookie.split(';').next().expect("name=value").to_string();
+    let (status, body, _) = reply(agent().get(&format!("{}/", w.base)).set("Cookie", &pair).call());
+    assert_eq!(status, 200, "{body}");
+    drop(w.tq);
+}
+
+#[test]
+fn an_empty_namespace_and_odd_parameters_still_give_pages() {
+    let s = Server::start();
+    let n = ns("web-empty");
+    let w = start_web(&s, &n, "127.0.0.1:0", &[]);
+    for page in [
+        "/",
+        "/queue?name=none",
+        "/queue",
+        "/failed?offset=99999999999999999999",
+        "/failed?offset=-1&class=",
+        "/workers?offset=9007199254740993",
+        "/delayed?at=nonsense",
+        "/delayed?at=18446744073709551615",
+        "/locks?cursor=x",
+        "/periodic",
+        "/api/live",
+        "/metrics",
+    ] {
+        let (status, body) = get(&w, page);
+        assert!([200, 303, 400].contains(&status), "{page}: {status} {body}");
+        let html = !page.starts_with("/api/") && page != "/metrics";
+        assert!(!html || status == 303 || body.contains("</html>"), "{page}: {body}");
+    }
+    let mut c = s.conn();
+    c.ok(&["SET", &format!("{n}:failed"), "not a list"]);
+    let (status, body) = get(&w, "/failed");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("WRONGTYPE"), "{body}");
+    c.ok(&["DEL", &format!("{n}:failed")]);
+    assert_eq!(get(&w, "/failed").0, 200, "the server goes on after an error");
+}
