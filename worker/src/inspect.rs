@@ -30,8 +30,8 @@ use serde_json::{json, Value as J};
 
 use crate::cli::{CleanWorkersArgs, DelayedArgs, FailedArgs, InspectCmd, ProgressArg, QueuedArgs, SweepArgs};
 use crate::client::{Client, Error};
-use crate::duration::millis;
-use crate::table::{cell, human_duration, rfc3339, when, Align, Progress, ProgressStyle, Table};
+use crate::duration::{millis, show, show_short_ms};
+use crate::table::{cell, rfc3339, when, Align, Progress, ProgressStyle, Table};
 
 /// I/O timeout of every call (a TQ.FAILRETRY batch on a long list can take a while).
 pub const TIMEOUT: Duration = Duration::from_secs(60);
@@ -979,7 +979,7 @@ fn clean_workers(c: &mut Client, a: &CleanWorkersArgs) -> Result<Output, Error> 
         return Ok(Output::json(&json!({"cleaned": cleaned})));
     }
     if cleaned.is_empty() {
-        let shown = human_duration(millis(a.age.unwrap_or_default()));
+        let shown = show(a.age.unwrap_or_default());
         return Ok(Output::ok(format!("no worker has run its job for more than {shown}\n")));
     }
     let mut t = Table::new(&[("WORKER", Align::Left), ("JOB", Align::Left), ("QUEUE", Align::Left)]);
@@ -1085,7 +1085,7 @@ fn details(c: &mut Client, as_json: bool) -> Result<Output, Error> {
     let workers = pick(&doc, "workers").as_array().cloned().unwrap_or_default();
     let waiting: u64 = queues.iter().filter_map(|q| pick(q, "length").as_u64()).sum();
     let lateness = match pick(&doc, "oldest_due_lateness_ms").as_u64() {
-        Some(ms) => format!("oldest due time is {} late", human_duration(ms)),
+        Some(ms) => format!("oldest due time is {} late", show_short_ms(ms)),
         None => "none due".to_string(),
     };
     let mut t = Table::new(&[("", Align::Left), ("", Align::Left)]);
