@@ -150,3 +150,176 @@ fn age_in_days_and_printed_durations_parse_back() {
     let out = expect(p, &n, &["enqueue", "q2", "C", "--in", shown], 0);
     assert!(out.trim().parse::<u64>().is_ok(), "{out}");
 }
+
+// ---------------------------------------------------------------------------
+// Management subcommands
+
+/// Bad input: a usage error (exit 2) or a refusal (exit 1) naming the
+/// problem, and the data set unchanged.
+fn refused(c: &mut Conn, p: u16, n: &str, args: &[&str], code: i32, what: &str) {
+    let before = c.digest();
+    let r = tq(p, n, args);
+    assert_eq!(r.code, code, "tq {args:?}: status {}\nstdout:\n{}\nstderr:\n{}", r.code, r.out, r.err);
+    assert_eq!(r.out, "", "tq {args:?}: nothing on stdout");
+    assert!(r.err.contains(what), "tq {args:?}: stderr lacks {what:?}:\n{}", r.err);
+    assert_eq!(c.digest(), before, "tq {args:?} wrote nothing");
+}
+
+#[test]
+fn del_del_delayed_and_del_queue() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("del");
+    let p = s.port;
+    for args in ["[1]", "[1]", "[2]", "[1]"] {
+        c.ok(&["TQ.ENQUEUE", &n, "q", "C", args]);
+    }
+    let qk = format!("{n}:queue:q");
+    // del: the first N, then the rest, then nothing (exit 3).
+    let d = json_of(p, &n, &["del", "q", "C", "[1]", "--count", "2"], 0);
+    assert_eq!(d, json!({"queue": "q", "class": "C", "args": [1], "removed": 2}));
+    assert_eq!(c.strings(&["LRANGE", &qk, "0", "-1"]), [job("q", "C", "[2]"), job("q", "C", "[1]")]);
+    assert_eq!(expect(p, &n, &["del", "q", "C", "[1]"], 0), "removed 1 waiting instance of C [1] (queue 'q')\n");
+    assert_eq!(expect(p, &n, &["del", "q", "C", "[1]"], 3), "nothing matched: no waiting C [1] (queue 'q')\n");
+    assert_eq!(json_of(p, &n, &["del", "q", "C", "[1]"], 3)["removed"], 0);
+    refused(&mut c, p, &n, &["del", "q", "C", "[1"], 1, "ERR");
+    refused(&mut c, p, &n, &["del", "q", "C", "[2]", "--count", "0"], 2, "--count");
+    refused(&mut c, p, &n, &["del", "q"], 2, "<CLASS>");
+
+    // del-delayed: every time the job is filed for.
+    let (t1, t2) = (1_893_456_000_000u64, 1_893_459_600_000u64);
+    for t in [t1, t2] {
+        c.ok(&["TQ.ENQUEUEAT", &n, &t.to_string(), "q", "D", "[7]"]);
+    }
+    c.ok(&["TQ.ENQUEUEAT", &n, &t1.to_string(), "q", "D", "[8]"]);
+    let d = json_of(p, &n, &["del-delayed", "q", "D", "[7]"], 0);
+    assert_eq!(d, json!({"queue": "q", "class": "D", "args": [7], "removed_from": [t1, t2]}));
+    assert_eq!(c.strings(&["LRANGE", &format!("{n}:delayed:{}", t1 / 1000), "0", "-1"]), [job("q", "D", "[8]")]);
+    let t = expect(p, &n, &["del-delayed", "q", "D", "[8]"], 0);
+    assert!(t.starts_with("REMOVED FROM\n2030-01-01T00:00:00Z (in "), "{t}");
+    assert!(t.ends_with("removed delayed D [8] (queue 'q') from 1 time\n"), "{t}");
+    assert_eq!(expect(p, &n, &["del-delayed", "q", "D", "[8]"], 3), "nothing matched: no delayed D [8] (queue 'q')\n");
+
+    // del-queue: the jobs and the registration; then nothing matches.
+    let d = json_of(p, &n, &["del-queue", "q"], 0);
+    assert_eq!(d, json!({"queue": "q", "registered": true, "removed": 1}));
+    assert_eq!(c.int(&["EXISTS", &qk]), 0);
+    assert_eq!(c.int(&["SISMEMBER", &format!("{n}:queues"), "q"]), 0);
+    assert_eq!(expect(p, &n, &["del-queue", "q"], 3), "nothing matched: no queue 'q'\n");
+    c.ok(&["SADD", &format!("{n}:queues"), "empty"]);
+    assert_eq!(expect(p, &n, &["del-queue", "empty"], 0), "deleted queue 'empty' and its 0 jobs\n");
+    c.ok(&["SET", &format!("{n}:queue:str"), "x"]);
+    refused(&mut c, p, &n, &["del-queue", "str"], 1, "WRONGTYPE");
+}
+
+#[test]
+fn del_lock_by_the_name_tq_locks_shows() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("dellock");
+    let p = s.port;
+    c.ok(&["TQ.ENQUEUE", &n, "q", "C", "[1]", "UNIQUE"]);
+    c.ok(&["TQ.LOCK", &n, "nightly", "me", "60000"]);
+    let locks = json_of(p, &n, &["locks"], 0);
+    let names: Vec<&str> =
+        locks["locks"].as_array().expect("locks").iter().filter_map(|l| l["name"].as_str()).collect();
+    assert_eq!(names, ["lock:C:q:[1]", "tq:lock:nightly"]);
+    // Not lock names: refused before anything is sent.
+    for name in ["queues", "queue:q", "lock:", "stat:processed", "resque_scheduler_leader_lock"] {
+        refused(&mut c, p, &n, &["del-lock", name], 2, "is not a lock name");
+    }
+    assert_eq!(json_of(p, &n, &["del-lock", "lock:C:q:[1]"], 0), json!({"lock": "lock:C:q:[1]", "deleted": true}));
+    assert_eq!(c.int(&["EXISTS", &format!("{n}:lock:C:q:[1]")]), 0);
+    assert_eq!(expect(p, &n, &["del-lock", "tq:lock:nightly"], 0), "deleted lock 'tq:lock:nightly'\n");
+    assert_eq!(expect(p, &n, &["del-lock", "tq:lock:nightly"], 3), "nothing matched: no lock 'tq:lock:nightly'\n");
+    assert_eq!(json_of(p, &n, &["locks"], 0), json!({"locks": []}));
+    // The freed QueueLock lets the same job be enqueued UNIQUE again.
+    assert_eq!(c.int(&["TQ.ENQUEUE", &n, "q", "C", "[1]", "UNIQUE"]), 2);
+}
+
+#[test]
+fn recur_unrecur_and_recurs() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("recur");
+    let p = s.port;
+    assert_eq!(expect(p, &n, &["recurs"], 0), "no periodic tasks\n");
+    assert_eq!(json_of(p, &n, &["recurs"], 0), json!({"recurs": []}));
+    // Bad input first, while nothing is timed (the digest stays still).
+    refused(&mut c, p, &n, &["recur", "q", "C", "--every", "0"], 2, "at least 1ms");
+    refused(&mut c, p, &n, &["recur", "q", "C", "--every", "1y"], 2, "no fixed length");
+    refused(&mut c, p, &n, &["recur", "q", "C"], 2, "--every");
+    refused(&mut c, p, &n, &["recur", "q", "C", "{", "--every", "1h"], 1, "ERR");
+
+    let d = json_of(p, &n, &["recur", "q", "C", "[1]", "--every", "1h"], 0);
+    assert_eq!(d, json!({"queue": "q", "class": "C", "args": [1], "every_ms": 3_600_000, "registered": true}));
+    let t = expect(p, &n, &["recur", "q", "C", "[1]", "--every", "1d2h"], 0);
+    assert_eq!(t, "re-timed periodic task C [1] (queue 'q') every 1d2h\n");
+    expect(p, &n, &["recur", "a", "B", "--every", "90s"], 0);
+    let d = json_of(p, &n, &["recurs"], 0);
+    let tasks = d["recurs"].as_array().expect("recurs");
+    assert_eq!(tasks.len(), 2, "{d}");
+    assert_eq!((tasks[0]["queue"].clone(), tasks[0]["every_ms"].clone()), (json!("a"), json!(90_000)));
+    assert_eq!(tasks[1]["payload"], job("q", "C", "[1]"));
+    assert_eq!(tasks[1]["every_ms"], 93_600_000);
+    assert!(tasks[1]["next_due"].as_u64().is_some_and(|t| t > 1_700_000_000_000), "{d}");
+    let t = expect(p, &n, &["recurs"], 0);
+    assert!(t.starts_with("QUEUE  CLASS  ARGS  EVERY  NEXT\n"), "{t}");
+    let rows: Vec<Vec<&str>> = t.lines().skip(1).take(2).map(|l| l.split_whitespace().take(4).collect()).collect();
+    assert_eq!(rows, [vec!["a", "B", "[]", "1m30s"], vec!["q", "C", "[1]", "1d2h"]], "{t}");
+    assert!(t.ends_with("2 periodic tasks\n"), "{t}");
+
+    assert_eq!(
+        json_of(p, &n, &["unrecur", "a", "B"], 0),
+        json!({"queue": "a", "class": "B", "args": [], "removed": true})
+    );
+    assert_eq!(expect(p, &n, &["unrecur", "a", "B"], 3), "nothing matched: no periodic task B [] (queue 'a')\n");
+    assert_eq!(expect(p, &n, &["unrecur", "q", "C", "[1]"], 0), "removed periodic task C [1] (queue 'q')\n");
+    assert_eq!(json_of(p, &n, &["recurs"], 0), json!({"recurs": []}));
+}
+
+#[test]
+fn promote_broadcast_and_nack() {
+    let s = Server::start(); // automatic promotion off: `tq promote` moves the jobs
+    let mut c = s.conn();
+    let n = ns("pbn");
+    let p = s.port;
+    for i in 0..3 {
+        c.ok(&["TQ.ENQUEUEAT", &n, "1000", "q", "C", &format!("[{i}]")]);
+    }
+    refused(&mut c, p, &n, &["promote", "--limit", "0"], 2, "--limit");
+    assert_eq!(json_of(p, &n, &["promote", "--limit", "2"], 0), json!({"promoted": 2}));
+    assert_eq!(expect(p, &n, &["promote"], 0), "promoted 1 due job into their queues\n");
+    assert_eq!(expect(p, &n, &["promote"], 0), "promoted 0 due jobs into their queues\n");
+    assert_eq!(c.int(&["LLEN", &format!("{n}:queue:q")]), 3);
+
+    // broadcast: nobody alive, then two live workers.
+    let d = json_of(p, &n, &["broadcast", "Reload", "{\"all\":true}"], 3);
+    assert_eq!(d, json!({"class": "Reload", "args": {"all": true}, "reached": 0}));
+    for w in ["w1", "w2"] {
+        assert_eq!(c.beat(&n, w, "30000"), 0);
+    }
+    assert_eq!(expect(p, &n, &["broadcast", "Reload"], 0), "sent Reload [] to 2 live workers\n");
+    let (q, payload) = common::popped_job(c.ok(&["TQ.POP", &n, "w2", "q"])).expect("the broadcast job");
+    assert_eq!((q.as_str(), payload), ("tq:broadcast", job("tq:broadcast", "Reload", "[]")));
+    assert!(common::popped_job(c.ok(&["TQ.POP", &n, "w1", "none"])).is_some());
+    c.ack(&n, "w1");
+    assert_eq!(common::popped_job(c.ok(&["TQ.POP", &n, "w1", "q"])), Some(("q".to_string(), job("q", "C", "[0]"))));
+
+    // nack: w1 holds a job; give it back to the head of its queue.
+    let held = c.delivery(&n, "w1");
+    let d = json_of(p, &n, &["nack", "w1"], 0);
+    assert_eq!(d, json!({"worker": "w1", "delivery": held.parse::<u64>().expect("id"), "delay_ms": null}));
+    assert_eq!(c.strings(&["LRANGE", &format!("{n}:queue:q"), "0", "0"]), [job("q", "C", "[0]")]);
+    assert_eq!(expect(p, &n, &["nack", "w1"], 3), "nothing matched: worker 'w1' holds no job\n");
+    assert_eq!(json_of(p, &n, &["nack", "nobody"], 3)["delivery"], J::Null);
+    // Taken again, then given back for an hour.
+    assert!(common::popped_job(c.ok(&["TQ.POP", &n, "w1", "q"])).is_some());
+    let held = c.delivery(&n, "w1");
+    refused(&mut c, p, &n, &["nack", "w1", "--delivery", "999999"], 1, "NOJOB");
+    refused(&mut c, p, &n, &["nack", "w1", "--delay", "1y"], 2, "no fixed length");
+    refused(&mut c, p, &n, &["nack", "w1", "--delivery", "x"], 2, "--delivery");
+    let t = expect(p, &n, &["nack", "w1", "--delivery", &held, "--delay", "1h"], 0);
+    assert_eq!(t, format!("gave back delivery {held} of worker 'w1' to run again in 1h\n"));
+    assert_eq!(c.int(&["ZCARD", &format!("{n}:delayed_queue_schedule")]), 1);
+}

@@ -71,6 +71,9 @@ pub enum Cmd {
 
     #[command(flatten)]
     Inspect(InspectCmd),
+
+    #[command(flatten)]
+    Manage(crate::manage::ManageCmd),
 }
 
 const EXIT_STATUS: &str = "Exit status: 0 success; 1 Redis unreachable or a refusal (module not loaded, ACL, wrong \

@@ -217,7 +217,7 @@ mod tests {
         for n in samples.into_iter().chain(big) {
             assert_eq!(parse_duration(&show_ms(n)), ms(n), "{}", show_ms(n));
             let short = show_short_ms(n);
-            let back = parse_duration(&short).map(|d| millis(d)).expect(&short);
+            let back = parse_duration(&short).map(millis).expect(&short);
             // Cut to two units and whole seconds: under 1/24 of the value
             // or under a second is lost.
             assert!(back <= n && n - back < (n / 24 + 1).max(1_000), "{n} -> {short} -> {back}");

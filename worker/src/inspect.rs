@@ -55,11 +55,11 @@ pub struct Output {
 }
 
 impl Output {
-    fn ok(text: String) -> Output {
+    pub(crate) fn ok(text: String) -> Output {
         Output { text, code: 0 }
     }
 
-    fn json(doc: &J) -> Output {
+    pub(crate) fn json(doc: &J) -> Output {
         Output::ok(format!("{doc}\n"))
     }
 }
@@ -109,7 +109,7 @@ fn unexpected(what: &str, v: &Value) -> Error {
 }
 
 /// The items of an array reply (nil is empty).
-fn array(what: &str, v: Value) -> Result<Vec<Value>, Error> {
+pub(crate) fn array(what: &str, v: Value) -> Result<Vec<Value>, Error> {
     match v {
         Value::Array(items) | Value::Set(items) => Ok(items),
         Value::Nil => Ok(Vec::new()),
@@ -117,7 +117,7 @@ fn array(what: &str, v: Value) -> Result<Vec<Value>, Error> {
     }
 }
 
-fn bytes(v: &Value) -> Option<&[u8]> {
+pub(crate) fn bytes(v: &Value) -> Option<&[u8]> {
     match v {
         Value::BulkString(b) => Some(b),
         Value::SimpleString(s) => Some(s.as_bytes()),
@@ -126,19 +126,19 @@ fn bytes(v: &Value) -> Option<&[u8]> {
 }
 
 /// A string reply as text (invalid UTF-8 replaced).
-fn text(v: &Value) -> Option<String> {
+pub(crate) fn text(v: &Value) -> Option<String> {
     bytes(v).map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
 /// An integer reply, or a string of digits.
-fn int(v: &Value) -> Option<i64> {
+pub(crate) fn int(v: &Value) -> Option<i64> {
     match v {
         Value::Int(n) => Some(*n),
         other => std::str::from_utf8(bytes(other)?).ok()?.trim().parse().ok(),
     }
 }
 
-fn uint(what: &str, v: &Value) -> Result<u64, Error> {
+pub(crate) fn uint(what: &str, v: &Value) -> Result<u64, Error> {
     int(v).and_then(|n| u64::try_from(n).ok()).ok_or_else(|| unexpected(what, v))
 }
 
@@ -151,7 +151,7 @@ fn counter(v: &Value) -> J {
 }
 
 /// `1 job`, `2 jobs`.
-fn plural(n: impl TryInto<u64>, noun: &str) -> String {
+pub(crate) fn plural(n: impl TryInto<u64>, noun: &str) -> String {
     let n: u64 = n.try_into().unwrap_or(u64::MAX);
     if n == 1 {
         format!("1 {noun}")
@@ -161,11 +161,11 @@ fn plural(n: impl TryInto<u64>, noun: &str) -> String {
 }
 
 /// A member of a JSON object (null when absent or not an object).
-fn pick<'a>(v: &'a J, name: &str) -> &'a J {
+pub(crate) fn pick<'a>(v: &'a J, name: &str) -> &'a J {
     v.get(name).unwrap_or(&J::Null)
 }
 
-fn show_json(v: &J) -> String {
+pub(crate) fn show_json(v: &J) -> String {
     match v {
         J::String(s) => s.clone(),
         J::Null => "-".to_string(),
@@ -173,7 +173,7 @@ fn show_json(v: &J) -> String {
     }
 }
 
-fn call(c: &mut Client, name: &str, args: &[&[u8]]) -> Result<Value, Error> {
+pub(crate) fn call(c: &mut Client, name: &str, args: &[&[u8]]) -> Result<Value, Error> {
     let mut cmd = redis::cmd(name);
     for a in args {
         cmd.arg(*a);
@@ -186,7 +186,7 @@ fn key(c: &Client, suffix: &str) -> String {
 }
 
 /// The server's clock (unix ms), the reference of relative times.
-fn server_now(c: &mut Client) -> Result<u64, Error> {
+pub(crate) fn server_now(c: &mut Client) -> Result<u64, Error> {
     let v = call(c, "TIME", &[])?;
     let parts = array("TIME", v)?;
     match parts.as_slice() {
@@ -236,7 +236,7 @@ pub fn job_json(payload: &[u8]) -> J {
 }
 
 /// `class` and `args` of a job for a table.
-fn job_cells(job: &J) -> (String, String) {
+pub(crate) fn job_cells(job: &J) -> (String, String) {
     let class = job.get("class").and_then(J::as_str).map(|s| cell(s, 40));
     match class {
         Some(class) => (class, cell(&job.get("args").map_or(String::new(), J::to_string), ARGS_WIDTH)),

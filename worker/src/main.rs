@@ -41,6 +41,7 @@ fn main() {
         },
         Cmd::Enqueue(a) => run_enqueue(&redis_url, &cli.ns, a),
         Cmd::Inspect(c) => inspect::run(&redis_url, &cli.ns, c),
+        Cmd::Manage(c) => tq_worker::manage::run(&redis_url, &cli.ns, c),
     };
     std::process::exit(code);
 }
