@@ -186,6 +186,17 @@ fn del_del_delayed_and_del_queue() {
     refused(&mut c, p, &n, &["del", "q", "C", "[2]", "--count", "0"], 2, "--count");
     refused(&mut c, p, &n, &["del", "q"], 2, "<CLASS>");
 
+    // del-by-class: every args, in the range looked at.
+    for args in ["[1]", "[2]", "[3]"] {
+        c.ok(&["TQ.ENQUEUE", &n, "q", "K", args]);
+    }
+    let d = json_of(p, &n, &["del-by-class", "q", "K", "--start", "0", "--stop", "-2"], 0);
+    assert_eq!(d, json!({"queue": "q", "class": "K", "removed": 2}));
+    assert_eq!(expect(p, &n, &["del-by-class", "q", "K"], 0), "removed 1 waiting job of class K from queue 'q'\n");
+    assert_eq!(expect(p, &n, &["del-by-class", "q", "K"], 3), "nothing matched: no waiting K job in queue 'q'\n");
+    refused(&mut c, p, &n, &["del-by-class", "q", "K", "--stop", "x"], 2, "--stop");
+    assert_eq!(c.strings(&["LRANGE", &qk, "0", "-1"]), [job("q", "C", "[2]")]);
+
     // del-delayed: every time the job is filed for.
     let (t1, t2) = (1_893_456_000_000u64, 1_893_459_600_000u64);
     for t in [t1, t2] {

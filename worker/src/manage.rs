@@ -4,6 +4,7 @@
 //! | subcommand | command sent |
 //! |---|---|
 //! | `tq del QUEUE CLASS [ARGS] [--count N]` | `TQ.DEL` |
+//! | `tq del-by-class QUEUE CLASS [--start I] [--stop I]` | `TQ.DELBYCLASS` |
 //! | `tq del-delayed QUEUE CLASS [ARGS]` | `TQ.DELDELAYED` |
 //! | `tq del-queue QUEUE` | `SISMEMBER <ns>:queues`, `TQ.DELQUEUE` |
 //! | `tq del-lock NAME` | `DEL <ns>:NAME` (a lock name as `tq locks` shows it) |
@@ -47,6 +48,11 @@ pub enum ManageCmd {
     /// Remove waiting instances of a job from its queue (TQ.DEL, node-resque's del)
     #[command(after_help = EXIT_STATUS_MATCH)]
     Del(DelArgs),
+
+    /// Remove the waiting jobs of a class, whatever their args, found in a range of the queue (TQ.DELBYCLASS,
+    /// node-resque's delByFunction)
+    #[command(after_help = EXIT_STATUS_MATCH)]
+    DelByClass(DelByClassArgs),
 
     /// Remove a job from every delayed time it is filed for (TQ.DELDELAYED, node-resque's delDelayed)
     #[command(after_help = EXIT_STATUS_MATCH)]
@@ -92,6 +98,7 @@ impl ManageCmd {
     pub fn name(&self) -> &'static str {
         match self {
             ManageCmd::Del(_) => "del",
+            ManageCmd::DelByClass(_) => "del-by-class",
             ManageCmd::DelDelayed(_) => "del-delayed",
             ManageCmd::DelQueue(_) => "del-queue",
             ManageCmd::DelLock(_) => "del-lock",
@@ -140,6 +147,22 @@ pub struct DelArgs {
     /// Remove at most this many instances, from the head [default: all]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DelByClassArgs {
+    /// The queue
+    pub queue: String,
+    /// The class
+    pub class: String,
+    /// First position looked at (LRANGE index; negative counts from the tail)
+    #[arg(long, value_name = "I", default_value_t = 0, allow_negative_numbers = true)]
+    pub start: i64,
+    /// Last position looked at (-1 = the tail; at most 100000 looked at)
+    #[arg(long, value_name = "I", default_value_t = -1, allow_negative_numbers = true)]
+    pub stop: i64,
+    #[command(flatten)]
+    pub output: JsonArg,
 }
 
 #[derive(Debug, Args)]
@@ -247,6 +270,7 @@ pub fn run(redis_url: &str, ns: &str, cmd: ManageCmd) -> i32 {
 pub fn dispatch(c: &mut Client, cmd: ManageCmd) -> Result<Output, Error> {
     match cmd {
         ManageCmd::Del(a) => del(c, &a),
+        ManageCmd::DelByClass(a) => del_by_class(c, &a),
         ManageCmd::DelDelayed(a) => del_delayed(c, &a),
         ManageCmd::DelQueue(a) => del_queue(c, &a),
         ManageCmd::DelLock(a) => del_lock(c, &a),
@@ -310,6 +334,24 @@ fn del(c: &mut Client, a: &DelArgs) -> Result<Output, Error> {
         format!("nothing matched: no waiting {what}\n")
     } else {
         format!("removed {} of {what}\n", plural(removed, "waiting instance"))
+    };
+    Ok(Output { text, code })
+}
+
+fn del_by_class(c: &mut Client, a: &DelByClassArgs) -> Result<Output, Error> {
+    let ns = c.ns().to_string();
+    let (start, stop) = (a.start.to_string(), a.stop.to_string());
+    let args: [&[u8]; 5] = [ns.as_bytes(), a.queue.as_bytes(), a.class.as_bytes(), start.as_bytes(), stop.as_bytes()];
+    let removed = uint("TQ.DELBYCLASS", &call(c, "TQ.DELBYCLASS", &args)?)?;
+    let code = matched(removed > 0);
+    if a.output.json {
+        return Ok(doc(&json!({"queue": a.queue, "class": a.class, "removed": removed}), code));
+    }
+    let (class, queue) = (cell(&a.class, 40), cell(&a.queue, 40));
+    let text = if removed == 0 {
+        format!("nothing matched: no waiting {class} job in queue '{queue}'\n")
+    } else {
+        format!("removed {} of class {class} from queue '{queue}'\n", plural(removed, "waiting job"))
     };
     Ok(Output { text, code })
 }
