@@ -334,3 +334,25 @@ fn promote_broadcast_and_nack() {
     assert_eq!(t, format!("gave back delivery {held} of worker 'w1' to run again in 1h\n"));
     assert_eq!(c.int(&["ZCARD", &format!("{n}:delayed_queue_schedule")]), 1);
 }
+
+#[test]
+fn enqueue_unique_and_help_on_times() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("unique");
+    let p = s.port;
+    assert_eq!(expect(p, &n, &["enqueue", "q", "C", "[1]", "--unique", "--unique-ttl", "1m30s"], 0), "1\n");
+    let ttl = c.int(&["PTTL", &format!("{n}:lock:C:q:[1]")]);
+    assert!((1..=90_000).contains(&ttl), "{ttl}");
+    // An identical job waits: exit 3, nothing written.
+    refused(&mut c, p, &n, &["enqueue", "q", "C", "[1]", "--unique"], 3, "already waiting");
+    assert_eq!(expect(p, &n, &["enqueue", "q", "C", "[2]", "--unique"], 0), "2\n");
+    refused(&mut c, p, &n, &["enqueue", "q", "C", "[3]", "--unique", "--in", "1s"], 2, "--in");
+    refused(&mut c, p, &n, &["enqueue", "q", "C", "[3]", "--unique-ttl", "1s"], 2, "--unique");
+    refused(&mut c, p, &n, &["enqueue", "q", "C", "[3]", "--unique", "--unique-ttl", "0"], 2, "at least 1ms");
+    // --help says what a time without a zone means.
+    for args in [&["--help"][..], &["enqueue", "--help"], &["delayed", "--help"]] {
+        let help = expect(p, &n, args, 0);
+        assert!(help.contains("UTC when no zone"), "tq {args:?}:\n{help}");
+    }
+}

@@ -66,7 +66,8 @@ pub enum Cmd {
 
     /// Add a job to a queue (now, at a time, or after a delay) and print the module's reply
     #[command(after_help = "Prints the queue's length after the push, or with --at/--in the delayed bucket (unix \
-                      seconds) the job was filed under.")]
+                      seconds) the job was filed under. Exit status: 0 success; 1 Redis unreachable or a refusal; \
+                      2 usage error; 3 with --unique, an identical job was waiting (nothing enqueued).")]
     Enqueue(EnqueueArgs),
 
     #[command(flatten)]
@@ -354,6 +355,14 @@ pub struct EnqueueArgs {
     /// Run after this delay: 250ms, 90s, 1h30m, 2d; a bare number is ms
     #[arg(long = "in", id = "in_", value_name = "DURATION", value_parser = parse_duration)]
     pub in_: Option<Duration>,
+
+    /// Only if no identical job is waiting (node-resque's QueueLock plugin: TQ.ENQUEUE ... UNIQUE)
+    #[arg(long, conflicts_with_all = ["at", "in_"])]
+    pub unique: bool,
+
+    /// How long the QueueLock of --unique lasts at most [default: 1h]
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl, requires = "unique")]
+    pub unique_ttl: Option<Duration>,
 }
 
 /// A parsed `--backoff` (one clap value holding a list).

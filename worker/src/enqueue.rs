@@ -18,6 +18,29 @@ pub enum When {
 /// `--at`: the one time syntax of `tq` (see [`crate::duration::parse_time`]).
 pub use crate::duration::parse_time as parse_at;
 
+/// `TQ.ENQUEUE ... UNIQUE [<lock-ttl-ms>]`: the queue's length, or None
+/// when an identical job is waiting (its QueueLock holds; nothing written).
+pub fn enqueue_unique(
+    client: &mut Client,
+    queue: &str,
+    class: &str,
+    args_json: &str,
+    lock_ttl: Option<Duration>,
+) -> Result<Option<u64>, Error> {
+    let mut cmd = redis::cmd("TQ.ENQUEUE");
+    cmd.arg(client.ns()).arg(queue).arg(class).arg(args_json).arg("UNIQUE");
+    if let Some(ttl) = lock_ttl {
+        cmd.arg(crate::duration::millis(ttl));
+    }
+    match client.call(&cmd)? {
+        redis::Value::Nil => Ok(None),
+        redis::Value::Int(n) => {
+            u64::try_from(n).map(Some).map_err(|_| Error::Protocol(format!("TQ.ENQUEUE answered {n}")))
+        }
+        other => Err(Error::Protocol(format!("TQ.ENQUEUE answered {other:?}"))),
+    }
+}
+
 /// Sends the enqueue; returns the module's integer reply.
 pub fn enqueue(client: &mut Client, queue: &str, class: &str, args_json: &str, when: When) -> Result<u64, Error> {
     match when {
