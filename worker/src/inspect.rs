@@ -68,7 +68,11 @@ impl Output {
 /// (stdout) or error (stderr) and returns the exit status.
 pub fn run(redis_url: &str, ns: &str, cmd: InspectCmd) -> i32 {
     let name = cmd.name();
-    let result = Client::new(redis_url, ns, TIMEOUT).and_then(|mut c| dispatch(&mut c, cmd));
+    finish(name, Client::new(redis_url, ns, TIMEOUT).and_then(|mut c| dispatch(&mut c, cmd)))
+}
+
+/// Prints a subcommand's output (stdout) or error (stderr); its exit status.
+pub(crate) fn finish(name: &str, result: Result<Output, Error>) -> i32 {
     match result {
         Ok(out) => {
             let mut stdout = std::io::stdout().lock();

@@ -31,7 +31,7 @@ use serde_json::{json, Value as J};
 use crate::client::{Client, Error};
 use crate::duration::{millis, parse_duration, show, show_ms};
 use crate::inspect::{
-    array, bytes, call, int, job_cells, job_json, pick, plural, server_now, show_json, text, uint, Output,
+    array, bytes, call, finish, int, job_cells, job_json, pick, plural, server_now, show_json, text, uint, Output,
     NOTHING_MATCHED, TIMEOUT,
 };
 use crate::table::{cell, when, Align, Table};
@@ -249,21 +249,7 @@ fn parse_lock_name(s: &str) -> Result<String, String> {
 /// (stderr) and returns the exit status.
 pub fn run(redis_url: &str, ns: &str, cmd: ManageCmd) -> i32 {
     let name = cmd.name();
-    let result = Client::new(redis_url, ns, TIMEOUT).and_then(|mut c| dispatch(&mut c, cmd));
-    match result {
-        Ok(out) => {
-            use std::io::Write;
-            let mut stdout = std::io::stdout().lock();
-            // A closed pipe is not an error of ours.
-            let _ = stdout.write_all(out.text.as_bytes());
-            let _ = stdout.flush();
-            out.code
-        }
-        Err(e) => {
-            eprintln!("tq {name}: {e}");
-            1
-        }
-    }
+    finish(name, Client::new(redis_url, ns, TIMEOUT).and_then(|mut c| dispatch(&mut c, cmd)))
 }
 
 /// Runs the subcommand; returns what to print.
