@@ -41,7 +41,7 @@ test: ## Every test (unit, real servers, node-resque interop) on each server: Re
 unit: ## Only the tests that need no server
 	$(CARGO) test -p tq-core
 
-lint: ## rustfmt check and clippy
+lint: deps ## rustfmt check and clippy (warnings are errors); CI runs it beside `make test`
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 

@@ -167,6 +167,16 @@ impl Ns<'_> {
     pub fn paused(&self) -> Vec<u8> {
         self.key(&[b"tq", b"paused"])
     }
+    /// The key of a lock named as `TQ.LOCKS` (node-resque's `locks()`)
+    /// names it: `lock:...` (QueueLock), `workerslock:...` (JobLock) or
+    /// `tq:lock:...` (pair lock); None for a name of any other key, so a
+    /// lock name never reaches another kind of key (node-resque's
+    /// `delLock`).
+    pub fn lock_named(&self, name: &[u8]) -> Option<Vec<u8>> {
+        let kinds: [&[u8]; 3] = [b"lock:", b"workerslock:", b"tq:lock:"];
+        let rest_ok = |p: &[u8]| name.strip_prefix(p).is_some_and(|rest| !rest.is_empty());
+        kinds.iter().any(|p| rest_ok(p)).then(|| self.key(&[name]))
+    }
 }
 
 /// Suffixes of the keys that give a namespace timed work (delayed jobs,
@@ -247,6 +257,14 @@ mod tests {
         assert_eq!(ns.delivery_seq(), b"resque:tq:delivery");
         assert_eq!(ns.paused(), b"resque:tq:paused");
         assert!(ns.is_job_lock(&ns.job_lock(b"c", b"q", b"[]")));
+        assert_eq!(ns.lock_named(b"lock:c:q:[1]"), Some(ns.queue_lock(b"c", b"q", b"[1]")));
+        assert_eq!(ns.lock_named(b"workerslock:c:q:[]"), Some(ns.job_lock(b"c", b"q", b"[]")));
+        assert_eq!(ns.lock_named(b"tq:lock:job-1"), Some(ns.pair_lock(b"job-1")));
+        for other in
+            [&b"queues"[..], b"lock:", b"tq:lock:", b"tq:fence", b"queue:lock:x", b"resque_scheduler_leader_lock"]
+        {
+            assert_eq!(ns.lock_named(other), None, "{}", String::from_utf8_lossy(other));
+        }
         for foreign in [&b"other:workerslock:c:q:[]"[..], b"resque:lock:c:q:[]", b"resquex:workerslock:c", b"resque"] {
             assert!(!ns.is_job_lock(foreign), "{}", String::from_utf8_lossy(foreign));
         }

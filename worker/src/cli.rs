@@ -12,7 +12,15 @@ use crate::duration::parse_duration;
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 #[derive(Debug, Parser)]
-#[command(name = "tq", version, about = "Client for the tq Redis module: Resque-style job queues and pair locks")]
+#[command(
+    name = "tq",
+    version,
+    about = "Client for the tq Redis module: Resque-style job queues and pair locks",
+    after_help = "Durations (--in, --age, --lease, --timeout, --backoff, ...): 250ms, 90s, 1h30m, 2d (a day is 24h), \
+                  1.5s; a bare number is milliseconds. Times (--at): unix milliseconds, or RFC 3339 with `T` or a \
+                  space, seconds and zone optional, UTC when no zone is given: 2030-01-01T10:00:00Z, \
+                  '2030-01-01 10:00', '2030-01-01 11:00+01:00'. Printed durations use the same units."
+)]
 pub struct Cli {
     /// Redis server to use [env: TQ_REDIS_URL, then REDIS_URL] [default: redis://127.0.0.1:6379]
     #[arg(long, global = true, value_name = "URL", env = "TQ_REDIS_URL", hide_env = true)]
@@ -58,7 +66,8 @@ pub enum Cmd {
 
     /// Add a job to a queue (now, at a time, or after a delay) and print the module's reply
     #[command(after_help = "Prints the queue's length after the push, or with --at/--in the delayed bucket (unix \
-                      seconds) the job was filed under.")]
+                      seconds) the job was filed under. Exit status: 0 success; 1 Redis unreachable or a refusal; \
+                      2 usage error; 3 with --unique, an identical job was waiting (nothing enqueued).")]
     Enqueue(EnqueueArgs),
 
     /// Serve the operator's dashboard and /metrics (Prometheus) over HTTP
@@ -69,6 +78,9 @@ pub enum Cmd {
 
     #[command(flatten)]
     Inspect(InspectCmd),
+
+    #[command(flatten)]
+    Manage(crate::manage::ManageCmd),
 }
 
 #[derive(Debug, Args)]
@@ -196,8 +208,9 @@ pub struct QueuedArgs {
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("mode").args(["at", "jobs", "job"]).multiple(false)))]
 pub struct DelayedArgs {
-    /// The jobs filed for this time (its one-second bucket): unix ms or RFC 3339 (TQ.DELAYEDAT)
-    #[arg(long, value_name = "TIME", value_parser = crate::enqueue::parse_at)]
+    /// The jobs filed for this time (its one-second bucket): unix ms or RFC 3339, `T` or a space, seconds and zone
+    /// optional, UTC when no zone: '2030-01-01 10:00' (TQ.DELAYEDAT)
+    #[arg(long, value_name = "TIME", value_parser = crate::duration::parse_time)]
     pub at: Option<u64>,
 
     /// Every delayed job, time by time (TQ.ALLDELAYED)
@@ -278,7 +291,7 @@ pub struct SweepArgs {
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("which").args(["age", "worker"]).required(true).multiple(false)))]
 pub struct CleanWorkersArgs {
-    /// Every worker whose current job started longer ago than this: 30s, 10m, 1h
+    /// Every worker whose current job started longer ago than this: 90s, 10m, 1h30m, 2d; a bare number is ms
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub age: Option<Duration>,
 
@@ -355,13 +368,22 @@ pub struct EnqueueArgs {
     #[arg(value_name = "ARGS-JSON")]
     pub args: Option<String>,
 
-    /// Run at this time: unix milliseconds or RFC 3339 (2026-11-22T10:00:00Z)
-    #[arg(long, value_name = "TIME", value_parser = crate::enqueue::parse_at, conflicts_with = "in_")]
+    /// Run at this time: unix ms or RFC 3339, `T` or a space, seconds and zone optional, UTC when no zone:
+    /// 2030-01-01T10:00:00Z, '2030-01-01 10:00'
+    #[arg(long, value_name = "TIME", value_parser = crate::duration::parse_time, conflicts_with = "in_")]
     pub at: Option<u64>,
 
-    /// Run after this delay: 250ms, 30s, 2m, 1h
+    /// Run after this delay: 250ms, 90s, 1h30m, 2d; a bare number is ms
     #[arg(long = "in", id = "in_", value_name = "DURATION", value_parser = parse_duration)]
     pub in_: Option<Duration>,
+
+    /// Only if no identical job is waiting (node-resque's QueueLock plugin: TQ.ENQUEUE ... UNIQUE)
+    #[arg(long, conflicts_with_all = ["at", "in_"])]
+    pub unique: bool,
+
+    /// How long the QueueLock of --unique lasts at most [default: 1h]
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl, requires = "unique")]
+    pub unique_ttl: Option<Duration>,
 }
 
 /// A parsed `--backoff` (one clap value holding a list).
@@ -378,7 +400,8 @@ pub struct PairedArgs {
     #[arg(long, value_name = "NAME")]
     pub lock: String,
 
-    /// How long the lock lasts without renewal (renewed every ttl/3 while the command runs): 30s, 1500ms, 2m, 1h; a plain number is ms
+    /// How long the lock lasts without renewal (renewed every ttl/3 while the command runs): 30s, 1500ms, 2m, 1h30m; a
+    /// bare number is ms
     #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
     pub ttl: Duration,
 
@@ -667,7 +690,7 @@ mod tests {
             (&["paired", "--ttl", "1s", "--", "true"][..], "--lock"),
             (&["paired", "--lock", "l", "--", "true"][..], "--ttl"),
             (&["paired", "--lock", "l", "--ttl", "0", "--", "true"][..], "at least 1ms"),
-            (&["paired", "--lock", "l", "--ttl", "3 days", "--", "true"][..], "invalid duration"),
+            (&["paired", "--lock", "l", "--ttl", "3 fortnights", "--", "true"][..], "invalid duration"),
             (&["paired", "--lock", "l", "--ttl", "1s", "--first-attempt", "x", "--", "true"][..], "invalid duration"),
         ] {
             let e = parse(args).expect_err(what);

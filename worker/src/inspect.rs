@@ -30,8 +30,8 @@ use serde_json::{json, Value as J};
 
 use crate::cli::{CleanWorkersArgs, DelayedArgs, FailedArgs, InspectCmd, ProgressArg, QueuedArgs, SweepArgs};
 use crate::client::{Client, Error};
-use crate::duration::millis;
-use crate::table::{cell, human_duration, rfc3339, when, Align, Progress, ProgressStyle, Table};
+use crate::duration::{millis, show, show_short_ms};
+use crate::table::{cell, rfc3339, when, Align, Progress, ProgressStyle, Table};
 
 /// I/O timeout of every call (a TQ.FAILRETRY batch on a long list can take a while).
 pub const TIMEOUT: Duration = Duration::from_secs(60);
@@ -55,11 +55,11 @@ pub struct Output {
 }
 
 impl Output {
-    fn ok(text: String) -> Output {
+    pub(crate) fn ok(text: String) -> Output {
         Output { text, code: 0 }
     }
 
-    fn json(doc: &J) -> Output {
+    pub(crate) fn json(doc: &J) -> Output {
         Output::ok(format!("{doc}\n"))
     }
 }
@@ -68,7 +68,11 @@ impl Output {
 /// (stdout) or error (stderr) and returns the exit status.
 pub fn run(redis_url: &str, ns: &str, cmd: InspectCmd) -> i32 {
     let name = cmd.name();
-    let result = Client::new(redis_url, ns, TIMEOUT).and_then(|mut c| dispatch(&mut c, cmd));
+    finish(name, Client::new(redis_url, ns, TIMEOUT).and_then(|mut c| dispatch(&mut c, cmd)))
+}
+
+/// Prints a subcommand's output (stdout) or error (stderr); its exit status.
+pub(crate) fn finish(name: &str, result: Result<Output, Error>) -> i32 {
     match result {
         Ok(out) => {
             let mut stdout = std::io::stdout().lock();
@@ -151,7 +155,7 @@ fn counter(v: &Value) -> J {
 }
 
 /// `1 job`, `2 jobs`.
-fn plural(n: impl TryInto<u64>, noun: &str) -> String {
+pub(crate) fn plural(n: impl TryInto<u64>, noun: &str) -> String {
     let n: u64 = n.try_into().unwrap_or(u64::MAX);
     if n == 1 {
         format!("1 {noun}")
@@ -161,11 +165,11 @@ fn plural(n: impl TryInto<u64>, noun: &str) -> String {
 }
 
 /// A member of a JSON object (null when absent or not an object).
-fn pick<'a>(v: &'a J, name: &str) -> &'a J {
+pub(crate) fn pick<'a>(v: &'a J, name: &str) -> &'a J {
     v.get(name).unwrap_or(&J::Null)
 }
 
-fn show_json(v: &J) -> String {
+pub(crate) fn show_json(v: &J) -> String {
     match v {
         J::String(s) => s.clone(),
         J::Null => "-".to_string(),
@@ -236,7 +240,7 @@ pub fn job_json(payload: &[u8]) -> J {
 }
 
 /// `class` and `args` of a job for a table.
-fn job_cells(job: &J) -> (String, String) {
+pub(crate) fn job_cells(job: &J) -> (String, String) {
     let class = job.get("class").and_then(J::as_str).map(|s| cell(s, 40));
     match class {
         Some(class) => (class, cell(&job.get("args").map_or(String::new(), J::to_string), ARGS_WIDTH)),
@@ -979,7 +983,7 @@ fn clean_workers(c: &mut Client, a: &CleanWorkersArgs) -> Result<Output, Error> 
         return Ok(Output::json(&json!({"cleaned": cleaned})));
     }
     if cleaned.is_empty() {
-        let shown = human_duration(millis(a.age.unwrap_or_default()));
+        let shown = show(a.age.unwrap_or_default());
         return Ok(Output::ok(format!("no worker has run its job for more than {shown}\n")));
     }
     let mut t = Table::new(&[("WORKER", Align::Left), ("JOB", Align::Left), ("QUEUE", Align::Left)]);
@@ -1085,7 +1089,7 @@ fn details(c: &mut Client, as_json: bool) -> Result<Output, Error> {
     let workers = pick(&doc, "workers").as_array().cloned().unwrap_or_default();
     let waiting: u64 = queues.iter().filter_map(|q| pick(q, "length").as_u64()).sum();
     let lateness = match pick(&doc, "oldest_due_lateness_ms").as_u64() {
-        Some(ms) => format!("oldest due time is {} late", human_duration(ms)),
+        Some(ms) => format!("oldest due time is {} late", show_short_ms(ms)),
         None => "none due".to_string(),
     };
     let mut t = Table::new(&[("", Align::Left), ("", Align::Left)]);

@@ -30,6 +30,7 @@ pub mod enqueue;
 pub mod inspect;
 pub mod job;
 pub mod log;
+pub mod manage;
 pub mod paired;
 pub mod sys;
 pub mod table;

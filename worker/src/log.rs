@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
+use crate::duration::show;
 use crate::worker::{Event, Fate, Outcome, Requeue};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -149,18 +150,6 @@ fn one_line(s: &str) -> String {
     out
 }
 
-/// `12ms`, `1.5s`, `2m3s`.
-pub fn human(d: Duration) -> String {
-    let ms = crate::duration::millis(d);
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        format!("{}.{}s", ms / 1000, ms % 1000 / 100)
-    } else {
-        format!("{}m{}s", ms / 60_000, ms % 60_000 / 1000)
-    }
-}
-
 /// At most `max` characters of the last line of `s` (for one-line logs of
 /// a failure message).
 pub fn short(s: &str, max: usize) -> String {
@@ -193,7 +182,7 @@ pub fn record_of(e: &Event) -> Record {
                 "worker started: queues {}, {concurrency} slot(s) ({}), lease {}",
                 queues.join(","),
                 slots.join(" "),
-                human(*lease)
+                show(*lease)
             ),
         )
         .with("queues", queues.clone())
@@ -209,7 +198,7 @@ pub fn record_of(e: &Event) -> Record {
             job,
         ),
         Event::JobEnd { job, elapsed, outcome } => {
-            let took = human(*elapsed);
+            let took = show(*elapsed);
             let (level, event, message) = match outcome {
                 Outcome::Done => {
                     (Level::Info, "job:success", format!("done {} from {} in {took}", job.class, job.queue))
@@ -217,7 +206,7 @@ pub fn record_of(e: &Event) -> Record {
                 Outcome::Failed { failure, fate } => {
                     let then = match fate {
                         Fate::Failed => "moved to failed".to_string(),
-                        Fate::Retry { delay } => format!("retry in {}", human(*delay)),
+                        Fate::Retry { delay } => format!("retry in {}", show(*delay)),
                     };
                     (
                         Level::Error,
@@ -233,7 +222,7 @@ pub fn record_of(e: &Event) -> Record {
                 }
                 Outcome::Requeued { delay, why } => {
                     let when = match delay {
-                        Some(d) if !d.is_zero() => format!("to run in {}", human(*d)),
+                        Some(d) if !d.is_zero() => format!("to run in {}", show(*d)),
                         _ => "to the head of its queue".to_string(),
                     };
                     let (level, reason) = match why {
@@ -296,7 +285,7 @@ pub fn record_of(e: &Event) -> Record {
             Level::Warning,
             "redis:down",
             worker,
-            format!("{action}: {error}; retrying (next in {})", human(*retry_in)),
+            format!("{action}: {error}; retrying (next in {})", show(*retry_in)),
         )
         .with("action", *action)
         .with("error", error.clone()),
@@ -311,7 +300,7 @@ pub fn record_of(e: &Event) -> Record {
             "a pop's reply was lost: gave back the job it had taken".to_string(),
         ),
         Event::Error { worker, action, error, retry_in } => {
-            let then = if retry_in.is_zero() { String::new() } else { format!("; retrying in {}", human(*retry_in)) };
+            let then = if retry_in.is_zero() { String::new() } else { format!("; retrying in {}", show(*retry_in)) };
             Record::new(Level::Error, "worker:error", worker, format!("{action}: {error}{then}"))
                 .with("action", *action)
                 .with("error", error.clone())
@@ -320,7 +309,7 @@ pub fn record_of(e: &Event) -> Record {
             Level::Notice,
             "worker:stopping",
             "",
-            format!("stopping: no new jobs; {running} running job(s) get up to {} to finish", human(*grace)),
+            format!("stopping: no new jobs; {running} running job(s) get up to {} to finish", show(*grace)),
         )
         .with("running", *running),
         Event::Cancelling { running } => Record::new(
@@ -402,7 +391,7 @@ mod tests {
         assert_eq!(v["outcome"], "retry");
         assert_eq!(v["retry_in_ms"], 5000);
         let msg = v["message"].as_str().expect("message");
-        assert!(msg.contains("ExitStatus: boom; retry in 5.0s") && msg.contains("after 1.5s"), "{msg}");
+        assert!(msg.contains("ExitStatus: boom; retry in 5s") && msg.contains("after 1s500ms"), "{msg}");
     }
 
     #[test]
@@ -444,9 +433,6 @@ mod tests {
 
     #[test]
     fn helpers() {
-        assert_eq!(human(Duration::from_millis(12)), "12ms");
-        assert_eq!(human(Duration::from_millis(1540)), "1.5s");
-        assert_eq!(human(Duration::from_secs(125)), "2m5s");
         assert_eq!(short("a\nb\n", 10), "b");
         assert_eq!(short("abcdef", 3), "...def");
         assert_eq!(short("", 3), "");

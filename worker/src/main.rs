@@ -48,6 +48,7 @@ fn main() {
             token_file: a.token_file,
         }),
         Cmd::Inspect(c) => inspect::run(&redis_url, &cli.ns, c),
+        Cmd::Manage(c) => tq_worker::manage::run(&redis_url, &cli.ns, c),
     };
     std::process::exit(code);
 }
@@ -89,12 +90,34 @@ fn run_enqueue(redis_url: &str, ns: &str, a: EnqueueArgs) -> i32 {
         (None, None) => enqueue::When::Now,
     };
     let args = a.args.as_deref().unwrap_or("[]");
+    if a.unique {
+        return run_enqueue_unique(redis_url, ns, &a, args);
+    }
     let result = tq_worker::Client::new(redis_url, ns, std::time::Duration::from_secs(10))
         .and_then(|mut c| enqueue::enqueue(&mut c, &a.queue, &a.class, args, when));
     match result {
         Ok(n) => {
             println!("{n}");
             0
+        }
+        Err(e) => {
+            eprintln!("tq enqueue: {e}");
+            1
+        }
+    }
+}
+
+fn run_enqueue_unique(redis_url: &str, ns: &str, a: &EnqueueArgs, args: &str) -> i32 {
+    let result = tq_worker::Client::new(redis_url, ns, std::time::Duration::from_secs(10))
+        .and_then(|mut c| enqueue::enqueue_unique(&mut c, &a.queue, &a.class, args, a.unique_ttl));
+    match result {
+        Ok(Some(n)) => {
+            println!("{n}");
+            0
+        }
+        Ok(None) => {
+            eprintln!("tq enqueue: an identical job is already waiting (its QueueLock holds); nothing enqueued");
+            tq_worker::inspect::NOTHING_MATCHED
         }
         Err(e) => {
             eprintln!("tq enqueue: {e}");

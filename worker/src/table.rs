@@ -7,6 +7,8 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use crate::duration::show_short_ms;
+
 /// Column alignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Align {
@@ -130,36 +132,14 @@ pub fn rfc3339(ms: u64) -> String {
     }
 }
 
-/// A duration in at most two units: `850ms`, `12s`, `5m`, `5m 12s`,
-/// `1h 5m`, `2d 3h`.
-pub fn human_duration(ms: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")];
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let mut parts = Vec::new();
-    let mut rest = ms;
-    for (size, name) in UNITS {
-        let n = rest / size;
-        rest %= size;
-        if n > 0 || !parts.is_empty() {
-            parts.push((n, name));
-        }
-        if parts.len() == 2 {
-            break;
-        }
-    }
-    parts.into_iter().filter(|(n, _)| *n > 0).map(|(n, name)| format!("{n}{name}")).collect::<Vec<_>>().join(" ")
-}
-
 /// `in 5m`, `5m ago` or `now` (under a second apart), for `at` seen at `now`.
 pub fn relative(at: u64, now: u64) -> String {
     if at.abs_diff(now) < 1000 {
         "now".to_string()
     } else if at > now {
-        format!("in {}", human_duration(at - now))
+        format!("in {}", show_short_ms(at - now))
     } else {
-        format!("{} ago", human_duration(now - at))
+        format!("{} ago", show_short_ms(now - at))
     }
 }
 
@@ -279,7 +259,7 @@ pub fn status_line(done: u64, total: u64, elapsed: Duration) -> String {
         s.push_str(&format!("  {}/s", rate.round() as u64));
         if done < total {
             let eta_secs = ((total - done) as f64 / rate).ceil().max(1.0) as u64;
-            s.push_str(&format!("  ETA {}", human_duration(eta_secs.saturating_mul(1000))));
+            s.push_str(&format!("  ETA {}", show_short_ms(eta_secs.saturating_mul(1000))));
         }
     }
     s
@@ -340,20 +320,6 @@ mod tests {
         assert_eq!(relative(5_000, 5_999), "now");
         assert_eq!(relative(5_999, 5_000), "now");
         assert_eq!(relative(10_000, 5_000), "in 5s");
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(human_duration(0), "0ms");
-        assert_eq!(human_duration(850), "850ms");
-        assert_eq!(human_duration(1_000), "1s");
-        assert_eq!(human_duration(12_345), "12s");
-        assert_eq!(human_duration(300_000), "5m");
-        assert_eq!(human_duration(312_000), "5m 12s");
-        assert_eq!(human_duration(3_600_000 + 5 * 60_000 + 7_000), "1h 5m");
-        assert_eq!(human_duration(3_600_000 + 7_000), "1h", "two units at most: the seconds go");
-        assert_eq!(human_duration(2 * 86_400_000 + 3 * 3_600_000), "2d 3h");
-        assert_eq!(human_duration(86_400_000 + 59_000), "1d");
     }
 
     #[test]

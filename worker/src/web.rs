@@ -595,17 +595,17 @@ fn when(ms: Option<u64>, now: u64) -> String {
 /// Time from `now` until `t` (negative once past).
 fn time_left(t: u64, now: u64) -> String {
     if t >= now {
-        crate::table::human_duration(t - now)
+        crate::duration::show_short_ms(t - now)
     } else {
-        format!("-{}", crate::table::human_duration(now - t))
+        format!("-{}", crate::duration::show_short_ms(now - t))
     }
 }
 
 fn duration_ms(ms: i64) -> String {
     if ms < 0 {
-        return format!("-{}", crate::table::human_duration(ms.unsigned_abs()));
+        return format!("-{}", crate::duration::show_short_ms(ms.unsigned_abs()));
     }
-    crate::table::human_duration(ms.unsigned_abs())
+    crate::duration::show_short_ms(ms.unsigned_abs())
 }
 
 // ---------------------------------------------------------------------------

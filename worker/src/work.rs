@@ -31,8 +31,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Rules;
+use crate::duration::show;
 use crate::job::{no_job_defined, Job, JobError};
-use crate::log::{human, Format, Level, Logger, Record};
+use crate::log::{Format, Level, Logger, Record};
 use crate::sys;
 use crate::worker::{Worker, WorkerOptions};
 
@@ -144,9 +145,9 @@ pub fn result_of(end: End, stderr: &str, program: &Path, elapsed: Duration) -> R
         End::Cancelled => return Err(JobError::requeue(None)),
         End::Exited(c) => ("ExitStatus", format!("exited with status {c}")),
         End::Signaled(s) => ("Signal", format!("was killed by {}", sys::name(s))),
-        End::TimedOut(limit) => ("Timeout", format!("ran longer than its limit of {} and was stopped", human(limit))),
+        End::TimedOut(limit) => ("Timeout", format!("ran longer than its limit of {} and was stopped", show(limit))),
     };
-    let line = format!("{} {what} after {}", program.display(), human(elapsed));
+    let line = format!("{} {what} after {}", program.display(), show(elapsed));
     let error = if stderr.is_empty() { line.clone() } else { stderr.to_string() };
     Err(JobError::fail(exception, error).with_backtrace(vec![line]))
 }
@@ -471,14 +472,14 @@ mod tests {
         };
         let x = f(result_of(End::Exited(3), "boom", p, d));
         assert_eq!((x.exception.as_str(), x.error.as_str()), ("ExitStatus", "boom"));
-        assert_eq!(x.backtrace, ["/h/C exited with status 3 after 1.5s"]);
+        assert_eq!(x.backtrace, ["/h/C exited with status 3 after 1s500ms"]);
         let x = f(result_of(End::Exited(3), "", p, d));
-        assert_eq!(x.error, "/h/C exited with status 3 after 1.5s");
+        assert_eq!(x.error, "/h/C exited with status 3 after 1s500ms");
         let x = f(result_of(End::Signaled(libc::SIGSEGV), "", p, d));
         assert_eq!(x.exception, "Signal");
         assert!(x.error.contains("SIGSEGV"), "{}", x.error);
         let x = f(result_of(End::TimedOut(Duration::from_secs(1)), "", p, d));
         assert_eq!(x.exception, "Timeout");
-        assert!(x.error.contains("limit of 1.0s"), "{}", x.error);
+        assert!(x.error.contains("limit of 1s and"), "{}", x.error);
     }
 }
