@@ -491,3 +491,25 @@ fn an_empty_namespace_and_odd_parameters_still_give_pages() {
     c.ok(&["DEL", &format!("{n}:failed")]);
     assert_eq!(get(&w, "/failed").0, 200, "the server goes on after an error");
 }
+
+/// A worker that completes and takes in one step (`TQ.POP ... ACK`) keeps
+/// its leases-zset member at the earlier deadline; the page shows the
+/// deadline of the job it holds, from its entry.
+#[test]
+fn a_workers_lease_left_is_the_one_of_the_job_it_holds() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("weblease");
+    for args in ["[1]", "[2]"] {
+        c.ok(&["TQ.ENQUEUE", &n, "q", "add", args]);
+    }
+    c.ok(&["TQ.POP", &n, "w1", "q", "LEASE", "60000"]);
+    let d = c.delivery(&n, "w1");
+    c.ok(&["TQ.POP", &n, "w1", "q", "LEASE", "7200000", "ACK", &d]);
+    let member = c.string(&["ZSCORE", &format!("{n}:tq:leases"), "w1"]).expect("a lease member");
+    let entry = c.inflight(&n, "w1").expect("an entry");
+    assert!(member.parse::<u64>().expect("score") + 3_600_000 < entry.lease_until_ms, "{member} vs {entry:?}");
+    let w = start_web(&s, &n, "127.0.0.1:0", &[]);
+    let page = get_ok(&w, "/workers");
+    assert!(page.contains(">1h59m<"), "the lease left of the job held (about 2 h):\n{page}");
+}

@@ -685,17 +685,23 @@ fn workers(c: &mut Client, offset: u64, count: u64, now: u64) -> Result<Vec<Work
     if out.is_empty() {
         return Ok(out);
     }
-    let (leases, alive) = (format!("{ns}:tq:leases"), format!("{ns}:tq:alive"));
+    let alive = format!("{ns}:tq:alive");
+    let keys = tq_core::keys::Ns::new(ns.as_bytes(), false).map_err(|e| Error::Config(e.to_string()))?;
     let mut pipe = redis::pipe();
     for w in &out {
-        pipe.cmd("ZSCORE").arg(&leases).arg(&w.name);
+        // The lease from the worker's entry: the leases zset may hold an
+        // earlier deadline (a take-and-complete leaves it there).
+        pipe.cmd("GET").arg(keys.inflight(w.name.as_bytes()));
         pipe.cmd("ZSCORE").arg(&alive).arg(&w.name);
         pipe.cmd("GET").arg(format!("{ns}:worker:ping:{}", w.name));
     }
     let replies = array("pipeline", c.call_pipe(&pipe)?)?;
     for (w, r) in out.iter_mut().zip(replies.chunks(3)) {
         if let [lease, alive, ping] = r {
-            w.lease_until = score(lease);
+            w.lease_until = bytes(lease)
+                .and_then(tq_core::records::InFlight::decode)
+                .filter(tq_core::records::InFlight::live)
+                .map(|e| e.lease_until_ms);
             w.alive_until = score(alive);
             // node-resque's ping: {"time": <unix seconds>, ...}.
             w.last_ping = bytes(ping)
