@@ -198,6 +198,20 @@ impl Key {
         }
     }
 
+    /// `f` of the string's bytes, read in place.
+    pub fn with_string<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let mut len = 0usize;
+        // SAFETY: live string key; the DMA buffer is only read, within this
+        // call, before anything can change the key.
+        unsafe {
+            let p = raw::RedisModule_StringDMA?(self.ptr, &mut len, raw::REDISMODULE_READ as c_int);
+            if p.is_null() || len == 0 {
+                return Some(f(&[]));
+            }
+            Some(f(std::slice::from_raw_parts(p.cast::<u8>(), len)))
+        }
+    }
+
     /// Replaces the string in place, keeping the key's TTL (as INCR does).
     pub fn string_overwrite(&self, value: &[u8]) -> bool {
         let mut len = 0usize;

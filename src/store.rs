@@ -747,6 +747,10 @@ impl Store for RedisStore {
         Ok(self.read(key, Kind::String)?.and_then(|k| k.string()))
     }
 
+    fn get_with<R>(&mut self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        Ok(self.read(key, Kind::String)?.and_then(|k| k.with_string(f)))
+    }
+
     fn expire_at(&mut self, key: &[u8]) -> Result<Option<u64>> {
         Ok(self.open(key, false)?.and_then(|k| k.expire_at()))
     }

@@ -309,10 +309,20 @@ fn decode_exact<T: Decode<()>>(body: &[u8]) -> Option<T> {
 
 impl InFlight {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![INFLIGHT_V4];
-        // Encoding plain byte vectors and integers into a Vec cannot fail.
-        if let Ok(body) = bincode::encode_to_vec(self, bincode::config::standard()) {
-            out.extend_from_slice(&body);
+        // Sized once: every take and every report writes one.
+        let joblock = self.joblock.as_ref().map_or(0, |(k, v)| k.len() + v.len() + 4);
+        let mut out = Vec::with_capacity(48 + self.queues.len() + self.queue.len() + joblock);
+        out.push(INFLIGHT_V4);
+        // Through a stack buffer when it fits (no allocation but `out`);
+        // encoding plain byte vectors and integers cannot fail otherwise.
+        let mut buf = [0u8; 256];
+        match bincode::encode_into_slice(self, &mut buf, bincode::config::standard()) {
+            Ok(n) => out.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            Err(_) => {
+                if let Ok(body) = bincode::encode_to_vec(self, bincode::config::standard()) {
+                    out.extend_from_slice(&body);
+                }
+            }
         }
         out
     }
@@ -431,6 +441,27 @@ mod tests {
         assert!(inspect_payload(br#"{"class":1}"#).is_err());
         assert!(inspect_payload(br#"{"class":""}"#).is_err());
         assert!(inspect_payload(br#"{"class":"c","queue":7}"#).is_err());
+    }
+
+    #[test]
+    fn inflight_entries_encode_as_before_whatever_their_size() {
+        for n in [0, 10, 300, 5000] {
+            let e = InFlight {
+                queues: vec![b'q'; n],
+                queue: b"q".to_vec(),
+                popped_ms: 1_795_240_210_123,
+                joblock: Some((vec![b'k'; n], b"17952402".to_vec())),
+                lease_until_ms: 1_795_240_270_123,
+                deliveries: 3,
+                delivery: 9_007_199_254_740_991,
+                after: 7,
+                ended: Some(Ended::Retried { delay_ms: 5000 }),
+            };
+            let mut want = vec![INFLIGHT_V4];
+            want.extend(bincode::encode_to_vec(&e, bincode::config::standard()).expect("encodes"));
+            assert_eq!(e.encode(), want, "{n}");
+            assert_eq!(InFlight::decode(&e.encode()), Some(e));
+        }
     }
 
     #[test]

@@ -103,6 +103,12 @@ impl<S: Store> Store for Staged<'_, S> {
         }
         self.base.get(key)
     }
+    fn get_with<R>(&mut self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        if self.gone(key)? {
+            return Ok(None);
+        }
+        self.base.get_with(key, f)
+    }
     fn list_range(&mut self, key: &[u8], start: i64, stop: i64, max: u64) -> Result<Vec<Vec<u8>>> {
         if self.gone(key)? {
             return Ok(Vec::new());

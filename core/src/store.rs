@@ -53,6 +53,11 @@ pub trait Store {
     fn zset_range(&mut self, key: &[u8], min: f64, max: f64, limit: usize) -> Result<Vec<(Vec<u8>, f64)>>;
     fn hash_get(&mut self, key: &[u8], field: &[u8]) -> Result<Option<Vec<u8>>>;
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// `f` of a string's value, read in place where the store can (no
+    /// copy): for values only looked at (counters, entries to decode).
+    fn get_with<R>(&mut self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        Ok(self.get(key)?.map(|v| f(&v)))
+    }
     /// LRANGE-style: elements `start..=stop` (negative from the end), at most
     /// `max` of them.
     fn list_range(&mut self, key: &[u8], start: i64, stop: i64, max: u64) -> Result<Vec<Vec<u8>>>;
@@ -301,10 +306,11 @@ pub fn plan_incr(s: &mut impl Store, key: Vec<u8>, pending: i64) -> Result<Effec
 /// `Effect::Incr` it can share one MSET with the command's other strings.
 pub fn plan_count(s: &mut impl Store, key: Vec<u8>, pending: i64) -> Result<Effect> {
     s.will_write(&key)?;
-    let current = match s.get(&key)? {
+    let current = match s.get_with(&key, parse_i64)? {
         None => 0,
-        Some(v) => parse_i64(&v)
-            .ok_or_else(|| TqError::Corrupt { key: key.clone(), what: "value is not an integer".to_string() })?,
+        Some(v) => {
+            v.ok_or_else(|| TqError::Corrupt { key: key.clone(), what: "value is not an integer".to_string() })?
+        }
     };
     let next = current
         .checked_add(pending + 1)

@@ -139,7 +139,7 @@ enum Holding {
 fn holding(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], joined: &[u8]) -> Result<Holding> {
     let workers = ns.workers();
     s.expect_kind(&workers, Kind::Set)?;
-    let Some(e) = s.get(&ns.inflight(worker))?.and_then(|raw| InFlight::decode(&raw)).filter(InFlight::live) else {
+    let Some(e) = s.get_with(&ns.inflight(worker), InFlight::decode)?.flatten().filter(InFlight::live) else {
         return Ok(Holding::Free { stale_record: None });
     };
     if s.set_contains(&workers, &keys::worker_entry(worker, &e.queues))? {
@@ -187,9 +187,9 @@ const MAX_DELIVERY_ID: u64 = (1 << 53) - 1;
 fn mint(s: &mut impl Store, ns: &Ns<'_>) -> Result<(u64, Effect)> {
     let key = ns.delivery_seq();
     s.will_write(&key)?;
-    let current = match s.get(&key)? {
+    let current = match s.get_with(&key, |v| parse_i64(v).and_then(|n| u64::try_from(n).ok()))? {
         None => 0,
-        Some(v) => parse_i64(&v).and_then(|n| u64::try_from(n).ok()).ok_or_else(|| TqError::Corrupt {
+        Some(v) => v.ok_or_else(|| TqError::Corrupt {
             key: key.clone(),
             what: "the delivery counter is not a non-negative integer".to_string(),
         })?,
@@ -582,8 +582,9 @@ enum Target {
 fn report_target(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], delivery: u64) -> Result<Target> {
     check_name("worker", worker)?;
     let index = ns.inflight(worker);
-    let raw = s.get(&index)?.ok_or_else(|| TqError::NoJob { worker: worker.to_vec(), cleaned: false })?;
-    let entry = InFlight::decode(&raw).ok_or_else(|| TqError::Corrupt {
+    let decoded = s.get_with(&index, InFlight::decode)?;
+    let entry = decoded.ok_or_else(|| TqError::NoJob { worker: worker.to_vec(), cleaned: false })?;
+    let entry = entry.ok_or_else(|| TqError::Corrupt {
         key: index.clone(),
         what: "not a tq in-flight entry (the worker's next pop replaces it)".to_string(),
     })?;
