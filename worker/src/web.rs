@@ -909,8 +909,8 @@ fn queue_page(app: &App, c: &mut Client, name: &str, req: &Req) -> Result<String
         .map(|(pos, class, args)| {
             vec![
                 pos.to_string(),
-                esc(&class),
-                format!("<code>{}</code>", esc(&args)),
+                esc(class),
+                format!("<code>{}</code>", esc(args)),
                 button(app, "/queue/delete-job", &[("queue", name), ("class", class), ("args", args)], "delete", true),
             ]
         })
