@@ -1,8 +1,8 @@
 //! `tq web` in a real browser: headless Chromium driven through WebDriver
 //! (chromedriver, over plain HTTP/JSON). Every page loads with data made by
 //! tq and by node-resque, hostile names and texts show as text with nothing
-//! run, search, retry, pause/resume seen by a `tq work` worker, and live
-//! figures changing without a reload. Screenshots of the pages land in
+//! run, search, retry, pause/resume seen by a `tq work` worker, live
+//! figures changing without a reload, and the token's login form. Screenshots of the pages land in
 //! target/web-screenshots/. `scripts/deps.sh --browser` (run by `make test`)
 //! installs Debian's chromium and chromium-driver.
 
@@ -243,9 +243,11 @@ fn base64_decode(s: &str) -> Vec<u8> {
     out
 }
 
-/// `tq --ns <ns> web` on a free loopback port; its base URL.
-fn start_web(s: &Server, n: &str) -> (Tq, String) {
-    let mut tq = Tq::spawn(s.port, &["--ns", n, "web", "--listen", "127.0.0.1:0"], &s.dir.join("web.log"));
+/// `tq --ns <ns> web <extra>` on a free loopback port; its base URL.
+fn start_web(s: &Server, n: &str, extra: &[&str]) -> (Tq, String) {
+    let mut args = vec!["--ns", n, "web", "--listen", "127.0.0.1:0"];
+    args.extend(extra);
+    let mut tq = Tq::spawn(s.port, &args, &s.dir.join("web.log"));
     let text = tq.wait_log(30, ")\n");
     let addr = text
         .split("listening on http://")
@@ -294,7 +296,7 @@ fn every_page_in_a_browser_shows_hostile_data_as_text_and_runs_nothing_and_searc
     // By node-resque: a waiting job, a delayed one, a failure by a worker with a hostile name.
     run_script(&s, &n, "web_data.js", &[]);
 
-    let (_web, base) = start_web(&s, &n);
+    let (_web, base) = start_web(&s, &n, &[]);
     let b = Browser::start(&s.dir, &base);
     let q = |v: &str| tq_worker_url_encode(v);
     let pages: Vec<(&str, String)> = vec![
@@ -410,7 +412,7 @@ fn retry_pause_and_resume_by_clicks_and_live_figures_without_a_reload() {
     let processed = |c: &mut Conn| c.string(&["GET", &format!("{n}:stat:processed")]).unwrap_or_default();
     wait_until(30, "the first job done", || processed(&mut c) == "1");
 
-    let (_web, base) = start_web(&s, &n);
+    let (_web, base) = start_web(&s, &n, &[]);
     let b = Browser::start(&s.dir, &base);
 
     // Retry: the failed job is back in its queue.
@@ -450,4 +452,35 @@ fn retry_pause_and_resume_by_clicks_and_live_figures_without_a_reload() {
     assert_eq!(b.js("return window.__mark;", json!([])), "kept", "the page was reloaded");
     b.assert_inert("/ after resume");
     b.screenshot("resumed");
+}
+
+#[test]
+fn with_a_token_the_browser_logs_in_and_the_cookie_serves_pages_and_live_figures() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("browser-login");
+    c.ok(&["TQ.ENQUEUE", &n, "a", "Job", "[1]"]);
+    let token = "browser-token-0123456789";
+    let file = s.dir.join("token");
+    std::fs::write(&file, format!("{token}\n")).expect("write the token");
+    let (_web, base) = start_web(&s, &n, &["--token-file", file.to_str().expect("path")]);
+    let b = Browser::start(&s.dir, &base);
+    b.goto("/");
+    assert!(b.url().ends_with("/login"), "sent to the login form: {}", b.url());
+    b.assert_inert("/login");
+    b.screenshot("login");
+    b.type_into("input[name=token]", "wrong-token-0123456789");
+    b.click(&b.el("main form button"));
+    wait_for(30, "the refusal", || b.main_text().contains("wrong token"));
+    b.type_into("input[name=token]", token);
+    b.click(&b.el("main form button"));
+    wait_for(30, "the overview", || b.main_text().contains("Overview"));
+    assert!(b.url().ends_with('/'), "{}", b.url());
+    // The cookie is HttpOnly: no script of the page can read it.
+    assert_eq!(b.js("return document.cookie;", json!([])), "");
+    assert_eq!(b.live("queue:a:depth"), "1");
+    b.js("window.__mark = 'kept';", json!([]));
+    c.ok(&["TQ.ENQUEUE", &n, "a", "Job", "[2]"]);
+    wait_for(30, "the depth shown as 2 in place (the API answered the cookie)", || b.live("queue:a:depth") == "2");
+    assert_eq!(b.js("return window.__mark;", json!([])), "kept", "the page was reloaded");
 }
