@@ -558,7 +558,7 @@ fn a_queue_is_searched_by_class_and_args_a_bounded_window_at_a_time() {
     ]);
     let w = start_web(&s, &n, "127.0.0.1:0", &[]);
     for (query, next) in [
-        ("args=%3Ci%3Eneedle", "/queue?name=big&args=%3Ci%3Eneedle&offset=1000"),
+        ("args=%3CI%3ENeedle", "/queue?name=big&args=%3CI%3ENeedle&offset=1000"),
         ("class=X", "/queue?name=big&class=X&offset=1000"),
     ] {
         let first = get_ok(&w, &format!("/queue?name=big&{query}"));

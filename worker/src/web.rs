@@ -866,8 +866,10 @@ fn queue_page(app: &App, c: &mut Client, name: &str, req: &Req) -> Result<String
     let k = format!("{}:queue:{name}", c.ns());
     let offset = req.num("offset", 0);
     let length = inspect::llen(c, &k)?;
-    // A search: the class equal to `class`, the args' text containing `args`.
+    // A search: the class equal to `class`, the args' text containing `args`
+    // (case-insensitive, as the failed list's text search).
     let (want_class, want_args) = (req.param("class"), req.param("args"));
+    let args_lower = want_args.map(str::to_lowercase);
     let searching = want_class.is_some() || want_args.is_some();
     let window = if searching { QUEUE_SCAN } else { PAGE };
     let scanned = inspect::lrange(c, &k, offset, window)?;
@@ -877,7 +879,9 @@ fn queue_page(app: &App, c: &mut Client, name: &str, req: &Req) -> Result<String
     for (i, p) in scanned.iter().enumerate() {
         looked += 1;
         let (class, args) = job_cells(p);
-        if want_class.is_some_and(|w| w != class) || want_args.is_some_and(|w| !args.contains(w)) {
+        if want_class.is_some_and(|w| w != class)
+            || args_lower.as_ref().is_some_and(|w| !args.to_lowercase().contains(w.as_str()))
+        {
             continue;
         }
         jobs.push((offset + i as u64, class, args));
