@@ -33,8 +33,8 @@ run: build ## Start redis-server with the module on 127.0.0.1:$(PORT), in the fo
 	@echo
 	redis-server --port $(PORT) --bind 127.0.0.1 --save '' --appendonly no --loadmodule $(CURDIR)/$(MODULE)
 
-test: ## Every test (unit, real servers, node-resque interop) on each server: Redis 7.0, Valkey 9.1, Valkey 8.1 (SERVER=redis: one)
-	@scripts/deps.sh --node --servers
+test: ## Every test (unit, real servers, node-resque interop, tq web in headless Chromium) on each server: Redis 7.0, Valkey 9.1, Valkey 8.1 (SERVER=redis: one)
+	@scripts/deps.sh --node --servers --browser
 	$(CARGO) build --workspace
 	scripts/test_servers.sh $(SERVER)
 

@@ -17,6 +17,9 @@
 #   5. server work per job counted under callgrind (instructions, key opens,
 #      allocations, replicated commands, ACL checks): scripts/bench_counts.py,
 #      its own table appended below the main one
+#   6. `tq web`'s server time per page on big data (1M waiting jobs, 100k
+#      failed, 10k workers; searches included): scripts/bench_web.sh, its own
+#      table appended
 #
 # Every server is a fresh redis-server on a free loopback port (never 6379)
 # with --save '' --appendonly no, started and killed by PID (here, or by the
@@ -26,13 +29,13 @@
 #
 # Env: QUICK=1 (smaller sizes everywhere, a few minutes), CYCLE_JOBS,
 #      MEM_JOBS, MEM_WORKERS (override the sizes below), PARTS="2 4" (run
-#      only these parts; the table shows — for the others; part 5 adds its
-#      own table).
+#      only these parts; the table shows — for the others; parts 5 and 6
+#      add their own tables).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 QUICK=${QUICK:-0}
-PARTS=${PARTS:-1 2 3 4 5}
+PARTS=${PARTS:-1 2 3 4 5 6}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 if [ "$QUICK" = 1 ]; then
   ENQ_N=100000 TAKE_JOBS=50000 CYCLE_JOBS=${CYCLE_JOBS:-10000} CYCLE_REPS=${CYCLE_REPS:-1} WORK_JOBS=${WORK_JOBS:-2000} MEM_JOBS=${MEM_JOBS:-20000} MEM_WORKERS=${MEM_WORKERS:-500}
@@ -197,6 +200,11 @@ print(next(os.path.dirname(p["manifest_path"]) for p in json.load(sys.stdin)["pa
   python3 scripts/bench_counts.py "$PWD/target/release/libtq.so" target/release/examples/bench-cycle \
     target/release/examples/bench-time "$DIR/floor.so" "$OUT/counts.md" >"$OUT/counts.log"
   { echo; cat "$OUT/counts.md"; } >>"$OUT/table.md"
+fi
+if part 6; then
+  say "6/6 tq web: server time per page on big data (scripts/bench_web.sh)"
+  BUILD=release scripts/bench_web.sh >"$OUT/web.md"
+  { echo; echo "tq web, server time per page (1M waiting jobs, 100k failed, 10k workers):"; echo; cat "$OUT/web.md"; } >>"$OUT/table.md"
 fi
 echo
 cat "$OUT/table.md"

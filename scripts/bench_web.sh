@@ -2,7 +2,8 @@
 # Server time of every `tq web` page on big data: 1,000,000 waiting jobs,
 # 100,000 failed records, 10,000 registered workers with in-flight records,
 # 200 delayed times. Prints the best of 5 requests (curl's time_total, ms)
-# per page. BUILD=debug|release (default release; `cargo build --workspace
+# per page, searches included, as a markdown table (part 6 of `make bench`,
+# scripts/bench_all.sh). BUILD=debug|release (default release; `cargo build --workspace
 # [--release]` first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +36,11 @@ WEB_PID=$!
 until curl -s -o /dev/null "http://127.0.0.1:$WPORT/static/style.css"; do sleep 0.1; done
 echo "| page | best of 5, ms ($BUILD build) |"
 echo "|---|---|"
-for p in / "/queue?name=big" "/queue?name=big&offset=999950" /failed "/failed?class=c3" "/failed?offset=99950" \
+# Searches: a text/class/args with no match looks at its whole window (1000
+# records or jobs) per page; a common one stops at its first 50 matches.
+for p in / "/queue?name=big" "/queue?name=big&offset=999950" "/queue?name=big&args=nomatch" \
+  "/queue?name=big&class=nomatch&offset=999000" "/queue?name=big&args=7" /failed "/failed?class=c3" \
+  "/failed?offset=99950" "/failed?q=nomatch" "/failed?q=nomatch&offset=99000" "/failed?q=boom" \
   /workers "/workers?offset=9950" /delayed /locks /periodic /api/live /metrics; do
   best=
   for _ in 1 2 3 4 5; do

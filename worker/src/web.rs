@@ -30,8 +30,10 @@ use crate::inspect::{self, array, bytes, call, int, text, uint, Sweep};
 
 /// Rows per page (jobs, failed records, workers, delayed times, locks).
 pub const PAGE: u64 = 50;
-/// Failed records looked at for one filtered page.
+/// Failed records looked at for one filtered or searched page.
 pub const FAILED_SCAN: u64 = 1_000;
+/// Jobs of a queue looked at for one search page.
+pub const QUEUE_SCAN: u64 = 1_000;
 /// Workers read for the per-queue figures (in flight, workers alive).
 pub const WORKERS_READ: u64 = 1_000;
 /// The failed page's filters: fields of a record (TQ.FAILRETRY's filters).
@@ -401,7 +403,7 @@ fn route(app: &App, conn: &mut Option<Client>, req: &Req) -> Result<Resp, Error>
     Ok(match p {
         "/" => html("Overview", "/", overview_page(app, c)?),
         "/queue" => match req.param("name") {
-            Some(name) => html("Queue", "/", queue_page(app, c, name, req.num("offset", 0))?),
+            Some(name) => html("Queue", "/", queue_page(app, c, name, req)?),
             None => Resp::redirect("/"),
         },
         "/failed" => html("Failed", "/failed", failed_page(app, c, req)?),
@@ -866,10 +868,33 @@ fn job_cells(payload: &[u8]) -> (String, String) {
     }
 }
 
-fn queue_page(app: &App, c: &mut Client, name: &str, offset: u64) -> Result<String, Error> {
+fn queue_page(app: &App, c: &mut Client, name: &str, req: &Req) -> Result<String, Error> {
     let k = format!("{}:queue:{name}", c.ns());
+    let offset = req.num("offset", 0);
     let length = inspect::llen(c, &k)?;
-    let jobs = inspect::lrange(c, &k, offset, PAGE)?;
+    // A search: the class equal to `class`, the args' text containing `args`
+    // (case-insensitive, as the failed list's text search).
+    let (want_class, want_args) = (req.param("class"), req.param("args"));
+    let args_lower = want_args.map(str::to_lowercase);
+    let searching = want_class.is_some() || want_args.is_some();
+    let window = if searching { QUEUE_SCAN } else { PAGE };
+    let scanned = inspect::lrange(c, &k, offset, window)?;
+    let mut looked = 0u64;
+    // (position, class, args) of the jobs shown.
+    let mut jobs: Vec<(u64, String, String)> = Vec::new();
+    for (i, p) in scanned.iter().enumerate() {
+        looked += 1;
+        let (class, args) = job_cells(p);
+        if want_class.is_some_and(|w| w != class)
+            || args_lower.as_ref().is_some_and(|w| !args.to_lowercase().contains(w.as_str()))
+        {
+            continue;
+        }
+        jobs.push((offset + i as u64, class, args));
+        if jobs.len() as u64 >= PAGE {
+            break;
+        }
+    }
     let is_paused = paused(c)?.contains(name);
     let mut s =
         format!("<h1>Queue {}</h1><p>{length} waiting{}</p><p>", esc(name), if is_paused { ", paused" } else { "" });
@@ -880,28 +905,44 @@ fn queue_page(app: &App, c: &mut Client, name: &str, offset: u64) -> Result<Stri
     });
     s.push_str(&button(app, "/queue/delete", &[("queue", name)], "delete the queue and all its jobs", true));
     s.push_str("</p>");
+    let _ = write!(
+        s,
+        "<form method=get action=\"/queue\" class=filter><input type=hidden name=name value=\"{}\">\
+         <label>class <input name=class value=\"{}\"></label> <label>args containing <input type=search name=args \
+         value=\"{}\"></label> <button>search</button></form>",
+        esc(name),
+        esc(want_class.unwrap_or_default()),
+        esc(want_args.unwrap_or_default())
+    );
     let rows: Vec<Vec<String>> = jobs
         .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let (class, args) = job_cells(p);
+        .map(|(pos, class, args)| {
             vec![
-                (offset + i as u64).to_string(),
-                esc(&class),
-                format!("<code>{}</code>", esc(&args)),
-                button(
-                    app,
-                    "/queue/delete-job",
-                    &[("queue", name), ("class", &class), ("args", &args)],
-                    "delete",
-                    true,
-                ),
+                pos.to_string(),
+                esc(class),
+                format!("<code>{}</code>", esc(args)),
+                button(app, "/queue/delete-job", &[("queue", name), ("class", class), ("args", args)], "delete", true),
             ]
         })
         .collect();
     s.push_str(&table(&["pos", "class", "args", ""], &rows));
-    let base = format!("/queue?name={}", url_encode(name));
-    s.push_str(&pager(&base, offset, jobs.len() as u64, offset + (jobs.len() as u64) < length));
+    let mut base = format!("/queue?name={}", url_encode(name));
+    if searching {
+        for (f, v) in [("class", want_class), ("args", want_args)] {
+            if let Some(v) = v {
+                let _ = write!(base, "&{f}={}", url_encode(v));
+            }
+        }
+        // A search looks at up to QUEUE_SCAN jobs from `offset`; next goes on after them.
+        let next = offset + looked;
+        let _ = write!(s, "<p class=pager>looked at jobs {}–{next} of {length}", offset + 1);
+        if next < length {
+            let _ = write!(s, " <a href=\"{}\">next</a>", esc(&format!("{base}&offset={next}")));
+        }
+        s.push_str("</p>");
+    } else {
+        s.push_str(&pager(&base, offset, jobs.len() as u64, offset + (jobs.len() as u64) < length));
+    }
     Ok(s)
 }
 
@@ -912,7 +953,9 @@ fn failed_page(app: &App, c: &mut Client, req: &Req) -> Result<String, Error> {
     let offset = req.num("offset", 0);
     // The filters given, each a field of the record that must equal it.
     let filters: Vec<(&str, &str)> = FAILED_FILTERS.iter().filter_map(|f| req.param(f).map(|v| (*f, v))).collect();
-    let filtered = !filters.is_empty();
+    // Text searched for anywhere in the record (payload, error, backtrace, worker).
+    let search = req.param("q").map(str::to_lowercase);
+    let filtered = !filters.is_empty() || search.is_some();
     let window = if filtered { FAILED_SCAN } else { PAGE };
     let (o, n) = (offset.to_string(), window.to_string());
     let items = array("TQ.FAILED", call(c, "TQ.FAILED", &[ns.as_bytes(), o.as_bytes(), n.as_bytes()])?)?;
@@ -924,7 +967,11 @@ fn failed_page(app: &App, c: &mut Client, req: &Req) -> Result<String, Error> {
         let [id, record] = pair.as_slice() else { continue };
         let (Some(id), Some(record)) = (text(id), bytes(record)) else { continue };
         // A record that is not UTF-8 is shown with U+FFFD in place of the bad bytes.
-        let r = inspect::failed_json(&id, String::from_utf8_lossy(record).as_bytes());
+        let record = String::from_utf8_lossy(record);
+        if search.as_ref().is_some_and(|q| !record.to_lowercase().contains(q.as_str())) {
+            continue;
+        }
+        let r = inspect::failed_json(&id, record.as_bytes());
         if filters.iter().any(|(f, v)| pick(&r, f).as_str() != Some(*v)) {
             continue;
         }
@@ -953,18 +1000,28 @@ fn failed_page(app: &App, c: &mut Client, req: &Req) -> Result<String, Error> {
         let value = req.param(f).unwrap_or_default();
         let _ = write!(s, "<label>{f} <input name={f} value=\"{}\"></label> ", esc(value));
     }
-    s.push_str("<button>filter</button></form>");
-    let label = if filtered { "retry all matching" } else { "retry all" };
-    let fields = &filters;
     let _ = write!(
         s,
-        "<p>{}{}</p>",
-        button(app, "/failed/retry", fields, label, true),
-        button(app, "/failed/remove", fields, if filtered { "remove all matching" } else { "remove all" }, true)
+        "<label>text <input type=search name=q value=\"{}\"></label> <button>search</button></form>",
+        esc(req.param("q").unwrap_or_default())
     );
+    if search.is_none() {
+        let label = if filtered { "retry all matching" } else { "retry all" };
+        let fields = &filters;
+        let _ = write!(
+            s,
+            "<p>{}{}</p>",
+            button(app, "/failed/retry", fields, label, true),
+            button(app, "/failed/remove", fields, if filtered { "remove all matching" } else { "remove all" }, true)
+        );
+    } else {
+        // TQ.FAILRETRY / TQ.FAILREMOVE select by field, not by text: a text
+        // search offers each match's own buttons only.
+        s.push_str("<p class=note>text search: retry or remove each match below</p>");
+    }
     s.push_str(&table(&["id", "failed", "queue", "class", "args", "exception", "error", "worker", ""], &rows));
     let mut base = String::from("/failed?");
-    for (k, v) in &filters {
+    for (k, v) in filters.iter().chain(req.param("q").map(|q| ("q", q)).as_slice()) {
         let _ = write!(base, "{k}={}&", url_encode(v));
     }
     let base = base.trim_end_matches(['&', '?']).to_string();
