@@ -512,6 +512,7 @@ fn a_workers_lease_left_is_the_one_of_the_job_it_holds() {
     let w = start_web(&s, &n, "127.0.0.1:0", &[]);
     let page = get_ok(&w, "/workers");
     assert!(page.contains(">1h59m<"), "the lease left of the job held (about 2 h):\n{page}");
+}
 
 /// The `next` link of a search page (its href, unescaped).
 fn next_link(body: &str) -> Option<String> {
