@@ -2,7 +2,7 @@
 # Installs what building and testing tq needs on a fresh Debian machine:
 # redis-server (with redis-cli/redis-benchmark) and libclang for bindgen.
 # Skips anything already present. Pass --node to also install the pinned npm
-# packages used by the interop tests and redis-py (pinned, into
+# packages used by the interop tests and the Node package (clients/node), redis-py (pinned, into
 # tests/interop/py), --bench for what the benchmark scripts use besides (python3).
 set -eu
 cd "$(dirname "$0")/.."
@@ -35,6 +35,10 @@ if [ "${1:-}" = "--node" ]; then
   if [ ! -d tests/interop/node_modules/node-resque ]; then
     echo "deps: installing node-resque (pinned) for the interop tests"
     (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  if [ ! -d clients/node/node_modules/node-resque ]; then
+    echo "deps: installing the Node package's pinned dependencies (clients/node)"
+    (cd clients/node && npm ci --no-audit --no-fund --loglevel=error)
   fi
   # redis-py (pinned) for the lost-reply tests, in a folder of the project:
   # no network needed when the tests run.
