@@ -3,7 +3,9 @@
 
 const { Connection } = require("./connection");
 const { Queue } = require("./queue");
+const { Worker } = require("./worker");
+const { MultiWorker } = require("./multiWorker");
 const { Plugin } = require("./plugins");
 const Plugins = require("./builtinPlugins");
 
-module.exports = { Connection, Queue, Plugin, Plugins };
+module.exports = { Connection, Queue, Worker, MultiWorker, Plugin, Plugins };

@@ -8,7 +8,7 @@ const assert = require("node:assert/strict");
 const util = require("node:util");
 const NR = require("node-resque");
 const TQ = require("..");
-const { startServer, ns } = require("./helpers");
+const { startServer, ns } = require("../support/helpers");
 
 let server;
 let r;
