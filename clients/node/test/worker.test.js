@@ -334,3 +334,36 @@ test("a job whose lease ran out: its late success is refused (error event) and t
   assert.equal(runs, 2);
   assert.deepEqual(seen.map(([e, x]) => (e === "error" ? [e, x.message.split(" ")[0]] : [e])), [["error", "LEASELOST"], ["success"]]);
 });
+
+test("lost replies: connections killed again and again while jobs run; every job runs once and counts once", { timeout: 120000 }, async (t) => {
+  const n = ns("lost");
+  const N = 300;
+  // Reconnect at once after each kill.
+  const connection = { ...server.connection(n), options: { retryStrategy: () => 2 } };
+  const ran = new Map();
+  const jobs = { add: { perform: async (i) => ran.set(i, (ran.get(i) || 0) + 1) } };
+  const queue = new TQ.Queue({ connection }, jobs);
+  queue.on("error", () => {}); // its connection is killed too
+  await queue.connect();
+  t.after(() => queue.end());
+  for (let i = 0; i < N; i++) await queue.enqueue("q", "add", [i]);
+  const worker = await startWorker(t, n, jobs, { connection });
+  worker.on("error", () => {}); // connection errors are expected here
+  await worker.start();
+  const killer = server.redis();
+  t.after(() => killer.disconnect());
+  let kills = 0;
+  while (ran.size < N) {
+    // Every client but this one, the worker's included, between two of its commands.
+    kills += await killer.call("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes");
+    await new Promise((res) => setTimeout(res, 5));
+  }
+  await waitFor("the last completion", async () => (await r.get(`${n}:stat:processed`)) === String(N) || worker.working === false);
+  await worker.end();
+  t.diagnostic(`connections killed: ${kills}`);
+  assert.ok(kills > 10, `connections killed (${kills})`);
+  assert.deepEqual([...ran.entries()].filter(([, c]) => c !== 1), [], "no job ran twice");
+  assert.equal(ran.size, N);
+  assert.equal(await r.get(`${n}:stat:processed`), String(N), "each completion counted once");
+  assert.equal(await r.llen(`${n}:failed`), 0);
+});
