@@ -5,6 +5,7 @@
 //! runs `npm ci` in `clients/node`).
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,6 +45,9 @@ fn node_package_tests_pass() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group, so that a timeout stops the test files and
+        // the redis-servers they started, not only the runner.
+        .process_group(0)
         .spawn()
         .expect("spawn node (the Node tests need Node.js 20 on PATH)");
     let out = drain(child.stdout.take().expect("stdout"));
@@ -53,6 +57,7 @@ fn node_package_tests_pass() {
             break Some(status);
         }
         if started.elapsed() > TIMEOUT {
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
             let _ = child.kill();
             let _ = child.wait();
             break None;

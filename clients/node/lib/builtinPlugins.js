@@ -61,8 +61,9 @@ class JobLock extends Plugin {
 // so that `plugins: [Plugins.Retry]` names it.
 class Retry extends Plugin {}
 
-// DelayQueueLock is done by the module (TQ.ENQUEUE ... NOTDELAYED) when it
-// supports it; otherwise node-resque's check, which is not atomic.
+// DelayQueueLock is done by the module (TQ.ENQUEUE ... NOTDELAYED); this is
+// node-resque's check (a read, then the enqueue), for plugin runners that
+// call it directly.
 class DelayQueueLock extends Plugin {
   async beforeEnqueue() {
     const timestamps = await this.queueObject.scheduledAt(this.queue, this.func, this.args);

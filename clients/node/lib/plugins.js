@@ -45,6 +45,9 @@ function serverPlugins(job) {
     } else if (name === "JobLock" && !opts.key) {
       out.jobLock = { ttlMs: Math.round((opts.lockTimeout || 3600) * 1000) };
       out.handled.add(name);
+    } else if (name === "DelayQueueLock") {
+      out.delayQueueLock = true;
+      out.handled.add(name);
     } else if (name === "Retry") {
       const limit = opts.retryLimit || 1;
       const delay = opts.retryDelay || 5000;
@@ -74,9 +77,11 @@ function pluginClass(ref) {
 async function runPlugins(self, type, func, queue, job, args, skip = new Set()) {
   if (!job || !Array.isArray(job.plugins) || job.plugins.length === 0) return true;
   for (const ref of job.plugins) {
-    const name = pluginName(ref);
-    if (skip.has(name)) continue;
     const Cls = pluginClass(ref);
+    // node-resque names a plugin class by an instance's `name` (which a
+    // constructor may set), and looks its options up by that name.
+    const name = typeof ref === "string" ? ref : new Cls(self, func, queue, job, args, {}).name;
+    if (skip.has(name)) continue;
     const plugin = new Cls(self, func, queue, job, args, pluginOptions(self.jobs && self.jobs[func], name));
     if (typeof plugin[type] !== "function") continue;
     const toRun = await plugin[type]();

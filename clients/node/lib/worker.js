@@ -294,7 +294,10 @@ class Worker extends EventEmitter {
         const reply = await this.send(this.connection.redis, args);
         if (Array.isArray(reply) && reply[0] === "retry") {
           // node-resque's Retry plugin: reEnqueue, and the job counts as a success.
-          this.emit("reEnqueue", queue, job, { delay: Number(reply[1]), remainingAttempts: server.retry.attempts - deliveries, err });
+          // node-resque's Retry passes the job's definition (the jobs-map
+          // entry) with the args set, not the payload.
+          const def = { ...this.jobs[job.class], args: job.args };
+          this.emit("reEnqueue", queue, def, { delay: Number(reply[1]), remainingAttempts: server.retry.attempts - deliveries, err });
           this.emit("success", queue, job, this.result, duration);
         } else {
           this.emit("failure", queue, job, err, duration);

@@ -31,6 +31,24 @@ function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+const started = new Set();
+function killStarted() {
+  for (const child of started) {
+    try {
+      process.kill(child.pid, "SIGKILL");
+    } catch (_) {
+      // already gone
+    }
+  }
+}
+process.on("exit", killStarted);
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.once(sig, () => {
+    killStarted();
+    process.exit(128 + 2);
+  });
+}
+
 /**
  * A redis-server with the module. `moduleArgs` go after the module path
  * (module settings such as `lease-ms 500`).
@@ -46,6 +64,9 @@ async function startServer(moduleArgs = [], { module = true } = {}) {
       ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, ...load],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
+    // The server must not outlive this process, however it ends.
+    started.add(child);
+    child.once("exit", () => started.delete(child));
     let log = "";
     child.stdout.on("data", (d) => (log += d));
     child.stderr.on("data", (d) => (log += d));
