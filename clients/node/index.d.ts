@@ -111,6 +111,11 @@ export declare class Queue extends EventEmitter {
   leader(): Promise<string | null>;
   stats(): Promise<{ [key: string]: string }>;
   details(): Promise<TasksDetails>;
+  /** TQ.RECUR: a periodic task the module's timer enqueues every `everyMs`; 1 registered, 0 re-timed. */
+  recur(q: string, func: string, everyMs: number, args?: Array<any> | any): Promise<number>;
+  /** TQ.UNRECUR: 1 removed, 0 unknown. */
+  unrecur(q: string, func: string, args?: Array<any> | any): Promise<number>;
+  recurs(): Promise<Array<{ job: ParsedJob; everyMs: number; nextDueMs: number }>>;
   leaderKey(): string;
   on(event: "error", cb: (error: Error | string) => void): this;
 }
@@ -217,11 +222,13 @@ export declare class Scheduler extends EventEmitter {
   connect(): Promise<void>;
   start(): Promise<void>;
   end(): Promise<void>;
+  tryForLeader(): Promise<boolean>;
+  releaseLeaderLock(): Promise<boolean>;
   on(event: "start" | "end" | "poll" | "leader", cb: () => void): this;
   on(event: "cleanStuckWorker", cb: (workerName: string, errorPayload: ParsedFailedJobPayload, delta: number) => void): this;
   on(event: "error", cb: (error: Error) => void): this;
-  on(event: "workingTimestamp", cb: (timestamp: number) => void): this;
-  on(event: "transferredJob", cb: (timestamp: number, job: ParsedJob) => void): this;
+  /** How many due jobs one TQ.PROMOTE moved (the module's timer usually does it first). */
+  on(event: "promoted", cb: (count: number) => void): this;
 }
 
 export declare abstract class Plugin {

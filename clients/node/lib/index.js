@@ -5,7 +5,8 @@ const { Connection } = require("./connection");
 const { Queue } = require("./queue");
 const { Worker } = require("./worker");
 const { MultiWorker } = require("./multiWorker");
+const { Scheduler } = require("./scheduler");
 const { Plugin } = require("./plugins");
 const Plugins = require("./builtinPlugins");
 
-module.exports = { Connection, Queue, Worker, MultiWorker, Plugin, Plugins };
+module.exports = { Connection, Queue, Worker, MultiWorker, Scheduler, Plugin, Plugins };

@@ -343,6 +343,25 @@ class Queue extends EventEmitter {
     };
   }
 
+  /**
+   * TQ.RECUR: a periodic task, enqueued by the module's timer every
+   * `everyMs` (the first at once), never with two instances waiting or
+   * running. Resolves 1 when registered, 0 when an existing one was re-timed.
+   */
+  async recur(q, func, everyMs, args = []) {
+    return this.connection.tq("RECUR", func, q, Math.max(1, Math.floor(everyMs)), JSON.stringify(arrayify(args)));
+  }
+
+  /** TQ.UNRECUR: 1 when the periodic task was removed, 0 when unknown. */
+  async unrecur(q, func, args = []) {
+    return this.connection.tq("UNRECUR", func, q, JSON.stringify(arrayify(args)));
+  }
+
+  /** TQ.RECURS: `[{ job, everyMs, nextDueMs }]`. */
+  async recurs() {
+    return (await this.connection.tq("RECURS")).map(([payload, every, next]) => ({ job: JSON.parse(payload), everyMs: Number(every), nextDueMs: Number(next) }));
+  }
+
   leaderKey() {
     return this.connection.key("resque_scheduler_leader_lock");
   }
