@@ -337,7 +337,7 @@ test("a job whose lease ran out: its late success is refused (error event) and t
 
 test("lost replies: connections killed again and again while jobs run; every job runs once and counts once", { timeout: 120000 }, async (t) => {
   const n = ns("lost");
-  const N = 300;
+  const N = 2000;
   // Reconnect at once after each kill.
   const connection = { ...server.connection(n), options: { retryStrategy: () => 2 } };
   const ran = new Map();
@@ -346,7 +346,7 @@ test("lost replies: connections killed again and again while jobs run; every job
   queue.on("error", () => {}); // its connection is killed too
   await queue.connect();
   t.after(() => queue.end());
-  for (let i = 0; i < N; i++) await queue.enqueue("q", "add", [i]);
+  await Promise.all(Array.from({ length: N }, (_, i) => queue.enqueue("q", "add", [i])));
   const worker = await startWorker(t, n, jobs, { connection });
   worker.on("error", () => {}); // connection errors are expected here
   await worker.start();
