@@ -231,6 +231,18 @@ export declare class Scheduler extends EventEmitter {
   on(event: "promoted", cb: (count: number) => void): this;
 }
 
+/** Counters at two levels, as ActionHero's api.stats: global and this server's ("local"). */
+export declare class Stats extends EventEmitter {
+  constructor(options?: { connection?: ConnectionOptions; server?: string });
+  server: string;
+  connection: Connection;
+  connect(): Promise<void>;
+  end(): Promise<void>;
+  increment(key: string, count?: number): Promise<{ global: number; local: number }>;
+  get(key: string, scope?: "global" | "local"): Promise<number>;
+  getAll(): Promise<{ global: { [key: string]: number }; local: { [key: string]: number } }>;
+}
+
 export declare abstract class Plugin {
   constructor(worker: Queue | Worker, func: string, queue: string, job: Job<any>, args: Array<any>, options: { [key: string]: any });
   name: string;

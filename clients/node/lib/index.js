@@ -6,7 +6,8 @@ const { Queue } = require("./queue");
 const { Worker } = require("./worker");
 const { MultiWorker } = require("./multiWorker");
 const { Scheduler } = require("./scheduler");
+const { Stats } = require("./stats");
 const { Plugin } = require("./plugins");
 const Plugins = require("./builtinPlugins");
 
-module.exports = { Connection, Queue, Worker, MultiWorker, Scheduler, Plugin, Plugins };
+module.exports = { Connection, Queue, Worker, MultiWorker, Scheduler, Stats, Plugin, Plugins };
