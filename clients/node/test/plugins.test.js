@@ -243,3 +243,40 @@ test("JobLock on the take: identical jobs never run at once, and both run", { ti
     await queue.end();
   }
 });
+
+test("JobLock beside jobs without it: node-resque's plugin code, with its re-enqueue", { timeout: 30000 }, async () => {
+  const n = ns("joblock-mixed");
+  let running = 0;
+  let most = 0;
+  const ran = [];
+  const jobs = {
+    locked: {
+      plugins: ["JobLock"],
+      pluginOptions: { JobLock: { enqueueTimeout: 100 } },
+      perform: async (x) => {
+        running++;
+        most = Math.max(most, running);
+        await sleep(300);
+        running--;
+        ran.push(x);
+      },
+    },
+    free: { perform: async () => {} },
+  };
+  const queue = new TQ.Queue({ connection: server.connection(n) }, jobs);
+  await queue.connect();
+  const workers = [1, 2].map((i) => new TQ.Worker({ connection: server.connection(n), queues: ["q"], timeout: 50, name: `host:${i}` }, jobs));
+  try {
+    for (const w of workers) await w.connect();
+    assert.equal(workers[0].joblockMs, null, "not every job uses JobLock: no JOBLOCK on the take");
+    await queue.enqueue("q", "locked", [1]);
+    await queue.enqueue("q", "locked", [1]);
+    for (const w of workers) await w.start();
+    await waitFor("both runs", () => ran.length === 2);
+    assert.equal(most, 1, "never two at once");
+    assert.deepEqual(await queue.locks(), {}, "afterPerform released the lock");
+  } finally {
+    for (const w of workers) await w.end();
+    await queue.end();
+  }
+});
