@@ -37,7 +37,16 @@ export interface ParsedFailedJobPayload {
   failed_at: string;
 }
 
-export type PluginReference = string | (new (...args: any[]) => Plugin);
+export type PluginClass = new (
+  worker: Queue | Worker,
+  func: string,
+  queue: string,
+  job: Job<any>,
+  args: Array<any>,
+  options: { [key: string]: any },
+) => Plugin;
+
+export type PluginReference = string | PluginClass;
 
 export interface Job<TResult = unknown> {
   plugins?: PluginReference[];
@@ -260,9 +269,9 @@ export declare abstract class Plugin {
 }
 
 export declare const Plugins: {
-  QueueLock: typeof Plugin;
-  JobLock: typeof Plugin;
-  Retry: typeof Plugin;
-  DelayQueueLock: typeof Plugin;
-  Noop: typeof Plugin;
+  QueueLock: PluginClass;
+  JobLock: PluginClass;
+  Retry: PluginClass;
+  DelayQueueLock: PluginClass;
+  Noop: PluginClass;
 };

@@ -231,11 +231,12 @@ test("a long job keeps its lease by heartbeats", { timeout: 30000 }, async (t) =
     long: {
       perform: async () => {
         runs++;
-        await new Promise((res) => setTimeout(res, 1500));
+        await new Promise((res) => setTimeout(res, 3000));
       },
     },
   };
-  const worker = await startWorker(t, n, jobs, { leaseMs: 300 });
+  // Heartbeats every 333 ms keep a 1 s lease through a 3 s job.
+  const worker = await startWorker(t, n, jobs, { leaseMs: 1000 });
   const errors = record(worker, ["error"]);
   let done = false;
   worker.on("success", () => (done = true));
@@ -294,7 +295,7 @@ test("MultiWorker scales up under load, runs every job once, and stops", { timeo
   t.after(() => queue.end());
   for (let i = 0; i < 300; i++) await queue.enqueue("q", "work", [i]);
   const multi = new TQ.MultiWorker(
-    { connection: server.connection(n), queues: ["q"], timeout: 100, checkTimeout: 50, minTaskProcessors: 1, maxTaskProcessors: 5, maxEventLoopDelay: 100 },
+    { connection: server.connection(n), queues: ["q"], timeout: 100, checkTimeout: 50, minTaskProcessors: 1, maxTaskProcessors: 5, maxEventLoopDelay: 1000 },
     jobs,
   );
   const actions = record(multi, ["multiWorkerAction"]);
