@@ -368,3 +368,28 @@ test("lost replies: connections killed again and again while jobs run; every job
   assert.equal(await r.get(`${n}:stat:processed`), String(N), "each completion counted once");
   assert.equal(await r.llen(`${n}:failed`), 0);
 });
+
+test("queues '*' (the default): every registered queue, in sorted order", { timeout: 30000 }, async (t) => {
+  const n = ns("star");
+  const ran = [];
+  const jobs = { add: { perform: async (x) => ran.push(x) } };
+  const queue = new TQ.Queue({ connection: server.connection(n) }, jobs);
+  await queue.connect();
+  t.after(() => queue.end());
+  await queue.enqueue("b", "add", ["b1"]);
+  await queue.enqueue("a", "add", ["a1"]);
+  await queue.enqueue("b", "add", ["b2"]);
+  const worker = new TQ.Worker({ connection: server.connection(n), timeout: 100, name: "host:star" }, jobs);
+  await worker.connect();
+  t.after(() => worker.running && worker.end());
+  assert.deepEqual(worker.queues, ["*"]);
+  await worker.start();
+  await waitFor("three jobs", () => ran.length === 3);
+  assert.deepEqual(ran, ["a1", "b1", "b2"]);
+  assert.deepEqual(await queue.workers(), { "host:star": "*" });
+  // A queue registered after the worker started is found by a later wait.
+  await queue.enqueue("c", "add", ["c1"]);
+  await waitFor("the new queue's job", () => ran.length === 4);
+  await worker.end();
+  assert.deepEqual(await queue.workers(), {});
+});
