@@ -11,6 +11,8 @@ export interface ConnectionOptions {
   scanCount?: number;
   options?: RedisOptions;
   redis?: Redis;
+  /** ms: the lease of jobs taken by Workers on this connection, unless WorkerOptions.leaseMs says otherwise. */
+  leaseMs?: number;
 }
 
 export interface ParsedJob {

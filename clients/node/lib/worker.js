@@ -43,7 +43,9 @@ class Worker extends EventEmitter {
     options.queues = options.queues ?? "*";
     options.timeout = options.timeout ?? 5000;
     options.looping = options.looping ?? true;
-    options.leaseMs = options.leaseMs ?? 60000;
+    // The lease may also come with the connection options, the one set of
+    // options ActionHero passes through (config.tasks.connectionOptions.tasks).
+    options.leaseMs = options.leaseMs ?? (options.connection && options.connection.leaseMs) ?? 60000;
     this.options = options;
     this.jobs = prepareJobs(jobs);
     this.name = options.name;
