@@ -46,7 +46,14 @@ function app(scenario, env = {}) {
   });
   child.stderr.on("data", (d) => (err += d));
   const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  return { child, lines, exited, stderr: () => err };
+  const output = () => `--- stdout ---\n${lines.filter((l) => !l.startsWith("RAN tick")).join("\n")}\n${buf}\n--- stderr ---\n${err}`;
+  /** The exit, or a failure showing the output if it takes longer than `ms`. */
+  const exit = (ms) =>
+    Promise.race([
+      exited,
+      new Promise((_, reject) => setTimeout(() => reject(new Error(`the app did not exit within ${ms} ms\n${output()}`)), ms).unref()),
+    ]);
+  return { child, lines, exited, exit, output, stderr: () => err };
 }
 
 function ranLines(lines, name) {
@@ -56,8 +63,8 @@ function ranLines(lines, name) {
 test("ActionHero 29 runs normal, delayed and periodic tasks, QueueLock and Retry, on tq-resque", { timeout: 60000 }, async (t) => {
   const a = app("tasks");
   t.after(() => a.child.exitCode === null && a.child.kill("SIGKILL"));
-  const { code } = await a.exited;
-  assert.equal(code, 0, `the app failed:\n${a.lines.join("\n")}\n${a.stderr()}`);
+  const { code } = await a.exit(45000);
+  assert.equal(code, 0, `the app failed:\n${a.output()}`);
   const line = a.lines.find((l) => l.startsWith("RESULT "));
   assert.ok(line, "the app reported");
   const result = JSON.parse(line.slice("RESULT ".length));

@@ -39,10 +39,10 @@ process.env.ACTIONHERO_CONFIG_OVERRIDES = JSON.stringify({
 const { Process, api, task } = require("actionhero");
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function until(what, fn, ms = 20000) {
+async function until(what, fn, ms = 30000) {
   const deadline = Date.now() + ms;
   while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === "function" ? what() : what}`);
     await sleep(20);
   }
 }
@@ -60,8 +60,11 @@ async function until(what, fn, ms = 20000) {
     result.scheduledAt = (await task.scheduledAt("default", "hello", { who: "at" })).length;
     result.locked = [await task.enqueue("locked", { n: 1 }), await task.enqueue("locked", { n: 1 })];
     result.flaky = await task.enqueue("flaky", {});
-    await until("the tasks", async () => (await api.resque.queue.timestamps()).length === 0 && (await api.resque.queue.length("default")) === 0);
-    await sleep(700); // a few periodic runs and the retries
+    const runs = () => global.tqRuns || {};
+    await until(() => `the tasks (runs: ${JSON.stringify(runs())})`, () => {
+      const r = runs();
+      return r.hello >= 3 && r.locked >= 1 && r.flaky >= 3 && r.tick >= 2;
+    });
     result.details = await task.details();
     result.failedCount = await task.failedCount();
     result.stopRecurrent = await task.stopRecurrentTask("tick");

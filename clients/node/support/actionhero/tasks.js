@@ -3,7 +3,10 @@
 // as a line on stdout: RAN <name> <json params>.
 const { Task } = require("actionhero");
 
+// Runs counted per task for the app script (the tasks run in its process).
+global.tqRuns = global.tqRuns || {};
 function ran(name, params) {
+  global.tqRuns[name] = (global.tqRuns[name] || 0) + 1;
   process.stdout.write(`RAN ${name} ${JSON.stringify(params)}\n`);
 }
 
