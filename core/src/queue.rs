@@ -68,6 +68,27 @@ pub fn enqueue(
     Ok(Plan { effects, reply: Reply::Int(i64::try_from(len).unwrap_or(i64::MAX).saturating_add(1)) })
 }
 
+/// `TQ.ENQUEUE ... NOTDELAYED`: node-resque's DelayQueueLock, atomic. While
+/// `<ns>:timestamps:<payload>` exists (the same job waits in a delayed
+/// bucket) the reply is nil and nothing is written; otherwise [`enqueue`].
+pub fn enqueue_not_delayed(
+    s: &mut impl Store,
+    ns: &Ns<'_>,
+    queue: &[u8],
+    class: &[u8],
+    args: Option<&[u8]>,
+    unique: Option<u64>,
+) -> Result<Plan> {
+    check_queue(queue)?;
+    check_name("class", class)?;
+    let tkey = ns.timestamps(&records::encode(queue, class, args)?);
+    match s.kind(&tkey)? {
+        Kind::None => enqueue(s, ns, queue, class, args, unique),
+        Kind::Set => Ok(Plan::new(Reply::Nil)),
+        found => Err(wrong_type(&tkey, found, Kind::Set)),
+    }
+}
+
 /// node-resque's clock for lock values: `Math.round(Date.now() / 1000)`.
 fn now_secs(now_ms: u64) -> i64 {
     i64::try_from(time::bucket_of(now_ms)).unwrap_or(i64::MAX)

@@ -253,6 +253,7 @@ fn take(
     let mut skipped = 0;
     for (q, qkey) in &order {
         let len = s.list_len(qkey)?;
+        let (effects_before, skipped_before) = (plan.effects.len(), skipped);
         for i in 0..len {
             if failed.count >= CORRUPT_PER_POP {
                 return Ok(plan);
@@ -281,6 +282,13 @@ fn take(
                     }
                     skipped += 1;
                     plan.effects.push(Effect::RPush { key: qkey.clone(), value: payload });
+                    if skipped - skipped_before == len {
+                        // Every job of the queue is locked: moving each to
+                        // the tail would give the same list back, and a list
+                        // of one would be deleted and created again, which
+                        // wakes the TQ.BPOP that made the move, for ever.
+                        plan.effects.truncate(effects_before);
+                    }
                     continue;
                 }
                 let value = lock_deadline(now, ttl);

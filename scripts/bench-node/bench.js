@@ -13,6 +13,9 @@
 //                    TQ.POP ... ACK (completes the job and takes the next)
 //                    while that finds jobs (one ioredis connection each)
 //       node-resque: Queue.enqueue; <consumers> Workers (own connections)
+//       tq-resque:   the Node package (clients/node): Queue.enqueue;
+//                    <consumers> Workers (tq-resque-multi: one MultiWorker
+//                    of <consumers>), each a TQ.BPOP / TQ.POP ... ACK loop
 //       bullmq:      Queue.add; one Worker with concurrency <consumers>,
 //                    removeOnComplete (node-resque and tq keep nothing either)
 //
@@ -136,6 +139,39 @@ async function cycle() {
     };
     enqueue = (i) => queue.enqueue(QUEUE, CLASS, args(i));
     stop = async () => {
+      await Promise.all(workers.map((w) => w.end()));
+      await queue.end();
+    };
+  } else if (system === "tq-resque" || system === "tq-resque-multi") {
+    // The Node package (clients/node): node-resque's API on TQ commands;
+    // <consumers> Workers, or one MultiWorker of <consumers> (which, as
+    // node-resque's, starts one worker per checkTimeout).
+    const TQ = require("../../clients/node");
+    const queue = new TQ.Queue({ connection });
+    await queue.connect();
+    const jobs = { [CLASS]: { perform: async () => oneDone() } };
+    let workers = [];
+    let multi = null;
+    if (system === "tq-resque") {
+      workers = Array.from({ length: consumers }, (_, w) => new TQ.Worker({ connection, queues: [QUEUE], timeout: 100, name: `bench:${w + 1}` }, jobs));
+      for (const w of workers) {
+        w.on("error", (e) => console.error(e));
+        await w.connect();
+      }
+    } else {
+      multi = new TQ.MultiWorker({ connection, queues: [QUEUE], timeout: 100, minTaskProcessors: consumers, maxTaskProcessors: consumers }, jobs);
+      multi.on("error", (e) => console.error(e));
+    }
+    start = async () => {
+      if (multi) {
+        multi.start();
+        await waitFor("the MultiWorker's workers", () => multi.workers.length === consumers);
+      }
+      for (const w of workers) await w.start();
+    };
+    enqueue = (i) => queue.enqueue(QUEUE, CLASS, args(i));
+    stop = async () => {
+      if (multi) await multi.end();
       await Promise.all(workers.map((w) => w.end()));
       await queue.end();
     };

@@ -13,8 +13,9 @@ use crate::rm;
 
 const ARGS_JSON: Arg = Arg::string(c"args-json").optional();
 
-/// `TQ.ENQUEUE <ns> <queue> <class> [<args-json>] [UNIQUE [<lock-ttl-ms>]]`
-/// → the queue's length, or nil when UNIQUE finds an identical job waiting.
+/// `TQ.ENQUEUE <ns> <queue> <class> [<args-json>] [UNIQUE [<lock-ttl-ms>]] [NOTDELAYED]`
+/// → the queue's length, or nil when UNIQUE finds an identical job waiting
+/// or NOTDELAYED the same job in a delayed bucket.
 pub struct Enqueue;
 
 /// node-resque QueueLock's default lockTimeout (3600 s).
@@ -33,9 +34,10 @@ fn enqueue_options<'a>(rest: &[&'a [u8]]) -> Result<(Option<&'a [u8]>, Option<u6
         [u, ms] if u.eq_ignore_ascii_case(b"UNIQUE") => {
             Ok((json, Some(parse::positive("lock-ttl-ms", ms, tq_core::lock::MAX_TTL_MS)?)))
         }
-        [other, ..] if !other.eq_ignore_ascii_case(b"UNIQUE") => {
-            Err(TqError::arg(format!("unknown option '{}' (expected UNIQUE)", tq_core::error::show(other))))
-        }
+        [other, ..] if !other.eq_ignore_ascii_case(b"UNIQUE") => Err(TqError::arg(format!(
+            "unknown option '{}' (expected UNIQUE or NOTDELAYED)",
+            tq_core::error::show(other)
+        ))),
         _ => Err(TqError::Arity),
     }
 }
@@ -43,9 +45,9 @@ fn enqueue_options<'a>(rest: &[&'a [u8]]) -> Result<(Option<&'a [u8]>, Option<u6
 impl Command for Enqueue {
     const NAME: &'static CStr = c"tq.enqueue";
     const FLAGS: &'static CStr = c"write deny-oom";
-    const ACL: Acl = Acl::fast(&[Rpush, Sadd]).with(&[("UNIQUE", &[Set])]);
+    const ACL: Acl = Acl::fast(&[Rpush, Sadd]).with(&[("UNIQUE", &[Set]), ("NOTDELAYED", &[Smembers])]);
     const DOC: Doc = Doc {
-        summary: c"Appends a job to a queue, as node-resque's Queue.enqueue writes it, and registers the queue; UNIQUE refuses it while an identical job waits (node-resque's QueueLock)",
+        summary: c"Appends a job to a queue, as node-resque's Queue.enqueue writes it, and registers the queue; UNIQUE refuses it while an identical job waits (node-resque's QueueLock); NOTDELAYED refuses it while the same job waits in a delayed bucket (node-resque's DelayQueueLock)",
         complexity: c"O(N) in the size of args-json",
         arity: -4,
         writes: true,
@@ -55,12 +57,21 @@ impl Command for Enqueue {
             Arg::string(c"class"),
             ARGS_JSON,
             Arg::integer(c"lock-ttl-ms").token(c"UNIQUE").optional(),
+            Arg::pure_token(c"NOTDELAYED").optional(),
         ],
     };
 
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
         let [_, ns, q, class, rest @ ..] = args else { return Err(TqError::Arity) };
+        // NOTDELAYED, never valid JSON, comes last.
+        let (rest, not_delayed) = match rest {
+            [head @ .., last] if last.eq_ignore_ascii_case(b"NOTDELAYED") => (head, true),
+            _ => (rest, false),
+        };
         let (json, unique) = enqueue_options(rest)?;
+        if not_delayed {
+            return planned(ctx, ns, |s, ns| queue::enqueue_not_delayed(s, ns, q, class, json, unique));
+        }
         planned(ctx, ns, |s, ns| queue::enqueue(s, ns, q, class, json, unique))
     }
 }

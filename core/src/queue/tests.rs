@@ -583,3 +583,49 @@ fn jobs_of_other_writers_stay_due_at_their_buckets_second() {
     assert_eq!(run(&mut s, |s| promote(s, &ns(), 100)), Ok(Reply::Int(1)));
     assert_eq!(s.list(b"resque:queue:q"), [job_of("[16]"), theirs, job_of("[23]")]);
 }
+
+#[test]
+fn not_delayed_enqueue_refuses_while_the_job_waits_in_a_delayed_bucket() {
+    let mut s = MemStore::at(NOW);
+    run(&mut s, |s| enqueue_at(s, &ns(), NOW + 60_000, b"q", b"c", Some(b"[1]"))).expect("filed");
+    let before = s.clone();
+    // The same payload (args spelled differently) is delayed: refused, nothing written.
+    assert_eq!(run(&mut s, |s| enqueue_not_delayed(s, &ns(), b"q", b"c", Some(b"[1.0]"), None)), Ok(Reply::Nil));
+    assert_eq!(s, before, "a refused enqueue writes nothing");
+    // Another job, or the same one in another queue, is not.
+    assert_eq!(run(&mut s, |s| enqueue_not_delayed(s, &ns(), b"q", b"c", Some(b"[2]"), None)), Ok(Reply::Int(1)));
+    assert_eq!(run(&mut s, |s| enqueue_not_delayed(s, &ns(), b"p", b"c", Some(b"[1]"), None)), Ok(Reply::Int(1)));
+    // Once promoted (its timestamps set gone), it may be enqueued again.
+    s.now = NOW + 61_000;
+    run(&mut s, |s| promote(s, &ns(), 1000)).expect("promotes");
+    assert_eq!(run(&mut s, |s| enqueue_not_delayed(s, &ns(), b"q", b"c", Some(b"[1]"), None)), Ok(Reply::Int(3)));
+    // With UNIQUE too: both checks apply.
+    assert_eq!(
+        run(&mut s, |s| enqueue_not_delayed(s, &ns(), b"u", b"c", Some(b"[1]"), Some(60_000))),
+        Ok(Reply::Int(1))
+    );
+    assert_eq!(run(&mut s, |s| enqueue_not_delayed(s, &ns(), b"u", b"c", Some(b"[1]"), Some(60_000))), Ok(Reply::Nil));
+    // A timestamps key of another type is an error, not a refusal.
+    s.data
+        .insert(br#"resque:timestamps:{"class":"c","queue":"w","args":[]}"#.to_vec(), MemValue::String(b"x".to_vec()));
+    assert!(enqueue_not_delayed(&mut s, &ns(), b"w", b"c", None, None).is_err());
+}
+
+#[test]
+fn a_pop_that_finds_only_locked_jobs_plans_no_moves() {
+    let mut s = MemStore::at(0);
+    for a in ["[1]", "[1]"] {
+        run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", Some(a.as_bytes()), None)).expect("ok");
+    }
+    run(&mut s, |s| pop(s, &ns(), b"w1", &[b"q"], &opts(Some(30_000)))).expect("pops");
+    // The twin is locked: rotating the whole queue would be no move (and a
+    // queue of one would be deleted and created again, waking a TQ.BPOP).
+    let plan = pop(&mut s, &ns(), b"w2", &[b"q"], &opts(Some(30_000))).expect("plans");
+    assert_eq!(plan.reply, Reply::Nil);
+    assert!(plan.effects.is_empty(), "{:?}", plan.effects);
+    // Behind a locked job, a free one is still taken, the locked one moved behind it.
+    run(&mut s, |s| enqueue(s, &ns(), b"q", b"c", Some(b"[2]"), None)).expect("ok");
+    let r = run(&mut s, |s| pop(s, &ns(), b"w2", &[b"q"], &opts(Some(30_000)))).expect("pops");
+    assert_eq!(bulk(&r)[1], br#"{"class":"c","queue":"q","args":[2]}"#.to_vec());
+    assert_eq!(s.list(b"resque:queue:q"), vec![br#"{"class":"c","queue":"q","args":[1]}"#.to_vec()]);
+}
