@@ -416,3 +416,13 @@ test("MultiWorker.end() while a job runs: the job finishes and end() returns", {
   assert.deepEqual(multi.workers, []);
   assert.equal(await r.get(`${n}:stat:processed`), "1");
 });
+
+test("end() called while start() is still registering: the worker never starts its loop", { timeout: 15000 }, async (t) => {
+  const n = ns("early-end");
+  const worker = await startWorker(t, n, { add: { perform: async () => {} } });
+  const started = worker.start();
+  await worker.end();
+  await started.catch(() => {});
+  assert.equal(worker.running, false);
+  assert.equal(worker.loopDone, null, "no loop left running after end()");
+});
