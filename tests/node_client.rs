@@ -37,7 +37,8 @@ fn node_package_tests_pass() {
     assert!(module.exists(), "{} is missing: run `cargo build --workspace`", module.display());
     let started = Instant::now();
     let mut child = Command::new("node")
-        .args(["--test", "--test-concurrency=1", "test/"])
+        // --test-force-exit: a file whose failed test left handles open ends anyway.
+        .args(["--test", "--test-concurrency=1", "--test-force-exit", "test/"])
         .current_dir(&dir)
         .env("TQ_MODULE", &module)
         // failure records carry `Date.prototype.toString()` text; tq writes UTC.

@@ -112,6 +112,8 @@ class MultiWorker extends EventEmitter {
       );
       this.stopInProcess = false;
       this.workers = [];
+      // Nothing is working now (no later check recomputes it once stopped).
+      this.working = false;
     } else if (verb === "+") {
       await this.startWorker();
     }
@@ -153,7 +155,8 @@ class MultiWorker extends EventEmitter {
 
   async stopWait() {
     for (;;) {
-      if (this.workers.length === 0 && this.working === false && !this.stopInProcess) {
+      const working = this.workers.some((w) => w.working === true);
+      if (this.workers.length === 0 && !working && !this.stopInProcess) {
         if (this.checkTimer) clearTimeout(this.checkTimer);
         this.checkTimer = null;
         return;

@@ -89,10 +89,12 @@ class Worker extends EventEmitter {
     this.started = true;
     this.emit("start", new Date());
     await this.init();
+    if (!this.running) return; // end() came first
     this.loopDone = this.loop().catch((e) => this.emit("error", e));
   }
 
   async init() {
+    if (this.ending) return;
     this.running = true;
     const c = this.connection;
     // node-resque's track and "started" key, so its workers() lists an idle worker.
@@ -116,11 +118,13 @@ class Worker extends EventEmitter {
    */
   async send(client, args) {
     let wait = 100;
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       try {
         return await client.call(...args.map(String));
       } catch (error) {
-        if (isReplyError(error) || this.stopped) throw error;
+        // Stopping with Redis away: give up after a while (a job held comes
+        // back when its lease runs out) rather than hold end() for ever.
+        if (isReplyError(error) || this.stopped || (this.ending && attempt >= 10)) throw error;
         this.emit("error", error, this.queue, this.job);
         await sleep(wait);
         wait = Math.min(wait * 2, 2000);
@@ -319,6 +323,7 @@ class Worker extends EventEmitter {
    * took meanwhile goes back with TQ.NACK. Then the worker unregisters.
    */
   async end() {
+    this.ending = true;
     this.running = false;
     if (this.pingTimer) clearInterval(this.pingTimer);
     if (this.loopDone) {

@@ -393,3 +393,36 @@ test("queues '*' (the default): every registered queue, in sorted order", { time
   await worker.end();
   assert.deepEqual(await queue.workers(), {});
 });
+
+test("MultiWorker.end() while a job runs: the job finishes and end() returns", { timeout: 15000 }, async (t) => {
+  const n = ns("multi-end");
+  let finished = 0;
+  const jobs = {
+    slow: {
+      perform: async () => {
+        await new Promise((res) => setTimeout(res, 300));
+        finished++;
+      },
+    },
+  };
+  const multi = new TQ.MultiWorker({ connection: server.connection(n), queues: ["q"], timeout: 100, checkTimeout: 50, minTaskProcessors: 1, maxTaskProcessors: 1, maxEventLoopDelay: 1000 }, jobs);
+  const started = new Promise((res) => multi.once("job", res));
+  multi.start();
+  await r.call("TQ.ENQUEUE", n, "q", "slow", "[]");
+  await started;
+  // The stop sees a worker working; once it ended, end() must not wait for a check that never comes.
+  await multi.end();
+  assert.equal(finished, 1, "the running job finished");
+  assert.deepEqual(multi.workers, []);
+  assert.equal(await r.get(`${n}:stat:processed`), "1");
+});
+
+test("end() called while start() is still registering: the worker never starts its loop", { timeout: 15000 }, async (t) => {
+  const n = ns("early-end");
+  const worker = await startWorker(t, n, { add: { perform: async () => {} } });
+  const started = worker.start();
+  await worker.end();
+  await started.catch(() => {});
+  assert.equal(worker.running, false);
+  assert.equal(worker.loopDone, null, "no loop left running after end()");
+});
