@@ -96,6 +96,7 @@ pub fn planned_in(
     f: impl FnOnce(&mut RedisStore, &Ns<'_>) -> Result<Plan>,
 ) -> Result<Reply> {
     let ns = Ns::new(ns, rm::is_cluster())?;
+    store.trust_namespace(&ns);
     let plan = f(&mut store, &ns)?;
     let removed = store.apply(&tq_core::store::coalesce(plan.effects))?;
     Ok(match plan.reply {

@@ -32,6 +32,13 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     }
     let ctx = ctx.get_raw();
     rm::init_cluster_flag(ctx);
+    if rm::init_prefix_check() {
+        rm::log(
+            ctx,
+            c"notice",
+            "<tq> ACL: a namespace's keys are checked with one key-prefix check where it grants them all",
+        );
+    }
     let ok = acl::init()
         && register::<enqueue::Enqueue>(ctx)
         && register::<enqueue::EnqueueAt>(ctx)

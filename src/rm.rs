@@ -5,7 +5,7 @@
 //! each wrapper degrades to an error or a neutral value rather than
 //! unwrapping them.
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::ptr::{self, NonNull};
 
 use redis_module::raw;
@@ -690,6 +690,52 @@ impl User {
         unsafe {
             raw::RedisModule_ACLCheckKeyPermissions.map_or(1, |f| f(self.ptr.as_ptr(), key.as_ptr(), flags as c_int))
                 == 0
+        }
+    }
+}
+
+/// Valkey's `ACLCheckKeyPrefixPermissions(user, prefix, len, flags)`, when
+/// the server has it (Valkey >= 9). Looked up under Valkey's own name only:
+/// Redis 8 has a function of that name with other arguments.
+static PREFIX_CHECK: std::sync::atomic::AtomicPtr<c_void> = std::sync::atomic::AtomicPtr::new(ptr::null_mut());
+
+type PrefixCheck = unsafe extern "C" fn(*mut raw::RedisModuleUser, *const c_char, usize, c_uint) -> c_int;
+
+/// Finds the key-prefix ACL check; false when the server has none.
+pub fn init_prefix_check() -> bool {
+    let mut f: *mut c_void = ptr::null_mut();
+    // SAFETY: GetApi writes one function pointer into `f` when it knows the
+    // name, and leaves it alone otherwise.
+    let found = unsafe {
+        raw::RedisModule_GetApi.is_some_and(|get| {
+            get(c"ValkeyModule_ACLCheckKeyPrefixPermissions".as_ptr(), (&mut f as *mut *mut c_void).cast()) == 0
+        })
+    };
+    if found && !f.is_null() {
+        PREFIX_CHECK.store(f, std::sync::atomic::Ordering::Relaxed);
+        return true;
+    }
+    false
+}
+
+impl User {
+    /// May the user read and write every key that starts with `prefix`?
+    /// None when the server cannot say (then each key is checked).
+    pub fn may_prefix(&self, prefix: &[u8]) -> Option<bool> {
+        let f = PREFIX_CHECK.load(std::sync::atomic::Ordering::Relaxed);
+        if f.is_null() {
+            return None;
+        }
+        let flags = raw::REDISMODULE_CMD_KEY_ACCESS
+            | raw::REDISMODULE_CMD_KEY_INSERT
+            | raw::REDISMODULE_CMD_KEY_UPDATE
+            | raw::REDISMODULE_CMD_KEY_DELETE;
+        // SAFETY: `f` is Valkey's ACLCheckKeyPrefixPermissions, whose
+        // signature `PrefixCheck` is; live user; the buffer is valid for its
+        // length and only read.
+        unsafe {
+            let check: PrefixCheck = std::mem::transmute::<*mut c_void, PrefixCheck>(f);
+            Some(check(self.ptr.as_ptr(), prefix.as_ptr().cast::<c_char>(), prefix.len(), flags as c_uint) == 0)
         }
     }
 }

@@ -52,6 +52,10 @@ pub struct RedisStore {
     out: Out,
     /// What the plan noted, recorded for `INFO tq` once it is applied.
     notes: SmallVec<[tq_core::stats::Event; 2]>,
+    /// A prefix under which the caller may read and write every key (one
+    /// check of the namespace, where the server can make it): keys under
+    /// it need no check of their own.
+    trusted: Option<Vec<u8>>,
 }
 
 /// Where applied effects are replicated. A served blocked client defers:
@@ -143,8 +147,11 @@ impl Handles {
 
 /// The caller's ACL verdict on a key, asked once per key and access (a
 /// key the plan writes is checked for writing only: that covers its reads).
-fn verify(user: Option<&User>, h: &mut Handle, key: &[u8], write: bool) -> Result<()> {
+fn verify(user: Option<&User>, trusted: Option<&[u8]>, h: &mut Handle, key: &[u8], write: bool) -> Result<()> {
     let Some(user) = user else { return Ok(()) };
+    if trusted.is_some_and(|prefix| key.starts_with(prefix)) {
+        return Ok(());
+    }
     let write = write || h.writing;
     let known = if write { h.may_write } else { h.may_read };
     let ok = known.unwrap_or_else(|| user.may(&h.name, write));
@@ -198,6 +205,7 @@ impl RedisStore {
             handles: Handles::default(),
             out: Out { ctx, deferred: None },
             notes: SmallVec::new(),
+            trusted: None,
         }
     }
 
@@ -209,6 +217,17 @@ impl RedisStore {
         s
     }
 
+    /// Checks the caller's access to the whole namespace at once where the
+    /// server can (Valkey >= 9): when granted, its keys skip their own
+    /// checks. Elsewhere, or when refused, each key is checked as it is used.
+    pub fn trust_namespace(&mut self, ns: &tq_core::keys::Ns<'_>) {
+        let Some(user) = self.user.as_ref() else { return };
+        let prefix = ns.prefix();
+        if user.may_prefix(&prefix) == Some(true) {
+            self.trusted = Some(prefix);
+        }
+    }
+
     /// The handle of `key`, created on first use.
     fn handle(&mut self, key: &[u8]) -> Result<&mut Handle> {
         self.handles.get(self.ctx, key)
@@ -217,7 +236,7 @@ impl RedisStore {
     /// ACL check, remembered per key and access.
     fn check(&mut self, key: &[u8], write: bool) -> Result<()> {
         let h = self.handles.get(self.ctx, key)?;
-        verify(self.user.as_ref(), h, key, write)
+        verify(self.user.as_ref(), self.trusted.as_deref(), h, key, write)
     }
 
     /// The open key after the ACL check: for writing when `write`, else for
@@ -225,7 +244,7 @@ impl RedisStore {
     fn open(&mut self, key: &[u8], write: bool) -> Result<Option<&Key>> {
         let ctx = self.ctx;
         let h = self.handles.get(ctx, key)?;
-        verify(self.user.as_ref(), h, key, write)?;
+        verify(self.user.as_ref(), self.trusted.as_deref(), h, key, write)?;
         let write = write || h.writing;
         let reopen = match &h.open {
             None => true,
@@ -329,7 +348,8 @@ impl RedisStore {
                 let mut names = Vec::with_capacity(keys.len());
                 for key in keys {
                     let name = RStr::new(self.ctx, key).ok_or_else(oom)?;
-                    if self.user.as_ref().is_some_and(|u| !u.may(&name, true)) {
+                    let trusted = self.trusted.as_deref().is_some_and(|p| key.starts_with(p));
+                    if !trusted && self.user.as_ref().is_some_and(|u| !u.may(&name, true)) {
                         return Err(TqError::NoPerm { key: key.clone() });
                     }
                     names.push(name);

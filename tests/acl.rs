@@ -294,3 +294,50 @@ fn options_add_the_plain_commands_they_perform() {
     assert!(is_noperm_for(&e, "tq.pop") && e.contains("'incr'"), "{e}");
     assert_eq!(admin.digest(), before);
 }
+
+/// Where the server checks a whole key prefix at once (Valkey >= 9), a
+/// namespace is trusted only when the caller's patterns grant every key
+/// under it; any narrower or trickier pattern falls back on the check of
+/// each key, with the outcome a per-key check gives on every server.
+#[test]
+fn patterns_that_grant_only_part_of_a_namespace_are_checked_key_by_key() {
+    let s = Server::start();
+    let mut admin = s.conn();
+    let users: &[(&str, &[&str], bool, bool)] = &[
+        // (user, key patterns, may enqueue, may pop)
+        ("whole", &["~resque", "~resque:*"], true, true),
+        ("anychar", &["~resque", "~resque:?*"], true, true),
+        ("notq", &["~resque", "~resque:[^q]*"], false, false),
+        ("withq", &["~resque", "~resque:*q*"], true, false),
+        ("splitrw", &["~resque", "%R~resque:*", "%W~resque:queue:*"], false, false),
+        ("suffix", &["~resque", "~resque:*s"], false, false),
+    ];
+    for (user, patterns, _, _) in users {
+        let mut args = vec!["ACL", "SETUSER", user, "on", ">pw", "+@all"];
+        args.extend_from_slice(patterns);
+        admin.ok(&args);
+    }
+    for (i, (user, _, may_enqueue, may_pop)) in users.iter().enumerate() {
+        admin.ok(&["TQ.ENQUEUE", "resque", "q", "c", &format!("[{i}]")]);
+        let mut c = login(&s, user);
+        let before = admin.digest();
+        match c.q(&["TQ.ENQUEUE", "resque", "q", "c", &format!("[{i}, 0]")]) {
+            Ok(_) => assert!(may_enqueue, "{user} enqueued"),
+            Err(e) => {
+                assert!(!may_enqueue && e.starts_with("NOPERM"), "{user}: {e}");
+                assert_eq!(admin.digest(), before, "{user}: a refusal wrote nothing");
+            }
+        }
+        let before = admin.digest();
+        match c.q(&["TQ.POP", "resque", &format!("w-{user}"), "q"]) {
+            Ok(_) => assert!(may_pop, "{user} popped"),
+            Err(e) => {
+                assert!(!may_pop && e.starts_with("NOPERM"), "{user}: {e}");
+                assert_eq!(admin.digest(), before, "{user}: a refusal wrote nothing");
+            }
+        }
+    }
+    if server_at_least(&mut admin, 9, 0) && s.log().contains("Valkey") {
+        assert!(s.log().contains("key-prefix check"), "Valkey 9 offers the prefix check:\n{}", s.log());
+    }
+}

@@ -32,6 +32,12 @@ impl<'a> Ns<'a> {
         self.0
     }
 
+    /// What every key of the namespace starts with (`<ns>:`): the prefix an
+    /// ACL check of the whole namespace names.
+    pub fn prefix(&self) -> Vec<u8> {
+        self.key(&[b""])
+    }
+
     fn key(&self, parts: &[&[u8]]) -> Vec<u8> {
         let len = self.0.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>();
         let mut k = Vec::with_capacity(len);
