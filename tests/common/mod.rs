@@ -340,7 +340,7 @@ pub fn tq_bin() -> PathBuf {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let p = root.join("target/debug/tq");
-    assert_fresh(&p, &[root.join("worker/src"), root.join("worker/Cargo.toml")]);
+    assert_fresh(&p, &[root.join("cli/src"), root.join("cli/Cargo.toml"), root.join("client/src")]);
     p
 }
 

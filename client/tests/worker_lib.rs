@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::{ns, wait_until, Conn, Proxy, Server};
-use tq_worker::client::{Client, FailOutcome, LEASELOST, NOJOB};
-use tq_worker::config::{RetryPolicy, Rules};
-use tq_worker::job::{Failure, JobError};
-use tq_worker::worker::{Event, Fate, Outcome, Requeue, Summary, Worker, WorkerOptions};
+use tq_client::client::{Client, FailOutcome, LEASELOST, NOJOB};
+use tq_client::config::{RetryPolicy, Rules};
+use tq_client::job::{Failure, JobError};
+use tq_client::worker::{Event, Fate, Outcome, Requeue, Summary, Worker, WorkerOptions};
 
 /// Events a worker emitted, for assertions.
 #[derive(Clone, Default)]
@@ -723,7 +723,7 @@ fn lost_replies_of_a_pipeline_of_acks_are_settled_name_by_name() {
 
 #[test]
 fn prefetch_is_checked() {
-    for bad in [0, tq_worker::worker::MAX_PREFETCH + 1] {
+    for bad in [0, tq_client::worker::MAX_PREFETCH + 1] {
         let mut o = WorkerOptions::new("redis://127.0.0.1:1/", "resque", &["q"]);
         o.prefetch = bad;
         let e = Worker::new(o).run().expect_err("refused");

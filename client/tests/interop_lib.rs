@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::{ns, Server};
-use tq_worker::worker::{Worker, WorkerOptions};
+use tq_client::worker::{Worker, WorkerOptions};
 
 fn interop_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop")

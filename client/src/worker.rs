@@ -5,8 +5,8 @@
 //! with the retry policy that applies, or `TQ.NACK`).
 //!
 //! ```no_run
-//! use tq_worker::worker::{Worker, WorkerOptions};
-//! use tq_worker::job::JobError;
+//! use tq_client::worker::{Worker, WorkerOptions};
+//! use tq_client::job::JobError;
 //!
 //! let mut w = Worker::new(WorkerOptions::new("redis://127.0.0.1:6379/", "resque", &["high", "low"]));
 //! w.handle("add", |job| {
@@ -181,7 +181,7 @@ impl WorkerOptions {
 
 /// `<hostname>:<pid>`.
 pub fn default_name() -> String {
-    format!("{}:{}", crate::sys::hostname().replace(':', "-"), std::process::id())
+    format!("{}:{}", crate::host::hostname().replace(':', "-"), std::process::id())
 }
 
 /// Why [`Worker::run`] could not run.
@@ -536,14 +536,7 @@ pub struct Worker {
 impl Worker {
     /// A worker with no handlers; events go to stderr (warnings and errors).
     pub fn new(opts: WorkerOptions) -> Worker {
-        let logger = crate::log::Logger::stderr(crate::log::Level::Warning, crate::log::Format::Text);
-        Worker {
-            opts,
-            handlers: HashMap::new(),
-            fallback: None,
-            events: Arc::new(move |e| logger.event(e)),
-            stop: StopHandle::new(),
-        }
+        Worker { opts, handlers: HashMap::new(), fallback: None, events: Arc::new(|_| {}), stop: StopHandle::new() }
     }
 
     pub fn options(&self) -> &WorkerOptions {

@@ -1,8 +1,8 @@
 //! A worker for jobs of class `add` on queue `math`, e.g.
 //! `redis-cli TQ.ENQUEUE resque math add '[1,2]'`. Run with
-//! `cargo run -p tq-worker --example adder` next to `make run`.
+//! `cargo run -p tq-client --example adder` next to `make run`.
 
-use tq_worker::{JobError, Worker, WorkerOptions};
+use tq_client::{JobError, Worker, WorkerOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut w = Worker::new(WorkerOptions::new("redis://127.0.0.1/", "resque", &["math"]));

@@ -106,7 +106,7 @@ const EXIT_STATUS_MATCH: &str = "Exit status: 0 success; 1 Redis unreachable or 
                                  affected).";
 
 /// The operator subcommands: each a thin layer over the module's inspection
-/// and management commands (`tq_worker::inspect`). Tables by default,
+/// and management commands (`tq_cli::inspect`). Tables by default,
 /// `--json` for scripts (times as unix ms).
 #[derive(Debug, Subcommand)]
 pub enum InspectCmd {
@@ -333,7 +333,7 @@ pub struct WorkArgs {
     #[arg(long, value_name = "D1,D2,...", value_parser = parse_backoff_arg, requires = "retry")]
     pub backoff: Option<BackoffList>,
 
-    /// JSON file of retry/backoff/timeout per class and queue (see the docs of tq_worker::config)
+    /// JSON file of retry/backoff/timeout per class and queue (see the docs of tq_client::config)
     #[arg(long, value_name = "FILE")]
     pub retry_config: Option<std::path::PathBuf>,
 

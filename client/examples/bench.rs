@@ -1,4 +1,4 @@
-//! The full job cycle through the `tq_worker` library: a `Worker` with
+//! The full job cycle through the `tq_client` library: a `Worker` with
 //! `consumers` slots (one thread and connection each) runs a no-op handler
 //! on jobs a producer thread sends with `TQ.ENQUEUE`, `window` per round
 //! trip, exactly as `bench-cycle` does. Two shapes:
@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tq_worker::{Worker, WorkerOptions};
+use tq_client::{Worker, WorkerOptions};
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();

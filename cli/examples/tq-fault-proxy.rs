@@ -3,7 +3,7 @@
 //! (`tests/fault_proxy`). Loopback only. For example:
 //!
 //! ```text
-//! cargo run -p tq-worker --example tq-fault-proxy -- --to 6379 --lose-reply 0.05
+//! cargo run -p tq-cli --example tq-fault-proxy -- --to 6379 --lose-reply 0.05
 //! tq --redis redis://127.0.0.1:<printed port>/ work ...
 //! ```
 //!

@@ -5,7 +5,7 @@
 //! a ledger; afterwards every job ran, each completion was counted once
 //! (`stat:processed` never more than the runs) and nothing is left in flight.
 //! Replay a run's faults with the seed it prints:
-//! `TQ_FAULT_SEED=<seed> cargo test -p tq-worker --test lost_replies`.
+//! `TQ_FAULT_SEED=<seed> cargo test -p tq-client --test lost_replies`.
 
 mod support;
 
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use fault_proxy::{FaultProxy, Faults};
 use support::{ns, wait_until, Conn, Server};
-use tq_worker::worker::{Summary, Worker, WorkerOptions};
+use tq_client::worker::{Summary, Worker, WorkerOptions};
 
 const JOBS: usize = 2000;
 /// About 10% of the replies lost, 2% of the requests dropped unsent, 1% of

@@ -1,10 +1,10 @@
 //! `tq`: a thin dispatcher; each subcommand's logic lives in the library.
 
 use clap::Parser;
-use tq_worker::cli::{Cli, Cmd, EnqueueArgs, WorkArgs};
-use tq_worker::config::{Rules, Settings};
-use tq_worker::log::{Format, Level};
-use tq_worker::{enqueue, inspect, paired, sys, web, work};
+use tq_cli::cli::{Cli, Cmd, EnqueueArgs, WorkArgs};
+use tq_cli::config::{Rules, Settings};
+use tq_cli::log::{Format, Level};
+use tq_cli::{enqueue, inspect, paired, sys, web, work};
 
 fn main() {
     let cli = Cli::parse();
@@ -48,7 +48,7 @@ fn main() {
             token_file: a.token_file,
         }),
         Cmd::Inspect(c) => inspect::run(&redis_url, &cli.ns, c),
-        Cmd::Manage(c) => tq_worker::manage::run(&redis_url, &cli.ns, c),
+        Cmd::Manage(c) => tq_cli::manage::run(&redis_url, &cli.ns, c),
     };
     std::process::exit(code);
 }
@@ -93,7 +93,7 @@ fn run_enqueue(redis_url: &str, ns: &str, a: EnqueueArgs) -> i32 {
     if a.unique {
         return run_enqueue_unique(redis_url, ns, &a, args);
     }
-    let result = tq_worker::Client::new(redis_url, ns, std::time::Duration::from_secs(10))
+    let result = tq_cli::Client::new(redis_url, ns, std::time::Duration::from_secs(10))
         .and_then(|mut c| enqueue::enqueue(&mut c, &a.queue, &a.class, args, when));
     match result {
         Ok(n) => {
@@ -108,7 +108,7 @@ fn run_enqueue(redis_url: &str, ns: &str, a: EnqueueArgs) -> i32 {
 }
 
 fn run_enqueue_unique(redis_url: &str, ns: &str, a: &EnqueueArgs, args: &str) -> i32 {
-    let result = tq_worker::Client::new(redis_url, ns, std::time::Duration::from_secs(10))
+    let result = tq_cli::Client::new(redis_url, ns, std::time::Duration::from_secs(10))
         .and_then(|mut c| enqueue::enqueue_unique(&mut c, &a.queue, &a.class, args, a.unique_ttl));
     match result {
         Ok(Some(n)) => {
@@ -117,7 +117,7 @@ fn run_enqueue_unique(redis_url: &str, ns: &str, a: &EnqueueArgs, args: &str) ->
         }
         Ok(None) => {
             eprintln!("tq enqueue: an identical job is already waiting (its QueueLock holds); nothing enqueued");
-            tq_worker::inspect::NOTHING_MATCHED
+            tq_cli::inspect::NOTHING_MATCHED
         }
         Err(e) => {
             eprintln!("tq enqueue: {e}");

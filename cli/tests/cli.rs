@@ -3,6 +3,7 @@
 //! `target/debug/tq` before any test runs; the root package's
 //! `tests/paired.rs` drives that binary against a real server.)
 
+#[path = "../../client/tests/support/mod.rs"]
 mod support;
 
 use std::process::{Command, Output, Stdio};

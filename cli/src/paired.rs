@@ -62,7 +62,7 @@ impl Options {
 
 /// `<hostname>:<pid>`.
 pub fn default_owner() -> String {
-    format!("{}:{}", sys::hostname(), std::process::id())
+    format!("{}:{}", tq_client::host::hostname(), std::process::id())
 }
 
 /// How a run ended.
