@@ -2,6 +2,7 @@
 //! `redis-cli TQ.ENQUEUE resque math add '[1,2]'`. Run with
 //! `cargo run -p tq-client --example adder` next to `make run`.
 
+use tq_client::worker::Event;
 use tq_client::{JobError, Worker, WorkerOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -13,6 +14,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         println!("{} = {}", job.args_json, numbers.iter().sum::<i64>());
         Ok(())
+    });
+    // The library prints nothing itself; its events come to this hook.
+    w.on_event(|e| {
+        if let Event::RedisDown { .. } | Event::Error { .. } | Event::LeaseLost { .. } = e {
+            eprintln!("{e:?}");
+        }
     });
     // w.stop_handle() gives a handle whose stop() ends run() gracefully.
     w.run()?;
