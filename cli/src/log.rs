@@ -1,4 +1,4 @@
-//! Log lines of `tq work` (and the library's default event sink): one line
+//! Log lines of `tq work`, written from the worker's event hook: one line
 //! per event, as text or as one JSON object per line, with levels as
 //! ActionHero's `workerLogging` uses them: `info` for a job's start and
 //! success, `error` for a failure, `warning` for lost leases, jobs given
