@@ -6,6 +6,7 @@ use std::ops::Range;
 
 use bincode::{Decode, Encode};
 
+use crate::codec::{decode_exact, Versioned};
 use crate::error::{Result, TqError};
 use crate::json::{self, Value};
 use crate::time;
@@ -295,29 +296,15 @@ struct InFlightV3 {
     lost: bool,
 }
 
-const INFLIGHT_V1: u8 = 1;
-const INFLIGHT_V2: u8 = 2;
-const INFLIGHT_V3: u8 = 3;
-const INFLIGHT_V4: u8 = 4;
 /// The lease given to entries written before leases existed.
 const LEGACY_LEASE_MS: u64 = 60_000;
 
-fn decode_exact<T: Decode<()>>(body: &[u8]) -> Option<T> {
-    let (v, used) = bincode::decode_from_slice::<T, _>(body, bincode::config::standard()).ok()?;
-    (used == body.len()).then_some(v)
-}
+impl Versioned for InFlight {
+    const VERSION: u8 = 4;
 
-impl InFlight {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![INFLIGHT_V4];
-        // Encoding plain byte vectors and integers into a Vec cannot fail.
-        if let Ok(body) = bincode::encode_to_vec(self, bincode::config::standard()) {
-            out.extend_from_slice(&body);
-        }
-        out
-    }
-
-    pub fn decode(raw: &[u8]) -> Option<Self> {
+    /// Version 1 had no running-job lock and no lease, 2 no lease, 3 no
+    /// delivery ids (`lost` the only way an entry ended).
+    fn upgrade(version: u8, body: &[u8]) -> Option<Self> {
         let legacy = |queues, queue, popped_ms: u64, joblock| InFlight {
             queues,
             queue,
@@ -329,22 +316,27 @@ impl InFlight {
             after: 0,
             ended: None,
         };
-        match raw.split_first() {
-            Some((&INFLIGHT_V4, body)) => decode_exact(body),
-            Some((&INFLIGHT_V3, body)) => decode_exact::<InFlightV3>(body).map(|v| InFlight {
+        match version {
+            3 => decode_exact::<InFlightV3>(body).map(|v| InFlight {
                 lease_until_ms: v.lease_until_ms,
                 deliveries: v.deliveries,
                 ended: v.lost.then_some(Ended::LeaseLost),
                 ..legacy(v.queues, v.queue, v.popped_ms, v.joblock)
             }),
-            Some((&INFLIGHT_V2, body)) => {
-                decode_exact::<InFlightV2>(body).map(|v| legacy(v.queues, v.queue, v.popped_ms, v.joblock))
-            }
-            Some((&INFLIGHT_V1, body)) => {
-                decode_exact::<InFlightV1>(body).map(|v| legacy(v.queues, v.queue, v.popped_ms, None))
-            }
+            2 => decode_exact::<InFlightV2>(body).map(|v| legacy(v.queues, v.queue, v.popped_ms, v.joblock)),
+            1 => decode_exact::<InFlightV1>(body).map(|v| legacy(v.queues, v.queue, v.popped_ms, None)),
             _ => None,
         }
+    }
+}
+
+impl InFlight {
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_bytes()
+    }
+
+    pub fn decode(raw: &[u8]) -> Option<Self> {
+        Self::from_bytes(raw)
     }
 }
 
