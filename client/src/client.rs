@@ -178,6 +178,13 @@ impl Client {
         &self.ns
     }
 
+    /// The namespace's key names (`tq_core::keys`, the one place they are
+    /// made); an error for a namespace no key may carry.
+    pub fn keys(&self) -> Result<tq_core::keys::Ns<'_>, Error> {
+        tq_core::keys::Ns::new(self.ns.as_bytes(), false)
+            .map_err(|e| Error::Config(format!("namespace '{}': {e}", self.ns)))
+    }
+
     /// The I/O timeout now in force.
     pub fn timeout(&self) -> Duration {
         self.timeout

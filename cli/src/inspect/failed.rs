@@ -7,7 +7,7 @@ use super::*;
 
 pub(super) fn failed(c: &mut Client, a: &FailedArgs) -> Result<Output, Error> {
     let ns = c.ns().to_string();
-    let total = llen(c, &key(c, "failed"))?;
+    let total = llen(c, &c.keys()?.failed())?;
     let mut rows: Vec<J> = Vec::new();
     let end = a.offset.saturating_add(a.count);
     let mut pos = a.offset;
@@ -143,7 +143,7 @@ pub(super) fn progress_style(arg: ProgressArg) -> ProgressStyle {
 
 pub(crate) fn sweep(c: &mut Client, a: &SweepArgs, kind: Sweep) -> Result<Output, Error> {
     let ns = c.ns().to_string();
-    let total = llen(c, &key(c, "failed"))?;
+    let total = llen(c, &c.keys()?.failed())?;
     let mut filters: Vec<(&str, &str)> = Vec::new();
     for (word, value) in [("ID", &a.id), ("CLASS", &a.class), ("QUEUE", &a.queue), ("EXCEPTION", &a.exception)] {
         if let Some(v) = value {

@@ -31,6 +31,8 @@ use serde_json::{json, Value as J};
 use crate::cli::{CleanWorkersArgs, DelayedArgs, FailedArgs, InspectCmd, ProgressArg, QueuedArgs, SweepArgs};
 use crate::client::{Client, Error};
 use crate::duration::{millis, show, show_short_ms};
+use tq_core::keys::LockKind;
+
 use crate::table::{cell, rfc3339, when, Align, Progress, ProgressStyle, Table};
 
 mod failed;

@@ -66,11 +66,12 @@ pub(super) fn stats(c: &mut Client, as_json: bool) -> Result<Output, Error> {
 // tq queues, tq queued
 
 pub(super) fn queue_list(c: &mut Client) -> Result<Vec<(String, u64)>, Error> {
-    let members = array("SMEMBERS", call(c, "SMEMBERS", &[key(c, "queues").as_bytes()])?)?;
+    let members = array("SMEMBERS", call(c, "SMEMBERS", &[&c.keys()?.queues()])?)?;
     let mut names: Vec<String> = members.iter().filter_map(text).collect();
     names.sort();
     names.dedup();
-    let keys: Vec<String> = names.iter().map(|q| key(c, &format!("queue:{q}"))).collect();
+    let ns = c.keys()?;
+    let keys: Vec<Vec<u8>> = names.iter().map(|q| ns.queue(q.as_bytes())).collect();
     let lens = lengths(c, &keys)?;
     Ok(names.into_iter().zip(lens).collect())
 }
@@ -104,14 +105,20 @@ pub(super) fn queues(c: &mut Client, as_json: bool) -> Result<Output, Error> {
 }
 
 /// `LRANGE` from `offset`, `count` items at most, a page at a time.
-pub(crate) fn lrange(c: &mut Client, k: &str, offset: u64, count: u64) -> Result<Vec<Vec<u8>>, Error> {
+pub(crate) fn lrange<K: AsRef<[u8]> + ?Sized>(
+    c: &mut Client,
+    k: &K,
+    offset: u64,
+    count: u64,
+) -> Result<Vec<Vec<u8>>, Error> {
+    let k = k.as_ref();
     let mut out = Vec::new();
     let mut pos = offset;
     let end = offset.saturating_add(count);
     while pos < end {
         let n = (end - pos).min(PAGE);
         let (start, stop) = (pos.to_string(), (pos + n - 1).to_string());
-        let items = array("LRANGE", call(c, "LRANGE", &[k.as_bytes(), start.as_bytes(), stop.as_bytes()])?)?;
+        let items = array("LRANGE", call(c, "LRANGE", &[k, start.as_bytes(), stop.as_bytes()])?)?;
         let got = items.len() as u64;
         out.extend(items.iter().filter_map(bytes).map(<[u8]>::to_vec));
         if got < n {
@@ -123,7 +130,7 @@ pub(crate) fn lrange(c: &mut Client, k: &str, offset: u64, count: u64) -> Result
 }
 
 pub(super) fn queued(c: &mut Client, a: &QueuedArgs) -> Result<Output, Error> {
-    let k = key(c, &format!("queue:{}", a.queue));
+    let k = c.keys()?.queue(a.queue.as_bytes());
     let length = llen(c, &k)?;
     let jobs = lrange(c, &k, a.offset, a.count)?;
     let rows: Vec<J> = jobs
@@ -187,8 +194,8 @@ pub(super) fn timestamps(c: &mut Client) -> Result<Vec<u64>, Error> {
     }
 }
 
-pub(super) fn bucket_key(c: &Client, at_ms: u64) -> String {
-    key(c, &format!("delayed:{}", tq_core::time::bucket_of(at_ms)))
+pub(super) fn bucket_key(c: &Client, at_ms: u64) -> Result<Vec<u8>, Error> {
+    Ok(c.keys()?.delayed(tq_core::time::bucket_of(at_ms).to_string().as_bytes()))
 }
 
 pub(super) fn delayed(c: &mut Client, a: &DelayedArgs) -> Result<Output, Error> {
@@ -202,7 +209,7 @@ pub(super) fn delayed(c: &mut Client, a: &DelayedArgs) -> Result<Output, Error> 
         return scheduled_at(c, job, a.output.json);
     }
     let times = timestamps(c)?;
-    let keys: Vec<String> = times.iter().map(|&t| bucket_key(c, t)).collect();
+    let keys = times.iter().map(|&t| bucket_key(c, t)).collect::<Result<Vec<_>, _>>()?;
     let counts = lengths(c, &keys)?;
     let total: u64 = counts.iter().sum();
     if a.output.json {
@@ -282,7 +289,7 @@ pub(super) fn all_delayed(c: &mut Client, as_json: bool) -> Result<Output, Error
     let mut counts = Vec::with_capacity(buckets.len());
     for (at, jobs) in &buckets {
         let n = jobs.len() as u64;
-        counts.push(if n >= ALLDELAYED_PAGE { llen(c, &bucket_key(c, *at))? } else { n });
+        counts.push(if n >= ALLDELAYED_PAGE { llen(c, &bucket_key(c, *at)?)? } else { n });
     }
     if as_json {
         let rows: Vec<J> = buckets

@@ -82,10 +82,6 @@ pub(crate) fn call(c: &mut Client, name: &str, args: &[&[u8]]) -> Result<Value, 
     c.call(&cmd)
 }
 
-pub(crate) fn key(c: &Client, suffix: &str) -> String {
-    format!("{}:{suffix}", c.ns())
-}
-
 /// The server's clock (unix ms), the reference of relative times.
 pub(crate) fn server_now(c: &mut Client) -> Result<u64, Error> {
     let v = call(c, "TIME", &[])?;
@@ -100,12 +96,12 @@ pub(crate) fn server_now(c: &mut Client) -> Result<u64, Error> {
 }
 
 /// `LLEN` of each key, pipelined.
-pub(crate) fn lengths(c: &mut Client, keys: &[String]) -> Result<Vec<u64>, Error> {
+pub(crate) fn lengths<K: AsRef<[u8]>>(c: &mut Client, keys: &[K]) -> Result<Vec<u64>, Error> {
     let mut out = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(1000) {
         let mut pipe = redis::pipe();
         for k in chunk {
-            pipe.cmd("LLEN").arg(k);
+            pipe.cmd("LLEN").arg(k.as_ref());
         }
         for v in array("LLEN", c.call_pipe(&pipe)?)? {
             out.push(uint("LLEN", &v)?);
@@ -114,8 +110,8 @@ pub(crate) fn lengths(c: &mut Client, keys: &[String]) -> Result<Vec<u64>, Error
     Ok(out)
 }
 
-pub(crate) fn llen(c: &mut Client, k: &str) -> Result<u64, Error> {
-    let v = call(c, "LLEN", &[k.as_bytes()])?;
+pub(crate) fn llen<K: AsRef<[u8]> + ?Sized>(c: &mut Client, k: &K) -> Result<u64, Error> {
+    let v = call(c, "LLEN", &[k.as_ref()])?;
     uint("LLEN", &v)
 }
 

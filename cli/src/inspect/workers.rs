@@ -263,14 +263,15 @@ pub(super) fn details(c: &mut Client, as_json: bool) -> Result<Output, Error> {
 /// QueueLock `lock:...`, "job": its JobLock `workerslock:...`, "pair": tq's
 /// `tq:lock:...`), "value", "deadline" (unix ms, when the lock goes stale)}`.
 pub fn lock_json(name: &str, value: &str) -> J {
-    let (kind, deadline) = if name.starts_with("lock:") || name.starts_with("workerslock:") {
-        let kind = if name.starts_with("lock:") { "queue" } else { "job" };
-        (kind, value.trim().parse::<u64>().ok().map(|s| s.saturating_mul(1000)))
-    } else if name.starts_with("tq:lock:") {
-        let until = value.rsplit_once(" until ").and_then(|(_, t)| tq_core::time::parse_date(t.as_bytes()));
-        ("pair", until)
-    } else {
-        ("other", None)
+    let (kind, deadline) = match tq_core::keys::lock_kind(name.as_bytes()).map(|(k, _)| k) {
+        Some(k @ (LockKind::Queue | LockKind::Job)) => {
+            (k.as_str(), value.trim().parse::<u64>().ok().map(|s| s.saturating_mul(1000)))
+        }
+        Some(k @ LockKind::Pair) => {
+            let until = value.rsplit_once(" until ").and_then(|(_, t)| tq_core::time::parse_date(t.as_bytes()));
+            (k.as_str(), until)
+        }
+        None => ("other", None),
     };
     json!({"name": name, "kind": kind, "value": value, "deadline": deadline})
 }

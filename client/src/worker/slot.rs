@@ -92,11 +92,12 @@ pub(super) fn untrack(sh: &Shared, probe: &mut Client) {
             continue;
         }
         drop(st);
-        let ns = &sh.opts.ns;
+        let Ok(ns) = probe.keys() else { return };
+        let name = slot.name.as_bytes();
         let mut p = redis::pipe();
-        p.cmd("SREM").arg(format!("{ns}:workers")).arg(format!("{}:{joined}", slot.name)).ignore();
-        p.cmd("DEL").arg(format!("{ns}:worker:ping:{}", slot.name)).ignore();
-        p.cmd("ZREM").arg(format!("{ns}:tq:alive")).arg(&slot.name).ignore();
+        p.cmd("SREM").arg(ns.workers()).arg(tq_core::keys::worker_entry(name, joined.as_bytes())).ignore();
+        p.cmd("DEL").arg(ns.ping(name)).ignore();
+        p.cmd("ZREM").arg(ns.alive()).arg(name).ignore();
         let _ = probe.call_pipe(&p);
     }
 }
