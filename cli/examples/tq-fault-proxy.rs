@@ -9,13 +9,10 @@
 //!
 //! `TQ_FAULT_SEED=<seed>` replays the faults of an earlier run.
 
-#[path = "../../tests/fault_proxy/mod.rs"]
-mod fault_proxy;
-
 use std::time::Duration;
 
 use clap::Parser;
-use fault_proxy::{FaultProxy, Faults};
+use tq_testkit::fault_proxy::{FaultProxy, Faults};
 
 /// Forwards 127.0.0.1:<port> to the Redis server on 127.0.0.1:<to>; for
 /// each TQ.* command, at random, loses the reply (the command is applied),

@@ -3,9 +3,6 @@
 //! `target/debug/tq` before any test runs; the root package's
 //! `tests/paired.rs` drives that binary against a real server.)
 
-#[path = "../../client/tests/support/mod.rs"]
-mod support;
-
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -56,7 +53,7 @@ fn bad_redis_url_is_an_error_before_anything_runs() {
 
 #[test]
 fn work_with_a_wrong_password_exits_with_the_authentication_failure() {
-    let s = support::Server::start(&[]);
+    let s = tq_testkit::Server::start_with(tq_testkit::Opts::timer());
     s.conn().ok(&["CONFIG", "SET", "requirepass", "secret"]);
     let handlers = s.dir.join("handlers");
     std::fs::create_dir_all(&handlers).expect("handlers dir");

@@ -4,16 +4,14 @@
 //! exactly once. Needs node and the pinned node-resque (`make test`
 //! installs them).
 
-mod support;
-
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{ns, Server};
 use tq_client::worker::{Worker, WorkerOptions};
+use tq_testkit::{ns, Opts, Server};
 
 fn interop_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop")
@@ -26,7 +24,7 @@ fn library_worker_and_node_resque_workers_share_queues() {
         interop_dir().join("node_modules/node-resque/package.json").exists(),
         "node-resque is missing under tests/interop: run `make test` (npm ci there)"
     );
-    let s = Server::start(&[]);
+    let s = Server::start_with(Opts::timer());
     let n = ns("mixed-lib");
     let ledger_path = s.dir.join("ledger");
     let ledger = Arc::new(Mutex::new(

@@ -1,5 +1,5 @@
 //! Lost replies under the Rust library: a `Worker` runs 2,000 jobs through
-//! the fault-injecting proxy of `tests/fault_proxy` (it applies a TQ command
+//! the fault-injecting proxy of `testkit/src/fault_proxy.rs` (it applies a TQ command
 //! and drops its reply, or drops the command unsent, and closes the
 //! connection) while at least 5% of the replies are lost. The handlers write
 //! a ledger; afterwards every job ran, each completion was counted once
@@ -7,18 +7,13 @@
 //! Replay a run's faults with the seed it prints:
 //! `TQ_FAULT_SEED=<seed> cargo test -p tq-client --test lost_replies`.
 
-mod support;
-
-#[path = "../../tests/fault_proxy/mod.rs"]
-mod fault_proxy;
-
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fault_proxy::{FaultProxy, Faults};
-use support::{ns, wait_until, Conn, Server};
 use tq_client::worker::{Summary, Worker, WorkerOptions};
+use tq_testkit::fault_proxy::{FaultProxy, Faults};
+use tq_testkit::{ns, wait_until, Conn, Opts, Server};
 
 const JOBS: usize = 2000;
 /// About 10% of the replies lost, 2% of the requests dropped unsent, 1% of
@@ -37,7 +32,7 @@ fn live_inflight(c: &mut Conn, n: &str) -> Vec<String> {
     keys.into_iter()
         .filter(|k| {
             let raw = match c.q(&["GET", k]) {
-                Ok(support::Value::BulkString(b)) => b,
+                Ok(tq_testkit::Value::BulkString(b)) => b,
                 _ => Vec::new(),
             };
             tq_core::records::InFlight::decode(&raw).is_none_or(|e| e.live())
@@ -50,7 +45,7 @@ fn live_inflight(c: &mut Conn, n: &str) -> Vec<String> {
 /// proxy until every job ran and was reported; checks the ledger.
 fn run_under_faults(concurrency: usize, prefetch: usize) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let s = Server::start(&[]);
+    let s = Server::start_with(Opts::timer());
     let n = ns(&format!("lost-lib-{concurrency}-{prefetch}"));
     let mut raw = s.conn();
     let args: Vec<String> = (0..JOBS).map(|i| format!("[{i}]")).collect();
@@ -118,7 +113,7 @@ fn prefetching_worker_runs_every_job_while_replies_are_lost() {
 /// second delivery. A name whose take lost its reply now pops first.
 #[test]
 fn prefetching_worker_runs_the_job_of_a_take_whose_reply_was_lost() {
-    let s = Server::start(&[]);
+    let s = Server::start_with(Opts::timer());
     let n = ns("lost-lib-first-take");
     let mut raw = s.conn();
     for i in 0..4 {

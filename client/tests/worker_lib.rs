@@ -4,18 +4,16 @@
 //! panics, and replies lost on the wire (a proxy cuts the connection after
 //! the server applied a command).
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{ns, wait_until, Conn, Proxy, Server};
 use tq_client::client::{Client, FailOutcome, LEASELOST, NOJOB};
 use tq_client::config::{RetryPolicy, Rules};
 use tq_client::job::{Failure, JobError};
 use tq_client::worker::{Event, Fate, Outcome, Requeue, Summary, Worker, WorkerOptions};
+use tq_testkit::{ns, wait_until, Conn, Opts, Proxy, Server};
 
 /// Events a worker emitted, for assertions.
 #[derive(Clone, Default)]
@@ -75,7 +73,7 @@ fn run_each_once(raw: &mut Conn, w: Worker, n: &str, jobs: i64) {
 
 #[test]
 fn client_job_calls() {
-    let s = Server::start(&["lease-ms", "60000"]);
+    let s = Server::start_with(Opts::timer_with(&["lease-ms", "60000"]));
     let n = ns("client");
     let mut c = Client::connect(&s.url(), &n).expect("connect");
     assert_eq!(c.enqueue("q", "add", "[1,2]").expect("enqueue"), 1);
@@ -141,7 +139,7 @@ fn client_job_calls() {
 #[test]
 fn concurrency_4_drains_2000_jobs_exactly_once() {
     const JOBS: usize = 2000;
-    let s = Server::start(&[]);
+    let s = Server::start_with(Opts::timer());
     let n = ns("drain");
     let mut raw = s.conn();
     let mut pipe = redis::pipe();
@@ -187,7 +185,7 @@ fn concurrency_4_drains_2000_jobs_exactly_once() {
 
 #[test]
 fn graceful_stop_gives_back_running_jobs() {
-    let s = Server::start(&[]);
+    let s = Server::start_with(Opts::timer());
     let n = ns("grace");
     let mut raw = s.conn();
     let mut c = Client::connect(&s.url(), &n).expect("connect");
@@ -254,7 +252,7 @@ fn graceful_stop_gives_back_running_jobs() {
 
 #[test]
 fn graceful_stop_lets_a_job_finish_within_the_grace_period() {
-    let s = Server::start(&[]);
+    let s = Server::start_with(Opts::timer());
     let n = ns("grace-ok");
     let mut raw = s.conn();
     Client::connect(&s.url(), &n).expect("connect").enqueue("q", "Short", "[]").expect("enqueue");
@@ -279,7 +277,7 @@ fn graceful_stop_lets_a_job_finish_within_the_grace_period() {
 
 #[test]
 fn unknown_class_fails_with_node_resque_message_and_policies_apply() {
-    let s = Server::start(&[]);
+    let s = Server::start_with(Opts::timer());
     let n = ns("unknown");
     let mut raw = s.conn();
     let mut c = Client::connect(&s.url(), &n).expect("connect");
@@ -342,7 +340,7 @@ fn unknown_class_fails_with_node_resque_message_and_policies_apply() {
 
 #[test]
 fn lost_ack_reply_is_retried_and_not_double_completed() {
-    let s = Server::start(&[]);
+    let s = Server::start_with(Opts::timer());
     let proxy = Proxy::start(s.port);
     let n = ns("lost-ack");
     let mut raw = s.conn();
@@ -374,7 +372,7 @@ fn lost_ack_reply_is_retried_and_not_double_completed() {
 
 #[test]
 fn client_ack_and_pop_answers_a_repeat_as_the_first() {
-    let s = Server::start(&[]);
+    let s = Server::start_with(Opts::timer());
     let n = ns("client-ackpop");
     let mut c = Client::connect(&s.url(), &n).expect("connect");
     let lease = Duration::from_secs(60);
@@ -420,7 +418,7 @@ fn run_through(s: &Server, proxy: &Proxy, n: &str, jobs: usize) -> (Vec<(String,
 
 #[test]
 fn lost_reply_of_an_ack_that_took_the_next_job_is_answered_again_by_the_resend() {
-    let s = Server::start(&[]);
+    let s = Server::start_with(Opts::timer());
     let proxy = Proxy::start(s.port);
     let n = ns("lost-ackpop");
     let mut c = Client::connect(&s.url(), &n).expect("connect");
@@ -440,7 +438,7 @@ fn lost_reply_of_an_ack_that_took_the_next_job_is_answered_again_by_the_resend()
 
 #[test]
 fn an_ack_lost_on_the_way_is_sent_again_and_twins_run_once_each() {
-    let s = Server::start(&[]);
+    let s = Server::start_with(Opts::timer());
     let proxy = Proxy::start(s.port);
     let n = ns("lost-ack-twins");
     let mut c = Client::connect(&s.url(), &n).expect("connect");
@@ -470,7 +468,7 @@ fn an_ack_lost_on_the_way_is_sent_again_and_twins_run_once_each() {
 
 #[test]
 fn lost_pop_reply_the_next_pop_hands_the_same_job_out_and_it_runs_once() {
-    let s = Server::start(&[]);
+    let s = Server::start_with(Opts::timer());
     let proxy = Proxy::start(s.port);
     let n = ns("lost-pop");
     let mut raw = s.conn();
@@ -493,7 +491,7 @@ fn lost_pop_reply_the_next_pop_hands_the_same_job_out_and_it_runs_once() {
 
 #[test]
 fn lease_lost_is_seen_and_the_late_report_refused() {
-    let s = Server::start(&["lease-ms", "300", "max-deliveries", "10"]);
+    let s = Server::start_with(Opts::timer_with(&["lease-ms", "300", "max-deliveries", "10"]));
     let n = ns("lease");
     let mut raw = s.conn();
     // The client: a job held past its lease is given back; the late ACK is refused.
@@ -560,9 +558,9 @@ fn prefetching(s: &Server, url: &str, n: &str, slots: usize, prefetch: usize) ->
         Ok(())
     });
     let (r, a, stat) = (runs.clone(), at_slow.clone(), Mutex::new(s.conn()));
-    let key = format!("{n}:stat:processed");
+    let n = n.to_string();
     w.handle("Slow", move |job| {
-        let done = stat.lock().expect("lock").int(&["GET", &key]);
+        let done = stat.lock().expect("lock").stat(&n, "processed");
         a.lock().expect("lock").push((job.args_json.clone(), u32::try_from(done).unwrap_or(0), String::new()));
         std::thread::sleep(Duration::from_millis(50));
         r.lock().expect("lock").push((job.args_json.clone(), job.deliveries, job.worker.clone()));
@@ -587,7 +585,7 @@ fn numbered(class: &str, ids: std::ops::RangeInclusive<usize>) -> Vec<(&str, Str
 #[test]
 fn prefetch_runs_every_job_once_under_names_of_its_own() {
     const JOBS: usize = 2000;
-    let s = Server::start(&[]);
+    let s = Server::start_with(Opts::timer());
     let n = ns("prefetch");
     let mut raw = s.conn();
     enqueue_all(&s, &n, &numbered("Job", 1..=JOBS));
@@ -614,7 +612,7 @@ fn prefetch_runs_every_job_once_under_names_of_its_own() {
 
 #[test]
 fn held_jobs_keep_their_lease_while_a_long_job_runs() {
-    let s = Server::start(&["lease-ms", "300"]);
+    let s = Server::start_with(Opts::timer_with(&["lease-ms", "300"]));
     let n = ns("prefetch-lease");
     let mut raw = s.conn();
     let mut jobs = vec![("Long", "[0]".to_string())];
@@ -636,7 +634,7 @@ fn held_jobs_keep_their_lease_while_a_long_job_runs() {
 
 #[test]
 fn gathered_acks_go_before_a_job_of_a_class_that_ran_slow() {
-    let s = Server::start(&[]);
+    let s = Server::start_with(Opts::timer());
     let n = ns("prefetch-slow");
     let mut raw = s.conn();
     enqueue_all(&s, &n, &[("Slow", "[0]".into()), ("Job", "[1]".into()), ("Slow", "[2]".into())]);
@@ -650,7 +648,7 @@ fn gathered_acks_go_before_a_job_of_a_class_that_ran_slow() {
 
 #[test]
 fn a_stop_gives_prefetched_jobs_back_in_queue_order() {
-    let s = Server::start(&[]);
+    let s = Server::start_with(Opts::timer());
     let n = ns("prefetch-stop");
     let mut raw = s.conn();
     enqueue_all(&s, &n, &numbered("Job", 1..=6));
@@ -697,7 +695,7 @@ fn prefetch_through(s: &Server, proxy: &Proxy, n: &str, cut_before: bool) -> (Ve
 
 #[test]
 fn lost_replies_of_a_pipeline_of_acks_are_settled_name_by_name() {
-    let s = Server::start(&[]);
+    let s = Server::start_with(Opts::timer());
     let proxy = Proxy::start(s.port);
     // Applied, replies lost: each name took its next job unseen; each ACK
     // sent again answers with that job, which runs once, on its first
@@ -733,7 +731,7 @@ fn prefetch_is_checked() {
 
 #[test]
 fn a_stop_does_not_wait_for_the_jobs_held_behind_a_stubborn_handler() {
-    let s = Server::start(&[]);
+    let s = Server::start_with(Opts::timer());
     let n = ns("prefetch-stubborn");
     let mut raw = s.conn();
     enqueue_all(&s, &n, &[("Stubborn", "[0]".into()), ("Job", "[1]".into())]);
@@ -782,7 +780,7 @@ fn a_stop_does_not_wait_for_the_jobs_held_behind_a_stubborn_handler() {
 /// here).
 #[test]
 fn a_worker_restarted_under_the_same_name_runs_the_jobs_its_names_held() {
-    let s = Server::start(&[]);
+    let s = Server::start_with(Opts::timer());
     let n = ns("lib-restart");
     let mut raw = s.conn();
     let o = options(&s.url(), &n, &["q"]);

@@ -1,5 +1,5 @@
-//! A fault-injecting TCP proxy for tests (used by `tests/*.rs` and, through
-//! `#[path]`, by `worker/tests`): it listens on a free loopback port, forwards
+//! A fault-injecting TCP proxy for tests (used by `tests/lost_replies.rs`, by
+//! `client/tests/lost_replies.rs` and `tq-fault-proxy`): it listens on a free loopback port, forwards
 //! to a Redis server, and parses RESP enough to know where each request and
 //! each reply ends. For TQ.* commands it can, at random (seeded) or once on
 //! command:

@@ -2,7 +2,7 @@
 //! against a test server: `node tests/interop/<script> <port> <namespace>`.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ const TIMEOUT: Duration = Duration::from_secs(150);
 const NODE_RESQUE_VERSION: &str = "9.7.1";
 
 pub fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
+    super::root().join("tests/interop")
 }
 
 /// Fails with instructions when node or the pinned packages are missing.
