@@ -1,40 +1,31 @@
-//! The few OS calls tq needs (libc): SIGINT/SIGTERM caught as a flag (so a
+//! The few OS calls tq needs: SIGINT/SIGTERM caught as a flag (signal-hook; so a
 //! running command can be told and the lock reported afterwards), signals to
 //! process groups, the input of a spawned command.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
-static PENDING: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn on_signal(sig: libc::c_int) {
-    PENDING.store(sig, Ordering::SeqCst);
+/// The last SIGINT/SIGTERM caught and not yet taken (0: none).
+fn pending() -> &'static Arc<AtomicUsize> {
+    static PENDING: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+    PENDING.get_or_init(|| Arc::new(AtomicUsize::new(0)))
 }
 
 /// Catches SIGINT and SIGTERM from now on (instead of dying at once).
 /// Processes spawned later get the default dispositions back at exec.
 pub fn install() -> std::io::Result<()> {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: a zeroed sigaction is valid; the handler only stores to an
-        // atomic, which is async-signal-safe.
-        let rc = unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            sa.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut())
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let value = usize::try_from(sig).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        signal_hook::flag::register_usize(sig, Arc::clone(pending()), value)?;
     }
     Ok(())
 }
 
 /// The signal caught since the last call, if any.
 pub fn take() -> Option<i32> {
-    match PENDING.swap(0, Ordering::SeqCst) {
+    match pending().swap(0, Ordering::SeqCst) {
         0 => None,
-        sig => Some(sig),
+        sig => i32::try_from(sig).ok(),
     }
 }
 
