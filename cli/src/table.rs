@@ -16,8 +16,8 @@ pub enum Align {
     Right,
 }
 
-/// A text table: a header row and rows of cells, columns separated by two
-/// spaces, the last column not padded.
+/// A text table (comfy-table, without borders): a header row and rows of
+/// cells, columns separated by two spaces, the last column not padded.
 #[derive(Debug, Clone)]
 pub struct Table {
     headers: Vec<String>,
@@ -52,35 +52,25 @@ impl Table {
 
     /// The table as lines, each ending in `\n`; `indent` spaces before each.
     pub fn render_indented(&self, indent: usize) -> String {
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| width(h)).collect();
+        let mut t = comfy_table::Table::new();
+        t.load_style(comfy_table::presets::NOTHING);
+        t.set_header(self.headers.clone());
         for row in &self.rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(width(cell));
-            }
+            t.add_row(row.clone());
         }
+        // No borders: columns two spaces apart, the last one not padded.
         let last = self.headers.len().saturating_sub(1);
+        for (i, column) in t.column_iter_mut().enumerate() {
+            column.set_padding((0, if i < last { 2 } else { 0 }));
+            column.set_cell_alignment(match self.align.get(i) {
+                Some(Align::Right) => comfy_table::CellAlignment::Right,
+                _ => comfy_table::CellAlignment::Left,
+            });
+        }
+        let margin = " ".repeat(indent);
         let mut out = String::new();
-        for row in std::iter::once(&self.headers).chain(&self.rows) {
-            let mut line = " ".repeat(indent);
-            for (i, cell) in row.iter().enumerate() {
-                let w = widths.get(i).copied().unwrap_or(0);
-                let pad = " ".repeat(w.saturating_sub(width(cell)));
-                if i > 0 {
-                    line.push_str("  ");
-                }
-                match self.align.get(i).copied().unwrap_or(Align::Left) {
-                    Align::Right => {
-                        line.push_str(&pad);
-                        line.push_str(cell);
-                    }
-                    Align::Left => {
-                        line.push_str(cell);
-                        if i < last {
-                            line.push_str(&pad);
-                        }
-                    }
-                }
-            }
+        for line in t.lines() {
+            out.push_str(&margin);
             out.push_str(line.trim_end());
             out.push('\n');
         }
@@ -90,11 +80,6 @@ impl Table {
     pub fn render(&self) -> String {
         self.render_indented(0)
     }
-}
-
-/// Display width of a cell: characters (tables hold one-line text).
-fn width(s: &str) -> usize {
-    s.chars().count()
 }
 
 /// A cell of arbitrary text on one line: control characters (newlines,
