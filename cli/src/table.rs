@@ -4,7 +4,9 @@
 //! sweeps (`tq retry`, `tq remove`) on stderr: a redrawn bar on a terminal,
 //! plain periodic lines otherwise.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+
+use indicatif::TermLike;
 use std::time::{Duration, Instant};
 
 use crate::duration::show_short_ms;
@@ -136,7 +138,7 @@ pub fn when(at: u64, now: u64) -> String {
 /// How a sweep reports its progress on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgressStyle {
-    /// A bar redrawn in place (`\r`), for a terminal.
+    /// A bar redrawn in place (indicatif), for a terminal.
     Bar,
     /// A plain line every few seconds, for logs.
     Plain,
@@ -146,17 +148,17 @@ pub enum ProgressStyle {
 
 /// How often plain lines come.
 const PLAIN_EVERY: Duration = Duration::from_secs(2);
-/// How often the bar is redrawn at most.
-const BAR_EVERY: Duration = Duration::from_millis(100);
 const BAR_WIDTH: usize = 30;
 
 /// Progress of a sweep over `total` items (records looked at), with a count
-/// of the items it acted on (`verb`: "retried", "removed").
+/// of the items it acted on (`verb`: "retried", "removed"). The bar is
+/// indicatif's, redrawn at most 10 times a second on stderr.
 pub struct Progress {
     label: String,
     verb: &'static str,
     total: u64,
     style: ProgressStyle,
+    bar: Option<indicatif::ProgressBar>,
     started: Instant,
     last: Option<Instant>,
     done: u64,
@@ -165,11 +167,13 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(label: &str, verb: &'static str, total: u64, style: ProgressStyle) -> Progress {
+        let bar = (style == ProgressStyle::Bar).then(|| new_bar(label, total));
         Progress {
             label: label.to_string(),
             verb,
             total,
             style,
+            bar,
             started: Instant::now(),
             last: None,
             done: 0,
@@ -182,16 +186,16 @@ impl Progress {
         self.done = done;
         self.affected = affected;
         self.total = self.total.max(done);
+        if let Some(bar) = &self.bar {
+            bar.set_length(self.total);
+            bar.set_position(done);
+            bar.set_message(format!("{affected} {}", self.verb));
+            return;
+        }
         let now = Instant::now();
-        let due = match (self.style, self.last) {
-            (ProgressStyle::Off, _) => false,
-            (ProgressStyle::Bar, None) => true,
-            (ProgressStyle::Bar, Some(t)) => now.duration_since(t) >= BAR_EVERY,
-            (ProgressStyle::Plain, last) => now.duration_since(last.unwrap_or(self.started)) >= PLAIN_EVERY,
-        };
-        if due {
+        if self.style == ProgressStyle::Plain && now.duration_since(self.last.unwrap_or(self.started)) >= PLAIN_EVERY {
             self.last = Some(now);
-            self.draw(false);
+            self.plain_line();
         }
     }
 
@@ -199,38 +203,105 @@ impl Progress {
     /// report that printed anything prints a last line.
     pub fn finish(&mut self) {
         self.total = self.total.max(self.done);
-        match self.style {
-            ProgressStyle::Bar => self.draw(true),
-            ProgressStyle::Plain if self.last.is_some() => self.draw(true),
-            _ => {}
+        if let Some(bar) = &self.bar {
+            bar.set_length(self.total);
+            bar.set_position(self.done);
+            bar.finish_with_message(format!("{} {}", self.affected, self.verb));
+            if !bar.is_hidden() && !std::io::stderr().is_terminal() {
+                let _ = Stderr.write_line(""); // a terminal keeps the cursor past the bar
+            }
+        } else if self.style == ProgressStyle::Plain && self.last.is_some() {
+            self.plain_line();
         }
     }
 
-    fn draw(&self, last: bool) {
-        let elapsed = self.started.elapsed();
-        let text = match self.style {
-            ProgressStyle::Bar => {
-                let bar = bar_line(&self.label, self.done, self.total, elapsed);
-                let mut t = format!("\r{bar}  {} {}\x1b[K", self.affected, self.verb);
-                if last {
-                    t.push('\n');
-                }
-                t
-            }
-            ProgressStyle::Plain => {
-                format!(
-                    "{}: {}  {} {}\n",
-                    self.label,
-                    status_line(self.done, self.total, elapsed),
-                    self.affected,
-                    self.verb
-                )
-            }
-            ProgressStyle::Off => return,
-        };
+    fn plain_line(&self) {
+        let line = format!(
+            "{}: {}  {} {}\n",
+            self.label,
+            status_line(self.done, self.total, self.started.elapsed()),
+            self.affected,
+            self.verb
+        );
         let mut err = std::io::stderr().lock();
-        let _ = err.write_all(text.as_bytes());
+        let _ = err.write_all(line.as_bytes());
         let _ = err.flush();
+    }
+}
+
+/// `retry [#########---------------------] 12000/25000   48%  5400/s  ETA 2s  3 retried`.
+fn new_bar(label: &str, total: u64) -> indicatif::ProgressBar {
+    let target = if std::io::stderr().is_terminal() {
+        indicatif::ProgressDrawTarget::stderr_with_hz(10)
+    } else {
+        indicatif::ProgressDrawTarget::term_like_with_hz(Box::new(Stderr), 10)
+    };
+    let bar = indicatif::ProgressBar::with_draw_target(Some(total), target);
+    let template = format!("{{prefix}} [{{bar:{BAR_WIDTH}}}] {{status}}  {{msg}}");
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+        let status = |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = w.write_str(&status_line(s.pos(), s.len().unwrap_or(0), s.elapsed()));
+        };
+        bar.set_style(style.progress_chars("#-").with_key("status", status));
+    }
+    bar.set_prefix(label.to_string());
+    bar
+}
+
+/// stderr as indicatif's terminal when it is not one (`--progress bar` asks
+/// for the bar in a log too): plain ANSI sequences, lines of 120 columns.
+#[derive(Debug)]
+struct Stderr;
+
+impl Stderr {
+    fn put(&self, s: &str) -> std::io::Result<()> {
+        std::io::stderr().lock().write_all(s.as_bytes())
+    }
+}
+
+impl indicatif::TermLike for Stderr {
+    fn width(&self) -> u16 {
+        120
+    }
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        if n == 0 {
+            Ok(())
+        } else {
+            self.put(&format!("\x1b[{n}A"))
+        }
+    }
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        if n == 0 {
+            Ok(())
+        } else {
+            self.put(&format!("\x1b[{n}B"))
+        }
+    }
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        if n == 0 {
+            Ok(())
+        } else {
+            self.put(&format!("\x1b[{n}C"))
+        }
+    }
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        if n == 0 {
+            Ok(())
+        } else {
+            self.put(&format!("\x1b[{n}D"))
+        }
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.put(&format!("{s}\n"))
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.put(s)
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.put("\r\x1b[K")
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        std::io::stderr().lock().flush()
     }
 }
 
@@ -248,18 +319,6 @@ pub fn status_line(done: u64, total: u64, elapsed: Duration) -> String {
         }
     }
     s
-}
-
-/// `retry [#########---------------------] 12000/25000   48%  5400/s  ETA 2s`.
-pub fn bar_line(label: &str, done: u64, total: u64, elapsed: Duration) -> String {
-    let filled =
-        (done.min(total) * BAR_WIDTH as u64).checked_div(total).map_or(BAR_WIDTH, |n| usize::try_from(n).unwrap_or(0));
-    format!(
-        "{label} [{}{}] {}",
-        "#".repeat(filled),
-        "-".repeat(BAR_WIDTH.saturating_sub(filled)),
-        status_line(done, total, elapsed)
-    )
 }
 
 #[cfg(test)]
@@ -314,10 +373,6 @@ mod tests {
         assert_eq!(status_line(12_000, 25_000, Duration::from_secs(2)), "12000/25000   48%  6000/s  ETA 3s");
         assert_eq!(status_line(100, 100, Duration::from_secs(4)), "100/100  100%  25/s");
         assert_eq!(status_line(0, 0, Duration::from_secs(1)), "0/0  100%");
-        let bar = bar_line("retry", 15, 30, Duration::from_secs(1));
-        assert_eq!(bar, format!("retry [{}{}] 15/30   50%  15/s  ETA 1s", "#".repeat(15), "-".repeat(15)));
-        assert!(bar_line("x", 0, 0, Duration::ZERO).starts_with(&format!("x [{}]", "#".repeat(30))));
-        assert!(bar_line("x", 40, 30, Duration::ZERO).starts_with(&format!("x [{}]", "#".repeat(30))));
     }
 
     #[test]
@@ -326,5 +381,20 @@ mod tests {
         p.update(15, 3);
         p.finish();
         assert_eq!((p.done, p.total, p.affected), (15, 15, 3));
+        assert!(p.bar.is_none());
+    }
+
+    #[test]
+    fn the_bar_tracks_the_sweep() {
+        let mut p = Progress::new("retry", "retried", 10, ProgressStyle::Bar);
+        if let Some(bar) = &p.bar {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden()); // keep the test's stderr clean
+        }
+        p.update(4, 1);
+        p.update(15, 3);
+        p.finish();
+        let bar = p.bar.as_ref().expect("a bar");
+        assert_eq!((bar.position(), bar.length(), bar.is_finished()), (15, Some(15), true));
+        assert_eq!(bar.message(), "3 retried");
     }
 }
