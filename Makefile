@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PORT ?= 6379
 MODULE := target/release/libtq.so
-# The servers `make test` runs the suite on (tests/common/server_bin.rs).
+# The servers `make test` runs the suite on (testkit/src/server_bin.rs).
 SERVER ?= redis valkey valkey8
 
 .PHONY: help deps build run test unit lint fmt bench dist clean

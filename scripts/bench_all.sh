@@ -82,7 +82,8 @@ if [ ! -d clients/node/node_modules/ioredis ]; then
 fi
 say "building the module and the Rust drivers"
 cargo build --release -p tq-module --lib --example bench-cycle --example bench-time -q
-cargo build --release -p tq-worker --bin tq --example bench -q
+cargo build --release -p tq-cli --bin tq -q
+cargo build --release -p tq-client --example bench -q
 
 # Copies, so that a rebuild while this runs changes nothing measured.
 DIR=$(mktemp -d)

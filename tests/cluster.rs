@@ -3,7 +3,7 @@
 //! owns it, through a cluster-aware client or `redis-cli -c`.
 
 mod common;
-mod workload;
+use tq_testkit::workload;
 
 use std::process::Command;
 

@@ -4,7 +4,7 @@
 //! replica without the module, and a retry-all racing failing workers.
 
 mod common;
-mod workload;
+use tq_testkit::workload;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,5 +1,5 @@
 //! Lost replies: clients talk to the server through a fault-injecting proxy
-//! (`tests/fault_proxy`) that, at random, applies a TQ command and drops its
+//! (`testkit/src/fault_proxy.rs`) that, at random, applies a TQ command and drops its
 //! reply, or drops the command unsent, and closes the connection. `tq work`,
 //! ioredis with its default options and redis-py with its default retry each
 //! run 2,000 jobs while at least 5% of the replies are lost. Their handlers
@@ -15,7 +15,8 @@
 //! `TQ_FAULT_SEED=<seed> cargo test --test lost_replies`.
 
 mod common;
-mod fault_proxy;
+
+use tq_testkit::fault_proxy;
 
 use std::collections::BTreeSet;
 use std::io::Read;

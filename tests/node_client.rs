@@ -41,6 +41,8 @@ fn node_package_tests_pass() {
         .args(["--test", "--test-concurrency=1", "--test-force-exit", "test/"])
         .current_dir(&dir)
         .env("TQ_MODULE", &module)
+        // The server of the matrix this run is on (TQ_SERVER).
+        .env("TQ_REDIS_SERVER", tq_testkit::redis_server_bin())
         // failure records carry `Date.prototype.toString()` text; tq writes UTC.
         .env("TZ", "UTC")
         .stdin(Stdio::null())

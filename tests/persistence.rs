@@ -3,7 +3,7 @@
 //! however much time has passed since the commands ran.
 
 mod common;
-mod workload;
+use tq_testkit::workload;
 
 use std::path::Path;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! nothing reaches the stream on an error or a no-op.
 
 mod common;
-mod workload;
+use tq_testkit::workload;
 
 use common::{ns, wait_until, Conn, Opts, Server, Value};
 use workload::Mix;

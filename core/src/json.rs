@@ -705,37 +705,6 @@ pub fn write_int(v: i64, out: &mut Vec<u8>) {
     out.extend_from_slice(buf.get(i..).unwrap_or_default());
 }
 
-/// When the exact value of `v` lies exactly halfway between two shortest
-/// digit strings that both read back as `v`, ECMAScript takes the even one
-/// (Number::toString, step 5); Rust's formatter takes the upper one. `digits`
-/// (most significant first, value `0.d1d2… × 10^(e+1)`) is fixed in place.
-fn break_tie_to_even(v: f64, digits: &mut [u8], e: i64) {
-    let Some(&last) = digits.last() else { return };
-    if last == b'0' || digits.len() < 2 || last % 2 == 0 {
-        return; // only an odd last digit can be the upper half of a tie
-    }
-    let mut lower = digits.to_vec();
-    if let Some(l) = lower.last_mut() {
-        *l -= 1;
-    }
-    let text = |d: &[u8]| format!("{}e{}", String::from_utf8_lossy(d), e - (d.len() as i64 - 1));
-    if text(&lower).parse::<f64>().ok() != Some(v) {
-        return;
-    }
-    // Both round-trip: a tie iff the exact expansion of v is `lower` then 5.
-    let exact = format!("{:.1100e}", v);
-    let (mant, _) = exact.split_once('e').unwrap_or((exact.as_str(), "0"));
-    let mut exact_digits: Vec<u8> = mant.bytes().filter(u8::is_ascii_digit).collect();
-    while exact_digits.len() > 1 && exact_digits.last() == Some(&b'0') {
-        exact_digits.pop();
-    }
-    let mut tie = lower.clone();
-    tie.push(b'5');
-    if exact_digits == tie {
-        digits.copy_from_slice(&lower);
-    }
-}
-
 /// The lowercase hex digit of the low four bits of `n`.
 fn hex_digit(n: u32) -> u8 {
     b"0123456789abcdef".get((n & 0xF) as usize).copied().unwrap_or(b'0')
@@ -757,42 +726,9 @@ pub fn write_number(v: f64, out: &mut Vec<u8>) {
         write_int(v as i64, out);
         return;
     }
-    // Rust's `{:e}` gives the shortest digits that round-trip, which is the
-    // digit string ECMAScript's Number::toString asks for; only the layout
-    // differs, and the choice between two equally close candidates.
-    let sci = format!("{:e}", v.abs());
-    let (mant, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let mut digits: Vec<u8> = mant.bytes().filter(u8::is_ascii_digit).collect();
-    let e: i64 = exp.parse().unwrap_or(0);
-    break_tie_to_even(v.abs(), &mut digits, e);
-    let k = digits.len() as i64;
-    let n = e + 1; // value = 0.d1d2..dk * 10^n
-    if v < 0.0 {
-        out.push(b'-');
-    }
-    if k <= n && n <= 21 {
-        out.extend_from_slice(&digits);
-        out.extend(std::iter::repeat_n(b'0', (n - k) as usize));
-    } else if 0 < n && n <= 21 {
-        let (int, frac) = digits.split_at(n as usize);
-        out.extend_from_slice(int);
-        out.push(b'.');
-        out.extend_from_slice(frac);
-    } else if -6 < n && n <= 0 {
-        out.extend_from_slice(b"0.");
-        out.extend(std::iter::repeat_n(b'0', (-n) as usize));
-        out.extend_from_slice(&digits);
-    } else {
-        let (first, rest) = digits.split_at(1);
-        out.extend_from_slice(first);
-        if !rest.is_empty() {
-            out.push(b'.');
-            out.extend_from_slice(rest);
-        }
-        out.push(b'e');
-        out.push(if n - 1 < 0 { b'-' } else { b'+' });
-        out.extend_from_slice((n - 1).abs().to_string().as_bytes());
-    }
+    // ryu-js prints the shortest round-tripping digits in ECMAScript's
+    // Number::toString layout, ties to even.
+    out.extend_from_slice(ryu_js::Buffer::new().format_finite(v).as_bytes());
 }
 
 #[cfg(test)]
@@ -817,6 +753,9 @@ mod tests {
             ("100000000000000000000", "100000000000000000000"), ("0.1", "0.1"), ("-1e-7", "-1e-7"),
             ("1E2", "100"), ("4.35", "4.35"), ("9007199254740993", "9007199254740992"),
             ("224.91397094726562", "224.91397094726562"), ("1.7976931348623157e308", "1.7976931348623157e+308"),
+            // Exact ties between two shortest digit strings: ECMAScript takes the even one.
+            ("2.9802322387695313e-8", "2.9802322387695312e-8"), ("5.960464477539063e-7", "5.960464477539062e-7"),
+            ("1.0728836059570313e-6", "0.0000010728836059570312"),
         ];
         for (input, want) in cases {
             assert_eq!(rt(input), want, "input {input}");

@@ -51,7 +51,7 @@ impl<'a> Ns<'a> {
 
     /// Set of queue names.
     pub fn queues(&self) -> Vec<u8> {
-        self.key(&[b"queues"])
+        self.key(&[QUEUES])
     }
     /// List of waiting payloads, RPUSH at the tail, LPOP from the head.
     pub fn queue(&self, q: &[u8]) -> Vec<u8> {
@@ -59,7 +59,7 @@ impl<'a> Ns<'a> {
     }
     /// Zset of due seconds; member and score are both the bucket number.
     pub fn delayed_schedule(&self) -> Vec<u8> {
-        self.key(&[b"delayed_queue_schedule"])
+        self.key(&[DELAYED_SCHEDULE])
     }
     /// List of payloads filed under one second.
     pub fn delayed(&self, bucket: &[u8]) -> Vec<u8> {
@@ -71,7 +71,7 @@ impl<'a> Ns<'a> {
     }
     /// Set of `<worker>:<queues>` entries.
     pub fn workers(&self) -> Vec<u8> {
-        self.key(&[b"workers"])
+        self.key(&[WORKERS])
     }
     /// The in-flight ("working on") record of a worker.
     pub fn worker_record(&self, worker: &[u8], queues: &[u8]) -> Vec<u8> {
@@ -139,7 +139,7 @@ impl Ns<'_> {
     }
     /// Periodic tasks: hash payload -> `Recurring` record.
     pub fn recur(&self) -> Vec<u8> {
-        self.key(&[b"tq", b"recur"])
+        self.key(&RECUR)
     }
     /// node-resque's worker ping record (its scheduler's stuck-worker check).
     pub fn ping(&self, worker: &[u8]) -> Vec<u8> {
@@ -179,10 +179,81 @@ impl Ns<'_> {
     /// lock name never reaches another kind of key (node-resque's
     /// `delLock`).
     pub fn lock_named(&self, name: &[u8]) -> Option<Vec<u8>> {
-        let kinds: [&[u8]; 3] = [b"lock:", b"workerslock:", b"tq:lock:"];
-        let rest_ok = |p: &[u8]| name.strip_prefix(p).is_some_and(|rest| !rest.is_empty());
-        kinds.iter().any(|p| rest_ok(p)).then(|| self.key(&[name]))
+        lock_kind(name).filter(|(_, rest)| !rest.is_empty()).map(|_| self.key(&[name]))
     }
+}
+
+const QUEUES: &[u8] = b"queues";
+const WORKERS: &[u8] = b"workers";
+const DELAYED_SCHEDULE: &[u8] = b"delayed_queue_schedule";
+const RECUR: [&[u8]; 2] = [b"tq", b"recur"];
+
+/// What a key is to the module, told from its name alone (an effect names
+/// its key, not the namespace it was built from).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `<ns>:queues` or `<ns>:workers`: a namespace's small, hot registry
+    /// sets (the module caches their members).
+    Registry,
+    /// `<ns>:delayed_queue_schedule`: its scores are seconds.
+    DelayedSchedule,
+    /// `<ns>:tq:recur`: the periodic tasks.
+    Recur,
+    Other,
+}
+
+/// The role of `key` (see [`Role`]).
+pub fn role(key: &[u8]) -> Role {
+    let is = |parts: &[&[u8]]| {
+        let mut rest = key;
+        for p in parts.iter().rev() {
+            match rest.strip_suffix(*p).and_then(|r| r.strip_suffix(b":")) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+        true
+    };
+    if is(&[QUEUES]) || is(&[WORKERS]) {
+        Role::Registry
+    } else if is(&[DELAYED_SCHEDULE]) {
+        Role::DelayedSchedule
+    } else if is(&RECUR) {
+        Role::Recur
+    } else {
+        Role::Other
+    }
+}
+
+/// The kinds of lock `TQ.LOCKS` lists (node-resque's `locks()`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockKind {
+    /// node-resque's QueueLock, `lock:CLASS:QUEUE:ARGS`: one identical job
+    /// waiting.
+    Queue,
+    /// node-resque's JobLock, `workerslock:CLASS:QUEUE:ARGS`: one identical
+    /// job running.
+    Job,
+    /// tq's pair lock, `tq:lock:NAME`.
+    Pair,
+}
+
+impl LockKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockKind::Queue => "queue",
+            LockKind::Job => "job",
+            LockKind::Pair => "pair",
+        }
+    }
+}
+
+/// The kind of a lock named as `TQ.LOCKS` names it (the key without its
+/// namespace), and the rest of the name after the kind's prefix.
+pub fn lock_kind(name: &[u8]) -> Option<(LockKind, &[u8])> {
+    [(LockKind::Queue, &b"lock:"[..]), (LockKind::Job, b"workerslock:"), (LockKind::Pair, b"tq:lock:")]
+        .into_iter()
+        .find_map(|(kind, prefix)| name.strip_prefix(prefix).map(|rest| (kind, rest)))
 }
 
 /// Suffixes of the keys that give a namespace timed work (delayed jobs,
@@ -288,6 +359,24 @@ mod tests {
         for k in [ns.delayed_schedule(), ns.leases(), ns.alive(), ns.recur()] {
             assert_eq!(timed_namespace(&k), Some(&b"x"[..]));
         }
+    }
+
+    #[test]
+    fn roles_are_told_from_key_names() {
+        let ns = Ns::new(b"a:b", false).expect("valid");
+        assert_eq!(role(&ns.queues()), Role::Registry);
+        assert_eq!(role(&ns.workers()), Role::Registry);
+        assert_eq!(role(&ns.delayed_schedule()), Role::DelayedSchedule);
+        assert_eq!(role(&ns.recur()), Role::Recur);
+        for other in
+            [ns.queue(b"q"), ns.failed(), ns.leases(), ns.delayed(b"17"), b"recur".to_vec(), b"x:tqrecur".to_vec()]
+        {
+            assert_eq!(role(&other), Role::Other, "{}", String::from_utf8_lossy(&other));
+        }
+        assert_eq!(lock_kind(b"lock:c:q:[]"), Some((LockKind::Queue, &b"c:q:[]"[..])));
+        assert_eq!(lock_kind(b"workerslock:c:q:[]").map(|k| k.0), Some(LockKind::Job));
+        assert_eq!(lock_kind(b"tq:lock:n").map(|k| k.0), Some(LockKind::Pair));
+        assert_eq!(lock_kind(b"tq:fence"), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 // to have none).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
+pub mod codec;
 pub mod error;
 pub mod inspect;
 pub mod json;

@@ -13,6 +13,7 @@
 
 use bincode::{Decode, Encode};
 
+use crate::codec::Versioned;
 use crate::error::{show, Result, TqError};
 use crate::keys::{check_name, Ns};
 use crate::stats::Event;
@@ -34,25 +35,17 @@ pub struct PairLock {
     pub expires_ms: u64,
 }
 
-const PAIRLOCK_V1: u8 = 1;
+impl Versioned for PairLock {
+    const VERSION: u8 = 1;
+}
 
 impl PairLock {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![PAIRLOCK_V1];
-        if let Ok(body) = bincode::encode_to_vec(self, bincode::config::standard()) {
-            out.extend_from_slice(&body);
-        }
-        out
+        self.to_bytes()
     }
 
     pub fn decode(raw: &[u8]) -> Option<Self> {
-        match raw.split_first() {
-            Some((&PAIRLOCK_V1, body)) => {
-                let (v, used) = bincode::decode_from_slice::<PairLock, _>(body, bincode::config::standard()).ok()?;
-                (used == body.len()).then_some(v)
-            }
-            _ => None,
-        }
+        Self::from_bytes(raw)
     }
 }
 

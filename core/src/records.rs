@@ -6,6 +6,7 @@ use std::ops::Range;
 
 use bincode::{Decode, Encode};
 
+use crate::codec::{decode_exact, Versioned};
 use crate::error::{Result, TqError};
 use crate::json::{self, Value};
 use crate::time;
@@ -295,39 +296,15 @@ struct InFlightV3 {
     lost: bool,
 }
 
-const INFLIGHT_V1: u8 = 1;
-const INFLIGHT_V2: u8 = 2;
-const INFLIGHT_V3: u8 = 3;
-const INFLIGHT_V4: u8 = 4;
 /// The lease given to entries written before leases existed.
 const LEGACY_LEASE_MS: u64 = 60_000;
 
-fn decode_exact<T: Decode<()>>(body: &[u8]) -> Option<T> {
-    let (v, used) = bincode::decode_from_slice::<T, _>(body, bincode::config::standard()).ok()?;
-    (used == body.len()).then_some(v)
-}
+impl Versioned for InFlight {
+    const VERSION: u8 = 4;
 
-impl InFlight {
-    pub fn encode(&self) -> Vec<u8> {
-        // Sized once: every take and every report writes one.
-        let joblock = self.joblock.as_ref().map_or(0, |(k, v)| k.len() + v.len() + 4);
-        let mut out = Vec::with_capacity(48 + self.queues.len() + self.queue.len() + joblock);
-        out.push(INFLIGHT_V4);
-        // Through a stack buffer when it fits (no allocation but `out`);
-        // encoding plain byte vectors and integers cannot fail otherwise.
-        let mut buf = [0u8; 256];
-        match bincode::encode_into_slice(self, &mut buf, bincode::config::standard()) {
-            Ok(n) => out.extend_from_slice(buf.get(..n).unwrap_or_default()),
-            Err(_) => {
-                if let Ok(body) = bincode::encode_to_vec(self, bincode::config::standard()) {
-                    out.extend_from_slice(&body);
-                }
-            }
-        }
-        out
-    }
-
-    pub fn decode(raw: &[u8]) -> Option<Self> {
+    /// Version 1 had no running-job lock and no lease, 2 no lease, 3 no
+    /// delivery ids (`lost` the only way an entry ended).
+    fn upgrade(version: u8, body: &[u8]) -> Option<Self> {
         let legacy = |queues, queue, popped_ms: u64, joblock| InFlight {
             queues,
             queue,
@@ -339,22 +316,27 @@ impl InFlight {
             after: 0,
             ended: None,
         };
-        match raw.split_first() {
-            Some((&INFLIGHT_V4, body)) => decode_exact(body),
-            Some((&INFLIGHT_V3, body)) => decode_exact::<InFlightV3>(body).map(|v| InFlight {
+        match version {
+            3 => decode_exact::<InFlightV3>(body).map(|v| InFlight {
                 lease_until_ms: v.lease_until_ms,
                 deliveries: v.deliveries,
                 ended: v.lost.then_some(Ended::LeaseLost),
                 ..legacy(v.queues, v.queue, v.popped_ms, v.joblock)
             }),
-            Some((&INFLIGHT_V2, body)) => {
-                decode_exact::<InFlightV2>(body).map(|v| legacy(v.queues, v.queue, v.popped_ms, v.joblock))
-            }
-            Some((&INFLIGHT_V1, body)) => {
-                decode_exact::<InFlightV1>(body).map(|v| legacy(v.queues, v.queue, v.popped_ms, None))
-            }
+            2 => decode_exact::<InFlightV2>(body).map(|v| legacy(v.queues, v.queue, v.popped_ms, v.joblock)),
+            1 => decode_exact::<InFlightV1>(body).map(|v| legacy(v.queues, v.queue, v.popped_ms, None)),
             _ => None,
         }
+    }
+}
+
+impl InFlight {
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_bytes()
+    }
+
+    pub fn decode(raw: &[u8]) -> Option<Self> {
+        Self::from_bytes(raw)
     }
 }
 
@@ -457,7 +439,7 @@ mod tests {
                 after: 7,
                 ended: Some(Ended::Retried { delay_ms: 5000 }),
             };
-            let mut want = vec![INFLIGHT_V4];
+            let mut want = vec![<InFlight as crate::codec::Versioned>::VERSION];
             want.extend(bincode::encode_to_vec(&e, bincode::config::standard()).expect("encodes"));
             assert_eq!(e.encode(), want, "{n}");
             assert_eq!(InFlight::decode(&e.encode()), Some(e));

@@ -11,6 +11,7 @@
 
 use bincode::{Decode, Encode};
 
+use crate::codec::Versioned;
 use crate::error::{Result, TqError};
 use crate::keys::{check_name, Ns};
 use crate::lock::MAX_TTL_MS;
@@ -32,25 +33,17 @@ pub struct Recurring {
     pub next_ms: u64,
 }
 
-const RECUR_V1: u8 = 1;
+impl Versioned for Recurring {
+    const VERSION: u8 = 1;
+}
 
 impl Recurring {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![RECUR_V1];
-        if let Ok(body) = bincode::encode_to_vec(self, bincode::config::standard()) {
-            out.extend_from_slice(&body);
-        }
-        out
+        self.to_bytes()
     }
 
     pub fn decode(raw: &[u8]) -> Option<Self> {
-        match raw.split_first() {
-            Some((&RECUR_V1, body)) => {
-                let (v, used) = bincode::decode_from_slice::<Recurring, _>(body, bincode::config::standard()).ok()?;
-                (used == body.len()).then_some(v)
-            }
-            _ => None,
-        }
+        Self::from_bytes(raw)
     }
 
     /// How long the "waiting" lock of an instance lasts: long enough that a
