@@ -6,7 +6,7 @@
 #   1. enqueue and take+complete vs raw Redis commands: scripts/bench.sh
 #   2. full job cycle (enqueue -> pop -> no-op -> ack), the same job count for
 #      each, enqueue all then drain, and with consumers working while the
-#      producer sends: tq from Rust (the tq_worker library without and with
+#      producer sends: tq from Rust (the tq-client library without and with
 #      prefetch, and a plain
 #      TQ.BPOP/TQ.ACK loop), tq from Node (plain ioredis, and the tq-resque
 #      package's Workers), node-resque, BullMQ
@@ -44,7 +44,7 @@ else
   ENQ_N=300000 TAKE_JOBS=200000 CYCLE_JOBS=${CYCLE_JOBS:-50000} CYCLE_REPS=${CYCLE_REPS:-3} WORK_JOBS=${WORK_JOBS:-10000} MEM_JOBS=${MEM_JOBS:-100000} MEM_WORKERS=${MEM_WORKERS:-2000}
 fi
 CONSUMERS=8 # consumers in the full cycle (connections, slots, workers, concurrency)
-PREFETCH=4  # jobs each tq_worker slot holds in the prefetch rows
+PREFETCH=4  # jobs each tq-client Worker slot holds in the prefetch rows
 WINDOW=50   # enqueues outstanding at once in the full cycle
 
 OUT=target/bench
@@ -150,7 +150,7 @@ for rep in $(seq "$CYCLE_REPS"); do
   for shape in batch live; do
     prefix=$shape
     [ "$shape" = live ] && prefix=cycle
-    say "    round $rep, $shape: tq_worker library (prefetch 1 and $PREFETCH), Rust TQ.BPOP/TQ.ACK loop, tq from Node, tq-resque, node-resque, BullMQ"
+    say "    round $rep, $shape: tq-client library (prefetch 1 and $PREFETCH), Rust TQ.BPOP/TQ.ACK loop, tq from Node, tq-resque, node-resque, BullMQ"
     measure $prefix.tq_worker 1 "$DIR/bench-worker" @PORT@ "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS" $shape
     measure $prefix.tq_worker_pf 1 "$DIR/bench-worker" @PORT@ "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS" $shape "$PREFETCH"
     measure $prefix.tq_rust 1 "$DIR/bench-cycle" @PORT@ cycle "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS" $shape

@@ -162,9 +162,9 @@ cons = m("meta.consumers", "?")
 nr = f"node-resque {m('meta.node-resque', '?')}"
 bull = f"BullMQ {m('meta.bullmq', '?')}"
 tq_variants = [
-    ("tq_worker (Rust library Worker, in-process handler; TQ.POP ... ACK)", "tq_worker"),
+    ("tq-client (Rust library Worker, in-process handler; TQ.POP ... ACK)", "tq_worker"),
     (
-        f"tq_worker, prefetch {m('meta.prefetch', '?')} (each slot holds that many jobs under as many names; "
+        f"tq-client, prefetch {m('meta.prefetch', '?')} (each slot holds that many jobs under as many names; "
         "quick jobs' ACKs pipelined)",
         "tq_worker_pf",
     ),

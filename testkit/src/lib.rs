@@ -27,7 +27,10 @@ static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 /// The workspace's root directory.
 pub fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+    // The parent itself, not `testkit/..`: Chromium resolves a profile path
+    // with `..` and chromedriver then looks for it elsewhere.
+    let kit = Path::new(env!("CARGO_MANIFEST_DIR"));
+    kit.parent().unwrap_or(kit)
 }
 
 /// The module under test: `$TQ_MODULE`, else the debug build (`make test`
