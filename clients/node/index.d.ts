@@ -127,6 +127,10 @@ export declare class Queue extends EventEmitter {
   /** TQ.UNRECUR: 1 removed, 0 unknown. */
   unrecur(q: string, func: string, args?: Array<any> | any): Promise<number>;
   recurs(): Promise<Array<{ job: ParsedJob; everyMs: number; nextDueMs: number }>>;
+  /** Stops a periodic task: TQ.UNRECUR, its waiting instance and QueueLock key removed; how many it removed. */
+  stopRecurrent(q: string, func: string, args?: Array<any> | any): Promise<number>;
+  /** Whether `func` with `args` is an instance of an ActionHero periodic task (on TQ.RECUR). */
+  isPeriodic(func: string, args?: Array<any> | any): boolean;
   leaderKey(): string;
   on(event: "error", cb: (error: Error | string) => void): this;
 }

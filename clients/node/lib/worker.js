@@ -240,7 +240,8 @@ class Worker extends EventEmitter {
       const server = serverPlugins(def);
       // QueueLock: the take dropped the lock. JobLock: the take holds it when JOBLOCK was sent.
       const skip = new Set(["QueueLock", "Retry"].filter((n) => server.handled.has(n)));
-      if (this.joblockMs) skip.add("JobLock");
+      // A periodic task's instance: the take itself took its JobLock key.
+      if (this.joblockMs || this.queueObject.isPeriodic(job.class, job.args)) skip.add("JobLock");
       this.emit("job", queue, job);
       let triedAfterPerform = false;
       try {
