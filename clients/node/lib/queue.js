@@ -81,6 +81,9 @@ function periodicTask(job, func, args) {
   if (!t || !(Number(t.frequency) > 0)) return null;
   return args === undefined || JSON.stringify(args) === RECUR_ARGS ? t : null;
 }
+// The class of the relay job behind delayed and periodic broadcasts.
+const RELAY_CLASS = "tq-resque:broadcast";
+
 // The args of ActionHero's periodic instances: the task's inputs `{}`.
 const RECUR_ARGS = "[{}]";
 
@@ -427,6 +430,39 @@ class Queue extends EventEmitter {
     return periodicTask(this.jobs[func], func, arrayify(args)) !== null;
   }
 
+  /**
+   * TQ.BROADCAST: `func` with `args` for every live worker process (a
+   * MultiWorker's first slot takes them for its process), once each;
+   * resolves how many it reached.
+   */
+  async broadcast(func, args = []) {
+    return this.connection.tq("BROADCAST", func, JSON.stringify(arrayify(args)));
+  }
+
+  /**
+   * A broadcast at `timestamp` (ms): a relay job in queue `q` that the
+   * worker taking it turns into TQ.BROADCAST, so it reaches the processes
+   * alive then.
+   */
+  async broadcastAt(timestamp, q, func, args = []) {
+    return this.enqueueAt(timestamp, q, RELAY_CLASS, [func, arrayify(args)]);
+  }
+
+  /** A broadcast in `time` ms (see broadcastAt). */
+  async broadcastIn(time, q, func, args = []) {
+    return this.enqueueIn(time, q, RELAY_CLASS, [func, arrayify(args)]);
+  }
+
+  /** A periodic broadcast: the relay job registered with TQ.RECUR (every `everyMs`, never two at once). */
+  async recurBroadcast(q, func, everyMs, args = []) {
+    return this.recur(q, RELAY_CLASS, everyMs, [func, arrayify(args)]);
+  }
+
+  /** Stops a periodic broadcast (TQ.UNRECUR): 1 when removed, 0 when unknown. */
+  async unrecurBroadcast(q, func, args = []) {
+    return this.unrecur(q, RELAY_CLASS, [func, arrayify(args)]);
+  }
+
   /** TQ.RECURS: `[{ job, everyMs, nextDueMs }]`. */
   async recurs() {
     return (await this.connection.tq("RECURS")).map(([payload, every, next]) => ({ job: JSON.parse(payload), everyMs: Number(every), nextDueMs: Number(next) }));
@@ -437,4 +473,4 @@ class Queue extends EventEmitter {
   }
 }
 
-module.exports = { Queue, arrayify, failedId };
+module.exports = { Queue, arrayify, failedId, RELAY_CLASS };
