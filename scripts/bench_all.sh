@@ -14,7 +14,8 @@
 #   3. memory per waiting job and per job in flight: tq vs node-resque vs
 #      BullMQ, each from its own producer/workers (scripts/bench-node/bench.js)
 #   4. pickup latency, delayed-job lateness, promotion of 1M due jobs, POP+ACK
-#      at depth 1k vs 10M: scripts/bench_time.sh (one run, REPS=1)
+#      at depth 1k vs 10M: scripts/bench_time.sh (one run, REPS=1); pickup
+#      latency of tq-resque's Workers vs node-resque's (bench.js pickup)
 #   5. server work per job counted under callgrind (instructions, key opens,
 #      allocations, replicated commands, ACL checks): scripts/bench_counts.py,
 #      its own table appended below the main one
@@ -182,6 +183,11 @@ if part 4; then
 kv meta.load_part4 "$(cut -d' ' -f1 /proc/loadavg)"
 say "4/4 pickup latency, delayed-job lateness, promotion, depth (scripts/bench_time.sh)"
 KV=$OUT/bench_time.kv REPS=1 QUICK=$QUICK scripts/bench_time.sh >"$OUT/bench_time.log"
+PICK_JOBS=1000
+[ "$QUICK" = 1 ] && PICK_JOBS=300
+say "    pickup latency from Node: tq-resque Workers waiting in TQ.BPOP vs node-resque's polling, $PICK_JOBS jobs at 100/s"
+measure pickup_node.tq_resque 1 node "$BENCH_JS" pickup tq-resque @PORT@ "$PICK_JOBS" 4
+measure pickup_node.noderesque 0 node "$BENCH_JS" pickup node-resque @PORT@ "$PICK_JOBS" 4
 fi
 
 # ------------------------------------------------------------------ table

@@ -271,6 +271,19 @@ for k, digits in (("p50", 3), ("p99", 3)):
         num(T, f"pick_floor.{k}"),
         digits,
     )
+pick_jobs = num(R, "pickup_node.tq_resque.jobs")
+for k, digits in (("p50", 3), ("p99", 3)):
+    row(
+        f"pickup latency from Node, {fmt(pick_jobs)} jobs at 100/s open loop, 4 Workers, enqueue call → perform starts"
+        if k == "p50"
+        else "",
+        f"{k} ms",
+        "tq-resque: Workers waiting in TQ.BPOP",
+        num(R, f"pickup_node.tq_resque.{k}"),
+        f"{nr}: Workers polling (timeout 100 ms)",
+        num(R, f"pickup_node.noderesque.{k}"),
+        digits,
+    )
 late_jobs = num(T, "late.jobs")
 late_label = f"delayed-job lateness, {fmt(late_jobs)} TQ.ENQUEUEAT over {3 if quick else 10} s, 4 workers"
 row(late_label, "p50 ms", "every job at a worker − the time asked for (T)", num(T, "late.asked_p50"), digits=3)

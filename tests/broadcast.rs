@@ -68,3 +68,27 @@ fn broadcast_with_no_live_worker_reaches_nobody_and_writes_nothing() {
     assert_eq!(c.int(&["EXISTS", &format!("{n}:tq:mailbox:w")]), 0);
     assert!(c.err(&["TQ.BROADCAST", &n, "Flush", "[1"]).starts_with("ERR"));
 }
+
+/// One slot of a process takes broadcasts for the whole process: the others
+/// heartbeat with NOBROADCAST, which keeps their ping record and their
+/// job's lease but does not mark them alive for broadcasts.
+#[test]
+fn a_nobroadcast_heartbeat_keeps_the_worker_out_of_broadcasts() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("nobroadcast");
+    assert_eq!(c.int(&["TQ.HEARTBEAT", &n, "server:1", "30000"]), 0);
+    assert_eq!(c.int(&["TQ.HEARTBEAT", &n, "slot:2", "30000", "NOBROADCAST"]), 0);
+    assert!(c.string(&["GET", &format!("{n}:worker:ping:slot:2")]).is_some(), "its ping record");
+    // A job held by the slot: its lease renewed without marking it alive.
+    c.ok(&["TQ.ENQUEUE", &n, "q", "c", "[0]"]);
+    assert!(popped_job(c.ok(&["TQ.POP", &n, "slot:2", "q"])).is_some());
+    let d = c.delivery(&n, "slot:2");
+    assert_eq!(c.int(&["TQ.HEARTBEAT", &n, "slot:2", "5000", &d, "nobroadcast"]), 5000);
+    assert_eq!(c.strings(&["ZRANGE", &format!("{n}:tq:alive"), "0", "-1"]), vec!["server:1".to_string()]);
+    assert_eq!(c.int(&["TQ.BROADCAST", &n, "Flush"]), 1, "only the server's slot");
+    assert_eq!(c.int(&["EXISTS", &format!("{n}:tq:mailbox:slot:2")]), 0);
+    assert_eq!(c.int(&["LLEN", &format!("{n}:tq:mailbox:server:1")]), 1);
+    // The flag comes last; anything else there is refused.
+    assert!(c.err(&["TQ.HEARTBEAT", &n, "slot:2", "5000", "NOBROADCAST", &d]).starts_with("ERR"));
+}

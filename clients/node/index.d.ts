@@ -127,6 +127,16 @@ export declare class Queue extends EventEmitter {
   /** TQ.UNRECUR: 1 removed, 0 unknown. */
   unrecur(q: string, func: string, args?: Array<any> | any): Promise<number>;
   recurs(): Promise<Array<{ job: ParsedJob; everyMs: number; nextDueMs: number }>>;
+  /** Stops a periodic task: TQ.UNRECUR, its waiting instance and QueueLock key removed; how many it removed. */
+  stopRecurrent(q: string, func: string, args?: Array<any> | any): Promise<number>;
+  /** Whether `func` with `args` is an instance of an ActionHero periodic task (on TQ.RECUR). */
+  isPeriodic(func: string, args?: Array<any> | any): boolean;
+  /** TQ.BROADCAST: once on each live worker process; how many it reached. */
+  broadcast(func: string, args?: Array<any> | any): Promise<number>;
+  broadcastAt(timestamp: number, q: string, func: string, args?: Array<any> | any): Promise<boolean | undefined>;
+  broadcastIn(time: number, q: string, func: string, args?: Array<any> | any): Promise<boolean | undefined>;
+  recurBroadcast(q: string, func: string, everyMs: number, args?: Array<any> | any): Promise<number>;
+  unrecurBroadcast(q: string, func: string, args?: Array<any> | any): Promise<number>;
   leaderKey(): string;
   on(event: "error", cb: (error: Error | string) => void): this;
 }
@@ -141,6 +151,8 @@ export interface WorkerOptions {
   looping?: boolean;
   /** ms: the lease of every job taken (renewed by heartbeats while it runs). Default 60000. */
   leaseMs?: number;
+  /** Whether broadcasts reach this worker (default true; a MultiWorker gives them to its first slot only). */
+  broadcasts?: boolean;
 }
 
 export declare class Worker extends EventEmitter {

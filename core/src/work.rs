@@ -681,6 +681,20 @@ fn own_joblock(s: &mut impl Store, ns: &Ns<'_>, e: &InFlight) -> Result<Option<V
 /// so node-resque's scheduler does not take a live tq worker for a stuck
 /// one. Replies the lease left in ms (0 without a delivery).
 pub fn heartbeat(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], ms: u64, delivery: Option<u64>) -> Result<Plan> {
+    heartbeat_with(s, ns, worker, ms, delivery, true)
+}
+
+/// `heartbeat`; `alive` false (NOBROADCAST) leaves `<ns>:tq:alive` alone, so
+/// broadcasts do not reach this worker: one slot of a process takes them for
+/// the whole process.
+pub fn heartbeat_with(
+    s: &mut impl Store,
+    ns: &Ns<'_>,
+    worker: &[u8],
+    ms: u64,
+    delivery: Option<u64>,
+    alive: bool,
+) -> Result<Plan> {
     check_name("worker", worker)?;
     let ms = lock::check_ttl(ms)?;
     let now = s.now_ms();
@@ -715,7 +729,9 @@ pub fn heartbeat(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], ms: u64, delive
     crate::json::write_string(&queues, &mut ping);
     ping.push(b'}');
     effects.push(Effect::Set { key: ns.ping(worker), value: ping });
-    effects.push(Effect::ZAdd { key: ns.alive(), score, member: worker.to_vec() });
+    if alive {
+        effects.push(Effect::ZAdd { key: ns.alive(), score, member: worker.to_vec() });
+    }
     Ok(Plan { effects, reply: Reply::Int(reply) })
 }
 

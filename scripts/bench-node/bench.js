@@ -19,6 +19,9 @@
 //       bullmq:      Queue.add; one Worker with concurrency <consumers>,
 //                    removeOnComplete (node-resque and tq keep nothing either)
 //
+//   node bench.js pickup <tq-resque|node-resque> <port> <jobs> <consumers>
+//     Pickup latency from enqueue to the job starting (see pickup()).
+//
 //   node bench.js mem-waiting <system> <port> <jobs>
 //     Keyspace memory per waiting job: <jobs> jobs enqueued by the system's
 //     own producer (same class and args), delta / jobs.
@@ -221,6 +224,55 @@ async function cycle() {
   await stop();
 }
 
+// ----------------------------------------------------------------- pickup
+
+// node bench.js pickup <tq-resque|node-resque> <port> <jobs> <consumers>
+// Pickup latency: <consumers> idle Workers (timeout 100 ms: tq-resque's
+// TQ.BPOP wait, node-resque's pause between polls), then <jobs> enqueued in
+// an open loop at PICKUP_RATE jobs/s by Queue.enqueue; each job's latency is
+// from just before its enqueue call to the start of its perform, both read
+// from this process's clock. Prints p50/p99/max ms.
+const PICKUP_RATE = 100;
+async function pickup() {
+  const consumers = Number(cArg);
+  const sent = new Map();
+  const lat = [];
+  let finished;
+  const allDone = new Promise((r) => (finished = r));
+  const perform = async (i) => {
+    const t = sent.get(i);
+    if (t !== undefined) lat.push(Number(process.hrtime.bigint() - t) / 1e6);
+    if (lat.length === n) finished();
+  };
+  const jobs = { [CLASS]: { perform } };
+  const lib = system === "tq-resque" ? require("../../clients/node") : system === "node-resque" ? NR : null;
+  if (!lib) throw new Error(`pickup: unknown system ${system}`);
+  const queue = new lib.Queue({ connection });
+  await queue.connect();
+  const workers = Array.from({ length: consumers }, (_, w) => new lib.Worker({ connection, queues: [QUEUE], timeout: 100, name: `pick:${w + 1}` }, jobs));
+  for (const w of workers) {
+    w.on("error", (e) => console.error(e));
+    await w.connect();
+    await w.start();
+  }
+  await sleep(500); // every worker idle
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) {
+    // Open loop: job i is sent at t0 + i / rate, whatever came before.
+    const due = t0 + BigInt(Math.round((i * 1e9) / PICKUP_RATE));
+    const wait = Number(due - process.hrtime.bigint()) / 1e6;
+    if (wait > 0) await sleep(wait);
+    sent.set(i, process.hrtime.bigint());
+    queue.enqueue(QUEUE, CLASS, [i]).catch((e) => console.error(e));
+  }
+  await allDone;
+  lat.sort((a, b) => a - b);
+  const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))].toFixed(3);
+  out({ p50: q(0.5), p99: q(0.99), max: lat[lat.length - 1].toFixed(3), jobs: lat.length, rate: PICKUP_RATE });
+  await Promise.all(workers.map((w) => w.end()));
+  await queue.end();
+}
+
 // ----------------------------------------------------------------- memory
 
 // Every mode first runs a warm-up round of the same operations, so that
@@ -361,7 +413,7 @@ async function memInflight() {
   process.exit(0); // workers still hold their jobs; the server is thrown away
 }
 
-const modes = { cycle, "mem-waiting": memWaiting, "mem-inflight": memInflight };
+const modes = { cycle, pickup, "mem-waiting": memWaiting, "mem-inflight": memInflight };
 if (!modes[mode] || !port || !n) {
   console.error("usage: node bench.js <cycle|mem-waiting|mem-inflight> <tq|node-resque|bullmq> <port> <n> [consumers]");
   process.exit(2);

@@ -427,8 +427,9 @@ impl Command for Nack {
     }
 }
 
-/// `TQ.HEARTBEAT <ns> <worker> <ms> [<delivery>]` → the lease left on that
-/// delivery in ms (0 without one).
+/// `TQ.HEARTBEAT <ns> <worker> <ms> [<delivery>] [NOBROADCAST]` → the lease
+/// left on that delivery in ms (0 without one). NOBROADCAST: not marked alive
+/// for broadcasts.
 pub struct Heartbeat;
 
 impl Command for Heartbeat {
@@ -436,22 +437,32 @@ impl Command for Heartbeat {
     const FLAGS: &'static CStr = c"write deny-oom";
     const ACL: Acl = Acl::fast(&[Zadd, Set]);
     const DOC: Doc = Doc {
-        summary: c"Marks the worker alive for ms more and refreshes node-resque's worker ping; with a delivery, extends the lease of that job (only) to ms from now",
+        summary: c"Marks the worker alive for ms more (not with NOBROADCAST: broadcasts skip it) and refreshes node-resque's worker ping; with a delivery, extends the lease of that job (only) to ms from now",
         complexity: c"O(log(N)) with N the workers in flight",
         arity: -4,
         writes: true,
-        args: &[NS, Arg::string(c"worker"), Arg::integer(c"ms"), Arg::integer(c"delivery").optional()],
+        args: &[
+            NS,
+            Arg::string(c"worker"),
+            Arg::integer(c"ms"),
+            Arg::integer(c"delivery").optional(),
+            Arg::pure_token(c"NOBROADCAST").optional(),
+        ],
     };
 
     fn run(ctx: rm::Ctx, args: &[&[u8]]) -> Result<Reply> {
         let [_, ns, worker, ms, rest @ ..] = args else { return Err(TqError::Arity) };
         let ms = parse::uint("ms", ms, u64::MAX)?;
+        let (rest, alive) = match rest {
+            [r @ .., flag] if flag.eq_ignore_ascii_case(b"NOBROADCAST") => (r, false),
+            r => (r, true),
+        };
         let delivery = match rest {
             [] => None,
             [d] => Some(delivery_arg(d)?),
             _ => return Err(TqError::Arity),
         };
-        planned(ctx, ns, |s, ns| work::heartbeat(s, ns, worker, ms, delivery))
+        planned(ctx, ns, |s, ns| work::heartbeat_with(s, ns, worker, ms, delivery, alive))
     }
 }
 

@@ -61,6 +61,9 @@ class MultiWorker extends EventEmitter {
         timeout: this.options.timeout,
         leaseMs: this.options.leaseMs,
         name: this.options.name + ":" + process.pid + "+" + id,
+        // The first slot takes the process's broadcasts (it is the last
+        // one a scale-down stops); the others are not reached by them.
+        broadcasts: id === 1,
       },
       this.jobs,
     );

@@ -52,6 +52,41 @@ function ms(t) {
   return n;
 }
 
+/**
+ * ActionHero's periodic tasks (those with a `frequency`) run on TQ.RECUR.
+ * ActionHero 29 drives them through this Queue only: at boot
+ * `enqueue(queue, task, [{}])` on each scheduler process; after each run
+ * `del(queue, task, [null])`, `delDelayed(...)`, `enqueueIn(frequency, queue,
+ * task, [{}])`; and `stopRecurrentTask` as `del(queue, task, [null], 1)` plus
+ * `delDelayed(queue, task, [null])`. ActionHero's api object is read from the
+ * module cache (this package never loads ActionHero itself).
+ */
+let actionheroApi = null;
+function periodicTask(job, func, args) {
+  // ActionHero's job wrapper gives every periodic task these plugins: only
+  // then is its api looked for.
+  const plugins = (job && job.plugins) || [];
+  if (!plugins.includes("DelayQueueLock") || !plugins.includes("JobLock")) return null;
+  if (!actionheroApi) {
+    for (const [id, m] of Object.entries(require.cache)) {
+      if (/[\\/]actionhero[\\/]dist[\\/]index\.js$/.test(id) && m && m.exports && m.exports.api) {
+        actionheroApi = m.exports.api;
+        break;
+      }
+    }
+    if (!actionheroApi) return null;
+  }
+  const tasks = actionheroApi.tasks && actionheroApi.tasks.tasks;
+  const t = tasks && Object.prototype.hasOwnProperty.call(tasks, func) ? tasks[func] : null;
+  if (!t || !(Number(t.frequency) > 0)) return null;
+  return args === undefined || JSON.stringify(args) === RECUR_ARGS ? t : null;
+}
+// The class of the relay job behind delayed and periodic broadcasts.
+const RELAY_CLASS = "tq-resque:broadcast";
+
+// The args of ActionHero's periodic instances: the task's inputs `{}`.
+const RECUR_ARGS = "[{}]";
+
 class Queue extends EventEmitter {
   constructor(options, jobs = {}) {
     super();
@@ -76,6 +111,11 @@ class Queue extends EventEmitter {
   /** TQ.ENQUEUE (with UNIQUE for QueueLock, NOTDELAYED for DelayQueueLock). */
   async enqueue(q, func, args = []) {
     args = arrayify(args);
+    // An ActionHero periodic task: registered once (TQ.RECUR), whichever
+    // process boots; the module's timer enqueues each instance. False when
+    // it was already registered (its period updated).
+    const periodic = periodicTask(this.jobs[func], func, args);
+    if (periodic) return (await this.recur(q, func, periodic.frequency, args)) === 1;
     const job = this.jobs[func];
     const server = serverPlugins(job);
     const toRun = await runPlugins(this, "beforeEnqueue", func, q, job, args, server.handled);
@@ -92,6 +132,10 @@ class Queue extends EventEmitter {
   /** TQ.ENQUEUEAT: the duplicate check and the three writes in one step. */
   async enqueueAt(timestamp, q, func, args = [], suppressDuplicateTaskError = false) {
     args = arrayify(args);
+    // ActionHero's re-enqueue of a periodic task after its run: the timer
+    // does it, so nothing is written (and a stop is not undone by a run
+    // that was under way).
+    if (periodicTask(this.jobs[func], func, args)) return true;
     try {
       await this.connection.tq("ENQUEUEAT", ms(timestamp), q, func, JSON.stringify(args));
     } catch (error) {
@@ -109,6 +153,7 @@ class Queue extends EventEmitter {
     const delay = parseInt(time.toString(), 10);
     if (!(delay >= 0)) return this.enqueueAt(Date.now() + delay, q, func, args, suppressDuplicateTaskError);
     args = arrayify(args);
+    if (periodicTask(this.jobs[func], func, args)) return true; // as in enqueueAt
     try {
       await this.connection.tq("ENQUEUEIN", delay, q, func, JSON.stringify(args));
     } catch (error) {
@@ -137,6 +182,8 @@ class Queue extends EventEmitter {
   /** TQ.DEL (count 0: every copy, as LREM; a negative count counts from the tail as LREM does). */
   async del(q, func, args = [], count = 0) {
     args = arrayify(args);
+    // ActionHero's stopRecurrentTask (args [null], count 1).
+    if (count === 1 && args.length === 1 && args[0] == null && periodicTask(this.jobs[func], func)) return this.stopRecurrent(q, func);
     if (count < 0) return this.connection.redis.lrem(this.connection.key("queue", q), count, this.encode(q, func, args));
     const extra = count > 0 ? ["COUNT", count] : [];
     return this.connection.tq("DEL", q, func, JSON.stringify(args), ...extra);
@@ -357,6 +404,65 @@ class Queue extends EventEmitter {
     return this.connection.tq("UNRECUR", func, q, JSON.stringify(arrayify(args)));
   }
 
+  /**
+   * Stops a periodic task in one MULTI: TQ.UNRECUR, the instance waiting
+   * removed (TQ.DEL) with its QueueLock key; an instance running finishes.
+   * Resolves how many it removed: the instances waiting, or 1 for the
+   * registration when none was waiting (the pending next run, as a delayed
+   * instance counts in node-resque).
+   */
+  async stopRecurrent(q, func, args = [{}]) {
+    const c = this.connection;
+    const a = JSON.stringify(arrayify(args));
+    const replies = await c.redis
+      .multi()
+      .call("TQ.UNRECUR", c.ns, func, q, a)
+      .call("TQ.DEL", c.ns, q, func, a)
+      .del(c.key("lock", func, q, a))
+      .exec();
+    for (const [error] of replies) if (error) throw error;
+    const [unrecurred, waiting] = [Number(replies[0][1]), Number(replies[1][1])];
+    return waiting > 0 ? waiting : unrecurred;
+  }
+
+  /** Whether `func` with `args` is an instance of an ActionHero periodic task (on TQ.RECUR). */
+  isPeriodic(func, args) {
+    return periodicTask(this.jobs[func], func, arrayify(args)) !== null;
+  }
+
+  /**
+   * TQ.BROADCAST: `func` with `args` for every live worker process (a
+   * MultiWorker's first slot takes them for its process), once each;
+   * resolves how many it reached.
+   */
+  async broadcast(func, args = []) {
+    return this.connection.tq("BROADCAST", func, JSON.stringify(arrayify(args)));
+  }
+
+  /**
+   * A broadcast at `timestamp` (ms): a relay job in queue `q` that the
+   * worker taking it turns into TQ.BROADCAST, so it reaches the processes
+   * alive then.
+   */
+  async broadcastAt(timestamp, q, func, args = []) {
+    return this.enqueueAt(timestamp, q, RELAY_CLASS, [func, arrayify(args)]);
+  }
+
+  /** A broadcast in `time` ms (see broadcastAt). */
+  async broadcastIn(time, q, func, args = []) {
+    return this.enqueueIn(time, q, RELAY_CLASS, [func, arrayify(args)]);
+  }
+
+  /** A periodic broadcast: the relay job registered with TQ.RECUR (every `everyMs`, never two at once). */
+  async recurBroadcast(q, func, everyMs, args = []) {
+    return this.recur(q, RELAY_CLASS, everyMs, [func, arrayify(args)]);
+  }
+
+  /** Stops a periodic broadcast (TQ.UNRECUR): 1 when removed, 0 when unknown. */
+  async unrecurBroadcast(q, func, args = []) {
+    return this.unrecur(q, RELAY_CLASS, [func, arrayify(args)]);
+  }
+
   /** TQ.RECURS: `[{ job, everyMs, nextDueMs }]`. */
   async recurs() {
     return (await this.connection.tq("RECURS")).map(([payload, every, next]) => ({ job: JSON.parse(payload), everyMs: Number(every), nextDueMs: Number(next) }));
@@ -367,4 +473,4 @@ class Queue extends EventEmitter {
   }
 }
 
-module.exports = { Queue, arrayify, failedId };
+module.exports = { Queue, arrayify, failedId, RELAY_CLASS };

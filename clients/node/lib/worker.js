@@ -9,7 +9,7 @@
 const os = require("node:os");
 const crypto = require("node:crypto");
 const { EventEmitter } = require("node:events");
-const { Queue } = require("./queue");
+const { Queue, RELAY_CLASS } = require("./queue");
 const { isReplyError } = require("./connection");
 const { runPlugins, serverPlugins, pluginName } = require("./plugins");
 
@@ -46,6 +46,9 @@ class Worker extends EventEmitter {
     // The lease may also come with the connection options, the one set of
     // options ActionHero passes through (config.tasks.connectionOptions.tasks).
     options.leaseMs = options.leaseMs ?? (options.connection && options.connection.leaseMs) ?? 60000;
+    // Whether broadcasts (TQ.BROADCAST) reach this worker: a MultiWorker
+    // leaves them to its first slot, so a process gets each one once.
+    options.broadcasts = options.broadcasts ?? true;
     this.options = options;
     this.jobs = prepareJobs(jobs);
     this.name = options.name;
@@ -109,7 +112,11 @@ class Worker extends EventEmitter {
     if (!this.running) return;
     const nowSeconds = Math.round(Date.now() / 1000);
     this.emit("ping", nowSeconds);
-    await this.connection.tq("HEARTBEAT", this.name, Math.max(3 * this.options.timeout, 1000));
+    await this.connection.tq("HEARTBEAT", this.name, Math.max(3 * this.options.timeout, 1000), ...this.noBroadcast());
+  }
+
+  noBroadcast() {
+    return this.options.broadcasts ? [] : ["NOBROADCAST"];
   }
 
   /**
@@ -228,6 +235,7 @@ class Worker extends EventEmitter {
     this.delivery = delivery;
     const heartbeat = this.startHeartbeat(delivery);
     try {
+      if (job.class === RELAY_CLASS) return await this.relay(queue, job, startedAt, delivery, deliveries);
       const def = this.jobs[job.class];
       if (!def) {
         this.error = new Error(`No job defined for class "${job.class}"`);
@@ -240,7 +248,8 @@ class Worker extends EventEmitter {
       const server = serverPlugins(def);
       // QueueLock: the take dropped the lock. JobLock: the take holds it when JOBLOCK was sent.
       const skip = new Set(["QueueLock", "Retry"].filter((n) => server.handled.has(n)));
-      if (this.joblockMs) skip.add("JobLock");
+      // A periodic task's instance: the take itself took its JobLock key.
+      if (this.joblockMs || this.queueObject.isPeriodic(job.class, job.args)) skip.add("JobLock");
       this.emit("job", queue, job);
       let triedAfterPerform = false;
       try {
@@ -271,11 +280,26 @@ class Worker extends EventEmitter {
     }
   }
 
+  /**
+   * A delayed or periodic broadcast (Queue#broadcastAt/In, recurBroadcast):
+   * the job it carries broadcast now (TQ.BROADCAST), then completed as a success.
+   */
+  async relay(queue, job, startedAt, delivery, deliveries) {
+    const [func, args] = Array.isArray(job.args) ? job.args : [];
+    try {
+      if (typeof func !== "string" || func === "") throw new Error(`${RELAY_CLASS}: args must be [class, args]`);
+      this.result = await this.send(this.connection.redis, ["TQ.BROADCAST", this.connection.ns, func, JSON.stringify(args === undefined ? [] : args)]);
+    } catch (error) {
+      this.error = error;
+    }
+    return this.complete(!this.error, startedAt, delivery, deliveries, null);
+  }
+
   /** TQ.HEARTBEAT <delivery> every third of the lease while the job runs. */
   startHeartbeat(delivery) {
     const every = Math.max(1, Math.floor(this.options.leaseMs / 3));
     return setInterval(() => {
-      this.connection.tq("HEARTBEAT", this.name, this.options.leaseMs, delivery).catch((error) => {
+      this.connection.tq("HEARTBEAT", this.name, this.options.leaseMs, delivery, ...this.noBroadcast()).catch((error) => {
         // LEASELOST / NOJOB: the lease ran out and the job went back; its
         // report will be refused the same way. (A heartbeat that crossed the
         // job's own completion is no news.)

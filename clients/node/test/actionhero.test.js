@@ -86,7 +86,22 @@ test("ActionHero 29 runs normal, delayed and periodic tasks, QueueLock and Retry
   assert.equal(result.failedCount, 0);
   // Periodic: ran more than once, one instance at a time.
   assert.ok(ranLines(a.lines, "tick").length >= 2, `tick ran ${ranLines(a.lines, "tick").length} times`);
-  assert.equal(typeof result.stopRecurrent, "number");
+  // Periodic on TQ.RECUR: registered once, no delayed instances, never two at once.
+  assert.deepEqual(
+    result.recursBefore.map((r) => [r.job, r.everyMs]),
+    [[{ class: "tick", queue: "default", args: [{}] }, 200]],
+    "tick is registered once, every 200 ms",
+  );
+  assert.deepEqual(result.enqueueAllAgain, [], "a second boot registers nothing more");
+  assert.equal(result.tickDelayed, 0, "no delayed tick instance");
+  assert.equal(result.tickMaxActive, 1, "never two tick instances at once");
+  // stopRecurrentTask: the waiting instance and its lock removed, counted.
+  assert.equal(result.stopRecurrent, 1, "stopRecurrentTask removed the waiting instance");
+  assert.equal(result.tickWaitingAfterStop, false);
+  assert.equal(result.tickLockAfterStop, 0, "its QueueLock key is gone");
+  assert.equal(result.recursAfterStop, 0, "tick is no longer registered");
+  assert.equal(result.tickRunsAfterStop, 0, "tick does not run after it was stopped");
+  assert.equal(result.stopAgain, 0, "a second stop removes nothing");
   // api.tasks.details(): ActionHero's shape.
   assert.deepEqual(Object.keys(result.details).sort(), ["leader", "queues", "stats", "workers"]);
   assert.ok(result.details.leader, "the scheduler leads");

@@ -67,7 +67,31 @@ async function until(what, fn, ms = 30000) {
     });
     result.details = await task.details();
     result.failedCount = await task.failedCount();
+    // Periodic: registered once with TQ.RECUR (a second boot's
+    // enqueueAllRecurrentTasks adds nothing), never a delayed instance.
+    const q = api.resque.queue;
+    result.recursBefore = (await q.recurs()).filter((r) => r.job.class === "tick");
+    result.enqueueAllAgain = await task.enqueueAllRecurrentTasks();
+    result.tickDelayed = (await task.scheduledAt("default", "tick", {})).length;
+    // Stopped while an instance waits: the queue paused (TQ.PAUSE) so the
+    // timer's next instance stays waiting.
+    await q.connection.tq("PAUSE", "default");
+    const lockKey = q.connection.key("lock", "tick", "default", "[{}]");
+    const tickWaiting = async () => (await q.queued("default", 0, -1)).some((j) => j.class === "tick");
+    await until("a tick instance waiting", async () => {
+      const [waiting, locked] = [await tickWaiting(), await api.redis.clients.tasks.exists(lockKey)];
+      return waiting && locked === 1;
+    });
     result.stopRecurrent = await task.stopRecurrentTask("tick");
+    result.tickWaitingAfterStop = await tickWaiting();
+    result.tickLockAfterStop = await api.redis.clients.tasks.exists(lockKey);
+    result.recursAfterStop = (await q.recurs()).filter((r) => r.job.class === "tick").length;
+    await q.connection.tq("RESUME", "default");
+    const runsAtStop = runs().tick;
+    await sleep(1000); // five periods
+    result.tickRunsAfterStop = runs().tick - runsAtStop;
+    result.stopAgain = await task.stopRecurrentTask("tick");
+    result.tickMaxActive = global.tqTickMaxActive;
   } else if (scenario === "worker") {
     // Runs until killed (or SLOW done); enqueues nothing.
     await new Promise(() => {});

@@ -33,7 +33,12 @@ class Tick extends Task {
     this.queue = "default";
   }
   async run(params) {
+    // How many instances run at once (never more than one).
+    Tick.active = (Tick.active || 0) + 1;
+    global.tqTickMaxActive = Math.max(global.tqTickMaxActive || 0, Tick.active);
     ran(this.name, params);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    Tick.active--;
   }
 }
 
