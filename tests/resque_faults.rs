@@ -1,5 +1,5 @@
 //! tq-resque (`clients/node`) through the fault-injecting proxy
-//! (`tests/fault_proxy`): two `Worker`s and a `MultiWorker` in one Node
+//! (`testkit/src/fault_proxy.rs`): two `Worker`s and a `MultiWorker` in one Node
 //! process (`clients/node/support/fault_workers.js`) run 2,000 jobs while
 //! the proxy, at random, applies TQ commands and loses their replies, drops
 //! requests unsent and closes connections. Their job writes a ledger;
@@ -9,7 +9,6 @@
 //! `TQ_FAULT_SEED=<seed> cargo test --test resque_faults`.
 
 mod common;
-mod fault_proxy;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -18,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{ns, send_signal, Conn, Server};
-use fault_proxy::{FaultProxy, Faults};
+use tq_testkit::fault_proxy::{FaultProxy, Faults};
 
 const JOBS: usize = 2000;
 const FAULTS: Faults = Faults { lose_reply: 0.10, drop_request: 0.02, close_after_reply: 0.01 };
