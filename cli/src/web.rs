@@ -687,15 +687,15 @@ fn workers(c: &mut Client, offset: u64, count: u64, now: u64) -> Result<Vec<Work
     if out.is_empty() {
         return Ok(out);
     }
-    let alive = format!("{ns}:tq:alive");
-    let keys = tq_core::keys::Ns::new(ns.as_bytes(), false).map_err(|e| Error::Config(e.to_string()))?;
+    let keys = ns_keys(&ns)?;
+    let alive = keys.alive();
     let mut pipe = redis::pipe();
     for w in &out {
         // The lease from the worker's entry: the leases zset may hold an
         // earlier deadline (a take-and-complete leaves it there).
         pipe.cmd("GET").arg(keys.inflight(w.name.as_bytes()));
         pipe.cmd("ZSCORE").arg(&alive).arg(&w.name);
-        pipe.cmd("GET").arg(format!("{ns}:worker:ping:{}", w.name));
+        pipe.cmd("GET").arg(keys.ping(w.name.as_bytes()));
     }
     let replies = array("pipeline", c.call_pipe(&pipe)?)?;
     for (w, r) in out.iter_mut().zip(replies.chunks(3)) {
@@ -717,32 +717,37 @@ fn workers(c: &mut Client, offset: u64, count: u64, now: u64) -> Result<Vec<Work
     Ok(out)
 }
 
+/// The namespace's key names (core/src/keys.rs makes them all).
+fn ns_keys(ns: &str) -> Result<tq_core::keys::Ns<'_>, Error> {
+    tq_core::keys::Ns::new(ns.as_bytes(), false).map_err(|e| Error::Config(format!("namespace '{ns}': {e}")))
+}
+
 fn overview(c: &mut Client) -> Result<Overview, Error> {
     let ns = c.ns().to_string();
     let now = inspect::server_now(c)?;
-    let k = |suffix: &str| format!("{ns}:{suffix}");
+    let k = ns_keys(&ns)?;
     // Plain bounded reads (not TQ.DETAILS, whose counters visit every
     // registered worker).
     let mut queue_names: Vec<String> =
-        array("SMEMBERS", call(c, "SMEMBERS", &[k("queues").as_bytes()])?)?.iter().filter_map(text).collect();
+        array("SMEMBERS", call(c, "SMEMBERS", &[k.queues().as_slice()])?)?.iter().filter_map(text).collect();
     queue_names.sort();
     queue_names.dedup();
     queue_names.truncate(QUEUES_SHOWN);
-    let lens = inspect::lengths(c, &queue_names.iter().map(|q| k(&format!("queue:{q}"))).collect::<Vec<_>>())?;
+    let lens = inspect::lengths(c, &queue_names.iter().map(|q| k.queue(q.as_bytes())).collect::<Vec<_>>())?;
     let mut pipe = redis::pipe();
-    pipe.cmd("GET").arg(k("stat:processed"));
-    pipe.cmd("GET").arg(k("stat:failed"));
-    pipe.cmd("LLEN").arg(k("failed"));
-    pipe.cmd("ZCARD").arg(k("delayed_queue_schedule"));
-    pipe.cmd("ZCARD").arg(k("tq:leases"));
-    pipe.cmd("GET").arg(k("resque_scheduler_leader_lock"));
-    pipe.cmd("ZRANGE").arg(k("delayed_queue_schedule")).arg(0).arg(DELAYED_COUNTED - 1);
+    pipe.cmd("GET").arg(k.stat(b"processed"));
+    pipe.cmd("GET").arg(k.stat(b"failed"));
+    pipe.cmd("LLEN").arg(k.failed());
+    pipe.cmd("ZCARD").arg(k.delayed_schedule());
+    pipe.cmd("ZCARD").arg(k.leases());
+    pipe.cmd("GET").arg(k.leader_lock());
+    pipe.cmd("ZRANGE").arg(k.delayed_schedule()).arg(0).arg(DELAYED_COUNTED - 1);
     let replies = array("pipeline", c.call_pipe(&pipe)?)?;
     let [processed, failed, failed_len, times, leases, leader, buckets] = replies.as_slice() else {
         return Err(Error::Protocol("the overview's pipeline answered an unexpected shape".to_string()));
     };
-    let bucket_keys: Vec<String> =
-        array("ZRANGE", buckets.clone())?.iter().filter_map(text).map(|b| k(&format!("delayed:{b}"))).collect();
+    let bucket_keys: Vec<Vec<u8>> =
+        array("ZRANGE", buckets.clone())?.iter().filter_map(text).map(|b| k.delayed(b.as_bytes())).collect();
     let delayed_jobs: u64 = inspect::lengths(c, &bucket_keys)?.iter().sum();
     let paused = paused(c)?;
     let ws = workers(c, 0, WORKERS_READ, now)?;
@@ -762,11 +767,11 @@ fn overview(c: &mut Client) -> Result<Overview, Error> {
             name,
         })
         .collect();
-    let alive_key = format!("{ns}:tq:alive");
+    let alive_key = k.alive();
     let now_s = now.to_string();
-    let tq_alive = uint("ZCOUNT", &call(c, "ZCOUNT", &[alive_key.as_bytes(), now_s.as_bytes(), b"+inf"])?)?;
+    let tq_alive = uint("ZCOUNT", &call(c, "ZCOUNT", &[alive_key.as_slice(), now_s.as_bytes(), b"+inf"])?)?;
     let node_alive = ws.iter().filter(|w| w.alive && w.alive_until.is_none()).count() as u64;
-    let registered = uint("SCARD", &call(c, "SCARD", &[format!("{ns}:workers").as_bytes()])?)?;
+    let registered = uint("SCARD", &call(c, "SCARD", &[k.workers().as_slice()])?)?;
     Ok(Overview {
         now,
         queues,
@@ -948,7 +953,7 @@ fn queue_page(app: &App, c: &mut Client, name: &str, req: &Req) -> Result<String
 
 fn failed_page(app: &App, c: &mut Client, req: &Req) -> Result<String, Error> {
     let ns = c.ns().to_string();
-    let total = inspect::llen(c, &format!("{ns}:failed"))?;
+    let total = inspect::llen(c, &ns_keys(&ns)?.failed())?;
     let now = inspect::server_now(c)?;
     let offset = req.num("offset", 0);
     // The filters given, each a field of the record that must equal it.
@@ -1134,7 +1139,9 @@ fn delayed_page(app: &App, c: &mut Client, req: &Req) -> Result<String, Error> {
             .iter()
             .filter_map(|v| int(v).and_then(|n| u64::try_from(n).ok()))
             .collect();
-    let keys: Vec<String> = times.iter().map(|t| format!("{ns}:delayed:{}", tq_core::time::bucket_of(*t))).collect();
+    let ks = ns_keys(&ns)?;
+    let keys: Vec<Vec<u8>> =
+        times.iter().map(|t| ks.delayed(tq_core::time::bucket_of(*t).to_string().as_bytes())).collect();
     let lens = inspect::lengths(c, &keys)?;
     let max = lens.iter().copied().max().unwrap_or(0).max(1);
     let rows: Vec<Vec<String>> = times
