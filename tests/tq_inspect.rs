@@ -113,7 +113,10 @@ fn stats_queues_and_queued() {
     let n = ns("tq-stats");
     let p = s.port;
     // Empty namespace: empty documents, friendly tables.
-    assert_eq!(json_of(p, &n, &["stats"]), json!({"processed": 0, "failed": 0, "workers": []}));
+    assert_eq!(
+        json_of(p, &n, &["stats"]),
+        json!({"processed": 0, "failed": 0, "workers": [], "counters": {"global": {}, "local": {}}})
+    );
     assert_eq!(json_of(p, &n, &["queues"]), json!({"queues": []}));
     assert_eq!(table(p, &n, &["queues"]), "no queues\n");
     assert_eq!(table(p, &n, &["queued", "math"]), "queue 'math' is empty\n");
@@ -133,16 +136,22 @@ fn stats_queues_and_queued() {
     pop(&mut c, &n, "host:2", "zeta");
     c.ack(&n, "host:2");
 
+    // The Node package's counters (Stats.increment writes both hashes).
+    c.ok(&["HINCRBY", &format!("{n}:stats:global"), "emails", "3"]);
+    c.ok(&["HINCRBY", &format!("{n}:stats:local:web-1"), "emails", "2"]);
+    c.ok(&["HINCRBY", &format!("{n}:stats:local:web-2"), "emails", "1"]);
     assert_eq!(
         json_of(p, &n, &["stats"]),
         json!({"processed": 3, "failed": 1, "workers": [
             {"name": "host:1", "processed": 2, "failed": 1},
             {"name": "host:2", "processed": 1, "failed": 0},
-        ]})
+        ], "counters": {"global": {"emails": 3}, "local": {"web-1": {"emails": 2}, "web-2": {"emails": 1}}}})
     );
     let t = table(p, &n, &["stats"]);
     assert_eq!(row(&t, "processed"), ["processed", "3"]);
     assert_eq!(row(&t, "failed"), ["failed", "1"]);
+    assert_eq!(row(&t, "(global)"), ["(global)", "emails", "3"]);
+    assert_eq!(row(&t, "web-1"), ["web-1", "emails", "2"]);
     assert_eq!(row(&t, "WORKER"), ["WORKER", "PROCESSED", "FAILED"]);
     assert_eq!(row(&t, "host:1"), ["host:1", "2", "1"]);
     assert_eq!(row(&t, "host:2"), ["host:2", "1", "0"]);

@@ -246,7 +246,15 @@ fn metrics_are_prometheus_text_with_the_servers_figures() {
     c.ok(&["TQ.HEARTBEAT", &n, "w2", "60000"]);
     c.ok(&["TQ.ENQUEUEIN", &n, "600000", "a", "c", "[5]"]);
     c.ok(&["TQ.PAUSE", &n, "a"]);
+    // The Node package's counters (Stats.increment).
+    c.ok(&["HINCRBY", &format!("{n}:stats:global"), "emails", "3"]);
+    c.ok(&["HINCRBY", &format!("{n}:stats:local:web-1"), "emails", "2"]);
+    c.ok(&["HINCRBY", &format!("{n}:stats:local:<b>"), "<i>", "1"]);
     let w = start_web(&s, &n, "127.0.0.1:0", &[]);
+    let home = get_ok(&w, "/");
+    assert!(home.contains("<h2>Counters</h2>"), "{home}");
+    assert!(home.contains("<td>(global)</td><td>emails</td><td>3</td>"), "{home}");
+    assert!(home.contains("<td>&lt;b&gt;</td><td>&lt;i&gt;</td><td>1</td>"), "{home}");
     let text = get_ok(&w, "/metrics");
     // Exposition format: every line a comment or `name[{labels}] number`.
     for line in text.lines() {
@@ -277,6 +285,12 @@ fn metrics_are_prometheus_text_with_the_servers_figures() {
     let popped: f64 = c.info_field("tq", "tq_popped").expect("tq_popped").parse().expect("number");
     assert_eq!(samples(&text, "tq_server_popped_total"), vec![(String::new(), popped)]);
     assert_eq!(samples(&text, "tq_server_job_run_ms_count").len(), 1, "{text}");
+    let counters = samples(&text, "tq_counter");
+    assert!(counters.contains(&(format!("{ns_label},scope=\"global\",counter=\"emails\""), 3.0)), "{text}");
+    assert!(
+        counters.contains(&(format!("{ns_label},scope=\"local\",server=\"web-1\",counter=\"emails\""), 2.0)),
+        "{text}"
+    );
 }
 
 #[test]

@@ -859,6 +859,21 @@ fn overview_page(app: &App, c: &mut Client) -> Result<String, Error> {
         "<p class=note>In flight and workers per queue count the first {WORKERS_READ} registered workers. \
          Counters are the namespace's (per-queue history comes with the module's metrics).</p>"
     );
+    // The Node package's counters (Stats.increment), global and per server.
+    let counted = crate::inspect::counters(c)?;
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for (name, n) in counted.get("global").and_then(J::as_object).into_iter().flatten() {
+        rows.push(vec!["(global)".to_string(), esc(name), esc(&show(n))]);
+    }
+    for (server, hash) in counted.get("local").and_then(J::as_object).into_iter().flatten() {
+        for (name, n) in hash.as_object().into_iter().flatten() {
+            rows.push(vec![esc(server), esc(name), esc(&show(n))]);
+        }
+    }
+    if !rows.is_empty() {
+        s.push_str("<h2>Counters</h2>");
+        s.push_str(&table(&["server", "counter", "value"], &rows));
+    }
     Ok(s)
 }
 
@@ -874,7 +889,8 @@ fn job_cells(payload: &[u8]) -> (String, String) {
 }
 
 fn queue_page(app: &App, c: &mut Client, name: &str, req: &Req) -> Result<String, Error> {
-    let k = format!("{}:queue:{name}", c.ns());
+    let ns = c.ns().to_string();
+    let k = ns_keys(&ns)?.queue(name.as_bytes());
     let offset = req.num("offset", 0);
     let length = inspect::llen(c, &k)?;
     // A search: the class equal to `class`, the args' text containing `args`
@@ -1370,6 +1386,23 @@ fn metrics(c: &mut Client) -> Result<String, Error> {
     metric(&mut s, "tq_in_flight", "gauge", "Jobs held under a lease.", &one(o.in_flight.to_string()));
     metric(&mut s, "tq_workers", "gauge", "Registered workers.", &one(o.workers.to_string()));
     metric(&mut s, "tq_workers_alive", "gauge", "Live workers.", &one(o.workers_alive.to_string()));
+    // The Node package's counters (Stats.increment), global and per server.
+    let counted = crate::inspect::counters(c)?;
+    let mut counters = Vec::new();
+    let mut add = |server: Option<&str>, hash: &J| {
+        for (name, n) in hash.as_object().into_iter().flatten() {
+            let scope = match server {
+                None => "scope=\"global\"".to_string(),
+                Some(sv) => format!("scope=\"local\",server=\"{}\"", label(sv)),
+            };
+            counters.push((format!("{ns},{scope},counter=\"{}\"", label(name)), num(n)));
+        }
+    };
+    add(None, counted.get("global").unwrap_or(&J::Null));
+    for (server, hash) in counted.get("local").and_then(J::as_object).into_iter().flatten() {
+        add(Some(server), hash);
+    }
+    metric(&mut s, "tq_counter", "gauge", "Counters of the Node package's Stats.increment.", &counters);
     // INFO tq: what the module did on this server since it was loaded.
     let info = call(c, "INFO", &[b"tq"]).ok().and_then(|v| text(&v)).unwrap_or_default();
     for line in info.lines() {

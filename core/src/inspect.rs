@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use crate::error::{show, Result, TqError};
 use crate::json;
-use crate::keys::{self, check_name, Ns};
+use crate::keys::{self, check_name, glob_escape, Ns};
 use crate::queue::check_queue;
 use crate::records::{self, FailedPayload, Failure, InFlight};
 use crate::store::{plan_incr, wrong_type, Effect, Kind, Plan, Reply, Store};
@@ -662,17 +662,6 @@ fn describe_pair_lock(raw: &[u8]) -> Vec<u8> {
         .into_bytes(),
         None => raw.to_vec(),
     }
-}
-
-fn glob_escape(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    for &c in s {
-        if matches!(c, b'*' | b'?' | b'[' | b']' | b'\\') {
-            out.push(b'\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// `TQ.DETAILS <ns>`: ActionHero's `details()` in one call, as a flat list of

@@ -169,6 +169,20 @@ impl Ns<'_> {
     pub fn delivery_seq(&self) -> Vec<u8> {
         self.key(&[b"tq", b"delivery"])
     }
+    /// The Node package's global counters (`Stats.increment`): a hash.
+    pub fn stats_global(&self) -> Vec<u8> {
+        self.key(&[b"stats", b"global"])
+    }
+    /// One server's (process's) counters of the Node package: a hash.
+    pub fn stats_local(&self, server: &[u8]) -> Vec<u8> {
+        self.key(&[b"stats", b"local", server])
+    }
+    /// A SCAN pattern for every `stats_local` hash (the namespace escaped).
+    pub fn stats_local_pattern(&self) -> Vec<u8> {
+        let mut p = glob_escape(&self.key(&[b"stats", b"local", b""]));
+        p.push(b'*');
+        p
+    }
     /// Paused queues (`TQ.PAUSE`): a set of queue names every tq take skips.
     pub fn paused(&self) -> Vec<u8> {
         self.key(&[b"tq", b"paused"])
@@ -307,6 +321,18 @@ pub fn check_name(what: &str, name: &[u8]) -> Result<()> {
         return Err(TqError::arg(format!("{what} must be valid UTF-8")));
     }
     Ok(())
+}
+
+/// `s` matched literally by a glob pattern (SCAN MATCH, KEYS).
+pub fn glob_escape(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    for &c in s {
+        if matches!(c, b'*' | b'?' | b'[' | b']' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -37,6 +37,26 @@ pub(super) fn stats_table(doc: &J) -> String {
         top.row(vec![name.to_string(), show_json(pick(doc, name))]);
     }
     let mut out = top.render();
+    let counted = pick(doc, "counters");
+    let mut rows = Vec::new();
+    if let Some(global) = pick(counted, "global").as_object() {
+        rows.extend(global.iter().map(|(name, n)| ("(global)".to_string(), name.clone(), show_json(n))));
+    }
+    if let Some(local) = pick(counted, "local").as_object() {
+        for (server, hash) in local {
+            if let Some(hash) = hash.as_object() {
+                rows.extend(hash.iter().map(|(name, n)| (server.clone(), name.clone(), show_json(n))));
+            }
+        }
+    }
+    if !rows.is_empty() {
+        out.push('\n');
+        let mut t = Table::new(&[("SERVER", Align::Left), ("COUNTER", Align::Left), ("VALUE", Align::Right)]);
+        for (server, name, n) in rows {
+            t.row(vec![cell(&server, 60), cell(&name, 60), n]);
+        }
+        out.push_str(&t.render());
+    }
     let workers = pick(doc, "workers").as_array().cloned().unwrap_or_default();
     out.push('\n');
     if workers.is_empty() {
@@ -55,10 +75,52 @@ pub(super) fn stats_table(doc: &J) -> String {
     out
 }
 
+/// SCAN steps `tq stats` takes to find per-server counters.
+const COUNTER_SCAN_STEPS: usize = 1000;
+
+/// The counters the Node package keeps (`Stats.increment`): the global
+/// hash and each server's (`{"global": {name: n}, "local": {server: {..}}}`).
+pub fn counters(c: &mut Client) -> Result<J, Error> {
+    let ns = c.ns().to_string();
+    let keys = tq_core::keys::Ns::new(ns.as_bytes(), false).map_err(|e| Error::Config(e.to_string()))?;
+    let hash = |c: &mut Client, key: &[u8]| -> Result<serde_json::Map<String, J>, Error> {
+        let flat = array("HGETALL", call(c, "HGETALL", &[key])?)?;
+        Ok(flat
+            .chunks(2)
+            .filter_map(|kv| match kv {
+                [k, v] => Some((text(k)?, counter(v))),
+                _ => None,
+            })
+            .collect())
+    };
+    let global = hash(c, &keys.stats_global())?;
+    let prefix = keys.stats_local(b"");
+    let pattern = keys.stats_local_pattern();
+    let mut local = serde_json::Map::new();
+    let mut cursor = b"0".to_vec();
+    for _ in 0..COUNTER_SCAN_STEPS {
+        let step = array("SCAN", call(c, "SCAN", &[&cursor, b"MATCH", &pattern, b"COUNT", b"1000"])?)?;
+        let [next, found] = step.as_slice() else { break };
+        for key in array("SCAN", found.clone())?.iter().filter_map(bytes) {
+            let server = String::from_utf8_lossy(key.get(prefix.len()..).unwrap_or_default()).into_owned();
+            local.insert(server, J::Object(hash(c, key)?));
+        }
+        cursor = bytes(next).map(<[u8]>::to_vec).unwrap_or_else(|| b"0".to_vec());
+        if cursor == b"0" {
+            break;
+        }
+    }
+    Ok(json!({"global": global, "local": local}))
+}
+
 pub(super) fn stats(c: &mut Client, as_json: bool) -> Result<Output, Error> {
     let ns = c.ns().to_string();
     let flat = array("TQ.STATS", call(c, "TQ.STATS", &[ns.as_bytes()])?)?;
-    let doc = stats_json(&flat);
+    let mut doc = stats_json(&flat);
+    let counted = counters(c)?;
+    if let Some(obj) = doc.as_object_mut() {
+        obj.insert("counters".to_string(), counted);
+    }
     Ok(if as_json { Output::json(&doc) } else { Output::ok(stats_table(&doc)) })
 }
 
