@@ -8,37 +8,16 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use serde_json::{json, Value as J};
 
-use common::{job, ns, popped_job, tq_bin, Conn, Opts, Server};
+use common::{job, ns, popped_job, Conn, Opts, Server};
 
 // ---------------------------------------------------------------------------
 // Helpers
 
-/// What a `tq` run left: exit status, stdout, stderr.
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
-}
-
-/// `tq --redis redis://127.0.0.1:<port>/ --ns <n> <args...>`.
-fn tq(port: u16, n: &str, args: &[&str]) -> Run {
-    let out = Command::new(tq_bin())
-        .args(["--redis", &format!("redis://127.0.0.1:{port}/"), "--ns", n])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tq");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        out: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
-        err: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use common::{run_tq as tq, TqRun as Run};
 
 /// A run that must exit 0; its stdout.
 fn table(port: u16, n: &str, args: &[&str]) -> String {

@@ -5,33 +5,11 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
 use serde_json::{json, Value as J};
 
-use common::{job, ns, tq_bin, Conn, Server};
+use common::{job, ns, Conn, Server};
 
-/// What a `tq` run left: exit status, stdout, stderr.
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
-}
-
-/// `tq --redis redis://127.0.0.1:<port>/ --ns <n> <args...>`.
-fn tq(port: u16, n: &str, args: &[&str]) -> Run {
-    let out = Command::new(tq_bin())
-        .args(["--redis", &format!("redis://127.0.0.1:{port}/"), "--ns", n])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tq");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        out: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
-        err: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use common::run_tq as tq;
 
 /// A run that must exit `code`; its stdout.
 fn expect(port: u16, n: &str, args: &[&str], code: i32) -> String {

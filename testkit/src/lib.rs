@@ -355,6 +355,28 @@ pub fn ns(name: &str) -> String {
     format!("t{}:{name}", SEQ.fetch_add(1, Ordering::SeqCst))
 }
 
+/// What a `tq` run left: exit status, stdout, stderr.
+pub struct TqRun {
+    pub code: i32,
+    pub out: String,
+    pub err: String,
+}
+
+/// `tq --redis redis://127.0.0.1:<port>/ --ns <n> <args...>`, run to its end.
+pub fn run_tq(port: u16, n: &str, args: &[&str]) -> TqRun {
+    let out = Command::new(tq_bin())
+        .args(["--redis", &format!("redis://127.0.0.1:{port}/"), "--ns", n])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tq");
+    TqRun {
+        code: out.status.code().unwrap_or(-1),
+        out: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
+        err: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// The `tq` binary (the worker crate): `$TQ_BIN`, else the debug build,
 /// which must exist and be newer than the worker's sources. (`make test`
 /// builds it: `cargo test --workspace` builds the worker's integration tests,
