@@ -368,18 +368,26 @@ class Worker extends EventEmitter {
     this.emit("end", new Date());
   }
 
-  /** CLIENT UNBLOCK of our TQ.BPOP, found by its connection name; else it ends by its timeout. */
+  /**
+   * CLIENT UNBLOCK of our TQ.BPOP, found by its connection name, until the
+   * wait ends: the TQ.BPOP may not have reached the server yet when end()
+   * comes (an unblock then finds nothing blocked). If CLIENT is refused
+   * (ACL), the wait ends by its timeout.
+   */
   async unblock() {
-    try {
-      const list = await this.connection.redis.client("LIST");
-      for (const line of String(list).split("\n")) {
-        if (line.includes(` name=${this.blockingName} `)) {
-          const id = /(?:^|\s)id=(\d+)/.exec(line);
-          if (id) await this.connection.redis.client("UNBLOCK", id[1]);
+    while (this.waiting) {
+      try {
+        const list = await this.connection.redis.client("LIST");
+        for (const line of String(list).split("\n")) {
+          if (line.includes(` name=${this.blockingName} `)) {
+            const id = /(?:^|\s)id=(\d+)/.exec(line);
+            if (id) await this.connection.redis.client("UNBLOCK", id[1]);
+          }
         }
+      } catch (_) {
+        return;
       }
-    } catch (_) {
-      // CLIENT may be refused by ACL: the wait ends by its timeout.
+      await new Promise((resolve) => setTimeout(resolve, 25));
     }
   }
 
