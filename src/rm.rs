@@ -718,6 +718,12 @@ pub fn init_prefix_check() -> bool {
     false
 }
 
+/// Whether the server has the key-prefix ACL check (Redis 7.0 has none: a
+/// command then makes no prefix for it).
+pub fn has_prefix_check() -> bool {
+    !PREFIX_CHECK.load(std::sync::atomic::Ordering::Relaxed).is_null()
+}
+
 impl User {
     /// May the user read and write every key that starts with `prefix`?
     /// None when the server cannot say (then each key is checked).

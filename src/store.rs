@@ -221,7 +221,7 @@ impl RedisStore {
     /// server can (Valkey >= 9): when granted, its keys skip their own
     /// checks. Elsewhere, or when refused, each key is checked as it is used.
     pub fn trust_namespace(&mut self, ns: &tq_core::keys::Ns<'_>) {
-        let Some(user) = self.user.as_ref() else { return };
+        let Some(user) = self.user.as_ref().filter(|_| rm::has_prefix_check()) else { return };
         let prefix = ns.prefix();
         if user.may_prefix(&prefix) == Some(true) {
             self.trusted = Some(prefix);

@@ -287,17 +287,25 @@ impl Plan {
     }
 }
 
+/// The value `key` reaches after this increment and `pending` earlier ones
+/// of the same plan, refused (as INCR would refuse it) when the value is
+/// not an integer or the sum would overflow.
+fn next_count(s: &mut impl Store, key: &[u8], pending: i64) -> Result<i64> {
+    let current = match s.get_with(key, parse_i64)? {
+        None => 0,
+        Some(v) => {
+            v.ok_or_else(|| TqError::Corrupt { key: key.to_vec(), what: "value is not an integer".to_string() })?
+        }
+    };
+    current
+        .checked_add(pending + 1)
+        .ok_or_else(|| TqError::Corrupt { key: key.to_vec(), what: "increment would overflow".to_string() })
+}
+
 /// Plans `INCR key`, refusing (as INCR would) a value that is not an integer
 /// or would overflow.
 pub fn plan_incr(s: &mut impl Store, key: Vec<u8>, pending: i64) -> Result<Effect> {
-    let current = match s.get(&key)? {
-        None => 0,
-        Some(v) => parse_i64(&v)
-            .ok_or_else(|| TqError::Corrupt { key: key.clone(), what: "value is not an integer".to_string() })?,
-    };
-    if current.checked_add(pending + 1).is_none() {
-        return Err(TqError::Corrupt { key, what: "increment would overflow".to_string() });
-    }
+    next_count(s, &key, pending)?;
     Ok(Effect::Incr { key })
 }
 
@@ -306,15 +314,7 @@ pub fn plan_incr(s: &mut impl Store, key: Vec<u8>, pending: i64) -> Result<Effec
 /// `Effect::Incr` it can share one MSET with the command's other strings.
 pub fn plan_count(s: &mut impl Store, key: Vec<u8>, pending: i64) -> Result<Effect> {
     s.will_write(&key)?;
-    let current = match s.get_with(&key, parse_i64)? {
-        None => 0,
-        Some(v) => {
-            v.ok_or_else(|| TqError::Corrupt { key: key.clone(), what: "value is not an integer".to_string() })?
-        }
-    };
-    let next = current
-        .checked_add(pending + 1)
-        .ok_or_else(|| TqError::Corrupt { key: key.clone(), what: "increment would overflow".to_string() })?;
+    let next = next_count(s, &key, pending)?;
     Ok(Effect::Set { key, value: next.to_string().into_bytes() })
 }
 
