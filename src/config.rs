@@ -28,6 +28,15 @@ pub static TIMER_BATCH: AtomicI64 = AtomicI64::new(default_int(settings::TIMER_B
 /// default; `no` leaves promotion to TQ.PROMOTE or another scheduler).
 pub static AUTO_PROMOTE: AtomicBool = AtomicBool::new(true);
 
+/// `tq.metrics`: whether takes, ACKs and FAILs keep the per-minute job
+/// metrics (`tq_core::metrics`); yes by default. The timer closes the
+/// minutes already open either way.
+pub static METRICS: AtomicBool = AtomicBool::new(true);
+
+pub fn metrics() -> bool {
+    METRICS.load(Ordering::Relaxed)
+}
+
 const fn default_int(s: settings::Setting) -> i64 {
     match s.kind {
         Kind::Int { default, .. } => default,
@@ -63,6 +72,7 @@ fn var(name: &str) -> Option<Var> {
         "max-deliveries" => Some(Var::Int(&MAX_DELIVERIES)),
         "timer-batch" => Some(Var::Int(&TIMER_BATCH)),
         "auto-promote" => Some(Var::Bool(&AUTO_PROMOTE)),
+        "metrics" => Some(Var::Bool(&METRICS)),
         _ => None,
     }
 }

@@ -710,6 +710,10 @@ impl Store for RedisStore {
         Ok(self.open(key, false)?.map_or(Kind::None, |k| kind_of(k.kind())))
     }
 
+    fn keeps_metrics(&self) -> bool {
+        crate::config::metrics()
+    }
+
     fn will_write(&mut self, key: &[u8]) -> Result<()> {
         self.check(key, true)?;
         self.handle(key)?.writing = true;

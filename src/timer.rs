@@ -1,13 +1,14 @@
 //! The module's timer: promotes due delayed jobs, gives back jobs whose
-//! lease ran out, forgets workers whose heartbeat ran out and enqueues due
-//! periodic tasks, with no client and no scheduler process involved.
+//! lease ran out, forgets workers whose heartbeat ran out, enqueues due
+//! periodic tasks and closes the job metrics' minutes, with no client and
+//! no scheduler process involved.
 //!
 //! It writes only on a primary (not while loading, not while clients are
 //! paused for a failover); its effects are replicated like a command's. A
 //! tick visits only the namespaces due by now, taken from the registry's
 //! index of next due times, earliest first: for each, every kind of work
-//! (promotion, expired leases, expired workers, periodic tasks) runs on its
-//! own, in rounds of at most `tq.timer-batch` jobs, so an error in one kind
+//! (promotion, expired leases, expired workers, periodic tasks, metrics
+//! minutes to close) runs on its own, in rounds of at most `tq.timer-batch` jobs, so an error in one kind
 //! does not stop the others. After the visit the namespace is due again when
 //! its earliest timed key says (at once, behind the others due, when work
 //! remains). The tick checks its `TICK_BUDGET` between namespaces and between
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 use redis_module::raw;
 use tq_core::keys::Ns;
 use tq_core::store::{Kind, Reply, Store};
-use tq_core::{queue, recur, work, Result, TqError};
+use tq_core::{metrics, queue, recur, work, Result, TqError};
 
 use crate::rm::{self, ScanCursor};
 use crate::store::RedisStore;
@@ -57,9 +58,10 @@ enum Work {
     Leases,
     Alive,
     Recur,
+    Metrics,
 }
 
-const WORK: [Work; 4] = [Work::Promote, Work::Leases, Work::Alive, Work::Recur];
+const WORK: [Work; 5] = [Work::Promote, Work::Leases, Work::Alive, Work::Recur, Work::Metrics];
 
 impl Work {
     fn name(self) -> &'static str {
@@ -68,6 +70,7 @@ impl Work {
             Work::Leases => "lease expiry",
             Work::Alive => "worker expiry",
             Work::Recur => "periodic tasks",
+            Work::Metrics => "metrics",
         }
     }
 }
@@ -295,6 +298,11 @@ fn serve_one(ctx: rm::Ctx, db: i32, ns: &Ns<'_>, work: Work) -> Result<Option<u6
             }
             // More may be due at once (the batch's limit).
             Ok(if enqueued { Some(store.now_ms()) } else { due })
+        }
+        Work::Metrics => {
+            let effects = metrics::close_due(&mut store, ns, batch)?;
+            store.apply(&effects)?;
+            first_score(ctx, &ns.metrics_open())
         }
     }
 }

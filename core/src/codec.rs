@@ -69,9 +69,13 @@ mod tests {
     const PAIRLOCK: &[u8] =
         &[1, 6, 104, 111, 115, 116, 58, 49, 251, 44, 1, 1, 251, 96, 234, 253, 96, 82, 230, 207, 139, 1, 0, 0];
     const RECURRING: &[u8] = &[1, 250, 253, 0, 104, 229, 207, 139, 1, 0, 0];
-    const INFLIGHT: &[u8] = &[
+    const INFLIGHT_V4: &[u8] = &[
         4, 3, 97, 44, 98, 1, 98, 253, 0, 104, 229, 207, 139, 1, 0, 0, 1, 1, 107, 1, 118, 253, 96, 82, 230, 207, 139, 1,
         0, 0, 2, 41, 40, 1, 3, 251, 136, 19,
+    ];
+    const INFLIGHT: &[u8] = &[
+        5, 3, 97, 44, 98, 1, 98, 253, 0, 104, 229, 207, 139, 1, 0, 0, 1, 1, 107, 1, 118, 253, 96, 82, 230, 207, 139, 1,
+        0, 0, 2, 41, 40, 1, 3, 251, 136, 19, 1, 67, 1, 12,
     ];
 
     fn check<T: Versioned + PartialEq + std::fmt::Debug>(stored: &[u8], value: T) {
@@ -109,8 +113,14 @@ mod tests {
                 delivery: 41,
                 after: 40,
                 ended: Some(Ended::Retried { delay_ms: 5000 }),
+                class: b"C".to_vec(),
+                wait_ms: Some(12),
             },
         );
+        // Entries of version 4 (no class, no wait) still read.
+        let v4 = InFlight::from_bytes(INFLIGHT_V4).expect("version 4 reads");
+        let v5 = InFlight::from_bytes(INFLIGHT).expect("reads");
+        assert_eq!(InFlight { class: Vec::new(), wait_ms: None, ..v5 }, v4);
         // The record methods the module calls are the codec's.
         assert_eq!(PairLock::decode(PAIRLOCK).map(|l| l.encode()).as_deref(), Some(PAIRLOCK));
         assert_eq!(Recurring::decode(RECURRING).map(|r| r.encode()).as_deref(), Some(RECURRING));

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use crate::error::{show, Result, TqError};
 use crate::json;
 use crate::keys::{self, check_name, glob_escape, Ns};
+use crate::metrics::Clocks;
 use crate::queue::check_queue;
 use crate::records::{self, FailedPayload, Failure, InFlight};
 use crate::store::{plan_incr, wrong_type, Effect, Kind, Plan, Reply, Store};
@@ -298,6 +299,7 @@ pub fn failed_retry(
     // LREM removes the markers: one pass over the list's head, where an LREM
     // per record would scan it once per record.
     let mut marked = Vec::new();
+    let mut clocks = Clocks::default();
     for (i, record) in records.iter().enumerate() {
         if !filter.matches(record) {
             continue;
@@ -314,12 +316,15 @@ pub fn failed_retry(
             let qkey = ns.queue(&queue);
             s.expect_kind(&qkey, Kind::List)?;
             s.expect_kind(&queues, Kind::Set)?;
+            let now = s.now_ms();
+            clocks.pushed(s, ns, (&queue, None), 1, now)?;
             plan.effects.push(Effect::SAdd { key: queues.clone(), member: queue });
             plan.effects.push(Effect::RPush { key: qkey, value: job });
         }
         marked.push(start.saturating_add(i64::try_from(i).unwrap_or(i64::MAX)));
         done += 1;
     }
+    plan.effects.extend(clocks.effects(s, ns)?);
     for index in marked {
         plan.effects.push(Effect::LSet { key: failed_key.clone(), index, value: REMOVED_MARK.to_vec() });
     }

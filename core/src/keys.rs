@@ -187,6 +187,32 @@ impl Ns<'_> {
     pub fn paused(&self) -> Vec<u8> {
         self.key(&[b"tq", b"paused"])
     }
+    /// A queue's arrival clock (`metrics::Clock`).
+    pub fn clock(&self, queue: &[u8]) -> Vec<u8> {
+        self.key(&[b"tq", b"clock", queue])
+    }
+    /// The (queue, class) pairs that have metrics: a set of
+    /// `metrics::pair` names.
+    pub fn metrics_pairs(&self) -> Vec<u8> {
+        self.key(&[b"tq", b"metrics"])
+    }
+    /// Minutes whose records the timer has yet to close: zset
+    /// `<minute>:<pair>` → unix ms the minute ends.
+    pub fn metrics_open(&self) -> Vec<u8> {
+        self.key(&[b"tq", b"mopen"])
+    }
+    /// One minute's `metrics::Tally` of a pair.
+    pub fn metrics_minute(&self, minute: u64, pair: &[u8]) -> Vec<u8> {
+        self.key(&[b"tq", b"m", minute.to_string().as_bytes(), pair])
+    }
+    /// One hour's `metrics::Tally` of a pair.
+    pub fn metrics_hour(&self, hour: u64, pair: &[u8]) -> Vec<u8> {
+        self.key(&[b"tq", b"h", hour.to_string().as_bytes(), pair])
+    }
+    /// A pair's totals over every closed minute.
+    pub fn metrics_total(&self, pair: &[u8]) -> Vec<u8> {
+        self.key(&[b"tq", b"t", pair])
+    }
     /// The key of a lock named as `TQ.LOCKS` (node-resque's `locks()`)
     /// names it: `lock:...` (QueueLock), `workerslock:...` (JobLock) or
     /// `tq:lock:...` (pair lock); None for a name of any other key, so a
@@ -271,9 +297,10 @@ pub fn lock_kind(name: &[u8]) -> Option<(LockKind, &[u8])> {
 }
 
 /// Suffixes of the keys that give a namespace timed work (delayed jobs,
-/// leases, live workers, periodic tasks): the module's timer serves every
+/// leases, live workers, periodic tasks, metrics minutes to close): the module's timer serves every
 /// namespace that has one.
-const TIMED_SUFFIXES: [&[u8]; 5] = [b":delayed_queue_schedule", b":tq:leases", b":tq:alive", b":tq:recur", b":tq:due"];
+const TIMED_SUFFIXES: [&[u8]; 6] =
+    [b":delayed_queue_schedule", b":tq:leases", b":tq:alive", b":tq:recur", b":tq:due", b":tq:mopen"];
 
 /// The namespace of a timed key, if `key` is one.
 pub fn timed_namespace(key: &[u8]) -> Option<&[u8]> {

@@ -15,6 +15,7 @@ pub mod inspect;
 pub mod json;
 pub mod keys;
 pub mod lock;
+pub mod metrics;
 pub mod parse;
 pub mod pause;
 pub mod queue;

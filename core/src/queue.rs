@@ -6,6 +6,7 @@ use crate::error::{Result, TqError};
 use crate::json::Value;
 use crate::keys::{self, check_name, Ns};
 use crate::lock;
+use crate::metrics::Clocks;
 use crate::records::{self, FailedPayload, Failure};
 use crate::stats::Event;
 use crate::store::{parse_i64, plan_incr, wrong_type, Effect, Kind, Plan, Reply, Store};
@@ -64,6 +65,10 @@ pub fn enqueue(
     }
     effects.push(Effect::SAdd { key: queues, member: queue.to_vec() });
     effects.push(Effect::RPush { key: qkey, value: payload });
+    let mut clocks = Clocks::default();
+    let now = s.now_ms();
+    clocks.pushed(s, ns, (queue, Some(len)), 1, now)?;
+    effects.extend(clocks.effects(s, ns)?);
     s.note(Event::Enqueued);
     Ok(Plan { effects, reply: Reply::Int(i64::try_from(len).unwrap_or(i64::MAX).saturating_add(1)) })
 }
@@ -271,6 +276,7 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
     // Target queues found holding another type: their jobs go to failed.
     let mut wrong: Vec<(Vec<u8>, String)> = Vec::new();
     let queues = ns.queues();
+    let mut clocks = Clocks::default();
     for (bname, score) in due {
         if budget == 0 {
             break;
@@ -396,6 +402,8 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
         for (q, values) in pushes {
             let qkey = ns.queue(&q);
             s.expect_kind(&qkey, Kind::List)?;
+            // Dated by the bucket's due time: the wait counts from there.
+            clocks.pushed(s, ns, (&q, None), u64::try_from(values.len()).unwrap_or(u64::MAX), due_ms)?;
             plan.effects.push(Effect::SAdd { key: queues.clone(), member: q });
             plan.effects.push(Effect::RPushMany { key: qkey, values });
         }
@@ -423,6 +431,7 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
             }
         }
     }
+    plan.effects.extend(clocks.effects(s, ns)?);
     plan.reply = Reply::Int(moved);
     Ok((plan, problems))
 }

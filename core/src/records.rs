@@ -238,6 +238,11 @@ pub struct InFlight {
     pub after: u64,
     /// Set once the job has ended: how. A live entry has None.
     pub ended: Option<Ended>,
+    /// The job's class, for its metrics (empty in entries of older versions).
+    pub class: Vec<u8>,
+    /// How long the job waited in its queue, when its clock knew
+    /// (`metrics::Clock`).
+    pub wait_ms: Option<u64>,
 }
 
 /// How a delivery ended, kept in its tombstone.
@@ -296,14 +301,29 @@ struct InFlightV3 {
     lost: bool,
 }
 
+/// Version 4: no class, no wait.
+#[derive(Decode)]
+struct InFlightV4 {
+    queues: Vec<u8>,
+    queue: Vec<u8>,
+    popped_ms: u64,
+    joblock: Option<(Vec<u8>, Vec<u8>)>,
+    lease_until_ms: u64,
+    deliveries: u32,
+    delivery: u64,
+    after: u64,
+    ended: Option<Ended>,
+}
+
 /// The lease given to entries written before leases existed.
 const LEGACY_LEASE_MS: u64 = 60_000;
 
 impl Versioned for InFlight {
-    const VERSION: u8 = 4;
+    const VERSION: u8 = 5;
 
     /// Version 1 had no running-job lock and no lease, 2 no lease, 3 no
-    /// delivery ids (`lost` the only way an entry ended).
+    /// delivery ids (`lost` the only way an entry ended), 4 no class and
+    /// wait.
     fn upgrade(version: u8, body: &[u8]) -> Option<Self> {
         let legacy = |queues, queue, popped_ms: u64, joblock| InFlight {
             queues,
@@ -315,8 +335,18 @@ impl Versioned for InFlight {
             delivery: 0,
             after: 0,
             ended: None,
+            class: Vec::new(),
+            wait_ms: None,
         };
         match version {
+            4 => decode_exact::<InFlightV4>(body).map(|v| InFlight {
+                lease_until_ms: v.lease_until_ms,
+                deliveries: v.deliveries,
+                delivery: v.delivery,
+                after: v.after,
+                ended: v.ended,
+                ..legacy(v.queues, v.queue, v.popped_ms, v.joblock)
+            }),
             3 => decode_exact::<InFlightV3>(body).map(|v| InFlight {
                 lease_until_ms: v.lease_until_ms,
                 deliveries: v.deliveries,
@@ -438,6 +468,8 @@ mod tests {
                 delivery: 9_007_199_254_740_991,
                 after: 7,
                 ended: Some(Ended::Retried { delay_ms: 5000 }),
+                class: b"C".to_vec(),
+                wait_ms: Some(12),
             };
             let mut want = vec![<InFlight as crate::codec::Versioned>::VERSION];
             want.extend(bincode::encode_to_vec(&e, bincode::config::standard()).expect("encodes"));
@@ -516,9 +548,11 @@ mod tests {
             delivery: 41,
             after: 40,
             ended: None,
+            class: b"C".to_vec(),
+            wait_ms: Some(12),
         };
         let raw = e.encode();
-        assert_eq!(raw.first(), Some(&4));
+        assert_eq!(raw.first(), Some(&5));
         let done = InFlight { ended: Some(Ended::Retried { delay_ms: 5 }), ..e.clone() };
         assert_eq!(InFlight::decode(&done.encode()), Some(done));
         // Version 3 (before delivery ids): a lost lease reads as a tombstone.

@@ -15,6 +15,7 @@ use crate::codec::Versioned;
 use crate::error::{Result, TqError};
 use crate::keys::{check_name, Ns};
 use crate::lock::MAX_TTL_MS;
+use crate::metrics::Clocks;
 use crate::queue::{check_queue, lock_deadline, Failures, WRONG_TYPE_EXCEPTION};
 use crate::records;
 use crate::stats::Event;
@@ -165,6 +166,7 @@ pub fn run_due_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: usize) -> Resul
     let mut plan = Plan::new(Reply::Int(0));
     let mut enqueued = 0;
     let mut next_due: Option<u64> = None;
+    let mut clocks = Clocks::default();
     for (payload, raw) in s.hash_sample(&key, usize::MAX)? {
         let Some(mut r) = Recurring::decode(&raw) else { continue };
         let info = match records::inspect_payload(&payload) {
@@ -190,8 +192,10 @@ pub fn run_due_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: usize) -> Resul
             Kind::None | Kind::List => {
                 let ttl = r.waiting_lock_ms();
                 plan.effects.push(Effect::SetPxAt { key: waiting, value: lock_deadline(now, ttl), at_ms: now + ttl });
-                plan.effects.push(Effect::SAdd { key: queues.clone(), member: queue.into_owned() });
+                plan.effects.push(Effect::SAdd { key: queues.clone(), member: queue.to_vec() });
                 plan.effects.push(Effect::RPush { key: qkey, value: payload.clone() });
+                // The run waits from its due time.
+                clocks.pushed(s, ns, (&queue, None), 1, r.next_ms.min(now))?;
                 s.note(Event::Enqueued);
                 enqueued += 1;
             }
@@ -212,6 +216,7 @@ pub fn run_due_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: usize) -> Resul
         next_due = Some(next_due.map_or(r.next_ms, |n| n.min(r.next_ms)));
         plan.effects.push(Effect::HSet { key: key.clone(), field: payload, value: r.encode() });
     }
+    plan.effects.extend(clocks.effects(s, ns)?);
     plan.reply = Reply::Int(i64::try_from(enqueued).unwrap_or(i64::MAX));
     Ok((plan, next_due, problems))
 }

@@ -27,9 +27,10 @@ pub const MAX_DELIVERIES: Setting =
 pub const TIMER_BATCH: Setting =
     Setting { name: "timer-batch", kind: Kind::Int { default: 250, min: 1, max: 1_000_000 } };
 pub const AUTO_PROMOTE: Setting = Setting { name: "auto-promote", kind: Kind::Bool { default: true } };
+pub const METRICS: Setting = Setting { name: "metrics", kind: Kind::Bool { default: true } };
 
 /// Every setting the module registers.
-pub const SETTINGS: [Setting; 4] = [LEASE_MS, MAX_DELIVERIES, TIMER_BATCH, AUTO_PROMOTE];
+pub const SETTINGS: [Setting; 5] = [LEASE_MS, MAX_DELIVERIES, TIMER_BATCH, AUTO_PROMOTE, METRICS];
 
 /// A setting's value as given in the module arguments.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -98,11 +99,31 @@ mod tests {
 
     #[test]
     fn both_spellings_of_every_setting() {
-        let v = parse(&["tq.lease-ms", "500", "max-deliveries", "2", "tq.timer-batch", "9", "tq.auto-promote", "no"])
-            .expect("accepted");
-        assert_eq!(v, vec![Some(Value::Int(500)), Some(Value::Int(2)), Some(Value::Int(9)), Some(Value::Bool(false))]);
+        let v = parse(&[
+            "tq.lease-ms",
+            "500",
+            "max-deliveries",
+            "2",
+            "tq.timer-batch",
+            "9",
+            "tq.auto-promote",
+            "no",
+            "metrics",
+            "no",
+        ])
+        .expect("accepted");
+        assert_eq!(
+            v,
+            vec![
+                Some(Value::Int(500)),
+                Some(Value::Int(2)),
+                Some(Value::Int(9)),
+                Some(Value::Bool(false)),
+                Some(Value::Bool(false))
+            ]
+        );
         assert_eq!(parse(&["TQ.Auto-Promote", "YES"]).expect("accepted")[3], Some(Value::Bool(true)));
-        assert_eq!(parse(&[]).expect("none"), vec![None; 4]);
+        assert_eq!(parse(&[]).expect("none"), vec![None; 5]);
     }
 
     #[test]

@@ -161,6 +161,9 @@ impl<S: Store> Store for Staged<'_, S> {
             k => Err(crate::store::wrong_type(key, k, want)),
         }
     }
+    fn keeps_metrics(&self) -> bool {
+        self.base.keeps_metrics()
+    }
     fn will_write(&mut self, key: &[u8]) -> Result<()> {
         self.base.will_write(key)
     }

@@ -85,6 +85,11 @@ pub trait Store {
         Ok(())
     }
 
+    /// Whether the job metrics are kept (`tq.metrics`; see `metrics`).
+    fn keeps_metrics(&self) -> bool {
+        true
+    }
+
     /// Fails unless `key` is absent or of type `want`.
     fn expect_kind(&mut self, key: &[u8], want: Kind) -> Result<()> {
         match self.kind(key)? {
@@ -480,6 +485,8 @@ pub struct MemStore {
     pub expires: HashMap<Vec<u8>, u64>,
     /// What plans noted.
     pub notes: Vec<crate::stats::Event>,
+    /// `tq.metrics no`.
+    pub no_metrics: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -505,7 +512,7 @@ impl MemValue {
 
 impl MemStore {
     pub fn at(now: u64) -> Self {
-        MemStore { now, data: HashMap::new(), expires: HashMap::new(), notes: Vec::new() }
+        MemStore { now, data: HashMap::new(), expires: HashMap::new(), notes: Vec::new(), no_metrics: false }
     }
 
     pub fn list(&self, key: &[u8]) -> Vec<Vec<u8>> {
@@ -723,6 +730,9 @@ impl PartialEq for MemStore {
 }
 
 impl Store for MemStore {
+    fn keeps_metrics(&self) -> bool {
+        !self.no_metrics
+    }
     fn now_ms(&self) -> u64 {
         self.now
     }

@@ -15,6 +15,7 @@
 use crate::error::{Result, TqError};
 use crate::keys::{self, check_name, Ns};
 use crate::lock;
+use crate::metrics::{self, Outcome};
 use crate::queue::{lock_deadline, utf16_units, Failures};
 use crate::records::{self, Ended, FailedPayload, Failure, InFlight, PayloadInfo};
 use crate::recur;
@@ -317,6 +318,14 @@ fn take(
             let (delivery, minted) = mint(s, ns)?;
             plan.effects.push(minted);
             let lease_until_ms = now.saturating_add(lease_ms);
+            // The queue's clock dates the job (the mailbox has none).
+            let (wait_ms, clock) = if q.as_slice() == BROADCAST_QUEUE {
+                (None, None)
+            } else {
+                let popped = u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1);
+                metrics::plan_took(s, ns, q, popped)?
+            };
+            plan.effects.extend(clock);
             let entry = InFlight {
                 queues: joined.clone(),
                 queue: q.clone(),
@@ -327,6 +336,8 @@ fn take(
                 delivery,
                 after,
                 ended: None,
+                class: info.class.to_vec(),
+                wait_ms,
             };
             plan.effects.push(Effect::MSet {
                 pairs: vec![
@@ -378,6 +389,7 @@ fn complete(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], held: &Held) -> Resu
     effects.push(plan_count(s, ns.stat(b"processed"), 0)?);
     effects.push(plan_count(s, ns.worker_stat(b"processed", worker), 0)?);
     let run_ms = held.run_ms(s.now_ms());
+    effects.extend(metrics::plan_count(s, ns, &[held.ended_job(Outcome::Processed, run_ms)])?);
     s.note(Event::Acked { run_ms });
     Ok(Plan { effects, reply: Reply::Ok })
 }
@@ -436,6 +448,7 @@ pub fn fail(
     };
     let run_ms = held.run_ms(s.now_ms());
     s.note(Event::Failed { run_ms });
+    let counted = metrics::plan_count(s, ns, &[held.ended_job(Outcome::Failed, run_ms)])?;
     let e = &held.entry;
     let queue = e.queue.clone();
     let record = s.get(&ns.worker_record(worker, &e.queues))?;
@@ -447,6 +460,7 @@ pub fn fail(
             effects.extend(give_back(s, ns, worker, e, payload, delay)?);
             effects.push(plan_count(s, ns.stat(b"failed"), 0)?);
             effects.push(plan_count(s, ns.worker_stat(b"failed", worker), 0)?);
+            effects.extend(counted);
             s.note(Event::Retried);
             return Ok(Plan { effects, reply: fail_reply(retry, Some(delay)) });
         }
@@ -471,6 +485,7 @@ pub fn fail(
     effects.extend(finish(s, ns, worker, &held, Ended::Failed)?);
     effects.push(plan_count(s, ns.stat(b"failed"), 0)?);
     effects.push(plan_count(s, ns.worker_stat(b"failed", worker), 0)?);
+    effects.extend(counted);
     Ok(Plan { effects, reply: fail_reply(retry, None) })
 }
 
@@ -569,6 +584,17 @@ impl Held {
     fn run_ms(&self, now: u64) -> u64 {
         now.saturating_sub(self.entry.popped_ms)
     }
+
+    fn ended_job(&self, outcome: Outcome, run_ms: u64) -> metrics::Ended<'_> {
+        self.entry.ended_job(outcome, run_ms)
+    }
+}
+
+impl InFlight {
+    /// The job's count in the metrics, ended now.
+    fn ended_job(&self, outcome: Outcome, run_ms: u64) -> metrics::Ended<'_> {
+        metrics::Ended { queue: &self.queue, class: &self.class, outcome, run_ms, wait_ms: self.wait_ms }
+    }
 }
 
 /// What a report about one delivery finds.
@@ -654,7 +680,7 @@ fn finish(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], held: &Held, how: Ende
 }
 
 fn tombstone(s: &impl Store, index: Vec<u8>, e: &InFlight, how: Ended) -> Effect {
-    let ended = InFlight { ended: Some(how), joblock: None, ..e.clone() };
+    let ended = InFlight { ended: Some(how), joblock: None, class: Vec::new(), wait_ms: None, ..e.clone() };
     Effect::SetPxAt { key: index, value: ended.encode(), at_ms: s.now_ms().saturating_add(TOMBSTONE_MS) }
 }
 
@@ -768,6 +794,8 @@ pub fn expire_leases(s: &mut impl Store, ns: &Ns<'_>, max_deliveries: u32, limit
     let mut plan = Plan::new(Reply::Int(0));
     let mut count = 0;
     let mut failures = 0;
+    // Jobs failed for good: counted in the metrics (as failed) at the end.
+    let mut lost: Vec<InFlight> = Vec::new();
     for (worker, _) in expired {
         plan.effects.push(Effect::ZRem { key: leases.clone(), member: worker.clone() });
         let index = ns.inflight(&worker);
@@ -830,6 +858,7 @@ pub fn expire_leases(s: &mut impl Store, ns: &Ns<'_>, max_deliveries: u32, limit
                 plan.effects.push(plan_incr(s, ns.stat(b"failed"), failures)?);
                 failures += 1;
                 s.note(Event::LeaseExpired { requeued: false });
+                lost.push(e.clone());
                 if e.delivery == 0 && e.deliveries > 1 {
                     if let Some(p) = payload {
                         plan.effects.push(Effect::HDel { key: ns.deliveries(), field: p.to_vec() });
@@ -842,6 +871,9 @@ pub fn expire_leases(s: &mut impl Store, ns: &Ns<'_>, max_deliveries: u32, limit
         plan.effects.push(Effect::Del { keys: done });
         plan.effects.push(tombstone(s, index, &e, Ended::LeaseLost));
     }
+    let jobs: Vec<metrics::Ended<'_>> =
+        lost.iter().map(|e| e.ended_job(Outcome::Failed, now.saturating_sub(e.popped_ms))).collect();
+    plan.effects.extend(metrics::plan_count(s, ns, &jobs)?);
     plan.reply = Reply::Int(count);
     Ok(plan)
 }

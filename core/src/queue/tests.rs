@@ -394,6 +394,8 @@ fn a_worker_cleaned_up_by_another_tool_holds_no_job() {
                 delivery: 0,
                 after: 0,
                 ended: None,
+                class: b"C".to_vec(),
+                wait_ms: Some(12),
             }
             .encode(),
         ),

@@ -1,0 +1,287 @@
+use super::*;
+use crate::queue::{enqueue, promote};
+use crate::records::InFlight;
+use crate::store::{MemStore, Plan, Reply};
+use crate::work::{self, PopOptions};
+
+fn ns() -> Ns<'static> {
+    Ns::new(b"resque", false).expect("valid namespace")
+}
+
+fn run(s: &mut MemStore, f: impl FnOnce(&mut MemStore) -> Result<Plan>) -> Reply {
+    let plan = f(s).expect("planned");
+    s.apply(&plan.effects);
+    plan.reply
+}
+
+const LEASE: PopOptions = PopOptions { joblock: None, lease_ms: 60_000 };
+/// A time on a minute's start, so tests know which minute they write.
+const T0: u64 = 1_700_000_040_000;
+
+fn enq(s: &mut MemStore, q: &[u8], class: &[u8]) {
+    run(s, |s| enqueue(s, &ns(), q, class, Some(b"[]"), None));
+}
+
+fn pop(s: &mut MemStore, w: &[u8], q: &[u8]) -> u64 {
+    match run(s, |s| work::pop(s, &ns(), w, &[q], &LEASE)) {
+        Reply::Array(v) => match v.get(2) {
+            Some(Reply::Int(d)) => u64::try_from(*d).expect("delivery"),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("not popped: {other:?}"),
+    }
+}
+
+fn entry(s: &MemStore, w: &[u8]) -> InFlight {
+    let mut k = b"resque:tq:inflight:".to_vec();
+    k.extend_from_slice(w);
+    InFlight::decode(&s.string(&k).expect("entry")).expect("decodes")
+}
+
+fn tally(s: &MemStore, key: &[u8]) -> Tally {
+    Tally::decode(&s.string(key).expect("tally written")).expect("tally decodes")
+}
+
+fn minute_key(at: u64, q: &[u8], class: &[u8]) -> Vec<u8> {
+    ns().metrics_minute(minute_of(at), &pair(q, class))
+}
+
+#[test]
+fn buckets_are_powers_of_two_of_milliseconds() {
+    assert_eq!(bucket(0), 0);
+    assert_eq!(bucket(1), 1);
+    assert_eq!(bucket(2), 2);
+    assert_eq!(bucket(3), 2);
+    assert_eq!(bucket(4), 3);
+    assert_eq!(bucket((1 << 21) - 1), 21);
+    assert_eq!(bucket(1 << 21), 22);
+    assert_eq!(bucket(1 << 22), 23);
+    assert_eq!(bucket(u64::MAX), BUCKETS - 1);
+    // Every duration is under its bucket's bound and at least the one before.
+    for ms in [0, 1, 2, 3, 7, 8, 1000, 65_535, 65_536, (1 << 22) - 1] {
+        let b = bucket(ms);
+        assert!(ms < bucket_bound_ms(b).expect("bounded"), "{ms}");
+        if b > 0 {
+            assert!(ms >= bucket_bound_ms(b - 1).expect("bounded"), "{ms}");
+        }
+    }
+    assert_eq!(bucket_bound_ms(BUCKETS - 1), None);
+    let mut h = Histogram::default();
+    for ms in [0, 5, 5, 5, 100] {
+        h.add(ms);
+    }
+    assert_eq!((h.count(), h.sum_ms), (5, 115));
+    assert_eq!(h.quantile_bound_ms(0.5), Some(8));
+    assert_eq!(h.quantile_bound_ms(1.0), Some(128));
+    assert_eq!(Histogram::default().quantile_bound_ms(0.5), None);
+}
+
+#[test]
+fn pair_names_are_unambiguous_and_read_back() {
+    let a = pair(b"a:b", b"c");
+    let b = pair(b"a", b"b:c");
+    assert_ne!(a, b);
+    assert_eq!(a, br#"["a:b","c"]"#);
+    assert_eq!(parse_pair(&pair(b"q\"x", b"C\\")), Some((b"q\"x".to_vec(), b"C\\".to_vec())));
+    assert_eq!(parse_pair(b"[\"q\"]"), None);
+    assert_eq!(parse_pair(b"nope"), None);
+    let t = Tally { processed: 3, failed: 1, ..Tally::default() };
+    assert_eq!(Tally::decode(&t.to_bytes()), Some(t));
+    assert_eq!(Tally::decode(b"\x01"), None);
+}
+
+#[test]
+fn a_job_is_counted_with_its_run_and_wait_in_its_minute() {
+    let mut s = MemStore::at(T0);
+    enq(&mut s, b"q", b"Mail");
+    s.now = T0 + 10;
+    enq(&mut s, b"q", b"Mail");
+    s.now = T0 + 100;
+    let d = pop(&mut s, b"w", b"q");
+    assert_eq!(entry(&s, b"w").wait_ms, Some(100));
+    assert_eq!(entry(&s, b"w").class, b"Mail");
+    s.now = T0 + 150;
+    run(&mut s, |s| work::ack(s, &ns(), b"w", d));
+    let t = tally(&s, &minute_key(T0, b"q", b"Mail"));
+    assert_eq!((t.processed, t.failed), (1, 0));
+    assert_eq!((t.run.count(), t.run.sum_ms), (1, 50));
+    assert_eq!((t.wait.count(), t.wait.sum_ms), (1, 100));
+    // The second job waited from T0 + 10; it fails, and is counted so.
+    s.now = T0 + 210;
+    let d = pop(&mut s, b"w", b"q");
+    assert_eq!(entry(&s, b"w").wait_ms, Some(200));
+    run(&mut s, |s| work::fail(s, &ns(), b"w", d, b"E", b"boom", None, None));
+    let t = tally(&s, &minute_key(T0, b"q", b"Mail"));
+    assert_eq!((t.processed, t.failed, t.run.count(), t.wait.sum_ms), (1, 1, 2, 300));
+    // The minute is open, and the pair known to readers.
+    assert_eq!(s.members(&ns().metrics_pairs()), vec![pair(b"q", b"Mail")]);
+    let open = s.zset_range(&ns().metrics_open(), f64::NEG_INFINITY, f64::INFINITY, 10).expect("zset");
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].1, ((minute_of(T0) + 1) * MINUTE_MS) as f64);
+}
+
+#[test]
+fn take_and_complete_in_one_step_counts_the_completed_job() {
+    let mut s = MemStore::at(T0);
+    for _ in 0..3 {
+        enq(&mut s, b"q", b"C");
+    }
+    s.now = T0 + 5;
+    let mut d = pop(&mut s, b"w", b"q");
+    for i in 1..3u64 {
+        s.now = T0 + 5 + 10 * i;
+        let r = run(&mut s, |s| work::ack_and_pop(s, &ns(), b"w", &[b"q"], &LEASE, d));
+        d = match r {
+            Reply::Array(v) => match v.get(2) {
+                Some(Reply::Int(n)) => u64::try_from(*n).expect("id"),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+    }
+    let t = tally(&s, &minute_key(T0, b"q", b"C"));
+    assert_eq!((t.processed, t.run.sum_ms, t.wait.count()), (2, 20, 2));
+    assert_eq!(entry(&s, b"w").wait_ms, Some(25));
+}
+
+#[test]
+fn the_timer_closes_a_minute_into_its_hour_and_the_totals() {
+    let mut s = MemStore::at(T0);
+    enq(&mut s, b"q", b"C");
+    let d = pop(&mut s, b"w", b"q");
+    run(&mut s, |s| work::ack(s, &ns(), b"w", d));
+    let key = minute_key(T0, b"q", b"C");
+    // Not before the minute is over.
+    s.now = T0 + MINUTE_MS - 1;
+    assert!(close_due(&mut s, &ns(), 100).expect("plans").is_empty());
+    s.now = T0 + MINUTE_MS;
+    let effects = close_due(&mut s, &ns(), 100).expect("plans");
+    s.apply(&effects);
+    assert_eq!(s.expires.get(&key), Some(&(T0 + MINUTE_MS + MINUTE_KEEP_MS)));
+    let hour = T0 / HOUR_MS;
+    let hkey = ns().metrics_hour(hour, &pair(b"q", b"C"));
+    assert_eq!(tally(&s, &hkey).processed, 1);
+    assert_eq!(s.expires.get(&hkey), Some(&((hour + 1) * HOUR_MS + HOUR_KEEP_MS)));
+    assert_eq!(tally(&s, &ns().metrics_total(&pair(b"q", b"C"))).processed, 1);
+    assert!(s.zset_range(&ns().metrics_open(), f64::NEG_INFINITY, f64::INFINITY, 10).expect("zset").is_empty());
+    // The next minute adds to the same hour and totals.
+    enq(&mut s, b"q", b"C");
+    let d = pop(&mut s, b"w", b"q");
+    run(&mut s, |s| work::ack(s, &ns(), b"w", d));
+    s.now = T0 + 2 * MINUTE_MS;
+    let effects = close_due(&mut s, &ns(), 100).expect("plans");
+    s.apply(&effects);
+    assert_eq!(tally(&s, &hkey).processed, 2);
+    assert_eq!(tally(&s, &ns().metrics_total(&pair(b"q", b"C"))).processed, 2);
+    // The minute's record expires; the hour's stays.
+    s.now = T0 + MINUTE_MS + MINUTE_KEEP_MS;
+    assert_eq!(Store::get(&mut s, &key).expect("reads"), None);
+    assert!(Store::get(&mut s, &hkey).expect("reads").is_some());
+}
+
+#[test]
+fn members_of_the_open_zset_only_name_keys_of_its_namespace() {
+    let mut s = MemStore::at(T0);
+    // Written by a client: a member naming a key elsewhere, one malformed.
+    s.apply(&[
+        Effect::Set { key: b"other:secret".to_vec(), value: Tally::default().to_bytes() },
+        Effect::ZAdd { key: ns().metrics_open(), score: 0, member: b"1:../../other:secret".to_vec() },
+        Effect::ZAdd { key: ns().metrics_open(), score: 0, member: b"x".to_vec() },
+    ]);
+    let effects = close_due(&mut s, &ns(), 100).expect("plans");
+    for e in &effects {
+        for k in e.keys() {
+            assert!(k.starts_with(b"resque:tq:"), "{}", String::from_utf8_lossy(k));
+        }
+    }
+    s.apply(&effects);
+    assert!(s.zset_range(&ns().metrics_open(), f64::NEG_INFINITY, f64::INFINITY, 10).expect("zset").is_empty());
+}
+
+#[test]
+fn metrics_off_writes_none_and_a_foreign_key_never_fails_a_report() {
+    let mut s = MemStore::at(T0);
+    s.no_metrics = true;
+    enq(&mut s, b"q", b"C");
+    let d = pop(&mut s, b"w", b"q");
+    run(&mut s, |s| work::ack(s, &ns(), b"w", d));
+    assert!(s.data.keys().all(|k| !k.starts_with(b"resque:tq:m") && !k.starts_with(b"resque:tq:clock")));
+    assert_eq!(entry(&s, b"w").wait_ms, None);
+    s.no_metrics = false;
+    let key = minute_key(T0, b"q", b"C");
+    s.apply(&[Effect::RPush { key: key.clone(), value: b"x".to_vec() }]);
+    s.apply(&[Effect::RPush { key: ns().clock(b"q"), value: b"x".to_vec() }]);
+    enq(&mut s, b"q", b"C");
+    let d = pop(&mut s, b"w", b"q");
+    run(&mut s, |s| work::ack(s, &ns(), b"w", d));
+    assert_eq!(s.list(&key), vec![b"x".to_vec()]);
+    assert_eq!(s.list(&ns().clock(b"q")), vec![b"x".to_vec()]);
+}
+
+#[test]
+fn a_failed_lease_counts_as_failed_and_promoted_jobs_wait_from_their_due_time() {
+    let mut s = MemStore::at(T0);
+    run(&mut s, |s| crate::queue::enqueue_at(s, &ns(), T0 + 1_000, b"q", b"Late", Some(b"[]")));
+    s.now = T0 + 1_500;
+    run(&mut s, |s| promote(s, &ns(), 100));
+    s.now = T0 + 1_700;
+    pop(&mut s, b"w", b"q");
+    assert_eq!(entry(&s, b"w").wait_ms, Some(700));
+    // Its lease runs out with no delivery left: failed.
+    s.now = T0 + 1_700 + 60_000;
+    run(&mut s, |s| work::expire_leases(s, &ns(), 1, 10));
+    let t = tally(&s, &minute_key(s.now, b"q", b"Late"));
+    assert_eq!((t.failed, t.run.sum_ms, t.wait.sum_ms), (1, 60_000, 700));
+}
+
+/// A seeded walk of pushes and takes on one queue: the clock dates every
+/// job no later than it arrived (a wait is never understated), keeps at
+/// most `CLOCK_SAMPLES` samples, and the head's age is the head's wait.
+#[test]
+fn the_clock_never_understates_a_wait() {
+    for seed in 0..200u64 {
+        let mut rng = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut clock = Clock::default();
+        let mut waiting: std::collections::VecDeque<u64> = std::collections::VecDeque::new();
+        let mut now = 1_000u64;
+        for _ in 0..400 {
+            now += next() % 50;
+            if next() % 2 == 0 {
+                let n = 1 + next() % 3;
+                clock.pushed(waiting.len() as u64, now);
+                waiting.extend(std::iter::repeat_n(now, n as usize));
+            } else if !waiting.is_empty() {
+                let len = waiting.len() as u64;
+                let age = clock.head_age_ms(now, len).expect("known");
+                let arrived = waiting.pop_front().expect("head");
+                let wait = clock.took(1, now).expect("known");
+                assert_eq!(age, wait, "seed {seed}");
+                assert!(wait >= now - arrived, "seed {seed}: {wait} < {}", now - arrived);
+            }
+            assert!(clock.samples.len() <= CLOCK_SAMPLES, "seed {seed}");
+        }
+    }
+}
+
+#[test]
+fn the_clock_starts_afresh_on_an_empty_queue() {
+    let mut c = Clock::default();
+    assert!(c.pushed(0, 100));
+    // Same millisecond: dated by the sample.
+    assert!(!c.pushed(1, 100));
+    assert!(c.pushed(2, 105));
+    assert_eq!(c.took(1, 200), Some(100));
+    assert_eq!(c.took(1, 200), Some(100));
+    assert_eq!(c.head_age_ms(200, 1), Some(95));
+    // Emptied by another client: the next push finds the queue empty.
+    assert!(c.pushed(0, 300));
+    assert_eq!(c.samples.len(), 1);
+    assert_eq!(c.took(1, 310), Some(10));
+    assert_eq!(c.head_age_ms(310, 0), None);
+}
