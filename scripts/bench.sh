@@ -108,11 +108,16 @@ for line in sys.stdin:
             total += int(fields["usec"])
 print(total)' "$@"
 }
-for mode in popack ackpop floor noderesque; do
+# popack_nometrics / ackpop_nometrics: the same with `tq.metrics no`, so
+# the job metrics' share of the take + complete is measured in this run.
+for mode in popack ackpop floor noderesque popack_nometrics ackpop_nometrics; do
   redis-cli -p "$P" flushall >/dev/null
   redis-cli -p "$P" config resetstat >/dev/null
-  "$CYCLE" "$P" "$mode" "$JOBS" 16 8 >/dev/null
-  case $mode in
+  metrics=yes
+  [[ $mode == *_nometrics ]] && metrics=no
+  redis-cli -p "$P" config set tq.metrics $metrics >/dev/null
+  "$CYCLE" "$P" "${mode%_nometrics}" "$JOBS" 16 8 >/dev/null
+  case ${mode%_nometrics} in
     popack | ackpop) cmds="tq.pop tq.ack" ;;
     floor) cmds="lpop set sadd zadd del incr zrem" ;;
     noderesque) cmds="evalsha multi incr exec del" ;;
@@ -122,6 +127,7 @@ for mode in popack ackpop floor noderesque; do
   echo "| server µs per job, $mode, -P 16        | $per |"
   kv "take.us.$mode" "$per"
 done
+redis-cli -p "$P" config set tq.metrics yes >/dev/null
 
 start 0 --replicaof 127.0.0.1 "$P"
 R=$PORT

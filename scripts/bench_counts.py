@@ -137,17 +137,29 @@ def bench(n, *cmd):
         ["redis-benchmark", "-p", str(port), "-n", str(n), "-P", "16", "-c", "4", *cmd], capture_output=True, check=True)
 
 
+def nometrics(warm):
+    """`warm` on a server with `tq.metrics no` (the metrics' share, same harness)."""
+    def run(port):
+        cli(port, "config", "set", "tq.metrics", "no")
+        warm(port)
+    return run
+
+
 rows = []
 payload = '{"class":"add","queue":"q","args":[1,2]}'
 for title, cases in [
     ("take + complete a waiting job (8 connections, 16 per trip)", [
         ("TQ.POP + TQ.ACK", MODULE, cycle("popack", 800), cycle("popack", JOBS), JOBS),
         ("TQ.POP ... ACK", MODULE, cycle("ackpop", 800), cycle("ackpop", JOBS), JOBS),
+        ("TQ.POP + TQ.ACK, tq.metrics no", MODULE, nometrics(cycle("popack", 800)), cycle("popack", JOBS), JOBS),
+        ("TQ.POP ... ACK, tq.metrics no", MODULE, nometrics(cycle("ackpop", 800)), cycle("ackpop", JOBS), JOBS),
         ("node-resque's per-job commands", MODULE, cycle("noderesque", 800), cycle("noderesque", JOBS), JOBS),
         ("the same writes as plain commands (floor)", MODULE, cycle("floor", 800), cycle("floor", JOBS), JOBS),
     ]),
     ("enqueue (redis-benchmark -P 16)", [
         ("TQ.ENQUEUE", MODULE, bench(2000, "TQ.ENQUEUE", "resque", "q", "add", "[1,2]"),
+         bench(20000, "TQ.ENQUEUE", "resque", "q", "add", "[1,2]"), 20000),
+        ("TQ.ENQUEUE, tq.metrics no", MODULE, nometrics(bench(2000, "TQ.ENQUEUE", "resque", "q", "add", "[1,2]")),
          bench(20000, "TQ.ENQUEUE", "resque", "q", "add", "[1,2]"), 20000),
         ("C module: ACL check + push + replicate", FLOOR, bench(2000, "floor.pushacl", "resque:queue:q", payload),
          bench(20000, "floor.pushacl", "resque:queue:q", payload), 20000),

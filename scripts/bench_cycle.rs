@@ -61,12 +61,19 @@ fn main() {
         return;
     }
 
-    // Fill the queue with node-resque payloads, each its own job.
+    // Fill the queue with node-resque payloads, each its own job: through
+    // TQ.ENQUEUE for tq's modes (as tq's users enqueue, so the queue's clock
+    // dates the jobs), as plain RPUSH for the others.
     let mut c = client.get_connection().expect("connect");
+    let tq = matches!(mode.as_str(), "popack" | "ackpop");
     for chunk in (0..jobs).collect::<Vec<_>>().chunks(1000) {
         let mut p = redis::pipe();
         for i in chunk {
-            p.cmd("RPUSH").arg(&queue_key).arg(format!(r#"{{"class":"add","queue":"q","args":[{i},2]}}"#)).ignore();
+            if tq {
+                p.cmd("TQ.ENQUEUE").arg(&ns).arg("q").arg("add").arg(format!("[{i},2]")).ignore();
+            } else {
+                p.cmd("RPUSH").arg(&queue_key).arg(format!(r#"{{"class":"add","queue":"q","args":[{i},2]}}"#)).ignore();
+            }
         }
         p.query::<()>(&mut c).expect("fill");
     }

@@ -155,6 +155,16 @@ row(
     num(R, "take.us.noderesque"),
     digits=2,
 )
+for label, mode in (("TQ.POP ... ACK", "ackpop"), ("TQ.POP+TQ.ACK", "popack")):
+    row(
+        "job metrics' share of take + complete (target ≤ 1.05×)",
+        "µs/job",
+        f"{label}, tq.metrics yes",
+        num(R, f"take.us.{mode}"),
+        "the same, tq.metrics no",
+        num(R, f"take.us.{mode}_nometrics"),
+        digits=2,
+    )
 
 # ---------------------------------------------------------- 2. full cycle
 jobs = int(float(m("meta.cycle_jobs", "0")))

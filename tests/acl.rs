@@ -52,7 +52,7 @@ fn a_user_needs_the_namespace_patterns_the_readme_lists() {
     assert!(r.err(&["TQ.POP", "resque", "w3", "q"]).starts_with("NOPERM"));
 
     // Refusals wrote nothing in "resque" (only "other" changed).
-    admin.ok(&["DEL", "other:queue:q", "other:queues"]);
+    admin.ok(&["DEL", "other:queue:q", "other:queues", "other:tq:clock:q"]);
     assert_eq!(admin.digest(), before);
 }
 

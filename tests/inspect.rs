@@ -62,10 +62,13 @@ fn fnv1a(record: &[u8]) -> String {
 
 /// Every key of namespace `n` (its name after `n:`) with its type and
 /// contents (set members sorted), read with plain commands.
+/// The namespace's keys and values, without the job metrics' keys (the
+/// metrics have their own tests: tests/metrics.rs).
 fn state(c: &mut Conn, n: &str) -> BTreeMap<String, (String, Vec<String>)> {
     let prefix = format!("{n}:");
     workload::snapshot(&mut c.0, n)
         .into_iter()
+        .filter(|(k, _)| !k.strip_prefix(prefix.as_bytes()).is_some_and(tq_core::keys::is_metrics))
         .map(|(k, (kind, v))| {
             let k = String::from_utf8(k).expect("utf8 key");
             let name = k.strip_prefix(&prefix).expect("a key of the namespace").to_string();

@@ -1457,11 +1457,18 @@ impl Run {
             let until = leases_want.get(w).copied().unwrap_or(0);
             assert!(*score <= until, "step {step}: {w}'s lease member at {score}, after its deadline {until}");
         }
-        // Every key is one the model accounts for.
+        // Every key is one the model accounts for; the job metrics' minutes
+        // add up to the ledger.
         let keys = c.strings(&["KEYS", &format!("{ns}:*")]);
+        let mut tallied = tq_core::metrics::Tally::default();
         for k in &keys {
             let rest = &k[ns.len() + 1..];
+            if rest.starts_with("tq:m:") {
+                let raw = c.bytes(&["GET", k]).expect("a minute's record");
+                tallied.merge(&tq_core::metrics::Tally::decode(&raw).expect("a tally tq can decode"));
+            }
             let ok = match rest {
+                _ if tq_core::keys::is_metrics(rest.as_bytes()) => true,
                 "queues"
                 | "delayed_queue_schedule"
                 | "failed"
@@ -1489,6 +1496,10 @@ impl Run {
             };
             assert!(ok, "step {step}: key {k} is not accounted for by the model");
         }
+        assert_eq!(tallied.processed, m.processed, "step {step}: jobs processed in the metrics vs the ledger");
+        assert_eq!(tallied.failed, m.failed_stat, "step {step}: jobs failed in the metrics vs the ledger");
+        assert_eq!(tallied.run.count(), m.processed + m.failed_stat, "step {step}: run times counted");
+        assert!(tallied.wait.count() <= tallied.run.count(), "step {step}: wait times counted");
         let ts_keys = keys.iter().filter(|k| k[ns.len() + 1..].starts_with("timestamps:")).count();
         assert_eq!(ts_keys, markers.len(), "step {step}: timestamps keys");
         let record_keys = keys.iter().filter(|k| records_want.contains(*k)).count();

@@ -27,6 +27,7 @@ fn module_arguments_under_either_name_show_in_config_get() {
             ("tq.auto-promote", "no"),
             ("tq.lease-ms", "1500"),
             ("tq.max-deliveries", "3"),
+            ("tq.metrics", "yes"),
             ("tq.timer-batch", "7")
         ])
     );
@@ -74,6 +75,7 @@ fn module_load_refuses_a_bad_argument_and_takes_a_good_one() {
             ("tq.auto-promote", "no"),
             ("tq.lease-ms", "2500"),
             ("tq.max-deliveries", "5"),
+            ("tq.metrics", "yes"),
             ("tq.timer-batch", "250")
         ])
     );

@@ -307,6 +307,14 @@ pub fn timed_namespace(key: &[u8]) -> Option<&[u8]> {
     TIMED_SUFFIXES.iter().find_map(|suffix| key.strip_suffix(*suffix)).filter(|ns| !ns.is_empty())
 }
 
+/// Whether a key named `rest` after its namespace's `<ns>:` is one of the
+/// job metrics' (`metrics`): tallies, their indexes, queue clocks.
+pub fn is_metrics(rest: &[u8]) -> bool {
+    [&b"tq:m:"[..], b"tq:h:", b"tq:t:", b"tq:clock:"].iter().any(|p| rest.starts_with(p))
+        || rest == b"tq:metrics"
+        || rest == b"tq:mopen"
+}
+
 /// The `delayed:<ts>` marker stored in `timestamps:<payload>` sets (no
 /// namespace, as node-resque ≥ 2 and resque-scheduler write it).
 pub fn delayed_marker(bucket: &[u8]) -> Vec<u8> {

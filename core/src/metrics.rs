@@ -184,13 +184,14 @@ pub fn plan_count(s: &mut impl Store, ns: &Ns<'_>, jobs: &[Ended<'_>]) -> Result
             continue;
         }
         let key = ns.metrics_minute(minute, &pair);
+        // Opened for writing from the first look (one open, not two).
+        s.will_write(&key)?;
         // A key of another type (someone else's) is left alone: metrics
         // never make a job's report fail.
         let Some(found) = own(s.get_with(&key, Tally::decode))? else {
             done.push(pair);
             continue;
         };
-        s.will_write(&key)?;
         // A string tq cannot read is started afresh.
         let mut tally = match found {
             Some(Some(t)) => t,
@@ -456,11 +457,12 @@ pub fn plan_took(s: &mut impl Store, ns: &Ns<'_>, queue: &[u8], popped: u64) -> 
         return Ok((None, None));
     }
     let key = ns.clock(queue);
+    // Opened for writing from the first look: a queue tq enqueues to has one.
+    s.will_write(&key)?;
     let Some(Some(Some(mut clock))) = own(s.get_with(&key, Clock::decode))? else {
         return Ok((None, None));
     };
     let wait = clock.took(popped, s.now_ms());
-    s.will_write(&key)?;
     Ok((wait, Some(Effect::Set { key, value: clock.to_bytes() })))
 }
 

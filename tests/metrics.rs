@@ -1,0 +1,158 @@
+//! The job metrics the module keeps (`tq_core::metrics`): written in the
+//! same step as the job's move, replicated as plain commands, closed by the
+//! timer (TTL, hour record, totals) on the primary, and confined to the
+//! namespace whatever a client writes into their keys.
+
+mod common;
+
+use common::*;
+use tq_core::metrics::{self, Clock, Tally};
+
+fn tally(c: &mut Conn, key: &str) -> Tally {
+    let raw = c.bytes(&["GET", key]).unwrap_or_else(|| panic!("{key} written"));
+    Tally::decode(&raw).expect("a tally tq can decode")
+}
+
+fn pair(q: &str, class: &str) -> String {
+    String::from_utf8(metrics::pair(q.as_bytes(), class.as_bytes())).expect("utf-8")
+}
+
+/// The one open minute's member and score.
+fn open_minutes(c: &mut Conn, n: &str) -> Vec<String> {
+    c.strings(&["ZRANGE", &format!("{n}:tq:mopen"), "0", "-1"])
+}
+
+#[test]
+fn a_job_is_counted_in_its_minute_and_the_counts_replicate() {
+    let p = Server::start_with(Opts { args: vec!["--repl-diskless-sync-delay".into(), "0".into()], ..Opts::default() });
+    let r = start_replica(p.port, Opts { module: false, ..Opts::default() });
+    let mut c = p.conn();
+    let n = ns("metrics");
+    c.ok(&["TQ.ENQUEUE", &n, "q", "Mail", "[1]"]);
+    c.ok(&["TQ.ENQUEUE", &n, "q", "Mail", "[2]"]);
+    c.ok(&["TQ.ENQUEUE", &n, "q", "Mail", "[3]"]);
+    // The queue's clock dates the jobs waiting.
+    let clock = Clock::decode(&c.bytes(&["GET", &format!("{n}:tq:clock:q")]).expect("clock")).expect("decodes");
+    let now = c.server_ms();
+    assert!(clock.head_age_ms(now, 3).is_some_and(|age| age < 60_000), "{clock:?}");
+    c.ok(&["TQ.POP", &n, "w", "q"]);
+    let e = c.inflight(&n, "w").expect("entry");
+    assert_eq!(e.class, b"Mail");
+    assert!(e.wait_ms.is_some(), "the wait is known: {e:?}");
+    c.ack(&n, "w");
+    c.ok(&["TQ.POP", &n, "w", "q"]);
+    c.fail(&n, "w", &["E", "boom"]);
+    // POP ... ACK: the completion is counted.
+    c.ok(&["TQ.POP", &n, "w", "q"]);
+    let d = c.delivery(&n, "w");
+    c.ok(&["TQ.POP", &n, "w", "q", "ACK", &d]);
+    let open = open_minutes(&mut c, &n);
+    assert_eq!(open.len(), 1, "{open:?}");
+    let (minute, pair_name) = open[0].split_once(':').expect("minute:pair");
+    assert_eq!(pair_name, pair("q", "Mail"));
+    let key = format!("{n}:tq:m:{minute}:{pair_name}");
+    let t = tally(&mut c, &key);
+    assert_eq!((t.processed, t.failed, t.run.count(), t.wait.count()), (2, 1, 3, 3));
+    assert_eq!(c.strings(&["SMEMBERS", &format!("{n}:tq:metrics")]), vec![pair("q", "Mail")]);
+    // No TTL while the minute is open.
+    assert_eq!(c.int(&["PTTL", &key]), -1);
+    wait_replicas_synced(&mut c, 1);
+    let mut rc = r.conn();
+    assert_eq!(rc.bytes(&["GET", &key]), c.bytes(&["GET", &key]));
+    assert_eq!(rc.digest(), c.digest());
+    assert!(!r.log().contains("sending an error to its master"));
+}
+
+#[test]
+fn the_timer_closes_a_minute_after_a_reload_and_the_replica_follows() {
+    let p = Server::start_with(Opts { args: vec!["--repl-diskless-sync-delay".into(), "0".into()], ..Opts::default() });
+    let r = start_replica(p.port, Opts { module: false, ..Opts::default() });
+    let mut c = p.conn();
+    let n = ns("close");
+    c.ok(&["TQ.ENQUEUE", &n, "q", "C", "[]"]);
+    c.ok(&["TQ.POP", &n, "w", "q"]);
+    c.ack(&n, "w");
+    let member = open_minutes(&mut c, &n).pop().expect("an open minute");
+    let (minute, pair_name) = member.split_once(':').expect("minute:pair");
+    let key = format!("{n}:tq:m:{minute}:{pair_name}");
+    // The registry is rebuilt from the keyspace after a reload.
+    c.ok(&["DEBUG", "RELOAD"]);
+    // The minute made due now, as if it were over: the timer closes it.
+    c.ok(&["ZADD", &format!("{n}:tq:mopen"), "0", &member]);
+    wait_until(30, "the minute closed", || open_minutes(&mut c, &n).is_empty());
+    let minute: u64 = minute.parse().expect("minute");
+    let expires = c.int(&["PEXPIRETIME", &key]);
+    assert_eq!(u64::try_from(expires).expect("a TTL"), (minute + 1) * metrics::MINUTE_MS + metrics::MINUTE_KEEP_MS);
+    let hour = minute * metrics::MINUTE_MS / metrics::HOUR_MS;
+    let hkey = format!("{n}:tq:h:{hour}:{pair_name}");
+    assert_eq!(tally(&mut c, &hkey).processed, 1);
+    assert!(c.int(&["PTTL", &hkey]) > 0);
+    assert_eq!(tally(&mut c, &format!("{n}:tq:t:{pair_name}")).processed, 1);
+    wait_replicas_synced(&mut c, 1);
+    let mut rc = r.conn();
+    assert_eq!(rc.int(&["PEXPIRETIME", &key]), expires);
+    assert_eq!(rc.digest(), c.digest());
+}
+
+#[test]
+fn what_a_client_writes_in_the_open_minutes_reaches_no_key_outside_the_namespace() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("confined");
+    let other = ns("other");
+    // A tally-shaped value elsewhere, and members naming it every way.
+    let secret = format!("{other}:tq:m:1:{}", pair("q", "C"));
+    c.ok(&["SET", &secret, "keep"]);
+    let open = format!("{n}:tq:mopen");
+    for m in [format!("1:{}", pair("q", "C")), format!("1:../{other}"), "x".to_string(), format!("1:{secret}")] {
+        c.ok(&["ZADD", &open, "0", &m]);
+    }
+    wait_until(30, "the members handled", || open_minutes(&mut c, &n).is_empty());
+    assert_eq!(c.string(&["GET", &secret]).as_deref(), Some("keep"));
+    assert_eq!(c.int(&["PTTL", &secret]), -1);
+    let keys = c.strings(&["KEYS", &format!("{other}*")]);
+    assert_eq!(keys, vec![secret]);
+}
+
+#[test]
+fn with_metrics_off_no_metric_key_is_written() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("off");
+    c.ok(&["CONFIG", "SET", "tq.metrics", "no"]);
+    c.ok(&["TQ.ENQUEUE", &n, "q", "C", "[]"]);
+    c.ok(&["TQ.POP", &n, "w", "q"]);
+    c.ack(&n, "w");
+    let keys = c.strings(&["KEYS", &format!("{n}:tq:*")]);
+    assert!(
+        keys.iter().all(|k| !k.contains(":tq:m") && !k.contains(":tq:clock") && !k.ends_with(":tq:metrics")),
+        "{keys:?}"
+    );
+    c.ok(&["CONFIG", "SET", "tq.metrics", "yes"]);
+    c.ok(&["TQ.ENQUEUE", &n, "q", "C", "[]"]);
+    c.ok(&["TQ.POP", &n, "w", "q"]);
+    c.ack(&n, "w");
+    assert_eq!(open_minutes(&mut c, &n).len(), 1);
+}
+
+#[test]
+fn a_metric_key_of_another_type_never_fails_a_report() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("foreign");
+    c.ok(&["TQ.ENQUEUE", &n, "q", "C", "[]"]);
+    c.ok(&["TQ.POP", &n, "w", "q"]);
+    let minute = c.server_ms() / metrics::MINUTE_MS;
+    // The minute the ACK will write in (or the next, if it turns meanwhile).
+    for m in [minute, minute + 1] {
+        c.ok(&["RPUSH", &format!("{n}:tq:m:{m}:{}", pair("q", "C")), "x"]);
+    }
+    c.ok(&["DEL", &format!("{n}:tq:clock:q")]);
+    c.ok(&["HSET", &format!("{n}:tq:clock:q"), "f", "v"]);
+    c.ack(&n, "w");
+    c.ok(&["TQ.ENQUEUE", &n, "q", "C", "[]"]);
+    c.ok(&["TQ.POP", &n, "w", "q"]);
+    c.ack(&n, "w");
+    assert_eq!(c.stat(&n, "processed"), 2);
+    assert_eq!(c.string(&["TYPE", &format!("{n}:tq:clock:q")]).as_deref(), Some("hash"));
+}
