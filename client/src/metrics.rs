@@ -122,15 +122,18 @@ pub fn read(c: &mut Client, span: Span) -> Result<Metrics, Error> {
     Ok(Metrics { now_ms, minute, hour, pairs: out, truncated })
 }
 
-/// The pair names of the namespace (raw, with queue and class), sorted.
-fn pairs(c: &mut Client) -> Result<(Vec<(Vec<u8>, String, String)>, bool), Error> {
+/// A pair's stored name, queue and class.
+type PairName = (Vec<u8>, String, String);
+
+/// The pair names of the namespace, sorted; true when some were left out.
+fn pairs(c: &mut Client) -> Result<(Vec<PairName>, bool), Error> {
     let key = c.keys()?.metrics_pairs();
     let members = match c.call(redis::cmd("SMEMBERS").arg(key))? {
         Value::Array(v) | Value::Set(v) => v,
         Value::Nil => Vec::new(),
         other => return Err(Error::Protocol(format!("SMEMBERS answered {other:?}"))),
     };
-    let mut names: Vec<(Vec<u8>, String, String)> = members
+    let mut names: Vec<PairName> = members
         .into_iter()
         .filter_map(|m| match m {
             Value::BulkString(raw) => {
@@ -151,7 +154,7 @@ fn pairs(c: &mut Client) -> Result<(Vec<(Vec<u8>, String, String)>, bool), Error
 /// TTL is not yet closed, so not yet in its hour's record: it is added).
 fn read_step(
     c: &mut Client,
-    chunk: &[(Vec<u8>, String, String)],
+    chunk: &[PairName],
     span: Span,
     minute: u64,
     hour: u64,
