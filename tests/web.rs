@@ -790,3 +790,45 @@ fn job_metrics_in_tq_metrics_the_overview_and_metrics_agree() {
     assert!(live["figures"]["queue:a:minute_processed"].is_u64(), "{live}");
     assert!(live["figures"]["minute_failed"].is_u64(), "{live}");
 }
+
+/// A minute of the previous hour that the timer has yet to close is not in
+/// its hour's record: the day graph adds it (read in the same MULTI, so a
+/// close in between never counts it twice). On a replica (written to
+/// directly) the timer closes nothing, so the minute stays open.
+#[test]
+fn the_day_graph_adds_a_past_hours_minute_the_timer_has_yet_to_close() {
+    use tq_core::codec::Versioned;
+    use tq_core::metrics::{pair, Tally, HOUR_MS, MINUTE_MS};
+
+    let primary = Server::start();
+    let r = start_replica(primary.port, Opts::default().with_args(&["--replica-read-only", "no"]));
+    let mut c = r.conn();
+    let n = ns("web-hours");
+    let keys = tq_core::keys::Ns::new(n.as_bytes(), false).expect("namespace");
+    let name = pair(b"h", b"k");
+    let tally = |processed: u64| Tally { processed, ..Tally::default() }.to_bytes();
+    let w = start_web(&r, &n, "127.0.0.1:0", &[]);
+    // Retried when an hour ends meanwhile (the bars would shift).
+    for _ in 0..3 {
+        let hour = c.server_ms() / HOUR_MS;
+        let last_minute = hour * HOUR_MS / MINUTE_MS - 1;
+        c.ok(&[&b"SET"[..], keys.metrics_hour(hour - 1, &name).as_slice(), tally(5).as_slice()]);
+        c.ok(&[&b"SET"[..], keys.metrics_minute(last_minute, &name).as_slice(), tally(2).as_slice()]);
+        let member = [last_minute.to_string().as_bytes(), b":", &name].concat();
+        let ends = (hour * HOUR_MS).to_string();
+        c.ok(&[&b"ZADD"[..], keys.metrics_open().as_slice(), ends.as_bytes(), member.as_slice()]);
+        c.ok(&[&b"SADD"[..], keys.metrics_pairs().as_slice(), name.as_slice()]);
+        let home = get_ok(&w, "/");
+        if c.server_ms() / HOUR_MS != hour {
+            continue;
+        }
+        let label = tq_core::time::iso8601((hour - 1) * HOUR_MS);
+        let bar = format!("{} {}:00: processed 7, failed 0", &label[5..10], &label[11..13]);
+        assert!(home.contains(&bar), "no bar {bar:?} in\n{home}");
+        assert!(home.contains("every queue, last day per hour: processed 7, failed 0"), "{home}");
+        // The hour graph holds the minute itself, once.
+        assert!(home.contains("every queue, last hour per minute: processed 2, failed 0"), "{home}");
+        return;
+    }
+    panic!("three hours ended while the page was read");
+}

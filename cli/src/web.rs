@@ -4,8 +4,10 @@
 //! A small synchronous HTTP server (tiny_http): a handful of threads, each
 //! with its own Redis connection, each request a few bounded reads (pages of
 //! at most [`PAGE`] rows, [`FAILED_SCAN`] failed records per filtered page,
-//! the first [`WORKERS_READ`] workers for per-queue figures). Every asset is
-//! compiled in; nothing is fetched at run time.
+//! the first [`WORKERS_READ`] workers for per-queue figures, the job metrics
+//! of at most 1000 (queue, class) pairs, the graphs' of 100). Every asset is
+//! compiled in, the graphs are SVG drawn here; nothing is fetched at run
+//! time.
 //!
 //! Security: loopback by default, a token (header or login cookie) required
 //! for any other address; `--read-only` hides and refuses every write; writes
@@ -60,6 +62,11 @@ const SWEEP_BATCH: u64 = 1_000;
 /// Queues that get graphs of their own on the overview (the busiest of the
 /// last hour; every queue is in the namespace's graphs).
 const QUEUES_GRAPHED: usize = 6;
+/// The job metrics of the overview's figures and of `/api/live`: the last
+/// complete minute (and the current one).
+const LIVE_SPAN: Span = Span { minutes: 2, hours: false, pairs: jm::MAX_PAIRS };
+/// The graphs' metrics: (queue, class) pairs drawn at most (84 records each).
+const GRAPH_SPAN: Span = Span { minutes: jm::MINUTES, hours: true, pairs: 100 };
 
 const STYLE: &str = include_str!("web/style.css");
 const SCRIPT: &str = include_str!("web/app.js");
@@ -419,7 +426,7 @@ fn route(app: &App, conn: &mut Option<Client>, req: &Req) -> Result<Resp, Error>
         "/locks" => html("Locks", "/locks", locks_page(c, req.param("cursor").unwrap_or("0"))?),
         "/periodic" => html("Periodic", "/periodic", periodic_page(c)?),
         "/api/live" => {
-            let o = overview(c, Span { minutes: true, hours: false })?;
+            let o = overview(c, LIVE_SPAN)?;
             Resp::new(200, "application/json", safe_json(&live_json(&o)))
         }
         "/metrics" => Resp::new(200, "text/plain; version=0.0.4; charset=utf-8", metrics(c)?),
@@ -863,7 +870,8 @@ fn live(key: &str, value: &str) -> String {
 // Pages
 
 fn overview_page(app: &App, c: &mut Client) -> Result<String, Error> {
-    let o = overview(c, Span::ALL)?;
+    let o = overview(c, LIVE_SPAN)?;
+    let history = jm::read(c, GRAPH_SPAN)?;
     let (mp, mf) = minute_totals(&o);
     let mut s = String::from("<h1>Overview</h1><dl class=figures>");
     for (label, key, value) in [
@@ -880,6 +888,7 @@ fn overview_page(app: &App, c: &mut Client) -> Result<String, Error> {
         let _ = write!(s, "<div><dt>{label}</dt><dd>{}</dd></div>", live(key, &value));
     }
     let _ = write!(s, "</dl><p>delayed times: {}; leader: {}</p>", o.delayed_times, esc(&show(&o.leader)));
+    s.push_str(&graphs(&history));
     let rows: Vec<Vec<String>> = o
         .queues
         .iter()
@@ -927,7 +936,7 @@ fn overview_page(app: &App, c: &mut Client) -> Result<String, Error> {
         "<p class=note>In flight and workers per queue count the first {WORKERS_READ} registered workers. \
          Latency: the age of the queue's oldest waiting job. Per minute: the last complete minute.</p>"
     );
-    s.push_str(&graphs(&o));
+    s.push_str(&queue_graphs(&history));
     // The Node package's counters (Stats.increment), global and per server.
     let counted = crate::inspect::counters(c)?;
     let mut rows: Vec<Vec<String>> = Vec::new();
@@ -947,15 +956,21 @@ fn overview_page(app: &App, c: &mut Client) -> Result<String, Error> {
 }
 
 /// The overview's graphs of the last hour (per minute) and the last day
-/// (per hour): every queue's, then the busiest queues' own.
-fn graphs(o: &Overview) -> String {
-    let j = &o.jobs;
-    let mut s = String::from("<h2>Jobs processed and failed</h2>");
+/// (per hour), every queue's.
+fn graphs(j: &Metrics) -> String {
     if j.pairs.is_empty() {
-        s.push_str("<p>no job metrics yet (they start with the first ACK or FAIL)</p>");
-        return s;
+        return "<p class=note>No job metrics yet (they start with the first ACK or FAIL).</p>".to_string();
     }
-    s.push_str(&pair_graphs("every queue", j, &j.pairs.iter().collect::<Vec<_>>()));
+    let mut s = pair_graphs("every queue", j, &j.pairs.iter().collect::<Vec<_>>());
+    if j.truncated {
+        let _ = write!(s, "<p class=note>The graphs count the first {} (queue, class) pairs.</p>", GRAPH_SPAN.pairs);
+    }
+    s
+}
+
+/// The busiest queues' own graphs (when there is more than one queue).
+fn queue_graphs(j: &Metrics) -> String {
+    let mut s = String::new();
     let mut per: BTreeMap<&str, Vec<&jm::PairMetrics>> = BTreeMap::new();
     for p in &j.pairs {
         per.entry(p.queue.as_str()).or_default().push(p);
@@ -971,10 +986,10 @@ fn graphs(o: &Overview) -> String {
             s.push_str(&pair_graphs(&format!("queue {q}"), j, &ps));
         }
     }
-    if j.truncated {
-        let _ = write!(s, "<p class=note>Only the first {} (queue, class) pairs are counted.</p>", jm::MAX_PAIRS);
+    if s.is_empty() {
+        return s;
     }
-    s
+    format!("<h2>Busiest queues, last hour</h2>{s}")
 }
 
 /// The two graphs of some pairs added up.

@@ -3,10 +3,11 @@
 //! per-hour tallies of the last day, and each queue's latency (the age of
 //! its oldest waiting job).
 //!
-//! Bounded reads only: the pairs set (at most [`MAX_PAIRS`] pairs kept),
-//! then per chunk of pairs one MULTI/EXEC pipeline of MGETs (so that a
-//! minute the timer closes meanwhile is never counted twice or missed), and
-//! one pipeline of `GET` clock + `LLEN` per queue. No SCAN, no KEYS.
+//! Bounded reads only: the pairs set (at most [`MAX_PAIRS`] pairs kept, or
+//! fewer as the caller asks), then per chunk of pairs one MULTI/EXEC
+//! pipeline of MGETs (with the open minutes of past hours, so that a minute
+//! the timer closes meanwhile is never counted twice or missed), and one
+//! pipeline of `GET` clock + `LLEN` per queue. No SCAN, no KEYS.
 
 use redis::Value;
 use tq_core::metrics::{minute_of, Clock, Tally, HOUR_MS, MINUTE_MS};
@@ -19,23 +20,29 @@ pub const MAX_PAIRS: usize = 1_000;
 pub const MINUTES: usize = 60;
 /// Hours of per-hour history (the current hour is the last).
 pub const HOURS: usize = 24;
-/// Pairs per MULTI/EXEC step (each reads up to 1 + 60 + 24 keys and 59 TTLs).
-const PAIRS_PER_STEP: usize = 20;
+/// Pairs per MULTI/EXEC step (each reads up to 1 + 60 + 23 keys).
+const PAIRS_PER_STEP: usize = 50;
+/// Open minutes of past hours read at most per step (the timer closes a
+/// minute a moment after it ends: normally none or a few).
+const OPEN_READ: usize = 1_000;
 /// Queues per latency pipeline.
 const QUEUES_PER_STEP: usize = 500;
 
 /// What to read besides each pair's totals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
-    /// The last [`MINUTES`] minutes.
-    pub minutes: bool,
-    /// The last [`HOURS`] hours.
+    /// The last this many minutes (at most [`MINUTES`]; the current one
+    /// included).
+    pub minutes: usize,
+    /// The last [`HOURS`] hours (the minutes are then read in full too).
     pub hours: bool,
+    /// Pairs read at most (and never more than [`MAX_PAIRS`]).
+    pub pairs: usize,
 }
 
 impl Span {
-    pub const TOTALS: Span = Span { minutes: false, hours: false };
-    pub const ALL: Span = Span { minutes: true, hours: true };
+    pub const TOTALS: Span = Span { minutes: 0, hours: false, pairs: MAX_PAIRS };
+    pub const ALL: Span = Span { minutes: MINUTES, hours: true, pairs: MAX_PAIRS };
 }
 
 /// One (queue, class) pair's figures.
@@ -46,7 +53,7 @@ pub struct PairMetrics {
     /// Every closed minute since metrics began (the `/metrics` counters): up
     /// to about a minute behind the minutes below.
     pub total: Tally,
-    /// Oldest first; the last is the current minute (so far). Empty unless
+    /// Oldest first; the last is the current minute (so far). As many as
     /// asked for.
     pub minutes: Vec<Tally>,
     /// Oldest first; the last is the current hour (so far, summed from its
@@ -82,7 +89,7 @@ pub struct Metrics {
     pub hour: u64,
     /// Sorted by queue, then class.
     pub pairs: Vec<PairMetrics>,
-    /// True when the namespace has more than [`MAX_PAIRS`] pairs.
+    /// True when the namespace has more pairs than were read.
     pub truncated: bool,
 }
 
@@ -114,7 +121,7 @@ pub fn read(c: &mut Client, span: Span) -> Result<Metrics, Error> {
     let now_ms = server_now(c)?;
     let minute = minute_of(now_ms);
     let hour = now_ms / HOUR_MS;
-    let (names, truncated) = pairs(c)?;
+    let (names, truncated) = pairs(c, span.pairs.min(MAX_PAIRS))?;
     let mut out = Vec::with_capacity(names.len());
     for chunk in names.chunks(PAIRS_PER_STEP) {
         out.extend(read_step(c, chunk, span, minute, hour)?);
@@ -126,7 +133,7 @@ pub fn read(c: &mut Client, span: Span) -> Result<Metrics, Error> {
 type PairName = (Vec<u8>, String, String);
 
 /// The pair names of the namespace, sorted; true when some were left out.
-fn pairs(c: &mut Client) -> Result<(Vec<PairName>, bool), Error> {
+fn pairs(c: &mut Client, limit: usize) -> Result<(Vec<PairName>, bool), Error> {
     let key = c.keys()?.metrics_pairs();
     let members = match c.call(redis::cmd("SMEMBERS").arg(key))? {
         Value::Array(v) | Value::Set(v) => v,
@@ -144,14 +151,15 @@ fn pairs(c: &mut Client) -> Result<(Vec<PairName>, bool), Error> {
         })
         .collect();
     names.sort_by(|a, b| (&a.1, &a.2, &a.0).cmp(&(&b.1, &b.2, &b.0)));
-    let truncated = names.len() > MAX_PAIRS;
-    names.truncate(MAX_PAIRS);
+    let truncated = names.len() > limit;
+    names.truncate(limit);
     Ok((names, truncated))
 }
 
 /// One MULTI/EXEC step over a few pairs: MGET of their totals, minutes and
-/// hours, and PTTL of the minutes of the previous hour (a minute without a
-/// TTL is not yet closed, so not yet in its hour's record: it is added).
+/// hours, and with the hours the open minutes of past hours (`<ns>:tq:mopen`
+/// members `<minute>:<pair>` whose minute ended by the hour's start: not yet
+/// in their hour's record, so added to it).
 fn read_step(
     c: &mut Client,
     chunk: &[PairName],
@@ -160,19 +168,26 @@ fn read_step(
     hour: u64,
 ) -> Result<Vec<PairMetrics>, Error> {
     let k = c.keys()?;
-    // With the hours, the minutes too: the current hour and any minute not
-    // yet closed come from them.
-    let want_minutes = span.minutes || span.hours;
-    let first_minute = minute.saturating_sub(MINUTES as u64 - 1);
-    let hour_start_minute = hour.saturating_mul(HOUR_MS) / MINUTE_MS;
-    // Minutes of the window before the current hour: their hour record may
-    // lack them (minute records are closed by the timer, a moment later).
-    let earlier: Vec<u64> = (first_minute..hour_start_minute.min(minute + 1)).collect();
+    // With the hours, every minute: the current hour comes from them.
+    let minutes = if span.hours { MINUTES } else { span.minutes.min(MINUTES) } as u64;
+    let first_minute = (minute + 1).saturating_sub(minutes);
+    let hour_start_ms = hour.saturating_mul(HOUR_MS);
+    let first_hour = hour.saturating_sub(HOURS as u64 - 1);
     let mut pipe = redis::pipe();
     pipe.atomic();
+    if span.hours {
+        pipe.cmd("ZRANGE")
+            .arg(k.metrics_open())
+            .arg("-inf")
+            .arg(hour_start_ms)
+            .arg("BYSCORE")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(OPEN_READ);
+    }
     for (raw, ..) in chunk {
         pipe.cmd("GET").arg(k.metrics_total(raw));
-        if want_minutes {
+        if minutes > 0 {
             let mut mget = redis::cmd("MGET");
             for m in first_minute..=minute {
                 mget.arg(k.metrics_minute(m, raw));
@@ -181,13 +196,10 @@ fn read_step(
         }
         if span.hours {
             let mut mget = redis::cmd("MGET");
-            for h in hour.saturating_sub(HOURS as u64 - 1)..hour {
+            for h in first_hour..hour {
                 mget.arg(k.metrics_hour(h, raw));
             }
             pipe.add_command(mget);
-            for m in &earlier {
-                pipe.cmd("PTTL").arg(k.metrics_minute(*m, raw));
-            }
         }
     }
     let replies = match c.call_pipe(&pipe)? {
@@ -196,34 +208,49 @@ fn read_step(
     };
     let mut replies = replies.into_iter();
     let mut next = || replies.next().ok_or_else(|| Error::Protocol("the metrics' MULTI answered too little".into()));
+    let open: Vec<(u64, Vec<u8>)> = if span.hours {
+        match next()? {
+            Value::Array(members) => members.iter().filter_map(open_minute).collect(),
+            _ => Vec::new(),
+        }
+    } else {
+        Vec::new()
+    };
     let mut out = Vec::with_capacity(chunk.len());
-    for (_, queue, class) in chunk {
+    for (raw, queue, class) in chunk {
         let mut p = PairMetrics { queue: queue.clone(), class: class.clone(), ..PairMetrics::default() };
         p.total = tally(&next()?);
-        let minutes: Vec<Tally> = if want_minutes { tallies(next()?)? } else { Vec::new() };
+        if minutes > 0 {
+            p.minutes = tallies(next()?)?;
+        }
         if span.hours {
             let mut hours = tallies(next()?)?;
-            for m in &earlier {
-                let open = matches!(next()?, Value::Int(-1));
-                let at = usize::try_from(m - first_minute).unwrap_or(usize::MAX);
-                let past_hour = m.saturating_mul(MINUTE_MS) / HOUR_MS;
-                let slot = usize::try_from((HOURS as u64 - 1).saturating_sub(hour.saturating_sub(past_hour)))
-                    .unwrap_or(usize::MAX);
-                if let (true, Some(t), Some(h)) = (open, minutes.get(at), hours.get_mut(slot)) {
+            for (m, _) in open.iter().filter(|(_, pair)| pair == raw) {
+                let at = m.checked_sub(first_minute).and_then(|i| usize::try_from(i).ok());
+                let slot = (m.saturating_mul(MINUTE_MS) / HOUR_MS)
+                    .checked_sub(first_hour)
+                    .and_then(|i| usize::try_from(i).ok());
+                // An open minute older than the hour's window is not read.
+                if let (Some(t), Some(h)) = (at.and_then(|i| p.minutes.get(i)), slot.and_then(|i| hours.get_mut(i))) {
                     h.merge(t);
                 }
             }
             let this_hour =
-                usize::try_from(hour_start_minute.saturating_sub(first_minute)).unwrap_or(usize::MAX).min(MINUTES);
-            hours.push(sum(minutes.get(this_hour..).unwrap_or_default()));
+                usize::try_from((hour_start_ms / MINUTE_MS).saturating_sub(first_minute)).unwrap_or(usize::MAX);
+            hours.push(sum(p.minutes.get(this_hour..).unwrap_or_default()));
             p.hours = hours;
-        }
-        if span.minutes {
-            p.minutes = minutes;
         }
         out.push(p);
     }
     Ok(out)
+}
+
+/// A member of `<ns>:tq:mopen`: `<minute>:<pair>` (keys.rs), as (minute, pair).
+fn open_minute(v: &Value) -> Option<(u64, Vec<u8>)> {
+    let Value::BulkString(m) = v else { return None };
+    let colon = m.iter().position(|&b| b == b':')?;
+    let minute = std::str::from_utf8(m.get(..colon)?).ok()?.parse().ok()?;
+    Some((minute, m.get(colon + 1..)?.to_vec()))
 }
 
 fn tallies(v: Value) -> Result<Vec<Tally>, Error> {

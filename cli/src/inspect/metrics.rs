@@ -135,7 +135,7 @@ fn metrics_table(doc: &J) -> String {
 }
 
 pub(super) fn metrics(c: &mut Client, as_json: bool) -> Result<Output, Error> {
-    let read = m::read(c, Span { minutes: true, hours: false })?;
+    let read = m::read(c, Span { minutes: m::MINUTES, hours: false, pairs: m::MAX_PAIRS })?;
     let queues = metric_queues(c, &read)?;
     let latencies = m::latencies(c, read.now_ms, &queues)?;
     let doc = metrics_json(&read, &latencies);
