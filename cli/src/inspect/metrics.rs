@@ -79,10 +79,9 @@ pub fn metrics_json(metrics: &Metrics, latencies: &[QueueLatency]) -> J {
     })
 }
 
-fn metrics_table(doc: &J) -> String {
-    let pairs = pick(doc, "pairs").as_array().cloned().unwrap_or_default();
+fn metrics_table(metrics: &Metrics, latencies: &[QueueLatency]) -> String {
     let mut out = String::new();
-    if pairs.is_empty() {
+    if metrics.pairs.is_empty() {
         out.push_str("no job metrics yet (they start with the first ACK or FAIL)\n");
     } else {
         let mut t = Table::new(&[
@@ -96,23 +95,20 @@ fn metrics_table(doc: &J) -> String {
             ("WAIT P99", Align::Right),
             ("TOTAL OK/FAIL", Align::Right),
         ]);
-        let counts = |t: &J| format!("{}/{}", show_json(pick(t, "processed")), show_json(pick(t, "failed")));
-        let q = |t: &J, h: &str, k: &str| match pick(pick(t, h), k).as_u64() {
-            None => "-".to_string(),
-            Some(ms) => format!("≤ {ms} ms"),
-        };
-        for p in &pairs {
-            let hour = pick(p, "last_hour");
+        let counts = |t: &Tally| format!("{}/{}", t.processed, t.failed);
+        for p in &metrics.pairs {
+            let last = p.minutes.len().checked_sub(2).and_then(|i| p.minutes.get(i)).cloned().unwrap_or_default();
+            let hour = p.last_minutes(m::MINUTES);
             t.row(vec![
-                cell(&show_json(pick(p, "queue")), 40),
-                cell(&show_json(pick(p, "class")), 40),
-                counts(pick(p, "last_minute")),
-                counts(hour),
-                q(hour, "run", "p50_ms"),
-                q(hour, "run", "p99_ms"),
-                q(hour, "wait", "p50_ms"),
-                q(hour, "wait", "p99_ms"),
-                counts(pick(p, "total")),
+                cell(&p.queue, 40),
+                cell(&p.class, 40),
+                counts(&last),
+                counts(&hour),
+                quantile_text(&hour.run, 0.5),
+                quantile_text(&hour.run, 0.99),
+                quantile_text(&hour.wait, 0.5),
+                quantile_text(&hour.wait, 0.99),
+                counts(&p.total),
             ]);
         }
         out.push_str(&t.render());
@@ -120,14 +116,16 @@ fn metrics_table(doc: &J) -> String {
             "MINUTE: the last complete minute; HOUR and percentiles: the last 60 minutes; TOTAL: every closed \
              minute\n",
         );
+        if metrics.truncated {
+            out.push_str(&format!("only the first {} (queue, class) pairs are shown\n", m::MAX_PAIRS));
+        }
     }
-    let queues = pick(doc, "queues").as_array().cloned().unwrap_or_default();
-    if !queues.is_empty() {
+    if !latencies.is_empty() {
         out.push('\n');
         let mut t = Table::new(&[("QUEUE", Align::Left), ("WAITING", Align::Right), ("LATENCY", Align::Right)]);
-        for q in &queues {
-            let latency = pick(q, "latency_ms").as_u64().map_or_else(|| "-".to_string(), show_short_ms);
-            t.row(vec![cell(&show_json(pick(q, "queue")), 80), show_json(pick(q, "waiting")), latency]);
+        for q in latencies {
+            let latency = q.latency_ms.map_or_else(|| "-".to_string(), show_short_ms);
+            t.row(vec![cell(&q.queue, 80), q.waiting.to_string(), latency]);
         }
         out.push_str(&t.render());
     }
@@ -138,8 +136,11 @@ pub(super) fn metrics(c: &mut Client, as_json: bool) -> Result<Output, Error> {
     let read = m::read(c, Span { minutes: m::MINUTES, hours: false, pairs: m::MAX_PAIRS })?;
     let queues = metric_queues(c, &read)?;
     let latencies = m::latencies(c, read.now_ms, &queues)?;
-    let doc = metrics_json(&read, &latencies);
-    Ok(if as_json { Output::json(&doc) } else { Output::ok(metrics_table(&doc)) })
+    Ok(if as_json {
+        Output::json(&metrics_json(&read, &latencies))
+    } else {
+        Output::ok(metrics_table(&read, &latencies))
+    })
 }
 
 #[cfg(test)]
