@@ -786,18 +786,21 @@ fn overview(c: &mut Client, span: Span) -> Result<Overview, Error> {
         names.entry(p.clone()).or_insert(0);
     }
     let jobs = jm::read(c, span)?;
+    // Each queue's last complete minute, its classes added up.
+    let mut per_minute: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for p in &jobs.pairs {
+        if let Some(t) = last_minute(p) {
+            let e = per_minute.entry(p.queue.clone()).or_default();
+            *e = (e.0.saturating_add(t.processed), e.1.saturating_add(t.failed));
+        }
+    }
     let latencies = jm::latencies(c, jobs.now_ms, &names.keys().collect::<Vec<_>>())?;
     let queues = names
         .into_iter()
         .zip(latencies)
         .map(|((name, depth), lat)| QueueRow {
             latency_ms: lat.latency_ms,
-            minute: jobs
-                .pairs
-                .iter()
-                .filter(|p| p.queue == name)
-                .filter_map(last_minute)
-                .fold((0, 0), |(p, f), t| (p + t.processed, f + t.failed)),
+            minute: per_minute.get(name.as_str()).copied().unwrap_or_default(),
             in_flight: ws.iter().filter(|w| pick(&w.job, "queue").as_str() == Some(name.as_str())).count() as u64,
             workers_alive: ws.iter().filter(|w| w.alive && w.queues.iter().any(|q| q == &name || q == "*")).count()
                 as u64,
@@ -834,7 +837,7 @@ fn latency_text(ms: Option<u64>) -> String {
 
 /// Jobs processed and failed in the last complete minute, every queue.
 fn minute_totals(o: &Overview) -> (u64, u64) {
-    o.queues.iter().fold((0, 0), |(p, f), q| (p + q.minute.0, f + q.minute.1))
+    o.queues.iter().fold((0u64, 0u64), |(p, f), q| (p.saturating_add(q.minute.0), f.saturating_add(q.minute.1)))
 }
 
 /// The live figures, keyed as the pages' `data-live` attributes name them.
