@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Server time of every `tq web` page on big data: 1,000,000 waiting jobs,
 # 100,000 failed records, 10,000 registered workers with in-flight records,
-# 200 delayed times. Prints the best of 5 requests (curl's time_total, ms)
+# 200 delayed times, job metrics of 200 (queue, class) pairs. Prints the best of 5 requests (curl's time_total, ms)
 # per page, searches included, as a markdown table (part 6 of `make bench`,
 # scripts/bench_all.sh). BUILD=debug|release (default release; `cargo build --workspace
 # [--release]` first).
@@ -31,6 +31,20 @@ $R EVAL "for i=1,1000000 do redis.call('RPUSH', KEYS[1], '{\"class\":\"c\",\"que
 $R EVAL "for i=1,100000 do redis.call('RPUSH', KEYS[1], '{\"worker\":\"w'..i..'\",\"queue\":\"big\",\"payload\":{\"class\":\"c'..(i%10)..'\",\"queue\":\"big\",\"args\":['..i..']},\"exception\":\"E\",\"error\":\"boom\",\"backtrace\":[],\"failed_at\":\"Sat Dec 05 2026 10:00:00 GMT+0000 (Coordinated Universal Time)\"}') end return 1" 1 resque:failed >/dev/null
 $R EVAL "for i=1,10000 do redis.call('SADD', KEYS[1], 'host:'..i..':big') redis.call('SET', 'resque:worker:host:'..i..':big', '{\"run_at\":\"2026-12-05T10:00:00.000Z\",\"queue\":\"big\",\"worker\":\"host:'..i..'\",\"payload\":{\"class\":\"c\",\"queue\":\"big\",\"args\":[1]}}') end return 1" 1 resque:workers >/dev/null
 for i in $(seq 1 200); do echo "TQ.ENQUEUEIN resque $((i * 1000 + 100000)) big c [$i]"; done | $R >/dev/null
+# Job metrics: 200 (queue, class) pairs holding every record the overview's
+# graphs read (60 minutes, 23 hours, totals): copies of one real record.
+$R TQ.ENQUEUE resque m c '[1]' >/dev/null
+D=$($R TQ.POP resque mw m | sed -n 3p)
+$R TQ.ACK resque mw "$D" >/dev/null
+$R EVAL "local minute = math.floor(tonumber(redis.call('TIME')[1]) / 60)
+  local v = redis.call('GET', 'resque:tq:m:'..minute..':[\"m\",\"c\"]') or redis.call('GET', 'resque:tq:m:'..(minute - 1)..':[\"m\",\"c\"]')
+  for p = 1, 200 do
+    local pair = '[\"q'..(p % 20)..'\",\"c'..p..'\"]'
+    redis.call('SADD', 'resque:tq:metrics', pair)
+    redis.call('SET', 'resque:tq:t:'..pair, v)
+    for m = 1, 59 do redis.call('SET', 'resque:tq:m:'..(minute - m)..':'..pair, v, 'EX', 90000) end
+    for h = 1, 23 do redis.call('SET', 'resque:tq:h:'..(math.floor(minute / 60) - h)..':'..pair, v, 'EX', 90000) end
+  end return 1" 0 >/dev/null
 "$TQ" --redis "redis://127.0.0.1:$RPORT" web --listen "127.0.0.1:$WPORT" 2>"$DIR/web.log" &
 WEB_PID=$!
 until curl -s -o /dev/null "http://127.0.0.1:$WPORT/static/style.css"; do sleep 0.1; done

@@ -2,7 +2,7 @@
 //! (chromedriver, over plain HTTP/JSON). Every page loads with data made by
 //! tq and by node-resque, hostile names and texts show as text with nothing
 //! run, search, retry, pause/resume seen by a `tq work` worker, live
-//! figures changing without a reload, and the token's login form. Screenshots of the pages land in
+//! figures changing without a reload, the overview's graphs drawn, and the token's login form. Screenshots of the pages land in
 //! target/web-screenshots/. `scripts/deps.sh --browser` (run by `make test`)
 //! installs Debian's chromium and chromium-driver.
 
@@ -273,6 +273,19 @@ fn every_page_in_a_browser_shows_hostile_data_as_text_and_runs_nothing_and_searc
     let n = ns("browser");
     // By tq: hostile queue, class, args (U+2028 among them), error text and worker name.
     c.ok(&["TQ.ENQUEUE", &n, "math", "add", "[1,2]"]);
+    // Jobs done, for the graphs: the hostile queue's first, and a queue's of five processed and one failed.
+    c.ok(&["TQ.ENQUEUE", &n, H_SCRIPT, H_IMG, "[0]"]);
+    c.ok(&["TQ.POP", &n, "w3", H_SCRIPT]);
+    c.ack(&n, "w3");
+    for i in 0..6 {
+        c.ok(&["TQ.ENQUEUE", &n, "mail", "send", "[]"]);
+        c.ok(&["TQ.POP", &n, "w3", "mail"]);
+        if i < 5 {
+            c.ack(&n, "w3");
+        } else {
+            c.fail(&n, "w3", &["E", "bounced"]);
+        }
+    }
     c.ok(&["TQ.ENQUEUE", &n, H_SCRIPT, H_IMG, &format!("[{},\"\u{2028}\"]", json!(H_SCRIPT))]);
     c.ok(&["TQ.ENQUEUE", &n, "line\u{2028}sep", "c", "[]"]);
     c.ok(&["TQ.ENQUEUE", &n, "math", "add", "[5,6]"]);
@@ -341,6 +354,23 @@ fn every_page_in_a_browser_shows_hostile_data_as_text_and_runs_nothing_and_searc
     has("locks", H_SCRIPT);
     has("locks", H_IMG);
     has("periodic", H_IMG);
+    // The overview's graphs: every queue's, and the busiest queues' (their names as text).
+    b.goto("/");
+    let graphs =
+        b.js("return [...document.querySelectorAll('svg.graph')].map(g => g.getAttribute('aria-label'));", json!([]));
+    let graphs: Vec<String> =
+        graphs.as_array().expect("labels").iter().map(|g| g.as_str().unwrap_or_default().to_string()).collect();
+    for want in [
+        "every queue, last hour per minute: processed 6, failed 2".to_string(),
+        "every queue, last day per hour: processed 6, failed 2".to_string(),
+        format!("queue {H_SCRIPT}, last hour per minute: processed 1, failed 0"),
+        "queue mail, last hour per minute: processed 5, failed 1".to_string(),
+    ] {
+        assert!(graphs.contains(&want), "no graph {want:?} in {graphs:?}");
+    }
+    // Drawn: the hour's bars have a size.
+    let drawn = b.js("return [...document.querySelectorAll('svg.graph rect.ok')].filter(r => r.getBoundingClientRect().height > 0).length;", json!([]));
+    assert!(drawn.as_u64().is_some_and(|n| n > 0), "{drawn}");
 
     // The live figures' JSON parses in the browser, U+2028 in a key included.
     b.goto("/");

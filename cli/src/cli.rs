@@ -160,6 +160,10 @@ pub enum InspectCmd {
     /// Locks of the namespace: node-resque's queue and job locks, tq's pair locks (TQ.LOCKS, to the end)
     #[command(after_help = EXIT_STATUS)]
     Locks(OutputArgs),
+
+    /// Job metrics per queue and class (processed, failed, run and wait times) and each queue's latency
+    #[command(after_help = EXIT_STATUS)]
+    Metrics(OutputArgs),
 }
 
 impl InspectCmd {
@@ -177,6 +181,7 @@ impl InspectCmd {
             InspectCmd::CleanWorkers(_) => "clean-workers",
             InspectCmd::Details(_) => "details",
             InspectCmd::Locks(_) => "locks",
+            InspectCmd::Metrics(_) => "metrics",
         }
     }
 }

@@ -4,8 +4,10 @@
 //! A small synchronous HTTP server (tiny_http): a handful of threads, each
 //! with its own Redis connection, each request a few bounded reads (pages of
 //! at most [`PAGE`] rows, [`FAILED_SCAN`] failed records per filtered page,
-//! the first [`WORKERS_READ`] workers for per-queue figures). Every asset is
-//! compiled in; nothing is fetched at run time.
+//! the first [`WORKERS_READ`] workers for per-queue figures, the job metrics
+//! of at most 1000 (queue, class) pairs, the graphs' of 100). Every asset is
+//! compiled in, the graphs are SVG drawn here; nothing is fetched at run
+//! time.
 //!
 //! Security: loopback by default, a token (header or login cookie) required
 //! for any other address; `--read-only` hides and refuses every write; writes
@@ -27,6 +29,10 @@ use serde_json::{json, Value as J};
 use crate::cli::{OutputArgs, ProgressArg, SweepArgs};
 use crate::client::{Client, Error};
 use crate::inspect::{self, array, bytes, call, int, text, uint, Sweep};
+use tq_client::metrics::{self as jm, Metrics, Span};
+use tq_core::metrics::{bucket_bound_ms, Histogram, Tally, HOUR_MS, MINUTE_MS};
+
+mod graph;
 
 /// Rows per page (jobs, failed records, workers, delayed times, locks).
 pub const PAGE: u64 = 50;
@@ -53,6 +59,14 @@ const MAX_BODY: u64 = 64 * 1024;
 const THREADS: usize = 4;
 /// Batch of the retry/remove sweeps (as `tq retry`'s default).
 const SWEEP_BATCH: u64 = 1_000;
+/// Queues that get graphs of their own on the overview (the busiest of the
+/// last hour; every queue is in the namespace's graphs).
+const QUEUES_GRAPHED: usize = 6;
+/// The job metrics of the overview's figures and of `/api/live`: the last
+/// complete minute (and the current one).
+const LIVE_SPAN: Span = Span { minutes: 2, hours: false, pairs: jm::MAX_PAIRS };
+/// The graphs' metrics: (queue, class) pairs drawn at most (84 records each).
+const GRAPH_SPAN: Span = Span { minutes: jm::MINUTES, hours: true, pairs: 100 };
 
 const STYLE: &str = include_str!("web/style.css");
 const SCRIPT: &str = include_str!("web/app.js");
@@ -411,7 +425,10 @@ fn route(app: &App, conn: &mut Option<Client>, req: &Req) -> Result<Resp, Error>
         "/delayed" => html("Delayed", "/delayed", delayed_page(app, c, req)?),
         "/locks" => html("Locks", "/locks", locks_page(c, req.param("cursor").unwrap_or("0"))?),
         "/periodic" => html("Periodic", "/periodic", periodic_page(c)?),
-        "/api/live" => Resp::new(200, "application/json", safe_json(&live_json(&overview(c)?))),
+        "/api/live" => {
+            let o = overview(c, LIVE_SPAN)?;
+            Resp::new(200, "application/json", safe_json(&live_json(&o)))
+        }
         "/metrics" => Resp::new(200, "text/plain; version=0.0.4; charset=utf-8", metrics(c)?),
         _ => Resp::text(404, "not found\n"),
     })
@@ -619,6 +636,10 @@ struct QueueRow {
     paused: bool,
     in_flight: u64,
     workers_alive: u64,
+    /// Age of its oldest waiting job (None: empty, or not known).
+    latency_ms: Option<u64>,
+    /// Jobs processed and failed in the last complete minute.
+    minute: (u64, u64),
 }
 
 struct Worker {
@@ -643,6 +664,8 @@ struct Overview {
     workers: u64,
     workers_alive: u64,
     leader: J,
+    /// The module's job metrics (what `overview`'s span asked for).
+    jobs: Metrics,
 }
 
 /// A counter's value: 0 when absent, its text when not a number.
@@ -722,7 +745,13 @@ fn ns_keys(ns: &str) -> Result<tq_core::keys::Ns<'_>, Error> {
     tq_core::keys::Ns::new(ns.as_bytes(), false).map_err(|e| Error::Config(format!("namespace '{ns}': {e}")))
 }
 
-fn overview(c: &mut Client) -> Result<Overview, Error> {
+/// The last complete minute of a pair's minutes (the last is the current).
+fn last_minute(p: &jm::PairMetrics) -> Option<&Tally> {
+    p.minutes.len().checked_sub(2).and_then(|i| p.minutes.get(i))
+}
+
+/// The overview's figures, with the job metrics `span` asks for.
+fn overview(c: &mut Client, span: Span) -> Result<Overview, Error> {
     let ns = c.ns().to_string();
     let now = inspect::server_now(c)?;
     let k = ns_keys(&ns)?;
@@ -756,9 +785,22 @@ fn overview(c: &mut Client) -> Result<Overview, Error> {
     for p in &paused {
         names.entry(p.clone()).or_insert(0);
     }
+    let jobs = jm::read(c, span)?;
+    // Each queue's last complete minute, its classes added up.
+    let mut per_minute: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for p in &jobs.pairs {
+        if let Some(t) = last_minute(p) {
+            let e = per_minute.entry(p.queue.clone()).or_default();
+            *e = (e.0.saturating_add(t.processed), e.1.saturating_add(t.failed));
+        }
+    }
+    let latencies = jm::latencies(c, jobs.now_ms, &names.keys().collect::<Vec<_>>())?;
     let queues = names
         .into_iter()
-        .map(|(name, depth)| QueueRow {
+        .zip(latencies)
+        .map(|((name, depth), lat)| QueueRow {
+            latency_ms: lat.latency_ms,
+            minute: per_minute.get(name.as_str()).copied().unwrap_or_default(),
             in_flight: ws.iter().filter(|w| pick(&w.job, "queue").as_str() == Some(name.as_str())).count() as u64,
             workers_alive: ws.iter().filter(|w| w.alive && w.queues.iter().any(|q| q == &name || q == "*")).count()
                 as u64,
@@ -784,7 +826,18 @@ fn overview(c: &mut Client) -> Result<Overview, Error> {
         workers: registered,
         workers_alive: tq_alive + node_alive,
         leader: text(leader).map_or(J::Null, J::String),
+        jobs,
     })
+}
+
+/// A latency as text (`-` when not known).
+fn latency_text(ms: Option<u64>) -> String {
+    ms.map_or_else(|| "-".to_string(), crate::duration::show_short_ms)
+}
+
+/// Jobs processed and failed in the last complete minute, every queue.
+fn minute_totals(o: &Overview) -> (u64, u64) {
+    o.queues.iter().fold((0u64, 0u64), |(p, f), q| (p.saturating_add(q.minute.0), f.saturating_add(q.minute.1)))
 }
 
 /// The live figures, keyed as the pages' `data-live` attributes name them.
@@ -797,7 +850,13 @@ fn live_json(o: &Overview) -> J {
     f.insert("in_flight".into(), json!(o.in_flight));
     f.insert("workers".into(), json!(o.workers));
     f.insert("workers_alive".into(), json!(o.workers_alive));
+    let (mp, mf) = minute_totals(o);
+    f.insert("minute_processed".into(), json!(mp));
+    f.insert("minute_failed".into(), json!(mf));
     for q in &o.queues {
+        f.insert(format!("queue:{}:latency", q.name), json!(latency_text(q.latency_ms)));
+        f.insert(format!("queue:{}:minute_processed", q.name), json!(q.minute.0));
+        f.insert(format!("queue:{}:minute_failed", q.name), json!(q.minute.1));
         f.insert(format!("queue:{}:depth", q.name), json!(q.depth));
         f.insert(format!("queue:{}:paused", q.name), json!(if q.paused { "paused" } else { "-" }));
         f.insert(format!("queue:{}:in_flight", q.name), json!(q.in_flight));
@@ -814,9 +873,13 @@ fn live(key: &str, value: &str) -> String {
 // Pages
 
 fn overview_page(app: &App, c: &mut Client) -> Result<String, Error> {
-    let o = overview(c)?;
+    let o = overview(c, LIVE_SPAN)?;
+    let history = jm::read(c, GRAPH_SPAN)?;
+    let (mp, mf) = minute_totals(&o);
     let mut s = String::from("<h1>Overview</h1><dl class=figures>");
     for (label, key, value) in [
+        ("processed / min", "minute_processed", mp.to_string()),
+        ("failed / min", "minute_failed", mf.to_string()),
         ("processed", "processed", show(&o.processed)),
         ("failures", "failed", show(&o.failed_counter)),
         ("failed list", "failed_jobs", o.failed_len.to_string()),
@@ -828,6 +891,7 @@ fn overview_page(app: &App, c: &mut Client) -> Result<String, Error> {
         let _ = write!(s, "<div><dt>{label}</dt><dd>{}</dd></div>", live(key, &value));
     }
     let _ = write!(s, "</dl><p>delayed times: {}; leader: {}</p>", o.delayed_times, esc(&show(&o.leader)));
+    s.push_str(&graphs(&history));
     let rows: Vec<Vec<String>> = o
         .queues
         .iter()
@@ -844,6 +908,9 @@ fn overview_page(app: &App, c: &mut Client) -> Result<String, Error> {
                 live(&k("paused"), if q.paused { "paused" } else { "-" }),
                 live(&k("in_flight"), &q.in_flight.to_string()),
                 live(&k("workers_alive"), &q.workers_alive.to_string()),
+                live(&k("latency"), &latency_text(q.latency_ms)),
+                live(&k("minute_processed"), &q.minute.0.to_string()),
+                live(&k("minute_failed"), &q.minute.1.to_string()),
                 action,
             ]
         })
@@ -852,13 +919,27 @@ fn overview_page(app: &App, c: &mut Client) -> Result<String, Error> {
     if rows.is_empty() {
         s.push_str("<p>no queues</p>");
     } else {
-        s.push_str(&table(&["queue", "waiting", "paused", "in flight", "workers alive", ""], &rows));
+        s.push_str(&table(
+            &[
+                "queue",
+                "waiting",
+                "paused",
+                "in flight",
+                "workers alive",
+                "latency",
+                "processed / min",
+                "failed / min",
+                "",
+            ],
+            &rows,
+        ));
     }
     let _ = write!(
         s,
         "<p class=note>In flight and workers per queue count the first {WORKERS_READ} registered workers. \
-         Counters are the namespace's (per-queue history comes with the module's metrics).</p>"
+         Latency: the age of the queue's oldest waiting job. Per minute: the last complete minute.</p>"
     );
+    s.push_str(&queue_graphs(&history));
     // The Node package's counters (Stats.increment), global and per server.
     let counted = crate::inspect::counters(c)?;
     let mut rows: Vec<Vec<String>> = Vec::new();
@@ -875,6 +956,71 @@ fn overview_page(app: &App, c: &mut Client) -> Result<String, Error> {
         s.push_str(&table(&["server", "counter", "value"], &rows));
     }
     Ok(s)
+}
+
+/// The overview's graphs of the last hour (per minute) and the last day
+/// (per hour), every queue's.
+fn graphs(j: &Metrics) -> String {
+    if j.pairs.is_empty() {
+        return "<p class=note>No job metrics yet (they start with the first ACK or FAIL).</p>".to_string();
+    }
+    let mut s = pair_graphs("every queue", j, &j.pairs.iter().collect::<Vec<_>>());
+    if j.truncated {
+        let _ = write!(s, "<p class=note>The graphs count the first {} (queue, class) pairs.</p>", GRAPH_SPAN.pairs);
+    }
+    s
+}
+
+/// The busiest queues' own graphs (when there is more than one queue).
+fn queue_graphs(j: &Metrics) -> String {
+    let mut s = String::new();
+    let mut per: BTreeMap<&str, Vec<&jm::PairMetrics>> = BTreeMap::new();
+    for p in &j.pairs {
+        per.entry(p.queue.as_str()).or_default().push(p);
+    }
+    if per.len() > 1 {
+        let ended = |ps: &Vec<&jm::PairMetrics>| {
+            ps.iter().map(|p| p.last_minutes(jm::MINUTES)).map(|t| t.processed.saturating_add(t.failed)).sum::<u64>()
+        };
+        let mut busiest: Vec<(&str, u64)> = per.iter().map(|(q, ps)| (*q, ended(ps))).collect();
+        busiest.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        for (q, _) in busiest.into_iter().take(QUEUES_GRAPHED) {
+            let ps = per.get(q).cloned().unwrap_or_default();
+            s.push_str(&pair_graphs(&format!("queue {q}"), j, &ps));
+        }
+    }
+    if s.is_empty() {
+        return s;
+    }
+    format!("<h2>Busiest queues, last hour</h2>{s}")
+}
+
+/// The two graphs of some pairs added up.
+fn pair_graphs(name: &str, j: &Metrics, pairs: &[&jm::PairMetrics]) -> String {
+    let series = |n: usize, of: &dyn Fn(&jm::PairMetrics) -> &Vec<Tally>, label: &dyn Fn(usize) -> String| {
+        (0..n)
+            .map(|i| {
+                let t = jm::sum(pairs.iter().filter_map(|p| of(p).get(i)));
+                graph::Bar { label: label(i), processed: t.processed, failed: t.failed }
+            })
+            .collect::<Vec<_>>()
+    };
+    let minute_label = |i: usize| {
+        let m = j.minute.saturating_sub((jm::MINUTES - 1 - i) as u64);
+        crate::table::rfc3339(m.saturating_mul(MINUTE_MS)).get(11..16).unwrap_or_default().to_string()
+    };
+    let hour_label = |i: usize| {
+        let h = j.hour.saturating_sub((jm::HOURS - 1 - i) as u64);
+        let t = crate::table::rfc3339(h.saturating_mul(HOUR_MS));
+        format!("{} {}:00", t.get(5..10).unwrap_or_default(), t.get(11..13).unwrap_or_default())
+    };
+    let minutes = series(jm::MINUTES, &|p| &p.minutes, &minute_label);
+    let hours = series(jm::HOURS, &|p| &p.hours, &hour_label);
+    format!(
+        "<div class=graphs>{}{}</div>",
+        graph::bars_svg(&format!("{name}, last hour per minute"), &minutes, &minute_label(0), "now (UTC)"),
+        graph::bars_svg(&format!("{name}, last day per hour"), &hours, &hour_label(0), "this hour"),
+    )
 }
 
 fn job_cells(payload: &[u8]) -> (String, String) {
@@ -1343,7 +1489,7 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(Stri
 }
 
 fn metrics(c: &mut Client) -> Result<String, Error> {
-    let o = overview(c)?;
+    let o = overview(c, Span::TOTALS)?;
     let ns = format!("namespace=\"{}\"", label(c.ns()));
     let per = |f: &dyn Fn(&QueueRow) -> String| -> Vec<(String, String)> {
         o.queues.iter().map(|q| (format!("{ns},queue=\"{}\"", label(&q.name)), f(q))).collect()
@@ -1403,6 +1549,7 @@ fn metrics(c: &mut Client) -> Result<String, Error> {
         add(Some(server), hash);
     }
     metric(&mut s, "tq_counter", "gauge", "Counters of the Node package's Stats.increment.", &counters);
+    job_metrics(&mut s, &ns, &o);
     // INFO tq: what the module did on this server since it was loaded.
     let info = call(c, "INFO", &[b"tq"]).ok().and_then(|v| text(&v)).unwrap_or_default();
     for line in info.lines() {
@@ -1432,6 +1579,68 @@ fn metrics(c: &mut Client) -> Result<String, Error> {
         );
     }
     Ok(s)
+}
+
+/// The module's job metrics: per (queue, class) counters and histograms from
+/// the totals records (closed minutes: monotonic, up to about a minute
+/// behind), and each queue's latency.
+fn job_metrics(out: &mut String, ns: &str, o: &Overview) {
+    let pair = |p: &jm::PairMetrics| format!("{ns},queue=\"{}\",class=\"{}\"", label(&p.queue), label(&p.class));
+    let pairs = &o.jobs.pairs;
+    let each = |f: &dyn Fn(&Tally) -> u64| -> Vec<(String, String)> {
+        pairs.iter().map(|p| (pair(p), f(&p.total).to_string())).collect()
+    };
+    metric(out, "tq_jobs_processed_total", "counter", "Jobs acknowledged (closed minutes).", &each(&|t| t.processed));
+    metric(out, "tq_jobs_failed_total", "counter", "Jobs failed (closed minutes).", &each(&|t| t.failed));
+    for (name, help, of) in [
+        (
+            "tq_job_run_seconds",
+            "Run time of the jobs, take to ACK or FAIL (closed minutes).",
+            (|t: &Tally| &t.run) as fn(&Tally) -> &Histogram,
+        ),
+        ("tq_job_wait_seconds", "Wait time of the jobs, arrival (or due time) to take (closed minutes).", |t| &t.wait),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for p in pairs {
+            let labels = pair(p);
+            let h = of(&p.total);
+            let mut seen = 0u64;
+            for (i, n) in h.counts.iter().enumerate() {
+                seen = seen.saturating_add(*n);
+                // Durations are whole ms: under 2^i ms is at most 2^i ms.
+                let le = bucket_bound_ms(i).map_or_else(|| "+Inf".to_string(), seconds);
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {seen}");
+            }
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {}", seconds(h.sum_ms));
+            let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count());
+        }
+    }
+    let latencies: Vec<(String, String)> = o
+        .queues
+        .iter()
+        .filter_map(|q| {
+            // An empty queue waits for nothing; a queue whose head is not dated is left out.
+            let ms = if q.depth == 0 { Some(0) } else { q.latency_ms };
+            ms.map(|ms| (format!("{ns},queue=\"{}\"", label(&q.name)), seconds(ms)))
+        })
+        .collect();
+    metric(
+        out,
+        "tq_queue_latency_seconds",
+        "gauge",
+        "Age of the queue's oldest waiting job (0 when empty).",
+        &latencies,
+    );
+}
+
+/// Milliseconds as seconds, exactly (`1.5`, `0.001`, `4194.304`).
+fn seconds(ms: u64) -> String {
+    let (s, rest) = (ms / 1000, ms % 1000);
+    if rest == 0 {
+        s.to_string()
+    } else {
+        format!("{s}.{rest:03}").trim_end_matches('0').to_string()
+    }
 }
 
 /// An `INFO tq` summary (`count=..,mean=..,p50=..,p99=..,max=..`) as a

@@ -7,7 +7,8 @@
 //! - [`enqueue`]: enqueueing now, at a time or after a delay, or unique;
 //! - [`config`]: retry policies and per-class/per-queue settings (JSON file);
 //! - [`duration`]: `30s`-style durations and the one time syntax;
-//! - [`host`]: the host name worker names start with.
+//! - [`host`]: the host name worker names start with;
+//! - [`metrics`]: reading the job metrics the module keeps (bounded reads).
 //!
 //! This crate never links the module (`tq-module`): the module installs
 //! Redis's allocator, which aborts outside a server. It writes nothing to the
@@ -21,6 +22,7 @@ pub mod duration;
 pub mod enqueue;
 pub mod host;
 pub mod job;
+pub mod metrics;
 pub mod worker;
 
 pub use client::Client;

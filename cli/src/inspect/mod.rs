@@ -14,6 +14,7 @@
 //! | `tq clean-workers` | `TQ.CLEANWORKERS` or `TQ.FORCECLEAN` |
 //! | `tq details` | `TQ.DETAILS` |
 //! | `tq locks` | `TQ.LOCKS`, following the cursor |
+//! | `tq metrics` | `TIME`, `SMEMBERS` of the pairs and queues, `MGET` of each pair's records (MULTI), `GET` clock + `LLEN` per queue |
 //!
 //! Output is an aligned table (times as RFC 3339 UTC with a relative part,
 //! relative to the server's clock) or, with `--json`, one JSON document with
@@ -36,11 +37,13 @@ use tq_core::keys::LockKind;
 use crate::table::{cell, rfc3339, when, Align, Progress, ProgressStyle, Table};
 
 mod failed;
+mod metrics;
 mod queues;
 mod reply;
 mod workers;
 
 pub use failed::*;
+pub use metrics::*;
 pub use queues::*;
 pub use reply::*;
 pub use workers::*;
@@ -114,6 +117,7 @@ pub fn dispatch(c: &mut Client, cmd: InspectCmd) -> Result<Output, Error> {
         InspectCmd::CleanWorkers(a) => clean_workers(c, &a),
         InspectCmd::Details(o) => details(c, o.json),
         InspectCmd::Locks(o) => locks(c, o.json),
+        InspectCmd::Metrics(o) => metrics(c, o.json),
     }
 }
 
