@@ -115,11 +115,13 @@ def parse(path):
     return total, calls
 
 
-def measure(module, warm, run, jobs):
+def measure(module, warm, run, jobs, fill=None):
     s = Server(module)
     try:
         warm(s.port)
         cli(s.port, "flushall")
+        if fill:
+            fill(s.port)
         s.zero()
         run(s.port)
         total, calls = parse(s.dump())
@@ -128,8 +130,19 @@ def measure(module, warm, run, jobs):
     return {"instructions": total / jobs, **{label: calls[name] / jobs for name, label in CALLS}}
 
 
-def cycle(mode, jobs):
-    return lambda port: subprocess.run([CYCLE, str(port), mode, str(jobs), "16", "8"], capture_output=True, check=True)
+def cycle(mode, jobs, fill=""):
+    """bench-cycle's take + complete of `jobs` waiting jobs; `fill` "only" or
+    "skip" splits its fill from its run (one namespace for both)."""
+    env = dict(os.environ, BENCH_CYCLE_NS="counted", BENCH_CYCLE_FILL=fill)
+    return lambda port: subprocess.run(
+        [CYCLE, str(port), mode, str(jobs), "16", "8"], capture_output=True, check=True, env=env)
+
+
+def take(label, mode, metrics=True):
+    """A take + complete row: warmed up, then the queue filled (not
+    counted), then the jobs taken and completed (counted)."""
+    warm = cycle(mode, 800) if metrics else nometrics(cycle(mode, 800))
+    return (label, MODULE, warm, cycle(mode, JOBS, "skip"), JOBS, cycle(mode, JOBS, "only"))
 
 
 def bench(n, *cmd):
@@ -148,13 +161,13 @@ def nometrics(warm):
 rows = []
 payload = '{"class":"add","queue":"q","args":[1,2]}'
 for title, cases in [
-    ("take + complete a waiting job (8 connections, 16 per trip)", [
-        ("TQ.POP + TQ.ACK", MODULE, cycle("popack", 800), cycle("popack", JOBS), JOBS),
-        ("TQ.POP ... ACK", MODULE, cycle("ackpop", 800), cycle("ackpop", JOBS), JOBS),
-        ("TQ.POP + TQ.ACK, tq.metrics no", MODULE, nometrics(cycle("popack", 800)), cycle("popack", JOBS), JOBS),
-        ("TQ.POP ... ACK, tq.metrics no", MODULE, nometrics(cycle("ackpop", 800)), cycle("ackpop", JOBS), JOBS),
-        ("node-resque's per-job commands", MODULE, cycle("noderesque", 800), cycle("noderesque", JOBS), JOBS),
-        ("the same writes as plain commands (floor)", MODULE, cycle("floor", 800), cycle("floor", JOBS), JOBS),
+    ("take + complete a waiting job (8 connections, 16 per trip; the fill not counted)", [
+        take("TQ.POP + TQ.ACK", "popack"),
+        take("TQ.POP ... ACK", "ackpop"),
+        take("TQ.POP + TQ.ACK, tq.metrics no", "popack", metrics=False),
+        take("TQ.POP ... ACK, tq.metrics no", "ackpop", metrics=False),
+        take("node-resque's per-job commands", "noderesque"),
+        take("the same writes as plain commands (floor)", "floor"),
     ]),
     ("enqueue (redis-benchmark -P 16)", [
         ("TQ.ENQUEUE", MODULE, bench(2000, "TQ.ENQUEUE", "resque", "q", "add", "[1,2]"),
@@ -165,7 +178,7 @@ for title, cases in [
          bench(20000, "floor.pushacl", "resque:queue:q", payload), 20000),
     ]),
 ]:
-    rows.append((title, [(label, measure(mod, warm, run, n)) for label, mod, warm, run, n in cases]))
+    rows.append((title, [(label, measure(mod, warm, run, n, *fill)) for label, mod, warm, run, n, *fill in cases]))
 
 # Promotion: the fill is not counted, only the moves.
 PROMO = 20000

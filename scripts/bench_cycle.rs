@@ -47,7 +47,11 @@ fn main() {
     let conns: usize = arg(5, "8").parse().expect("connections");
     let url = format!("redis://127.0.0.1:{port}/");
     let client = redis::Client::open(url).expect("client");
-    let ns = format!("bench{}", std::process::id());
+    // BENCH_CYCLE_NS names the namespace and BENCH_CYCLE_FILL=only|skip
+    // splits the fill from the run, so that a counting harness can leave
+    // the fill out (scripts/bench_counts.py).
+    let ns = std::env::var("BENCH_CYCLE_NS").unwrap_or_else(|_| format!("bench{}", std::process::id()));
+    let fill = std::env::var("BENCH_CYCLE_FILL").unwrap_or_default();
     let queue_key = format!("{ns}:queue:q");
     if mode == "cycle" {
         let batch = arg(6, "live") == "batch";
@@ -66,7 +70,8 @@ fn main() {
     // dates the jobs), as plain RPUSH for the others.
     let mut c = client.get_connection().expect("connect");
     let tq = matches!(mode.as_str(), "popack" | "ackpop");
-    for chunk in (0..jobs).collect::<Vec<_>>().chunks(1000) {
+    let chunks = if fill == "skip" { Vec::new() } else { (0..jobs).collect::<Vec<_>>() };
+    for chunk in chunks.chunks(1000) {
         let mut p = redis::pipe();
         for i in chunk {
             if tq {
@@ -76,6 +81,9 @@ fn main() {
             }
         }
         p.query::<()>(&mut c).expect("fill");
+    }
+    if fill == "only" {
+        return;
     }
 
     let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(NODE_RESQUE_POP).query(&mut c).expect("script load");
