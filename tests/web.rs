@@ -674,7 +674,6 @@ fn sample(text: &str, name: &str, labels: &str) -> f64 {
 
 #[test]
 fn job_metrics_in_tq_metrics_the_overview_and_metrics_agree() {
-    use tq_core::codec::Versioned;
     use tq_core::metrics::{pair, Tally};
 
     let s = Server::start();
@@ -797,7 +796,6 @@ fn job_metrics_in_tq_metrics_the_overview_and_metrics_agree() {
 /// directly) the timer closes nothing, so the minute stays open.
 #[test]
 fn the_day_graph_adds_a_past_hours_minute_the_timer_has_yet_to_close() {
-    use tq_core::codec::Versioned;
     use tq_core::metrics::{pair, Tally, HOUR_MS, MINUTE_MS};
 
     let primary = Server::start();

@@ -7,7 +7,7 @@
 //! fewer as the caller asks), then per chunk of pairs one MULTI/EXEC
 //! pipeline of MGETs (with the open minutes of past hours, so that a minute
 //! the timer closes meanwhile is never counted twice or missed), and one
-//! pipeline of `GET` clock + `LLEN` per queue. No SCAN, no KEYS.
+//! pipeline of `GET` clock, `LLEN` and `LINDEX 0` per queue. No SCAN, no KEYS.
 
 use redis::Value;
 use tq_core::metrics::{minute_of, Clock, Tally, HOUR_MS, MINUTE_MS};
@@ -277,7 +277,8 @@ fn uint(v: &Value) -> Option<u64> {
 }
 
 /// Each queue's waiting jobs and latency at the server's `now_ms`: `GET`
-/// of its clock and `LLEN`, pipelined.
+/// of its clock, `LLEN` and `LINDEX 0` (the head, which the clock dates),
+/// pipelined.
 pub fn latencies<Q: AsRef<str>>(c: &mut Client, now_ms: u64, queues: &[Q]) -> Result<Vec<QueueLatency>, Error> {
     let ns = c.ns().to_string();
     let k =
@@ -286,30 +287,31 @@ pub fn latencies<Q: AsRef<str>>(c: &mut Client, now_ms: u64, queues: &[Q]) -> Re
     for chunk in queues.chunks(QUEUES_PER_STEP) {
         let mut pipe = redis::pipe();
         for q in chunk {
+            let qkey = k.queue(q.as_ref().as_bytes());
             pipe.cmd("GET").arg(k.clock(q.as_ref().as_bytes()));
-            pipe.cmd("LLEN").arg(k.queue(q.as_ref().as_bytes()));
+            pipe.cmd("LLEN").arg(&qkey);
+            pipe.cmd("LINDEX").arg(&qkey).arg(0);
         }
         let replies = match c.call_pipe(&pipe)? {
             Value::Array(v) => v,
             other => return Err(Error::Protocol(format!("the latency pipeline answered {other:?}"))),
         };
-        for (q, r) in chunk.iter().zip(replies.chunks(2)) {
-            let [clock, len] = r else { continue };
-            let waiting = uint(len).unwrap_or(0);
+        for (q, r) in chunk.iter().zip(replies.chunks(3)) {
+            let [clock, len, head] = r else { continue };
             out.push(QueueLatency {
                 queue: q.as_ref().to_string(),
-                waiting,
-                latency_ms: latency(clock, now_ms, waiting),
+                waiting: uint(len).unwrap_or(0),
+                latency_ms: latency(clock, now_ms, head),
             });
         }
     }
     Ok(out)
 }
 
-/// A queue's latency from its clock's raw value and its length.
-pub fn latency(clock: &Value, now_ms: u64, waiting: u64) -> Option<u64> {
-    match clock {
-        Value::BulkString(raw) => Clock::decode(raw)?.head_age_ms(now_ms, waiting),
+/// A queue's latency from its clock's raw value and its head job.
+pub fn latency(clock: &Value, now_ms: u64, head: &Value) -> Option<u64> {
+    match (clock, head) {
+        (Value::BulkString(raw), Value::BulkString(head)) => Clock::decode(raw)?.head_age_ms(now_ms, Some(head)),
         _ => None,
     }
 }
@@ -354,10 +356,11 @@ mod tests {
     #[test]
     fn latency_needs_a_clock_and_a_waiting_job() {
         let mut clock = Clock::default();
-        assert!(clock.pushed(0, 1_000));
-        let raw = Value::BulkString(tq_core::codec::Versioned::to_bytes(&clock));
-        assert_eq!(latency(&raw, 4_000, 1), Some(3_000));
-        assert_eq!(latency(&raw, 4_000, 0), None);
-        assert_eq!(latency(&Value::Nil, 4_000, 1), None);
+        assert!(clock.pushed(0, b"job", 1_000));
+        let raw = Value::BulkString(clock.to_bytes());
+        let head = Value::BulkString(b"job".to_vec());
+        assert_eq!(latency(&raw, 4_000, &head), Some(3_000));
+        assert_eq!(latency(&raw, 4_000, &Value::Nil), None);
+        assert_eq!(latency(&Value::Nil, 4_000, &head), None);
     }
 }

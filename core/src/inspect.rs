@@ -317,7 +317,7 @@ pub fn failed_retry(
             s.expect_kind(&qkey, Kind::List)?;
             s.expect_kind(&queues, Kind::Set)?;
             let now = s.now_ms();
-            clocks.pushed(s, ns, (&queue, None), 1, now)?;
+            clocks.pushed(s, ns, (&queue, None), (&job, 1), now)?;
             plan.effects.push(Effect::SAdd { key: queues.clone(), member: queue });
             plan.effects.push(Effect::RPush { key: qkey, value: job });
         }

@@ -203,7 +203,9 @@ impl Ns<'_> {
     }
     /// One minute's `metrics::Tally` of a pair.
     pub fn metrics_minute(&self, minute: u64, pair: &[u8]) -> Vec<u8> {
-        self.key(&[b"tq", b"m", minute.to_string().as_bytes(), pair])
+        // Every job's report makes this name: digits written in place.
+        let mut digits = [0u8; 20];
+        self.key(&[b"tq", b"m", decimal(minute, &mut digits), pair])
     }
     /// One hour's `metrics::Tally` of a pair.
     pub fn metrics_hour(&self, hour: u64, pair: &[u8]) -> Vec<u8> {
@@ -313,6 +315,22 @@ pub fn is_metrics(rest: &[u8]) -> bool {
     [&b"tq:m:"[..], b"tq:h:", b"tq:t:", b"tq:clock:"].iter().any(|p| rest.starts_with(p))
         || rest == b"tq:metrics"
         || rest == b"tq:mopen"
+}
+
+/// `n` in decimal, written at the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        if let Some(b) = buf.get_mut(i) {
+            *b = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    buf.get(i..).unwrap_or_default()
 }
 
 /// The `delayed:<ts>` marker stored in `timestamps:<payload>` sets (no

@@ -20,7 +20,6 @@ use std::collections::HashMap;
 
 use bincode::{Decode, Encode};
 
-use crate::codec::Versioned;
 use crate::error::{Result, TqError};
 use crate::json;
 use crate::keys::Ns;
@@ -104,8 +103,45 @@ pub struct Tally {
     pub wait: Histogram,
 }
 
-impl Versioned for Tally {
-    const VERSION: u8 = 1;
+/// A minute's stored form: a version byte, then little-endian fixed fields
+/// (processed, failed, run sum, wait sum as u64; each histogram's counts as
+/// u32), so that a job's count patches a copy of the bytes in place
+/// instead of decoding and encoding the record: this write is on every
+/// job's path.
+const TALLY_VERSION: u8 = 1;
+const PROCESSED: usize = 1;
+const FAILED: usize = 9;
+const RUN_SUM: usize = 17;
+const WAIT_SUM: usize = 25;
+const RUN_COUNTS: usize = 33;
+const WAIT_COUNTS: usize = RUN_COUNTS + 4 * BUCKETS;
+/// The stored size of a tally.
+pub const TALLY_BYTES: usize = WAIT_COUNTS + 4 * BUCKETS;
+
+fn read_u64(raw: &[u8], at: usize) -> u64 {
+    raw.get(at..at + 8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_le_bytes)
+}
+
+fn read_u32(raw: &[u8], at: usize) -> u64 {
+    raw.get(at..at + 4).and_then(|b| b.try_into().ok()).map_or(0, |b| u64::from(u32::from_le_bytes(b)))
+}
+
+fn add_u64(raw: &mut [u8], at: usize, n: u64) {
+    let v = read_u64(raw, at).saturating_add(n);
+    if let Some(b) = raw.get_mut(at..at + 8) {
+        b.copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+fn add_u32(raw: &mut [u8], at: usize, n: u64) {
+    let v = u32::try_from(read_u32(raw, at).saturating_add(n)).unwrap_or(u32::MAX);
+    if let Some(b) = raw.get_mut(at..at + 4) {
+        b.copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+fn is_tally(raw: &[u8]) -> bool {
+    raw.len() == TALLY_BYTES && raw.first() == Some(&TALLY_VERSION)
 }
 
 impl Tally {
@@ -116,8 +152,76 @@ impl Tally {
         self.wait.merge(&other.wait);
     }
 
+    /// None for bytes that are not a tally (of either form).
     pub fn decode(raw: &[u8]) -> Option<Tally> {
-        Self::from_bytes(raw)
+        if let Some((&WIDE_VERSION, body)) = raw.split_first() {
+            return crate::codec::decode_exact(body);
+        }
+        if !is_tally(raw) {
+            return None;
+        }
+        let histogram = |sum, counts| {
+            let mut h = Histogram { sum_ms: read_u64(raw, sum), ..Histogram::default() };
+            for (i, c) in h.counts.iter_mut().enumerate() {
+                *c = read_u32(raw, counts + 4 * i);
+            }
+            h
+        };
+        Some(Tally {
+            processed: read_u64(raw, PROCESSED),
+            failed: read_u64(raw, FAILED),
+            run: histogram(RUN_SUM, RUN_COUNTS),
+            wait: histogram(WAIT_SUM, WAIT_COUNTS),
+        })
+    }
+
+    /// The stored form (counts over `u32::MAX` are kept at it).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = empty_tally();
+        add_u64(&mut out, PROCESSED, self.processed);
+        add_u64(&mut out, FAILED, self.failed);
+        for (sum, counts, h) in [(RUN_SUM, RUN_COUNTS, &self.run), (WAIT_SUM, WAIT_COUNTS, &self.wait)] {
+            add_u64(&mut out, sum, h.sum_ms);
+            for (i, c) in h.counts.iter().enumerate() {
+                add_u32(&mut out, counts + 4 * i, *c);
+            }
+        }
+        out
+    }
+}
+
+impl Tally {
+    /// The wide form, for hours and totals (a total's count may pass
+    /// `u32::MAX`): a version byte and the record as bincode, variable
+    /// length, so mostly smaller than the fixed form. Only the timer writes
+    /// it, once a minute, so its cost does not matter.
+    pub fn to_wide_bytes(&self) -> Vec<u8> {
+        let mut out = vec![WIDE_VERSION];
+        if let Ok(body) = bincode::encode_to_vec(self, bincode::config::standard()) {
+            out.extend_from_slice(&body);
+        }
+        out
+    }
+}
+
+const WIDE_VERSION: u8 = 2;
+
+fn empty_tally() -> Vec<u8> {
+    let mut out = vec![0u8; TALLY_BYTES];
+    if let Some(v) = out.first_mut() {
+        *v = TALLY_VERSION;
+    }
+    out
+}
+
+/// Counts one job in a stored tally's bytes.
+fn count_job(out: &mut [u8], j: &Ended<'_>) {
+    add_u64(out, if j.outcome == Outcome::Processed { PROCESSED } else { FAILED }, 1);
+    add_u64(out, RUN_SUM, j.run_ms);
+    add_u32(out, RUN_COUNTS + 4 * bucket(j.run_ms), 1);
+    if let Some(w) = j.wait_ms {
+        add_u64(out, WAIT_SUM, w);
+        add_u32(out, WAIT_COUNTS + 4 * bucket(w), 1);
     }
 }
 
@@ -126,12 +230,17 @@ impl Tally {
 /// whatever `:` they hold.
 pub fn pair(queue: &[u8], class: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(queue.len() + class.len() + 7);
-    out.push(b'[');
-    json::write_string(queue, &mut out);
-    out.push(b',');
-    json::write_string(class, &mut out);
-    out.push(b']');
+    write_pair(queue, class, &mut out);
     out
+}
+
+/// `pair(queue, class)` written at the end of `out`.
+pub fn write_pair(queue: &[u8], class: &[u8], out: &mut Vec<u8>) {
+    out.push(b'[');
+    json::write_string(queue, out);
+    out.push(b',');
+    json::write_string(class, out);
+    out.push(b']');
 }
 
 /// The queue and class of a pair name; None for anything else.
@@ -177,51 +286,50 @@ pub fn plan_count(s: &mut impl Store, ns: &Ns<'_>, jobs: &[Ended<'_>]) -> Result
         return Ok(effects);
     }
     let minute = minute_of(s.now_ms());
-    let mut done: Vec<Vec<u8>> = Vec::new();
-    for job in jobs.iter().filter(|j| !j.class.is_empty()) {
-        let pair = pair(job.queue, job.class);
-        if done.contains(&pair) {
+    for (i, job) in jobs.iter().enumerate() {
+        let same = |j: &&Ended<'_>| j.queue == job.queue && j.class == job.class;
+        // Each pair once, at its first job.
+        if job.class.is_empty() || jobs.get(..i).is_some_and(|before| before.iter().any(|j| same(&j))) {
             continue;
         }
-        let key = ns.metrics_minute(minute, &pair);
+        // The key built whole in one buffer: every job's report makes it.
+        let mut key = ns.metrics_minute(minute, b"");
+        key.reserve(job.queue.len() + job.class.len() + 8);
+        write_pair(job.queue, job.class, &mut key);
         // Opened for writing from the first look (one open, not two).
         s.will_write(&key)?;
-        // A key of another type (someone else's) is left alone: metrics
-        // never make a job's report fail.
-        let Some(found) = own(s.get_with(&key, Tally::decode))? else {
-            done.push(pair);
-            continue;
+        let count = |raw: Option<&[u8]>| {
+            let mut out = match raw {
+                Some(r) if is_tally(r) => r.to_vec(),
+                _ => empty_tally(),
+            };
+            for j in jobs.iter().skip(i).filter(same) {
+                count_job(&mut out, j);
+            }
+            out
         };
-        // A string tq cannot read is started afresh.
-        let mut tally = match found {
-            Some(Some(t)) => t,
-            Some(None) => Tally::default(),
+        // A key of another type (someone else's) is left alone: metrics
+        // never make a job's report fail. A string that is not a tally is
+        // started afresh.
+        let Some(found) = own(s.get_with(&key, |raw| count(Some(raw))))? else { continue };
+        let value = match found {
+            Some(v) => v,
             None => {
                 let open = ns.metrics_open();
                 s.expect_kind(&open, Kind::Zset)?;
                 let pairs = ns.metrics_pairs();
                 s.expect_kind(&pairs, Kind::Set)?;
+                let pair = pair(job.queue, job.class);
                 effects.push(Effect::ZAdd {
                     key: open,
                     score: i64::try_from((minute + 1).saturating_mul(MINUTE_MS)).unwrap_or(i64::MAX),
                     member: open_member(minute, &pair),
                 });
-                effects.push(Effect::SAdd { key: pairs, member: pair.clone() });
-                Tally::default()
+                effects.push(Effect::SAdd { key: pairs, member: pair });
+                count(None)
             }
         };
-        for j in jobs.iter().filter(|j| j.queue == job.queue && j.class == job.class) {
-            match j.outcome {
-                Outcome::Processed => tally.processed = tally.processed.saturating_add(1),
-                Outcome::Failed => tally.failed = tally.failed.saturating_add(1),
-            }
-            tally.run.add(j.run_ms);
-            if let Some(w) = j.wait_ms {
-                tally.wait.add(w);
-            }
-        }
-        effects.push(Effect::Set { key, value: tally.to_bytes() });
-        done.push(pair);
+        effects.push(Effect::Set { key, value });
     }
     Ok(effects)
 }
@@ -283,13 +391,13 @@ pub fn close_due(s: &mut impl Store, ns: &Ns<'_>, limit: usize) -> Result<Vec<Ef
         let mut t = stored_tally(s, &key)?;
         t.merge(&add);
         let ends = (hour + 1).saturating_mul(HOUR_MS);
-        effects.push(Effect::SetPxAt { key, value: t.to_bytes(), at_ms: ends.saturating_add(HOUR_KEEP_MS) });
+        effects.push(Effect::SetPxAt { key, value: t.to_wide_bytes(), at_ms: ends.saturating_add(HOUR_KEEP_MS) });
     }
     for (pair, add) in totals {
         let key = ns.metrics_total(&pair);
         let mut t = stored_tally(s, &key)?;
         t.merge(&add);
-        effects.push(Effect::Set { key, value: t.to_bytes() });
+        effects.push(Effect::Set { key, value: t.to_wide_bytes() });
     }
     Ok(effects)
 }
@@ -305,59 +413,116 @@ fn stored_tally(s: &mut impl Store, key: &[u8]) -> Result<Tally> {
 
 /// Samples kept per queue clock.
 pub const CLOCK_SAMPLES: usize = 16;
-/// A push this soon after the clock's last sample is not sampled: it is
-/// dated by that sample.
+/// A push this soon after the clock's last sample is not sampled: its jobs
+/// are dated by that sample.
 pub const CLOCK_STEP_MS: u64 = 1;
 
-/// When a queue's waiting jobs arrived. Jobs are numbered in arrival order
-/// (the queue is FIFO): `taken` is how many tq has taken from its head, so
-/// the head is job `taken + 1`; a sample `(n, at)` says jobs numbered `n`
-/// and after arrived at `at` or later. A job is dated by the last sample at
-/// or before its number, so a wait or age read from the clock is never
-/// shorter than the true one, and longer by at most the gap to the next
-/// sample. Jobs pushed or taken by other clients (node-resque's workers)
-/// shift the numbering until the queue is next found empty by a tq push,
-/// which starts the clock afresh.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+/// The digest a clock knows a job by.
+pub fn digest(payload: &[u8]) -> u64 {
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(0x7471_636c_6f63_6b31, 0x7761_6974_696e_6721);
+    std::hash::Hasher::write(&mut h, payload);
+    std::hash::Hasher::finish(&h)
+}
+
+/// When the jobs waiting in a queue arrived, sampled: each sample is a job
+/// pushed (known by its payload's digest) and when; the jobs pushed after
+/// it, up to the next sample, arrived then or later. `since` is when the
+/// last sampled job that a tq take found had arrived: the jobs behind it,
+/// not sampled themselves, arrived then or later.
+///
+/// A take dates its job by its own sample when it has one, else by
+/// `since`; so a wait (or a queue's age, read from its head) is never
+/// shorter than the true one, and longer by at most the gap between two
+/// samples — with one caveat: two identical payloads waiting at once are
+/// one digest, and the first may be dated by the second's sample. Only a
+/// take that finds a sampled job writes the clock, so most takes only read
+/// it. A push onto an empty queue starts the clock afresh.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Clock {
-    pub taken: u64,
+    pub since: u64,
+    /// (digest, arrived at), in push order.
     pub samples: Vec<(u64, u64)>,
 }
 
-impl Versioned for Clock {
-    const VERSION: u8 = 1;
-}
+const CLOCK_VERSION: u8 = 1;
+const CLOCK_HEADER: usize = 10;
 
 impl Clock {
+    /// None for bytes that are not a clock.
     pub fn decode(raw: &[u8]) -> Option<Clock> {
-        Self::from_bytes(raw)
-    }
-
-    /// When job `n` arrived (at the latest: the time of its sample).
-    fn arrived(&self, n: u64) -> Option<u64> {
-        self.samples.iter().rev().find(|(first, _)| *first <= n).map(|(_, at)| *at)
-    }
-
-    /// The age of the queue's head when it holds `len` jobs.
-    pub fn head_age_ms(&self, now: u64, len: u64) -> Option<u64> {
-        if len == 0 {
+        let n = usize::from(*raw.get(9)?);
+        if raw.first() != Some(&CLOCK_VERSION) || raw.len() != CLOCK_HEADER + 16 * n {
             return None;
         }
-        self.arrived(self.taken.saturating_add(1)).map(|at| now.saturating_sub(at))
+        let samples =
+            (0..n).map(|i| (read_u64(raw, CLOCK_HEADER + 16 * i), read_u64(raw, CLOCK_HEADER + 16 * i + 8))).collect();
+        Some(Clock { since: read_u64(raw, 1), samples })
     }
 
-    /// Notes a push (at the tail) of jobs arriving at `at` onto a queue that
-    /// held `len_before`. False when the clock needs no write.
-    pub fn pushed(&mut self, len_before: u64, at: u64) -> bool {
-        let first = self.taken.saturating_add(len_before).saturating_add(1);
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let n = self.samples.len().min(usize::from(u8::MAX));
+        let mut out = Vec::with_capacity(CLOCK_HEADER + 16 * n);
+        out.push(CLOCK_VERSION);
+        out.extend_from_slice(&self.since.to_le_bytes());
+        out.push(u8::try_from(n).unwrap_or(u8::MAX));
+        for (d, at) in self.samples.iter().take(n) {
+            out.extend_from_slice(&d.to_le_bytes());
+            out.extend_from_slice(&at.to_le_bytes());
+        }
+        out
+    }
+
+    /// `date` read from the stored bytes in place (a take's usual path:
+    /// nothing allocated). None for bytes that are not a clock.
+    fn date_stored(raw: &[u8], payload: &[u8]) -> Option<Option<(u64, Option<usize>)>> {
+        let n = usize::from(*raw.get(9)?);
+        if raw.first() != Some(&CLOCK_VERSION) || raw.len() != CLOCK_HEADER + 16 * n {
+            return None;
+        }
+        let d = digest(payload);
+        let found = (0..n).find(|i| read_u64(raw, CLOCK_HEADER + 16 * i) == d);
+        let since = read_u64(raw, 1);
+        Some(match found {
+            Some(i) => Some((read_u64(raw, CLOCK_HEADER + 16 * i + 8), Some(i))),
+            None => (since > 0).then_some((since, None)),
+        })
+    }
+
+    /// When the job `payload` arrived, and the index of its sample if it
+    /// has one. None when the clock cannot tell (it knows no arrival).
+    fn date(&self, payload: &[u8]) -> Option<(u64, Option<usize>)> {
+        let d = digest(payload);
+        match self.samples.iter().position(|(sd, _)| *sd == d) {
+            Some(i) => self.samples.get(i).map(|(_, at)| (*at, Some(i))),
+            None => (self.since > 0).then_some((self.since, None)),
+        }
+    }
+
+    /// The age of a queue whose head (oldest job) is `head`.
+    pub fn head_age_ms(&self, now: u64, head: Option<&[u8]>) -> Option<u64> {
+        self.date(head?).map(|(at, _)| now.saturating_sub(at))
+    }
+
+    /// Notes a push at the tail, of jobs arriving at `at`, the first of
+    /// which is `first`, onto a queue that held `len_before`. False when
+    /// the clock needs no write.
+    pub fn pushed(&mut self, len_before: u64, first: &[u8], at: u64) -> bool {
         if len_before == 0 {
             self.samples.clear();
-        } else if let Some(&(last_first, last_at)) = self.samples.last() {
-            if last_first >= first || (at >= last_at && at - last_at < CLOCK_STEP_MS) {
+            self.since = at;
+        } else if let Some(&(_, last_at)) = self.samples.last() {
+            if at >= last_at && at - last_at < CLOCK_STEP_MS {
                 return false;
             }
+        } else if at >= self.since && at - self.since < CLOCK_STEP_MS {
+            return false;
         }
-        self.samples.push((first, at));
+        let d = digest(first);
+        if self.samples.iter().any(|(sd, _)| *sd == d) {
+            // A twin of a waiting sampled job: dated by the samples around.
+            return false;
+        }
+        self.samples.push((d, at));
         while self.samples.len() > CLOCK_SAMPLES {
             self.merge_closest();
         }
@@ -365,7 +530,7 @@ impl Clock {
     }
 
     /// Drops the sample closest in time to the one before it (its jobs are
-    /// dated by that one from now on).
+    /// dated by that one's successor... or by `since` once it is taken).
     fn merge_closest(&mut self) {
         let gap = |w: &[(u64, u64)]| match w {
             [(_, a), (_, b)] => a.abs_diff(*b),
@@ -377,19 +542,19 @@ impl Clock {
         }
     }
 
-    /// Notes that a take removed `popped` jobs from the head, the last of
-    /// which it took; returns how long that one waited (None when the clock
-    /// did not know it).
-    pub fn took(&mut self, popped: u64, now: u64) -> Option<u64> {
-        let n = self.taken.saturating_add(popped);
-        let wait = self.arrived(n).map(|at| now.saturating_sub(at));
-        self.taken = n;
-        // Samples wholly behind the new head date no waiting job.
-        let head = n.saturating_add(1);
-        while self.samples.get(1).is_some_and(|(first, _)| *first <= head) {
-            self.samples.remove(0);
+    /// Notes that a take found `payload` at the head; returns when it
+    /// arrived (None when the clock cannot tell) and whether the clock
+    /// changed (the job was sampled: it and the samples before it go).
+    pub fn took(&mut self, payload: &[u8]) -> (Option<u64>, bool) {
+        match self.date(payload) {
+            Some((at, Some(i))) => {
+                self.samples.drain(..=i);
+                self.since = at;
+                (Some(at), true)
+            }
+            Some((at, None)) => (Some(at), false),
+            None => (None, false),
         }
-        wait
     }
 }
 
@@ -403,14 +568,15 @@ pub struct Clocks {
 }
 
 impl Clocks {
-    /// Notes a push of `count` jobs arriving at `at` to the tail of `queue`
-    /// (`len`: its length before this command, when the caller read it).
+    /// Notes a push of `count` jobs, the first of which is `first`, arriving
+    /// at `at` at the tail of `queue` (`len`: its length before this
+    /// command, when the caller read it).
     pub fn pushed(
         &mut self,
         s: &mut impl Store,
         ns: &Ns<'_>,
         (queue, len): (&[u8], Option<usize>),
-        count: u64,
+        (first, count): (&[u8], u64),
         at: u64,
     ) -> Result<()> {
         if !s.keeps_metrics() {
@@ -430,7 +596,7 @@ impl Clocks {
             }
         };
         if let Some((_, Some(clock), len, changed)) = self.queues.get_mut(i) {
-            *changed |= clock.pushed(*len, at);
+            *changed |= clock.pushed(*len, first, at);
             *len = len.saturating_add(count);
         }
         Ok(())
@@ -450,19 +616,34 @@ impl Clocks {
     }
 }
 
-/// Plans the clock's note of a take that removed `popped` jobs from the
-/// head of `queue`: the wait of the job taken, and the write.
-pub fn plan_took(s: &mut impl Store, ns: &Ns<'_>, queue: &[u8], popped: u64) -> Result<(Option<u64>, Option<Effect>)> {
+/// Plans the clock's note of a take that found `payload` at the head of
+/// `queue`: how long the job waited, and the write when the clock changes
+/// (only when the job was sampled: most takes only read the clock, in
+/// place).
+pub fn plan_took(
+    s: &mut impl Store,
+    ns: &Ns<'_>,
+    queue: &[u8],
+    payload: &[u8],
+) -> Result<(Option<u64>, Option<Effect>)> {
     if !s.keeps_metrics() {
         return Ok((None, None));
     }
     let key = ns.clock(queue);
-    // Opened for writing from the first look: a queue tq enqueues to has one.
-    s.will_write(&key)?;
-    let Some(Some(Some(mut clock))) = own(s.get_with(&key, Clock::decode))? else {
+    let now = s.now_ms();
+    // Read in place; decoded only when the job was sampled (the clock changes).
+    let found = own(s.get_with(&key, |raw| {
+        Clock::date_stored(raw, payload).map(|date| date.map(|(at, i)| (at, i.and_then(|_| Clock::decode(raw)))))
+    }))?;
+    let Some(Some(Some(Some((at, sampled))))) = found else {
         return Ok((None, None));
     };
-    let wait = clock.took(popped, s.now_ms());
+    let wait = Some(now.saturating_sub(at));
+    let Some(mut clock) = sampled else {
+        return Ok((wait, None));
+    };
+    clock.took(payload);
+    s.will_write(&key)?;
     Ok((wait, Some(Effect::Set { key, value: clock.to_bytes() })))
 }
 

@@ -64,10 +64,10 @@ pub fn enqueue(
         effects.push(Effect::SetPxAt { key, value: lock_deadline(now, ttl), at_ms: now.saturating_add(ttl) });
     }
     effects.push(Effect::SAdd { key: queues, member: queue.to_vec() });
-    effects.push(Effect::RPush { key: qkey, value: payload });
     let mut clocks = Clocks::default();
     let now = s.now_ms();
-    clocks.pushed(s, ns, (queue, Some(len)), 1, now)?;
+    clocks.pushed(s, ns, (queue, Some(len)), (&payload, 1), now)?;
+    effects.push(Effect::RPush { key: qkey, value: payload });
     effects.extend(clocks.effects(s, ns)?);
     s.note(Event::Enqueued);
     Ok(Plan { effects, reply: Reply::Int(i64::try_from(len).unwrap_or(i64::MAX).saturating_add(1)) })
@@ -403,7 +403,8 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
             let qkey = ns.queue(&q);
             s.expect_kind(&qkey, Kind::List)?;
             // Dated by the bucket's due time: the wait counts from there.
-            clocks.pushed(s, ns, (&q, None), u64::try_from(values.len()).unwrap_or(u64::MAX), due_ms)?;
+            let first = values.first().map_or(&[][..], Vec::as_slice);
+            clocks.pushed(s, ns, (&q, None), (first, u64::try_from(values.len()).unwrap_or(u64::MAX)), due_ms)?;
             plan.effects.push(Effect::SAdd { key: queues.clone(), member: q });
             plan.effects.push(Effect::RPushMany { key: qkey, values });
         }

@@ -195,7 +195,7 @@ pub fn run_due_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: usize) -> Resul
                 plan.effects.push(Effect::SAdd { key: queues.clone(), member: queue.to_vec() });
                 plan.effects.push(Effect::RPush { key: qkey, value: payload.clone() });
                 // The run waits from its due time.
-                clocks.pushed(s, ns, (&queue, None), 1, r.next_ms.min(now))?;
+                clocks.pushed(s, ns, (&queue, None), (&payload, 1), r.next_ms.min(now))?;
                 s.note(Event::Enqueued);
                 enqueued += 1;
             }

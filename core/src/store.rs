@@ -288,7 +288,7 @@ impl Plan {
     pub fn new(reply: Reply) -> Self {
         // Room for a take-and-complete's writes: growing the vector step by
         // step costs an allocation each time.
-        Plan { effects: Vec::with_capacity(12), reply }
+        Plan { effects: Vec::with_capacity(16), reply }
     }
 }
 

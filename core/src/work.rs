@@ -319,12 +319,8 @@ fn take(
             plan.effects.push(minted);
             let lease_until_ms = now.saturating_add(lease_ms);
             // The queue's clock dates the job (the mailbox has none).
-            let (wait_ms, clock) = if q.as_slice() == BROADCAST_QUEUE {
-                (None, None)
-            } else {
-                let popped = u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1);
-                metrics::plan_took(s, ns, q, popped)?
-            };
+            let (wait_ms, clock) =
+                if q.as_slice() == BROADCAST_QUEUE { (None, None) } else { metrics::plan_took(s, ns, q, &payload)? };
             plan.effects.extend(clock);
             let entry = InFlight {
                 queues: joined.clone(),

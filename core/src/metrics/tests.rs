@@ -18,8 +18,11 @@ const LEASE: PopOptions = PopOptions { joblock: None, lease_ms: 60_000 };
 /// A time on a minute's start, so tests know which minute they write.
 const T0: u64 = 1_700_000_040_000;
 
+/// Enqueues a job of its own (args unique: twins share a digest).
 fn enq(s: &mut MemStore, q: &[u8], class: &[u8]) {
-    run(s, |s| enqueue(s, &ns(), q, class, Some(b"[]"), None));
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let args = format!("[{}]", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    run(s, |s| enqueue(s, &ns(), q, class, Some(args.as_bytes()), None));
 }
 
 fn pop(s: &mut MemStore, w: &[u8], q: &[u8]) -> u64 {
@@ -85,9 +88,11 @@ fn pair_names_are_unambiguous_and_read_back() {
     assert_eq!(parse_pair(&pair(b"q\"x", b"C\\")), Some((b"q\"x".to_vec(), b"C\\".to_vec())));
     assert_eq!(parse_pair(b"[\"q\"]"), None);
     assert_eq!(parse_pair(b"nope"), None);
-    let t = Tally { processed: 3, failed: 1, ..Tally::default() };
-    assert_eq!(Tally::decode(&t.to_bytes()), Some(t));
     assert_eq!(Tally::decode(b"\x01"), None);
+    assert_eq!(Tally::decode(b"\x02"), None);
+    assert_eq!(ns().metrics_minute(29_941_660, b"[]"), b"resque:tq:m:29941660:[]");
+    assert_eq!(ns().metrics_minute(0, b"[]"), b"resque:tq:m:0:[]");
+    assert_eq!(ns().metrics_minute(u64::MAX, b"p"), format!("resque:tq:m:{}:p", u64::MAX).into_bytes());
 }
 
 #[test]
@@ -234,9 +239,10 @@ fn a_failed_lease_counts_as_failed_and_promoted_jobs_wait_from_their_due_time() 
     assert_eq!((t.failed, t.run.sum_ms, t.wait.sum_ms), (1, 60_000, 700));
 }
 
-/// A seeded walk of pushes and takes on one queue: the clock dates every
-/// job no later than it arrived (a wait is never understated), keeps at
-/// most `CLOCK_SAMPLES` samples, and the head's age is the head's wait.
+/// A seeded walk of pushes and takes on one queue (payloads unique): the
+/// clock dates every job no later than it arrived (a wait is never
+/// understated), keeps at most `CLOCK_SAMPLES` samples, and the head's age
+/// is the head's wait.
 #[test]
 fn the_clock_never_understates_a_wait() {
     for seed in 0..200u64 {
@@ -248,40 +254,83 @@ fn the_clock_never_understates_a_wait() {
             rng
         };
         let mut clock = Clock::default();
-        let mut waiting: std::collections::VecDeque<u64> = std::collections::VecDeque::new();
+        let mut waiting: std::collections::VecDeque<(Vec<u8>, u64)> = std::collections::VecDeque::new();
         let mut now = 1_000u64;
+        let mut id = 0u64;
+        let mut writes = 0;
+        let mut takes = 0;
         for _ in 0..400 {
-            now += next() % 50;
+            now += next() % 5;
             if next() % 2 == 0 {
                 let n = 1 + next() % 3;
-                clock.pushed(waiting.len() as u64, now);
-                waiting.extend(std::iter::repeat_n(now, n as usize));
-            } else if !waiting.is_empty() {
-                let len = waiting.len() as u64;
-                let age = clock.head_age_ms(now, len).expect("known");
-                let arrived = waiting.pop_front().expect("head");
-                let wait = clock.took(1, now).expect("known");
+                let jobs: Vec<Vec<u8>> = (0..n)
+                    .map(|_| {
+                        id += 1;
+                        format!("job {id}").into_bytes()
+                    })
+                    .collect();
+                clock.pushed(waiting.len() as u64, &jobs[0], now);
+                waiting.extend(jobs.into_iter().map(|j| (j, now)));
+            } else if let Some((head, arrived)) = waiting.pop_front() {
+                let age = clock.head_age_ms(now, Some(&head)).expect("known");
+                let (at, changed) = clock.took(&head);
+                let wait = now - at.expect("known");
+                takes += 1;
+                writes += usize::from(changed);
                 assert_eq!(age, wait, "seed {seed}");
                 assert!(wait >= now - arrived, "seed {seed}: {wait} < {}", now - arrived);
             }
             assert!(clock.samples.len() <= CLOCK_SAMPLES, "seed {seed}");
+            assert_eq!(Clock::decode(&clock.to_bytes()).as_ref(), Some(&clock), "seed {seed}");
         }
+        assert!(writes < takes, "seed {seed}: most takes only read the clock ({writes} of {takes} wrote)");
     }
 }
 
 #[test]
-fn the_clock_starts_afresh_on_an_empty_queue() {
+fn the_clock_starts_afresh_on_an_empty_queue_and_skips_twins() {
     let mut c = Clock::default();
-    assert!(c.pushed(0, 100));
+    assert_eq!(c.head_age_ms(100, Some(b"a")), None, "a new clock knows nothing");
+    assert!(c.pushed(0, b"a", 100));
     // Same millisecond: dated by the sample.
-    assert!(!c.pushed(1, 100));
-    assert!(c.pushed(2, 105));
-    assert_eq!(c.took(1, 200), Some(100));
-    assert_eq!(c.took(1, 200), Some(100));
-    assert_eq!(c.head_age_ms(200, 1), Some(95));
+    assert!(!c.pushed(1, b"b", 100));
+    assert!(c.pushed(2, b"c", 105));
+    // A twin of a waiting sampled job is not sampled.
+    assert!(!c.pushed(3, b"a", 110));
+    assert_eq!(c.took(b"a"), (Some(100), true));
+    assert_eq!(c.took(b"b"), (Some(100), false));
+    assert_eq!(c.head_age_ms(200, Some(b"c")), Some(95));
+    assert_eq!(c.head_age_ms(200, None), None);
     // Emptied by another client: the next push finds the queue empty.
-    assert!(c.pushed(0, 300));
+    assert!(c.pushed(0, b"d", 300));
     assert_eq!(c.samples.len(), 1);
-    assert_eq!(c.took(1, 310), Some(10));
-    assert_eq!(c.head_age_ms(310, 0), None);
+    assert_eq!(c.took(b"d"), (Some(300), true));
+    assert_eq!(Clock::decode(b"junk"), None);
+    assert_eq!(Clock::decode(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 2]), None, "too short for its samples");
+}
+
+#[test]
+fn tallies_are_patched_in_place_and_read_back() {
+    let mut t = Tally { processed: 3, failed: 1, ..Tally::default() };
+    t.run.add(5);
+    t.wait.add(70_000);
+    let raw = t.to_bytes();
+    assert_eq!(raw.len(), TALLY_BYTES);
+    assert_eq!(Tally::decode(&raw).as_ref(), Some(&t));
+    let job = Ended { queue: b"q", class: b"C", outcome: Outcome::Failed, run_ms: 9, wait_ms: Some(1) };
+    let mut patched = raw.clone();
+    count_job(&mut patched, &job);
+    let mut want = t.clone();
+    want.failed += 1;
+    want.run.add(9);
+    want.wait.add(1);
+    assert_eq!(Tally::decode(&patched), Some(want));
+    // Totals are kept wide (no count stops at u32::MAX) and read the same.
+    let mut wide = t.clone();
+    wide.run.counts[3] = u64::from(u32::MAX) + 7;
+    assert_eq!(Tally::decode(&wide.to_wide_bytes()), Some(wide));
+    // Counts past u32 stay at its maximum.
+    let mut big = Tally::default();
+    big.run.counts[0] = u64::from(u32::MAX) + 5;
+    assert_eq!(Tally::decode(&big.to_bytes()).map(|t| t.run.counts[0]), Some(u64::from(u32::MAX)));
 }
