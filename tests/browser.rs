@@ -514,3 +514,48 @@ fn with_a_token_the_browser_logs_in_and_the_cookie_serves_pages_and_live_figures
     wait_for(30, "the depth shown as 2 in place (the API answered the cookie)", || b.live("queue:a:depth") == "2");
     assert_eq!(b.js("return window.__mark;", json!([])), "kept", "the page was reloaded");
 }
+
+#[test]
+fn two_ticked_failed_jobs_are_retried_by_one_click() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("browser-sel");
+    for i in 0..3 {
+        c.ok(&["TQ.ENQUEUE", &n, "r", "Job", &format!("[{i}]")]);
+        c.ok(&["TQ.POP", &n, "w", "r"]);
+        c.fail(&n, "w", &["E", "boom"]);
+    }
+    let (_web, base) = start_web(&s, &n, &[]);
+    let b = Browser::start(&s.dir, &base);
+    b.goto("/failed");
+    b.assert_inert("/failed");
+    // Tick the rows of [0] and [2].
+    let ticked = b.js(
+        "const boxes = [...document.querySelectorAll('input[type=checkbox][form=selection]')];
+         return boxes.filter(x => /\\[(0|2)\\]/.test(x.closest('tr').innerText)).map(x => x.value);",
+        json!([]),
+    );
+    let ticked: Vec<String> =
+        ticked.as_array().expect("ids").iter().map(|v| v.as_str().expect("id").to_string()).collect();
+    assert_eq!(ticked.len(), 2, "{ticked:?}");
+    for id in &ticked {
+        let el = b.js(
+            "return [...document.querySelectorAll('input[type=checkbox]')].find(x => x.value === arguments[0]);",
+            json!([id]),
+        );
+        b.click(&el);
+    }
+    b.screenshot("selected");
+    let retry = b.js(
+        "return [...document.querySelectorAll('#selection button')].find(x => x.textContent === 'retry selected');",
+        json!([]),
+    );
+    b.click(&retry);
+    wait_for(30, "two records left the failed list", || c.int(&["LLEN", &format!("{n}:failed")]) == 1);
+    wait_for(30, "the result page", || b.main_text().contains("retried 2, skipped 0"));
+    b.assert_inert("the selection's result");
+    assert_eq!(c.lrange(&format!("{n}:queue:r")), vec![job("r", "Job", "[0]"), job("r", "Job", "[2]")]);
+    b.goto("/failed");
+    let text = b.assert_inert("/failed after");
+    assert!(text.contains("[1]") && !text.contains("[0]") && !text.contains("[2]"), "{text}");
+}

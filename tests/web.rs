@@ -440,6 +440,8 @@ fn read_only_hides_and_refuses_every_write() {
         "/queue/delete-job",
         "/failed/retry",
         "/failed/remove",
+        "/failed/retry-selected",
+        "/failed/remove-selected",
         "/delayed/run",
         "/delayed/delete",
     ] {
@@ -829,4 +831,75 @@ fn the_day_graph_adds_a_past_hours_minute_the_timer_has_yet_to_close() {
         return;
     }
     panic!("three hours ended while the page was read");
+}
+
+/// The ids of the failed page's selection checkboxes, in page order.
+fn selection_ids(page: &str) -> Vec<String> {
+    page.split("<input type=checkbox name=id form=selection value=\"")
+        .skip(1)
+        .filter_map(|r| r.split('"').next())
+        .map(str::to_string)
+        .collect()
+}
+
+fn post_result(w: &Web, path: &str, fields: &[(&str, &str)]) -> (u16, Option<String>) {
+    match agent().post(&format!("{}{path}", w.base)).send_form(fields) {
+        Ok(r) => (r.status(), r.header("X-Tq-Result").map(str::to_string)),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().ok()),
+        Err(e) => panic!("POST {path}: {e}"),
+    }
+}
+
+#[test]
+fn a_selection_is_retried_or_removed_and_a_record_changed_meanwhile_is_skipped() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("web-sel");
+    for i in 0..4 {
+        c.ok(&["TQ.ENQUEUE", &n, "q", "j", &format!("[{i}]")]);
+        c.ok(&["TQ.POP", &n, "w", "q"]);
+        c.fail(&n, "w", &["E", "e"]);
+    }
+    let w = start_web(&s, &n, "127.0.0.1:0", &[]);
+    let token = csrf(&w);
+    let page = get_ok(&w, "/failed");
+    assert!(page.contains("retry selected") && page.contains("remove selected"), "{page}");
+    let ids = selection_ids(&page);
+    assert_eq!(ids.len(), 4, "{page}");
+    let failed = format!("{n}:failed");
+
+    // Refused without the CSRF token, with a malformed id, or with none: nothing written.
+    let before = c.digest();
+    for path in ["/failed/retry-selected", "/failed/remove-selected"] {
+        let (status, body) = post(&w, path, &[("id", &ids[0])]);
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains("CSRF"), "{body}");
+        let (status, body) = post(&w, path, &[("csrf", &token), ("id", &ids[0]), ("id", "<b>x</b>")]);
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("not a failed record's id"), "{body}");
+        assert_eq!(post(&w, path, &[("csrf", &token)]).0, 400);
+    }
+    assert_eq!(c.digest(), before);
+
+    // Record 0 changes meanwhile (another error): its id is another, it is skipped.
+    let changed = c.string(&["LINDEX", &failed, "0"]).expect("a record").replace("\"e\"", "\"e2\"");
+    c.ok(&["LSET", &failed, "0", &changed]);
+    let (status, result) =
+        post_result(&w, "/failed/retry-selected", &[("csrf", &token), ("id", &ids[0]), ("id", &ids[1])]);
+    assert_eq!(status, 200);
+    assert_eq!(result.as_deref(), Some("retried 1, skipped 1 (changed or gone meanwhile)"));
+    assert_eq!(c.lrange(&format!("{n}:queue:q")), vec![job("q", "j", "[1]")]);
+    assert_eq!(c.int(&["LLEN", &failed]), 3);
+
+    // Remove: the two others go, the one already retried is skipped; nothing is enqueued.
+    let (status, result) = post_result(
+        &w,
+        "/failed/remove-selected",
+        &[("csrf", &token), ("id", &ids[1]), ("id", &ids[2]), ("id", &ids[3])],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(result.as_deref(), Some("removed 2, skipped 1 (changed or gone meanwhile)"));
+    assert_eq!(c.int(&["LLEN", &failed]), 1);
+    assert_eq!(c.string(&["LINDEX", &failed, "0"]).as_deref(), Some(changed.as_str()));
+    assert_eq!(c.int(&["LLEN", &format!("{n}:queue:q")]), 1);
 }

@@ -59,6 +59,8 @@ const MAX_BODY: u64 = 64 * 1024;
 const THREADS: usize = 4;
 /// Batch of the retry/remove sweeps (as `tq retry`'s default).
 const SWEEP_BATCH: u64 = 1_000;
+/// Records one "retry/remove selected" takes at most (a page's rows).
+const SELECTED_MAX: u64 = PAGE;
 /// Queues that get graphs of their own on the overview (the busiest of the
 /// last hour; every queue is in the namespace's graphs).
 const QUEUES_GRAPHED: usize = 6;
@@ -194,6 +196,11 @@ struct Req {
 impl Req {
     fn param(&self, name: &str) -> Option<&str> {
         self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+    }
+
+    /// Every non-empty value of a repeated field (a form's checkboxes).
+    fn params<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.params.iter().filter(move |(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str())
     }
 
     fn num(&self, name: &str, default: u64) -> u64 {
@@ -1142,8 +1149,15 @@ fn failed_page(app: &App, c: &mut Client, req: &Req) -> Result<String, Error> {
         if filters.iter().any(|(f, v)| pick(&r, f).as_str() != Some(*v)) {
             continue;
         }
+        // Outside the row's own forms (forms cannot nest): tied to the
+        // selection form by its id.
+        let pick_box = if app.read_only {
+            String::new()
+        } else {
+            format!("<input type=checkbox name=id form=selection value=\"{}\" aria-label=select> ", esc(&id))
+        };
         rows.push(vec![
-            format!("<code>{}</code>", esc(&id)),
+            format!("{pick_box}<code>{}</code>", esc(&id)),
             when(pick(&r, "failed_at").as_u64(), now),
             esc(&show(pick(&r, "queue"))),
             esc(&show(pick(&r, "class"))),
@@ -1185,6 +1199,16 @@ fn failed_page(app: &App, c: &mut Client, req: &Req) -> Result<String, Error> {
         // TQ.FAILRETRY / TQ.FAILREMOVE select by field, not by text: a text
         // search offers each match's own buttons only.
         s.push_str("<p class=note>text search: retry or remove each match below</p>");
+    }
+    if !app.read_only && !rows.is_empty() {
+        // The ticked rows' ids go with whichever button is pressed.
+        let _ = write!(
+            s,
+            "<form method=post action=\"/failed/retry-selected\" id=selection class=inline>\
+             <input type=hidden name=csrf value=\"{}\"><button>retry selected</button> \
+             <button formaction=\"/failed/remove-selected\" data-confirm>remove selected</button></form>",
+            esc(&app.csrf)
+        );
     }
     s.push_str(&table(&["id", "failed", "queue", "class", "args", "exception", "error", "worker", ""], &rows));
     let mut base = String::from("/failed?");
@@ -1394,7 +1418,20 @@ fn need<'a>(req: &'a Req, name: &str) -> Result<&'a str, Resp> {
     req.param(name).ok_or_else(|| Resp::text(400, &format!("missing field '{name}'\n")))
 }
 
-fn write(_app: &App, c: &mut Client, req: &Req) -> Result<Resp, Error> {
+/// A failed record's id: FNV-1a of its bytes, 16 hex digits.
+fn is_failed_id(id: &str) -> bool {
+    id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn kind_verb(kind: Sweep) -> &'static str {
+    if kind == Sweep::Retry {
+        "retried"
+    } else {
+        "removed"
+    }
+}
+
+fn write(app: &App, c: &mut Client, req: &Req) -> Result<Resp, Error> {
     let ns = c.ns().to_string();
     let queue_back = |q: &str| format!("/queue?name={}", url_encode(q));
     let r = match req.path.as_str() {
@@ -1444,6 +1481,45 @@ fn write(_app: &App, c: &mut Client, req: &Req) -> Result<Resp, Error> {
             let doc: J = serde_json::from_str(out.text.trim()).unwrap_or(J::Null);
             let verb = if kind == Sweep::Retry { "retried" } else { "removed" };
             done(&format!("{verb} {}", show(pick(&doc, verb))), "/failed")
+        }
+        p @ ("/failed/retry-selected" | "/failed/remove-selected") => {
+            let kind = if p == "/failed/retry-selected" { Sweep::Retry } else { Sweep::Remove };
+            // In the page's order (the queue gets them in that order), once each.
+            let mut seen = BTreeSet::new();
+            let ids: Vec<&str> = req.params("id").filter(|id| seen.insert(*id)).collect();
+            if let Some(bad) = ids.iter().find(|id| !is_failed_id(id)) {
+                return Ok(Resp::text(400, &format!("'{bad}' is not a failed record's id (16 hex digits)\n")));
+            }
+            if ids.is_empty() || ids.len() as u64 > SELECTED_MAX {
+                return Ok(Resp::text(400, &format!("select from 1 to {SELECTED_MAX} records\n")));
+            }
+            let (mut affected, mut skipped) = (0u64, 0u64);
+            for id in &ids {
+                // As the one-record routes: a record that changed or went
+                // meanwhile has another id (or none) and is skipped.
+                let args = SweepArgs {
+                    id: Some((*id).to_string()),
+                    class: None,
+                    queue: None,
+                    exception: None,
+                    all: false,
+                    batch: SWEEP_BATCH,
+                    progress: ProgressArg::None,
+                    output: OutputArgs { json: true },
+                };
+                let out = inspect::sweep(c, &args, kind)?;
+                let doc: J = serde_json::from_str(out.text.trim()).unwrap_or(J::Null);
+                match pick(&doc, kind_verb(kind)).as_u64() {
+                    Some(n) if n > 0 => affected += n,
+                    _ => skipped += 1,
+                }
+            }
+            let message = format!("{} {affected}, skipped {skipped} (changed or gone meanwhile)", kind_verb(kind));
+            let body =
+                format!("<h1>Failed</h1><p class=result>{}</p><p><a href=\"/failed\">back</a></p>", esc(&message));
+            let mut r = Resp::new(200, "text/html; charset=utf-8", shell(app, "Failed", "/failed", &body));
+            r.headers.push(("X-Tq-Result", message));
+            r
         }
         p @ ("/delayed/run" | "/delayed/delete") => match (need(req, "queue"), need(req, "class")) {
             (Ok(q), Ok(class)) => {

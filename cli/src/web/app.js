@@ -3,8 +3,9 @@
 "use strict";
 (function () {
   document.addEventListener("submit", function (e) {
-    var f = e.target;
-    if (f && f.hasAttribute && f.hasAttribute("data-confirm") && !window.confirm("Sure?")) {
+    var f = e.target, b = e.submitter;
+    var ask = (f && f.hasAttribute && f.hasAttribute("data-confirm")) || (b && b.hasAttribute("data-confirm"));
+    if (ask && !window.confirm("Sure?")) {
       e.preventDefault();
     }
   });
