@@ -559,3 +559,32 @@ fn two_ticked_failed_jobs_are_retried_by_one_click() {
     let text = b.assert_inert("/failed after");
     assert!(text.contains("[1]") && !text.contains("[0]") && !text.contains("[2]"), "{text}");
 }
+
+#[test]
+fn an_all_matching_removal_shows_its_progress_until_finished() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("browser-op");
+    for i in 0..3 {
+        c.ok(&["TQ.ENQUEUE", &n, "r", if i == 1 { "Keep" } else { "Job" }, &format!("[{i}]")]);
+        c.ok(&["TQ.POP", &n, "w", "r"]);
+        c.fail(&n, "w", &["E", "boom"]);
+    }
+    let (_web, base) = start_web(&s, &n, &[]);
+    let b = Browser::start(&s.dir, &base);
+    b.goto("/failed?class=Job");
+    b.assert_inert("/failed?class=Job");
+    b.click(&b.button("/failed/remove", "class", "Job"));
+    // "Sure?"
+    b.call("POST", "/alert/accept", json!({}));
+    wait_for(30, "the progress page", || b.url().contains("/operation?id="));
+    wait_for(30, "finished shown", || {
+        let t = b.main_text();
+        t.contains("state: finished") && t.contains("removed: 2")
+    });
+    let text = b.assert_inert("/operation");
+    assert!(text.contains("remove matching class=Job"), "{text}");
+    b.screenshot("operation");
+    assert_eq!(c.int(&["LLEN", &format!("{n}:failed")]), 1);
+    assert_eq!(c.int(&["LLEN", &format!("{n}:queue:r")]), 0, "removed, not retried");
+}

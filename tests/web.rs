@@ -77,6 +77,26 @@ fn post(w: &Web, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
     (status, body)
 }
 
+/// Starts an all-matching operation: the answer leads to its progress page;
+/// its JSON once it is no longer running.
+fn run_op(w: &Web, path: &str, fields: &[(&str, &str)]) -> serde_json::Value {
+    let (status, body, location) = reply(agent().post(&format!("{}{path}", w.base)).send_form(fields));
+    assert_eq!(status, 303, "POST {path}: {body}");
+    let location = location.expect("a Location");
+    let id = location.strip_prefix("/operation?id=").unwrap_or_else(|| panic!("not an operation: {location}"));
+    assert!(get_ok(w, &location).contains(&format!("data-op=\"{id}\"")));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let doc: serde_json::Value =
+            serde_json::from_str(&get_ok(w, &format!("/api/operation?id={id}"))).expect("JSON");
+        if doc["state"] != "running" {
+            return doc;
+        }
+        assert!(std::time::Instant::now() < deadline, "{path}: still running: {doc}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The CSRF token the pages carry.
 fn csrf(w: &Web) -> String {
     let page = get_ok(w, "/failed");
@@ -368,16 +388,16 @@ fn writes_need_the_csrf_token_and_work_with_it() {
     assert_eq!(c.int(&["LLEN", &format!("{n}:failed")]), 3);
     assert_eq!(c.int(&["LLEN", &format!("{n}:queue:b")]), 1);
     // Retry all matching (class d), batched as `tq retry`.
-    assert_eq!(post(&w, "/failed/retry", &[("csrf", &token), ("class", "d")]).0, 303);
+    assert_eq!(run_op(&w, "/failed/retry", &[("csrf", &token), ("class", "d")])["done"], 2);
     assert_eq!(c.int(&["LLEN", &format!("{n}:failed")]), 1);
     assert_eq!(c.int(&["LLEN", &format!("{n}:queue:b")]), 3);
     // Filtered by exception, then removed by it.
     let other = get_ok(&w, "/failed?exception=Other");
     assert!(other.contains(">zz<") && other.contains("remove all matching"), "{other}");
     assert!(get_ok(&w, "/failed?exception=Nope").contains("<tbody></tbody>"));
-    assert_eq!(post(&w, "/failed/remove", &[("csrf", &token), ("exception", "Nope")]).0, 303);
+    assert_eq!(run_op(&w, "/failed/remove", &[("csrf", &token), ("exception", "Nope")])["done"], 0);
     assert_eq!(c.int(&["LLEN", &format!("{n}:failed")]), 1);
-    assert_eq!(post(&w, "/failed/remove", &[("csrf", &token), ("exception", "Other")]).0, 303);
+    assert_eq!(run_op(&w, "/failed/remove", &[("csrf", &token), ("exception", "Other")])["done"], 1);
     assert_eq!(c.int(&["LLEN", &format!("{n}:failed")]), 0);
     assert_eq!(c.int(&["LLEN", &format!("{n}:queue:z")]), 0, "removed, not retried");
 
@@ -902,4 +922,64 @@ fn a_selection_is_retried_or_removed_and_a_record_changed_meanwhile_is_skipped()
     assert_eq!(c.int(&["LLEN", &failed]), 1);
     assert_eq!(c.string(&["LINDEX", &failed, "0"]).as_deref(), Some(changed.as_str()));
     assert_eq!(c.int(&["LLEN", &format!("{n}:queue:q")]), 1);
+}
+
+/// A node-resque failure record of queue `q`, class `class`, args `[i]`.
+fn failure_record(q: &str, class: &str, i: usize) -> String {
+    format!(
+        "{{\"worker\":\"w\",\"queue\":\"{q}\",\"payload\":{{\"class\":\"{class}\",\"queue\":\"{q}\",\"args\":[{i}]}},\
+         \"exception\":\"E\",\"error\":\"e\",\"backtrace\":[],\"failed_at\":\"Sat Dec 05 2026 10:00:00 GMT+0000 (Coordinated Universal Time)\"}}"
+    )
+}
+
+#[test]
+fn all_matching_runs_in_the_background_in_batches_to_finished_with_its_count() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("web-ops");
+    let failed = format!("{n}:failed");
+    // 2500 records of class a among 600 of class b: three batches and more.
+    let mut cmd = vec!["RPUSH".to_string(), failed.clone()];
+    for i in 0..3100 {
+        cmd.push(failure_record(if i % 31 < 25 { "qa" } else { "qb" }, if i % 31 < 25 { "a" } else { "b" }, i));
+    }
+    c.ok(&cmd);
+    let a_count = (0..3100).filter(|i| i % 31 < 25).count();
+    let w = start_web(&s, &n, "127.0.0.1:0", &[]);
+    let token = csrf(&w);
+
+    // CSRF refused: nothing started, nothing written.
+    let before = c.digest();
+    let (status, body) = post(&w, "/failed/retry", &[("class", "a")]);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(get(&w, "/api/operation?id=1").0, 404);
+    assert_eq!(c.digest(), before);
+
+    let doc = run_op(&w, "/failed/retry", &[("csrf", &token), ("class", "a")]);
+    assert_eq!(doc["state"], "finished", "{doc}");
+    assert_eq!(doc["kind"], "retry");
+    assert_eq!(doc["filters"], "class=a");
+    assert_eq!(doc["done"], a_count as u64, "{doc}");
+    assert_eq!(doc["total"], 3100);
+    assert_eq!(doc["looked_at"], 3100);
+    let qa = c.lrange(&format!("{n}:queue:qa"));
+    assert_eq!(qa.len(), a_count);
+    assert_eq!(qa[0], job("qa", "a", "[0]"));
+    assert_eq!(c.int(&["LLEN", &failed]), 3100 - a_count as i64);
+    // The progress page shows the finished figures.
+    let page = get_ok(&w, "/operation?id=1");
+    assert!(page.contains("data-op-field=state>finished<"), "{page}");
+    assert!(page.contains(&format!("data-op-field=done>{a_count}<")), "{page}");
+
+    // Remove all: the rest go, nothing enqueued.
+    let doc = run_op(&w, "/failed/remove", &[("csrf", &token)]);
+    assert_eq!((doc["state"].as_str(), doc["done"].as_u64()), (Some("finished"), Some(3100 - a_count as u64)));
+    assert_eq!(c.int(&["LLEN", &failed]), 0);
+    assert_eq!(c.int(&["LLEN", &format!("{n}:queue:qb")]), 0);
+    assert_eq!(get(&w, "/operation?id=99").0, 404);
+
+    // A hostile filter comes back as text on the progress page.
+    let doc = run_op(&w, "/failed/retry", &[("csrf", &token), ("class", "<script>x</script><img src=x>")]);
+    let page = get_ok(&w, &format!("/operation?id={}", doc["id"]));
+    assert_escaped("/operation", &page);
 }

@@ -16,19 +16,20 @@
 //! and U+2029 escaped ([`safe_json`]); a Content-Security-Policy allows only
 //! this server's own script and style.
 
+use std::collections::VecDeque;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Read;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use redis::Value;
 use serde_json::{json, Value as J};
 
 use crate::cli::{OutputArgs, ProgressArg, SweepArgs};
 use crate::client::{Client, Error};
-use crate::inspect::{self, array, bytes, call, int, text, uint, Sweep};
+use crate::inspect::{self, array, bytes, call, int, text, uint, Sweep, SweepStep};
 use tq_client::metrics::{self as jm, Metrics, Span};
 use tq_core::metrics::{bucket_bound_ms, Histogram, Tally, HOUR_MS, MINUTE_MS};
 
@@ -59,6 +60,11 @@ const MAX_BODY: u64 = 64 * 1024;
 const THREADS: usize = 4;
 /// Batch of the retry/remove sweeps (as `tq retry`'s default).
 const SWEEP_BATCH: u64 = 1_000;
+/// Background operations ("retry/remove all matching") remembered, the
+/// oldest finished ones forgotten first.
+const OPS_KEPT: usize = 16;
+/// Background operations running at once at most.
+const OPS_RUNNING: usize = 4;
 /// Records one "retry/remove selected" takes at most (a page's rows).
 const SELECTED_MAX: u64 = PAGE;
 /// Queues that get graphs of their own on the overview (the busiest of the
@@ -89,6 +95,7 @@ struct App {
     read_only: bool,
     token: Option<String>,
     csrf: String,
+    ops: Arc<Mutex<Ops>>,
 }
 
 /// Runs the server until the process is stopped; returns the exit status
@@ -148,7 +155,14 @@ fn serve(o: Options) -> Result<(), String> {
     let addr = o.listen.to_socket_addrs().ok().and_then(|mut a| a.next()).ok_or("--listen: no address")?;
     let server = tiny_http::Server::http(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let bound = server.server_addr().to_ip().map_or_else(|| addr.to_string(), |a| a.to_string());
-    let app = Arc::new(App { redis_url: o.redis_url, ns: o.ns, read_only: o.read_only, token, csrf: random_hex()? });
+    let app = Arc::new(App {
+        redis_url: o.redis_url,
+        ns: o.ns,
+        read_only: o.read_only,
+        token,
+        csrf: random_hex()?,
+        ops: Arc::new(Mutex::new(Ops::default())),
+    });
     // One write, so that a reader of the log never sees half the line.
     let line = format!(
         "tq web: listening on http://{bound}/ (namespace {}{}{})\n",
@@ -432,6 +446,17 @@ fn route(app: &App, conn: &mut Option<Client>, req: &Req) -> Result<Resp, Error>
         "/delayed" => html("Delayed", "/delayed", delayed_page(app, c, req)?),
         "/locks" => html("Locks", "/locks", locks_page(c, req.param("cursor").unwrap_or("0"))?),
         "/periodic" => html("Periodic", "/periodic", periodic_page(c)?),
+        "/operation" => {
+            let id = req.num("id", 0);
+            match op_json(app, id) {
+                Some(doc) => html("Operation", "/failed", op_page(id, &doc)),
+                None => Resp::text(404, "no such operation (only the last few are kept)\n"),
+            }
+        }
+        "/api/operation" => match op_json(app, req.num("id", 0)) {
+            Some(doc) => Resp::new(200, "application/json", safe_json(&doc)),
+            None => Resp::text(404, "no such operation (only the last few are kept)\n"),
+        },
         "/api/live" => {
             let o = overview(c, LIVE_SPAN)?;
             Resp::new(200, "application/json", safe_json(&live_json(&o)))
@@ -1418,6 +1443,130 @@ fn need<'a>(req: &'a Req, name: &str) -> Result<&'a str, Resp> {
     req.param(name).ok_or_else(|| Resp::text(400, &format!("missing field '{name}'\n")))
 }
 
+/// One background "retry/remove all matching".
+#[derive(Debug, Clone)]
+struct Op {
+    id: u64,
+    kind: Sweep,
+    /// The filters, as `field=value` words.
+    filters: String,
+    step: SweepStep,
+    /// None while running; the error text when it stopped on one.
+    end: Option<Result<(), String>>,
+}
+
+#[derive(Debug, Default)]
+struct Ops {
+    last_id: u64,
+    list: VecDeque<Op>,
+}
+
+fn lock_ops(app: &App) -> std::sync::MutexGuard<'_, Ops> {
+    // A panic elsewhere while holding it leaves figures, not broken state.
+    app.ops.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Starts a sweep in a thread of its own with its own connection; its id.
+fn start_op(app: &App, args: SweepArgs, kind: Sweep) -> Result<u64, Resp> {
+    let filters = [("queue", &args.queue), ("class", &args.class), ("exception", &args.exception)]
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let id = {
+        let mut ops = lock_ops(app);
+        if ops.list.iter().filter(|o| o.end.is_none()).count() >= OPS_RUNNING {
+            return Err(Resp::text(429, &format!("{OPS_RUNNING} operations are running: wait for one to finish\n")));
+        }
+        // Forget the oldest finished ones; running ones are kept (at most OPS_RUNNING).
+        while ops.list.len() >= OPS_KEPT {
+            let Some(at) = ops.list.iter().position(|o| o.end.is_some()) else { break };
+            ops.list.remove(at);
+        }
+        ops.last_id += 1;
+        let id = ops.last_id;
+        ops.list.push_back(Op { id, kind, filters, step: SweepStep::default(), end: None });
+        id
+    };
+    let (url, ns, shared) = (app.redis_url.clone(), app.ns.clone(), Arc::clone(&app.ops));
+    let update = move |f: &dyn Fn(&mut Op)| {
+        let mut ops = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(op) = ops.list.iter_mut().find(|o| o.id == id) {
+            f(op);
+        }
+    };
+    let spawned = std::thread::Builder::new().name(format!("tq-web-op-{id}")).spawn(move || {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut c = Client::new(&url, &ns, inspect::TIMEOUT)?;
+            inspect::sweep_reporting(&mut c, &args, kind, &mut |step| update(&|op: &mut Op| op.step = step))
+        }));
+        let end = match run {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the operation stopped on a bug".to_string()),
+        };
+        update(&|op: &mut Op| op.end = Some(end.clone()));
+    });
+    if let Err(e) = spawned {
+        let mut ops = lock_ops(app);
+        if let Some(op) = ops.list.iter_mut().find(|o| o.id == id) {
+            op.end = Some(Err(format!("cannot start a thread: {e}")));
+        }
+    }
+    Ok(id)
+}
+
+/// An operation's figures as JSON; None when unknown or forgotten.
+fn op_json(app: &App, id: u64) -> Option<J> {
+    let ops = lock_ops(app);
+    let op = ops.list.iter().find(|o| o.id == id)?;
+    let (state, error) = match &op.end {
+        None => ("running", None),
+        Some(Ok(())) => ("finished", None),
+        Some(Err(e)) => ("failed", Some(e.clone())),
+    };
+    Some(json!({
+        "id": op.id,
+        "kind": if op.kind == Sweep::Retry { "retry" } else { "remove" },
+        "filters": op.filters,
+        "done": op.step.affected,
+        "looked_at": op.step.looked,
+        "total": op.step.total,
+        "state": state,
+        "error": error,
+    }))
+}
+
+/// The progress page: figures the script refreshes from `/api/operation`.
+fn op_page(id: u64, doc: &J) -> String {
+    let field = |k: &str| format!("<span data-op-field={k}>{}</span>", esc(&show(pick(doc, k))));
+    let what = if pick(doc, "filters").as_str().is_some_and(|f| !f.is_empty()) {
+        format!("matching {}", esc(&show(pick(doc, "filters"))))
+    } else {
+        "all".to_string()
+    };
+    format!(
+        "<h1>{} {what}</h1><div data-op=\"{id}\"><p>state: <strong>{}</strong></p>\
+         <p>{}: {} (looked at {} of {} records)</p><p class=error><span data-op-field=error>{}</span></p></div>\
+         <p><a href=\"/failed\">back to the failed list</a></p>",
+        esc(&show(pick(doc, "kind"))),
+        field("state"),
+        kind_verb_of(pick(doc, "kind").as_str()),
+        field("done"),
+        field("looked_at"),
+        field("total"),
+        esc(pick(doc, "error").as_str().unwrap_or_default()),
+    )
+}
+
+fn kind_verb_of(kind: Option<&str>) -> &'static str {
+    if kind == Some("retry") {
+        "retried"
+    } else {
+        "removed"
+    }
+}
+
 /// A failed record's id: FNV-1a of its bytes, 16 hex digits.
 fn is_failed_id(id: &str) -> bool {
     id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit())
@@ -1476,10 +1625,17 @@ fn write(app: &App, c: &mut Client, req: &Req) -> Result<Resp, Error> {
                 progress: ProgressArg::None,
                 output: OutputArgs { json: true },
             };
-            // Batched as `tq retry` / `tq remove`: one atomic step per batch.
+            if id.is_none() {
+                // All matching: in the background, batched as `tq retry`;
+                // the answer is the operation's progress page.
+                return Ok(match start_op(app, args, kind) {
+                    Ok(n) => Resp::redirect(&format!("/operation?id={n}")),
+                    Err(r) => r,
+                });
+            }
             let out = inspect::sweep(c, &args, kind)?;
             let doc: J = serde_json::from_str(out.text.trim()).unwrap_or(J::Null);
-            let verb = if kind == Sweep::Retry { "retried" } else { "removed" };
+            let verb = kind_verb(kind);
             done(&format!("{verb} {}", show(pick(&doc, verb))), "/failed")
         }
         p @ ("/failed/retry-selected" | "/failed/remove-selected") => {

@@ -142,6 +142,27 @@ pub(super) fn progress_style(arg: ProgressArg) -> ProgressStyle {
 }
 
 pub(crate) fn sweep(c: &mut Client, a: &SweepArgs, kind: Sweep) -> Result<Output, Error> {
+    sweep_reporting(c, a, kind, &mut |_| {})
+}
+
+/// A sweep's figures after each batch (`tq web` shows them while it runs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepStep {
+    /// Records retried or removed so far.
+    pub affected: u64,
+    /// Records looked at so far.
+    pub looked: u64,
+    /// The failed list's length when the sweep began.
+    pub total: u64,
+}
+
+/// [`sweep`], calling `step` after each batch.
+pub(crate) fn sweep_reporting(
+    c: &mut Client,
+    a: &SweepArgs,
+    kind: Sweep,
+    step: &mut dyn FnMut(SweepStep),
+) -> Result<Output, Error> {
     let ns = c.ns().to_string();
     let total = llen(c, &c.keys()?.failed())?;
     let mut filters: Vec<(&str, &str)> = Vec::new();
@@ -187,6 +208,7 @@ pub(crate) fn sweep(c: &mut Client, a: &SweepArgs, kind: Sweep) -> Result<Output
             None => looked.max(total),
         };
         progress.update(looked, affected);
+        step(SweepStep { affected, looked, total });
         match next {
             Some(p) => from = p,
             None => break,
