@@ -444,6 +444,7 @@ fn read_only_hides_and_refuses_every_write() {
         &format!("/delayed?at={bucket}"),
         "/locks",
         "/periodic",
+        "/broadcast",
         "/api/live",
         "/metrics",
     ] {
@@ -462,6 +463,7 @@ fn read_only_hides_and_refuses_every_write() {
         "/failed/remove",
         "/failed/retry-selected",
         "/failed/remove-selected",
+        "/broadcast",
         "/delayed/run",
         "/delayed/delete",
     ] {
@@ -982,4 +984,57 @@ fn all_matching_runs_in_the_background_in_batches_to_finished_with_its_count() {
     let doc = run_op(&w, "/failed/retry", &[("csrf", &token), ("class", "<script>x</script><img src=x>")]);
     let page = get_ok(&w, &format!("/operation?id={}", doc["id"]));
     assert_escaped("/operation", &page);
+}
+
+#[test]
+fn the_broadcast_page_counts_each_mailbox_escapes_names_and_classes_and_sends() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("web-bc");
+    let hostile = "<script>w</script><img src=x>";
+    // Two live workers (one hostile name) and one registered but without a heartbeat.
+    for w in [hostile, "w2", "w3"] {
+        c.ok(&["TQ.ENQUEUE", &n, "q", "j", "[1]"]);
+        c.ok(&["TQ.POP", &n, w, "q"]);
+    }
+    for w in [hostile, "w2"] {
+        c.ok(&["TQ.HEARTBEAT", &n, w, "60000"]);
+    }
+    assert_eq!(c.int(&["TQ.BROADCAST", &n, "<b>cls</b>", "[\"<i>x</i>\"]"]), 2);
+    assert_eq!(c.int(&["TQ.BROADCAST", &n, "second", "[]"]), 2);
+    let w = start_web(&s, &n, "127.0.0.1:0", &[]);
+    let page = get_ok(&w, "/broadcast");
+    assert_escaped("/broadcast", &page);
+    assert!(page.contains("&lt;script&gt;w&lt;/script&gt;&lt;img src=x&gt;"), "{page}");
+    assert!(page.contains("&lt;b&gt;cls&lt;/b&gt;"), "{page}");
+    assert!(page.contains("4 broadcast jobs waiting in the mailboxes of 3 workers"), "{page}");
+    assert!(page.contains("<td>2</td>") && page.contains("<td>0</td>"), "{page}");
+    assert!(page.contains("action=\"/broadcast\""), "{page}");
+
+    // Refused without CSRF, and with args that are not a JSON array: nothing written.
+    let token = csrf(&w);
+    let before = c.digest();
+    let (status, body) = post(&w, "/broadcast", &[("class", "c")]);
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = post(&w, "/broadcast", &[("csrf", &token), ("class", "c"), ("args", "{\"a\":1}")]);
+    assert_eq!((status, body.as_str()), (400, "args: not a JSON array\n"));
+    assert_eq!(post(&w, "/broadcast", &[("csrf", &token), ("args", "[]")]).0, 400);
+    assert_eq!(c.digest(), before);
+
+    // Sent: each live worker's mailbox gets it.
+    let (status, result) = post_result(&w, "/broadcast", &[("csrf", &token), ("class", "third"), ("args", "[3]")]);
+    assert_eq!((status, result.as_deref()), (303, Some("broadcast to 2 workers")));
+    let mailbox = c.lrange(&format!("{n}:tq:mailbox:w2"));
+    assert_eq!(mailbox.len(), 3, "{mailbox:?}");
+    assert!(mailbox[2].contains("\"third\"") && mailbox[2].contains("[3]"), "{mailbox:?}");
+    assert_eq!(c.int(&["LLEN", &format!("{n}:tq:mailbox:w3")]), 0);
+
+    // Read-only: the page without its form, the POST refused.
+    let ro = start_web(&s, &n, "127.0.0.1:0", &["--read-only"]);
+    let page = get_ok(&ro, "/broadcast");
+    assert!(!page.contains("method=post") && page.contains("6 broadcast jobs waiting"), "{page}");
+    let before = c.digest();
+    let (status, body) = post(&ro, "/broadcast", &[("csrf", "x"), ("class", "c")]);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(c.digest(), before);
 }

@@ -446,6 +446,7 @@ fn route(app: &App, conn: &mut Option<Client>, req: &Req) -> Result<Resp, Error>
         "/delayed" => html("Delayed", "/delayed", delayed_page(app, c, req)?),
         "/locks" => html("Locks", "/locks", locks_page(c, req.param("cursor").unwrap_or("0"))?),
         "/periodic" => html("Periodic", "/periodic", periodic_page(c)?),
+        "/broadcast" => html("Broadcast", "/broadcast", broadcast_page(app, c)?),
         "/operation" => {
             let id = req.num("id", 0);
             match op_json(app, id) {
@@ -546,13 +547,14 @@ fn pick<'a>(v: &'a J, name: &str) -> &'a J {
 // ---------------------------------------------------------------------------
 // Layout
 
-const NAV: [(&str, &str); 6] = [
+const NAV: [(&str, &str); 7] = [
     ("/", "Overview"),
     ("/failed", "Failed"),
     ("/workers", "Workers"),
     ("/delayed", "Delayed"),
     ("/locks", "Locks"),
     ("/periodic", "Periodic"),
+    ("/broadcast", "Broadcast"),
 ];
 
 fn shell(app: &App, title: &str, active: &str, body: &str) -> String {
@@ -1404,6 +1406,70 @@ fn locks_page(c: &mut Client, cursor: &str) -> Result<String, Error> {
     Ok(s)
 }
 
+/// The workers' mailboxes (the first [`WORKERS_READ`] workers, one pipelined
+/// LLEN each) and a form to broadcast a job.
+fn broadcast_page(app: &App, c: &mut Client) -> Result<String, Error> {
+    let ns = c.ns().to_string();
+    let now = inspect::server_now(c)?;
+    let ws = workers(c, 0, WORKERS_READ, now)?;
+    let keys = ns_keys(&ns)?;
+    // Per worker: how many wait, and the next one (its class and args).
+    let mut waiting: Vec<(u64, String)> = Vec::with_capacity(ws.len());
+    if !ws.is_empty() {
+        let mut pipe = redis::pipe();
+        for w in &ws {
+            let mailbox = keys.mailbox(w.name.as_bytes());
+            pipe.cmd("LLEN").arg(&mailbox);
+            pipe.cmd("LINDEX").arg(&mailbox).arg(0);
+        }
+        let replies = array("pipeline", c.call_pipe(&pipe)?)?;
+        for r in replies.chunks(2) {
+            let [n, head] = r else { continue };
+            let next = match bytes(head) {
+                Some(payload) => {
+                    let (class, args) = job_cells(payload);
+                    format!("{} <code>{}</code>", esc(&class), esc(&args))
+                }
+                None => "-".to_string(),
+            };
+            waiting.push((uint("LLEN", n)?, next));
+        }
+    }
+    let mut s = String::from("<h1>Broadcast</h1>");
+    if !app.read_only {
+        let _ = write!(
+            s,
+            "<form method=post action=\"/broadcast\" class=filter data-confirm>\
+             <input type=hidden name=csrf value=\"{}\"><label>class <input name=class required></label> \
+             <label>args (JSON array) <input name=args value=\"[]\"></label> <button>broadcast</button></form>\
+             <p class=note>The job goes to the mailbox of every live worker (TQ.BROADCAST).</p>",
+            esc(&app.csrf)
+        );
+    }
+    let total: u64 = waiting.iter().map(|(n, _)| n).sum();
+    let _ = write!(
+        s,
+        "<p>{total} broadcast jobs waiting in the mailboxes of {} workers{}</p>",
+        ws.len(),
+        if ws.len() as u64 >= WORKERS_READ { format!(" (the first {WORKERS_READ} registered)") } else { String::new() }
+    );
+    let rows: Vec<Vec<String>> = ws
+        .iter()
+        .zip(&waiting)
+        .map(|(w, (n, next))| {
+            vec![
+                esc(&w.name),
+                esc(&w.queues.join(",")),
+                if w.alive { "<span class=ok>alive</span>" } else { "<span class=err>gone</span>" }.to_string(),
+                n.to_string(),
+                next.clone(),
+            ]
+        })
+        .collect();
+    s.push_str(&table(&["worker", "queues", "state", "broadcast jobs waiting", "next"], &rows));
+    Ok(s)
+}
+
 fn periodic_page(c: &mut Client) -> Result<String, Error> {
     let ns = c.ns().to_string();
     let now = inspect::server_now(c)?;
@@ -1638,6 +1704,17 @@ fn write(app: &App, c: &mut Client, req: &Req) -> Result<Resp, Error> {
             let verb = kind_verb(kind);
             done(&format!("{verb} {}", show(pick(&doc, verb))), "/failed")
         }
+        "/broadcast" => match need(req, "class") {
+            Err(r) => r,
+            Ok(class) => {
+                let args = req.param("args").unwrap_or("[]");
+                if !serde_json::from_str::<J>(args).is_ok_and(|v| v.is_array()) {
+                    return Ok(Resp::text(400, "args: not a JSON array\n"));
+                }
+                let v = call(c, "TQ.BROADCAST", &[ns.as_bytes(), class.as_bytes(), args.as_bytes()])?;
+                done(&format!("broadcast to {} workers", uint("TQ.BROADCAST", &v)?), "/broadcast")
+            }
+        },
         p @ ("/failed/retry-selected" | "/failed/remove-selected") => {
             let kind = if p == "/failed/retry-selected" { Sweep::Retry } else { Sweep::Remove };
             // In the page's order (the queue gets them in that order), once each.
