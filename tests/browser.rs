@@ -1,7 +1,8 @@
 //! `tq web` in a real browser: headless Chromium driven through WebDriver
 //! (chromedriver, over plain HTTP/JSON). Every page loads with data made by
 //! tq and by node-resque, hostile names and texts show as text with nothing
-//! run, search, retry, pause/resume seen by a `tq work` worker, live
+//! run, search, retry (one, a selection, all matching with its progress page),
+//! pause/resume seen by a `tq work` worker, live
 //! figures changing without a reload, the overview's graphs drawn, and the token's login form. Screenshots of the pages land in
 //! target/web-screenshots/. `scripts/deps.sh --browser` (run by `make test`)
 //! installs Debian's chromium and chromium-driver.
@@ -582,8 +583,15 @@ fn an_all_matching_removal_shows_its_progress_until_finished() {
         let t = b.main_text();
         t.contains("state: finished") && t.contains("removed: 2")
     });
+    // The figures came from /api/operation through the page's script.
+    wait_for(30, "the script's refresh", || {
+        b.js("return document.querySelector('[data-op]').getAttribute('data-op-shown');", json!([])) == "finished"
+    });
     let text = b.assert_inert("/operation");
     assert!(text.contains("remove matching class=Job"), "{text}");
+    // The failed page links to it.
+    b.goto("/failed");
+    assert!(b.main_text().contains("remove class=Job (finished, 2)"), "{}", b.main_text());
     b.screenshot("operation");
     assert_eq!(c.int(&["LLEN", &format!("{n}:failed")]), 1);
     assert_eq!(c.int(&["LLEN", &format!("{n}:queue:r")]), 0, "removed, not retried");

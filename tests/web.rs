@@ -984,6 +984,9 @@ fn all_matching_runs_in_the_background_in_batches_to_finished_with_its_count() {
     let doc = run_op(&w, "/failed/retry", &[("csrf", &token), ("class", "<script>x</script><img src=x>")]);
     let page = get_ok(&w, &format!("/operation?id={}", doc["id"]));
     assert_escaped("/operation", &page);
+    let failed_page = get_ok(&w, "/failed");
+    assert_escaped("/failed", &failed_page);
+    assert!(failed_page.contains("retry class=a (finished, 2500)"), "{failed_page}");
 }
 
 #[test]

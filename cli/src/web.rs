@@ -5,7 +5,9 @@
 //! with its own Redis connection, each request a few bounded reads (pages of
 //! at most [`PAGE`] rows, [`FAILED_SCAN`] failed records per filtered page,
 //! the first [`WORKERS_READ`] workers for per-queue figures, the job metrics
-//! of at most 1000 (queue, class) pairs, the graphs' of 100). Every asset is
+//! of at most 1000 (queue, class) pairs, the graphs' of 100; the broadcast
+//! page's mailboxes of the first [`WORKERS_READ`] workers); "retry / remove
+//! all matching" runs in a background thread, batched as `tq retry`. Every asset is
 //! compiled in, the graphs are SVG drawn here; nothing is fetched at run
 //! time.
 //!
@@ -1237,6 +1239,7 @@ fn failed_page(app: &App, c: &mut Client, req: &Req) -> Result<String, Error> {
             esc(&app.csrf)
         );
     }
+    s.push_str(&ops_list(app));
     s.push_str(&table(&["id", "failed", "queue", "class", "args", "exception", "error", "worker", ""], &rows));
     let mut base = String::from("/failed?");
     for (k, v) in filters.iter().chain(req.param("q").map(|q| ("q", q)).as_slice()) {
@@ -1580,6 +1583,33 @@ fn start_op(app: &App, args: SweepArgs, kind: Sweep) -> Result<u64, Resp> {
         }
     }
     Ok(id)
+}
+
+/// Links to the operations remembered, newest first (none: nothing).
+fn ops_list(app: &App) -> String {
+    let ops = lock_ops(app);
+    if ops.list.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("<p class=note>operations:");
+    for op in ops.list.iter().rev() {
+        let state = match &op.end {
+            None => "running",
+            Some(Ok(())) => "finished",
+            Some(Err(_)) => "failed",
+        };
+        let what = if op.filters.is_empty() { "all" } else { op.filters.as_str() };
+        let _ = write!(
+            s,
+            " <a href=\"/operation?id={}\">{} {} ({state}, {})</a>",
+            op.id,
+            if op.kind == Sweep::Retry { "retry" } else { "remove" },
+            esc(what),
+            op.step.affected
+        );
+    }
+    s.push_str("</p>");
+    s
 }
 
 /// An operation's figures as JSON; None when unknown or forgotten.

@@ -29,6 +29,7 @@
         var v = doc[el.getAttribute("data-op-field")];
         el.textContent = v === null || v === undefined ? "" : String(v);
       });
+      op.setAttribute("data-op-shown", doc.state);
       return doc.state === "running";
     });
   }
