@@ -310,6 +310,9 @@ fn every_page_in_a_browser_shows_hostile_data_as_text_and_runs_nothing_and_searc
     // By node-resque: a waiting job, a delayed one, a failure by a worker with a hostile name.
     run_script(&s, &n, "web_data.js", &[]);
 
+    // A broadcast with a hostile class, in the live hostile worker's mailbox.
+    assert_eq!(c.int(&["TQ.BROADCAST", &n, H_SCRIPT, "[1]"]), 1);
+
     let (_web, base) = start_web(&s, &n, &[]);
     let b = Browser::start(&s.dir, &base);
     let q = |v: &str| tq_worker_url_encode(v);
@@ -324,6 +327,7 @@ fn every_page_in_a_browser_shows_hostile_data_as_text_and_runs_nothing_and_searc
         ("delayed-at", format!("/delayed?at={}", bucket * 1000)),
         ("locks", "/locks".to_string()),
         ("periodic", "/periodic".to_string()),
+        ("broadcast", "/broadcast".to_string()),
     ];
     let mut texts = std::collections::BTreeMap::new();
     for (name, path) in &pages {
@@ -337,6 +341,8 @@ fn every_page_in_a_browser_shows_hostile_data_as_text_and_runs_nothing_and_searc
         let t = &texts[page];
         assert!(t.contains(want), "{page} does not show {want:?} as text:\n{t}");
     };
+    has("broadcast", &bad_worker);
+    has("broadcast", H_SCRIPT);
     has("overview", H_SCRIPT);
     has("overview", "line\u{2028}sep");
     has("overview", "nq");
