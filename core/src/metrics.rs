@@ -529,8 +529,9 @@ impl Clock {
         true
     }
 
-    /// Drops the sample closest in time to the one before it (its jobs are
-    /// dated by that one's successor... or by `since` once it is taken).
+    /// Drops the sample closest in time to the one before it: its jobs are
+    /// then dated by `since`, which the take of that earlier sample sets to
+    /// its time (earlier than theirs: a wait read longer, never shorter).
     fn merge_closest(&mut self) {
         let gap = |w: &[(u64, u64)]| match w {
             [(_, a), (_, b)] => a.abs_diff(*b),
