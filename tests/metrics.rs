@@ -17,7 +17,7 @@ fn pair(q: &str, class: &str) -> String {
     String::from_utf8(metrics::pair(q.as_bytes(), class.as_bytes())).expect("utf-8")
 }
 
-/// The one open minute's member and score.
+/// The members of the namespace's open minutes (`<minute>:<pair>`).
 fn open_minutes(c: &mut Conn, n: &str) -> Vec<String> {
     c.strings(&["ZRANGE", &format!("{n}:tq:mopen"), "0", "-1"])
 }

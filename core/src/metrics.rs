@@ -450,13 +450,8 @@ const CLOCK_HEADER: usize = 10;
 impl Clock {
     /// None for bytes that are not a clock.
     pub fn decode(raw: &[u8]) -> Option<Clock> {
-        let n = usize::from(*raw.get(9)?);
-        if raw.first() != Some(&CLOCK_VERSION) || raw.len() != CLOCK_HEADER + 16 * n {
-            return None;
-        }
-        let samples =
-            (0..n).map(|i| (read_u64(raw, CLOCK_HEADER + 16 * i), read_u64(raw, CLOCK_HEADER + 16 * i + 8))).collect();
-        Some(Clock { since: read_u64(raw, 1), samples })
+        let (since, samples) = stored(raw)?;
+        Some(Clock { since, samples: samples.collect() })
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -475,27 +470,14 @@ impl Clock {
     /// `date` read from the stored bytes in place (a take's usual path:
     /// nothing allocated). None for bytes that are not a clock.
     fn date_stored(raw: &[u8], payload: &[u8]) -> Option<Option<(u64, Option<usize>)>> {
-        let n = usize::from(*raw.get(9)?);
-        if raw.first() != Some(&CLOCK_VERSION) || raw.len() != CLOCK_HEADER + 16 * n {
-            return None;
-        }
-        let d = digest(payload);
-        let found = (0..n).find(|i| read_u64(raw, CLOCK_HEADER + 16 * i) == d);
-        let since = read_u64(raw, 1);
-        Some(match found {
-            Some(i) => Some((read_u64(raw, CLOCK_HEADER + 16 * i + 8), Some(i))),
-            None => (since > 0).then_some((since, None)),
-        })
+        let (since, samples) = stored(raw)?;
+        Some(date_among(samples, since, payload))
     }
 
     /// When the job `payload` arrived, and the index of its sample if it
     /// has one. None when the clock cannot tell (it knows no arrival).
     fn date(&self, payload: &[u8]) -> Option<(u64, Option<usize>)> {
-        let d = digest(payload);
-        match self.samples.iter().position(|(sd, _)| *sd == d) {
-            Some(i) => self.samples.get(i).map(|(_, at)| (*at, Some(i))),
-            None => (self.since > 0).then_some((self.since, None)),
-        }
+        date_among(self.samples.iter().copied(), self.since, payload)
     }
 
     /// The age of a queue whose head (oldest job) is `head`.
@@ -556,6 +538,27 @@ impl Clock {
             Some((at, None)) => (Some(at), false),
             None => (None, false),
         }
+    }
+}
+
+/// A stored clock's `since` and samples, read in place; None for bytes
+/// that are not a clock.
+fn stored(raw: &[u8]) -> Option<(u64, impl Iterator<Item = (u64, u64)> + '_)> {
+    let n = usize::from(*raw.get(9)?);
+    if raw.first() != Some(&CLOCK_VERSION) || raw.len() != CLOCK_HEADER + 16 * n {
+        return None;
+    }
+    let at = |i: usize| CLOCK_HEADER + 16 * i;
+    Some((read_u64(raw, 1), (0..n).map(move |i| (read_u64(raw, at(i)), read_u64(raw, at(i) + 8)))))
+}
+
+/// Dates `payload` by the samples `(digest, arrived at)` in push order, else
+/// by `since`: when it arrived and the index of its sample.
+fn date_among(samples: impl Iterator<Item = (u64, u64)>, since: u64, payload: &[u8]) -> Option<(u64, Option<usize>)> {
+    let d = digest(payload);
+    match samples.enumerate().find(|(_, (sd, _))| *sd == d) {
+        Some((i, (_, at))) => Some((at, Some(i))),
+        None => (since > 0).then_some((since, None)),
     }
 }
 

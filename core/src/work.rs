@@ -385,7 +385,7 @@ fn complete(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], held: &Held) -> Resu
     effects.push(plan_count(s, ns.stat(b"processed"), 0)?);
     effects.push(plan_count(s, ns.worker_stat(b"processed", worker), 0)?);
     let run_ms = held.run_ms(s.now_ms());
-    effects.extend(metrics::plan_count(s, ns, &[held.ended_job(Outcome::Processed, run_ms)])?);
+    effects.extend(metrics::plan_count(s, ns, &[held.entry.ended_job(Outcome::Processed, run_ms)])?);
     s.note(Event::Acked { run_ms });
     Ok(Plan { effects, reply: Reply::Ok })
 }
@@ -444,7 +444,7 @@ pub fn fail(
     };
     let run_ms = held.run_ms(s.now_ms());
     s.note(Event::Failed { run_ms });
-    let counted = metrics::plan_count(s, ns, &[held.ended_job(Outcome::Failed, run_ms)])?;
+    let counted = metrics::plan_count(s, ns, &[held.entry.ended_job(Outcome::Failed, run_ms)])?;
     let e = &held.entry;
     let queue = e.queue.clone();
     let record = s.get(&ns.worker_record(worker, &e.queues))?;
@@ -579,10 +579,6 @@ impl Held {
     /// How long the job has run.
     fn run_ms(&self, now: u64) -> u64 {
         now.saturating_sub(self.entry.popped_ms)
-    }
-
-    fn ended_job(&self, outcome: Outcome, run_ms: u64) -> metrics::Ended<'_> {
-        self.entry.ended_job(outcome, run_ms)
     }
 }
 
