@@ -9,11 +9,14 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 mod acl;
+mod alloc;
 mod cache;
+mod clocks;
 mod command;
 mod commands;
 mod config;
 mod docs;
+mod names;
 mod registry;
 mod rm;
 mod stats;
@@ -96,7 +99,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
 redis_module! {
     name: "tq",
     version: 100,
-    allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
+    allocator: (crate::alloc::CachingAlloc, crate::alloc::CachingAlloc),
     data_types: [],
     init: init,
     commands: [],

@@ -29,6 +29,25 @@ impl RStr {
         Self::adopt(ctx, p)
     }
 
+    /// A string owned by no command: it may outlive the one that made it
+    /// (freed without a context).
+    pub fn detached(bytes: &[u8]) -> Option<Self> {
+        Self::new(std::ptr::null_mut(), bytes)
+    }
+
+    /// One more owner of the same string: a reference count, no copy. The
+    /// share is detached, whatever made the original.
+    pub fn share(&self) -> Option<RStr> {
+        // SAFETY: the API table is filled once at load; the string is live
+        // (owned by self); retaining it without a context only adds a
+        // reference, released by the share's drop.
+        unsafe {
+            let retain = raw::RedisModule_RetainString?;
+            retain(std::ptr::null_mut(), self.ptr.as_ptr());
+        }
+        Some(RStr { ctx: std::ptr::null_mut(), ptr: self.ptr, data: self.data, len: self.len })
+    }
+
     /// Takes ownership of a string Redis handed over (may be null).
     fn adopt(ctx: Ctx, p: *mut raw::RedisModuleString) -> Option<Self> {
         let ptr = NonNull::new(p)?;

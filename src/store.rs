@@ -128,14 +128,14 @@ impl Handles {
         self.list.iter().position(|h| h.name.bytes() == key)
     }
 
-    fn get(&mut self, ctx: rm::Ctx, key: &[u8]) -> Result<&mut Handle> {
+    fn get(&mut self, key: &[u8]) -> Result<&mut Handle> {
         let i = match self.find(key) {
             Some(i) => i,
             None => {
                 if self.list.len() >= MAX_HANDLES {
                     self.list.clear();
                 }
-                let name = RStr::new(ctx, key).ok_or_else(oom)?;
+                let name = crate::names::get(key).ok_or_else(oom)?;
                 self.list.push(Handle { name, may_read: None, may_write: None, writing: false, open: None });
                 self.list.len() - 1
             }
@@ -230,12 +230,12 @@ impl RedisStore {
 
     /// The handle of `key`, created on first use.
     fn handle(&mut self, key: &[u8]) -> Result<&mut Handle> {
-        self.handles.get(self.ctx, key)
+        self.handles.get(key)
     }
 
     /// ACL check, remembered per key and access.
     fn check(&mut self, key: &[u8], write: bool) -> Result<()> {
-        let h = self.handles.get(self.ctx, key)?;
+        let h = self.handles.get(key)?;
         verify(self.user.as_ref(), self.trusted.as_deref(), h, key, write)
     }
 
@@ -243,7 +243,7 @@ impl RedisStore {
     /// reading (None when the key does not exist).
     fn open(&mut self, key: &[u8], write: bool) -> Result<Option<&Key>> {
         let ctx = self.ctx;
-        let h = self.handles.get(ctx, key)?;
+        let h = self.handles.get(key)?;
         verify(self.user.as_ref(), self.trusted.as_deref(), h, key, write)?;
         let write = write || h.writing;
         let reopen = match &h.open {
@@ -400,7 +400,7 @@ impl RedisStore {
                 if !k.list_push_tail(&v) {
                     return Err(TqError::Internal("list push failed".into()));
                 }
-                let name = &self.handles.get(ctx, key)?.name;
+                let name = &self.handles.get(key)?.name;
                 rm::notify(ctx, LIST, c"rpush", name);
                 self.out.strs(c"RPUSH", &[name, &v]);
             }
@@ -410,13 +410,13 @@ impl RedisStore {
                 if !k.list_push_head(&v) {
                     return Err(TqError::Internal("list push failed".into()));
                 }
-                let name = &self.handles.get(ctx, key)?.name;
+                let name = &self.handles.get(key)?.name;
                 rm::notify(ctx, LIST, c"lpush", name);
                 self.out.strs(c"LPUSH", &[name, &v]);
             }
             Effect::RPushMany { key, values } => {
                 let mut args = Vec::with_capacity(values.len() + 1);
-                args.push(RStr::new(ctx, key).ok_or_else(oom)?);
+                args.push(crate::names::get(key).ok_or_else(oom)?);
                 let k = self.open_write(key)?;
                 for value in values {
                     let v = RStr::new(ctx, value).ok_or_else(oom)?;
@@ -425,7 +425,7 @@ impl RedisStore {
                     }
                     args.push(v);
                 }
-                let name = &self.handles.get(ctx, key)?.name;
+                let name = &self.handles.get(key)?.name;
                 rm::notify(ctx, LIST, c"rpush", name);
                 self.out.vec(c"RPUSH", args);
             }
@@ -444,7 +444,7 @@ impl RedisStore {
                     if !k.delete() {
                         return Err(TqError::Internal("list delete failed".into()));
                     }
-                    let name = &self.handles.get(ctx, key)?.name;
+                    let name = &self.handles.get(key)?.name;
                     rm::notify(ctx, LIST, c"lpop", name);
                     rm::notify(ctx, GENERIC, c"del", name);
                     self.out.bytes(c"LPOP", &[key, len.to_string().as_bytes()]);
@@ -459,7 +459,7 @@ impl RedisStore {
                 let k = self.open_write(key)?;
                 if k.list_pop_head(ctx) {
                     let emptied = k.kind() == KeyType::Empty;
-                    let name = &self.handles.get(ctx, key)?.name;
+                    let name = &self.handles.get(key)?.name;
                     rm::notify(ctx, LIST, c"lpop", name);
                     if emptied {
                         rm::notify(ctx, GENERIC, c"del", name);
@@ -500,7 +500,7 @@ impl RedisStore {
             Effect::ZAdd { key, score, member } => {
                 let m = RStr::new(ctx, member).ok_or_else(oom)?;
                 if self.open_write(key)?.zset_add(*score as f64, &m) {
-                    let name = &self.handles.get(ctx, key)?.name;
+                    let name = &self.handles.get(key)?.name;
                     rm::notify(ctx, raw::REDISMODULE_NOTIFY_ZSET, c"zadd", name);
                     self.out.bytes(c"ZADD", &[key, score.to_string().as_bytes(), member]);
                 }
@@ -510,7 +510,7 @@ impl RedisStore {
                 let k = self.open_write(key)?;
                 if k.zset_rem(&m) {
                     let emptied = k.kind() == KeyType::Empty;
-                    let name = &self.handles.get(ctx, key)?.name;
+                    let name = &self.handles.get(key)?.name;
                     rm::notify(ctx, raw::REDISMODULE_NOTIFY_ZSET, c"zrem", name);
                     if emptied {
                         rm::notify(ctx, GENERIC, c"del", name);
@@ -521,7 +521,7 @@ impl RedisStore {
             Effect::Set { key, value } => {
                 let v = RStr::new(ctx, value).ok_or_else(oom)?;
                 self.set_string(key, &v)?;
-                let name = &self.handles.get(ctx, key)?.name;
+                let name = &self.handles.get(key)?.name;
                 rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", name);
                 self.out.strs(c"SET", &[name, &v]);
             }
@@ -531,18 +531,18 @@ impl RedisStore {
                 if !k.string_replace(&v) || !k.set_expire_at(*at_ms) {
                     return Err(TqError::Internal("string set failed".into()));
                 }
-                let name = &self.handles.get(ctx, key)?.name;
+                let name = &self.handles.get(key)?.name;
                 rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", name);
                 rm::notify(ctx, GENERIC, c"expire", name);
                 let at = RStr::new(ctx, at_ms.to_string().as_bytes()).ok_or_else(oom)?;
                 let pxat = RStr::new(ctx, b"PXAT").ok_or_else(oom)?;
-                let name = RStr::new(ctx, key).ok_or_else(oom)?;
+                let name = crate::names::get(key).ok_or_else(oom)?;
                 self.out.vec(c"SET", vec![name, v, pxat, at]);
             }
             Effect::PExpireAt { key, at_ms } => {
                 let k = self.open_write(key)?;
                 if k.kind() != KeyType::Empty && k.set_expire_at(*at_ms) {
-                    let name = &self.handles.get(ctx, key)?.name;
+                    let name = &self.handles.get(key)?.name;
                     rm::notify(ctx, GENERIC, c"expire", name);
                     self.out.bytes(c"PEXPIREAT", &[key, at_ms.to_string().as_bytes()]);
                 }
@@ -554,12 +554,12 @@ impl RedisStore {
                 for (key, value) in pairs {
                     let v = RStr::new(ctx, value).ok_or_else(oom)?;
                     self.set_string(key, &v)?;
-                    rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", &self.handles.get(ctx, key)?.name);
+                    rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", &self.handles.get(key)?.name);
                     values.push(v);
                 }
                 let mut args = Vec::with_capacity(pairs.len() * 2);
                 for ((key, _), v) in pairs.iter().zip(&values) {
-                    args.push(self.handles.get(ctx, key)?.name.as_ptr());
+                    args.push(self.handles.get(key)?.name.as_ptr());
                     args.push(v.as_ptr());
                 }
                 self.out.ptrs(c"MSET", &mut args);
@@ -569,7 +569,7 @@ impl RedisStore {
                 for (key, value) in pairs {
                     let v = RStr::new(ctx, value).ok_or_else(oom)?;
                     self.set_string(key, &v)?;
-                    let name = RStr::new(ctx, key).ok_or_else(oom)?;
+                    let name = crate::names::get(key).ok_or_else(oom)?;
                     rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", &name);
                     args.push(name);
                     args.push(v);
@@ -581,7 +581,7 @@ impl RedisStore {
                 for key in keys {
                     let k = self.open_write(key)?;
                     if k.kind() != KeyType::Empty && k.delete() {
-                        let name = RStr::new(ctx, key).ok_or_else(oom)?;
+                        let name = crate::names::get(key).ok_or_else(oom)?;
                         rm::notify(ctx, GENERIC, c"del", &name);
                         deleted.push(name);
                     }
@@ -603,7 +603,7 @@ impl RedisStore {
                 if !ok {
                     return Err(TqError::Internal("increment failed".into()));
                 }
-                let name = &self.handles.get(ctx, key)?.name;
+                let name = &self.handles.get(key)?.name;
                 rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"incrby", name);
                 self.out.strs(c"INCR", &[name]);
             }
@@ -611,7 +611,7 @@ impl RedisStore {
                 let f = RStr::new(ctx, field).ok_or_else(oom)?;
                 let v = RStr::new(ctx, value).ok_or_else(oom)?;
                 self.open_write(key)?.hash_set(&f, Some(&v));
-                let name = &self.handles.get(ctx, key)?.name;
+                let name = &self.handles.get(key)?.name;
                 rm::notify(ctx, raw::REDISMODULE_NOTIFY_HASH, c"hset", name);
                 self.out.strs(c"HSET", &[name, &f, &v]);
             }
@@ -669,7 +669,7 @@ impl RedisStore {
             return Ok(());
         }
         let mut args = Vec::with_capacity(fields.len() + 1);
-        args.push(RStr::new(ctx, key).ok_or_else(oom)?);
+        args.push(crate::names::get(key).ok_or_else(oom)?);
         for field in fields {
             let f = RStr::new(ctx, field).ok_or_else(oom)?;
             if k.hash_set(&f, None) {
@@ -678,7 +678,7 @@ impl RedisStore {
         }
         let emptied = k.kind() == KeyType::Empty;
         if args.len() > 1 {
-            let name = &self.handles.get(ctx, key)?.name;
+            let name = &self.handles.get(key)?.name;
             rm::notify(ctx, raw::REDISMODULE_NOTIFY_HASH, c"hdel", name);
             if emptied {
                 rm::notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"del", name);
@@ -712,6 +712,14 @@ impl Store for RedisStore {
 
     fn keeps_metrics(&self) -> bool {
         crate::config::metrics()
+    }
+
+    fn clock_checked(&mut self, key: &[u8]) -> Option<u64> {
+        crate::clocks::checked(self.db, key)
+    }
+
+    fn note_clock_checked(&mut self, key: &[u8], at: u64) {
+        crate::clocks::note(self.db, key, at);
     }
 
     fn will_write(&mut self, key: &[u8]) -> Result<()> {

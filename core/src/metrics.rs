@@ -567,7 +567,8 @@ fn date_among(samples: impl Iterator<Item = (u64, u64)>, since: u64, payload: &[
 #[derive(Default)]
 pub struct Clocks {
     /// (queue, its clock, its length with this command's pushes, changed);
-    /// None for a clock tq leaves alone (the key holds another type).
+    /// None for a clock left alone (the key holds another type, or it was
+    /// sampled within the step).
     queues: Vec<(Vec<u8>, Option<Clock>, u64, bool)>,
 }
 
@@ -589,12 +590,23 @@ impl Clocks {
         let i = match self.queues.iter().position(|(q, ..)| q.as_slice() == queue) {
             Some(i) => i,
             None => {
-                let clock = own(s.get_with(&ns.clock(queue), Clock::decode))?.map(|c| c.flatten().unwrap_or_default());
                 let len = match len {
                     Some(n) => n,
                     None => s.list_len(&ns.queue(queue))?,
                 };
                 let len = u64::try_from(len).unwrap_or(u64::MAX);
+                let key = ns.clock(queue);
+                // Looked at by a push within the step already (the usual
+                // case of a busy queue): this push would take no sample, so
+                // the clock is not read. A push onto an empty queue always
+                // restarts it.
+                let recent = s.clock_checked(&key).is_some_and(|t| at >= t && at - t < CLOCK_STEP_MS);
+                let clock = if len > 0 && recent {
+                    None
+                } else {
+                    s.note_clock_checked(&key, at);
+                    own(s.get_with(&key, Clock::decode))?.map(|c| c.flatten().unwrap_or_default())
+                };
                 self.queues.push((queue.to_vec(), clock, len, false));
                 self.queues.len() - 1
             }

@@ -164,6 +164,12 @@ impl<S: Store> Store for Staged<'_, S> {
     fn keeps_metrics(&self) -> bool {
         self.base.keeps_metrics()
     }
+    fn clock_checked(&mut self, key: &[u8]) -> Option<u64> {
+        self.base.clock_checked(key)
+    }
+    fn note_clock_checked(&mut self, key: &[u8], at: u64) {
+        self.base.note_clock_checked(key, at);
+    }
     fn will_write(&mut self, key: &[u8]) -> Result<()> {
         self.base.will_write(key)
     }

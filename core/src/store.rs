@@ -90,6 +90,20 @@ pub trait Store {
         true
     }
 
+    /// When a push last looked at the queue clock `key` (and sampled it if
+    /// it had to), if this store remembers (see `metrics::Clocks`). A memo
+    /// that may forget or be stale: a push it makes skip a sample dates its
+    /// job by an earlier one, a wait read longer, never shorter.
+    fn clock_checked(&mut self, key: &[u8]) -> Option<u64> {
+        let _ = key;
+        None
+    }
+
+    /// A push at `at` looked at the queue clock `key`.
+    fn note_clock_checked(&mut self, key: &[u8], at: u64) {
+        let _ = (key, at);
+    }
+
     /// Fails unless `key` is absent or of type `want`.
     fn expect_kind(&mut self, key: &[u8], want: Kind) -> Result<()> {
         match self.kind(key)? {
@@ -487,6 +501,8 @@ pub struct MemStore {
     pub notes: Vec<crate::stats::Event>,
     /// `tq.metrics no`.
     pub no_metrics: bool,
+    /// What `note_clock_checked` noted.
+    pub clocks_checked: HashMap<Vec<u8>, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -512,7 +528,7 @@ impl MemValue {
 
 impl MemStore {
     pub fn at(now: u64) -> Self {
-        MemStore { now, data: HashMap::new(), expires: HashMap::new(), notes: Vec::new(), no_metrics: false }
+        MemStore { now, ..MemStore::default() }
     }
 
     pub fn list(&self, key: &[u8]) -> Vec<Vec<u8>> {
@@ -732,6 +748,12 @@ impl PartialEq for MemStore {
 impl Store for MemStore {
     fn keeps_metrics(&self) -> bool {
         !self.no_metrics
+    }
+    fn clock_checked(&mut self, key: &[u8]) -> Option<u64> {
+        self.clocks_checked.get(key).copied()
+    }
+    fn note_clock_checked(&mut self, key: &[u8], at: u64) {
+        self.clocks_checked.insert(key.to_vec(), at);
     }
     fn now_ms(&self) -> u64 {
         self.now

@@ -45,6 +45,17 @@ fn tally(s: &MemStore, key: &[u8]) -> Tally {
     Tally::decode(&s.string(key).expect("tally written")).expect("tally decodes")
 }
 
+/// A seeded xorshift: the randomized tests' sequence, repeatable by seed.
+fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut rng = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    }
+}
+
 fn minute_key(at: u64, q: &[u8], class: &[u8]) -> Vec<u8> {
     ns().metrics_minute(minute_of(at), &pair(q, class))
 }
@@ -246,13 +257,7 @@ fn a_failed_lease_counts_as_failed_and_promoted_jobs_wait_from_their_due_time() 
 #[test]
 fn the_clock_never_understates_a_wait() {
     for seed in 0..200u64 {
-        let mut rng = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = xorshift(seed);
         let mut clock = Clock::default();
         let mut waiting: std::collections::VecDeque<(Vec<u8>, u64)> = std::collections::VecDeque::new();
         let mut now = 1_000u64;
@@ -333,4 +338,51 @@ fn tallies_are_patched_in_place_and_read_back() {
     let mut big = Tally::default();
     big.run.counts[0] = u64::from(u32::MAX) + 5;
     assert_eq!(Tally::decode(&big.to_bytes()).map(|t| t.run.counts[0]), Some(u64::from(u32::MAX)));
+}
+
+#[test]
+fn a_push_after_a_look_in_the_same_millisecond_leaves_the_clock_unread() {
+    let mut s = MemStore::at(T0);
+    let key = ns().clock(b"q");
+    enq(&mut s, b"q", b"C");
+    assert_eq!(s.clocks_checked.get(&key), Some(&T0), "the push noted its look");
+    // Bytes no clock decodes: a push that read them would start afresh.
+    s.apply(&[Effect::Set { key: key.clone(), value: b"junk".to_vec() }]);
+    enq(&mut s, b"q", b"C");
+    assert_eq!(s.string(&key).as_deref(), Some(&b"junk"[..]), "same millisecond: not read, not written");
+    s.now += 1;
+    enq(&mut s, b"q", b"C");
+    assert!(s.string(&key).as_deref().and_then(Clock::decode).is_some(), "the next millisecond reads it");
+    // An empty queue restarts the clock even in a millisecond already looked at.
+    for i in 0..3 {
+        pop(&mut s, format!("w{i}").as_bytes(), b"q");
+    }
+    enq(&mut s, b"q", b"C");
+    let clock = Clock::decode(&s.string(&key).expect("clock")).expect("decodes");
+    assert_eq!((clock.since, clock.samples.len()), (s.now, 1));
+}
+
+#[test]
+fn waits_read_through_the_look_memo_are_never_shorter_than_true_ones() {
+    for seed in 0..40u64 {
+        let mut next = xorshift(seed);
+        let mut s = MemStore::at(T0);
+        let mut arrivals = std::collections::VecDeque::new();
+        for step in 0..300u64 {
+            // Mostly within one millisecond, as on a busy queue.
+            s.now += u64::from(next() % 4 == 0);
+            // Payloads of their own (twins waiting at once share a digest:
+            // the README's caveat).
+            if next() % 2 == 0 {
+                enq(&mut s, b"q", b"C");
+                arrivals.push_back(s.now);
+            } else if let Some(arrived) = arrivals.pop_front() {
+                let w = format!("w{step}");
+                pop(&mut s, w.as_bytes(), b"q");
+                let wait = entry(&s, w.as_bytes()).wait_ms;
+                let truth = s.now - arrived;
+                assert!(wait.is_some_and(|w| w >= truth), "seed {seed} step {step}: wait {wait:?} < {truth}");
+            }
+        }
+    }
 }
