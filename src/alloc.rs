@@ -8,14 +8,15 @@
 //! instructions. Here a freed small block waits in its class's list and the
 //! next allocation of that class takes it back, without a call to Redis.
 //!
-//! Bounds: classes up to `MAX_SMALL` bytes, at most `KEEP` blocks each per
-//! thread (under 128 KiB in all). Kept blocks stay counted in Redis's
+//! Bounds: classes up to `MAX_SMALL` bytes, at most `KEEP` blocks each
+//! (under 128 KiB in all). Kept blocks stay counted in Redis's
 //! `used_memory`, as the allocations they stand for were. Only Redis's main
-//! thread runs module code; any other thread gets lists of its own.
+//! thread runs module code; any other thread allocates from Redis directly.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use redis_module::alloc::RedisAlloc;
 
@@ -50,14 +51,33 @@ struct Lists {
     counts: [Cell<u32>; CLASSES],
 }
 
-thread_local! {
-    // Const-initialised, nothing to drop: safe to touch from an allocator.
-    static LISTS: Lists = const {
-        Lists {
-            heads: [const { Cell::new(ptr::null_mut()) }; CLASSES],
-            counts: [const { Cell::new(0) }; CLASSES],
-        }
-    };
+/// The lists, used by one thread only: the first to allocate, Redis's main
+/// thread (modules are loaded there, and run there). A thread-local would
+/// cost a call per access in a loaded library; `pthread_self` reads one
+/// register.
+struct Owned(Lists);
+
+// SAFETY: only the owner thread touches the lists (see `lists`).
+unsafe impl Sync for Owned {}
+
+static LISTS: Owned =
+    Owned(Lists { heads: [const { Cell::new(ptr::null_mut()) }; CLASSES], counts: [const { Cell::new(0) }; CLASSES] });
+static OWNER: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" {
+    fn pthread_self() -> usize;
+}
+
+/// The lists, for their owner thread; None on any other thread.
+fn lists() -> Option<&'static Lists> {
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { pthread_self() };
+    let owner = OWNER.load(Ordering::Relaxed);
+    if owner == me || (owner == 0 && OWNER.compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed).is_ok()) {
+        Some(&LISTS.0)
+    } else {
+        None
+    }
 }
 
 #[derive(Default, Debug, Clone, Copy)]
@@ -66,42 +86,34 @@ pub struct CachingAlloc;
 impl CachingAlloc {
     /// A kept block of class `i`, if any.
     fn take(i: usize) -> Option<*mut u8> {
-        LISTS
-            .try_with(|l| {
-                let head = l.heads.get(i)?;
-                let p = head.get();
-                if p.is_null() {
-                    return None;
-                }
-                // SAFETY: a kept block holds the next pointer in its first
-                // word (written by `keep`; blocks are at least 16 bytes and
-                // 16-aligned).
-                head.set(unsafe { p.cast::<*mut u8>().read() });
-                if let Some(c) = l.counts.get(i) {
-                    c.set(c.get().saturating_sub(1));
-                }
-                Some(p)
-            })
-            .ok()
-            .flatten()
+        let l = lists()?;
+        let head = l.heads.get(i)?;
+        let p = head.get();
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: a kept block holds the next pointer in its first word
+        // (written by `keep`; blocks are at least 16 bytes and 16-aligned).
+        head.set(unsafe { p.cast::<*mut u8>().read() });
+        if let Some(c) = l.counts.get(i) {
+            c.set(c.get().saturating_sub(1));
+        }
+        Some(p)
     }
 
     /// Keeps a freed block of class `i`; false when its list is full.
     fn keep(i: usize, p: *mut u8) -> bool {
-        LISTS
-            .try_with(|l| {
-                let (Some(head), Some(count)) = (l.heads.get(i), l.counts.get(i)) else { return false };
-                if count.get() >= KEEP {
-                    return false;
-                }
-                // SAFETY: the block is ours (being freed), at least 16 bytes
-                // and 16-aligned: its first word holds the link.
-                unsafe { p.cast::<*mut u8>().write(head.get()) };
-                head.set(p);
-                count.set(count.get() + 1);
-                true
-            })
-            .unwrap_or(false)
+        let Some(l) = lists() else { return false };
+        let (Some(head), Some(count)) = (l.heads.get(i), l.counts.get(i)) else { return false };
+        if count.get() >= KEEP {
+            return false;
+        }
+        // SAFETY: the block is ours (being freed), at least 16 bytes and
+        // 16-aligned: its first word holds the link.
+        unsafe { p.cast::<*mut u8>().write(head.get()) };
+        head.set(p);
+        count.set(count.get() + 1);
+        true
     }
 }
 

@@ -78,6 +78,11 @@ impl PayloadInfo<'_> {
     /// QueueLock/JobLock keys. None when the payload has no `args`.
     pub fn args_json(&self, payload: &[u8]) -> Option<Vec<u8>> {
         let raw = payload.get(self.args.clone()?)?;
+        // Every take makes these keys: args already in their stringified
+        // form (the usual case) are copied, not parsed and rewritten.
+        if json::is_canonical(raw) {
+            return Some(raw.to_vec());
+        }
         json::parse(raw).ok().map(|v| json::to_vec(&v))
     }
 }
@@ -425,6 +430,16 @@ mod tests {
             let fast = encode(b"q", b"c", Some(raw));
             assert_eq!(fast.as_ref().ok(), slow.as_ref().ok(), "{}", String::from_utf8_lossy(raw));
             assert_eq!(fast.is_err(), slow.is_err(), "{}", String::from_utf8_lossy(raw));
+            // A take's lock keys: the args as JSON.stringify writes them,
+            // copied or rebuilt, and none when they do not parse.
+            let mut stored = br#"{"class":"c","queue":"q","args":"#.to_vec();
+            stored.extend_from_slice(raw);
+            stored.push(b'}');
+            let rebuilt = json::parse(raw).ok().map(|v| json::to_vec(&v));
+            match inspect_payload(&stored) {
+                Ok(info) => assert_eq!(info.args_json(&stored), rebuilt, "{}", String::from_utf8_lossy(raw)),
+                Err(_) => assert_eq!(rebuilt, None, "{}", String::from_utf8_lossy(raw)),
+            }
         }
         assert_eq!(encode(b"q", b"c", None).ok(), Some(br#"{"class":"c","queue":"q","args":[]}"#.to_vec()));
         // The copy is taken only where it is certainly exact.
