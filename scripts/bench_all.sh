@@ -217,7 +217,7 @@ fi
 if part 6; then
   say "6/6 tq web: server time per page on big data (scripts/bench_web.sh)"
   BUILD=release scripts/bench_web.sh >"$OUT/web.md"
-  { echo; echo "tq web, server time per page (1M waiting jobs, 100k failed, 10k workers):"; echo; cat "$OUT/web.md"; } >>"$OUT/table.md"
+  { echo; echo "tq web, server time per page (1M waiting jobs, 100k failed, 10k workers, job metrics of 200 pairs):"; echo; cat "$OUT/web.md"; } >>"$OUT/table.md"
 fi
 echo
 cat "$OUT/table.md"

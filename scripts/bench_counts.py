@@ -34,7 +34,7 @@ JOBS = int(os.environ.get("COUNT_JOBS", "4000"))
 CALLS = [
     ("RM_OpenKey", "key opens"),
     ("RM_CreateString", "strings made"),
-    ("RM_Alloc", "module allocations"),
+    ("RM_Alloc", "allocations from Redis"),
     ("RM_Replicate", "replicated commands"),
     ("RM_NotifyKeyspaceEvent", "keyspace events"),
     ("RM_ACLCheckKeyPermissions", "ACL key checks"),
