@@ -109,10 +109,12 @@ impl Out {
 }
 
 /// The handles of one command's keys. Lookups go to the last one found
-/// first: a key's check, open and write come one after another.
+/// first: a key's check, open and write come one after another. Room for
+/// 16 in place: a take and a completion in one command touch about 15 keys,
+/// and growing the list on the heap cost three allocations a job.
 #[derive(Default)]
 struct Handles {
-    list: SmallVec<[Handle; 4]>,
+    list: SmallVec<[Handle; 16]>,
     last: usize,
 }
 
