@@ -944,4 +944,4 @@ pub fn broadcast(s: &mut impl Store, ns: &Ns<'_>, class: &[u8], args: Option<&[u
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,7 +1,7 @@
 use super::*;
 use crate::queue::{enqueue, promote};
-use crate::records::InFlight;
 use crate::store::{MemStore, Plan, Reply};
+use crate::work::tests::entry;
 use crate::work::{self, PopOptions};
 
 fn ns() -> Ns<'static> {
@@ -33,12 +33,6 @@ fn pop(s: &mut MemStore, w: &[u8], q: &[u8]) -> u64 {
         },
         other => panic!("not popped: {other:?}"),
     }
-}
-
-fn entry(s: &MemStore, w: &[u8]) -> InFlight {
-    let mut k = b"resque:tq:inflight:".to_vec();
-    k.extend_from_slice(w);
-    InFlight::decode(&s.string(&k).expect("entry")).expect("decodes")
 }
 
 fn tally(s: &MemStore, key: &[u8]) -> Tally {

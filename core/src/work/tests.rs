@@ -43,7 +43,8 @@ fn popped(r: Reply) -> Vec<u8> {
     }
 }
 
-fn entry(s: &MemStore, w: &[u8]) -> InFlight {
+/// The in-flight entry of worker `w` (namespace `resque`).
+pub(crate) fn entry(s: &MemStore, w: &[u8]) -> InFlight {
     let mut k = b"resque:tq:inflight:".to_vec();
     k.extend_from_slice(w);
     InFlight::decode(&s.string(&k).expect("entry")).expect("decodes")
