@@ -6,10 +6,15 @@
 #            nothing) vs RPUSH; and scripts/floor_module.c, the least any
 #            module command can do for RPUSH's work (push through the key
 #            API and replicate as RPUSH, with and without the ACL check of
-#            its key), vs RPUSH: the ceiling of TQ.ENQUEUE / RPUSH
+#            its key), vs RPUSH: the ceiling of TQ.ENQUEUE / RPUSH; and its
+#            FLOOR.ENQUEUE, TQ.ENQUEUE's ACL checks (both keys, both plain
+#            commands) and writes (SADD, RPUSH) without encoding a payload
 #   take:    LPOP, and node-resque's per-job commands (Lua pop + MULTI stats +
 #            DEL), vs TQ.POP+TQ.ACK and vs TQ.POP ... ACK (one command a job)
-#            (scripts/bench_cycle.rs, 8 connections)
+#            (scripts/bench_cycle.rs, 8 connections); server time per job
+#            against the same writes as plain commands and as one command of
+#            the C yardstick module (FLOOR.TAKEACK), with and without tq's
+#            own writes
 # Then the enqueue pair again with a replica attached (both sides pay
 # replication). Timing figures live here, never in tests.
 # Env: N (requests per enqueue run, default 300000), JOBS (default 200000),
@@ -59,15 +64,18 @@ for pipe in 1 16; do
   c=$(rps "$P" $pipe TQ.PROMOTE empty)
   d=$(rps "$P" $pipe FLOOR.PUSH resque:queue:floor "$PAYLOAD")
   e=$(rps "$P" $pipe FLOOR.PUSHACL resque:queue:floor "$PAYLOAD")
+  f=$(rps "$P" $pipe FLOOR.ENQUEUE resque:queues resque:queue:floor floor "$PAYLOAD")
   row "RPUSH vs TQ.ENQUEUE, -P $pipe" "$a" "$b"
   row "RPUSH vs TQ.PROMOTE (no-op), -P $pipe" "$a" "$c"
   row "RPUSH vs C module push+replicate, -P $pipe" "$a" "$d"
   row "RPUSH vs C module ACL+push+replicate, -P $pipe" "$a" "$e"
+  row "RPUSH vs C module enqueue's checks+writes, -P $pipe" "$a" "$f"
   kv "enq.rpush.p$pipe" "$a"
   kv "enq.tq.p$pipe" "$b"
   kv "enq.floor.p$pipe" "$c"
   kv "enq.cpush.p$pipe" "$d"
   kv "enq.cpushacl.p$pipe" "$e"
+  kv "enq.cenqueue.p$pipe" "$f"
 done
 SHA=$(redis-cli -p "$P" SCRIPT LOAD "redis.call('SADD', KEYS[1], ARGV[1]); return redis.call('RPUSH', KEYS[2], ARGV[2])")
 for pipe in 1 16; do
@@ -110,7 +118,10 @@ print(total)' "$@"
 }
 # popack_nometrics / ackpop_nometrics: the same with `tq.metrics no`, so
 # the job metrics' share of the take + complete is measured in this run.
-for mode in popack ackpop floor noderesque popack_nometrics ackpop_nometrics; do
+# cfloor / cfloortq: the C yardstick module making the floor's writes (and
+# tq's) in one command a job (FLOOR.TAKEACK): what the module API costs;
+# cfloortq_nometrics: tq's writes without the job metrics' two keys.
+for mode in popack ackpop floor cfloor cfloortq cfloortq_nometrics noderesque popack_nometrics ackpop_nometrics; do
   redis-cli -p "$P" flushall >/dev/null
   # One key with a TTL, as any working server holds: with none, Redis
   # skips its expiry lookup on every key access.
@@ -119,10 +130,13 @@ for mode in popack ackpop floor noderesque popack_nometrics ackpop_nometrics; do
   metrics=yes
   [[ $mode == *_nometrics ]] && metrics=no
   redis-cli -p "$P" config set tq.metrics $metrics >/dev/null
-  "$CYCLE" "$P" "${mode%_nometrics}" "$JOBS" 16 8 >/dev/null
-  case ${mode%_nometrics} in
+  run=${mode%_nometrics}
+  [[ $mode == cfloortq_nometrics ]] && run=$mode # the C module's own variant
+  "$CYCLE" "$P" "$run" "$JOBS" 16 8 >/dev/null
+  case $run in
     popack | ackpop) cmds="tq.pop tq.ack" ;;
     floor) cmds="lpop set sadd zadd del incr zrem" ;;
+    cfloor*) cmds="floor.takeack" ;;
     noderesque) cmds="evalsha multi incr exec del" ;;
   esac
   us=$(usec_of $cmds)

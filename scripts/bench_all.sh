@@ -10,7 +10,9 @@
 #      prefetch, and a plain
 #      TQ.BPOP/TQ.ACK loop), tq from Node (plain ioredis, and the tq-resque
 #      package's Workers), node-resque, BullMQ
-#      (scripts/bench-node/bench.js)
+#      (scripts/bench-node/bench.js); and two floors: plain Redis (RPUSH;
+#      BLPOP, no bookkeeping) and the C yardstick module making tq's writes
+#      (one round trip a job)
 #   3. memory per waiting job and per job in flight: tq vs node-resque vs
 #      BullMQ, each from its own producer/workers (scripts/bench-node/bench.js)
 #   4. pickup latency, delayed-job lateness, promotion of 1M due jobs, POP+ACK
@@ -92,15 +94,22 @@ cp target/release/libtq.so target/release/examples/bench-cycle "$DIR/"
 cp target/release/examples/bench "$DIR/bench-worker"
 cp target/release/tq "$DIR/tq"
 MODULE=$DIR/libtq.so
+# The C yardstick module (parts 2 and 5), built against the redismodule.h of
+# the redis-module crate cargo fetched.
+RM_DIR=$(cargo metadata --format-version 1 | python3 -c '
+import json, os, sys
+print(next(os.path.dirname(p["manifest_path"]) for p in json.load(sys.stdin)["packages"] if p["name"] == "redis-module"))')
+gcc -O2 -shared -fPIC -I "$RM_DIR/src/include" -o "$DIR/floor.so" scripts/floor_module.c
 . scripts/servers.sh
 
-# measure <prefix> <with-module 0|1> command... (@PORT@ in the command is the
+# measure <prefix> <with-module 0|1|floor> command... (floor: the C yardstick
+# module, scripts/floor_module.c, instead of tq) (@PORT@ in the command is the
 # fresh server's): keeps every key=value the command prints, or a lone number
 # as <prefix>.rate.
 measure() {
   local prefix=$1 module=$2 out word
   shift 2
-  start "$module"
+  if [ "$module" = floor ]; then start 0 --loadmodule "$DIR/floor.so"; else start "$module"; fi
   out=$("${@//@PORT@/$PORT}")
   stop
   for word in $out; do
@@ -151,7 +160,7 @@ for rep in $(seq "$CYCLE_REPS"); do
   for shape in batch live; do
     prefix=$shape
     [ "$shape" = live ] && prefix=cycle
-    say "    round $rep, $shape: tq-client library (prefetch 1 and $PREFETCH), Rust TQ.BPOP/TQ.ACK loop, tq from Node, tq-resque, node-resque, BullMQ"
+    say "    round $rep, $shape: tq-client library (prefetch 1 and $PREFETCH), Rust TQ.BPOP/TQ.ACK loop, tq from Node, tq-resque, node-resque, BullMQ, floors"
     measure $prefix.tq_worker 1 "$DIR/bench-worker" @PORT@ "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS" $shape
     measure $prefix.tq_worker_pf 1 "$DIR/bench-worker" @PORT@ "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS" $shape "$PREFETCH"
     measure $prefix.tq_rust 1 "$DIR/bench-cycle" @PORT@ cycle "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS" $shape
@@ -159,6 +168,9 @@ for rep in $(seq "$CYCLE_REPS"); do
     measure $prefix.tq_resque 1 node "$BENCH_JS" cycle tq-resque @PORT@ "$CYCLE_JOBS" "$CONSUMERS" $shape
     measure $prefix.noderesque 0 node "$BENCH_JS" cycle node-resque @PORT@ "$CYCLE_JOBS" "$CONSUMERS" $shape
     measure $prefix.bullmq 0 node "$BENCH_JS" cycle bullmq @PORT@ "$CYCLE_JOBS" "$CONSUMERS" $shape
+    # Floors: plain Redis, no bookkeeping; a C module making tq's writes.
+    measure $prefix.plain 0 "$DIR/bench-cycle" @PORT@ cycle-plain "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS" $shape
+    [ "$shape" = live ] || measure $prefix.cfloor floor "$DIR/bench-cycle" @PORT@ cycle-cfloor "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS" batch
   done
 done
 say "    tq work, $WORK_JOBS jobs already waiting, each run as a process (/bin/true)"
@@ -206,10 +218,6 @@ python3 scripts/bench_table.py "$RESULTS" "$OUT/bench_time.kv" >"$OUT/table.md"
 if part 5; then
   say "5/5 server work per job, counted (scripts/bench_counts.py, under valgrind)"
   cargo build --release -p tq-module --lib --example bench-cycle --example bench-time -q
-  RM_DIR=$(cargo metadata --format-version 1 | python3 -c '
-import json, os, sys
-print(next(os.path.dirname(p["manifest_path"]) for p in json.load(sys.stdin)["packages"] if p["name"] == "redis-module"))')
-  gcc -O2 -shared -fPIC -I "$RM_DIR/src/include" -o "$DIR/floor.so" scripts/floor_module.c
   python3 scripts/bench_counts.py "$PWD/target/release/libtq.so" target/release/examples/bench-cycle \
     target/release/examples/bench-time "$DIR/floor.so" "$OUT/counts.md" >"$OUT/counts.log"
   { echo; cat "$OUT/counts.md"; } >>"$OUT/table.md"

@@ -7,10 +7,13 @@ a busy machine; the timed figures of `make bench` stay the yardstick.
 
 Workloads (each on a fresh server, counted after a warm-up):
   take+complete  TQ.POP+TQ.ACK, TQ.POP ... ACK, the same writes as plain
-                 commands (the floor), node-resque's per-job commands
-                 (scripts/bench_cycle.rs, 8 connections, 16 per trip)
+                 commands (the floor) and as one command of the C yardstick
+                 module (with and without tq's own writes), node-resque's
+                 per-job commands (scripts/bench_cycle.rs, 8 connections, 16
+                 per trip)
   enqueue        TQ.ENQUEUE vs the C yardstick module's ACL check + push +
-                 replicate (scripts/floor_module.c), redis-benchmark -P 16
+                 replicate (scripts/floor_module.c), and its FLOOR.ENQUEUE
+                 (TQ.ENQUEUE's checks and writes), redis-benchmark -P 16
   promotion      TQ.PROMOTE LIMIT 1000 vs the layout's plain writes
                  (scripts/bench_time.rs promote-manual / promote-floor)
 
@@ -142,11 +145,11 @@ def cycle(mode, jobs, fill=""):
         [CYCLE, str(port), mode, str(jobs), "16", "8"], capture_output=True, check=True, env=env)
 
 
-def take(label, mode, metrics=True):
+def take(label, mode, metrics=True, module=None):
     """A take + complete row: warmed up, then the queue filled (not
     counted), then the jobs taken and completed (counted)."""
     warm = cycle(mode, 800) if metrics else nometrics(cycle(mode, 800))
-    return (label, MODULE, warm, cycle(mode, JOBS, "skip"), JOBS, cycle(mode, JOBS, "only"))
+    return (label, module or MODULE, warm, cycle(mode, JOBS, "skip"), JOBS, cycle(mode, JOBS, "only"))
 
 
 def bench(n, *cmd):
@@ -171,6 +174,9 @@ for title, cases in [
         take("TQ.POP + TQ.ACK, tq.metrics no", "popack", metrics=False),
         take("TQ.POP ... ACK, tq.metrics no", "ackpop", metrics=False),
         take("node-resque's per-job commands", "noderesque"),
+        take("C module: tq's writes in one command (FLOOR.TAKEACK, see Speed)", "cfloortq", module=FLOOR),
+        take("the same without the job metrics' two keys", "cfloortq_nometrics", module=FLOOR),
+        take("C module: the floor's writes in one command (FLOOR.TAKEACK)", "cfloor", module=FLOOR),
         take("the same writes as plain commands (floor)", "floor"),
     ]),
     ("enqueue (redis-benchmark -P 16)", [
@@ -178,6 +184,9 @@ for title, cases in [
          bench(20000, "TQ.ENQUEUE", "resque", "q", "add", "[1,2]"), 20000),
         ("TQ.ENQUEUE, tq.metrics no", MODULE, nometrics(bench(2000, "TQ.ENQUEUE", "resque", "q", "add", "[1,2]")),
          bench(20000, "TQ.ENQUEUE", "resque", "q", "add", "[1,2]"), 20000),
+        ("C module: TQ.ENQUEUE's checks and writes, payload given", FLOOR,
+         bench(2000, "floor.enqueue", "resque:queues", "resque:queue:q", "q", payload),
+         bench(20000, "floor.enqueue", "resque:queues", "resque:queue:q", "q", payload), 20000),
         ("C module: ACL check + push + replicate", FLOOR, bench(2000, "floor.pushacl", "resque:queue:q", payload),
          bench(20000, "floor.pushacl", "resque:queue:q", payload), 20000),
     ]),

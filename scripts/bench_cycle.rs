@@ -8,6 +8,15 @@
 //!   (`LPOP`, `SET` of a record, `SADD` to the workers set, `ZADD` of a lease
 //!   with an integer ms score; `DEL`, `INCR` ×2, `ZREM`): the floor of any
 //!   take + complete keeping the layout;
+//! - `cfloor`: the same writes made by one module command a job
+//!   (`FLOOR.TAKEACK` of scripts/floor_module.c, which must be loaded): what
+//!   the module API costs for them, with an ACL check of each key and each
+//!   write replicated;
+//! - `cfloortq`: the same command, also making what tq writes besides for a
+//!   job (delivery counter, in-flight entry, a read of the queue's clock, a
+//!   read and write of the minute's metrics record);
+//! - `cfloortq_nometrics`: `cfloortq` without the clock's read and the
+//!   record's read and write (the job metrics' share, in C);
 //! - `noderesque`: what a node-resque worker sends per job: its Lua pop
 //!   (`LPOP` + `SET` of the cjson "working on" record), `MULTI; INCR; INCR;
 //!   EXEC` for the stats, then `DEL` of the record;
@@ -18,8 +27,16 @@
 //!   Shape `batch` enqueues all, then starts the consumers; `live` starts
 //!   them on the empty queue first. Prints `rate=` (jobs/s from the first
 //!   enqueue to the last ACK), `enqueue_rate=`, and for `batch` `drain_rate=`.
+//! - `cycle-plain`: the same cycle on plain Redis commands and no job
+//!   bookkeeping at all: `RPUSH` of node-resque payloads, consumers looping
+//!   `BLPOP` -> parse: what one round trip per job costs this machine, the
+//!   ceiling of any consumer that makes one.
+//! - `cycle-cfloor`: the same, consumers sending `FLOOR.TAKEACK` with tq's
+//!   writes (see `cfloortq`; scripts/floor_module.c loaded), one round trip a
+//!   job, polling: what a module making tq's writes could reach here. Shape
+//!   `batch` only (a consumer on an empty queue spins).
 //!
-//! usage: bench-cycle <port> <lpop|popack|ackpop|floor|noderesque|cycle> <jobs> <pipeline-depth> <connections> [batch|live]
+//! usage: bench-cycle <port> <lpop|popack|ackpop|floor|cfloor|cfloortq|cfloortq_nometrics|noderesque|cycle|cycle-plain|cycle-cfloor> <jobs> <pipeline-depth> <connections> [batch|live]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -53,9 +70,14 @@ fn main() {
     let ns = std::env::var("BENCH_CYCLE_NS").unwrap_or_else(|_| format!("bench{}", std::process::id()));
     let fill = std::env::var("BENCH_CYCLE_FILL").unwrap_or_default();
     let queue_key = format!("{ns}:queue:q");
-    if mode == "cycle" {
+    if let Some(consumer) = match mode.as_str() {
+        "cycle" => Some(Consumer::Tq),
+        "cycle-plain" => Some(Consumer::Plain),
+        "cycle-cfloor" => Some(Consumer::Floor),
+        _ => None,
+    } {
         let batch = arg(6, "live") == "batch";
-        let (total, enqueue, drain) = full_cycle(&client, &ns, jobs, depth, conns, batch);
+        let (total, enqueue, drain) = full_cycle(&client, &ns, jobs, depth, conns, batch, consumer);
         let rate = |secs: f64| (jobs as f64 / secs).round();
         print!("rate={} enqueue_rate={}", rate(total), rate(enqueue));
         if batch {
@@ -82,6 +104,11 @@ fn main() {
         }
         p.query::<()>(&mut c).expect("fill");
     }
+    if mode.starts_with("cfloortq") && fill != "skip" {
+        // A queue clock of tq's usual size (16 samples) for the reads.
+        let _: () =
+            redis::cmd("SET").arg(format!("{ns}:tq:clock:q")).arg(&[1u8; 266][..]).query(&mut c).expect("clock");
+    }
     if fill == "only" {
         return;
     }
@@ -101,7 +128,7 @@ fn main() {
                 // Jobs per round trip: `depth` commands per trip, so LPOP takes one
                 // job per command, POP+ACK one per two, node-resque one per six.
                 let per_job = match mode.as_str() {
-                    "lpop" | "ackpop" => 1,
+                    "lpop" | "ackpop" | "cfloor" | "cfloortq" | "cfloortq_nometrics" => 1,
                     "popack" => 2,
                     "floor" => 8,
                     _ => 6,
@@ -138,6 +165,16 @@ fn main() {
                                 p.cmd("INCR").arg(format!("{ns}:stat:processed")).ignore();
                                 p.cmd("INCR").arg(format!("{ns}:stat:processed:{name}")).ignore();
                                 p.cmd("ZREM").arg(&leases).arg(name).ignore();
+                            }
+                        }
+                        "cfloor" | "cfloortq" | "cfloortq_nometrics" => {
+                            let writes = match mode.as_str() {
+                                "cfloortq" => TqWrites::All,
+                                "cfloortq_nometrics" => TqWrites::NoMetrics,
+                                _ => TqWrites::None,
+                            };
+                            for name in &names {
+                                floor_takeack(&mut p, &ns, name, &worker, writes);
                             }
                         }
                         "ackpop" => {
@@ -185,7 +222,7 @@ fn main() {
                         }
                     }
                     let replies: Vec<redis::Value> = p.query(&mut c).expect("round trip");
-                    if mode == "lpop" || mode == "floor" {
+                    if matches!(mode.as_str(), "lpop" | "floor" | "cfloor" | "cfloortq" | "cfloortq_nometrics") {
                         let got = replies.iter().filter(|r| !matches!(r, redis::Value::Nil)).count();
                         done += got;
                         if got == 0 {
@@ -213,6 +250,57 @@ fn main() {
     println!("{:.0}", taken as f64 / secs);
 }
 
+/// What tq writes besides the floor's writes, for `FLOOR.TAKEACK`.
+#[derive(Clone, Copy, PartialEq)]
+enum TqWrites {
+    None,
+    /// The delivery counter and the in-flight entry.
+    NoMetrics,
+    /// Those, a read of the queue's clock and a read and write of the
+    /// minute's metrics record.
+    All,
+}
+
+/// One `FLOOR.TAKEACK` for worker `name` (slot of `worker`), with tq's own
+/// writes at tq's sizes (a 90-byte in-flight entry, a 225-byte record).
+fn floor_takeack(p: &mut redis::Pipeline, ns: &str, name: &str, worker: &str, tq: TqWrites) {
+    let record = format!(
+        r#"{{"run_at":"2026-11-22T06:00:00.000Z","queue":"q","worker":"{worker}","payload":{{"class":"add","queue":"q","args":[1,2]}}}}"#
+    );
+    p.cmd("FLOOR.TAKEACK")
+        .arg(format!("{ns}:queue:q"))
+        .arg(format!("{ns}:worker:{name}:q"))
+        .arg(format!("{ns}:workers"))
+        .arg(format!("{name}:q"))
+        .arg(format!("{ns}:tq:leases"))
+        .arg(name)
+        .arg(format!("{ns}:stat:processed"))
+        .arg(format!("{ns}:stat:processed:{name}"))
+        .arg(record)
+        .arg(1_800_000_000_000u64);
+    if tq != TqWrites::None {
+        // Empty names skip the metrics' two keys.
+        let metrics = tq == TqWrites::All;
+        p.arg(format!("{ns}:tq:delivery"))
+            .arg(format!("{ns}:tq:inflight:{name}"))
+            .arg(&[7u8; 90][..])
+            .arg(if metrics { format!("{ns}:tq:clock:q") } else { String::new() })
+            .arg(if metrics { format!("{ns}:tq:m:1:[\"q\",\"add\"]") } else { String::new() })
+            .arg(&[1u8; 225][..]);
+    }
+}
+
+/// Who consumes in the `cycle` modes.
+#[derive(Clone, Copy, PartialEq)]
+enum Consumer {
+    /// `TQ.BPOP` -> parse -> `TQ.ACK`.
+    Tq,
+    /// `BLPOP` -> parse.
+    Plain,
+    /// `FLOOR.TAKEACK` with tq's writes -> parse (one round trip a job).
+    Floor,
+}
+
 /// The `cycle` mode; returns the seconds from the first enqueue to the last
 /// ACK, to the last enqueue, and from the consumers' start to the last ACK.
 fn full_cycle(
@@ -222,15 +310,40 @@ fn full_cycle(
     window: usize,
     conns: usize,
     batch: bool,
+    consumer: Consumer,
 ) -> (f64, f64, f64) {
+    let plain = consumer != Consumer::Tq;
+    let queue_key = format!("{ns}:queue:q");
     let acked = Arc::new(AtomicUsize::new(0));
     let last_ack = Arc::new(OnceLock::new());
     let consume = |t: usize| {
         let (client, ns, acked, last_ack) = (client.clone(), ns.to_string(), acked.clone(), last_ack.clone());
+        let queue_key = queue_key.clone();
         std::thread::spawn(move || {
             let mut c = client.get_connection().expect("connect");
             let worker = format!("bench:{}", t + 1);
             while acked.load(Ordering::Relaxed) < jobs {
+                if consumer == Consumer::Floor {
+                    let mut p = redis::pipe();
+                    floor_takeack(&mut p, &ns, &worker, &worker, TqWrites::All);
+                    let (job,): (Option<Vec<u8>>,) = p.query(&mut c).expect("FLOOR.TAKEACK");
+                    let Some(payload) = job else { continue };
+                    let _: serde_json::Value = serde_json::from_slice(&payload).expect("payload");
+                    if acked.fetch_add(1, Ordering::Relaxed) + 1 == jobs {
+                        let _ = last_ack.set(Instant::now());
+                    }
+                    continue;
+                }
+                if plain {
+                    let job: Option<(String, Vec<u8>)> =
+                        redis::cmd("BLPOP").arg(&queue_key).arg(0.2).query(&mut c).expect("BLPOP");
+                    let Some((_, payload)) = job else { continue };
+                    let _: serde_json::Value = serde_json::from_slice(&payload).expect("payload");
+                    if acked.fetch_add(1, Ordering::Relaxed) + 1 == jobs {
+                        let _ = last_ack.set(Instant::now());
+                    }
+                    continue;
+                }
                 let job: Option<(String, Vec<u8>, i64, i64, i64)> =
                     redis::cmd("TQ.BPOP").arg(&ns).arg(&worker).arg("q").arg(200).query(&mut c).expect("BPOP");
                 let Some((_, payload, delivery, _, _)) = job else { continue };
@@ -252,7 +365,11 @@ fn full_cycle(
     for first in (0..jobs).step_by(window.max(1)) {
         let mut p = redis::pipe();
         for i in first..(first + window.max(1)).min(jobs) {
-            p.cmd("TQ.ENQUEUE").arg(ns).arg("q").arg("add").arg(format!("[{i},2]")).ignore();
+            if plain {
+                p.cmd("RPUSH").arg(&queue_key).arg(format!(r#"{{"class":"add","queue":"q","args":[{i},2]}}"#)).ignore();
+            } else {
+                p.cmd("TQ.ENQUEUE").arg(ns).arg("q").arg("add").arg(format!("[{i},2]")).ignore();
+            }
         }
         p.query::<()>(&mut c).expect("ENQUEUE");
     }

@@ -83,6 +83,10 @@ def m(key, default=None):
 quick = m("meta.quick") == "1"
 
 # ------------------------------------------------------------- 1. enqueue
+cenqueue_label = (
+    "C module: TQ.ENQUEUE's checks and writes, payload given (ACL of both keys and both plain commands, "
+    "SADD, RPUSH, replicate)"
+)
 group("1. Enqueue (redis-benchmark, 50 clients) and take+complete (8 conns), vs raw commands, one server")
 for p, how in (("1", "unpipelined"), ("16", "-P 16")):
     row(f"enqueue, {how}", "req/s", "TQ.ENQUEUE", num(R, f"enq.tq.p{p}"), "RPUSH", num(R, f"enq.rpush.p{p}"))
@@ -90,8 +94,10 @@ for p, how in (("1", "unpipelined"), ("16", "-P 16")):
         ("floor", "TQ.PROMOTE on an empty namespace (writes nothing: the floor of a module command)"),
         ("cpush", "C module: push + replicate as RPUSH (scripts/floor_module.c)"),
         ("cpushacl", "C module: ACL check of the key + push + replicate"),
+        ("cenqueue", cenqueue_label),
     ):
         row("", "req/s", label, num(R, f"enq.{key}.p{p}"), "RPUSH", num(R, f"enq.rpush.p{p}"))
+    row("", "req/s", "TQ.ENQUEUE", num(R, f"enq.tq.p{p}"), cenqueue_label, num(R, f"enq.cenqueue.p{p}"))
 for p, how in (("1", "unpipelined"), ("16", "-P 16")):
     row(
         f"enqueue, {how}",
@@ -155,6 +161,35 @@ row(
     num(R, "take.us.noderesque"),
     digits=2,
 )
+cfloor_label = (
+    "C module: the same writes in one command (FLOOR.TAKEACK of scripts/floor_module.c: "
+    "each key's ACL checked, each write replicated)"
+)
+cfloortq_label = (
+    "C module: tq's writes in one command (the same, plus the delivery counter, the in-flight entry, "
+    "a read of the queue's clock, a read and write of the metrics record)"
+)
+row("", "µs/job", cfloor_label, num(R, "take.us.cfloor"), floor_label, num(R, "take.us.floor"), digits=2)
+row(
+    "",
+    "µs/job",
+    cfloor_label,
+    num(R, "take.us.cfloor"),
+    "node-resque's per-job commands",
+    num(R, "take.us.noderesque"),
+    digits=2,
+)
+row("", "µs/job", "TQ.POP ... ACK", num(R, "take.us.ackpop"), cfloortq_label, num(R, "take.us.cfloortq"), digits=2)
+row("", "µs/job", cfloortq_label, num(R, "take.us.cfloortq"), floor_label, num(R, "take.us.floor"), digits=2)
+row(
+    "job metrics' share, in C",
+    "µs/job",
+    "C module: tq's writes",
+    num(R, "take.us.cfloortq"),
+    "the same without the job metrics' two keys",
+    num(R, "take.us.cfloortq_nometrics"),
+    digits=2,
+)
 for label, mode in (("TQ.POP ... ACK", "ackpop"), ("TQ.POP+TQ.ACK", "popack")):
     row(
         "job metrics' share of take + complete (target ≤ 1.05×)",
@@ -183,12 +218,16 @@ tq_variants = [
     ("tq-resque (clients/node): node-resque's Queue and Workers API on TQ commands", "tq_resque"),
 ]
 peers = ((nr, "noderesque"), (bull, "bullmq"))
+floor_variants = [
+    ("floor: plain Redis, RPUSH; BLPOP -> parse (one round trip a job, no bookkeeping at all)", "plain"),
+    ("floor: C module making tq's writes, FLOOR.TAKEACK -> parse (one round trip a job)", "cfloor"),
+]
 
 
-def cycle_rows(shape, measures):
+def cycle_rows(shape, measures, floors):
     for i, (measure, field) in enumerate(measures):
         first = True
-        for label, key in tq_variants:
+        for label, key in tq_variants + floors:
             for other, okey in peers:
                 row(
                     measure if first else "",
@@ -199,6 +238,15 @@ def cycle_rows(shape, measures):
                     num(R, f"{shape}.{okey}.{field}"),
                 )
                 first = False
+        for label, key in floors:
+            row(
+                "",
+                "jobs/s",
+                tq_variants[0][0],
+                num(R, f"{shape}.tq_worker.{field}"),
+                label,
+                num(R, f"{shape}.{key}.{field}"),
+            )
 
 
 group(
@@ -212,12 +260,13 @@ cycle_rows(
         ("end to end, first enqueue to last ack", "rate"),
         ("drain alone, consumers' start to last ack", "drain_rate"),
     ],
+    floor_variants,
 )
 group(
     f"2b. Full job cycle, live: the same, but the {cons} consumers wait on the empty queue "
     f"while the producer sends; medians of {m('meta.cycle_reps', '1')} interleaved round(s)"
 )
-cycle_rows("cycle", [("end to end, first enqueue to last ack", "rate")])
+cycle_rows("cycle", [("end to end, first enqueue to last ack", "rate")], floor_variants[:1])
 wj = int(float(m("meta.work_jobs", "0")))
 group(f"2c. Pieces of the cycle (enqueue all then drain, medians as above)")
 for other, okey in peers:

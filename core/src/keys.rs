@@ -39,7 +39,13 @@ impl<'a> Ns<'a> {
     }
 
     fn key(&self, parts: &[&[u8]]) -> Vec<u8> {
-        let len = self.0.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>();
+        self.key_with_room(parts, 0)
+    }
+
+    /// `key`, with room for `room` more bytes (one allocation for a name
+    /// finished by the caller).
+    fn key_with_room(&self, parts: &[&[u8]], room: usize) -> Vec<u8> {
+        let len = self.0.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>() + room;
         let mut k = Vec::with_capacity(len);
         k.extend_from_slice(self.0);
         for p in parts {
@@ -206,6 +212,16 @@ impl Ns<'_> {
         // Every job's report makes this name: digits written in place.
         let mut digits = [0u8; 20];
         self.key(&[b"tq", b"m", decimal(minute, &mut digits), pair])
+    }
+    /// `metrics_minute(minute, &metrics::pair(queue, class))`, made in one
+    /// allocation: every job's report makes it.
+    pub fn metrics_minute_of(&self, minute: u64, queue: &[u8], class: &[u8]) -> Vec<u8> {
+        let mut digits = [0u8; 20];
+        // The pair's brackets, quotes and comma, and a few escapes.
+        let room = queue.len() + class.len() + 16;
+        let mut k = self.key_with_room(&[b"tq", b"m", decimal(minute, &mut digits), b""], room);
+        crate::metrics::write_pair(queue, class, &mut k);
+        k
     }
     /// One hour's `metrics::Tally` of a pair.
     pub fn metrics_hour(&self, hour: u64, pair: &[u8]) -> Vec<u8> {

@@ -292,10 +292,7 @@ pub fn plan_count(s: &mut impl Store, ns: &Ns<'_>, jobs: &[Ended<'_>]) -> Result
         if job.class.is_empty() || jobs.get(..i).is_some_and(|before| before.iter().any(|j| same(&j))) {
             continue;
         }
-        // The key built whole in one buffer: every job's report makes it.
-        let mut key = ns.metrics_minute(minute, b"");
-        key.reserve(job.queue.len() + job.class.len() + 8);
-        write_pair(job.queue, job.class, &mut key);
+        let key = ns.metrics_minute_of(minute, job.queue, job.class);
         // Opened for writing from the first look (one open, not two).
         s.will_write(&key)?;
         let count = |raw: Option<&[u8]>| {
@@ -555,8 +552,16 @@ fn stored(raw: &[u8]) -> Option<(u64, impl Iterator<Item = (u64, u64)> + '_)> {
 /// Dates `payload` by the samples `(digest, arrived at)` in push order, else
 /// by `since`: when it arrived and the index of its sample.
 fn date_among(samples: impl Iterator<Item = (u64, u64)>, since: u64, payload: &[u8]) -> Option<(u64, Option<usize>)> {
-    let d = digest(payload);
-    match samples.enumerate().find(|(_, (sd, _))| *sd == d) {
+    let mut samples = samples.enumerate().peekable();
+    // No samples (a queue drained past them): no digest to make.
+    let found = match samples.peek() {
+        None => None,
+        Some(_) => {
+            let d = digest(payload);
+            samples.find(|(_, (sd, _))| *sd == d)
+        }
+    };
+    match found {
         Some((i, (_, at))) => Some((at, Some(i))),
         None => (since > 0).then_some((since, None)),
     }

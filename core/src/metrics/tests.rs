@@ -98,6 +98,16 @@ fn pair_names_are_unambiguous_and_read_back() {
     assert_eq!(ns().metrics_minute(29_941_660, b"[]"), b"resque:tq:m:29941660:[]");
     assert_eq!(ns().metrics_minute(0, b"[]"), b"resque:tq:m:0:[]");
     assert_eq!(ns().metrics_minute(u64::MAX, b"p"), format!("resque:tq:m:{}:p", u64::MAX).into_bytes());
+    // The hot path's one-allocation form is the same name, escapes included.
+    for (minute, q, c) in [
+        (29_941_660, &b"q"[..], &b"C"[..]),
+        (0, b"", b""),
+        (u64::MAX, b"a\"b\\", b"\n\x01\xed\xa0\x80"),
+        (7, &[b'"'; 40][..], b"x:y"),
+    ] {
+        let made = ns().metrics_minute_of(minute, q, c);
+        assert_eq!(made, ns().metrics_minute(minute, &pair(q, c)));
+    }
 }
 
 #[test]

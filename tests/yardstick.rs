@@ -1,0 +1,179 @@
+//! The C yardstick module of the benchmarks (`scripts/floor_module.c`) makes
+//! exactly the writes its figures stand for, or its floors would flatter or
+//! shame tq: `FLOOR.TAKEACK` leaves the keyspace that the take + complete
+//! floor's plain commands leave (with tq's own writes too), `FLOOR.ENQUEUE`
+//! that of `SADD` + `RPUSH`, a replica without the module follows both, and
+//! a caller refused a key or a command is refused.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+/// Builds the module as `scripts/bench.sh` does, against the redismodule.h
+/// of the redis-module crate cargo fetched; `tag` names this test's copy
+/// (tests run at once).
+fn build_floor(tag: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let meta = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .current_dir(root())
+        .output()
+        .expect("cargo metadata");
+    let meta: serde_json::Value = serde_json::from_slice(&meta.stdout).expect("metadata json");
+    let manifest = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"] == "redis-module")
+        .and_then(|p| p["manifest_path"].as_str())
+        .expect("the redis-module crate");
+    let include = PathBuf::from(manifest).parent().expect("crate dir").join("src/include");
+    let dir = root().join("target/tq-test");
+    std::fs::create_dir_all(&dir).expect("test dir");
+    let out = dir.join(format!("floor-{}-{tag}.so", std::process::id()));
+    let status = Command::new("gcc")
+        .args(["-O2", "-Wall", "-Werror", "-shared", "-fPIC", "-I"])
+        .arg(&include)
+        .arg("-o")
+        .arg(&out)
+        .arg(root().join("scripts/floor_module.c"))
+        .status()
+        .expect("gcc");
+    assert!(status.success(), "scripts/floor_module.c builds without warnings");
+    out
+}
+
+fn floor_server(so: &Path) -> Server {
+    Server::start_with(Opts {
+        module: false,
+        args: vec!["--loadmodule".into(), so.display().to_string(), "--repl-diskless-sync-delay".into(), "0".into()],
+        ..Opts::default()
+    })
+}
+
+fn plain_server() -> Server {
+    Server::start_with(Opts { module: false, ..Opts::default() })
+}
+
+const RECORD: &str = r#"{"run_at":"2026-11-22T06:00:00.000Z","queue":"q","worker":"w","payload":{}}"#;
+
+/// One job taken and completed by `name` as FLOOR.TAKEACK (`tq`: with tq's
+/// own writes), or as the same plain commands.
+fn takeack(c: &mut Conn, name: &str, tq: bool, plain: bool) -> Option<Vec<u8>> {
+    let keys = [
+        "n:queue:q".to_string(),
+        format!("n:worker:{name}:q"),
+        "n:workers".to_string(),
+        format!("{name}:q"),
+        "n:tq:leases".to_string(),
+        name.to_string(),
+        "n:stat:processed".to_string(),
+        format!("n:stat:processed:{name}"),
+        RECORD.to_string(),
+        "1800000000000".to_string(),
+    ];
+    let extra = [
+        "n:tq:delivery".to_string(),
+        format!("n:tq:inflight:{name}"),
+        format!("entry of {name}"),
+        "n:tq:clock:q".to_string(),
+        "n:tq:m:1".to_string(),
+        "a record of fixed size".to_string(),
+    ];
+    if !plain {
+        let mut args = vec!["FLOOR.TAKEACK".to_string()];
+        args.extend(keys);
+        if tq {
+            args.extend(extra);
+        }
+        return c.bytes(&args);
+    }
+    let [queue, record, workers, member, leases, lease, processed, processed_w, value, score] = keys;
+    let payload = c.bytes(&["LPOP", &queue])?;
+    c.ok(&["SET", &record, &value]);
+    c.ok(&["SADD", &workers, &member]);
+    c.ok(&["ZADD", &leases, &score, &lease]);
+    if tq {
+        c.ok(&["INCR", &extra[0]]);
+        c.ok(&["SET", &extra[1], &extra[2]]);
+    }
+    c.ok(&["DEL", &record]);
+    c.ok(&["INCR", &processed]);
+    c.ok(&["INCR", &processed_w]);
+    c.ok(&["ZREM", &leases, &lease]);
+    if tq {
+        c.ok(&["GET", &extra[3]]);
+        c.ok(&["SET", &extra[4], &extra[5]]);
+    }
+    Some(payload)
+}
+
+#[test]
+fn floor_commands_write_what_their_plain_commands_write_and_replicate() {
+    let so = build_floor("writes");
+    let floor = floor_server(&so);
+    let replica = start_replica(floor.port, Opts { module: false, ..Opts::default() });
+    let plain = plain_server();
+    let (mut f, mut p) = (floor.conn(), plain.conn());
+    for c in [&mut f, &mut p] {
+        for i in 0..40 {
+            c.ok(&["RPUSH", "n:queue:q", &format!(r#"{{"class":"C","queue":"q","args":[{i}]}}"#)]);
+        }
+        c.ok(&["SET", "n:tq:clock:q", "a clock"]);
+        c.ok(&["SET", "n:tq:m:1", "a record of fixed size"]);
+    }
+    // Jobs in order, each by one of 8 names, with and without tq's writes,
+    // until the queue is empty (the last call of each takes nothing).
+    for i in 0..41 {
+        let name = format!("w{}", i % 8);
+        let tq = i % 3 != 0;
+        let got = takeack(&mut f, &name, tq, false);
+        assert_eq!(got, takeack(&mut p, &name, tq, true), "job {i}: the same payload");
+        assert_eq!(got.is_none(), i == 40);
+    }
+    for c in [&mut f, &mut p] {
+        c.ok(&["SET", "n:tq:m:1", "a longer record than the one before"]);
+    }
+    takeack(&mut f, "w0", true, false);
+    takeack(&mut p, "w0", true, true);
+    // FLOOR.ENQUEUE is SADD + RPUSH.
+    for i in 0..5 {
+        let payload = format!("job {i}");
+        let len = f.int(&["FLOOR.ENQUEUE", "n:queues", "n:queue:e", "e", &payload]);
+        p.ok(&["SADD", "n:queues", "e"]);
+        assert_eq!(len, p.int(&["RPUSH", "n:queue:e", &payload]));
+    }
+    assert_eq!(f.int(&["GET", "n:stat:processed"]), 40);
+    assert_eq!(f.digest(), p.digest(), "the same keyspace as the plain commands");
+    wait_replicas_synced(&mut f, 1);
+    assert_eq!(replica.conn().digest(), f.digest(), "a replica without the module follows");
+    let _ = std::fs::remove_file(&so);
+}
+
+#[test]
+fn floor_commands_check_the_callers_keys_and_commands() {
+    let so = build_floor("acl");
+    let floor = floor_server(&so);
+    let mut c = floor.conn();
+    c.ok(&["ACL", "SETUSER", "lim", "on", ">pw", "~n:*", "+@all", "-sadd"]);
+    let mut lim = floor.conn();
+    lim.ok(&["AUTH", "lim", "pw"]);
+    let refused = |e: String| assert!(e.contains("NOPERM"), "{e}");
+    // SADD refused: the enqueue is refused, and writes nothing.
+    refused(lim.err(&["FLOOR.ENQUEUE", "n:queues", "n:queue:q", "q", "job"]));
+    c.ok(&["ACL", "SETUSER", "lim", "+sadd"]);
+    // A key outside the user's patterns.
+    refused(lim.err(&["FLOOR.ENQUEUE", "x:queues", "n:queue:q", "q", "job"]));
+    refused(lim.err(&["FLOOR.PUSHACL", "x:queue:q", "job"]));
+    let mut args: Vec<String> =
+        ["n:queue:q", "n:worker:w:q", "n:workers", "w:q", "n:tq:leases", "w"].iter().map(|s| s.to_string()).collect();
+    args.extend(["x:stat:processed", "n:stat:processed:w", "rec", "1"].map(String::from));
+    args.insert(0, "FLOOR.TAKEACK".into());
+    refused(lim.err(&args));
+    assert_eq!(c.int(&["DBSIZE"]), 0, "nothing written by a refused call");
+    assert_eq!(lim.int(&["FLOOR.ENQUEUE", "n:queues", "n:queue:q", "q", "job"]), 1);
+    let _ = std::fs::remove_file(&so);
+}
