@@ -14,8 +14,9 @@ Workloads (each on a fresh server, counted after a warm-up):
   enqueue        TQ.ENQUEUE vs the C yardstick module's ACL check + push +
                  replicate (scripts/floor_module.c), and its FLOOR.ENQUEUE
                  (TQ.ENQUEUE's checks and writes), redis-benchmark -P 16
-  promotion      TQ.PROMOTE LIMIT 1000 vs the layout's plain writes
-                 (scripts/bench_time.rs promote-manual / promote-floor)
+  promotion      TQ.PROMOTE LIMIT 1000 vs the layout's plain writes, and
+                 those made by the C module (scripts/bench_time.rs
+                 promote-manual / promote-floor / promote-cfloor)
 
 usage: bench_counts.py <libtq.so> <bench-cycle> <bench-time> <floor.so> <out.md>
 Env: COUNT_JOBS (take+complete jobs, default 4000).
@@ -63,14 +64,14 @@ def cli(port, *args):
 class Server:
     """redis-server under callgrind, counting only between zero() and dump()."""
 
-    def __init__(self, module):
+    def __init__(self, module, *more):
         self.dir = tempfile.mkdtemp(prefix="tq-counts-")
         self.port = free_port()
         self.out = os.path.join(self.dir, "cg.out")
         self.proc = subprocess.Popen(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={self.out}", "--dump-instr=no",
              "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir, "--loadmodule", module],
+             "--dir", self.dir, "--loadmodule", module, *[a for m in more for a in ("--loadmodule", m)]],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(300):
             if cli(self.port, "ping").strip() == "PONG":
@@ -196,8 +197,10 @@ for title, cases in [
 # Promotion: the fill is not counted, only the moves.
 PROMO = 20000
 promo = []
-for label, mode in [("TQ.PROMOTE LIMIT 1000 (client loop)", "promote-manual"), ("the layout's plain writes (floor)", "promote-floor")]:
-    s = Server(MODULE)
+for label, mode in [("TQ.PROMOTE LIMIT 1000 (client loop)", "promote-manual"),
+                    ("C module: the same writes, FLOOR.PROMOTE a bucket", "promote-cfloor"),
+                    ("the layout's plain writes (floor)", "promote-floor")]:
+    s = Server(MODULE, FLOOR)
     try:
         subprocess.run([BTIME, "promote-fill", str(s.port), str(PROMO), "20"], capture_output=True, check=True)
         s.zero()

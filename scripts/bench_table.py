@@ -374,6 +374,15 @@ row(
     "floor of any promoter keeping the layout: the same writes as bulk plain commands (SADD, RPUSH, DEL of the markers, DEL, ZREM) from a client that knows every key, server time",
     num(T, "floor.server_rate"),
 )
+row(
+    "",
+    "jobs/s",
+    "C module: the same writes, one FLOOR.PROMOTE a bucket (each marker's ACL checked; queue found by a scan, "
+    "not a JSON parse), server time",
+    num(T, "cfloor.server_rate"),
+    "the same writes as bulk plain commands, server time",
+    num(T, "floor.server_rate"),
+)
 for v, label in (("auto250", "module timer, tq.timer-batch 250 (default)"), ("auto1000", "module timer, tq.timer-batch 1000")):
     row(
         "",

@@ -26,6 +26,11 @@
 //!   their `timestamps:` markers, `DEL` of the bucket, `ZREM`), pipelined;
 //!   reports jobs/s by wall time and by the server's own time for those
 //!   commands (`INFO commandstats`).
+//! - `promote-cfloor <port> <jobs>`: the same writes made by a module, one
+//!   command per bucket (`FLOOR.PROMOTE` of scripts/floor_module.c, which
+//!   must be loaded): the bucket read through the key API, each job's queue
+//!   found by a scan, each marker's ACL checked; pipelined 10 buckets per
+//!   round trip, jobs/s by wall time and by the server's time.
 //! - `depth-fill <port> <n>`: fill a queue to `n` node-resque payloads
 //!   (variadic `RPUSH`, 10k jobs per round trip).
 //! - `depth-run <port> <jobs> <pipeline> <connections> <drain|steady>`: time
@@ -113,6 +118,7 @@ fn main() {
         "promote-auto" => promote_auto(port, num(3) as usize, num(4)),
         "promote-manual" => promote_manual(port, num(3) as usize, num(4)),
         "promote-floor" => promote_floor(port, num(3) as usize),
+        "promote-cfloor" => promote_cfloor(port, num(3) as usize),
         "depth-fill" => depth_fill(port, num(3) as usize),
         "ns-idle" => ns_idle(port, num(3) as usize, num(4)),
         "ns-due" => ns_due(port, num(3) as usize),
@@ -126,7 +132,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: bench-time <pickup|lateness|promote-fill|promote-auto|promote-manual|depth-fill|depth-run|ns-idle|ns-due> <port> ..."
+                "usage: bench-time <pickup|lateness|promote-fill|promote-auto|promote-manual|promote-floor|promote-cfloor|depth-fill|depth-run|ns-idle|ns-due> <port> ..."
             );
             std::process::exit(2);
         }
@@ -557,22 +563,43 @@ fn promote_floor(port: u16, jobs: usize) {
         }
         p.query::<()>(&mut c).expect("floor pipeline");
     }
-    let wall = t0.elapsed().as_secs_f64();
-    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut c).expect("INFO");
+    report_floor(&mut c, jobs, t0.elapsed().as_secs_f64(), &["sadd", "rpush", "del", "zrem"]);
+}
+
+/// A promotion floor's line: jobs/s by wall time and by the server's own
+/// time for `commands` (`INFO commandstats`), and the keys left.
+fn report_floor(c: &mut Connection, jobs: usize, wall: f64, commands: &[&str]) {
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(c).expect("INFO");
     let server_us: f64 = stats
         .lines()
-        .filter(|l| {
-            ["cmdstat_sadd:", "cmdstat_rpush:", "cmdstat_del:", "cmdstat_zrem:"].iter().any(|p| l.starts_with(p))
-        })
+        .filter(|l| commands.iter().any(|cmd| l.starts_with(&format!("cmdstat_{cmd}:"))))
         .filter_map(|l| l.split(',').find_map(|kv| kv.strip_prefix("usec=")).and_then(|v| v.parse::<f64>().ok()))
         .sum();
-    let queued = llen(&mut c);
-    let markers_left: usize = redis::cmd("DBSIZE").query(&mut c).expect("DBSIZE");
+    let queued = llen(c);
+    let keys_left: usize = redis::cmd("DBSIZE").query(c).expect("DBSIZE");
     println!(
-        "queued={queued} jobs={jobs} rate={:.0} server_rate={:.0} keys_left={markers_left}",
+        "queued={queued} jobs={jobs} rate={:.0} server_rate={:.0} keys_left={keys_left}",
         queued as f64 / wall,
         queued as f64 / (server_us / 1e6).max(1e-9)
     );
+}
+
+fn promote_cfloor(port: u16, jobs: usize) {
+    let cl = client(port);
+    let mut c = connect(&cl);
+    assert_eq!(llen(&mut c), 0, "the queue must start empty");
+    let schedule = format!("{PROMOTE_NS}:delayed_queue_schedule");
+    let buckets: Vec<String> = redis::cmd("ZRANGE").arg(&schedule).arg(0).arg(-1).query(&mut c).expect("ZRANGE");
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut c).expect("RESETSTAT");
+    let t0 = Instant::now();
+    for chunk in buckets.chunks(10) {
+        let mut p = redis::pipe();
+        for b in chunk {
+            p.cmd("FLOOR.PROMOTE").arg(PROMOTE_NS).arg(b).ignore();
+        }
+        p.query::<()>(&mut c).expect("FLOOR.PROMOTE");
+    }
+    report_floor(&mut c, jobs, t0.elapsed().as_secs_f64(), &["floor.promote"]);
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -13,7 +13,8 @@
 #      timer (tq.timer-batch 250, the default, and 1000) and by a client looping
 #      TQ.PROMOTE LIMIT 1000; stalls from LATENCY LATEST and a 1 ms PING thread;
 #      and the floor of any promoter keeping node-resque's layout: the same
-#      writes as bulk plain commands from a client that knows every key;
+#      writes as bulk plain commands from a client that knows every key, and
+#      as one command a bucket of the C yardstick module (FLOOR.PROMOTE);
 #   4. TQ.POP+TQ.ACK jobs/s at queue depth 1,000 vs 10,000,000 (8 connections,
 #      16 commands per round trip): two servers alive side by side, one drain
 #      run of 200k cycles each, then alternating steady rounds (the queue kept
@@ -60,6 +61,12 @@ REV="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git status --porcela
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 DIR=$(mktemp -d)
 cp target/release/libtq.so target/release/examples/bench-time "$DIR/"
+# The C yardstick module (FLOOR.PROMOTE), against the redismodule.h of the
+# redis-module crate cargo fetched.
+RM_DIR=$(cargo metadata --format-version 1 | python3 -c '
+import json, os, sys
+print(next(os.path.dirname(p["manifest_path"]) for p in json.load(sys.stdin)["packages"] if p["name"] == "redis-module"))')
+gcc -O2 -shared -fPIC -I "$RM_DIR/src/include" -o "$DIR/floor.so" scripts/floor_module.c
 MODULE=$DIR/libtq.so
 BT=$DIR/bench-time
 . scripts/servers.sh
@@ -143,9 +150,9 @@ for rep in $(seq "$REPS"); do
 done
 for rep in $(seq "$REPS"); do
   if [[ " $ONLY " == *" promote "* ]]; then
-    for variant in auto250 auto1000 manual floor; do
+    for variant in auto250 auto1000 manual floor cfloor; do
       say "run $rep: promotion of $PROMO_JOBS due jobs, $variant (filling...)"
-      start 1
+      if [ "$variant" = cfloor ]; then start 1 --loadmodule "$DIR/floor.so"; else start 1; fi
       measure "fill_$variant" "$rep" "$BT" promote-fill "$PORT" "$PROMO_JOBS" "$PROMO_BUCKETS"
       profile=0
       [ "$PERF" = 1 ] && [ "$rep" = 1 ] && [ "$variant" = auto250 ] && profile=1
@@ -156,6 +163,7 @@ for rep in $(seq "$REPS"); do
         auto1000) measure "$variant" "$rep" "$BT" promote-auto "$PORT" "$PROMO_JOBS" 1000 ;;
         manual) measure "$variant" "$rep" "$BT" promote-manual "$PORT" "$PROMO_JOBS" 1000 ;;
         floor) measure "$variant" "$rep" "$BT" promote-floor "$PORT" "$PROMO_JOBS" ;;
+        cfloor) measure "$variant" "$rep" "$BT" promote-cfloor "$PORT" "$PROMO_JOBS" ;;
       esac
       noise_take "$variant" "$rep"
       [ "$profile" = 1 ] && perf_stop
@@ -319,6 +327,10 @@ if [[ " $ONLY " == *" promote "* ]]; then
   mk floor_done 'echo "${R[floor.queued,$1]}/${R[floor.jobs,$1]}, keys left ${R[floor.keys_left,$1]}"'
   row "floor: the same writes as bulk plain commands from a client that knows every key" "jobs/s, server time / wall" "" c_floor_rate
   row "" "jobs queued/filled" "all" c_floor_done
+  mk cfloor_rate 'echo "$(num "${R[cfloor.server_rate,$1]}") / $(num "${R[cfloor.rate,$1]}")"'
+  mk cfloor_done 'echo "${R[cfloor.queued,$1]}/${R[cfloor.jobs,$1]}, keys left ${R[cfloor.keys_left,$1]}"'
+  row "C module: the same writes, one FLOOR.PROMOTE a bucket (scripts/floor_module.c)" "jobs/s, server time / wall" "" c_cfloor_rate
+  row "" "jobs queued/filled" "all" c_cfloor_done
   mk r_5k 'ratio "${R[auto1000.rate,$1]}" "${R[auto250.rate,$1]}"'
   mk r_tm 'ratio "${R[auto250.rate,$1]}" "${R[manual.rate,$1]}"'
   row "timer batch 1000 / batch 250" "jobs/s" "" c_r_5k

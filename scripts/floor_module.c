@@ -15,6 +15,15 @@
  *                                  stands for (SADD, RPUSH), SADD the queue's
  *                                  name (skipped once known, as in
  *                                  FLOOR.TAKEACK), RPUSH, replicate
+ *   FLOOR.PROMOTE <ns> <bucket>    what promoting one due bucket of node-resque's
+ *                                  layout writes (the promotion floor's SADD,
+ *                                  RPUSH, DEL of the markers, DEL, ZREM), as a
+ *                                  module must make them: the bucket read
+ *                                  through the key API, each job's queue found
+ *                                  by a scan for its "queue" member (no JSON
+ *                                  parse: less than any exact promoter does),
+ *                                  each marker key's ACL checked, opened and
+ *                                  deleted; replies the jobs moved
  *   FLOOR.TAKEACK <queue> <record> <workers> <member> <leases> <lease-member>
  *                 <processed> <processed-worker> <record-value> <lease-score>
  *                                  the take + complete floor's eight writes in
@@ -278,6 +287,133 @@ static int TakeAck(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     return REDISMODULE_OK;
 }
 
+/* "<ns>:<rest>" as a new string. */
+static RedisModuleString *ns_key(RedisModuleCtx *ctx, RedisModuleString *ns, const char *rest, const char *tail,
+                                 size_t tail_len) {
+    size_t nlen;
+    const char *n = RedisModule_StringPtrLen(ns, &nlen);
+    RedisModuleString *k = RedisModule_CreateStringPrintf(ctx, "%.*s:%s", (int)nlen, n, rest);
+    if (tail) RedisModule_StringAppendBuffer(ctx, k, tail, tail_len);
+    return k;
+}
+
+/* The value of a payload's top-level-looking "queue":"..." member, found
+ * by a scan (no escapes, no JSON parse). */
+static const char *queue_of(const char *p, size_t len, size_t *qlen) {
+    static const char pat[] = "\"queue\":\"";
+    size_t plen = sizeof pat - 1;
+    for (size_t i = 0; i + plen <= len; i++) {
+        if (memcmp(p + i, pat, plen) != 0) continue;
+        const char *start = p + i + plen;
+        const char *end = memchr(start, '"', len - (size_t)(start - p));
+        if (!end) return NULL;
+        *qlen = (size_t)(end - start);
+        return start;
+    }
+    return NULL;
+}
+
+static int same(RedisModuleString *a, RedisModuleString *b) {
+    size_t al, bl;
+    const char *ap = RedisModule_StringPtrLen(a, &al);
+    const char *bp = RedisModule_StringPtrLen(b, &bl);
+    return al == bl && memcmp(ap, bp, al) == 0;
+}
+
+/* The RPUSH of a run of jobs onto one queue: closed, its event, replicated. */
+static void pushed(RedisModuleCtx *ctx, RedisModuleKey *qkey, RedisModuleString *qname, RedisModuleString **run,
+                   size_t n) {
+    RedisModule_CloseKey(qkey);
+    RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_LIST, "rpush", qname);
+    RedisModule_Replicate(ctx, "RPUSH", "sv", qname, run, n);
+}
+
+static int Promote(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc != 3) return RedisModule_WrongArity(ctx);
+    /* Every string made here is freed with the call. */
+    RedisModule_AutoMemory(ctx);
+    RedisModuleString *ns = argv[1], *bucket = argv[2];
+    size_t blen;
+    const char *b = RedisModule_StringPtrLen(bucket, &blen);
+    RedisModuleString *schedule = ns_key(ctx, ns, "delayed_queue_schedule", NULL, 0);
+    RedisModuleString *list = ns_key(ctx, ns, "delayed:", b, blen);
+    RedisModuleString *queues = ns_key(ctx, ns, "queues", NULL, 0);
+    RedisModuleUser *user = caller(ctx);
+    if (!user) return RedisModule_ReplyWithError(ctx, "NOPERM");
+    int denied = RedisModule_ACLCheckKeyPermissions(user, schedule, WRITE) != REDISMODULE_OK ||
+                 RedisModule_ACLCheckKeyPermissions(user, list, WRITE) != REDISMODULE_OK ||
+                 RedisModule_ACLCheckKeyPermissions(user, queues, WRITE) != REDISMODULE_OK;
+    RedisModuleKey *key = RedisModule_OpenKey(ctx, list, REDISMODULE_READ | REDISMODULE_WRITE);
+    size_t n = RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_LIST ? RedisModule_ValueLength(key) : 0;
+    /* Read and checked before any write: each job, its queue's key, its
+     * queue's name and its marker key. */
+    RedisModuleString **s4 = RedisModule_Alloc(sizeof *s4 * 4 * (n + 1));
+    RedisModuleString **jobs = s4, **qkeys = s4 + n, **qnames = s4 + 2 * n, **markers = s4 + 3 * n;
+    const char *bad = NULL;
+    for (size_t i = 0; i < n && !denied && !bad; i++) {
+        size_t plen, qlen;
+        jobs[i] = RedisModule_ListGet(key, (long)i);
+        const char *p = jobs[i] ? RedisModule_StringPtrLen(jobs[i], &plen) : NULL;
+        const char *q = p ? queue_of(p, plen, &qlen) : NULL;
+        if (!q) {
+            bad = "ERR a job without a queue";
+            break;
+        }
+        qkeys[i] = ns_key(ctx, ns, "queue:", q, qlen);
+        qnames[i] = RedisModule_CreateString(ctx, q, qlen);
+        markers[i] = ns_key(ctx, ns, "timestamps:", p, plen);
+        denied = RedisModule_ACLCheckKeyPermissions(user, qkeys[i], WRITE) != REDISMODULE_OK ||
+                 RedisModule_ACLCheckKeyPermissions(user, markers[i], WRITE) != REDISMODULE_OK;
+    }
+    RedisModule_FreeModuleUser(user);
+    if (denied || bad) {
+        RedisModule_Free(s4);
+        return RedisModule_ReplyWithError(ctx, denied ? "NOPERM" : bad);
+    }
+    /* Reopened to delete: Redis 7.0 asserts when a list key read with
+     * RedisModule_ListGet is deleted through the same handle. */
+    RedisModule_CloseKey(key);
+    key = RedisModule_OpenKey(ctx, list, REDISMODULE_WRITE);
+    if (n) {
+        RedisModule_DeleteKey(key);
+        RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_GENERIC, "del", list);
+        RedisModule_Replicate(ctx, "DEL", "s", list);
+    }
+    RedisModule_CloseKey(key);
+    /* Each job onto its queue (one RPUSH per run of jobs bound for one
+     * queue), its marker deleted (one DEL of them all). */
+    RedisModuleKey *qkey = NULL;
+    size_t first = 0, deleted = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!qkey || !same(qkeys[i], qkeys[first])) {
+            if (qkey) pushed(ctx, qkey, qkeys[first], jobs + first, i - first);
+            sadd(ctx, queues, qnames[i]);
+            qkey = RedisModule_OpenKey(ctx, qkeys[i], REDISMODULE_WRITE);
+            first = i;
+        }
+        RedisModule_ListPush(qkey, REDISMODULE_LIST_TAIL, jobs[i]);
+        RedisModuleKey *m = RedisModule_OpenKey(ctx, markers[i], REDISMODULE_WRITE);
+        if (RedisModule_KeyType(m) == REDISMODULE_KEYTYPE_SET) {
+            RedisModule_DeleteKey(m);
+            RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_GENERIC, "del", markers[i]);
+            markers[deleted++] = markers[i];
+        }
+        RedisModule_CloseKey(m);
+    }
+    if (qkey) pushed(ctx, qkey, qkeys[first], jobs + first, n - first);
+    if (deleted) RedisModule_Replicate(ctx, "DEL", "v", markers, deleted);
+    key = RedisModule_OpenKey(ctx, schedule, REDISMODULE_WRITE);
+    int removed = 0;
+    if (RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_ZSET) RedisModule_ZsetRem(key, bucket, &removed);
+    RedisModule_CloseKey(key);
+    if (removed) {
+        RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_ZSET, "zrem", schedule);
+        RedisModule_Replicate(ctx, "ZREM", "ss", schedule, bucket);
+    }
+    RedisModule_Free(s4);
+    return RedisModule_ReplyWithLongLong(ctx, (long long)n);
+}
+
 /* Names of the plain commands checked, made once. */
 static RedisModuleString *rpush_name, *sadd_name;
 
@@ -329,6 +465,15 @@ static int push(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, int acl
 static int Push(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) { return push(ctx, argv, argc, 0); }
 static int PushAcl(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) { return push(ctx, argv, argc, 1); }
 
+/* A flush empties the sets the memo remembers. */
+static void on_flush(RedisModuleCtx *ctx, RedisModuleEvent e, uint64_t sub, void *data) {
+    (void)ctx;
+    (void)e;
+    (void)sub;
+    (void)data;
+    memset(memo_len, 0, sizeof memo_len);
+}
+
 int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     (void)argv;
     (void)argc;
@@ -338,7 +483,10 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
         RedisModule_CreateCommand(ctx, "floor.pushacl", PushAcl, "write deny-oom", 1, 1, 1) == REDISMODULE_ERR ||
         /* Keys undeclared, as tq's are (each checked by the command). */
         RedisModule_CreateCommand(ctx, "floor.takeack", TakeAck, "write deny-oom", 0, 0, 0) == REDISMODULE_ERR ||
-        RedisModule_CreateCommand(ctx, "floor.enqueue", Enqueue, "write deny-oom", 0, 0, 0) == REDISMODULE_ERR)
+        RedisModule_CreateCommand(ctx, "floor.enqueue", Enqueue, "write deny-oom", 0, 0, 0) == REDISMODULE_ERR ||
+        RedisModule_CreateCommand(ctx, "floor.promote", Promote, "write deny-oom", 0, 0, 0) == REDISMODULE_ERR)
+        return REDISMODULE_ERR;
+    if (RedisModule_SubscribeToServerEvent(ctx, RedisModuleEvent_FlushDB, on_flush) == REDISMODULE_ERR)
         return REDISMODULE_ERR;
     rpush_name = RedisModule_CreateString(NULL, "RPUSH", 5);
     sadd_name = RedisModule_CreateString(NULL, "SADD", 4);

@@ -2,8 +2,9 @@
 //! exactly the writes its figures stand for, or its floors would flatter or
 //! shame tq: `FLOOR.TAKEACK` leaves the keyspace that the take + complete
 //! floor's plain commands leave (with tq's own writes too), `FLOOR.ENQUEUE`
-//! that of `SADD` + `RPUSH`, a replica without the module follows both, and
-//! a caller refused a key or a command is refused.
+//! that of `SADD` + `RPUSH`, `FLOOR.PROMOTE` that of the promotion floor's
+//! bulk commands, a replica without the module follows them, and a caller
+//! refused a key or a command is refused.
 
 mod common;
 
@@ -153,6 +154,57 @@ fn floor_commands_write_what_their_plain_commands_write_and_replicate() {
     let _ = std::fs::remove_file(&so);
 }
 
+/// node-resque's delayed layout: `jobs` per bucket, bound for `qa` or `qb`.
+fn delayed_layout(c: &mut Conn, buckets: &[u64], jobs: usize) -> Vec<(u64, Vec<(String, String)>)> {
+    let mut layout = Vec::new();
+    for &b in buckets {
+        let mut these = Vec::new();
+        for i in 0..jobs {
+            let q = if (i + b as usize) % 3 == 0 { "qa" } else { "qb" };
+            let payload = format!(r#"{{"class":"C","queue":"{q}","args":[{b},{i}]}}"#);
+            c.ok(&["RPUSH", &format!("n:delayed:{b}"), &payload]);
+            c.ok(&["SADD", &format!("n:timestamps:{payload}"), &format!("delayed:{b}")]);
+            these.push((q.to_string(), payload));
+        }
+        c.ok(&["ZADD", "n:delayed_queue_schedule", &b.to_string(), &b.to_string()]);
+        layout.push((b, these));
+    }
+    layout
+}
+
+#[test]
+fn floor_promote_writes_what_the_promotion_floor_writes() {
+    let so = build_floor("promote");
+    let floor = floor_server(&so);
+    let replica = start_replica(floor.port, Opts { module: false, ..Opts::default() });
+    let plain = plain_server();
+    let (mut f, mut p) = (floor.conn(), plain.conn());
+    let buckets = [1_700_000_000, 1_700_000_001, 1_700_000_005];
+    delayed_layout(&mut f, &buckets, 7);
+    for (b, jobs) in delayed_layout(&mut p, &buckets, 7) {
+        assert_eq!(f.int(&["FLOOR.PROMOTE", "n", &b.to_string()]), jobs.len() as i64);
+        // The promotion floor's bulk commands (scripts/bench_time.rs).
+        for q in ["qa", "qb"] {
+            let mine: Vec<&str> = jobs.iter().filter(|(jq, _)| jq == q).map(|(_, j)| j.as_str()).collect();
+            p.ok(&["SADD", "n:queues", q]);
+            let mut push = vec!["RPUSH".to_string(), format!("n:queue:{q}")];
+            push.extend(mine.iter().map(|j| j.to_string()));
+            p.ok(&push);
+        }
+        let mut del = vec!["DEL".to_string()];
+        del.extend(jobs.iter().map(|(_, j)| format!("n:timestamps:{j}")));
+        p.ok(&del);
+        p.ok(&["DEL", &format!("n:delayed:{b}")]);
+        p.ok(&["ZREM", "n:delayed_queue_schedule", &b.to_string()]);
+    }
+    assert_eq!(f.int(&["FLOOR.PROMOTE", "n", "1700000009"]), 0, "an absent bucket moves nothing");
+    assert_eq!(f.int(&["LLEN", "n:queue:qb"]), p.int(&["LLEN", "n:queue:qb"]));
+    assert_eq!(f.digest(), p.digest(), "the same keyspace as the plain commands");
+    wait_replicas_synced(&mut f, 1);
+    assert_eq!(replica.conn().digest(), f.digest(), "a replica without the module follows");
+    let _ = std::fs::remove_file(&so);
+}
+
 #[test]
 fn floor_commands_check_the_callers_keys_and_commands() {
     let so = build_floor("acl");
@@ -175,5 +227,13 @@ fn floor_commands_check_the_callers_keys_and_commands() {
     refused(lim.err(&args));
     assert_eq!(c.int(&["DBSIZE"]), 0, "nothing written by a refused call");
     assert_eq!(lim.int(&["FLOOR.ENQUEUE", "n:queues", "n:queue:q", "q", "job"]), 1);
+    // A marker outside the user's patterns: the promotion is refused whole.
+    delayed_layout(&mut c, &[1_700_000_000], 3);
+    let before = c.digest();
+    c.ok(&["ACL", "SETUSER", "lim", "resetkeys", "~n:delayed*", "~n:queue*"]);
+    refused(lim.err(&["FLOOR.PROMOTE", "n", "1700000000"]));
+    assert_eq!(c.digest(), before, "nothing written by a refused promotion");
+    c.ok(&["ACL", "SETUSER", "lim", "~n:timestamps:*"]);
+    assert_eq!(lim.int(&["FLOOR.PROMOTE", "n", "1700000000"]), 3);
     let _ = std::fs::remove_file(&so);
 }
