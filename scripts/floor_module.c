@@ -287,13 +287,20 @@ static int TakeAck(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     return REDISMODULE_OK;
 }
 
-/* "<ns>:<rest>" as a new string. */
+/* "<ns>:<rest><tail>" as a new string, made in one copy. */
 static RedisModuleString *ns_key(RedisModuleCtx *ctx, RedisModuleString *ns, const char *rest, const char *tail,
                                  size_t tail_len) {
-    size_t nlen;
+    size_t nlen, rlen = strlen(rest);
     const char *n = RedisModule_StringPtrLen(ns, &nlen);
-    RedisModuleString *k = RedisModule_CreateStringPrintf(ctx, "%.*s:%s", (int)nlen, n, rest);
-    if (tail) RedisModule_StringAppendBuffer(ctx, k, tail, tail_len);
+    size_t len = nlen + 1 + rlen + tail_len;
+    char small[512];
+    char *buf = len <= sizeof small ? small : RedisModule_Alloc(len);
+    memcpy(buf, n, nlen);
+    buf[nlen] = ':';
+    memcpy(buf + nlen + 1, rest, rlen);
+    if (tail_len) memcpy(buf + nlen + 1 + rlen, tail, tail_len);
+    RedisModuleString *k = RedisModule_CreateString(ctx, buf, len);
+    if (buf != small) RedisModule_Free(buf);
     return k;
 }
 
@@ -313,13 +320,6 @@ static const char *queue_of(const char *p, size_t len, size_t *qlen) {
     return NULL;
 }
 
-static int same(RedisModuleString *a, RedisModuleString *b) {
-    size_t al, bl;
-    const char *ap = RedisModule_StringPtrLen(a, &al);
-    const char *bp = RedisModule_StringPtrLen(b, &bl);
-    return al == bl && memcmp(ap, bp, al) == 0;
-}
-
 /* The RPUSH of a run of jobs onto one queue: closed, its event, replicated. */
 static void pushed(RedisModuleCtx *ctx, RedisModuleKey *qkey, RedisModuleString *qname, RedisModuleString **run,
                    size_t n) {
@@ -330,8 +330,6 @@ static void pushed(RedisModuleCtx *ctx, RedisModuleKey *qkey, RedisModuleString 
 
 static int Promote(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     if (argc != 3) return RedisModule_WrongArity(ctx);
-    /* Every string made here is freed with the call. */
-    RedisModule_AutoMemory(ctx);
     RedisModuleString *ns = argv[1], *bucket = argv[2];
     size_t blen;
     const char *b = RedisModule_StringPtrLen(bucket, &blen);
@@ -339,17 +337,18 @@ static int Promote(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     RedisModuleString *list = ns_key(ctx, ns, "delayed:", b, blen);
     RedisModuleString *queues = ns_key(ctx, ns, "queues", NULL, 0);
     RedisModuleUser *user = caller(ctx);
-    if (!user) return RedisModule_ReplyWithError(ctx, "NOPERM");
-    int denied = RedisModule_ACLCheckKeyPermissions(user, schedule, WRITE) != REDISMODULE_OK ||
+    int denied = !user || RedisModule_ACLCheckKeyPermissions(user, schedule, WRITE) != REDISMODULE_OK ||
                  RedisModule_ACLCheckKeyPermissions(user, list, WRITE) != REDISMODULE_OK ||
                  RedisModule_ACLCheckKeyPermissions(user, queues, WRITE) != REDISMODULE_OK;
-    RedisModuleKey *key = RedisModule_OpenKey(ctx, list, REDISMODULE_READ | REDISMODULE_WRITE);
-    size_t n = RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_LIST ? RedisModule_ValueLength(key) : 0;
-    /* Read and checked before any write: each job, its queue's key, its
-     * queue's name and its marker key. */
-    RedisModuleString **s4 = RedisModule_Alloc(sizeof *s4 * 4 * (n + 1));
+    RedisModuleKey *key = RedisModule_OpenKey(ctx, list, REDISMODULE_READ);
+    size_t n = !denied && RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_LIST ? RedisModule_ValueLength(key) : 0;
+    /* Read and checked before any write: each job, its marker key, and for
+     * each run of jobs bound for one queue, that queue's key and name (NULL
+     * for the rest of a run). */
+    RedisModuleString **s4 = RedisModule_Calloc(4 * n + 1, sizeof *s4);
     RedisModuleString **jobs = s4, **qkeys = s4 + n, **qnames = s4 + 2 * n, **markers = s4 + 3 * n;
-    const char *bad = NULL;
+    const char *bad = NULL, *prev = NULL;
+    size_t prev_len = 0;
     for (size_t i = 0; i < n && !denied && !bad; i++) {
         size_t plen, qlen;
         jobs[i] = RedisModule_ListGet(key, (long)i);
@@ -359,33 +358,35 @@ static int Promote(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
             bad = "ERR a job without a queue";
             break;
         }
-        qkeys[i] = ns_key(ctx, ns, "queue:", q, qlen);
-        qnames[i] = RedisModule_CreateString(ctx, q, qlen);
+        if (!prev || prev_len != qlen || memcmp(prev, q, qlen) != 0) {
+            qkeys[i] = ns_key(ctx, ns, "queue:", q, qlen);
+            qnames[i] = RedisModule_CreateString(ctx, q, qlen);
+            denied = RedisModule_ACLCheckKeyPermissions(user, qkeys[i], WRITE) != REDISMODULE_OK;
+            prev = q;
+            prev_len = qlen;
+        }
         markers[i] = ns_key(ctx, ns, "timestamps:", p, plen);
-        denied = RedisModule_ACLCheckKeyPermissions(user, qkeys[i], WRITE) != REDISMODULE_OK ||
-                 RedisModule_ACLCheckKeyPermissions(user, markers[i], WRITE) != REDISMODULE_OK;
+        denied = denied || RedisModule_ACLCheckKeyPermissions(user, markers[i], WRITE) != REDISMODULE_OK;
     }
-    RedisModule_FreeModuleUser(user);
-    if (denied || bad) {
-        RedisModule_Free(s4);
-        return RedisModule_ReplyWithError(ctx, denied ? "NOPERM" : bad);
-    }
-    /* Reopened to delete: Redis 7.0 asserts when a list key read with
+    if (user) RedisModule_FreeModuleUser(user);
+    /* Reopened to write: Redis 7.0 asserts when a list key read with
      * RedisModule_ListGet is deleted through the same handle. */
     RedisModule_CloseKey(key);
-    key = RedisModule_OpenKey(ctx, list, REDISMODULE_WRITE);
-    if (n) {
+    int ok = !denied && !bad;
+    if (ok && n) {
+        key = RedisModule_OpenKey(ctx, list, REDISMODULE_WRITE);
         RedisModule_DeleteKey(key);
+        RedisModule_CloseKey(key);
         RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_GENERIC, "del", list);
         RedisModule_Replicate(ctx, "DEL", "s", list);
     }
-    RedisModule_CloseKey(key);
-    /* Each job onto its queue (one RPUSH per run of jobs bound for one
-     * queue), its marker deleted (one DEL of them all). */
+    /* Each job onto its queue (one RPUSH a run), its marker deleted (one
+     * DEL of them all). */
     RedisModuleKey *qkey = NULL;
+    RedisModuleString **gone = RedisModule_Calloc(n + 1, sizeof *gone);
     size_t first = 0, deleted = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!qkey || !same(qkeys[i], qkeys[first])) {
+    for (size_t i = 0; ok && i < n; i++) {
+        if (qkeys[i]) {
             if (qkey) pushed(ctx, qkey, qkeys[first], jobs + first, i - first);
             sadd(ctx, queues, qnames[i]);
             qkey = RedisModule_OpenKey(ctx, qkeys[i], REDISMODULE_WRITE);
@@ -396,21 +397,30 @@ static int Promote(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         if (RedisModule_KeyType(m) == REDISMODULE_KEYTYPE_SET) {
             RedisModule_DeleteKey(m);
             RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_GENERIC, "del", markers[i]);
-            markers[deleted++] = markers[i];
+            gone[deleted++] = markers[i];
         }
         RedisModule_CloseKey(m);
     }
     if (qkey) pushed(ctx, qkey, qkeys[first], jobs + first, n - first);
-    if (deleted) RedisModule_Replicate(ctx, "DEL", "v", markers, deleted);
-    key = RedisModule_OpenKey(ctx, schedule, REDISMODULE_WRITE);
-    int removed = 0;
-    if (RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_ZSET) RedisModule_ZsetRem(key, bucket, &removed);
-    RedisModule_CloseKey(key);
-    if (removed) {
-        RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_ZSET, "zrem", schedule);
-        RedisModule_Replicate(ctx, "ZREM", "ss", schedule, bucket);
+    if (deleted) RedisModule_Replicate(ctx, "DEL", "v", gone, deleted);
+    RedisModule_Free(gone);
+    if (ok) {
+        key = RedisModule_OpenKey(ctx, schedule, REDISMODULE_WRITE);
+        int removed = 0;
+        if (RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_ZSET) RedisModule_ZsetRem(key, bucket, &removed);
+        RedisModule_CloseKey(key);
+        if (removed) {
+            RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_ZSET, "zrem", schedule);
+            RedisModule_Replicate(ctx, "ZREM", "ss", schedule, bucket);
+        }
     }
+    for (size_t i = 0; i < 4 * n; i++)
+        if (s4[i]) RedisModule_FreeString(ctx, s4[i]);
     RedisModule_Free(s4);
+    RedisModule_FreeString(ctx, schedule);
+    RedisModule_FreeString(ctx, list);
+    RedisModule_FreeString(ctx, queues);
+    if (!ok) return RedisModule_ReplyWithError(ctx, denied ? "NOPERM" : bad);
     return RedisModule_ReplyWithLongLong(ctx, (long long)n);
 }
 
