@@ -9,9 +9,10 @@
 //! next allocation of that class takes it back, without a call to Redis.
 //!
 //! Bounds: classes up to `MAX_SMALL` bytes, at most `KEEP` blocks each
-//! (under 128 KiB in all). Kept blocks stay counted in Redis's
-//! `used_memory`, as the allocations they stand for were. Only Redis's main
-//! thread runs module code; any other thread allocates from Redis directly.
+//! up to 256 bytes and `KEEP_LARGE` above (under 200 KiB in all). Kept
+//! blocks stay counted in Redis's `used_memory`, as the allocations they
+//! stand for were. Only Redis's main thread runs module code; any other
+//! thread allocates from Redis directly.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
@@ -20,12 +21,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use redis_module::alloc::RedisAlloc;
 
-/// Blocks of up to this many bytes are kept.
-const MAX_SMALL: usize = 256;
-/// Classes step by 16 bytes up to 128, then by 32 (12 classes).
-const CLASSES: usize = 12;
-/// Blocks kept per class.
+/// Blocks of up to this many bytes are kept (a plan's list of effects, at
+/// 72 bytes an effect, is 288 bytes and more; a plan starts with room for
+/// 16, 1152 bytes).
+const MAX_SMALL: usize = 2048;
+/// Classes step by 16 bytes up to 128, by 32 up to 256, by 64 up to 512,
+/// by 128 up to 1024, then by 256 (24 classes).
+const CLASSES: usize = 24;
+/// Blocks kept per class of up to 256 bytes, and above (a command holds
+/// few large blocks at once).
 const KEEP: u32 = 64;
+const KEEP_LARGE: u32 = 8;
 /// Every kept block is aligned to this (Redis's allocator gives at least
 /// 16 for blocks of 16 bytes or more).
 const ALIGN: usize = 16;
@@ -38,9 +44,18 @@ fn class(size: usize, align: usize) -> Option<(usize, usize)> {
     if size <= 128 {
         let i = size.div_ceil(16) - 1;
         Some((i, (i + 1) * 16))
-    } else {
+    } else if size <= 256 {
         let i = (size - 129) / 32;
         Some((8 + i, 160 + i * 32))
+    } else if size <= 512 {
+        let i = (size - 257) / 64;
+        Some((12 + i, 320 + i * 64))
+    } else if size <= 1024 {
+        let i = (size - 513) / 128;
+        Some((16 + i, 640 + i * 128))
+    } else {
+        let i = (size - 1025) / 256;
+        Some((20 + i, 1280 + i * 256))
     }
 }
 
@@ -105,7 +120,7 @@ impl CachingAlloc {
     fn keep(i: usize, p: *mut u8) -> bool {
         let Some(l) = lists() else { return false };
         let (Some(head), Some(count)) = (l.heads.get(i), l.counts.get(i)) else { return false };
-        if count.get() >= KEEP {
+        if count.get() >= if i < 12 { KEEP } else { KEEP_LARGE } {
             return false;
         }
         // SAFETY: the block is ours (being freed), at least 16 bytes and
