@@ -28,10 +28,11 @@ const MAX_SMALL: usize = 2048;
 /// Classes step by 16 bytes up to 128, by 32 up to 256, by 64 up to 512,
 /// by 128 up to 1024, then by 256 (24 classes).
 const CLASSES: usize = 24;
-/// Blocks kept per class of up to 256 bytes, and above (a command holds
-/// few large blocks at once).
+/// Blocks kept per class of up to 256 bytes (the first `SMALL_CLASSES`),
+/// and above (a command holds few large blocks at once).
 const KEEP: u32 = 64;
 const KEEP_LARGE: u32 = 8;
+const SMALL_CLASSES: usize = 12;
 /// Every kept block is aligned to this (Redis's allocator gives at least
 /// 16 for blocks of 16 bytes or more).
 const ALIGN: usize = 16;
@@ -120,7 +121,7 @@ impl CachingAlloc {
     fn keep(i: usize, p: *mut u8) -> bool {
         let Some(l) = lists() else { return false };
         let (Some(head), Some(count)) = (l.heads.get(i), l.counts.get(i)) else { return false };
-        if count.get() >= if i < 12 { KEEP } else { KEEP_LARGE } {
+        if count.get() >= if i < SMALL_CLASSES { KEEP } else { KEEP_LARGE } {
             return false;
         }
         // SAFETY: the block is ours (being freed), at least 16 bytes and
