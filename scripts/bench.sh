@@ -32,12 +32,7 @@ CYCLE=$PWD/target/release/examples/bench-cycle
 DIR=$(mktemp -d)
 . scripts/servers.sh
 
-# The yardstick module, built against the redismodule.h of the redis-module
-# crate cargo just fetched.
-RM_DIR=$(cargo metadata --format-version 1 | python3 -c '
-import json, os, sys
-print(next(os.path.dirname(p["manifest_path"]) for p in json.load(sys.stdin)["packages"] if p["name"] == "redis-module"))')
-gcc -O2 -shared -fPIC -I "$RM_DIR/src/include" -o "$DIR/floor.so" scripts/floor_module.c
+build_floor # the yardstick module
 
 start 1 --loadmodule "$DIR/floor.so"
 P=$PORT

@@ -94,13 +94,8 @@ cp target/release/libtq.so target/release/examples/bench-cycle "$DIR/"
 cp target/release/examples/bench "$DIR/bench-worker"
 cp target/release/tq "$DIR/tq"
 MODULE=$DIR/libtq.so
-# The C yardstick module (parts 2 and 5), built against the redismodule.h of
-# the redis-module crate cargo fetched.
-RM_DIR=$(cargo metadata --format-version 1 | python3 -c '
-import json, os, sys
-print(next(os.path.dirname(p["manifest_path"]) for p in json.load(sys.stdin)["packages"] if p["name"] == "redis-module"))')
-gcc -O2 -shared -fPIC -I "$RM_DIR/src/include" -o "$DIR/floor.so" scripts/floor_module.c
 . scripts/servers.sh
+build_floor # the C yardstick module (parts 2 and 5)
 
 # measure <prefix> <with-module 0|1|floor> command... (floor: the C yardstick
 # module, scripts/floor_module.c, instead of tq) (@PORT@ in the command is the

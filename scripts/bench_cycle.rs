@@ -323,32 +323,30 @@ fn full_cycle(
             let mut c = client.get_connection().expect("connect");
             let worker = format!("bench:{}", t + 1);
             while acked.load(Ordering::Relaxed) < jobs {
-                if consumer == Consumer::Floor {
-                    let mut p = redis::pipe();
-                    floor_takeack(&mut p, &ns, &worker, &worker, TqWrites::All);
-                    let (job,): (Option<Vec<u8>>,) = p.query(&mut c).expect("FLOOR.TAKEACK");
-                    let Some(payload) = job else { continue };
-                    let _: serde_json::Value = serde_json::from_slice(&payload).expect("payload");
-                    if acked.fetch_add(1, Ordering::Relaxed) + 1 == jobs {
-                        let _ = last_ack.set(Instant::now());
+                // The job's payload, and its delivery when it needs an ACK.
+                let job: Option<(Vec<u8>, Option<i64>)> = match consumer {
+                    Consumer::Floor => {
+                        let mut p = redis::pipe();
+                        floor_takeack(&mut p, &ns, &worker, &worker, TqWrites::All);
+                        let (job,): (Option<Vec<u8>>,) = p.query(&mut c).expect("FLOOR.TAKEACK");
+                        job.map(|payload| (payload, None))
                     }
-                    continue;
-                }
-                if plain {
-                    let job: Option<(String, Vec<u8>)> =
-                        redis::cmd("BLPOP").arg(&queue_key).arg(0.2).query(&mut c).expect("BLPOP");
-                    let Some((_, payload)) = job else { continue };
-                    let _: serde_json::Value = serde_json::from_slice(&payload).expect("payload");
-                    if acked.fetch_add(1, Ordering::Relaxed) + 1 == jobs {
-                        let _ = last_ack.set(Instant::now());
+                    Consumer::Plain => {
+                        let job: Option<(String, Vec<u8>)> =
+                            redis::cmd("BLPOP").arg(&queue_key).arg(0.2).query(&mut c).expect("BLPOP");
+                        job.map(|(_, payload)| (payload, None))
                     }
-                    continue;
-                }
-                let job: Option<(String, Vec<u8>, i64, i64, i64)> =
-                    redis::cmd("TQ.BPOP").arg(&ns).arg(&worker).arg("q").arg(200).query(&mut c).expect("BPOP");
-                let Some((_, payload, delivery, _, _)) = job else { continue };
+                    Consumer::Tq => {
+                        let job: Option<(String, Vec<u8>, i64, i64, i64)> =
+                            redis::cmd("TQ.BPOP").arg(&ns).arg(&worker).arg("q").arg(200).query(&mut c).expect("BPOP");
+                        job.map(|(_, payload, delivery, _, _)| (payload, Some(delivery)))
+                    }
+                };
+                let Some((payload, delivery)) = job else { continue };
                 let _: serde_json::Value = serde_json::from_slice(&payload).expect("payload");
-                let _: () = redis::cmd("TQ.ACK").arg(&ns).arg(&worker).arg(delivery).query(&mut c).expect("ACK");
+                if let Some(delivery) = delivery {
+                    let _: () = redis::cmd("TQ.ACK").arg(&ns).arg(&worker).arg(delivery).query(&mut c).expect("ACK");
+                }
                 if acked.fetch_add(1, Ordering::Relaxed) + 1 == jobs {
                     let _ = last_ack.set(Instant::now());
                 }

@@ -519,12 +519,18 @@ fn promote_manual(port: u16, jobs: usize, limit: u64) {
     report_promotion(&mut c, jobs, total, first.unwrap_or(total), &pings, &events, lat_max, calls);
 }
 
-fn promote_floor(port: u16, jobs: usize) {
-    let cl = client(port);
-    let mut c = connect(&cl);
+/// A floor's start: its connection, the schedule's key and the due buckets
+/// (the queue still empty).
+fn floor_start(port: u16) -> (Connection, String, Vec<String>) {
+    let mut c = connect(&client(port));
     assert_eq!(llen(&mut c), 0, "the queue must start empty");
     let schedule = format!("{PROMOTE_NS}:delayed_queue_schedule");
     let buckets: Vec<String> = redis::cmd("ZRANGE").arg(&schedule).arg(0).arg(-1).query(&mut c).expect("ZRANGE");
+    (c, schedule, buckets)
+}
+
+fn promote_floor(port: u16, jobs: usize) {
+    let (mut c, schedule, buckets) = floor_start(port);
     // Everything a promoter must learn, read up front: each bucket's jobs
     // and the queue each names.
     let mut plan: Vec<(String, Vec<(String, String)>)> = Vec::with_capacity(buckets.len());
@@ -585,11 +591,7 @@ fn report_floor(c: &mut Connection, jobs: usize, wall: f64, commands: &[&str]) {
 }
 
 fn promote_cfloor(port: u16, jobs: usize) {
-    let cl = client(port);
-    let mut c = connect(&cl);
-    assert_eq!(llen(&mut c), 0, "the queue must start empty");
-    let schedule = format!("{PROMOTE_NS}:delayed_queue_schedule");
-    let buckets: Vec<String> = redis::cmd("ZRANGE").arg(&schedule).arg(0).arg(-1).query(&mut c).expect("ZRANGE");
+    let (mut c, _, buckets) = floor_start(port);
     let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut c).expect("RESETSTAT");
     let t0 = Instant::now();
     for chunk in buckets.chunks(10) {

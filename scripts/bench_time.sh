@@ -61,15 +61,10 @@ REV="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git status --porcela
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 DIR=$(mktemp -d)
 cp target/release/libtq.so target/release/examples/bench-time "$DIR/"
-# The C yardstick module (FLOOR.PROMOTE), against the redismodule.h of the
-# redis-module crate cargo fetched.
-RM_DIR=$(cargo metadata --format-version 1 | python3 -c '
-import json, os, sys
-print(next(os.path.dirname(p["manifest_path"]) for p in json.load(sys.stdin)["packages"] if p["name"] == "redis-module"))')
-gcc -O2 -shared -fPIC -I "$RM_DIR/src/include" -o "$DIR/floor.so" scripts/floor_module.c
 MODULE=$DIR/libtq.so
 BT=$DIR/bench-time
 . scripts/servers.sh
+build_floor # the C yardstick module (FLOOR.PROMOTE)
 
 declare -A R # "<name>.<key>,<rep>" -> value
 keep() {     # name rep "k=v k=v ..."

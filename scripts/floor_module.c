@@ -1,5 +1,6 @@
-/* The least a Redis module command can do for RPUSH's work, as a yardstick
- * for TQ.ENQUEUE in scripts/bench.sh (never loaded outside benchmarks):
+/* The least a Redis module command can do for the writes tq's commands
+ * make, as yardsticks for them in the benchmarks (never loaded outside
+ * benchmarks and tests/yardstick.rs):
  *
  *   FLOOR.NOOP <key>               replies 1, touches nothing
  *   FLOOR.PUSH <key> <value>       RPUSH through the module key API, then
@@ -46,8 +47,8 @@
  *                                  metrics' share, measured in C).
  *
  * No argument checks beyond arity: it only ever runs the benchmark's calls.
- * Built by scripts/bench.sh against the redismodule.h shipped with the
- * redis-module crate. */
+ * Built by `build_floor` (scripts/servers.sh) against the redismodule.h
+ * shipped with the redis-module crate. */
 #define REDISMODULE_MAIN
 #include "redismodule.h"
 #include <string.h>
@@ -174,28 +175,52 @@ static void set(RedisModuleCtx *ctx, RedisModuleString *name, RedisModuleString 
     replicate_set(ctx, name, value, b);
 }
 
+/* ZREM of a member, replicated when it was there, with its event. */
+static void zrem(RedisModuleCtx *ctx, RedisModuleString *name, RedisModuleString *member) {
+    RedisModuleKey *key = RedisModule_OpenKey(ctx, name, REDISMODULE_WRITE);
+    int removed = 0;
+    if (RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_ZSET) RedisModule_ZsetRem(key, member, &removed);
+    RedisModule_CloseKey(key);
+    if (removed) {
+        RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_ZSET, "zrem", name);
+        RedisModule_Replicate(ctx, "ZREM", "ss", name, member);
+    }
+}
+
+/* RPUSH of one value, replicated, with its event; the list's new length in
+ * `len`. */
+static int rpush(RedisModuleCtx *ctx, RedisModuleString *name, RedisModuleString *value, long long *len) {
+    RedisModuleKey *key = RedisModule_OpenKey(ctx, name, REDISMODULE_WRITE);
+    if (RedisModule_ListPush(key, REDISMODULE_LIST_TAIL, value) != REDISMODULE_OK) {
+        RedisModule_CloseKey(key);
+        return REDISMODULE_ERR;
+    }
+    *len = (long long)RedisModule_ValueLength(key);
+    RedisModule_CloseKey(key);
+    RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_LIST, "rpush", name);
+    RedisModule_Replicate(ctx, "RPUSH", "ss", name, value);
+    return REDISMODULE_OK;
+}
+
 static int empty(RedisModuleString *s) {
     size_t len;
     RedisModule_StringPtrLen(s, &len);
     return len == 0;
 }
 
-/* A read of a string key in place (its first byte, so the read is kept);
- * with a value, then its SET (one open), replicated, with its event. */
-static int peek(RedisModuleCtx *ctx, RedisModuleString *name, RedisModuleString *value, struct batch *b) {
+/* A read of a string key in place, as tq reads a clock or a record; with a
+ * value, then its SET (one open), replicated, with its event. */
+static void peek(RedisModuleCtx *ctx, RedisModuleString *name, RedisModuleString *value, struct batch *b) {
     RedisModuleKey *key = RedisModule_OpenKey(ctx, name, REDISMODULE_READ | (value ? REDISMODULE_WRITE : 0));
-    int first = -1;
+    int string = RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_STRING;
     size_t len = 0;
-    if (RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_STRING) {
-        const char *p = RedisModule_StringDMA(key, &len, REDISMODULE_READ);
-        if (len) first = (unsigned char)p[0];
-    }
+    if (string) RedisModule_StringDMA(key, &len, REDISMODULE_READ);
     if (value) {
         /* Rewritten in place when the size holds (a record of fixed
          * layout): cheaper than RedisModule_StringSet's delete and add. */
         size_t vlen;
         const char *v = RedisModule_StringPtrLen(value, &vlen);
-        char *p = first >= 0 && len == vlen ? RedisModule_StringDMA(key, &len, REDISMODULE_WRITE) : NULL;
+        char *p = string && len == vlen ? RedisModule_StringDMA(key, &len, REDISMODULE_WRITE) : NULL;
         if (p) {
             memcpy(p, v, vlen);
         } else {
@@ -207,7 +232,14 @@ static int peek(RedisModuleCtx *ctx, RedisModuleString *name, RedisModuleString 
         RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_STRING, "set", name);
         replicate_set(ctx, name, value, b);
     }
-    return first;
+}
+
+/* A TAKEACK stopped by a key of another type: what it wrote replicated,
+ * the taken payload freed, an error replied. */
+static int wrong_type(RedisModuleCtx *ctx, struct batch *b, RedisModuleString *payload) {
+    replicate_batch(ctx, b);
+    RedisModule_FreeString(ctx, payload);
+    return RedisModule_ReplyWithError(ctx, "WRONGTYPE");
 }
 
 static int TakeAck(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
@@ -239,17 +271,10 @@ static int TakeAck(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     set(ctx, record, value, NULL);
     /* tq's own writes: its string writes replicated as one MSET, as tq does. */
     struct batch b = {.n = 0, .owned_n = 0};
-    if (tq && (incr(ctx, argv[11], &b) != REDISMODULE_OK || (!empty(argv[14]) && peek(ctx, argv[14], NULL, NULL) == -2))) {
-        replicate_batch(ctx, &b);
-        RedisModule_FreeString(ctx, payload);
-        return RedisModule_ReplyWithError(ctx, "WRONGTYPE");
-    }
+    if (tq && incr(ctx, argv[11], &b) != REDISMODULE_OK) return wrong_type(ctx, &b, payload);
+    if (tq && !empty(argv[14])) peek(ctx, argv[14], NULL, NULL);
     if (tq) set(ctx, argv[12], argv[13], &b);
-    if (sadd(ctx, workers, member) != REDISMODULE_OK) {
-        replicate_batch(ctx, &b);
-        RedisModule_FreeString(ctx, payload);
-        return RedisModule_ReplyWithError(ctx, "WRONGTYPE");
-    }
+    if (sadd(ctx, workers, member) != REDISMODULE_OK) return wrong_type(ctx, &b, payload);
     key = RedisModule_OpenKey(ctx, leases, REDISMODULE_WRITE);
     int flags = 0;
     int added = RedisModule_ZsetAdd(key, score, lease_member, &flags) == REDISMODULE_OK;
@@ -266,19 +291,9 @@ static int TakeAck(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         RedisModule_Replicate(ctx, "DEL", "s", record);
     }
     RedisModule_CloseKey(key);
-    if (incr(ctx, processed, NULL) != REDISMODULE_OK || incr(ctx, processed_worker, NULL) != REDISMODULE_OK) {
-        replicate_batch(ctx, &b);
-        RedisModule_FreeString(ctx, payload);
-        return RedisModule_ReplyWithError(ctx, "WRONGTYPE");
-    }
-    key = RedisModule_OpenKey(ctx, leases, REDISMODULE_WRITE);
-    int deleted = 0;
-    if (RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_ZSET) RedisModule_ZsetRem(key, lease_member, &deleted);
-    RedisModule_CloseKey(key);
-    if (deleted) {
-        RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_ZSET, "zrem", leases);
-        RedisModule_Replicate(ctx, "ZREM", "ss", leases, lease_member);
-    }
+    if (incr(ctx, processed, NULL) != REDISMODULE_OK || incr(ctx, processed_worker, NULL) != REDISMODULE_OK)
+        return wrong_type(ctx, &b, payload);
+    zrem(ctx, leases, lease_member);
 
     if (tq && !empty(argv[15])) peek(ctx, argv[15], argv[16], &b);
     replicate_batch(ctx, &b);
@@ -404,16 +419,7 @@ static int Promote(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     if (qkey) pushed(ctx, qkey, qkeys[first], jobs + first, n - first);
     if (deleted) RedisModule_Replicate(ctx, "DEL", "v", gone, deleted);
     RedisModule_Free(gone);
-    if (ok) {
-        key = RedisModule_OpenKey(ctx, schedule, REDISMODULE_WRITE);
-        int removed = 0;
-        if (RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_ZSET) RedisModule_ZsetRem(key, bucket, &removed);
-        RedisModule_CloseKey(key);
-        if (removed) {
-            RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_ZSET, "zrem", schedule);
-            RedisModule_Replicate(ctx, "ZREM", "ss", schedule, bucket);
-        }
-    }
+    if (ok) zrem(ctx, schedule, bucket);
     for (size_t i = 0; i < 4 * n; i++)
         if (s4[i]) RedisModule_FreeString(ctx, s4[i]);
     RedisModule_Free(s4);
@@ -439,16 +445,9 @@ static int Enqueue(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
                  RedisModule_ACLCheckCommandPermissions(user, push_argv, 3) != REDISMODULE_OK;
     if (user) RedisModule_FreeModuleUser(user);
     if (denied) return RedisModule_ReplyWithError(ctx, "NOPERM");
-    if (sadd(ctx, queues, name) != REDISMODULE_OK) return RedisModule_ReplyWithError(ctx, "WRONGTYPE");
-    RedisModuleKey *key = RedisModule_OpenKey(ctx, queue, REDISMODULE_WRITE);
-    if (RedisModule_ListPush(key, REDISMODULE_LIST_TAIL, payload) != REDISMODULE_OK) {
-        RedisModule_CloseKey(key);
+    long long len;
+    if (sadd(ctx, queues, name) != REDISMODULE_OK || rpush(ctx, queue, payload, &len) != REDISMODULE_OK)
         return RedisModule_ReplyWithError(ctx, "WRONGTYPE");
-    }
-    long long len = (long long)RedisModule_ValueLength(key);
-    RedisModule_CloseKey(key);
-    RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_LIST, "rpush", queue);
-    RedisModule_Replicate(ctx, "RPUSH", "ss", queue, payload);
     return RedisModule_ReplyWithLongLong(ctx, len);
 }
 
@@ -460,15 +459,8 @@ static int push(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, int acl
         if (user) RedisModule_FreeModuleUser(user);
         if (denied) return RedisModule_ReplyWithError(ctx, "NOPERM");
     }
-    RedisModuleKey *key = RedisModule_OpenKey(ctx, argv[1], REDISMODULE_WRITE);
-    if (RedisModule_ListPush(key, REDISMODULE_LIST_TAIL, argv[2]) != REDISMODULE_OK) {
-        RedisModule_CloseKey(key);
-        return RedisModule_ReplyWithError(ctx, "WRONGTYPE");
-    }
-    long long len = (long long)RedisModule_ValueLength(key);
-    RedisModule_CloseKey(key);
-    RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_LIST, "rpush", argv[1]);
-    RedisModule_Replicate(ctx, "RPUSH", "ss", argv[1], argv[2]);
+    long long len;
+    if (rpush(ctx, argv[1], argv[2], &len) != REDISMODULE_OK) return RedisModule_ReplyWithError(ctx, "WRONGTYPE");
     return RedisModule_ReplyWithLongLong(ctx, len);
 }
 

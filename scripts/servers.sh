@@ -40,6 +40,17 @@ stop() { # [pid port]: a server, by default the one started last
   LIVE=("${keep[@]}")
 }
 
+# build_floor: the C yardstick module (scripts/floor_module.c) as
+# $DIR/floor.so, built against the redismodule.h of the redis-module crate
+# cargo fetched.
+build_floor() {
+  local rm_dir
+  rm_dir=$(cargo metadata --format-version 1 | python3 -c '
+import json, os, sys
+print(next(os.path.dirname(p["manifest_path"]) for p in json.load(sys.stdin)["packages"] if p["name"] == "redis-module"))')
+  gcc -O2 -shared -fPIC -I "$rm_dir/src/include" -o "$DIR/floor.so" scripts/floor_module.c
+}
+
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   rm -rf "$DIR"

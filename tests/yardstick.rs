@@ -8,15 +8,25 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use common::*;
 
-/// Builds the module as `scripts/bench.sh` does, against the redismodule.h
+/// The module built for one test, removed with it.
+struct Floor(PathBuf);
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Builds the module as the benchmarks do (`build_floor` in
+/// `scripts/servers.sh`), against the redismodule.h
 /// of the redis-module crate cargo fetched; `tag` names this test's copy
 /// (tests run at once).
-fn build_floor(tag: &str) -> PathBuf {
+fn build_floor(tag: &str) -> Floor {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let meta = Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--offline"])
@@ -44,19 +54,43 @@ fn build_floor(tag: &str) -> PathBuf {
         .status()
         .expect("gcc");
     assert!(status.success(), "scripts/floor_module.c builds without warnings");
-    out
+    Floor(out)
 }
 
-fn floor_server(so: &Path) -> Server {
+fn floor_server(so: &Floor) -> Server {
     Server::start_with(Opts {
         module: false,
-        args: vec!["--loadmodule".into(), so.display().to_string(), "--repl-diskless-sync-delay".into(), "0".into()],
+        args: vec!["--loadmodule".into(), so.0.display().to_string(), "--repl-diskless-sync-delay".into(), "0".into()],
         ..Opts::default()
     })
 }
 
-fn plain_server() -> Server {
-    Server::start_with(Opts { module: false, ..Opts::default() })
+/// A server with the module and a replica of it without the module, beside
+/// a plain server: the same writes sent to both sides must leave the same
+/// keyspace.
+struct Twins {
+    floor: Server,
+    replica: Server,
+    plain: Server,
+    _so: Floor,
+}
+
+impl Twins {
+    fn start(tag: &str) -> Twins {
+        let so = build_floor(tag);
+        let floor = floor_server(&so);
+        let replica = start_replica(floor.port, Opts { module: false, ..Opts::default() });
+        let plain = Server::start_with(Opts { module: false, ..Opts::default() });
+        Twins { floor, replica, plain, _so: so }
+    }
+
+    /// The module's keyspace is the plain commands', and its replica's.
+    fn assert_same(&self) {
+        let mut f = self.floor.conn();
+        assert_eq!(f.digest(), self.plain.conn().digest(), "the same keyspace as the plain commands");
+        wait_replicas_synced(&mut f, 1);
+        assert_eq!(self.replica.conn().digest(), f.digest(), "a replica without the module follows");
+    }
 }
 
 const RECORD: &str = r#"{"run_at":"2026-11-22T06:00:00.000Z","queue":"q","worker":"w","payload":{}}"#;
@@ -114,11 +148,8 @@ fn takeack(c: &mut Conn, name: &str, tq: bool, plain: bool) -> Option<Vec<u8>> {
 
 #[test]
 fn floor_commands_write_what_their_plain_commands_write_and_replicate() {
-    let so = build_floor("writes");
-    let floor = floor_server(&so);
-    let replica = start_replica(floor.port, Opts { module: false, ..Opts::default() });
-    let plain = plain_server();
-    let (mut f, mut p) = (floor.conn(), plain.conn());
+    let twins = Twins::start("writes");
+    let (mut f, mut p) = (twins.floor.conn(), twins.plain.conn());
     for c in [&mut f, &mut p] {
         for i in 0..40 {
             c.ok(&["RPUSH", "n:queue:q", &format!(r#"{{"class":"C","queue":"q","args":[{i}]}}"#)]);
@@ -148,10 +179,7 @@ fn floor_commands_write_what_their_plain_commands_write_and_replicate() {
         assert_eq!(len, p.int(&["RPUSH", "n:queue:e", &payload]));
     }
     assert_eq!(f.int(&["GET", "n:stat:processed"]), 40);
-    assert_eq!(f.digest(), p.digest(), "the same keyspace as the plain commands");
-    wait_replicas_synced(&mut f, 1);
-    assert_eq!(replica.conn().digest(), f.digest(), "a replica without the module follows");
-    let _ = std::fs::remove_file(&so);
+    twins.assert_same();
 }
 
 /// node-resque's delayed layout: `jobs` per bucket, bound for `qa` or `qb`.
@@ -174,11 +202,8 @@ fn delayed_layout(c: &mut Conn, buckets: &[u64], jobs: usize) -> Vec<(u64, Vec<(
 
 #[test]
 fn floor_promote_writes_what_the_promotion_floor_writes() {
-    let so = build_floor("promote");
-    let floor = floor_server(&so);
-    let replica = start_replica(floor.port, Opts { module: false, ..Opts::default() });
-    let plain = plain_server();
-    let (mut f, mut p) = (floor.conn(), plain.conn());
+    let twins = Twins::start("promote");
+    let (mut f, mut p) = (twins.floor.conn(), twins.plain.conn());
     let buckets = [1_700_000_000, 1_700_000_001, 1_700_000_005];
     delayed_layout(&mut f, &buckets, 7);
     for (b, jobs) in delayed_layout(&mut p, &buckets, 7) {
@@ -199,10 +224,7 @@ fn floor_promote_writes_what_the_promotion_floor_writes() {
     }
     assert_eq!(f.int(&["FLOOR.PROMOTE", "n", "1700000009"]), 0, "an absent bucket moves nothing");
     assert_eq!(f.int(&["LLEN", "n:queue:qb"]), p.int(&["LLEN", "n:queue:qb"]));
-    assert_eq!(f.digest(), p.digest(), "the same keyspace as the plain commands");
-    wait_replicas_synced(&mut f, 1);
-    assert_eq!(replica.conn().digest(), f.digest(), "a replica without the module follows");
-    let _ = std::fs::remove_file(&so);
+    twins.assert_same();
 }
 
 #[test]
@@ -220,11 +242,19 @@ fn floor_commands_check_the_callers_keys_and_commands() {
     // A key outside the user's patterns.
     refused(lim.err(&["FLOOR.ENQUEUE", "x:queues", "n:queue:q", "q", "job"]));
     refused(lim.err(&["FLOOR.PUSHACL", "x:queue:q", "job"]));
-    let mut args: Vec<String> =
-        ["n:queue:q", "n:worker:w:q", "n:workers", "w:q", "n:tq:leases", "w"].iter().map(|s| s.to_string()).collect();
-    args.extend(["x:stat:processed", "n:stat:processed:w", "rec", "1"].map(String::from));
-    args.insert(0, "FLOOR.TAKEACK".into());
-    refused(lim.err(&args));
+    refused(lim.err(&[
+        "FLOOR.TAKEACK",
+        "n:queue:q",
+        "n:worker:w:q",
+        "n:workers",
+        "w:q",
+        "n:tq:leases",
+        "w",
+        "x:stat:processed",
+        "n:stat:processed:w",
+        "rec",
+        "1",
+    ]));
     assert_eq!(c.int(&["DBSIZE"]), 0, "nothing written by a refused call");
     assert_eq!(lim.int(&["FLOOR.ENQUEUE", "n:queues", "n:queue:q", "q", "job"]), 1);
     // A marker outside the user's patterns: the promotion is refused whole.
@@ -235,5 +265,4 @@ fn floor_commands_check_the_callers_keys_and_commands() {
     assert_eq!(c.digest(), before, "nothing written by a refused promotion");
     c.ok(&["ACL", "SETUSER", "lim", "~n:timestamps:*"]);
     assert_eq!(lim.int(&["FLOOR.PROMOTE", "n", "1700000000"]), 3);
-    let _ = std::fs::remove_file(&so);
 }
