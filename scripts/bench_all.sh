@@ -15,8 +15,9 @@
 #      (one round trip a job)
 #   3. memory per waiting job and per job in flight: tq vs node-resque vs
 #      BullMQ, each from its own producer/workers (scripts/bench-node/bench.js)
-#   4. pickup latency, delayed-job lateness, promotion of 1M due jobs, POP+ACK
-#      at depth 1k vs 10M: scripts/bench_time.sh (one run, REPS=1); pickup
+#   4. pickup latency, delayed-job lateness, promotion of 1M due jobs, lease
+#      expiry of 100k jobs at once, POP+ACK at depth 1k vs 10M:
+#      scripts/bench_time.sh (one run, REPS=1); pickup
 #      latency of tq-resque's Workers vs node-resque's (bench.js pickup)
 #   5. server work per job counted under callgrind (instructions, key opens,
 #      allocations, replicated commands, ACL checks): scripts/bench_counts.py,
@@ -184,11 +185,11 @@ for sys in tq node-resque bullmq; do
 done
 fi
 
-# ---------------------------------- 4. latency, lateness, promotion, depth
+# ------------------- 4. latency, lateness, promotion, lease expiry, depth
 touch "$OUT/bench_time.kv"
 if part 4; then
 kv meta.load_part4 "$(cut -d' ' -f1 /proc/loadavg)"
-say "4/4 pickup latency, delayed-job lateness, promotion, depth (scripts/bench_time.sh)"
+say "4/4 pickup latency, delayed-job lateness, promotion, lease expiry, depth (scripts/bench_time.sh)"
 KV=$OUT/bench_time.kv REPS=1 QUICK=$QUICK scripts/bench_time.sh >"$OUT/bench_time.log"
 PICK_JOBS=1000
 [ "$QUICK" = 1 ] && PICK_JOBS=300

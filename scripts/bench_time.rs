@@ -31,6 +31,20 @@
 //!   must be loaded): the bucket read through the key API, each job's queue
 //!   found by a scan, each marker's ACL checked; pipelined 10 buckets per
 //!   round trip, jobs/s by wall time and by the server's time.
+//! - `expire-fill <port> <jobs>`: `jobs` jobs queued (`TQ.ENQUEUE`), then
+//!   each taken by a worker of its own (`TQ.POP ... LEASE 5000`, as many
+//!   workers crashing at once leave them), pipelined.
+//! - `expire-auto <port> <jobs>`: holds the server (`DEBUG SLEEP`) until
+//!   every lease of the fill has run out, so the timer finds them all due at
+//!   once; then, with a 1 ms PING thread, polls `LLEN` until every job is
+//!   back in its queue: time, the PINGs' round trips and the timer's longest
+//!   tick.
+//! - `expire-floor <port> <jobs>`: the same writes as plain commands from a
+//!   client that already knows every key (read first, not timed): per job
+//!   `ZREM` of the lease, `LPUSH` of the job to its queue, `HSET` of its
+//!   delivery count, `DEL` of the worker's record, `SET ... PXAT` of the
+//!   worker's in-flight entry (the tombstone); pipelined; jobs/s by wall
+//!   time and by the server's own time for those commands.
 //! - `depth-fill <port> <n>`: fill a queue to `n` node-resque payloads
 //!   (variadic `RPUSH`, 10k jobs per round trip).
 //! - `depth-run <port> <jobs> <pipeline> <connections> <drain|steady>`: time
@@ -119,6 +133,9 @@ fn main() {
         "promote-manual" => promote_manual(port, num(3) as usize, num(4)),
         "promote-floor" => promote_floor(port, num(3) as usize),
         "promote-cfloor" => promote_cfloor(port, num(3) as usize),
+        "expire-fill" => expire_fill(port, num(3) as usize),
+        "expire-auto" => expire_auto(port, num(3) as usize),
+        "expire-floor" => expire_floor(port, num(3) as usize),
         "depth-fill" => depth_fill(port, num(3) as usize),
         "ns-idle" => ns_idle(port, num(3) as usize, num(4)),
         "ns-due" => ns_due(port, num(3) as usize),
@@ -616,16 +633,7 @@ fn report_promotion(
     calls: usize,
 ) {
     let queued = llen(c);
-    // The longest the module's timer held the server in one tick.
-    let info: String = redis::cmd("INFO").arg("tq").query(c).expect("INFO tq");
-    let tick = |field: &str| -> f64 {
-        info.lines()
-            .find_map(|l| l.trim().strip_prefix("tq_timer_tick_us:"))
-            .and_then(|v| v.split(',').find_map(|kv| kv.strip_prefix(field)))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(f64::NAN)
-    };
-    let (tick_max_us, tick_p99_us) = (tick("max="), tick("p99="));
+    let (_, tick_p99_us, tick_max_us) = ticks(c);
     let left: usize = redis::cmd("ZCARD").arg("pr:delayed_queue_schedule").query(c).expect("ZCARD");
     let secs = total.as_secs_f64();
     let moving = (total - first).as_secs_f64();
@@ -641,6 +649,136 @@ fn report_promotion(
         tick_max_us / 1000.0,
         tick_p99_us / 1000.0,
     );
+}
+
+// ------------------------------------------------------------ lease expiry
+
+const EXPIRE_NS: &str = "lx";
+const EXPIRE_QUEUE: &str = "lx:queue:q";
+const EXPIRE_LEASES: &str = "lx:tq:leases";
+/// Longer than the fill takes: no lease runs out before every job is taken.
+const EXPIRE_LEASE_MS: u64 = 5_000;
+
+fn expire_worker(i: usize) -> String {
+    format!("w{i}")
+}
+
+fn expire_fill(port: u16, jobs: usize) {
+    let mut c = connect(&client(port));
+    let start = Instant::now();
+    let ids: Vec<usize> = (0..jobs).collect();
+    for chunk in ids.chunks(1000) {
+        let mut p = redis::pipe();
+        for i in chunk {
+            p.cmd("TQ.ENQUEUE").arg(EXPIRE_NS).arg("q").arg("add").arg(format!("[{i},2]")).ignore();
+        }
+        p.query::<()>(&mut c).expect("TQ.ENQUEUE");
+    }
+    let taking = Instant::now();
+    let mut taken = 0usize;
+    for chunk in ids.chunks(1000) {
+        let mut p = redis::pipe();
+        for &i in chunk {
+            p.cmd("TQ.POP").arg(EXPIRE_NS).arg(expire_worker(i)).arg("q").arg("LEASE").arg(EXPIRE_LEASE_MS);
+        }
+        let replies: Vec<Value> = p.query(&mut c).expect("TQ.POP");
+        taken += replies.iter().filter(|r| !matches!(r, Value::Nil)).count();
+    }
+    let take_s = taking.elapsed().as_secs_f64();
+    assert_eq!(taken, jobs, "every job taken");
+    assert!(take_s * 1000.0 < EXPIRE_LEASE_MS as f64, "the takes outlasted the lease ({take_s:.1} s)");
+    println!("fill_s={:.1} take_s={take_s:.2} taken={taken}", start.elapsed().as_secs_f64());
+}
+
+fn expire_auto(port: u16, jobs: usize) {
+    let cl = client(port);
+    let mut c = connect(&cl);
+    assert_eq!(expire_llen(&mut c), 0, "every job must be taken");
+    // The last take was made just now: past this, every lease has run out.
+    let hold_s = EXPIRE_LEASE_MS / 1000 + 1;
+    let _: () = redis::cmd("DEBUG").arg("SLEEP").arg(hold_s).query(&mut c).expect("DEBUG SLEEP");
+    let due: usize =
+        redis::cmd("ZCOUNT").arg(EXPIRE_LEASES).arg("-inf").arg(now_us() / 1000).query(&mut c).expect("ZCOUNT");
+    latency_setup(&mut c);
+    let pinger = Pinger::start(&cl);
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(300);
+    while expire_llen(&mut c) < jobs && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(1));
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let pings = pinger.finish();
+    let (events, lat_max) = latency_latest(&mut c);
+    let back = expire_llen(&mut c);
+    let left: usize = redis::cmd("ZCARD").arg(EXPIRE_LEASES).query(&mut c).expect("ZCARD");
+    let (_, tick_p99_us, tick_max_us) = ticks(&mut c);
+    println!(
+        "due={due} back={back} leases_left={left} total_s={secs:.3} rate={:.0} ping_max={:.2} ping_p99={:.2} ping_over10={} pings={} lat_max={lat_max} events={events} tick_max_ms={:.2} tick_p99_ms={:.2}",
+        back as f64 / secs,
+        pings.max,
+        pings.p99,
+        pings.over10,
+        pings.sent,
+        tick_max_us / 1000.0,
+        tick_p99_us / 1000.0,
+    );
+}
+
+fn expire_llen(c: &mut Connection) -> usize {
+    redis::cmd("LLEN").arg(EXPIRE_QUEUE).query(c).expect("LLEN")
+}
+
+fn expire_floor(port: u16, jobs: usize) {
+    let mut c = connect(&client(port));
+    // Everything the writes need, read up front: each worker's record (the
+    // job it holds) and in-flight entry (rewritten as the tombstone).
+    let mut plan: Vec<(String, String, String, Vec<u8>)> = Vec::with_capacity(jobs);
+    for chunk in (0..jobs).collect::<Vec<_>>().chunks(1000) {
+        let mut p = redis::pipe();
+        for &i in chunk {
+            let w = expire_worker(i);
+            p.cmd("GET").arg(format!("{EXPIRE_NS}:worker:{w}:q"));
+            p.cmd("GET").arg(format!("{EXPIRE_NS}:tq:inflight:{w}"));
+        }
+        let got: Vec<(String, Vec<u8>)> = p
+            .query::<Vec<Value>>(&mut c)
+            .expect("GET")
+            .chunks(2)
+            .map(|pair| {
+                let record: String = redis::from_redis_value(pair[0].clone()).expect("record");
+                let entry: Vec<u8> = redis::from_redis_value(pair[1].clone()).expect("in-flight entry");
+                (record, entry)
+            })
+            .collect();
+        for (&i, (record, entry)) in chunk.iter().zip(got) {
+            let v: serde_json::Value = serde_json::from_str(&record).expect("record is JSON");
+            let payload = serde_json::to_string(&v["payload"]).expect("payload");
+            plan.push((expire_worker(i), record, payload, entry));
+        }
+    }
+    let tombstone_at = (now_us() / 1000 + 24 * 3600 * 1000).to_string();
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut c).expect("RESETSTAT");
+    let t0 = Instant::now();
+    for chunk in plan.chunks(250) {
+        let mut p = redis::pipe();
+        for (w, _, payload, entry) in chunk {
+            p.cmd("ZREM").arg(EXPIRE_LEASES).arg(w).ignore();
+            p.cmd("LPUSH").arg(EXPIRE_QUEUE).arg(payload).ignore();
+            p.cmd("HSET").arg(format!("{EXPIRE_NS}:tq:deliveries")).arg(payload).arg(1).ignore();
+            p.cmd("DEL").arg(format!("{EXPIRE_NS}:worker:{w}:q")).ignore();
+            p.cmd("SET").arg(format!("{EXPIRE_NS}:tq:inflight:{w}")).arg(entry).arg("PXAT").arg(&tombstone_at).ignore();
+        }
+        p.query::<()>(&mut c).expect("floor pipeline");
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut c).expect("INFO");
+    let server_us: f64 = stats
+        .lines()
+        .filter(|l| ["zrem", "lpush", "hset", "del", "set"].iter().any(|cmd| l.starts_with(&format!("cmdstat_{cmd}:"))))
+        .filter_map(|l| l.split(',').find_map(|kv| kv.strip_prefix("usec=")).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    let back = expire_llen(&mut c);
+    println!("back={back} rate={:.0} server_rate={:.0}", back as f64 / wall, back as f64 / (server_us / 1e6).max(1e-9));
 }
 
 // ------------------------------------------------------------ queue depth

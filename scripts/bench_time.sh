@@ -19,16 +19,22 @@
 #      16 commands per round trip): two servers alive side by side, one drain
 #      run of 200k cycles each, then alternating steady rounds (the queue kept
 #      at its depth), so machine noise hits both depths alike;
-#   5. the timer with many namespaces: 100,000 namespaces with one job due in
+#   5. lease expiry: 100,000 jobs each held by a worker of its own (as when
+#      that many workers die at once), the server held (DEBUG SLEEP) until
+#      every lease has run out; the timer gives them all back (jobs/s, its
+#      longest tick, a 1 ms PING thread), against the same writes as plain
+#      commands from a client that knows every key (server time);
+#   6. the timer with many namespaces: 100,000 namespaces with one job due in
 #      a day each (idle server CPU over 10 s, then PING round trips over 10 s,
 #      the timer's visits per second), and 10,000 namespaces with a job due
 #      in the same second (all promoted; the timer's longest tick).
 # The measuring is done by scripts/bench_time.rs (example `bench-time`).
 #
 # Env: QUICK=1 (shorter: 3 s pickup, 600 delayed jobs over 3 s, 200k promoted,
-#      depth 1M, 100k cycles, 20,000 idle namespaces over 3 s, 2,000 due),
+#      depth 1M, 100k cycles, 20,000 leases, 20,000 idle namespaces over
+#      3 s, 2,000 due),
 #      REPS (runs of each benchmark, default 2),
-#      ONLY="pickup lateness promote depth namespaces" (a subset),
+#      ONLY="pickup lateness promote expire depth namespaces" (a subset),
 #      PERF=1 (perf profile of the server during the first timer promotion,
 #      printed to stderr), KV (a file to write every figure to as
 #      <name>.<key>,<run>=<value> lines, for scripts/bench_all.sh's table).
@@ -37,15 +43,15 @@ cd "$(dirname "$0")/.."
 
 QUICK=${QUICK:-0}
 REPS=${REPS:-2}
-ONLY=${ONLY:-pickup lateness promote depth namespaces}
+ONLY=${ONLY:-pickup lateness promote expire depth namespaces}
 PERF=${PERF:-0}
 RATE=1000
 WORKERS=4
 if [ "$QUICK" = 1 ]; then
-  PICK_SECS=3 LATE_JOBS=600 LATE_SPREAD_MS=3000 PROMO_JOBS=200000 DEEP=1000000 CYCLES=100000
+  PICK_SECS=3 LATE_JOBS=600 LATE_SPREAD_MS=3000 PROMO_JOBS=200000 DEEP=1000000 CYCLES=100000 LEASES=20000
   NS_IDLE=20000 NS_SECS=3 NS_DUE=2000
 else
-  PICK_SECS=10 LATE_JOBS=2000 LATE_SPREAD_MS=10000 PROMO_JOBS=1000000 DEEP=10000000 CYCLES=200000
+  PICK_SECS=10 LATE_JOBS=2000 LATE_SPREAD_MS=10000 PROMO_JOBS=1000000 DEEP=10000000 CYCLES=200000 LEASES=100000
   NS_IDLE=100000 NS_SECS=10 NS_DUE=10000
 fi
 LATE_LEAD_MS=1500
@@ -162,6 +168,23 @@ for rep in $(seq "$REPS"); do
       esac
       noise_take "$variant" "$rep"
       [ "$profile" = 1 ] && perf_stop
+      stop
+    done
+  fi
+done
+for rep in $(seq "$REPS"); do
+  if [[ " $ONLY " == *" expire "* ]]; then
+    for variant in expire expire_floor; do
+      say "run $rep: lease expiry of $LEASES jobs, $variant (filling...)"
+      # DEBUG SLEEP holds the server until every lease has run out.
+      start 1 --enable-debug-command yes
+      measure "fill_$variant" "$rep" "$BT" expire-fill "$PORT" "$LEASES"
+      noise_mark
+      case $variant in
+        expire) measure "$variant" "$rep" "$BT" expire-auto "$PORT" "$LEASES" ;;
+        expire_floor) measure "$variant" "$rep" "$BT" expire-floor "$PORT" "$LEASES" ;;
+      esac
+      noise_take "$variant" "$rep"
       stop
     done
   fi
@@ -332,6 +355,28 @@ if [[ " $ONLY " == *" promote "* ]]; then
   row "timer batch 250 / client loop" "jobs/s" "" c_r_tm
   mk r_fl 'ratio "${R[floor.server_rate,$1]}" "${R[auto250.rate,$1]}"'
   row "floor (server time) / timer batch 250" "jobs/s" "" c_r_fl
+fi
+
+if [[ " $ONLY " == *" expire "* ]]; then
+  X="lease expiry: $(num "$LEASES") jobs, each held by a worker of its own, every lease run out at once"
+  mk x_fill 'echo "${R[fill_expire.take_s,$1]} / ${R[fill_expire.fill_s,$1]}"'
+  mk x_rate 'v expire.rate $1'
+  mk x_total 'v expire.total_s $1'
+  mk x_ping 'echo "${R[expire.ping_max,$1]} / ${R[expire.ping_p99,$1]} (${R[expire.ping_over10,$1]} of ${R[expire.pings,$1]})"'
+  mk x_tick 'echo "${R[expire.tick_p99_ms,$1]} / ${R[expire.tick_max_ms,$1]}"'
+  mk x_done 'echo "${R[expire.back,$1]}/${R[expire.due,$1]} due, leases left ${R[expire.leases_left,$1]}"'
+  mk x_noise 'v expire.others_cores $1'
+  mk x_floor 'echo "$(num "${R[expire_floor.server_rate,$1]}") / $(num "${R[expire_floor.rate,$1]}")"'
+  mk x_ratio 'ratio "${R[expire.rate,$1]}" "${R[expire_floor.server_rate,$1]}"'
+  row "$X: fill (TQ.ENQUEUE, then TQ.POP ... LEASE 5000 by as many workers)" "take s / fill s" "" c_x_fill
+  row "timer" "time to all back in the queue, s" "" c_x_total
+  row "" "jobs/s" "" c_x_rate
+  row "" "client PING max / p99 ms (PINGs > 10 ms of sent, 1/ms)" "≤ 10" c_x_ping
+  row "" "timer tick ms, p99 / longest (INFO tq timer_tick_us)" "≤ 5" c_x_tick
+  row "" "jobs back / leases due" "all" c_x_done
+  row "" "other processes' CPU during the run, cores" "~0" c_x_noise
+  row "floor: the same writes as plain commands (ZREM, LPUSH, HSET, DEL, SET PXAT a job) from a client that knows every key" "jobs/s, server time / wall" "" c_x_floor
+  row "timer / floor (server time)" "jobs/s" "" c_x_ratio
 fi
 
 if [[ " $ONLY " == *" depth "* ]]; then

@@ -147,6 +147,57 @@ impl Handles {
     }
 }
 
+impl Handle {
+    /// The key as opened (None: read, and absent).
+    fn key(&self) -> Option<&Key> {
+        self.open.as_ref().and_then(|(k, _)| k.as_ref())
+    }
+
+    /// The key opened for writing (see `Handles::opened`).
+    fn written(&self) -> Result<&Key> {
+        self.key().ok_or_else(cannot_open)
+    }
+}
+
+impl Handles {
+    /// The handle of `key` after the ACL check, its key open: for writing
+    /// when `write` (or when the plan said it will write it), else for
+    /// reading. One lookup serves the key and its name, and borrows only
+    /// the handles, so the caller may replicate while it holds them.
+    fn opened(
+        &mut self,
+        ctx: rm::Ctx,
+        user: Option<&User>,
+        trusted: Option<&[u8]>,
+        key: &[u8],
+        write: bool,
+    ) -> Result<&mut Handle> {
+        let h = self.get(key)?;
+        verify(user, trusted, h, key, write)?;
+        let write = write || h.writing;
+        let reopen = match &h.open {
+            None => true,
+            Some((_, was_write)) => write && !was_write,
+        };
+        if reopen {
+            h.open = None; // close a read handle before opening for writing
+            let k = Key::open(ctx, &h.name, write);
+            if write && k.is_none() {
+                return Err(cannot_open());
+            }
+            h.open = Some((k, write));
+        }
+        Ok(h)
+    }
+}
+
+/// The handle of `key` opened for writing, borrowing only `$s.handles`.
+macro_rules! written {
+    ($s:ident, $key:expr) => {
+        &*$s.handles.opened($s.ctx, $s.user.as_ref(), $s.trusted.as_deref(), $key, true)?
+    };
+}
+
 /// The caller's ACL verdict on a key, asked once per key and access (a
 /// key the plan writes is checked for writing only: that covers its reads).
 fn verify(user: Option<&User>, trusted: Option<&[u8]>, h: &mut Handle, key: &[u8], write: bool) -> Result<()> {
@@ -192,6 +243,15 @@ fn oom() -> TqError {
     TqError::Internal("could not allocate a Redis string".into())
 }
 
+/// SET's effect on a key open for writing: the value replaced, any expiry
+/// dropped.
+fn set_value(k: &Key, value: &RStr) -> Result<()> {
+    if !k.string_replace(value) || (k.expire_at().is_some() && !k.persist()) {
+        return Err(TqError::Internal("string set failed".into()));
+    }
+    Ok(())
+}
+
 fn cannot_open() -> TqError {
     TqError::Internal("could not open a key".into())
 }
@@ -230,11 +290,6 @@ impl RedisStore {
         }
     }
 
-    /// The handle of `key`, created on first use.
-    fn handle(&mut self, key: &[u8]) -> Result<&mut Handle> {
-        self.handles.get(key)
-    }
-
     /// ACL check, remembered per key and access.
     fn check(&mut self, key: &[u8], write: bool) -> Result<()> {
         let h = self.handles.get(key)?;
@@ -244,23 +299,8 @@ impl RedisStore {
     /// The open key after the ACL check: for writing when `write`, else for
     /// reading (None when the key does not exist).
     fn open(&mut self, key: &[u8], write: bool) -> Result<Option<&Key>> {
-        let ctx = self.ctx;
-        let h = self.handles.get(key)?;
-        verify(self.user.as_ref(), self.trusted.as_deref(), h, key, write)?;
-        let write = write || h.writing;
-        let reopen = match &h.open {
-            None => true,
-            Some((_, was_write)) => write && !was_write,
-        };
-        if reopen {
-            h.open = None; // close a read handle before opening for writing
-            let k = Key::open(ctx, &h.name, write);
-            if write && k.is_none() {
-                return Err(cannot_open());
-            }
-            h.open = Some((k, write));
-        }
-        Ok(h.open.as_ref().and_then(|(k, _)| k.as_ref()))
+        let h = self.handles.opened(self.ctx, self.user.as_ref(), self.trusted.as_deref(), key, write)?;
+        Ok(h.key())
     }
 
     fn open_write(&mut self, key: &[u8]) -> Result<&Key> {
@@ -325,7 +365,14 @@ impl RedisStore {
             && self.out.deferred.is_none()
             && crate::waiters::any()
             && effects.iter().any(|e| {
-                matches!(e, Effect::RPush { .. } | Effect::LPush { .. } | Effect::RPushMany { .. } | Effect::Del { .. })
+                matches!(
+                    e,
+                    Effect::RPush { .. }
+                        | Effect::LPush { .. }
+                        | Effect::RPushMany { .. }
+                        | Effect::LPushMany { .. }
+                        | Effect::Del { .. }
+                )
             })
         {
             crate::waiters::wake(self.ctx, Some(self.db));
@@ -398,23 +445,21 @@ impl RedisStore {
         match e {
             Effect::RPush { key, value } => {
                 let v = RStr::new(ctx, value).ok_or_else(oom)?;
-                let k = self.open_write(key)?;
-                if !k.list_push_tail(&v) {
+                let h = written!(self, key);
+                if !h.written()?.list_push_tail(&v) {
                     return Err(TqError::Internal("list push failed".into()));
                 }
-                let name = &self.handles.get(key)?.name;
-                rm::notify(ctx, LIST, c"rpush", name);
-                self.out.strs(c"RPUSH", &[name, &v]);
+                rm::notify(ctx, LIST, c"rpush", &h.name);
+                self.out.strs(c"RPUSH", &[&h.name, &v]);
             }
             Effect::LPush { key, value } => {
                 let v = RStr::new(ctx, value).ok_or_else(oom)?;
-                let k = self.open_write(key)?;
-                if !k.list_push_head(&v) {
+                let h = written!(self, key);
+                if !h.written()?.list_push_head(&v) {
                     return Err(TqError::Internal("list push failed".into()));
                 }
-                let name = &self.handles.get(key)?.name;
-                rm::notify(ctx, LIST, c"lpush", name);
-                self.out.strs(c"LPUSH", &[name, &v]);
+                rm::notify(ctx, LIST, c"lpush", &h.name);
+                self.out.strs(c"LPUSH", &[&h.name, &v]);
             }
             Effect::RPushMany { key, values } => {
                 let mut args = Vec::with_capacity(values.len() + 1);
@@ -430,6 +475,57 @@ impl RedisStore {
                 let name = &self.handles.get(key)?.name;
                 rm::notify(ctx, LIST, c"rpush", name);
                 self.out.vec(c"RPUSH", args);
+            }
+            Effect::LPushMany { key, values } => {
+                let mut args = Vec::with_capacity(values.len() + 1);
+                args.push(crate::names::get(key).ok_or_else(oom)?);
+                let k = self.open_write(key)?;
+                for value in values {
+                    let v = RStr::new(ctx, value).ok_or_else(oom)?;
+                    if !k.list_push_head(&v) {
+                        return Err(TqError::Internal("list push failed".into()));
+                    }
+                    args.push(v);
+                }
+                if let (Some(name), true) = (args.first(), args.len() > 1) {
+                    rm::notify(ctx, LIST, c"lpush", name);
+                    self.out.vec(c"LPUSH", args);
+                }
+            }
+            Effect::ZRemMany { key, members } => {
+                let mut args = Vec::with_capacity(members.len() + 1);
+                args.push(crate::names::get(key).ok_or_else(oom)?);
+                let k = self.open_write(key)?;
+                for member in members {
+                    let m = RStr::new(ctx, member).ok_or_else(oom)?;
+                    if k.zset_rem(&m) {
+                        args.push(m);
+                    }
+                }
+                // As ZREM: one event, and only for members that were there.
+                if let (Some(name), true) = (args.first(), args.len() > 1) {
+                    rm::notify(ctx, raw::REDISMODULE_NOTIFY_ZSET, c"zrem", name);
+                    if k.kind() == KeyType::Empty {
+                        rm::notify(ctx, GENERIC, c"del", name);
+                    }
+                    self.out.vec(c"ZREM", args);
+                }
+            }
+            Effect::HSetMany { key, pairs } => {
+                let mut args = Vec::with_capacity(2 * pairs.len() + 1);
+                args.push(crate::names::get(key).ok_or_else(oom)?);
+                let k = self.open_write(key)?;
+                for (field, value) in pairs {
+                    let f = RStr::new(ctx, field).ok_or_else(oom)?;
+                    let v = RStr::new(ctx, value).ok_or_else(oom)?;
+                    k.hash_set(&f, Some(&v));
+                    args.push(f);
+                    args.push(v);
+                }
+                if let (Some(name), true) = (args.first(), args.len() > 1) {
+                    rm::notify(ctx, raw::REDISMODULE_NOTIFY_HASH, c"hset", name);
+                    self.out.vec(c"HSET", args);
+                }
             }
             Effect::RemoveMarkers { .. } => {
                 return Err(TqError::Internal("markers are removed by apply_all".into()));
@@ -458,15 +554,15 @@ impl RedisStore {
                 }
             }
             Effect::LPop { key } => {
-                let k = self.open_write(key)?;
+                let h = written!(self, key);
+                let k = h.written()?;
                 if k.list_pop_head(ctx) {
                     let emptied = k.kind() == KeyType::Empty;
-                    let name = &self.handles.get(key)?.name;
-                    rm::notify(ctx, LIST, c"lpop", name);
+                    rm::notify(ctx, LIST, c"lpop", &h.name);
                     if emptied {
-                        rm::notify(ctx, GENERIC, c"del", name);
+                        rm::notify(ctx, GENERIC, c"del", &h.name);
                     }
-                    self.out.strs(c"LPOP", &[name]);
+                    self.out.strs(c"LPOP", &[&h.name]);
                 }
             }
             Effect::SAdd { key, member } => {
@@ -501,31 +597,31 @@ impl RedisStore {
             }
             Effect::ZAdd { key, score, member } => {
                 let m = RStr::new(ctx, member).ok_or_else(oom)?;
-                if self.open_write(key)?.zset_add(*score as f64, &m) {
-                    let name = &self.handles.get(key)?.name;
-                    rm::notify(ctx, raw::REDISMODULE_NOTIFY_ZSET, c"zadd", name);
+                let h = written!(self, key);
+                if h.written()?.zset_add(*score as f64, &m) {
+                    rm::notify(ctx, raw::REDISMODULE_NOTIFY_ZSET, c"zadd", &h.name);
                     self.out.bytes(c"ZADD", &[key, score.to_string().as_bytes(), member]);
                 }
             }
             Effect::ZRem { key, member } => {
                 let m = RStr::new(ctx, member).ok_or_else(oom)?;
-                let k = self.open_write(key)?;
+                let h = written!(self, key);
+                let k = h.written()?;
                 if k.zset_rem(&m) {
                     let emptied = k.kind() == KeyType::Empty;
-                    let name = &self.handles.get(key)?.name;
-                    rm::notify(ctx, raw::REDISMODULE_NOTIFY_ZSET, c"zrem", name);
+                    rm::notify(ctx, raw::REDISMODULE_NOTIFY_ZSET, c"zrem", &h.name);
                     if emptied {
-                        rm::notify(ctx, GENERIC, c"del", name);
+                        rm::notify(ctx, GENERIC, c"del", &h.name);
                     }
                     self.out.bytes(c"ZREM", &[key, member]);
                 }
             }
             Effect::Set { key, value } => {
                 let v = RStr::new(ctx, value).ok_or_else(oom)?;
-                self.set_string(key, &v)?;
-                let name = &self.handles.get(key)?.name;
-                rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", name);
-                self.out.strs(c"SET", &[name, &v]);
+                let h = written!(self, key);
+                set_value(h.written()?, &v)?;
+                rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", &h.name);
+                self.out.strs(c"SET", &[&h.name, &v]);
             }
             Effect::SetPxAt { key, value, at_ms } => {
                 let v = RStr::new(ctx, value).ok_or_else(oom)?;
@@ -555,8 +651,9 @@ impl RedisStore {
                 let mut values = Vec::with_capacity(pairs.len());
                 for (key, value) in pairs {
                     let v = RStr::new(ctx, value).ok_or_else(oom)?;
-                    self.set_string(key, &v)?;
-                    rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", &self.handles.get(key)?.name);
+                    let h = written!(self, key);
+                    set_value(h.written()?, &v)?;
+                    rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", &h.name);
                     values.push(v);
                 }
                 let mut args = Vec::with_capacity(pairs.len() * 2);
@@ -570,7 +667,7 @@ impl RedisStore {
                 let mut args = Vec::with_capacity(pairs.len() * 2);
                 for (key, value) in pairs {
                     let v = RStr::new(ctx, value).ok_or_else(oom)?;
-                    self.set_string(key, &v)?;
+                    set_value(self.open_write(key)?, &v)?;
                     let name = crate::names::get(key).ok_or_else(oom)?;
                     rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", &name);
                     args.push(name);
@@ -593,7 +690,8 @@ impl RedisStore {
                 }
             }
             Effect::Incr { key } => {
-                let k = self.open_write(key)?;
+                let h = written!(self, key);
+                let k = h.written()?;
                 let ok = match k.kind() {
                     KeyType::Empty => RStr::new(ctx, b"1").is_some_and(|one| k.string_set(&one)),
                     KeyType::String => {
@@ -605,17 +703,16 @@ impl RedisStore {
                 if !ok {
                     return Err(TqError::Internal("increment failed".into()));
                 }
-                let name = &self.handles.get(key)?.name;
-                rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"incrby", name);
-                self.out.strs(c"INCR", &[name]);
+                rm::notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"incrby", &h.name);
+                self.out.strs(c"INCR", &[&h.name]);
             }
             Effect::HSet { key, field, value } => {
                 let f = RStr::new(ctx, field).ok_or_else(oom)?;
                 let v = RStr::new(ctx, value).ok_or_else(oom)?;
-                self.open_write(key)?.hash_set(&f, Some(&v));
-                let name = &self.handles.get(key)?.name;
-                rm::notify(ctx, raw::REDISMODULE_NOTIFY_HASH, c"hset", name);
-                self.out.strs(c"HSET", &[name, &f, &v]);
+                let h = written!(self, key);
+                h.written()?.hash_set(&f, Some(&v));
+                rm::notify(ctx, raw::REDISMODULE_NOTIFY_HASH, c"hset", &h.name);
+                self.out.strs(c"HSET", &[&h.name, &f, &v]);
             }
             Effect::HDel { key, field } => self.hash_delete(key, std::slice::from_ref(field))?,
             Effect::HDelMany { key, fields } => self.hash_delete(key, fields)?,
@@ -649,15 +746,6 @@ impl RedisStore {
         }
         if !deleted.is_empty() {
             self.out.vec(c"DEL", deleted);
-        }
-        Ok(())
-    }
-
-    /// SET's effect: the value replaced, any expiry dropped.
-    fn set_string(&mut self, key: &[u8], value: &RStr) -> Result<()> {
-        let k = self.open_write(key)?;
-        if !k.string_replace(value) || (k.expire_at().is_some() && !k.persist()) {
-            return Err(TqError::Internal("string set failed".into()));
         }
         Ok(())
     }
@@ -725,8 +813,9 @@ impl Store for RedisStore {
     }
 
     fn will_write(&mut self, key: &[u8]) -> Result<()> {
-        self.check(key, true)?;
-        self.handle(key)?.writing = true;
+        let h = self.handles.get(key)?;
+        verify(self.user.as_ref(), self.trusted.as_deref(), h, key, true)?;
+        h.writing = true;
         Ok(())
     }
 

@@ -400,3 +400,53 @@ fn a_promoted_replica_with_the_module_keeps_working() {
     assert!(!stats.iter().any(|s| s.starts_with("tq.")), "{stats:?}");
     assert_no_errors_from_primary(&follower);
 }
+
+/// Many leases running out at once (as when that many workers die): the
+/// timer gives every job back in rounds whose writes are gathered into a
+/// few commands per key, the jobs in the order one command a job would
+/// leave them, and a replica without the module follows.
+#[test]
+fn a_burst_of_expired_leases_replicates_in_gathered_commands() {
+    let primary = start_primary(&[]);
+    let replica = replica_of(&primary, false);
+    let mut p = primary.conn();
+    let mut r = replica.conn();
+    let n = ns("burst");
+    let jobs = 300;
+    for i in 0..jobs {
+        p.ok(&["TQ.ENQUEUE", &n, "q", "Job", &format!("[{i}]")]);
+    }
+    for i in 0..jobs {
+        let taken = p.ok(&["TQ.POP", &n, &format!("w{i}"), "q", "LEASE", "1000"]);
+        assert!(!matches!(taken, Value::Nil), "job {i} taken");
+    }
+    // Leases in the order they run out (deadline, then name).
+    let order = p.list(&["ZRANGE", &format!("{n}:tq:leases"), "0", "-1"]);
+    assert_eq!(order.len(), jobs as usize);
+    // Held past every lease: the timer then finds them all due at once.
+    p.ok(&["DEBUG", "SLEEP", "1.5"]);
+    let queue = format!("{n}:queue:q");
+    wait_until(30, "every job back in its queue", || p.int(&["LLEN", &queue]) == jobs);
+    // Given back in the order the leases run out, each to the head: the
+    // last to run out ends first, as one LPUSH a job would leave them.
+    let back = p.lrange(&queue);
+    let args: Vec<String> = back
+        .iter()
+        .map(|j| serde_json::from_str::<serde_json::Value>(j).expect("payload")["args"][0].to_string())
+        .collect();
+    let want: Vec<String> =
+        order.iter().rev().map(|w| String::from_utf8_lossy(w).trim_start_matches('w').to_string()).collect();
+    assert_eq!(args, want, "jobs in the order one command a job would leave them");
+    wait_replicated(&mut p);
+    assert_eq!(r.digest(), p.digest(), "DEBUG DIGEST differs between primary and replica");
+    // The replica ran a few LPUSHes, not one a job.
+    let stats = r.string(&["INFO", "commandstats"]).unwrap_or_default();
+    let lpushes: i64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_lpush:calls="))
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!((1..jobs / 10).contains(&lpushes), "{lpushes} LPUSHes replicated for {jobs} jobs given back");
+    assert_no_errors_from_primary(&replica);
+}
