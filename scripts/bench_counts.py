@@ -17,6 +17,9 @@ Workloads (each on a fresh server, counted after a warm-up):
   promotion      TQ.PROMOTE LIMIT 1000 vs the layout's plain writes, and
                  those made by the C module (scripts/bench_time.rs
                  promote-manual / promote-floor / promote-cfloor)
+  lease expiry   the timer giving back jobs whose leases all ran out at
+                 once vs the same writes as plain commands
+                 (scripts/bench_time.rs expire-auto / expire-floor)
 
 usage: bench_counts.py <libtq.so> <bench-cycle> <bench-time> <floor.so> <out.md>
 Env: COUNT_JOBS (take+complete jobs, default 4000).
@@ -64,14 +67,14 @@ def cli(port, *args):
 class Server:
     """redis-server under callgrind, counting only between zero() and dump()."""
 
-    def __init__(self, module, *more):
+    def __init__(self, module, *more, args=()):
         self.dir = tempfile.mkdtemp(prefix="tq-counts-")
         self.port = free_port()
         self.out = os.path.join(self.dir, "cg.out")
         self.proc = subprocess.Popen(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={self.out}", "--dump-instr=no",
              "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir, "--loadmodule", module, *[a for m in more for a in ("--loadmodule", m)]],
+             "--dir", self.dir, "--loadmodule", module, *[a for m in more for a in ("--loadmodule", m)], *args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(300):
             if cli(self.port, "ping").strip() == "PONG":
@@ -211,6 +214,23 @@ for label, mode in [("TQ.PROMOTE LIMIT 1000 (client loop)", "promote-manual"),
         s.stop()
     promo.append((label, {"instructions": total / PROMO, **{lab: calls[name] / PROMO for name, lab in CALLS}}))
 rows.append((f"promotion of {PROMO:,} due jobs (20 buckets)", promo))
+
+# Lease expiry: the fill (jobs queued and taken) is not counted.
+LEASES = 3000
+expiry = []
+for label, mode in [("the timer giving the jobs back (rounds of 62)", "expire-auto"),
+                    ("the same writes as plain commands (floor)", "expire-floor")]:
+    s = Server(MODULE, args=("--enable-debug-command", "yes"))
+    try:
+        subprocess.run([BTIME, "expire-fill", str(s.port), str(LEASES)], capture_output=True, check=True)
+        s.zero()
+        args = [BTIME, mode, str(s.port), str(LEASES)] + (["quiet"] if mode == "expire-auto" else [])
+        subprocess.run(args, capture_output=True, check=True)
+        total, calls = parse(s.dump())
+    finally:
+        s.stop()
+    expiry.append((label, {"instructions": total / LEASES, **{lab: calls[name] / LEASES for name, lab in CALLS}}))
+rows.append((f"lease expiry of {LEASES:,} jobs at once (each held by a worker of its own)", expiry))
 
 labels = ["instructions"] + [label for _, label in CALLS]
 with open(OUT, "w") as f:

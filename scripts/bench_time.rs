@@ -34,11 +34,12 @@
 //! - `expire-fill <port> <jobs>`: `jobs` jobs queued (`TQ.ENQUEUE`), then
 //!   each taken by a worker of its own (`TQ.POP ... LEASE 5000`, as many
 //!   workers crashing at once leave them), pipelined.
-//! - `expire-auto <port> <jobs>`: holds the server (`DEBUG SLEEP`) until
-//!   every lease of the fill has run out, so the timer finds them all due at
-//!   once; then, with a 1 ms PING thread, polls `LLEN` until every job is
-//!   back in its queue: time, the PINGs' round trips and the timer's longest
-//!   tick.
+//! - `expire-auto <port> <jobs> [quiet]`: holds the server (`DEBUG SLEEP`)
+//!   until every lease of the fill has run out, so the timer finds them all
+//!   due at once; then, with a 1 ms PING thread, polls `LLEN` until every
+//!   job is back in its queue: time, the PINGs' round trips and the timer's
+//!   longest tick. `quiet`: no PINGs, `LLEN` every 50 ms (for counting the
+//!   server's work).
 //! - `expire-floor <port> <jobs>`: the same writes as plain commands from a
 //!   client that already knows every key (read first, not timed): per job
 //!   `ZREM` of the lease, `LPUSH` of the job to its queue, `HSET` of its
@@ -134,7 +135,7 @@ fn main() {
         "promote-floor" => promote_floor(port, num(3) as usize),
         "promote-cfloor" => promote_cfloor(port, num(3) as usize),
         "expire-fill" => expire_fill(port, num(3) as usize),
-        "expire-auto" => expire_auto(port, num(3) as usize),
+        "expire-auto" => expire_auto(port, num(3) as usize, a.get(4).is_some_and(|q| q == "quiet")),
         "expire-floor" => expire_floor(port, num(3) as usize),
         "depth-fill" => depth_fill(port, num(3) as usize),
         "ns-idle" => ns_idle(port, num(3) as usize, num(4)),
@@ -690,7 +691,7 @@ fn expire_fill(port: u16, jobs: usize) {
     println!("fill_s={:.1} take_s={take_s:.2} taken={taken}", start.elapsed().as_secs_f64());
 }
 
-fn expire_auto(port: u16, jobs: usize) {
+fn expire_auto(port: u16, jobs: usize, quiet: bool) {
     let cl = client(port);
     let mut c = connect(&cl);
     assert_eq!(expire_llen(&mut c), 0, "every job must be taken");
@@ -700,14 +701,18 @@ fn expire_auto(port: u16, jobs: usize) {
     let due: usize =
         redis::cmd("ZCOUNT").arg(EXPIRE_LEASES).arg("-inf").arg(now_us() / 1000).query(&mut c).expect("ZCOUNT");
     latency_setup(&mut c);
-    let pinger = Pinger::start(&cl);
+    let pinger = (!quiet).then(|| Pinger::start(&cl));
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(300);
+    let poll = Duration::from_millis(if quiet { 50 } else { 1 });
     while expire_llen(&mut c) < jobs && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(1));
+        thread::sleep(poll);
     }
     let secs = t0.elapsed().as_secs_f64();
-    let pings = pinger.finish();
+    let pings = match pinger {
+        Some(p) => p.finish(),
+        None => Pings { max: f64::NAN, p99: f64::NAN, over10: 0, sent: 0 },
+    };
     let (events, lat_max) = latency_latest(&mut c);
     let back = expire_llen(&mut c);
     let left: usize = redis::cmd("ZCARD").arg(EXPIRE_LEASES).query(&mut c).expect("ZCARD");
