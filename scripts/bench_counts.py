@@ -197,40 +197,40 @@ for title, cases in [
 ]:
     rows.append((title, [(label, measure(mod, warm, run, n, *fill)) for label, mod, warm, run, n, *fill in cases]))
 
+
+def moves(fill, cases, n, server):
+    """Each case's run counted per job on a fresh server (`server()`), after
+    the `fill` command of bench-time (not counted)."""
+    out = []
+    for label, run in cases:
+        s = server()
+        try:
+            subprocess.run([BTIME, fill[0], str(s.port), *fill[1:]], capture_output=True, check=True)
+            s.zero()
+            subprocess.run([BTIME, run[0], str(s.port), *run[1:]], capture_output=True, check=True)
+            total, calls = parse(s.dump())
+        finally:
+            s.stop()
+        out.append((label, {"instructions": total / n, **{lab: calls[name] / n for name, lab in CALLS}}))
+    return out
+
+
 # Promotion: the fill is not counted, only the moves.
 PROMO = 20000
-promo = []
-for label, mode in [("TQ.PROMOTE LIMIT 1000 (client loop)", "promote-manual"),
-                    ("C module: the same writes, FLOOR.PROMOTE a bucket", "promote-cfloor"),
-                    ("the layout's plain writes (floor)", "promote-floor")]:
-    s = Server(MODULE, FLOOR)
-    try:
-        subprocess.run([BTIME, "promote-fill", str(s.port), str(PROMO), "20"], capture_output=True, check=True)
-        s.zero()
-        args = [BTIME, mode, str(s.port), str(PROMO)] + (["1000"] if mode == "promote-manual" else [])
-        subprocess.run(args, capture_output=True, check=True)
-        total, calls = parse(s.dump())
-    finally:
-        s.stop()
-    promo.append((label, {"instructions": total / PROMO, **{lab: calls[name] / PROMO for name, lab in CALLS}}))
-rows.append((f"promotion of {PROMO:,} due jobs (20 buckets)", promo))
+rows.append((f"promotion of {PROMO:,} due jobs (20 buckets)", moves(
+    ["promote-fill", str(PROMO), "20"],
+    [("TQ.PROMOTE LIMIT 1000 (client loop)", ["promote-manual", str(PROMO), "1000"]),
+     ("C module: the same writes, FLOOR.PROMOTE a bucket", ["promote-cfloor", str(PROMO)]),
+     ("the layout's plain writes (floor)", ["promote-floor", str(PROMO)])],
+    PROMO, lambda: Server(MODULE, FLOOR))))
 
 # Lease expiry: the fill (jobs queued and taken) is not counted.
 LEASES = 3000
-expiry = []
-for label, mode in [("the timer giving the jobs back (rounds of 62)", "expire-auto"),
-                    ("the same writes as plain commands (floor)", "expire-floor")]:
-    s = Server(MODULE, args=("--enable-debug-command", "yes"))
-    try:
-        subprocess.run([BTIME, "expire-fill", str(s.port), str(LEASES)], capture_output=True, check=True)
-        s.zero()
-        args = [BTIME, mode, str(s.port), str(LEASES)] + (["quiet"] if mode == "expire-auto" else [])
-        subprocess.run(args, capture_output=True, check=True)
-        total, calls = parse(s.dump())
-    finally:
-        s.stop()
-    expiry.append((label, {"instructions": total / LEASES, **{lab: calls[name] / LEASES for name, lab in CALLS}}))
-rows.append((f"lease expiry of {LEASES:,} jobs at once (each held by a worker of its own)", expiry))
+rows.append((f"lease expiry of {LEASES:,} jobs at once (each held by a worker of its own)", moves(
+    ["expire-fill", str(LEASES)],
+    [("the timer giving the jobs back (rounds of 62)", ["expire-auto", str(LEASES), "quiet"]),
+     ("the same writes as plain commands (floor)", ["expire-floor", str(LEASES)])],
+    LEASES, lambda: Server(MODULE, args=("--enable-debug-command", "yes")))))
 
 labels = ["instructions"] + [label for _, label in CALLS]
 with open(OUT, "w") as f:

@@ -590,15 +590,21 @@ fn promote_floor(port: u16, jobs: usize) {
     report_floor(&mut c, jobs, t0.elapsed().as_secs_f64(), &["sadd", "rpush", "del", "zrem"]);
 }
 
-/// A promotion floor's line: jobs/s by wall time and by the server's own
-/// time for `commands` (`INFO commandstats`), and the keys left.
-fn report_floor(c: &mut Connection, jobs: usize, wall: f64, commands: &[&str]) {
+/// The server's own time (µs, `INFO commandstats`) spent in `commands`
+/// since the last `CONFIG RESETSTAT`.
+fn server_us(c: &mut Connection, commands: &[&str]) -> f64 {
     let stats: String = redis::cmd("INFO").arg("commandstats").query(c).expect("INFO");
-    let server_us: f64 = stats
+    stats
         .lines()
         .filter(|l| commands.iter().any(|cmd| l.starts_with(&format!("cmdstat_{cmd}:"))))
         .filter_map(|l| l.split(',').find_map(|kv| kv.strip_prefix("usec=")).and_then(|v| v.parse::<f64>().ok()))
-        .sum();
+        .sum()
+}
+
+/// A promotion floor's line: jobs/s by wall time and by the server's own
+/// time for `commands` (`INFO commandstats`), and the keys left.
+fn report_floor(c: &mut Connection, jobs: usize, wall: f64, commands: &[&str]) {
+    let server_us = server_us(c, commands);
     let queued = llen(c);
     let keys_left: usize = redis::cmd("DBSIZE").query(c).expect("DBSIZE");
     println!(
@@ -776,12 +782,7 @@ fn expire_floor(port: u16, jobs: usize) {
         p.query::<()>(&mut c).expect("floor pipeline");
     }
     let wall = t0.elapsed().as_secs_f64();
-    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut c).expect("INFO");
-    let server_us: f64 = stats
-        .lines()
-        .filter(|l| ["zrem", "lpush", "hset", "del", "set"].iter().any(|cmd| l.starts_with(&format!("cmdstat_{cmd}:"))))
-        .filter_map(|l| l.split(',').find_map(|kv| kv.strip_prefix("usec=")).and_then(|v| v.parse::<f64>().ok()))
-        .sum();
+    let server_us = server_us(&mut c, &["zrem", "lpush", "hset", "del", "set"]);
     let back = expire_llen(&mut c);
     println!("back={back} rate={:.0} server_rate={:.0}", back as f64 / wall, back as f64 / (server_us / 1e6).max(1e-9));
 }

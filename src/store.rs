@@ -461,35 +461,24 @@ impl RedisStore {
                 rm::notify(ctx, LIST, c"lpush", &h.name);
                 self.out.strs(c"LPUSH", &[&h.name, &v]);
             }
-            Effect::RPushMany { key, values } => {
+            Effect::RPushMany { key, values } | Effect::LPushMany { key, values } => {
+                let head = matches!(e, Effect::LPushMany { .. });
                 let mut args = Vec::with_capacity(values.len() + 1);
                 args.push(crate::names::get(key).ok_or_else(oom)?);
                 let k = self.open_write(key)?;
                 for value in values {
                     let v = RStr::new(ctx, value).ok_or_else(oom)?;
-                    if !k.list_push_tail(&v) {
+                    let pushed = if head { k.list_push_head(&v) } else { k.list_push_tail(&v) };
+                    if !pushed {
                         return Err(TqError::Internal("list push failed".into()));
                     }
                     args.push(v);
                 }
-                let name = &self.handles.get(key)?.name;
-                rm::notify(ctx, LIST, c"rpush", name);
-                self.out.vec(c"RPUSH", args);
-            }
-            Effect::LPushMany { key, values } => {
-                let mut args = Vec::with_capacity(values.len() + 1);
-                args.push(crate::names::get(key).ok_or_else(oom)?);
-                let k = self.open_write(key)?;
-                for value in values {
-                    let v = RStr::new(ctx, value).ok_or_else(oom)?;
-                    if !k.list_push_head(&v) {
-                        return Err(TqError::Internal("list push failed".into()));
-                    }
-                    args.push(v);
-                }
+                // One push of them all, as RPUSH/LPUSH with many values.
                 if let (Some(name), true) = (args.first(), args.len() > 1) {
-                    rm::notify(ctx, LIST, c"lpush", name);
-                    self.out.vec(c"LPUSH", args);
+                    let (event, cmd) = if head { (c"lpush", c"LPUSH") } else { (c"rpush", c"RPUSH") };
+                    rm::notify(ctx, LIST, event, name);
+                    self.out.vec(cmd, args);
                 }
             }
             Effect::ZRemMany { key, members } => {

@@ -1052,18 +1052,22 @@ mod tests {
         }
     }
 
+    /// A seeded xorshift: `next(n)` is a number below `n`.
+    fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        }
+    }
+
     /// Random type-consistent effect lists (strings s*, lists l*, zsets z*,
     /// sets t*) give the same data and expiries coalesced as applied one by
     /// one. The seed of a failing case is in the assertion message.
     #[test]
     fn coalescing_keeps_the_final_data() {
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let k = |p: &str, i: u64| format!("{p}{i}").into_bytes();
         let mut shortened = 0;
         for case in 0..4000 {
@@ -1113,13 +1117,7 @@ mod tests {
     /// included. The case number of a failing list is in the message.
     #[test]
     fn gathering_keeps_the_final_data() {
-        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let k = |p: &str, i: u64| format!("{p}{i}").into_bytes();
         let mut shortened = 0;
         for case in 0..4000 {
