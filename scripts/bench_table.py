@@ -396,6 +396,7 @@ for v, label in (("auto250", "module timer, tq.timer-batch 250 (default)"), ("au
 for v, label in (("auto250", "module timer, tq.timer-batch 250 (default)"), ("auto1000", "module timer, tq.timer-batch 1000")):
     row("", "timer ticks ms, p99 (INFO tq timer_tick_us, server clock)", label, num(T, f"{v}.tick_p99_ms"), digits=2)
     row("", "timer ticks ms, longest", label, num(T, f"{v}.tick_max_ms"), digits=2)
+    row("", "server main thread busy, share of the wall time from the first job promoted", label, num(T, f"{v}.busy"), digits=2)
 leases = num(T, "expire.due")
 if leases is not None:
     xlabel = f"lease expiry: {fmt(num(T, 'expire.back'))} jobs each held by a worker of its own, every lease run out at once"
@@ -411,6 +412,7 @@ if leases is not None:
     row("", "max stall ms (slowest PING, one sent every 1 ms)", "module timer", num(T, "expire.ping_max"), digits=2)
     row("", "timer ticks ms, p99 (INFO tq timer_tick_us)", "module timer", num(T, "expire.tick_p99_ms"), digits=2)
     row("", "timer ticks ms, longest", "module timer", num(T, "expire.tick_max_ms"), digits=2)
+    row("", "server main thread busy, share of the wall time", "module timer", num(T, "expire.busy"), digits=2)
 depths = sorted(int(k[len("depth") : -len(".drain.rate")]) for k in T if k.startswith("depth") and k.endswith(".drain.rate"))
 if len(depths) == 2:
     shallow, deep = depths

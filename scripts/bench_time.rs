@@ -492,11 +492,13 @@ fn promote_auto(port: u16, jobs: usize, batch: u64) {
     let t0 = Instant::now();
     let _: () = redis::cmd("CONFIG").arg("SET").arg("tq.auto-promote").arg("yes").query(&mut c).expect("CONFIG SET");
     let mut first = None;
+    let mut cpu_first = 0.0;
     let deadline = t0 + Duration::from_secs(600);
     loop {
         let n = llen(&mut c);
         if n > 0 && first.is_none() {
             first = Some(t0.elapsed());
+            cpu_first = main_cpu_s(&mut c);
         }
         if n >= jobs || Instant::now() > deadline {
             break;
@@ -504,9 +506,11 @@ fn promote_auto(port: u16, jobs: usize, batch: u64) {
         thread::sleep(Duration::from_millis(1));
     }
     let total = t0.elapsed();
+    let busy = (main_cpu_s(&mut c) - cpu_first) / (total - first.unwrap_or(total)).as_secs_f64().max(1e-9);
     let pings = pinger.finish();
     let (events, lat_max) = latency_latest(&mut c);
     report_promotion(&mut c, jobs, total, first.unwrap_or(total), &pings, &events, lat_max, 0);
+    println!("busy={busy:.2}");
 }
 
 fn promote_manual(port: u16, jobs: usize, limit: u64) {
@@ -592,6 +596,15 @@ fn promote_floor(port: u16, jobs: usize) {
 
 /// The server's own time (µs, `INFO commandstats`) spent in `commands`
 /// since the last `CONFIG RESETSTAT`.
+/// The server's main thread's CPU seconds so far (`INFO cpu`).
+fn main_cpu_s(c: &mut Connection) -> f64 {
+    let info: String = redis::cmd("INFO").arg("cpu").query(c).expect("INFO");
+    info.lines()
+        .filter(|l| l.starts_with("used_cpu_sys_main_thread:") || l.starts_with("used_cpu_user_main_thread:"))
+        .filter_map(|l| l.split(':').nth(1).and_then(|v| v.trim().parse::<f64>().ok()))
+        .sum()
+}
+
 fn server_us(c: &mut Connection, commands: &[&str]) -> f64 {
     let stats: String = redis::cmd("INFO").arg("commandstats").query(c).expect("INFO");
     stats
@@ -709,12 +722,14 @@ fn expire_auto(port: u16, jobs: usize, quiet: bool) {
     latency_setup(&mut c);
     let pinger = (!quiet).then(|| Pinger::start(&cl));
     let t0 = Instant::now();
+    let cpu0 = main_cpu_s(&mut c);
     let deadline = t0 + Duration::from_secs(300);
     let poll = Duration::from_millis(if quiet { 50 } else { 1 });
     while expire_llen(&mut c) < jobs && Instant::now() < deadline {
         thread::sleep(poll);
     }
     let secs = t0.elapsed().as_secs_f64();
+    let busy = (main_cpu_s(&mut c) - cpu0) / secs.max(1e-9);
     let pings = match pinger {
         Some(p) => p.finish(),
         None => Pings { max: f64::NAN, p99: f64::NAN, over10: 0, sent: 0 },
@@ -724,7 +739,7 @@ fn expire_auto(port: u16, jobs: usize, quiet: bool) {
     let left: usize = redis::cmd("ZCARD").arg(EXPIRE_LEASES).query(&mut c).expect("ZCARD");
     let (_, tick_p99_us, tick_max_us) = ticks(&mut c);
     println!(
-        "due={due} back={back} leases_left={left} total_s={secs:.3} rate={:.0} ping_max={:.2} ping_p99={:.2} ping_over10={} pings={} lat_max={lat_max} events={events} tick_max_ms={:.2} tick_p99_ms={:.2}",
+        "due={due} back={back} leases_left={left} total_s={secs:.3} busy={busy:.2} rate={:.0} ping_max={:.2} ping_p99={:.2} ping_over10={} pings={} lat_max={lat_max} events={events} tick_max_ms={:.2} tick_p99_ms={:.2}",
         back as f64 / secs,
         pings.max,
         pings.p99,

@@ -330,6 +330,7 @@ if [[ " $ONLY " == *" promote "* ]]; then
     mk "${variant}_done" "echo \"\${R[$variant.queued,\$1]}/\${R[$variant.jobs,\$1]}\""
     mk "${variant}_noise" "v $variant.others_cores \$1"
     mk "${variant}_tick" "echo \"\${R[$variant.tick_p99_ms,\$1]} / \${R[$variant.tick_max_ms,\$1]}\""
+    mk "${variant}_busy" "v $variant.busy \$1"
     target_rate="≥ 1,000,000"
     [ "$variant" = manual ] && target_rate=""
     row "$label" "time to all queued, s" "" "c_${variant}_total"
@@ -338,6 +339,7 @@ if [[ " $ONLY " == *" promote "* ]]; then
     row "" "client PING max / p99 ms (PINGs > 10 ms of sent, 1/ms)" "≤ 10" "c_${variant}_ping"
     row "" "LATENCY LATEST event:max ms" "≤ 10" "c_${variant}_lat"
     [ "$variant" = manual ] || row "" "timer tick ms, p99 / longest (INFO tq timer_tick_us)" "≤ 10" "c_${variant}_tick"
+    [ "$variant" = manual ] || row "" "server main thread busy, share of the wall time from the first job queued" "" "c_${variant}_busy"
     row "" "jobs queued/filled" "all" "c_${variant}_done"
     row "" "other processes' CPU during the run, cores" "~0" "c_${variant}_noise"
   done
@@ -364,6 +366,7 @@ if [[ " $ONLY " == *" expire "* ]]; then
   mk x_total 'v expire.total_s $1'
   mk x_ping 'echo "${R[expire.ping_max,$1]} / ${R[expire.ping_p99,$1]} (${R[expire.ping_over10,$1]} of ${R[expire.pings,$1]})"'
   mk x_tick 'echo "${R[expire.tick_p99_ms,$1]} / ${R[expire.tick_max_ms,$1]}"'
+  mk x_busy 'v expire.busy $1'
   mk x_done 'echo "${R[expire.back,$1]}/${R[expire.due,$1]} due, leases left ${R[expire.leases_left,$1]}"'
   mk x_noise 'v expire.others_cores $1'
   mk x_floor 'echo "$(num "${R[expire_floor.server_rate,$1]}") / $(num "${R[expire_floor.rate,$1]}")"'
@@ -373,6 +376,7 @@ if [[ " $ONLY " == *" expire "* ]]; then
   row "" "jobs/s" "" c_x_rate
   row "" "client PING max / p99 ms (PINGs > 10 ms of sent, 1/ms)" "≤ 10" c_x_ping
   row "" "timer tick ms, p99 / longest (INFO tq timer_tick_us)" "≤ 5" c_x_tick
+  row "" "server main thread busy, share of the wall time" "" c_x_busy
   row "" "jobs back / leases due" "all" c_x_done
   row "" "other processes' CPU during the run, cores" "~0" c_x_noise
   row "floor: the same writes as plain commands (ZREM, LPUSH, HSET, DEL, SET PXAT a job) from a client that knows every key" "jobs/s, server time / wall" "" c_x_floor

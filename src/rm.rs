@@ -1017,6 +1017,43 @@ pub fn set_command_info(ctx: Ctx, name: &CStr, doc: &crate::docs::Doc) -> bool {
 
 // ---- timers, scans, blocking ----
 
+/// A context of the module's own, made once at load and never freed: what
+/// a callback without a context (an event-loop one-shot) creates timers with.
+pub fn detached_ctx(ctx: Ctx) -> Option<Ctx> {
+    // SAFETY: live ctx; the new context is owned by the module for ever.
+    let d = unsafe { raw::RedisModule_GetDetachedThreadSafeContext.map(|f| f(ctx))? };
+    (!d.is_null()).then_some(d)
+}
+
+/// A file descriptor the event loop always finds writable (one end of a
+/// socket pair nothing is ever sent on), made once; None when it cannot be
+/// made.
+pub fn always_writable() -> Option<c_int> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    static PAIR: std::sync::OnceLock<Option<(UnixStream, UnixStream)>> = std::sync::OnceLock::new();
+    PAIR.get_or_init(|| UnixStream::pair().ok()).as_ref().map(|(a, _)| a.as_raw_fd())
+}
+
+/// Calls `cb` at every pass of the event loop (after its wait, with the
+/// clients ready then) until `event_loop_quiet`; false when it cannot.
+pub fn event_loop_every_pass(fd: c_int, cb: extern "C" fn(c_int, *mut c_void, c_int)) -> bool {
+    // SAFETY: a plain function; no data.
+    unsafe {
+        raw::RedisModule_EventLoopAdd
+            .is_some_and(|f| f(fd, raw::REDISMODULE_EVENTLOOP_WRITABLE as c_int, Some(cb), ptr::null_mut()) == 0)
+    }
+}
+
+pub fn event_loop_quiet(fd: c_int) {
+    // SAFETY: plain call; an fd not registered is an error reply, ignored.
+    unsafe {
+        if let Some(f) = raw::RedisModule_EventLoopDel {
+            f(fd, raw::REDISMODULE_EVENTLOOP_WRITABLE as c_int);
+        }
+    }
+}
+
 pub fn create_timer(ctx: Ctx, ms: i64, cb: raw::RedisModuleTimerProc) -> Option<raw::RedisModuleTimerID> {
     // SAFETY: valid callback; no private data.
     unsafe { raw::RedisModule_CreateTimer.map(|f| f(ctx, ms, cb, ptr::null_mut())) }

@@ -150,6 +150,50 @@ fn auto_promote_no_stops_the_timer_but_not_tq_promote() {
     assert_eq!(c.lrange(&q), vec![job("q", "c", "[1]"), job("q", "c", "[2]")]);
 }
 
+/// A backlog the timer needs many ticks for is worked between client
+/// commands: each command waits for one tick at most, never for the
+/// backlog. (Ticks that leave work come back as soon as the clients that
+/// wrote meanwhile have their replies.)
+#[test]
+fn a_promotion_backlog_leaves_clients_answered_between_ticks() {
+    let s = Server::start_with(Opts::timer());
+    let mut c = s.conn();
+    let n = ns("backlog");
+    let q = format!("{n}:queue:q");
+    let jobs = 20_000;
+    assert_eq!(c.ok(&["CONFIG", "SET", "tq.auto-promote", "no"]), Value::Okay);
+    for chunk in (0..jobs).collect::<Vec<_>>().chunks(1000) {
+        let mut pipe = redis::pipe();
+        for i in chunk {
+            pipe.cmd("TQ.ENQUEUEAT").arg(&n).arg(1000 + i % 20).arg("q").arg("c").arg(format!("[{i}]")).ignore();
+        }
+        let () = pipe.query(&mut c.0).expect("enqueued");
+    }
+    assert_eq!(c.int(&["LLEN", &q]), 0);
+    assert_eq!(c.ok(&["CONFIG", "SET", "tq.auto-promote", "yes"]), Value::Okay);
+    let ticks_before = ticks(&mut c);
+    // Asked without pause: each reply waits for the tick under way at most.
+    let (mut between, deadline) = (0, Instant::now() + Duration::from_secs(120));
+    loop {
+        let seen = c.int(&["LLEN", &q]);
+        if seen == jobs {
+            break;
+        }
+        between += usize::from(seen > 0);
+        assert!(Instant::now() < deadline, "the backlog was not promoted: {seen} of {jobs}");
+    }
+    let ticks = ticks(&mut c) - ticks_before;
+    assert!(ticks >= 3, "the backlog took {ticks} ticks: too few to tell");
+    assert!(between >= 2, "{between} replies came while {ticks} ticks worked the backlog: the timer held the server");
+}
+
+/// Ticks run so far (`INFO tq`).
+fn ticks(c: &mut Conn) -> i64 {
+    let field = c.info_field("tq", "tq_timer_tick_us").expect("tick stats");
+    let count = field.split(',').find_map(|kv| kv.strip_prefix("count=")).expect("a tick count");
+    count.parse().expect("a number")
+}
+
 #[test]
 fn the_timer_does_not_write_while_clients_are_paused() {
     let s = Server::start_with(Opts::timer_with(&["lease-ms", "600"]));
