@@ -103,7 +103,7 @@ pub fn inspect_payload(p: &[u8]) -> std::result::Result<PayloadInfo<'_>, String>
     let string_member = |name: &str, range: Option<Range<usize>>| match range.and_then(|r| p.get(r)) {
         None => Ok(None),
         Some(raw) => {
-            json::decode_string_cow(raw).map(Some).map_err(|_| format!("payload member \"{name}\" is not a string"))
+            json::checked_string_cow(raw).map(Some).map_err(|_| format!("payload member \"{name}\" is not a string"))
         }
     };
     let class = match string_member("class", class)? {
