@@ -177,11 +177,19 @@ fn arm(ctx: rm::Ctx, at_ms: u64) {
 }
 
 extern "C" fn tick(ctx: *mut raw::RedisModuleCtx, _data: *mut std::ffi::c_void) {
-    with(|s| {
+    let pending = with(|s| {
         s.armed = None;
         s.ticking = true;
         s.wanted = None;
+        std::mem::take(&mut s.again) > 0
     });
+    // This tick stands for a re-arm still waiting on the event loop (the
+    // timer that stood in for it fired first): that one is called off.
+    if pending == Some(true) {
+        if let Some(fd) = rm::always_writable() {
+            rm::event_loop_quiet(fd);
+        }
+    }
     let started = Instant::now();
     let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(ctx)))
         .unwrap_or_else(|_| rm::now_ms().saturating_add(MAX_SLEEP_MS));
