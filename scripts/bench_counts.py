@@ -221,6 +221,7 @@ rows.append((f"promotion of {PROMO:,} due jobs (20 buckets)", moves(
     ["promote-fill", str(PROMO), "20"],
     [("TQ.PROMOTE LIMIT 1000 (client loop)", ["promote-manual", str(PROMO), "1000"]),
      ("C module: the same writes, FLOOR.PROMOTE a bucket", ["promote-cfloor", str(PROMO)]),
+     ("the same, exact (FLOOR.PROMOTE ... EXACT)", ["promote-cfloor", str(PROMO), "exact"]),
      ("the layout's plain writes (floor)", ["promote-floor", str(PROMO)])],
     PROMO, lambda: Server(MODULE, FLOOR))))
 

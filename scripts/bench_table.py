@@ -383,6 +383,15 @@ row(
     "the same writes as bulk plain commands, server time",
     num(T, "floor.server_rate"),
 )
+row(
+    "",
+    "jobs/s",
+    "C module, exact (FLOOR.PROMOTE ... EXACT: each job's queue as JSON.parse finds it, by a structural scan; "
+    "a marker deleted only when the bucket is its one member), server time",
+    num(T, "cfloorx.server_rate"),
+    "the same writes as bulk plain commands, server time",
+    num(T, "floor.server_rate"),
+)
 for v, label in (("auto250", "module timer, tq.timer-batch 250 (default)"), ("auto1000", "module timer, tq.timer-batch 1000")):
     row(
         "",

@@ -30,7 +30,9 @@
 //!   command per bucket (`FLOOR.PROMOTE` of scripts/floor_module.c, which
 //!   must be loaded): the bucket read through the key API, each job's queue
 //!   found by a scan, each marker's ACL checked; pipelined 10 buckets per
-//!   round trip, jobs/s by wall time and by the server's time.
+//!   round trip, jobs/s by wall time and by the server's time. With `exact`,
+//!   `FLOOR.PROMOTE ... EXACT`: the queue found as JSON.parse would, each
+//!   marker deleted only when this bucket is its one member.
 //! - `expire-fill <port> <jobs>`: `jobs` jobs queued (`TQ.ENQUEUE`), then
 //!   each taken by a worker of its own (`TQ.POP ... LEASE 5000`, as many
 //!   workers crashing at once leave them), pipelined.
@@ -133,7 +135,7 @@ fn main() {
         "promote-auto" => promote_auto(port, num(3) as usize, num(4)),
         "promote-manual" => promote_manual(port, num(3) as usize, num(4)),
         "promote-floor" => promote_floor(port, num(3) as usize),
-        "promote-cfloor" => promote_cfloor(port, num(3) as usize),
+        "promote-cfloor" => promote_cfloor(port, num(3) as usize, a.get(4).is_some_and(|x| x == "exact")),
         "expire-fill" => expire_fill(port, num(3) as usize),
         "expire-auto" => expire_auto(port, num(3) as usize, a.get(4).is_some_and(|q| q == "quiet")),
         "expire-floor" => expire_floor(port, num(3) as usize),
@@ -627,14 +629,18 @@ fn report_floor(c: &mut Connection, jobs: usize, wall: f64, commands: &[&str]) {
     );
 }
 
-fn promote_cfloor(port: u16, jobs: usize) {
+fn promote_cfloor(port: u16, jobs: usize, exact: bool) {
     let (mut c, _, buckets) = floor_start(port);
     let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut c).expect("RESETSTAT");
     let t0 = Instant::now();
     for chunk in buckets.chunks(10) {
         let mut p = redis::pipe();
         for b in chunk {
-            p.cmd("FLOOR.PROMOTE").arg(PROMOTE_NS).arg(b).ignore();
+            let cmd = p.cmd("FLOOR.PROMOTE").arg(PROMOTE_NS).arg(b);
+            if exact {
+                cmd.arg("EXACT");
+            }
+            cmd.ignore();
         }
         p.query::<()>(&mut c).expect("FLOOR.PROMOTE");
     }

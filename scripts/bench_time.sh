@@ -151,9 +151,9 @@ for rep in $(seq "$REPS"); do
 done
 for rep in $(seq "$REPS"); do
   if [[ " $ONLY " == *" promote "* ]]; then
-    for variant in auto250 auto1000 manual floor cfloor; do
+    for variant in auto250 auto1000 manual floor cfloor cfloorx; do
       say "run $rep: promotion of $PROMO_JOBS due jobs, $variant (filling...)"
-      if [ "$variant" = cfloor ]; then start 1 --loadmodule "$DIR/floor.so"; else start 1; fi
+      case $variant in cfloor*) start 1 --loadmodule "$DIR/floor.so" ;; *) start 1 ;; esac
       measure "fill_$variant" "$rep" "$BT" promote-fill "$PORT" "$PROMO_JOBS" "$PROMO_BUCKETS"
       profile=0
       [ "$PERF" = 1 ] && [ "$rep" = 1 ] && [ "$variant" = auto250 ] && profile=1
@@ -165,6 +165,7 @@ for rep in $(seq "$REPS"); do
         manual) measure "$variant" "$rep" "$BT" promote-manual "$PORT" "$PROMO_JOBS" 1000 ;;
         floor) measure "$variant" "$rep" "$BT" promote-floor "$PORT" "$PROMO_JOBS" ;;
         cfloor) measure "$variant" "$rep" "$BT" promote-cfloor "$PORT" "$PROMO_JOBS" ;;
+        cfloorx) measure "$variant" "$rep" "$BT" promote-cfloor "$PORT" "$PROMO_JOBS" exact ;;
       esac
       noise_take "$variant" "$rep"
       [ "$profile" = 1 ] && perf_stop
@@ -351,6 +352,8 @@ if [[ " $ONLY " == *" promote "* ]]; then
   mk cfloor_done 'echo "${R[cfloor.queued,$1]}/${R[cfloor.jobs,$1]}, keys left ${R[cfloor.keys_left,$1]}"'
   row "C module: the same writes, one FLOOR.PROMOTE a bucket (scripts/floor_module.c)" "jobs/s, server time / wall" "" c_cfloor_rate
   row "" "jobs queued/filled" "all" c_cfloor_done
+  mk cfloorx_rate 'echo "$(num "${R[cfloorx.server_rate,$1]}") / $(num "${R[cfloorx.rate,$1]}")"'
+  row "C module, exact: FLOOR.PROMOTE ... EXACT (queue as JSON.parse finds it; a marker deleted only when the bucket is its one member)" "jobs/s, server time / wall" "" c_cfloorx_rate
   mk r_5k 'ratio "${R[auto1000.rate,$1]}" "${R[auto250.rate,$1]}"'
   mk r_tm 'ratio "${R[auto250.rate,$1]}" "${R[manual.rate,$1]}"'
   row "timer batch 1000 / batch 250" "jobs/s" "" c_r_5k

@@ -25,6 +25,14 @@
  *                                  parse: less than any exact promoter does),
  *                                  each marker key's ACL checked, opened and
  *                                  deleted; replies the jobs moved
+ *   FLOOR.PROMOTE <ns> <bucket> EXACT
+ *                                  the same, as an exact promoter must: each
+ *                                  job's queue is the last top-level "queue"
+ *                                  member (as JSON.parse keeps it, escapes
+ *                                  decoded), found by a structural scan; a
+ *                                  marker is deleted only when this bucket is
+ *                                  its one member, else SREM'd (node-resque
+ *                                  files a payload under several seconds)
  *   FLOOR.TAKEACK <queue> <record> <workers> <member> <leases> <lease-member>
  *                 <processed> <processed-worker> <record-value> <lease-score>
  *                                  the take + complete floor's eight writes in
@@ -52,6 +60,7 @@
 #define REDISMODULE_MAIN
 #include "redismodule.h"
 #include <string.h>
+#include <strings.h>
 
 static int Noop(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     (void)argv;
@@ -335,6 +344,193 @@ static const char *queue_of(const char *p, size_t len, size_t *qlen) {
     return NULL;
 }
 
+/* What an exact promoter must do besides (FLOOR.PROMOTE ... EXACT): find
+ * a job's queue as JSON.parse would (the last top-level "queue" member,
+ * escapes decoded) by a structural scan, no more (no number or UTF-8
+ * checks); and remove the bucket from the job's marker as node-resque's
+ * SREM does, deleting the marker only when the bucket is its one member. */
+
+static size_t skip_ws(const char *p, size_t len, size_t i) {
+    while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r')) i++;
+    return i;
+}
+
+/* The index after the string starting at p[i] ('"'), or 0; *esc set when
+ * it holds an escape. */
+static size_t str_end(const char *p, size_t len, size_t i, int *esc) {
+    for (i++; i < len; i++) {
+        if (p[i] == '\\') {
+            *esc = 1;
+            i++;
+        } else if (p[i] == '"') {
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+/* The index just after the value starting at p[i], or 0. */
+static size_t value_end(const char *p, size_t len, size_t i) {
+    int depth = 0, esc = 0;
+    for (; i < len; i++) {
+        char c = p[i];
+        if (c == '"') {
+            size_t e = str_end(p, len, i, &esc);
+            if (!e) return 0;
+            if (!depth) return e;
+            i = e - 1;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (!depth) return i;
+            if (!--depth) return i + 1;
+        } else if (!depth && (c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
+            return i;
+        }
+    }
+    return depth ? 0 : i;
+}
+
+static int hex4(const char *p, unsigned *v) {
+    *v = 0;
+    for (int k = 0; k < 4; k++) {
+        char c = p[k];
+        unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+                                            : 16u;
+        if (d > 15) return 0;
+        *v = *v << 4 | d;
+    }
+    return 1;
+}
+
+/* The body of a string literal (between its quotes) decoded into out (room
+ * for n bytes always suffices); its length, or -1 on a bad escape. */
+static long unescape(const char *s, size_t n, char *out) {
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '\\') {
+            out[o++] = s[i];
+            continue;
+        }
+        if (++i >= n) return -1;
+        char c = s[i];
+        if (c != 'u') {
+            const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t";
+            const char *at = strchr(from, c);
+            if (!at || !c) return -1;
+            out[o++] = to[at - from];
+            continue;
+        }
+        unsigned u, lo;
+        if (i + 4 >= n || !hex4(s + i + 1, &u)) return -1;
+        i += 4;
+        if (u >= 0xD800 && u < 0xDC00 && i + 6 < n && s[i + 1] == '\\' && s[i + 2] == 'u' && hex4(s + i + 3, &lo) &&
+            lo >= 0xDC00 && lo < 0xE000) {
+            u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+            i += 6;
+        }
+        if (u < 0x80) {
+            out[o++] = (char)u;
+        } else if (u < 0x800) {
+            out[o++] = (char)(0xC0 | u >> 6);
+            out[o++] = (char)(0x80 | (u & 0x3F));
+        } else if (u < 0x10000) {
+            out[o++] = (char)(0xE0 | u >> 12);
+            out[o++] = (char)(0x80 | (u >> 6 & 0x3F));
+            out[o++] = (char)(0x80 | (u & 0x3F));
+        } else {
+            out[o++] = (char)(0xF0 | u >> 18);
+            out[o++] = (char)(0x80 | (u >> 12 & 0x3F));
+            out[o++] = (char)(0x80 | (u >> 6 & 0x3F));
+            out[o++] = (char)(0x80 | (u & 0x3F));
+        }
+    }
+    return (long)o;
+}
+
+/* The payload's queue, exactly: its last top-level "queue" member, a
+ * string, decoded into buf (room for len bytes) when it holds escapes.
+ * NULL when the payload is no object or has no such string. */
+static const char *queue_exact(const char *p, size_t len, size_t *qlen, char *buf) {
+    const char *found = NULL;
+    size_t i = skip_ws(p, len, 0);
+    if (i >= len || p[i] != '{') return NULL;
+    i = skip_ws(p, len, i + 1);
+    if (i < len && p[i] == '}') return NULL;
+    for (;;) {
+        if (i >= len || p[i] != '"') return NULL;
+        int kesc = 0;
+        size_t ke = str_end(p, len, i, &kesc);
+        if (!ke) return NULL;
+        int is_queue;
+        if (kesc) {
+            long kl = unescape(p + i + 1, ke - i - 2, buf);
+            is_queue = kl == 5 && memcmp(buf, "queue", 5) == 0;
+        } else {
+            is_queue = ke - i - 2 == 5 && memcmp(p + i + 1, "queue", 5) == 0;
+        }
+        i = skip_ws(p, len, ke);
+        if (i >= len || p[i] != ':') return NULL;
+        i = skip_ws(p, len, i + 1);
+        if (i >= len) return NULL;
+        size_t ve = value_end(p, len, i);
+        if (!ve) return NULL;
+        if (is_queue) {
+            found = NULL;
+            if (p[i] == '"') {
+                int vesc = 0;
+                str_end(p, len, i, &vesc);
+                if (!vesc) {
+                    found = p + i + 1;
+                    *qlen = ve - i - 2;
+                } else {
+                    long ql = unescape(p + i + 1, ve - i - 2, buf);
+                    if (ql < 0) return NULL;
+                    found = buf;
+                    *qlen = (size_t)ql;
+                }
+            }
+        }
+        i = skip_ws(p, len, ve);
+        if (i < len && p[i] == ',') {
+            i = skip_ws(p, len, i + 1);
+            continue;
+        }
+        if (i < len && p[i] == '}') return found;
+        return NULL;
+    }
+}
+
+struct probe {
+    const char *want;
+    size_t len;
+    int seen, equal;
+};
+
+static void probe_member(RedisModuleKey *key, RedisModuleString *field, RedisModuleString *value, void *data) {
+    (void)key;
+    (void)value;
+    struct probe *pr = data;
+    size_t len;
+    const char *f = RedisModule_StringPtrLen(field, &len);
+    if (!pr->seen) pr->equal = len == pr->len && memcmp(f, pr->want, len) == 0;
+    pr->seen = 1;
+}
+
+/* True when the set's one member is want (Redis 7.0's module API has no
+ * set calls: a scan of a one-member set). */
+static int only_member(RedisModuleKey *set, const char *want, size_t len) {
+    if (RedisModule_ValueLength(set) != 1) return 0;
+    struct probe pr = {want, len, 0, 0};
+    RedisModuleScanCursor *cursor = RedisModule_ScanCursorCreate();
+    for (int k = 0; k < 64 && !pr.seen; k++)
+        if (!RedisModule_ScanKey(set, cursor, probe_member, &pr)) break;
+    RedisModule_ScanCursorDestroy(cursor);
+    return pr.equal;
+}
+
 /* The RPUSH of a run of jobs onto one queue: closed, its event, replicated. */
 static void pushed(RedisModuleCtx *ctx, RedisModuleKey *qkey, RedisModuleString *qname, RedisModuleString **run,
                    size_t n) {
@@ -344,10 +540,17 @@ static void pushed(RedisModuleCtx *ctx, RedisModuleKey *qkey, RedisModuleString 
 }
 
 static int Promote(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    if (argc != 3) return RedisModule_WrongArity(ctx);
+    if (argc != 3 && argc != 4) return RedisModule_WrongArity(ctx);
     RedisModuleString *ns = argv[1], *bucket = argv[2];
-    size_t blen;
+    size_t blen, xlen = 0;
     const char *b = RedisModule_StringPtrLen(bucket, &blen);
+    const char *x = argc == 4 ? RedisModule_StringPtrLen(argv[3], &xlen) : "";
+    int exact = xlen == 5 && strncasecmp(x, "exact", 5) == 0;
+    if (argc == 4 && !exact) return RedisModule_ReplyWithError(ctx, "ERR the fourth argument can only be EXACT");
+    /* The marker member this bucket is filed under: "delayed:<bucket>". */
+    RedisModuleString *member = RedisModule_CreateStringPrintf(ctx, "delayed:%.*s", (int)blen, b);
+    size_t mem_len;
+    const char *mem = RedisModule_StringPtrLen(member, &mem_len);
     RedisModuleString *schedule = ns_key(ctx, ns, "delayed_queue_schedule", NULL, 0);
     RedisModuleString *list = ns_key(ctx, ns, "delayed:", b, blen);
     RedisModuleString *queues = ns_key(ctx, ns, "queues", NULL, 0);
@@ -364,11 +567,16 @@ static int Promote(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     RedisModuleString **jobs = s4, **qkeys = s4 + n, **qnames = s4 + 2 * n, **markers = s4 + 3 * n;
     const char *bad = NULL, *prev = NULL;
     size_t prev_len = 0;
+    char small[512], *buf = small;
     for (size_t i = 0; i < n && !denied && !bad; i++) {
         size_t plen, qlen;
         jobs[i] = RedisModule_ListGet(key, (long)i);
         const char *p = jobs[i] ? RedisModule_StringPtrLen(jobs[i], &plen) : NULL;
-        const char *q = p ? queue_of(p, plen, &qlen) : NULL;
+        if (p && exact && plen > sizeof small) {
+            if (buf != small) RedisModule_Free(buf);
+            buf = RedisModule_Alloc(plen);
+        }
+        const char *q = !p ? NULL : exact ? queue_exact(p, plen, &qlen, buf) : queue_of(p, plen, &qlen);
         if (!q) {
             bad = "ERR a job without a queue";
             break;
@@ -377,12 +585,13 @@ static int Promote(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
             qkeys[i] = ns_key(ctx, ns, "queue:", q, qlen);
             qnames[i] = RedisModule_CreateString(ctx, q, qlen);
             denied = RedisModule_ACLCheckKeyPermissions(user, qkeys[i], WRITE) != REDISMODULE_OK;
-            prev = q;
-            prev_len = qlen;
+            /* Compared from the name kept (a decoded queue's buffer is reused). */
+            prev = RedisModule_StringPtrLen(qnames[i], &prev_len);
         }
         markers[i] = ns_key(ctx, ns, "timestamps:", p, plen);
         denied = denied || RedisModule_ACLCheckKeyPermissions(user, markers[i], WRITE) != REDISMODULE_OK;
     }
+    if (buf != small) RedisModule_Free(buf);
     if (user) RedisModule_FreeModuleUser(user);
     /* Reopened to write: Redis 7.0 asserts when a list key read with
      * RedisModule_ListGet is deleted through the same handle. */
@@ -408,13 +617,21 @@ static int Promote(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
             first = i;
         }
         RedisModule_ListPush(qkey, REDISMODULE_LIST_TAIL, jobs[i]);
-        RedisModuleKey *m = RedisModule_OpenKey(ctx, markers[i], REDISMODULE_WRITE);
+        RedisModuleKey *m = RedisModule_OpenKey(ctx, markers[i], REDISMODULE_READ | REDISMODULE_WRITE);
         if (RedisModule_KeyType(m) == REDISMODULE_KEYTYPE_SET) {
-            RedisModule_DeleteKey(m);
-            RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_GENERIC, "del", markers[i]);
-            gone[deleted++] = markers[i];
+            if (!exact || only_member(m, mem, mem_len)) {
+                RedisModule_DeleteKey(m);
+                RedisModule_NotifyKeyspaceEvent(ctx, REDISMODULE_NOTIFY_GENERIC, "del", markers[i]);
+                gone[deleted++] = markers[i];
+            } else {
+                /* Filed under other seconds too: only this one goes. */
+                RedisModule_CloseKey(m);
+                m = NULL;
+                RedisModuleCallReply *r = RedisModule_Call(ctx, "SREM", "ss!", markers[i], member);
+                if (r) RedisModule_FreeCallReply(r);
+            }
         }
-        RedisModule_CloseKey(m);
+        if (m) RedisModule_CloseKey(m);
     }
     if (qkey) pushed(ctx, qkey, qkeys[first], jobs + first, n - first);
     if (deleted) RedisModule_Replicate(ctx, "DEL", "v", gone, deleted);
@@ -426,6 +643,7 @@ static int Promote(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     RedisModule_FreeString(ctx, schedule);
     RedisModule_FreeString(ctx, list);
     RedisModule_FreeString(ctx, queues);
+    RedisModule_FreeString(ctx, member);
     if (!ok) return RedisModule_ReplyWithError(ctx, denied ? "NOPERM" : bad);
     return RedisModule_ReplyWithLongLong(ctx, (long long)n);
 }

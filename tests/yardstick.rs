@@ -227,6 +227,54 @@ fn floor_promote_writes_what_the_promotion_floor_writes() {
     twins.assert_same();
 }
 
+/// `FLOOR.PROMOTE ... EXACT` moves what tq's promotion moves: each job to
+/// the queue `JSON.parse` finds (the last top-level "queue", escapes
+/// decoded, never one nested in the args), and a marker that also files
+/// the payload under another second keeps that second.
+#[test]
+fn floor_promote_exact_moves_jobs_as_tq_does() {
+    let so = build_floor("exact");
+    let floor = floor_server(&so);
+    let tq = Server::start();
+    let payloads = [
+        r#"{"class":"C","args":[{"queue":"nested"}],"queue":"qa"}"#,
+        r#"{"class":"C","queue":"qb","args":[1],"queue":"qa"}"#,
+        r#"{"class":"C","queue":"q\u0062","args":["}\"]",-1.5e3,true,null]}"#,
+        r#"{"class":"C", "queue" : "qa" , "args":[ 1 , {"a":[2,"x\\"]} ]}"#,
+        r#"{"class":"C","\u0071ueue":"qc","args":[]}"#,
+        r#"{"class":"C","queue":"q\ud83d\ude00","args":[]}"#,
+    ];
+    let (now, later) = ("1700000000", "4000000000");
+    let mut conns = [floor.conn(), tq.conn()];
+    for c in &mut conns {
+        for p in payloads {
+            c.ok(&["RPUSH", &format!("n:delayed:{now}"), p]);
+            c.ok(&["SADD", &format!("n:timestamps:{p}"), &format!("delayed:{now}")]);
+        }
+        c.ok(&["RPUSH", &format!("n:delayed:{later}"), payloads[0]]);
+        c.ok(&["SADD", &format!("n:timestamps:{}", payloads[0]), &format!("delayed:{later}")]);
+        c.ok(&["ZADD", "n:delayed_queue_schedule", now, now, later, later]);
+    }
+    let [f, t] = &mut conns;
+    assert_eq!(f.int(&["FLOOR.PROMOTE", "n", now, "EXACT"]), payloads.len() as i64);
+    assert_eq!(t.int(&["TQ.PROMOTE", "n"]), payloads.len() as i64);
+    let mut keys: Vec<String> =
+        ["qa", "qb", "qc", "nested", "q\u{1f600}"].iter().map(|q| format!("n:queue:{q}")).collect();
+    keys.extend(payloads.iter().map(|p| format!("n:timestamps:{p}")));
+    keys.extend([format!("n:delayed:{now}"), format!("n:delayed:{later}")]);
+    for k in &keys {
+        let (mut a, mut b) = (f.strings(&["SORT", k, "ALPHA"]), t.strings(&["SORT", k, "ALPHA"]));
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "{k}");
+        assert_eq!(f.string(&["TYPE", k]), t.string(&["TYPE", k]), "{k}");
+    }
+    assert_eq!(f.strings(&["LRANGE", "n:queue:qa", "0", "-1"]), t.strings(&["LRANGE", "n:queue:qa", "0", "-1"]));
+    assert_eq!(f.int(&["LLEN", "n:queue:qa"]), 3);
+    assert_eq!(f.strings(&["SMEMBERS", &format!("n:timestamps:{}", payloads[0])]), vec![format!("delayed:{later}")]);
+    assert_eq!(f.err(&["FLOOR.PROMOTE", "n", now, "FAST"]), "ERR the fourth argument can only be EXACT");
+}
+
 #[test]
 fn floor_commands_check_the_callers_keys_and_commands() {
     let so = build_floor("acl");
