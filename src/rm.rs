@@ -1018,7 +1018,7 @@ pub fn set_command_info(ctx: Ctx, name: &CStr, doc: &crate::docs::Doc) -> bool {
 // ---- timers, scans, blocking ----
 
 /// A context of the module's own, made once at load and never freed: what
-/// a callback without a context (an event-loop one-shot) creates timers with.
+/// a callback without a context (an event-loop callback) creates timers with.
 pub fn detached_ctx(ctx: Ctx) -> Option<Ctx> {
     // SAFETY: live ctx; the new context is owned by the module for ever.
     let d = unsafe { raw::RedisModule_GetDetachedThreadSafeContext.map(|f| f(ctx))? };
