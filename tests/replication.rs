@@ -450,3 +450,90 @@ fn a_burst_of_expired_leases_replicates_in_gathered_commands() {
     assert!((1..jobs / 10).contains(&lpushes), "{lpushes} LPUSHes replicated for {jobs} jobs given back");
     assert_no_errors_from_primary(&replica);
 }
+
+/// A promotion backlog the timer works for many ticks, while a client
+/// enqueues, takes, ACKs and FAILs between them (ticks now come back right
+/// after the clients' replies): a replica without the module ends equal, and
+/// every job is in exactly one place. The client's moves are seeded
+/// (`TQ_BACKLOG_SEED=<n>` replays a run; the seed is in every failure).
+#[test]
+fn a_promotion_backlog_worked_between_client_moves_replicates_exactly() {
+    let seed: u64 = std::env::var("TQ_BACKLOG_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(7, |d| d.as_nanos() as u64)
+    });
+    let mut rng = tq_testkit::rng::Rng(seed);
+    let primary = start_primary(&[]);
+    let replica = replica_of(&primary, false);
+    let mut p = primary.conn();
+    let mut r = replica.conn();
+    let n = ns("backlog");
+    let queues = ["qa", "qb"];
+    let delayed = 12_000;
+    assert_eq!(p.ok(&["CONFIG", "SET", "tq.auto-promote", "no"]), Value::Okay);
+    for chunk in (0..delayed).collect::<Vec<_>>().chunks(1000) {
+        let mut pipe = redis::pipe();
+        for i in chunk {
+            let q = queues[i % 2];
+            pipe.cmd("TQ.ENQUEUEAT").arg(&n).arg(1000 + i % 30).arg(q).arg("Job").arg(format!("[\"d{i}\"]")).ignore();
+        }
+        let () = pipe.query(&mut p.0).expect("delayed jobs filed");
+    }
+    assert_eq!(p.ok(&["CONFIG", "SET", "tq.auto-promote", "yes"]), Value::Okay);
+    let schedule = format!("{n}:delayed_queue_schedule");
+    let ticks_before = p.timer_ticks();
+    let (mut live, mut acked, mut failed, mut steps, mut during) = (0, 0, 0, 0, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let backlog = p.int(&["EXISTS", &schedule]) == 1;
+        if !backlog && steps >= 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "seed {seed}: the backlog was not worked through");
+        steps += 1;
+        during += usize::from(backlog);
+        let q = queues[rng.below(2)];
+        match rng.below(4) {
+            0 => {
+                p.ok(&["TQ.ENQUEUE", &n, q, "Job", &format!("[\"l{live}\"]")]);
+                live += 1;
+            }
+            _ => {
+                let taken = p.ok(&["TQ.POP", &n, "w", q]);
+                if matches!(taken, Value::Nil) {
+                    continue;
+                }
+                if rng.chance(80) {
+                    assert_eq!(p.ack(&n, "w"), Value::Okay, "seed {seed}");
+                    acked += 1;
+                } else {
+                    p.fail(&n, "w", &["Boom", "no"]);
+                    failed += 1;
+                }
+            }
+        }
+    }
+    let ticks = p.timer_ticks() - ticks_before;
+    println!("backlog run: seed {seed} (TQ_BACKLOG_SEED={seed} replays it), {during} client moves over {ticks} ticks");
+    assert!(ticks >= 3 && during >= 10, "seed {seed}: {during} client moves over {ticks} ticks: too few to tell");
+    // Every job in exactly one place: waiting, processed or failed.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut waiting = 0;
+    for q in queues {
+        for job in p.lrange(&format!("{n}:queue:{q}")) {
+            let v: serde_json::Value = serde_json::from_str(&job).expect("payload");
+            assert!(seen.insert(v["args"][0].to_string()), "seed {seed}: {job} waits twice");
+            waiting += 1;
+        }
+    }
+    for record in p.lrange(&format!("{n}:failed")) {
+        let v: serde_json::Value = serde_json::from_str(&record).expect("failure record");
+        assert!(seen.insert(v["payload"]["args"][0].to_string()), "seed {seed}: {record} is also elsewhere");
+    }
+    assert_eq!(p.stat(&n, "processed"), acked, "seed {seed}");
+    assert_eq!(p.stat(&n, "failed"), failed, "seed {seed}");
+    assert_eq!(seen.len() as i64, waiting + failed, "seed {seed}");
+    assert_eq!(waiting + acked + failed, delayed as i64 + live, "seed {seed}: jobs lost or made");
+    wait_replicated(&mut p);
+    assert_eq!(r.digest(), p.digest(), "seed {seed}: DEBUG DIGEST differs between primary and replica");
+    assert_no_errors_from_primary(&replica);
+}

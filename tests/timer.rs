@@ -171,7 +171,7 @@ fn a_promotion_backlog_leaves_clients_answered_between_ticks() {
     }
     assert_eq!(c.int(&["LLEN", &q]), 0);
     assert_eq!(c.ok(&["CONFIG", "SET", "tq.auto-promote", "yes"]), Value::Okay);
-    let ticks_before = ticks(&mut c);
+    let ticks_before = c.timer_ticks();
     // Asked without pause: each reply waits for the tick under way at most.
     let (mut between, deadline) = (0, Instant::now() + Duration::from_secs(120));
     loop {
@@ -182,16 +182,9 @@ fn a_promotion_backlog_leaves_clients_answered_between_ticks() {
         between += usize::from(seen > 0);
         assert!(Instant::now() < deadline, "the backlog was not promoted: {seen} of {jobs}");
     }
-    let ticks = ticks(&mut c) - ticks_before;
+    let ticks = c.timer_ticks() - ticks_before;
     assert!(ticks >= 3, "the backlog took {ticks} ticks: too few to tell");
     assert!(between >= 2, "{between} replies came while {ticks} ticks worked the backlog: the timer held the server");
-}
-
-/// Ticks run so far (`INFO tq`).
-fn ticks(c: &mut Conn) -> i64 {
-    let field = c.info_field("tq", "tq_timer_tick_us").expect("tick stats");
-    let count = field.split(',').find_map(|kv| kv.strip_prefix("count=")).expect("a tick count");
-    count.parse().expect("a number")
 }
 
 #[test]

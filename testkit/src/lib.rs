@@ -336,6 +336,12 @@ impl Conn {
         let info = self.string(&["INFO", section]).unwrap_or_default();
         info.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
     }
+
+    /// Ticks the module's timer ran so far (`INFO tq`).
+    pub fn timer_ticks(&mut self) -> i64 {
+        let field = self.info_field("tq", "tq_timer_tick_us").expect("tick stats");
+        field.split(',').find_map(|kv| kv.strip_prefix("count=")).and_then(|n| n.parse().ok()).expect("a tick count")
+    }
 }
 
 /// Waits until `f` holds (polling), failing after `secs`.
