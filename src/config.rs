@@ -103,7 +103,17 @@ pub fn register(ctx: &Context, args: &[RedisString]) -> bool {
             }
             (Kind::Bool { default }, Some(Var::Bool(v)), given) => {
                 let default = if let Some(Value::Bool(b)) = given { b } else { default };
-                register_bool_configuration(ctx, setting.name, v, default, ConfigurationFlags::DEFAULT, None);
+                // Promotion turned back on is served at once, not at the
+                // timer's next wake (up to 100 ms later).
+                let on_changed: Option<Box<dyn Fn(&_, &str, &'static AtomicBool)>> = (setting.name == "auto-promote")
+                    .then(|| {
+                        Box::new(|_: &_, _: &str, v: &'static AtomicBool| {
+                            if v.load(Ordering::Relaxed) {
+                                crate::timer::wake_now();
+                            }
+                        }) as Box<_>
+                    });
+                register_bool_configuration(ctx, setting.name, v, default, ConfigurationFlags::DEFAULT, on_changed);
             }
             _ => {
                 ctx.log_warning(&format!("tq refuses to load: setting {} has no variable of its kind", setting.name));

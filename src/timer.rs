@@ -135,6 +135,14 @@ pub fn note_key(ctx: rm::Ctx, db: i32, key: &[u8], at_ms: u64) {
     }
 }
 
+/// A tick as soon as can be (a setting changed): from the module's own
+/// context, since a setting's change comes with none.
+pub fn wake_now() {
+    if let Some(Some(ctx)) = with(|s| s.own_ctx) {
+        due_at(ctx, rm::now_ms());
+    }
+}
+
 /// Something becomes due at `at_ms`: make sure a tick comes by then.
 fn due_at(ctx: rm::Ctx, at_ms: u64) {
     let rearm = with(|s| {
