@@ -6,7 +6,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
-use redis_module::configuration::{register_bool_configuration, register_i64_configuration, ConfigurationFlags};
+use redis_module::configuration::{
+    register_bool_configuration, register_i64_configuration, ConfigurationContext, ConfigurationFlags,
+};
 use redis_module::{Context, RedisString};
 use tq_core::settings::{self, Kind, Value, SETTINGS};
 
@@ -77,6 +79,14 @@ fn var(name: &str) -> Option<Var> {
     }
 }
 
+/// Promotion turned back on is served at once, not at the timer's next
+/// wake (up to 100 ms later).
+fn auto_promote_changed(_: &ConfigurationContext, _: &str, on: &'static AtomicBool) {
+    if on.load(Ordering::Relaxed) {
+        crate::timer::wake_now();
+    }
+}
+
 /// Registers the settings, the module arguments as their defaults (so the
 /// config file and CONFIG SET still override them, and CONFIG REWRITE
 /// writes only what differs from what the module was loaded with), then
@@ -103,16 +113,7 @@ pub fn register(ctx: &Context, args: &[RedisString]) -> bool {
             }
             (Kind::Bool { default }, Some(Var::Bool(v)), given) => {
                 let default = if let Some(Value::Bool(b)) = given { b } else { default };
-                // Promotion turned back on is served at once, not at the
-                // timer's next wake (up to 100 ms later).
-                let on_changed: Option<Box<dyn Fn(&_, &str, &'static AtomicBool)>> = (setting.name == "auto-promote")
-                    .then(|| {
-                        Box::new(|_: &_, _: &str, v: &'static AtomicBool| {
-                            if v.load(Ordering::Relaxed) {
-                                crate::timer::wake_now();
-                            }
-                        }) as Box<_>
-                    });
+                let on_changed = (setting.name == "auto-promote").then(|| Box::new(auto_promote_changed) as _);
                 register_bool_configuration(ctx, setting.name, v, default, ConfigurationFlags::DEFAULT, on_changed);
             }
             _ => {
