@@ -596,8 +596,6 @@ fn promote_floor(port: u16, jobs: usize) {
     report_floor(&mut c, jobs, t0.elapsed().as_secs_f64(), &["sadd", "rpush", "del", "zrem"]);
 }
 
-/// The server's own time (µs, `INFO commandstats`) spent in `commands`
-/// since the last `CONFIG RESETSTAT`.
 /// The server's main thread's CPU seconds so far (`INFO cpu`).
 fn main_cpu_s(c: &mut Connection) -> f64 {
     let info: String = redis::cmd("INFO").arg("cpu").query(c).expect("INFO");
@@ -607,6 +605,8 @@ fn main_cpu_s(c: &mut Connection) -> f64 {
         .sum()
 }
 
+/// The server's own time (µs, `INFO commandstats`) spent in `commands`
+/// since the last `CONFIG RESETSTAT`.
 fn server_us(c: &mut Connection, commands: &[&str]) -> f64 {
     let stats: String = redis::cmd("INFO").arg("commandstats").query(c).expect("INFO");
     stats
