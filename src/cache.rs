@@ -152,6 +152,9 @@ extern "C" fn on_keyspace_event(
     key: *mut raw::RedisModuleString,
 ) -> c_int {
     let _ = std::panic::catch_unwind(|| {
+        if !crate::store::applying() {
+            crate::timer::client_moved();
+        }
         let key = rm::str_bytes(key);
         // A timed key written by any client (node-resque's enqueueAt ZADDs
         // the schedule): the timer must serve its namespace, soon (its visit

@@ -35,6 +35,7 @@ extern "C" fn dispatch<C: Command>(
     argv: *mut *mut raw::RedisModuleString,
     argc: c_int,
 ) -> c_int {
+    crate::timer::client_moved();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         acl::admit(ctx, C::NAME, &C::ACL, argv, argc)?;
         Ok::<_, String>(rm::with_args(argv, argc, |args| C::run(ctx, args)))

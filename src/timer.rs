@@ -86,9 +86,15 @@ struct State {
     armed: Option<(raw::RedisModuleTimerID, u64)>,
     /// Set while a tick runs: `due_at` only records the wish then.
     ticking: bool,
-    /// A tick that left work re-arms from the event loop's second pass
-    /// (see `again`): 1 until the first, 2 until the second, else 0.
-    again: u8,
+    /// A tick that left work re-arms from the event loop (see `again`):
+    /// the passes seen since, from 1 (0: none pending).
+    again: u32,
+    /// When that tick ended, and the clients' moves then.
+    tick_end: Instant,
+    moves_at: u64,
+    /// Clients moved since that tick ended, and when they last did.
+    clients_active: bool,
+    quiet_since: Instant,
     /// The module's own context, for re-arming outside a callback's.
     own_ctx: Option<rm::Ctx>,
     wanted: Option<u64>,
@@ -106,6 +112,10 @@ thread_local! {
         armed: None,
         ticking: false,
         again: 0,
+        tick_end: Instant::now(),
+        moves_at: 0,
+        clients_active: false,
+        quiet_since: Instant::now(),
         own_ctx: None,
         wanted: None,
         scan: None,
@@ -218,21 +228,28 @@ extern "C" fn tick(ctx: *mut raw::RedisModuleCtx, _data: *mut std::ffi::c_void) 
     arm(ctx, if backlog && again() { now.saturating_add(MAX_SLEEP_MS) } else { at });
 }
 
-/// Work remains: the next tick should come as soon as the clients that
-/// wrote meanwhile have their replies. A timer armed for 0 ms inside a
-/// timer's callback fires 1 ms later at best (the server's timer handler
-/// reschedules itself for at least 1 ms), which left the server idle a
-/// quarter of the time while a backlog waited. Instead the event loop calls
-/// `pass` on its next two passes: the first runs the requests that came
-/// during this tick, the second comes after their replies went out, and
-/// arms the tick for 0 ms there (it then fires in that same pass). False
-/// when that cannot be arranged (then arm as usual).
+/// Work remains: the next tick should come as soon as the clients had
+/// their turn. A timer armed for 0 ms inside a timer's callback fires 1 ms
+/// later at best (the server's timer handler reschedules itself for at
+/// least 1 ms), which left the server idle a quarter of the time while a
+/// backlog waited and no client needed it. Instead the event loop calls
+/// `pass` at each of its passes: the first runs the requests that came
+/// during the tick; from the second (their replies out), the tick is armed
+/// for 0 ms (it then fires in that same pass) once no client has moved for
+/// `CLIENT_LINGER`, or at once when none moved at all, and at the latest
+/// `CLIENT_SHARE` after the tick: clients busy during a backlog keep about
+/// the share of the server they had. False when that cannot be arranged
+/// (then arm as usual).
 fn again() -> bool {
     let ok = with(|s| {
         if s.again == 0 {
             let fd = s.own_ctx.and(rm::always_writable());
             if fd.is_some_and(|fd| rm::event_loop_every_pass(fd, pass)) {
                 s.again = 1;
+                s.tick_end = Instant::now();
+                s.moves_at = moves();
+                s.clients_active = false;
+                s.quiet_since = s.tick_end;
             }
         }
         s.again > 0
@@ -240,16 +257,46 @@ fn again() -> bool {
     ok.unwrap_or(false)
 }
 
+/// After a tick that left work, clients that moved get this long of quiet
+/// before the next tick, and this much time in all at most.
+const CLIENT_LINGER: Duration = Duration::from_micros(200);
+const CLIENT_SHARE: Duration = Duration::from_millis(1);
+
+thread_local! {
+    static MOVES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// A client moved: a TQ command, or another client's write (its keyspace
+/// event).
+pub fn client_moved() {
+    MOVES.with(|m| m.set(m.get().wrapping_add(1)));
+}
+
+fn moves() -> u64 {
+    MOVES.with(std::cell::Cell::get)
+}
+
 extern "C" fn pass(fd: std::ffi::c_int, _data: *mut std::ffi::c_void, _mask: std::ffi::c_int) {
     let seen = with(|s| {
         s.again = s.again.saturating_add(1);
-        (s.again > 2).then(|| {
+        let now = Instant::now();
+        let m = moves();
+        if m != s.moves_at {
+            s.moves_at = m;
+            s.clients_active = true;
+            s.quiet_since = now;
+        }
+        let go = s.again > 2
+            && (!s.clients_active
+                || now.duration_since(s.quiet_since) >= CLIENT_LINGER
+                || now.duration_since(s.tick_end) >= CLIENT_SHARE);
+        go.then(|| {
             s.again = 0;
             s.own_ctx
         })
     });
     match seen {
-        Some(None) => {} // the first pass
+        Some(None) => {} // clients still have their turn
         Some(Some(own)) => {
             rm::event_loop_quiet(fd);
             if let Some(ctx) = own {
