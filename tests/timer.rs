@@ -152,8 +152,8 @@ fn auto_promote_no_stops_the_timer_but_not_tq_promote() {
 
 /// A backlog the timer needs many ticks for is worked between client
 /// commands: each command waits for one tick at most, never for the
-/// backlog. (Ticks that leave work come back as soon as the clients that
-/// wrote meanwhile have their replies.)
+/// backlog. (Ticks that leave work come back once the clients that moved
+/// meanwhile had their turn.)
 #[test]
 fn a_promotion_backlog_leaves_clients_answered_between_ticks() {
     let s = Server::start_with(Opts::timer());
