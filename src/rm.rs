@@ -371,7 +371,9 @@ impl Key {
     }
 
     /// Members with score in [min, max], lowest first, at most `limit`.
-    pub fn zset_range(&self, ctx: Ctx, min: f64, max: f64, limit: usize) -> Vec<(Vec<u8>, f64)> {
+    /// The members scored in [min, max] after the first `skip` (stepped
+    /// over without being copied), at most `limit`.
+    pub fn zset_range(&self, ctx: Ctx, min: f64, max: f64, skip: usize, limit: usize) -> Vec<(Vec<u8>, f64)> {
         let mut out = Vec::new();
         // SAFETY: live zset key; each element string is freed; the range is
         // stopped before returning.
@@ -387,6 +389,12 @@ impl Key {
             };
             if first(self.ptr, min, max, 0, 0) != 0 {
                 return out;
+            }
+            for _ in 0..skip {
+                if end(self.ptr) != 0 || next(self.ptr) == 0 {
+                    stop(self.ptr);
+                    return out;
+                }
             }
             while out.len() < limit && end(self.ptr) == 0 {
                 let mut score = 0f64;

@@ -844,9 +844,16 @@ impl Store for RedisStore {
         }
     }
 
-    fn zset_range(&mut self, key: &[u8], min: f64, max: f64, limit: usize) -> Result<Vec<(Vec<u8>, f64)>> {
+    fn zset_range_from(
+        &mut self,
+        key: &[u8],
+        min: f64,
+        max: f64,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, f64)>> {
         let ctx = self.ctx;
-        Ok(self.read(key, Kind::Zset)?.map_or_else(Vec::new, |k| k.zset_range(ctx, min, max, limit)))
+        Ok(self.read(key, Kind::Zset)?.map_or_else(Vec::new, |k| k.zset_range(ctx, min, max, skip, limit)))
     }
 
     fn hash_get(&mut self, key: &[u8], field: &[u8]) -> Result<Option<Vec<u8>>> {

@@ -72,6 +72,12 @@ pub fn validate(input: &[u8]) -> Result<()> {
 /// digits (exact in a double and printed as written) other than `-0`.
 /// Lets the common args of a job be copied instead of rebuilt.
 pub fn is_canonical(input: &[u8]) -> bool {
+    is_canonical_checked(input) && validate(input).is_ok()
+}
+
+/// `is_canonical` of bytes already validated as one JSON value (a member's
+/// range that `for_each_member` checked): its scan, without the validation.
+pub(crate) fn is_canonical_checked(input: &[u8]) -> bool {
     let mut in_string = false;
     let mut i = 0;
     while let Some(&b) = input.get(i) {
@@ -105,7 +111,7 @@ pub fn is_canonical(input: &[u8]) -> bool {
         }
         i += 1;
     }
-    !in_string && validate(input).is_ok()
+    !in_string
 }
 
 /// The top-level members of a JSON object: each key (decoded, WTF-8) with the
@@ -229,6 +235,15 @@ impl<'a> Parser<'a> {
     }
 
     /// JSON whitespace is exactly space, tab, LF and CR.
+    /// Moves past the bytes of a string that need no attention: up to the
+    /// next quote, backslash or control character (or the end). One slice
+    /// scan rather than a bounds-checked step per byte: this runs over every
+    /// payload a promotion or take inspects.
+    fn plain_run(&mut self) {
+        let rest = self.b.get(self.pos..).unwrap_or_default();
+        self.pos += rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).unwrap_or(rest.len());
+    }
+
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
@@ -413,6 +428,7 @@ impl<'a> Parser<'a> {
     fn skip_string(&mut self) -> Result<()> {
         self.expect(b'"')?;
         loop {
+            self.plain_run();
             match self.next_byte() {
                 None => return Err(self.err("unterminated string")),
                 Some(b'"') => return Ok(()),
@@ -449,16 +465,11 @@ impl<'a> Parser<'a> {
         let start = self.pos;
         self.expect(b'"')?;
         let body = self.pos;
-        while let Some(c) = self.peek() {
-            if c == b'"' {
-                let s = self.b.get(body..self.pos).unwrap_or_default();
-                self.pos += 1;
-                return Ok(Cow::Borrowed(s));
-            }
-            if c == b'\\' || c < 0x20 {
-                break;
-            }
+        self.plain_run();
+        if self.peek() == Some(b'"') {
+            let s = self.b.get(body..self.pos).unwrap_or_default();
             self.pos += 1;
+            return Ok(Cow::Borrowed(s));
         }
         self.pos = start;
         self.string().map(Cow::Owned)
@@ -471,12 +482,7 @@ impl<'a> Parser<'a> {
         loop {
             // Copy the run of plain bytes in one go.
             let run_start = self.pos;
-            while let Some(c) = self.peek() {
-                if c == b'"' || c == b'\\' || c < 0x20 {
-                    break;
-                }
-                self.pos += 1;
-            }
+            self.plain_run();
             out.extend_from_slice(self.b.get(run_start..self.pos).unwrap_or_default());
             match self.next_byte() {
                 None => return Err(self.err("unterminated string")),

@@ -267,8 +267,7 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
     // tq filed jobs in it, at the earliest of their exact times, which can be
     // up to half a second before its second.
     let horizon = if timed { now.saturating_add(500) / 1000 } else { now / 1000 };
-    let due =
-        s.zset_range(&schedule, f64::NEG_INFINITY, horizon as f64, limit.saturating_add(ORPHAN_BUCKETS_PER_CALL))?;
+    let mut due = DueBuckets::new(schedule.clone(), horizon as f64, limit.saturating_add(ORPHAN_BUCKETS_PER_CALL));
     let mut budget = limit;
     let mut moved: i64 = 0;
     let mut failed = Failures::default();
@@ -277,10 +276,8 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
     let mut wrong: Vec<(Vec<u8>, String)> = Vec::new();
     let queues = ns.queues();
     let mut clocks = Clocks::default();
-    for (bname, score) in due {
-        if budget == 0 {
-            break;
-        }
+    while budget > 0 {
+        let Some((bname, score)) = due.next(s)? else { break };
         let moved_before = moved;
         let bucket_ms = (score.max(0.0) as u64).saturating_mul(1000);
         let tq_due = if timed { s.zset_score(&due_key, &bname)?.map(|t| t.max(0.0) as u64) } else { None };
@@ -435,6 +432,47 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
     plan.effects.extend(clocks.effects(s, ns)?);
     plan.reply = Reply::Int(moved);
     Ok((plan, problems))
+}
+
+/// The schedule's due buckets, read a few at a time as promotion needs
+/// them: a promotion of `limit` jobs out of big buckets uses one or two of
+/// them, and reading every due bucket up front (thousands, in a backlog)
+/// cost more than the jobs' moves.
+struct DueBuckets {
+    key: Vec<u8>,
+    horizon: f64,
+    /// How many buckets may be read in all.
+    cap: usize,
+    read: usize,
+    ahead: std::vec::IntoIter<(Vec<u8>, f64)>,
+    done: bool,
+}
+
+impl DueBuckets {
+    /// Buckets read by the first look; each next look reads three times
+    /// what was read before (so a long schedule costs a few reads).
+    const FIRST: usize = 16;
+
+    fn new(key: Vec<u8>, horizon: f64, cap: usize) -> Self {
+        DueBuckets { key, horizon, cap, read: 0, ahead: Vec::new().into_iter(), done: false }
+    }
+
+    /// The next due bucket and its score. The schedule is not written while
+    /// a plan is made, so the next piece starts where the last one ended.
+    fn next(&mut self, s: &mut impl Store) -> Result<Option<(Vec<u8>, f64)>> {
+        if let Some(b) = self.ahead.next() {
+            return Ok(Some(b));
+        }
+        if self.done || self.read >= self.cap {
+            return Ok(None);
+        }
+        let want = self.read.saturating_mul(3).max(Self::FIRST).min(self.cap - self.read);
+        let piece = s.zset_range_from(&self.key, f64::NEG_INFINITY, self.horizon, self.read, want)?;
+        self.done = piece.len() < want;
+        self.read += piece.len();
+        self.ahead = piece.into_iter();
+        Ok(self.ahead.next())
+    }
 }
 
 pub(crate) fn check_queue(queue: &[u8]) -> Result<()> {

@@ -69,7 +69,8 @@ pub struct PayloadInfo<'a> {
     pub class: Cow<'a, [u8]>,
     /// The `queue` member, when present and a string (Ruby's Resque omits it).
     pub queue: Option<Cow<'a, [u8]>>,
-    /// Where the `args` member's value is in the payload, when present.
+    /// Where the `args` member's value is in the payload, when present
+    /// (a value `inspect_payload` validated).
     pub args: Option<Range<usize>>,
 }
 
@@ -80,7 +81,8 @@ impl PayloadInfo<'_> {
         let raw = payload.get(self.args.clone()?)?;
         // Every take makes these keys: args already in their stringified
         // form (the usual case) are copied, not parsed and rewritten.
-        if json::is_canonical(raw) {
+        // The range is a member inspect_payload validated.
+        if json::is_canonical_checked(raw) {
             return Some(raw.to_vec());
         }
         json::parse(raw).ok().map(|v| json::to_vec(&v))

@@ -85,11 +85,18 @@ impl<S: Store> Store for Staged<'_, S> {
         }
         self.base.set_members(key)
     }
-    fn zset_range(&mut self, key: &[u8], min: f64, max: f64, limit: usize) -> Result<Vec<(Vec<u8>, f64)>> {
+    fn zset_range_from(
+        &mut self,
+        key: &[u8],
+        min: f64,
+        max: f64,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, f64)>> {
         if self.gone(key)? {
             return Ok(Vec::new());
         }
-        self.base.zset_range(key, min, max, limit)
+        self.base.zset_range_from(key, min, max, skip, limit)
     }
     fn hash_get(&mut self, key: &[u8], field: &[u8]) -> Result<Option<Vec<u8>>> {
         if self.gone(key)? || self.field_gone(key, field) {

@@ -50,7 +50,19 @@ pub trait Store {
     fn set_contains(&mut self, key: &[u8], member: &[u8]) -> Result<bool>;
     fn set_members(&mut self, key: &[u8]) -> Result<Vec<Vec<u8>>>;
     /// Members scored in [min, max], lowest score first, at most `limit`.
-    fn zset_range(&mut self, key: &[u8], min: f64, max: f64, limit: usize) -> Result<Vec<(Vec<u8>, f64)>>;
+    fn zset_range(&mut self, key: &[u8], min: f64, max: f64, limit: usize) -> Result<Vec<(Vec<u8>, f64)>> {
+        self.zset_range_from(key, min, max, 0, limit)
+    }
+    /// `zset_range` after skipping the first `skip` members of the range:
+    /// a long range read in pieces, as far as it is needed.
+    fn zset_range_from(
+        &mut self,
+        key: &[u8],
+        min: f64,
+        max: f64,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, f64)>>;
     fn hash_get(&mut self, key: &[u8], field: &[u8]) -> Result<Option<Vec<u8>>>;
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// `f` of a string's value, read in place where the store can (no
@@ -945,9 +957,18 @@ impl Store for MemStore {
         })
     }
 
-    fn zset_range(&mut self, key: &[u8], min: f64, max: f64, limit: usize) -> Result<Vec<(Vec<u8>, f64)>> {
+    fn zset_range_from(
+        &mut self,
+        key: &[u8],
+        min: f64,
+        max: f64,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, f64)>> {
         Ok(match self.typed(key, Kind::Zset)? {
-            Some(MemValue::Zset(z)) => z.iter().filter(|(_, s)| *s >= min && *s <= max).take(limit).cloned().collect(),
+            Some(MemValue::Zset(z)) => {
+                z.iter().filter(|(_, s)| *s >= min && *s <= max).skip(skip).take(limit).cloned().collect()
+            }
             _ => Vec::new(),
         })
     }

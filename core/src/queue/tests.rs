@@ -152,6 +152,31 @@ fn promote_respects_the_limit_and_resumes() {
 }
 
 #[test]
+fn promote_reads_a_long_schedule_in_pieces_and_misses_no_bucket() {
+    // 300 due buckets: every third one an orphan (no list), the others one
+    // job each; the schedule is read 16, 48, 192... at a time.
+    let mut s = MemStore::at(1_000_000);
+    let mut zset = Vec::new();
+    let mut jobs = Vec::new();
+    for b in 1..=300u64 {
+        zset.push((b.to_string().into_bytes(), b as f64));
+        if b % 3 != 0 {
+            let payload = format!(r#"{{"class":"c","queue":"q","args":[{b}]}}"#).into_bytes();
+            s.data.insert(format!("resque:delayed:{b}").into_bytes(), MemValue::List(vec![payload.clone()].into()));
+            jobs.push(payload);
+        }
+    }
+    s.data.insert(b"resque:delayed_queue_schedule".to_vec(), MemValue::Zset(zset));
+    // A limit that ends inside the second and third pieces, then the rest.
+    assert_eq!(run(&mut s, |s| promote(s, &ns(), 40)), Ok(Reply::Int(40)));
+    assert_eq!(run(&mut s, |s| promote(s, &ns(), 100)), Ok(Reply::Int(100)));
+    assert_eq!(run(&mut s, |s| promote(s, &ns(), 1000)), Ok(Reply::Int(60)));
+    // Every job once, in bucket order; every bucket, orphans too, gone.
+    assert_eq!(s.list(b"resque:queue:q"), jobs);
+    assert!(!s.data.contains_key(&b"resque:delayed_queue_schedule"[..]));
+}
+
+#[test]
 fn promote_cleans_orphans_and_fails_corrupt_payloads() {
     let mut s = MemStore::at(10_000);
     s.data.insert(
