@@ -485,7 +485,7 @@ pub fn coalesce(effects: Vec<Effect>) -> Vec<Effect> {
 /// than one per write: the server looks each replicated command up by its
 /// name, which costs more than most writes.
 pub fn gather(effects: Vec<Effect>) -> Vec<Effect> {
-    if effects.len() < 2 {
+    if effects.len() < 2 || !joins_any(&effects) {
         return effects;
     }
     // Each key named by a number, hashed once where it first appears: the
@@ -514,17 +514,9 @@ pub fn gather(effects: Vec<Effect>) -> Vec<Effect> {
     for (e, (from, to)) in effects.into_iter().zip(spans) {
         let keys = ids.get(from..to).unwrap_or_default();
         let first = keys.first().copied().unwrap_or(usize::MAX);
-        let kind = match &e {
-            Effect::ZRem { .. } | Effect::ZRemMany { .. } => Some(0),
-            Effect::LPush { .. } | Effect::LPushMany { .. } => Some(1),
-            Effect::RPush { .. } | Effect::RPushMany { .. } => Some(2),
-            Effect::HSet { .. } | Effect::HSetMany { .. } => Some(3),
-            _ => None,
-        };
-        let is_del = matches!(e, Effect::Del { .. });
-        let group: Option<&mut Option<usize>> = match kind {
-            Some(i) => groups.get_mut(first).and_then(|g| g.get_mut(i)),
-            None if is_del => Some(&mut del),
+        let group: Option<&mut Option<usize>> = match join_kind(&e) {
+            Some(DEL) => Some(&mut del),
+            Some(i) => groups.get_mut(first).and_then(|g| g.get_mut(usize::from(i))),
             None => None,
         };
         // Moved up to `t`, it must not pass a write of any of its keys.
@@ -554,6 +546,45 @@ pub fn gather(effects: Vec<Effect>) -> Vec<Effect> {
         }
     }
     out
+}
+
+/// The kind `gather` joins an effect by (ZREM, LPUSH, RPUSH, HSET, DEL),
+/// None for the others.
+fn join_kind(e: &Effect) -> Option<u8> {
+    match e {
+        Effect::ZRem { .. } | Effect::ZRemMany { .. } => Some(0),
+        Effect::LPush { .. } | Effect::LPushMany { .. } => Some(1),
+        Effect::RPush { .. } | Effect::RPushMany { .. } => Some(2),
+        Effect::HSet { .. } | Effect::HSetMany { .. } => Some(3),
+        Effect::Del { .. } => Some(DEL),
+        _ => None,
+    }
+}
+
+/// `join_kind` of a DEL: every DEL joins the first one, whatever its keys.
+const DEL: u8 = 4;
+
+/// Whether two effects of `effects` could be joined: two of a kind on the
+/// same key (any two DELs). A timer step that promotes one bucket has
+/// none, and its markers' hundreds of keys then need no key map. Past a
+/// few candidates it answers yes rather than compare every pair.
+fn joins_any(effects: &[Effect]) -> bool {
+    const FEW: usize = 32;
+    let mut seen: [(u8, &[u8]); FEW] = [(0, &[]); FEW];
+    let mut n = 0;
+    for e in effects {
+        let Some(kind) = join_kind(e) else { continue };
+        let key = e.keys().next().unwrap_or_default();
+        let earlier = seen.get(..n).unwrap_or_default();
+        if n == FEW || earlier.iter().any(|&(k, other)| k == kind && (kind == DEL || other == key)) {
+            return true;
+        }
+        if let Some(slot) = seen.get_mut(n) {
+            *slot = (kind, key);
+        }
+        n += 1;
+    }
+    false
 }
 
 /// Adds `e` to `into`, found by `gather` as one of its kind on its key;
@@ -1177,6 +1208,35 @@ mod tests {
             shortened += usize::from(fewer.len() < effects.len());
         }
         assert!(shortened > 2000, "only {shortened} of 4000 lists were shortened");
+    }
+
+    #[test]
+    fn a_promotion_steps_writes_join_only_across_buckets() {
+        let bucket = |b: &str| {
+            vec![
+                Effect::LPopN { key: format!("delayed:{b}").into_bytes(), count: 2 },
+                Effect::RemoveMarkers {
+                    keys: vec![b"timestamps:x".to_vec(), b"timestamps:y".to_vec()],
+                    member: format!("delayed:{b}").into_bytes(),
+                },
+                Effect::SAdd { key: b"queues".to_vec(), member: b"q".to_vec() },
+                Effect::RPushMany { key: b"queue:q".to_vec(), values: vec![b"x".to_vec(), b"y".to_vec()] },
+                Effect::ZRem { key: b"schedule".to_vec(), member: b.as_bytes().to_vec() },
+            ]
+        };
+        // One bucket: nothing of a kind twice on a key, the plan as it was.
+        let one = bucket("1");
+        assert!(!joins_any(&one));
+        assert_eq!(gather(one.clone()), one);
+        // Two: their pushes to the queue and ZREMs of the schedule join.
+        let two = [bucket("1"), bucket("2")].concat();
+        assert!(joins_any(&two));
+        let fewer = gather(two);
+        assert_eq!(fewer.len(), 8, "{fewer:?}");
+        assert!(fewer.iter().any(|e| matches!(e, Effect::RPushMany { values, .. } if values.len() == 4)));
+        assert!(fewer.iter().any(|e| matches!(e, Effect::ZRemMany { members, .. } if members.len() == 2)));
+        // Two DELs join whatever their keys.
+        assert!(joins_any(&[Effect::Del { keys: vec![b"a".to_vec()] }, Effect::Del { keys: vec![b"b".to_vec()] }]));
     }
 
     #[test]
