@@ -377,6 +377,15 @@ row(
 row(
     "",
     "jobs/s",
+    "module timer, batch 250, jobs filed by tq for exact times (each job's exact time in tq:at and its bucket's in "
+    "tq:due, cleared as it moves)",
+    num(T, "exact250.rate"),
+    "the same floor (the layout's writes only)",
+    num(T, "floor.server_rate"),
+)
+row(
+    "",
+    "jobs/s",
     "C module: the same writes, one FLOOR.PROMOTE a bucket (each marker's ACL checked; queue found by a scan, "
     "not a JSON parse), server time",
     num(T, "cfloor.server_rate"),
@@ -392,7 +401,12 @@ row(
     "the same writes as bulk plain commands, server time",
     num(T, "floor.server_rate"),
 )
-for v, label in (("auto250", "module timer, tq.timer-batch 250 (default)"), ("auto1000", "module timer, tq.timer-batch 1000")):
+TIMERS = (
+    ("auto250", "module timer, tq.timer-batch 250 (default)"),
+    ("auto1000", "module timer, tq.timer-batch 1000"),
+    ("exact250", "module timer, batch 250, jobs filed by tq for exact times"),
+)
+for v, label in TIMERS:
     row(
         "",
         "max stall ms (slowest PING, one sent every 1 ms)",
@@ -402,7 +416,7 @@ for v, label in (("auto250", "module timer, tq.timer-batch 250 (default)"), ("au
         num(T, "manual.ping_max"),
         2,
     )
-for v, label in (("auto250", "module timer, tq.timer-batch 250 (default)"), ("auto1000", "module timer, tq.timer-batch 1000")):
+for v, label in TIMERS:
     row("", "timer ticks ms, p99 (INFO tq timer_tick_us, server clock)", label, num(T, f"{v}.tick_p99_ms"), digits=2)
     row("", "timer ticks ms, longest", label, num(T, f"{v}.tick_max_ms"), digits=2)
     row("", "server main thread busy, share of the wall time from the first job promoted", label, num(T, f"{v}.busy"), digits=2)

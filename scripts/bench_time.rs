@@ -12,8 +12,12 @@
 //!   `TQ.ENQUEUEAT` spread evenly over `spread-ms` starting `lead-ms` from the
 //!   server's `TIME`; workers `TQ.BPOP` them; lateness = receive − bucket × 1000,
 //!   and (`queue_*`) job in its queue − bucket × 1000 from `INFO tq`.
-//! - `promote-fill <port> <jobs> <buckets>`: `tq.auto-promote no`, then `jobs`
-//!   `TQ.ENQUEUEAT` at past times, `buckets` buckets, pipelined.
+//! - `promote-fill <port> <jobs> <buckets> [exact]`: `tq.auto-promote no`,
+//!   then `jobs` `TQ.ENQUEUEAT` at past times, `buckets` buckets, pipelined.
+//!   With `exact`, each job then gets the exact time tq keeps for a job filed
+//!   ahead of time (300 ms before its bucket's second: its `<ns>:tq:at`
+//!   field, and its bucket's entry in `<ns>:tq:due`), as a backlog of tq's
+//!   own delayed jobs has them (a job filed for a past time keeps none).
 //! - `promote-auto <port> <jobs> <timer-batch>`: latency monitor on, a 1 ms
 //!   PING thread, `tq.auto-promote yes`, poll `LLEN` until every job is queued.
 //! - `promote-manual <port> <jobs> <limit>`: the same, but a client loops
@@ -131,7 +135,7 @@ fn main() {
     match mode.as_str() {
         "pickup" => pickup(port, &a[3], num(4), num(5), num(6) as usize),
         "lateness" => lateness(port, num(3) as usize, num(4), num(5), num(6) as usize),
-        "promote-fill" => promote_fill(port, num(3) as usize, num(4)),
+        "promote-fill" => promote_fill(port, num(3) as usize, num(4), a.get(5).is_some_and(|x| x == "exact")),
         "promote-auto" => promote_auto(port, num(3) as usize, num(4)),
         "promote-manual" => promote_manual(port, num(3) as usize, num(4)),
         "promote-floor" => promote_floor(port, num(3) as usize),
@@ -367,7 +371,7 @@ fn lateness(port: u16, jobs: usize, spread_ms: u64, lead_ms: u64, workers: usize
 const PROMOTE_NS: &str = "pr";
 const PROMOTE_QUEUE: &str = "pr:queue:q";
 
-fn promote_fill(port: u16, jobs: usize, buckets: u64) {
+fn promote_fill(port: u16, jobs: usize, buckets: u64, exact: bool) {
     let cl = client(port);
     let mut c = connect(&cl);
     let _: () = redis::cmd("CONFIG").arg("SET").arg("tq.auto-promote").arg("no").query(&mut c).expect("CONFIG SET");
@@ -401,6 +405,21 @@ fn promote_fill(port: u16, jobs: usize, buckets: u64) {
         .collect();
     for h in handles {
         h.join().expect("filler");
+    }
+    if exact {
+        for chunk in (0..jobs).collect::<Vec<_>>().chunks(10_000) {
+            let mut p = redis::pipe();
+            for &i in chunk {
+                let bucket = (first + i as u64 / per_bucket).to_string();
+                let at_ms = (first + i as u64 / per_bucket) * 1000 - 300;
+                let payload =
+                    tq_core::records::encode(b"q", b"Job", Some(format!("[{i}]").as_bytes())).expect("payload");
+                let field = tq_core::queue::exact_field(bucket.as_bytes(), &payload);
+                p.cmd("HSET").arg(format!("{PROMOTE_NS}:tq:at")).arg(field).arg(at_ms).ignore();
+                p.cmd("ZADD").arg(format!("{PROMOTE_NS}:tq:due")).arg(at_ms).arg(&bucket).ignore();
+            }
+            p.query::<()>(&mut c).expect("HSET, ZADD");
+        }
     }
     let secs = start.elapsed().as_secs_f64();
     let zcard: usize = redis::cmd("ZCARD").arg("pr:delayed_queue_schedule").query(&mut c).expect("ZCARD");

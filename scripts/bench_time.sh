@@ -11,7 +11,9 @@
 #      receive - bucket*1000 ms, early counts;
 #   3. promotion of 1,000,000 due jobs (1000 buckets x 1000) by the module's
 #      timer (tq.timer-batch 250, the default, and 1000) and by a client looping
-#      TQ.PROMOTE LIMIT 1000; stalls from LATENCY LATEST and a 1 ms PING thread;
+#      TQ.PROMOTE LIMIT 1000, and by the timer again with the exact time tq
+#      keeps for each of its own delayed jobs (in <ns>:tq:at and <ns>:tq:due,
+#      written by the fill); stalls from LATENCY LATEST and a 1 ms PING thread;
 #      and the floor of any promoter keeping node-resque's layout: the same
 #      writes as bulk plain commands from a client that knows every key, and
 #      as one command a bucket of the C yardstick module (FLOOR.PROMOTE);
@@ -151,16 +153,19 @@ for rep in $(seq "$REPS"); do
 done
 for rep in $(seq "$REPS"); do
   if [[ " $ONLY " == *" promote "* ]]; then
-    for variant in auto250 auto1000 manual floor cfloor cfloorx; do
+    for variant in auto250 auto1000 exact250 manual floor cfloor cfloorx; do
       say "run $rep: promotion of $PROMO_JOBS due jobs, $variant (filling...)"
       case $variant in cfloor*) start 1 --loadmodule "$DIR/floor.so" ;; *) start 1 ;; esac
-      measure "fill_$variant" "$rep" "$BT" promote-fill "$PORT" "$PROMO_JOBS" "$PROMO_BUCKETS"
+      # exact250: tq's own delayed jobs, each with the exact time it keeps.
+      fill_mode=""
+      [ "$variant" = exact250 ] && fill_mode=exact
+      measure "fill_$variant" "$rep" "$BT" promote-fill "$PORT" "$PROMO_JOBS" "$PROMO_BUCKETS" $fill_mode
       profile=0
       [ "$PERF" = 1 ] && [ "$rep" = 1 ] && [ "$variant" = auto250 ] && profile=1
       [ "$profile" = 1 ] && perf_start "$SPID"
       noise_mark
       case $variant in
-        auto250) measure "$variant" "$rep" "$BT" promote-auto "$PORT" "$PROMO_JOBS" 250 ;;
+        auto250 | exact250) measure "$variant" "$rep" "$BT" promote-auto "$PORT" "$PROMO_JOBS" 250 ;;
         auto1000) measure "$variant" "$rep" "$BT" promote-auto "$PORT" "$PROMO_JOBS" 1000 ;;
         manual) measure "$variant" "$rep" "$BT" promote-manual "$PORT" "$PROMO_JOBS" 1000 ;;
         floor) measure "$variant" "$rep" "$BT" promote-floor "$PORT" "$PROMO_JOBS" ;;
@@ -317,9 +322,10 @@ if [[ " $ONLY " == *" promote "* ]]; then
   row "$P: fill, pipelined TQ.ENQUEUEAT (2 conns)" "s" "" c_f_s
   row "" "jobs/s" "" c_f_rate
   row "" "used_memory MB" "" c_f_mb
-  for variant in auto250 auto1000 manual; do
+  for variant in auto250 auto1000 exact250 manual; do
     case $variant in
       auto250) label="timer, tq.timer-batch 250 (default)" ;;
+      exact250) label="timer, batch 250, jobs filed by tq for exact times" ;;
       auto1000) label="timer, tq.timer-batch 1000" ;;
       manual) label="client loop TQ.PROMOTE LIMIT 1000" ;;
     esac

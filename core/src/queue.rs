@@ -206,7 +206,9 @@ fn exact_time(
 /// The field of a job's exact due time: `<bucket>:<128-bit digest of the
 /// payload>` (a payload appears at most once per bucket; the digest keeps
 /// the field small whatever the payload's size).
-pub(crate) fn exact_field(bname: &[u8], payload: &[u8]) -> Vec<u8> {
+/// The field of `<ns>:tq:at` holding the exact due time of `payload` filed
+/// under the bucket `bname`.
+pub fn exact_field(bname: &[u8], payload: &[u8]) -> Vec<u8> {
     use std::hash::Hasher;
     let mut h = siphasher::sip128::SipHasher13::new_with_keys(0x7471_2d61_7473, 0x6578_6163_7464_7565);
     h.write(payload);
@@ -214,7 +216,12 @@ pub(crate) fn exact_field(bname: &[u8], payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(bname.len() + 33);
     f.extend_from_slice(bname);
     f.push(b':');
-    f.extend_from_slice(format!("{digest:032x}").as_bytes());
+    // `{digest:032x}` without the formatter: this runs for every job a
+    // promotion moves out of a bucket tq keeps exact times for.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..32).rev() {
+        f.push(HEX.get(((digest >> (i * 4)) & 0xf) as usize).copied().unwrap_or(b'0'));
+    }
     f
 }
 
@@ -254,15 +261,6 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
     let exact = s.kind(&at_key)? == Kind::Hash;
     let timed = s.kind(&due_key)? == Kind::Zset;
     let mut plan = Plan::new(Reply::Int(0));
-    if timed {
-        // Buckets gone (promoted or removed by another client) leave nothing
-        // to wait for.
-        for (bname, _) in s.zset_range(&due_key, f64::NEG_INFINITY, now as f64, ORPHAN_BUCKETS_PER_CALL)? {
-            if s.list_len(&ns.delayed(&bname))? == 0 {
-                plan.effects.push(Effect::ZRem { key: due_key.clone(), member: bname });
-            }
-        }
-    }
     // A bucket is due once its second starts (bucket * 1000 <= now), or, if
     // tq filed jobs in it, at the earliest of their exact times, which can be
     // up to half a second before its second.
@@ -425,6 +423,19 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
         } else if take == len {
             plan.effects.push(Effect::ZRem { key: schedule.clone(), member: bname.clone() });
             if tq_due.is_some() {
+                plan.effects.push(Effect::ZRem { key: due_key.clone(), member: bname });
+            }
+        }
+    }
+    if timed && budget > 0 {
+        // Due times of buckets gone (promoted or removed by another client)
+        // leave nothing to wait for. Looked for once the due buckets are
+        // done: in a backlog every due time read here is a bucket still
+        // waiting, and reading a thousand of them per call cost more than
+        // the promotion itself. (A bucket this call empties is still there
+        // as the plan is made: its due time goes with it, above.)
+        for (bname, _) in s.zset_range(&due_key, f64::NEG_INFINITY, now as f64, ORPHAN_BUCKETS_PER_CALL)? {
+            if s.list_len(&ns.delayed(&bname))? == 0 {
                 plan.effects.push(Effect::ZRem { key: due_key.clone(), member: bname });
             }
         }

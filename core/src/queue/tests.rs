@@ -177,6 +177,47 @@ fn promote_reads_a_long_schedule_in_pieces_and_misses_no_bucket() {
 }
 
 #[test]
+fn an_exact_field_is_the_bucket_and_the_payloads_digest_in_hex() {
+    use std::hash::Hasher;
+    for payload in [&b""[..], b"{\"class\":\"c\"}", &[0xff; 300]] {
+        let mut h = siphasher::sip128::SipHasher13::new_with_keys(0x7471_2d61_7473, 0x6578_6163_7464_7565);
+        h.write(payload);
+        let digest = siphasher::sip128::Hasher128::finish128(&h).as_u128();
+        assert_eq!(exact_field(b"1700000000", payload), format!("1700000000:{digest:032x}").into_bytes());
+    }
+}
+
+/// The due times of gone buckets are looked for once the due buckets are
+/// done, not by every call of a backlog (each read a thousand of them).
+#[test]
+fn due_times_of_gone_buckets_go_once_the_backlog_is_promoted() {
+    let mut s = MemStore::at(0);
+    for (at, arg) in [(700, "a"), (800, "b"), (1_700, "c")] {
+        let args = format!("[\"{arg}\"]");
+        run(&mut s, |s| enqueue_at(s, &ns(), at, b"q", b"c", Some(args.as_bytes()))).expect("filed");
+    }
+    // Bucket 5's due time outlived its bucket (node-resque's scheduler took
+    // its jobs): an orphan.
+    s.apply(&[Effect::ZAdd { key: b"resque:tq:due".to_vec(), score: 500, member: b"5".to_vec() }]);
+    s.now = 2_000;
+    let orphan_gone = |p: &Plan| {
+        p.effects.iter().any(|e| matches!(e, Effect::ZRem { key, member } if key == b"resque:tq:due" && member == b"5"))
+    };
+    // The limit leaves due jobs behind: the orphan waits.
+    let plan = promote(&mut s, &ns(), 2).expect("plans");
+    assert!(!orphan_gone(&plan), "{:?}", plan.effects);
+    s.apply(&plan.effects);
+    // This call promotes the last due job with room to spare: it goes.
+    let plan = promote(&mut s, &ns(), 2).expect("plans");
+    assert_eq!(plan.reply, Reply::Int(1));
+    assert!(orphan_gone(&plan), "{:?}", plan.effects);
+    s.apply(&plan.effects);
+    assert_eq!(s.list(b"resque:queue:q"), [job_of(r#"["a"]"#), job_of(r#"["b"]"#), job_of(r#"["c"]"#)]);
+    assert!(!s.data.contains_key(&b"resque:tq:due"[..]));
+    assert_eq!(next_due(&mut s, &ns()), Ok(None));
+}
+
+#[test]
 fn promote_cleans_orphans_and_fails_corrupt_payloads() {
     let mut s = MemStore::at(10_000);
     s.data.insert(
