@@ -451,6 +451,48 @@ fn a_burst_of_expired_leases_replicates_in_gathered_commands() {
     assert_no_errors_from_primary(&replica);
 }
 
+/// One TQ.PROMOTE over hundreds of small due buckets, orphans among them
+/// (schedule entries without a list, due times of gone buckets): the
+/// schedule is read in pieces (16, then 48, then 192...), and every job
+/// moves once, in bucket order; a replica without the module ends equal.
+#[test]
+fn one_promotion_over_many_small_buckets_moves_every_job_once_and_replicates() {
+    let primary = start_primary(&["--tq.auto-promote", "no"]);
+    let replica = replica_of(&primary, false);
+    let mut p = primary.conn();
+    let mut r = replica.conn();
+    let n = ns("pieces");
+    let schedule = format!("{n}:delayed_queue_schedule");
+    let mut want = Vec::new();
+    // Filed as node-resque files them, long due: 300 buckets of two jobs,
+    // and after every seventh one a schedule entry whose bucket is gone.
+    for b in 1_000..1_300u64 {
+        for j in 0..2 {
+            let payload = format!(r#"{{"class":"Job","queue":"q","args":[{b},{j}]}}"#);
+            p.ok(&["RPUSH", &format!("{n}:delayed:{b}"), &payload]);
+            p.ok(&["SADD", &format!("{n}:timestamps:{payload}"), &format!("delayed:{b}")]);
+            want.push(payload);
+        }
+        p.ok(&["ZADD", &schedule, &b.to_string(), &b.to_string()]);
+        if b % 7 == 0 {
+            let gone = format!("{b}.5");
+            p.ok(&["ZADD", &schedule, &gone, &gone]);
+            // A due time tq kept for a bucket someone else emptied.
+            p.ok(&["ZADD", &format!("{n}:tq:due"), &(b * 1000).to_string(), &format!("{b}9")]);
+        }
+    }
+    assert_eq!(p.int(&["TQ.PROMOTE", &n, "LIMIT", "1000"]), want.len() as i64);
+    assert_eq!(p.lrange(&format!("{n}:queue:q")), want, "every job once, in bucket order");
+    for gone in [schedule.clone(), format!("{n}:tq:due")] {
+        assert_eq!(p.int(&["EXISTS", &gone]), 0, "{gone} left behind");
+    }
+    let markers = p.list(&["KEYS", &format!("{n}:timestamps:*")]);
+    assert!(markers.is_empty(), "{} markers left behind", markers.len());
+    wait_replicated(&mut p);
+    assert_eq!(r.digest(), p.digest(), "DEBUG DIGEST differs between primary and replica");
+    assert_no_errors_from_primary(&replica);
+}
+
 /// A promotion backlog the timer works for many ticks, while a client
 /// enqueues, takes, ACKs and FAILs between them (ticks now come back right
 /// after the clients' replies): a replica without the module ends equal, and
