@@ -225,7 +225,9 @@ pub struct Worker {
     opts: WorkerOptions,
     handlers: HashMap<String, Handler>,
     fallback: Option<Handler>,
-    events: EventSink,
+    /// None until [`Worker::on_event`]: events nobody listens to are not
+    /// even made (a job's start would copy the job).
+    events: Option<EventSink>,
     stop: StopHandle,
 }
 
@@ -233,7 +235,7 @@ impl Worker {
     /// A worker with no handlers; its events are dropped until [`Worker::on_event`]
     /// sets where they go (the library writes nothing to the terminal).
     pub fn new(opts: WorkerOptions) -> Worker {
-        Worker { opts, handlers: HashMap::new(), fallback: None, events: Arc::new(|_| {}), stop: StopHandle::new() }
+        Worker { opts, handlers: HashMap::new(), fallback: None, events: None, stop: StopHandle::new() }
     }
 
     pub fn options(&self) -> &WorkerOptions {
@@ -266,7 +268,7 @@ impl Worker {
     where
         F: Fn(&Event) + Send + Sync + 'static,
     {
-        self.events = Arc::new(f);
+        self.events = Some(Arc::new(f));
         self
     }
 
@@ -275,7 +277,9 @@ impl Worker {
     }
 
     fn emit(&self, e: Event) {
-        let _ = catch_unwind(AssertUnwindSafe(|| (self.events)(&e)));
+        if let Some(events) = &self.events {
+            let _ = catch_unwind(AssertUnwindSafe(|| events(&e)));
+        }
     }
 
     /// Runs until stopped (see [`StopHandle`]). Errors only at the start: bad

@@ -40,7 +40,7 @@ pub(super) struct Shared {
     pub(super) opts: WorkerOptions,
     pub(super) handlers: HashMap<String, Handler>,
     pub(super) fallback: Option<Handler>,
-    pub(super) events: EventSink,
+    pub(super) events: Option<EventSink>,
     pub(super) stop: StopHandle,
     pub(super) slots: Vec<Arc<Slot>>,
     pub(super) lease: Duration,
@@ -51,7 +51,9 @@ impl Shared {
     /// Hands an event to the sink; a sink that panics does not take the
     /// worker down.
     pub(super) fn emit(&self, e: Event) {
-        let _ = catch_unwind(AssertUnwindSafe(|| (self.events)(&e)));
+        if let Some(events) = &self.events {
+            let _ = catch_unwind(AssertUnwindSafe(|| events(&e)));
+        }
     }
 
     /// Reports Redis going away for `worker`, once per outage (`down`).
@@ -395,7 +397,9 @@ pub(super) fn run_handler(
         st.next_heartbeat = popped + sh.interval();
         st.seq
     };
-    sh.emit(Event::JobStart { job: job.clone() });
+    if sh.events.is_some() {
+        sh.emit(Event::JobStart { job: job.clone() });
+    }
     let started = Instant::now();
     let handler = sh.handlers.get(&job.class).or(sh.fallback.as_ref());
     let result = match handler {
