@@ -206,8 +206,6 @@ fn exact_time(
 /// The field of a job's exact due time: `<bucket>:<128-bit digest of the
 /// payload>` (a payload appears at most once per bucket; the digest keeps
 /// the field small whatever the payload's size).
-/// The field of `<ns>:tq:at` holding the exact due time of `payload` filed
-/// under the bucket `bname`.
 pub fn exact_field(bname: &[u8], payload: &[u8]) -> Vec<u8> {
     use std::hash::Hasher;
     let mut h = siphasher::sip128::SipHasher13::new_with_keys(0x7471_2d61_7473, 0x6578_6163_7464_7565);
@@ -477,7 +475,7 @@ impl DueBuckets {
         if self.done || self.read >= self.cap {
             return Ok(None);
         }
-        let want = self.read.saturating_mul(3).max(Self::FIRST).min(self.cap - self.read);
+        let want = self.read.saturating_mul(3).max(Self::FIRST).min(self.cap.saturating_sub(self.read));
         let piece = s.zset_range_from(&self.key, f64::NEG_INFINITY, self.horizon, self.read, want)?;
         self.done = piece.len() < want;
         self.read += piece.len();
