@@ -234,7 +234,6 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// JSON whitespace is exactly space, tab, LF and CR.
     /// Moves past the bytes of a string that need no attention: up to the
     /// next quote, backslash or control character (or the end). One slice
     /// scan rather than a bounds-checked step per byte: this runs over every
@@ -244,6 +243,7 @@ impl<'a> Parser<'a> {
         self.pos += rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).unwrap_or(rest.len());
     }
 
+    /// JSON whitespace is exactly space, tab, LF and CR.
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
