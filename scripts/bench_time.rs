@@ -407,16 +407,19 @@ fn promote_fill(port: u16, jobs: usize, buckets: u64, exact: bool) {
         h.join().expect("filler");
     }
     if exact {
-        for chunk in (0..jobs).collect::<Vec<_>>().chunks(10_000) {
+        for from in (0..jobs).step_by(10_000) {
             let mut p = redis::pipe();
-            for &i in chunk {
-                let bucket = (first + i as u64 / per_bucket).to_string();
-                let at_ms = (first + i as u64 / per_bucket) * 1000 - 300;
+            for i in from..(from + 10_000).min(jobs) {
+                let second = first + i as u64 / per_bucket;
+                let (bucket, at_ms) = (second.to_string(), second * 1000 - 300);
                 let payload =
                     tq_core::records::encode(b"q", b"Job", Some(format!("[{i}]").as_bytes())).expect("payload");
                 let field = tq_core::queue::exact_field(bucket.as_bytes(), &payload);
                 p.cmd("HSET").arg(format!("{PROMOTE_NS}:tq:at")).arg(field).arg(at_ms).ignore();
-                p.cmd("ZADD").arg(format!("{PROMOTE_NS}:tq:due")).arg(at_ms).arg(&bucket).ignore();
+                // The bucket's due time, once (its first job).
+                if i as u64 % per_bucket == 0 {
+                    p.cmd("ZADD").arg(format!("{PROMOTE_NS}:tq:due")).arg(at_ms).arg(&bucket).ignore();
+                }
             }
             p.query::<()>(&mut c).expect("HSET, ZADD");
         }

@@ -370,9 +370,8 @@ impl Key {
         ok && deleted == 1
     }
 
-    /// Members with score in [min, max], lowest first, at most `limit`.
-    /// The members scored in [min, max] after the first `skip` (stepped
-    /// over without being copied), at most `limit`.
+    /// Members with score in [min, max], lowest first, after the first
+    /// `skip` (stepped over without being copied), at most `limit`.
     pub fn zset_range(&self, ctx: Ctx, min: f64, max: f64, skip: usize, limit: usize) -> Vec<(Vec<u8>, f64)> {
         let mut out = Vec::new();
         // SAFETY: live zset key; each element string is freed; the range is
