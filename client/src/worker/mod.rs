@@ -100,6 +100,14 @@ pub type Handler = Arc<dyn Fn(&Job) -> Result<(), JobError> + Send + Sync>;
 /// from any thread.
 pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
 
+/// Hands `e` to the hook, if any; a hook that panics does not take the
+/// worker down.
+fn deliver(events: &Option<EventSink>, e: &Event) {
+    if let Some(events) = events {
+        let _ = catch_unwind(AssertUnwindSafe(|| events(e)));
+    }
+}
+
 /// Lease asked for when the options give none.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -277,9 +285,7 @@ impl Worker {
     }
 
     fn emit(&self, e: Event) {
-        if let Some(events) = &self.events {
-            let _ = catch_unwind(AssertUnwindSafe(|| events(&e)));
-        }
+        deliver(&self.events, &e);
     }
 
     /// Runs until stopped (see [`StopHandle`]). Errors only at the start: bad

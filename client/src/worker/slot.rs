@@ -48,12 +48,8 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    /// Hands an event to the sink; a sink that panics does not take the
-    /// worker down.
     pub(super) fn emit(&self, e: Event) {
-        if let Some(events) = &self.events {
-            let _ = catch_unwind(AssertUnwindSafe(|| events(&e)));
-        }
+        deliver(&self.events, &e);
     }
 
     /// Reports Redis going away for `worker`, once per outage (`down`).
