@@ -235,15 +235,19 @@ impl Key {
     pub fn string_overwrite(&self, value: &[u8]) -> bool {
         let mut len = 0usize;
         // SAFETY: live string key opened for writing; the DMA buffer is
-        // resized to exactly value.len() before it is written.
+        // exactly value.len() long when it is written (resized first unless
+        // it already was: fixed-size records keep their length).
         unsafe {
             let (Some(truncate), Some(dma)) = (raw::RedisModule_StringTruncate, raw::RedisModule_StringDMA) else {
                 return false;
             };
-            if truncate(self.ptr, value.len()) != 0 {
-                return false;
+            let mut p = dma(self.ptr, &mut len, raw::REDISMODULE_WRITE as c_int);
+            if len != value.len() {
+                if truncate(self.ptr, value.len()) != 0 {
+                    return false;
+                }
+                p = dma(self.ptr, &mut len, raw::REDISMODULE_WRITE as c_int);
             }
-            let p = dma(self.ptr, &mut len, raw::REDISMODULE_WRITE as c_int);
             if p.is_null() || len != value.len() {
                 return false;
             }

@@ -247,3 +247,30 @@ fn a_lease_expiry_that_cannot_give_the_job_back_files_it_in_failed() {
     assert!(error.contains("could not go back") && error.contains("WRONGTYPE"), "{error}");
     assert_eq!(stat(&mut c, &n, "failed"), 1);
 }
+
+/// tq rewrites a string it counts on in place when the value keeps its
+/// length. A counter written by hand is one of Redis's shared integer
+/// objects: rewriting that object in place would change every key holding
+/// the same small number. The delivery counter set to 5 and to 9 by hand
+/// (and given a TTL) goes on at 6 and at 10, loses its TTL as a SET would,
+/// and another key holding 5 still holds 5.
+#[test]
+fn a_counter_written_by_hand_goes_on_without_touching_keys_that_share_its_value() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("shared");
+    let counter = format!("{n}:tq:delivery");
+    c.ok(&["SET", &counter, "5"]);
+    c.ok(&["SET", "bystander", "5"]);
+    c.ok(&["PEXPIRE", &counter, "600000"]);
+    c.ok(&["TQ.ENQUEUE", &n, "q", "c", "[1]"]);
+    assert_eq!(c.strings(&["TQ.POP", &n, "w1", "q"])[2], "6", "same length: rewritten in place");
+    assert_eq!(c.string(&["GET", &counter]).as_deref(), Some("6"));
+    assert_eq!(c.int(&["PTTL", &counter]), -1, "a SET drops the TTL");
+    assert_eq!(c.string(&["GET", "bystander"]).as_deref(), Some("5"), "the shared 5 is untouched");
+    c.ok(&["SET", &counter, "9"]);
+    c.ok(&["TQ.ENQUEUE", &n, "q", "c", "[2]"]);
+    assert_eq!(c.strings(&["TQ.POP", &n, "w2", "q"])[2], "10", "longer: resized, then written");
+    assert_eq!(c.string(&["GET", &counter]).as_deref(), Some("10"));
+    assert_eq!(c.string(&["GET", "bystander"]).as_deref(), Some("5"));
+}
