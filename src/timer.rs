@@ -432,9 +432,17 @@ fn serve_one(ctx: rm::Ctx, db: i32, ns: &Ns<'_>, work: Work) -> Result<Option<u6
             Ok(if enqueued { Some(store.now_ms()) } else { due })
         }
         Work::Metrics => {
-            let effects = metrics::close_due(&mut store, ns, batch)?;
+            // Workers' open tallies first: a minute is closed only once no
+            // tally of it is left (theirs are due by its end).
+            let (effects, more) = metrics::flush_due(&mut store, ns, batch)?;
             store.apply(&gather(effects))?;
-            first_score(ctx, &ns.metrics_open())
+            if !more {
+                let mut store = RedisStore::new(ctx);
+                let effects = metrics::close_due(&mut store, ns, batch)?;
+                store.apply(&gather(effects))?;
+            }
+            let due = [first_score(ctx, &ns.metrics_flush())?, first_score(ctx, &ns.metrics_open())?];
+            Ok(due.into_iter().flatten().min())
         }
     }
 }

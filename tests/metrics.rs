@@ -1,7 +1,8 @@
-//! The job metrics the module keeps (`tq_core::metrics`): written in the
-//! same step as the job's move, replicated as plain commands, closed by the
-//! timer (TTL, hour record, totals) on the primary, and confined to the
-//! namespace whatever a client writes into their keys.
+//! The job metrics the module keeps (`tq_core::metrics`): counted in the
+//! same step as the job's move (in the worker's in-flight entry, then in
+//! the minute's record), replicated as plain commands, closed by the timer
+//! (TTL, hour record, totals) on the primary, and confined to the namespace
+//! whatever a client writes into their keys.
 
 mod common;
 
@@ -47,6 +48,13 @@ fn a_job_is_counted_in_its_minute_and_the_counts_replicate() {
     c.ok(&["TQ.POP", &n, "w", "q"]);
     let d = c.delivery(&n, "w");
     c.ok(&["TQ.POP", &n, "w", "q", "ACK", &d]);
+    // The worker's entry holds the three until a report a second on, the
+    // end of the minute, or the worker stopping writes them to the record.
+    let held = c.inflight(&n, "w").and_then(|e| e.open).expect("an open tally");
+    let t = Tally::decode(&held.tally).expect("a tally");
+    assert_eq!((t.processed, t.failed, t.run.count(), t.wait.count()), (2, 1, 3, 3));
+    assert!(open_minutes(&mut c, &n).is_empty());
+    c.ok(&["TQ.UNTRACK", &n, "w", "q"]);
     let open = open_minutes(&mut c, &n);
     assert_eq!(open.len(), 1, "{open:?}");
     let (minute, pair_name) = open[0].split_once(':').expect("minute:pair");
@@ -73,6 +81,7 @@ fn the_timer_closes_a_minute_after_a_reload_and_the_replica_follows() {
     c.ok(&["TQ.ENQUEUE", &n, "q", "C", "[]"]);
     c.ok(&["TQ.POP", &n, "w", "q"]);
     c.ack(&n, "w");
+    c.ok(&["TQ.UNTRACK", &n, "w", "q"]);
     let member = open_minutes(&mut c, &n).pop().expect("an open minute");
     let (minute, pair_name) = member.split_once(':').expect("minute:pair");
     let key = format!("{n}:tq:m:{minute}:{pair_name}");
@@ -133,7 +142,43 @@ fn with_metrics_off_no_metric_key_is_written() {
     c.ok(&["TQ.ENQUEUE", &n, "q", "C", "[]"]);
     c.ok(&["TQ.POP", &n, "w", "q"]);
     c.ack(&n, "w");
-    assert_eq!(open_minutes(&mut c, &n).len(), 1);
+    assert!(c.inflight(&n, "w").is_some_and(|e| e.open.is_some()));
+    assert_eq!(c.strings(&["ZRANGE", &format!("{n}:tq:mflush"), "0", "-1"]), vec!["w".to_string()]);
+}
+
+/// A worker that went idle, or died, leaves jobs counted in its entry: the
+/// timer writes them once their minute is over (here a minute long past,
+/// written as an entry of a worker that died then), after a reload too, and
+/// the replica follows.
+#[test]
+fn the_timer_writes_what_an_idle_workers_entry_still_holds() {
+    let p = Server::start_with(Opts { args: vec!["--repl-diskless-sync-delay".into(), "0".into()], ..Opts::default() });
+    let r = start_replica(p.port, Opts { module: false, ..Opts::default() });
+    let mut c = p.conn();
+    let n = ns("idle");
+    c.ok(&["TQ.ENQUEUE", &n, "q", "C", "[]"]);
+    c.ok(&["TQ.POP", &n, "w", "q"]);
+    c.ack(&n, "w");
+    let mut e = c.inflight(&n, "w").expect("a tombstone");
+    let open = e.open.as_mut().expect("an open tally");
+    open.minute -= 10;
+    let minute = open.minute;
+    let entry = format!("{n}:tq:inflight:w");
+    let ttl = c.int(&["PEXPIRETIME", &entry]);
+    c.ok(&[b"SET".to_vec(), entry.clone().into_bytes(), e.encode()]);
+    c.ok(&["PEXPIREAT", &entry, &ttl.to_string()]);
+    c.ok(&["DEBUG", "RELOAD"]);
+    c.ok(&["ZADD", &format!("{n}:tq:mflush"), "0", "w"]);
+    let key = format!("{n}:tq:m:{minute}:{}", pair("q", "C"));
+    wait_until(30, "the tally written", || c.int(&["EXISTS", &key]) == 1);
+    assert_eq!(tally(&mut c, &key).processed, 1);
+    assert_eq!(c.inflight(&n, "w").and_then(|e| e.open), None);
+    assert_eq!(c.int(&["PEXPIRETIME", &entry]), ttl, "the tombstone keeps its TTL");
+    // Its minute long over, the timer closes it too.
+    wait_until(30, "the minute closed", || open_minutes(&mut c, &n).is_empty());
+    assert!(c.int(&["PTTL", &key]) > 0);
+    wait_replicas_synced(&mut c, 1);
+    assert_eq!(r.conn().digest(), c.digest());
 }
 
 #[test]

@@ -1467,6 +1467,14 @@ impl Run {
                 let raw = c.bytes(&["GET", k]).expect("a minute's record");
                 tallied.merge(&tq_core::metrics::Tally::decode(&raw).expect("a tally tq can decode"));
             }
+            // Jobs a worker counted and its entry carries until their record
+            // is written.
+            if rest.starts_with("tq:inflight:") {
+                let open = c.bytes(&["GET", k]).and_then(|raw| InFlight::decode(&raw)).and_then(|e| e.open);
+                if let Some(t) = open {
+                    tallied.merge(&tq_core::metrics::Tally::decode(&t.tally).expect("a tally tq can decode"));
+                }
+            }
             let ok = match rest {
                 _ if tq_core::keys::is_metrics(rest.as_bytes()) => true,
                 "queues"

@@ -733,8 +733,11 @@ fn job_metrics_in_tq_metrics_the_overview_and_metrics_agree() {
     let keys = tq_core::keys::Ns::new(n.as_bytes(), false).expect("namespace");
     c.ok(&[&b"SET"[..], keys.metrics_total(&name).as_slice(), total.to_bytes().as_slice()]);
     c.ok(&[&b"SADD"[..], keys.metrics_pairs().as_slice(), name.as_slice()]);
-    // The waiting job is at least this old when read.
+    // The waiting job is at least this old when read, and the workers'
+    // counts are in their minutes' records (the timer writes them within
+    // `FLUSH_MS` of the jobs).
     std::thread::sleep(Duration::from_millis(50));
+    wait_until(30, "the job metrics in their records", || c.int(&["ZCARD", &format!("{n}:tq:mflush")]) == 0);
 
     let doc = metrics_json(&s, &n);
     let ac = pair_doc(&doc, "a", "c");

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use crate::error::{show, Result, TqError};
 use crate::json;
 use crate::keys::{self, check_name, glob_escape, Ns};
-use crate::metrics::Clocks;
+use crate::metrics::{self, Clocks};
 use crate::queue::check_queue;
 use crate::records::{self, FailedPayload, Failure, InFlight};
 use crate::store::{plan_incr, wrong_type, Effect, Kind, Plan, Reply, Store};
@@ -491,7 +491,11 @@ pub fn force_clean(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<Pla
     let mut prefix = worker.to_vec();
     prefix.push(b':');
     let index = ns.inflight(worker);
-    let entry = s.get(&index)?.and_then(|raw| InFlight::decode(&raw)).filter(InFlight::live);
+    let decoded = s.get(&index)?.and_then(|raw| InFlight::decode(&raw));
+    // Jobs the worker counted and its entry still carries go to their
+    // records before the entry goes.
+    let counted = metrics::flush_all(s, ns, decoded.as_ref().and_then(|e| e.open.clone()).into_iter().collect())?;
+    let entry = decoded.filter(InFlight::live);
     // Written at the end by ZREM, which would fail on another type.
     s.expect_kind(&ns.leases(), Kind::Zset)?;
     s.expect_kind(&ns.alive(), Kind::Zset)?;
@@ -506,6 +510,7 @@ pub fn force_clean(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<Pla
         }
     }
     let mut plan = Plan::new(Reply::Nil);
+    plan.effects.extend(counted);
     let mut gone =
         vec![index, ns.ping(worker), ns.worker_stat(b"failed", worker), ns.worker_stat(b"processed", worker)];
     let mut job: Option<(Vec<u8>, Vec<u8>)> = None; // (queue, payload)
@@ -621,14 +626,16 @@ pub fn untrack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[u8]) ->
     if entry.is_some() {
         gone.push(index);
     }
-    Ok(Plan {
-        effects: vec![
-            Effect::SRem { key: ns.workers(), member: keys::worker_entry(worker, queues) },
-            Effect::Del { keys: gone },
-            Effect::ZRem { key: ns.alive(), member: worker.to_vec() },
-        ],
-        reply: Reply::Ok,
-    })
+    // Jobs the worker counted and its tombstone still carries go to their
+    // records before it goes.
+    let open = entry.flatten().and_then(|e| e.open);
+    let mut effects = metrics::flush_all(s, ns, open.into_iter().collect())?;
+    effects.extend([
+        Effect::SRem { key: ns.workers(), member: keys::worker_entry(worker, queues) },
+        Effect::Del { keys: gone },
+        Effect::ZRem { key: ns.alive(), member: worker.to_vec() },
+    ]);
+    Ok(Plan { effects, reply: Reply::Ok })
 }
 
 /// `TQ.LOCKS <ns> [<cursor> <count>]`: one step of a SCAN over the

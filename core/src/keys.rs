@@ -207,6 +207,12 @@ impl Ns<'_> {
     pub fn metrics_open(&self) -> Vec<u8> {
         self.key(&[b"tq", b"mopen"])
     }
+    /// Workers whose in-flight entry holds jobs not yet in their minute's
+    /// record (`records::OpenTally`): zset worker → unix ms by which the
+    /// timer writes them.
+    pub fn metrics_flush(&self) -> Vec<u8> {
+        self.key(&[b"tq", b"mflush"])
+    }
     /// One minute's `metrics::Tally` of a pair.
     pub fn metrics_minute(&self, minute: u64, pair: &[u8]) -> Vec<u8> {
         // Every job's report makes this name: digits written in place.
@@ -317,8 +323,8 @@ pub fn lock_kind(name: &[u8]) -> Option<(LockKind, &[u8])> {
 /// Suffixes of the keys that give a namespace timed work (delayed jobs,
 /// leases, live workers, periodic tasks, metrics minutes to close): the module's timer serves every
 /// namespace that has one.
-const TIMED_SUFFIXES: [&[u8]; 6] =
-    [b":delayed_queue_schedule", b":tq:leases", b":tq:alive", b":tq:recur", b":tq:due", b":tq:mopen"];
+const TIMED_SUFFIXES: [&[u8]; 7] =
+    [b":delayed_queue_schedule", b":tq:leases", b":tq:alive", b":tq:recur", b":tq:due", b":tq:mopen", b":tq:mflush"];
 
 /// The namespace of a timed key, if `key` is one.
 pub fn timed_namespace(key: &[u8]) -> Option<&[u8]> {
@@ -331,6 +337,7 @@ pub fn is_metrics(rest: &[u8]) -> bool {
     [&b"tq:m:"[..], b"tq:h:", b"tq:t:", b"tq:clock:"].iter().any(|p| rest.starts_with(p))
         || rest == b"tq:metrics"
         || rest == b"tq:mopen"
+        || rest == b"tq:mflush"
 }
 
 /// `n` in decimal, written at the end of `buf`.

@@ -23,6 +23,7 @@ use bincode::{Decode, Encode};
 use crate::error::{Result, TqError};
 use crate::json;
 use crate::keys::Ns;
+use crate::records::{InFlight, OpenTally};
 use crate::store::{Effect, Kind, Store};
 
 /// Histogram buckets: bucket `i < BUCKETS - 1` counts durations under
@@ -276,10 +277,10 @@ pub struct Ended<'a> {
     pub wait_ms: Option<u64>,
 }
 
-/// Plans the count of jobs that ended now: the write of each pair's minute
-/// record, and on a minute's first job the notes that let the timer close
-/// it and readers find the pair. Jobs without a class (taken before tq kept
-/// it) are not counted.
+/// Plans the count of jobs that ended now, straight into their minute's
+/// records (each pair once), with, on a record's first job, the notes that
+/// let the timer close it and readers find the pair. Jobs without a class
+/// (taken before tq kept it) are not counted.
 pub fn plan_count(s: &mut impl Store, ns: &Ns<'_>, jobs: &[Ended<'_>]) -> Result<Vec<Effect>> {
     let mut effects = Vec::new();
     if !s.keeps_metrics() {
@@ -292,43 +293,193 @@ pub fn plan_count(s: &mut impl Store, ns: &Ns<'_>, jobs: &[Ended<'_>]) -> Result
         if job.class.is_empty() || jobs.get(..i).is_some_and(|before| before.iter().any(|j| same(&j))) {
             continue;
         }
-        let key = ns.metrics_minute_of(minute, job.queue, job.class);
-        // Opened for writing from the first look (one open, not two).
-        s.will_write(&key)?;
-        let count = |raw: Option<&[u8]>| {
-            let mut out = match raw {
-                Some(r) if is_tally(r) => r.to_vec(),
-                _ => empty_tally(),
-            };
+        effects.extend(plan_record(s, ns, minute, job.queue, job.class, |out| {
             for j in jobs.iter().skip(i).filter(same) {
-                count_job(&mut out, j);
+                count_job(out, j);
             }
-            out
-        };
-        // A key of another type (someone else's) is left alone: metrics
-        // never make a job's report fail. A string that is not a tally is
-        // started afresh.
-        let Some(found) = own(s.get_with(&key, |raw| count(Some(raw))))? else { continue };
-        let value = match found {
-            Some(v) => v,
-            None => {
-                let open = ns.metrics_open();
-                s.expect_kind(&open, Kind::Zset)?;
-                let pairs = ns.metrics_pairs();
-                s.expect_kind(&pairs, Kind::Set)?;
-                let pair = pair(job.queue, job.class);
-                effects.push(Effect::ZAdd {
-                    key: open,
-                    score: i64::try_from((minute + 1).saturating_mul(MINUTE_MS)).unwrap_or(i64::MAX),
-                    member: open_member(minute, &pair),
-                });
-                effects.push(Effect::SAdd { key: pairs, member: pair });
-                count(None)
-            }
-        };
-        effects.push(Effect::Set { key, value });
+        })?);
     }
     Ok(effects)
+}
+
+/// The write of a pair's minute record with `add` counted in, and on the
+/// record's first write the notes that let the timer close it and readers
+/// find the pair. A key of another type (someone else's) is left alone:
+/// metrics never make a job's report fail. A string that is not a tally is
+/// started afresh.
+fn plan_record(
+    s: &mut impl Store,
+    ns: &Ns<'_>,
+    minute: u64,
+    queue: &[u8],
+    class: &[u8],
+    add: impl Fn(&mut [u8]),
+) -> Result<Vec<Effect>> {
+    let mut effects = Vec::new();
+    let key = ns.metrics_minute_of(minute, queue, class);
+    // Opened for writing from the first look (one open, not two).
+    s.will_write(&key)?;
+    let count = |raw: Option<&[u8]>| {
+        let mut out = match raw {
+            Some(r) if is_tally(r) => r.to_vec(),
+            _ => empty_tally(),
+        };
+        add(&mut out);
+        out
+    };
+    let Some(found) = own(s.get_with(&key, |raw| count(Some(raw))))? else { return Ok(effects) };
+    let value = match found {
+        Some(v) => v,
+        None => {
+            let open = ns.metrics_open();
+            s.expect_kind(&open, Kind::Zset)?;
+            let pairs = ns.metrics_pairs();
+            s.expect_kind(&pairs, Kind::Set)?;
+            let pair = pair(queue, class);
+            effects.push(Effect::ZAdd {
+                key: open,
+                score: i64::try_from((minute + 1).saturating_mul(MINUTE_MS)).unwrap_or(i64::MAX),
+                member: open_member(minute, &pair),
+            });
+            effects.push(Effect::SAdd { key: pairs, member: pair });
+            count(None)
+        }
+    };
+    effects.push(Effect::Set { key, value });
+    Ok(effects)
+}
+
+/// How long a worker's open tally ([`OpenTally`]) gathers its jobs before
+/// they go to their minute's record: how far a minute's record may lag
+/// behind the jobs it counts.
+pub const FLUSH_MS: u64 = 2_000;
+
+/// Counts a job that ended under `worker` in the worker's open tally `open`,
+/// which its in-flight entry, rewritten by the same step, carries: so the
+/// minute's record is written about once a second per busy worker, not once
+/// a job. Returns the tallies whose jobs must go to their records now
+/// ([`flush_all`]): the open one when this job is of another minute or pair
+/// or came after its due time (this job then starts a new one). A new
+/// tally is noted in `<ns>:tq:mflush` (`effects`), scored with its due
+/// time, where the timer finds it if no report of the worker comes by then
+/// (a worker gone idle); with that key of another type, the job goes to its
+/// record at once.
+pub fn carry(
+    s: &mut impl Store,
+    ns: &Ns<'_>,
+    worker: &[u8],
+    open: &mut Option<OpenTally>,
+    job: &Ended<'_>,
+    effects: &mut Vec<Effect>,
+) -> Result<Vec<OpenTally>> {
+    if !s.keeps_metrics() || job.class.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = s.now_ms();
+    let minute = minute_of(now);
+    let same = |t: &OpenTally| {
+        t.minute == minute && now < t.due_ms && t.queue == job.queue && t.class == job.class && is_tally(&t.tally)
+    };
+    if let Some(t) = open.as_mut().filter(|t| same(t)) {
+        count_job(&mut t.tally, job);
+        return Ok(Vec::new());
+    }
+    let mut due: Vec<OpenTally> = open.take().into_iter().collect();
+    let mut tally = empty_tally();
+    count_job(&mut tally, job);
+    // By the end of its minute at the latest: the timer closes a minute
+    // only once no tally of it is due.
+    let by = now.saturating_add(FLUSH_MS).min((minute + 1).saturating_mul(MINUTE_MS).saturating_sub(1)).max(now);
+    let fresh = OpenTally { minute, queue: job.queue.to_vec(), class: job.class.to_vec(), due_ms: by, tally };
+    let index = ns.metrics_flush();
+    match s.kind(&index)? {
+        Kind::None | Kind::Zset => {
+            effects.push(Effect::ZAdd {
+                key: index,
+                score: i64::try_from(by).unwrap_or(i64::MAX),
+                member: worker.to_vec(),
+            });
+            *open = Some(fresh);
+        }
+        _ => due.push(fresh),
+    }
+    Ok(due)
+}
+
+/// Adds a stored tally's counts to another's bytes.
+fn add_tally(out: &mut [u8], t: &[u8]) {
+    for at in [PROCESSED, FAILED, RUN_SUM, WAIT_SUM] {
+        add_u64(out, at, read_u64(t, at));
+    }
+    for i in 0..2 * BUCKETS {
+        add_u32(out, RUN_COUNTS + 4 * i, read_u32(t, RUN_COUNTS + 4 * i));
+    }
+}
+
+/// The writes that put open tallies' jobs in their minute's records, each
+/// record once. A tally is data anyone with write access to the namespace
+/// can forge: its record's key is made in this namespace from its minute and
+/// pair, and bytes that are not a tally count nothing.
+pub fn flush_all(s: &mut impl Store, ns: &Ns<'_>, tallies: Vec<OpenTally>) -> Result<Vec<Effect>> {
+    let mut groups: Vec<OpenTally> = Vec::new();
+    for t in tallies.into_iter().filter(|t| is_tally(&t.tally)) {
+        match groups.iter_mut().find(|g| g.minute == t.minute && g.queue == t.queue && g.class == t.class) {
+            Some(g) => add_tally(&mut g.tally, &t.tally),
+            None => groups.push(t),
+        }
+    }
+    let mut effects = Vec::new();
+    for g in groups {
+        effects.extend(plan_record(s, ns, g.minute, &g.queue, &g.class, |out| add_tally(out, &g.tally))?);
+    }
+    Ok(effects)
+}
+
+/// The timer's part for open tallies: up to `limit` workers whose tally is
+/// due get its jobs written to their records and the tally taken out of
+/// their in-flight entry (whose TTL, a tombstone's, is kept).
+/// Members are only ever read as worker names, whose entries are in this
+/// namespace. Also says whether more are due.
+pub fn flush_due(s: &mut impl Store, ns: &Ns<'_>, limit: usize) -> Result<(Vec<Effect>, bool)> {
+    let key = ns.metrics_flush();
+    if s.kind(&key)? != Kind::Zset {
+        return Ok((Vec::new(), false));
+    }
+    let now = s.now_ms();
+    let due = s.zset_range(&key, f64::NEG_INFINITY, now as f64, limit.saturating_add(1))?;
+    let more = due.len() > limit;
+    let mut effects = Vec::new();
+    let mut tallies = Vec::new();
+    for (worker, _) in due.into_iter().take(limit) {
+        let index = crate::keys::check_name("worker", &worker).ok().map(|()| ns.inflight(&worker));
+        let entry = match &index {
+            Some(i) if s.kind(i)? == Kind::String => s.get_with(i, InFlight::decode)?.flatten(),
+            _ => None,
+        };
+        let (Some(index), Some(mut e)) = (index, entry) else {
+            effects.push(Effect::ZRem { key: key.clone(), member: worker });
+            continue;
+        };
+        match e.open.take() {
+            // A later tally (the member was written before it): due then.
+            Some(t) if t.due_ms > now => {
+                let score = i64::try_from(t.due_ms).unwrap_or(i64::MAX);
+                effects.push(Effect::ZAdd { key: key.clone(), score, member: worker });
+            }
+            Some(t) => {
+                tallies.push(t);
+                effects.push(Effect::ZRem { key: key.clone(), member: worker });
+                let value = e.encode();
+                effects.push(match s.expire_at(&index)? {
+                    Some(at_ms) => Effect::SetPxAt { key: index, value, at_ms },
+                    None => Effect::Set { key: index, value },
+                });
+            }
+            None => effects.push(Effect::ZRem { key: key.clone(), member: worker }),
+        }
+    }
+    effects.extend(flush_all(s, ns, tallies)?);
+    Ok((effects, more))
 }
 
 /// A read of one of the metrics' keys; None when the key holds another

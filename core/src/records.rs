@@ -250,6 +250,24 @@ pub struct InFlight {
     /// How long the job waited in its queue, when its clock knew
     /// (`metrics::Clock`).
     pub wait_ms: Option<u64>,
+    /// Jobs this worker ended lately, counted here on their way to their
+    /// minute's metrics record (`metrics::carry`).
+    pub open: Option<OpenTally>,
+}
+
+/// A worker's recent jobs of one (queue, class) and minute, counted in its
+/// in-flight entry, which every report rewrites anyway: their minute's
+/// record is then written once per worker every `metrics::FLUSH_MS` instead
+/// of once a job, by the first report after `due_ms` or by the timer
+/// (`<ns>:tq:mflush`) for a worker gone idle.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct OpenTally {
+    pub minute: u64,
+    pub queue: Vec<u8>,
+    pub class: Vec<u8>,
+    pub due_ms: u64,
+    /// A `metrics::Tally` in its stored form.
+    pub tally: Vec<u8>,
 }
 
 /// How a delivery ended, kept in its tombstone.
@@ -322,15 +340,31 @@ struct InFlightV4 {
     ended: Option<Ended>,
 }
 
+/// Version 5: no open tally.
+#[derive(Decode)]
+struct InFlightV5 {
+    queues: Vec<u8>,
+    queue: Vec<u8>,
+    popped_ms: u64,
+    joblock: Option<(Vec<u8>, Vec<u8>)>,
+    lease_until_ms: u64,
+    deliveries: u32,
+    delivery: u64,
+    after: u64,
+    ended: Option<Ended>,
+    class: Vec<u8>,
+    wait_ms: Option<u64>,
+}
+
 /// The lease given to entries written before leases existed.
 const LEGACY_LEASE_MS: u64 = 60_000;
 
 impl Versioned for InFlight {
-    const VERSION: u8 = 5;
+    const VERSION: u8 = 6;
 
     /// Version 1 had no running-job lock and no lease, 2 no lease, 3 no
     /// delivery ids (`lost` the only way an entry ended), 4 no class and
-    /// wait.
+    /// wait, 5 no open tally.
     fn upgrade(version: u8, body: &[u8]) -> Option<Self> {
         let legacy = |queues, queue, popped_ms: u64, joblock| InFlight {
             queues,
@@ -344,8 +378,19 @@ impl Versioned for InFlight {
             ended: None,
             class: Vec::new(),
             wait_ms: None,
+            open: None,
         };
         match version {
+            5 => decode_exact::<InFlightV5>(body).map(|v| InFlight {
+                lease_until_ms: v.lease_until_ms,
+                deliveries: v.deliveries,
+                delivery: v.delivery,
+                after: v.after,
+                ended: v.ended,
+                class: v.class,
+                wait_ms: v.wait_ms,
+                ..legacy(v.queues, v.queue, v.popped_ms, v.joblock)
+            }),
             4 => decode_exact::<InFlightV4>(body).map(|v| InFlight {
                 lease_until_ms: v.lease_until_ms,
                 deliveries: v.deliveries,
@@ -487,6 +532,7 @@ mod tests {
                 ended: Some(Ended::Retried { delay_ms: 5000 }),
                 class: b"C".to_vec(),
                 wait_ms: Some(12),
+                open: None,
             };
             let mut want = vec![<InFlight as crate::codec::Versioned>::VERSION];
             want.extend(bincode::encode_to_vec(&e, bincode::config::standard()).expect("encodes"));
@@ -567,9 +613,10 @@ mod tests {
             ended: None,
             class: b"C".to_vec(),
             wait_ms: Some(12),
+            open: None,
         };
         let raw = e.encode();
-        assert_eq!(raw.first(), Some(&5));
+        assert_eq!(raw.first(), Some(&6));
         let done = InFlight { ended: Some(Ended::Retried { delay_ms: 5 }), ..e.clone() };
         assert_eq!(InFlight::decode(&done.encode()), Some(done));
         // Version 3 (before delivery ids): a lost lease reads as a tombstone.

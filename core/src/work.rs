@@ -17,7 +17,7 @@ use crate::keys::{self, check_name, Ns};
 use crate::lock;
 use crate::metrics::{self, Outcome};
 use crate::queue::{lock_deadline, utf16_units, Failures};
-use crate::records::{self, Ended, FailedPayload, Failure, InFlight, PayloadInfo};
+use crate::records::{self, Ended, FailedPayload, Failure, InFlight, OpenTally, PayloadInfo};
 use crate::recur;
 use crate::staged::Staged;
 use crate::stats::Event;
@@ -66,7 +66,7 @@ pub fn pop(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[&[u8]], opt
     let joined = queues.join(&b","[..]);
     match holding(s, ns, worker, &joined)? {
         Holding::Live(e) => rehand(s, ns, worker, e, opts),
-        Holding::Free { stale_record } => take(s, ns, worker, queues, opts, 0, stale_record),
+        Holding::Free { stale_record, open } => take(s, ns, worker, queues, opts, 0, stale_record, open),
     }
 }
 
@@ -84,14 +84,16 @@ pub fn ack_and_pop(
     delivery: u64,
 ) -> Result<Plan> {
     check_take(worker, queues)?;
-    let held = match report_target(s, ns, worker, delivery)? {
+    let mut held = match report_target(s, ns, worker, delivery)? {
         Target::Held(held) => held,
         Target::Ended(Ended::Acked) => return Ok(Plan::new(Reply::Nil)),
         Target::TakenAfter(e) => return rehand(s, ns, worker, e, opts),
         Target::Ended(how) => return Err(ended_otherwise(worker, delivery, how)),
     };
-    let mut acked = complete(s, ns, worker, &held)?;
-    let mut next = take(&mut Staged::new(s, &acked.effects), ns, worker, queues, opts, delivery, None)?;
+    let mut acked = complete(s, ns, worker, &mut held)?;
+    // The new entry carries the open tally the ACK counted its job in.
+    let open = held.entry.open.take();
+    let mut next = take(&mut Staged::new(s, &acked.effects), ns, worker, queues, opts, delivery, None, open)?;
     // When a job is taken, its entry replaces the ACK's tombstone (and its
     // record the ACK's deletion): `store::coalesce` drops the writes so
     // undone.
@@ -133,21 +135,25 @@ enum Holding {
     Live(InFlight),
     /// Nothing (no entry, a tombstone, an entry tq cannot read, or a job
     /// cleaned up behind tq's back: its worker unregistered). A leftover
-    /// record of such a job goes with the take.
-    Free { stale_record: Option<Vec<u8>> },
+    /// record of such a job goes with the take, and the worker's open tally
+    /// with its new entry.
+    Free { stale_record: Option<Vec<u8>>, open: Option<OpenTally> },
 }
 
 fn holding(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], joined: &[u8]) -> Result<Holding> {
     let workers = ns.workers();
     s.expect_kind(&workers, Kind::Set)?;
-    let Some(e) = s.get_with(&ns.inflight(worker), InFlight::decode)?.flatten().filter(InFlight::live) else {
-        return Ok(Holding::Free { stale_record: None });
+    let Some(mut e) = s.get_with(&ns.inflight(worker), InFlight::decode)?.flatten() else {
+        return Ok(Holding::Free { stale_record: None, open: None });
     };
+    if !e.live() {
+        return Ok(Holding::Free { stale_record: None, open: e.open });
+    }
     if s.set_contains(&workers, &keys::worker_entry(worker, &e.queues))? {
         return Ok(Holding::Live(e));
     }
     let stale_record = Some(ns.worker_record(worker, &e.queues)).filter(|_| e.queues != joined);
-    Ok(Holding::Free { stale_record })
+    Ok(Holding::Free { stale_record, open: e.open.take() })
 }
 
 /// The job a worker holds, handed to it again: same delivery, the lease
@@ -204,7 +210,9 @@ fn mint(s: &mut impl Store, ns: &Ns<'_>) -> Result<(u64, Effect)> {
 }
 
 /// The take itself. `after`: the delivery completed in the same step (0 for
-/// none), recorded in the new entry so that a resent `POP ... ACK` finds it.
+/// none), recorded in the new entry so that a resent `POP ... ACK` finds it;
+/// `open`: the worker's open tally, which the new entry carries on.
+#[allow(clippy::too_many_arguments)]
 fn take(
     s: &mut impl Store,
     ns: &Ns<'_>,
@@ -213,6 +221,7 @@ fn take(
     opts: &PopOptions,
     after: u64,
     stale_record: Option<Vec<u8>>,
+    mut open: Option<OpenTally>,
 ) -> Result<Plan> {
     let joblock = opts.joblock.map(lock::check_ttl).transpose()?;
     let lease_ms = lock::check_ttl(opts.lease_ms)?;
@@ -334,6 +343,7 @@ fn take(
                 ended: None,
                 class: info.class.to_vec(),
                 wait_ms,
+                open: open.take(),
             };
             plan.effects.push(Effect::MSet {
                 pairs: vec![
@@ -373,21 +383,57 @@ fn previous_deliveries(s: &mut impl Store, ns: &Ns<'_>, payload: &[u8]) -> Resul
 /// answers OK again and changes nothing.
 pub fn ack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], delivery: u64) -> Result<Plan> {
     match report_target(s, ns, worker, delivery)? {
-        Target::Held(held) => complete(s, ns, worker, &held),
+        Target::Held(mut held) => complete(s, ns, worker, &mut held),
         Target::Ended(Ended::Acked) | Target::TakenAfter(_) => Ok(Plan::new(Reply::Ok)),
         Target::Ended(how) => Err(ended_otherwise(worker, delivery, how)),
     }
 }
 
 /// The ACK of a job already found in flight.
-fn complete(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], held: &Held) -> Result<Plan> {
+fn complete(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], held: &mut Held) -> Result<Plan> {
+    let run_ms = held.run_ms(s.now_ms());
+    let counted = count_ended(s, ns, worker, &mut held.entry, Outcome::Processed, run_ms)?;
     let mut effects = finish(s, ns, worker, held, Ended::Acked)?;
     effects.push(plan_count(s, ns.stat(b"processed"), 0)?);
     effects.push(plan_count(s, ns.worker_stat(b"processed", worker), 0)?);
-    let run_ms = held.run_ms(s.now_ms());
-    effects.extend(metrics::plan_count(s, ns, &[held.entry.ended_job(Outcome::Processed, run_ms)])?);
+    effects.extend(counted);
     s.note(Event::Acked { run_ms });
     Ok(Plan { effects, reply: Reply::Ok })
+}
+
+/// Counts the job of entry `e`, ended now, in its worker's open tally,
+/// which the entry this step writes carries (`metrics::carry`); returns the
+/// metrics' writes this step makes.
+fn count_ended(
+    s: &mut impl Store,
+    ns: &Ns<'_>,
+    worker: &[u8],
+    e: &mut InFlight,
+    outcome: Outcome,
+    run_ms: u64,
+) -> Result<Vec<Effect>> {
+    let mut effects = Vec::new();
+    let due = count_into(s, ns, worker, e, outcome, run_ms, &mut effects)?;
+    effects.extend(metrics::flush_all(s, ns, due)?);
+    Ok(effects)
+}
+
+/// `count_ended` leaving the tallies due to the caller (one `flush_all`
+/// for several workers).
+fn count_into(
+    s: &mut impl Store,
+    ns: &Ns<'_>,
+    worker: &[u8],
+    e: &mut InFlight,
+    outcome: Outcome,
+    run_ms: u64,
+    effects: &mut Vec<Effect>,
+) -> Result<Vec<OpenTally>> {
+    let mut open = e.open.take();
+    let job = e.ended_job(outcome, run_ms);
+    let due = metrics::carry(s, ns, worker, &mut open, &job, effects)?;
+    e.open = open;
+    Ok(due)
 }
 
 /// A retry policy given with `TQ.FAIL ... RETRY <attempts> [BACKOFF <ms>,...]`.
@@ -434,7 +480,7 @@ pub fn fail(
     records::check_text("exception", exception)?;
     records::check_text("error", error)?;
     let backtrace = records::backtrace_value(backtrace)?;
-    let held = match report_target(s, ns, worker, delivery)? {
+    let mut held = match report_target(s, ns, worker, delivery)? {
         Target::Held(held) => held,
         // A repeat: answered as the first time, nothing changes.
         Target::Ended(Ended::Failed) => return Ok(Plan::new(fail_reply(retry, None))),
@@ -444,7 +490,7 @@ pub fn fail(
     };
     let run_ms = held.run_ms(s.now_ms());
     s.note(Event::Failed { run_ms });
-    let counted = metrics::plan_count(s, ns, &[held.entry.ended_job(Outcome::Failed, run_ms)])?;
+    let counted = count_ended(s, ns, worker, &mut held.entry, Outcome::Failed, run_ms)?;
     let e = &held.entry;
     let queue = e.queue.clone();
     let record = s.get(&ns.worker_record(worker, &e.queues))?;
@@ -786,13 +832,14 @@ pub fn expire_leases(s: &mut impl Store, ns: &Ns<'_>, max_deliveries: u32, limit
     let mut plan = Plan::new(Reply::Int(0));
     let mut count = 0;
     let mut failures = 0;
-    // Jobs failed for good: counted in the metrics (as failed) at the end.
-    let mut lost: Vec<InFlight> = Vec::new();
+    // Open tallies of workers whose job failed for good, due now: written
+    // at the end, each record once.
+    let mut due: Vec<OpenTally> = Vec::new();
     for (worker, _) in expired {
         plan.effects.push(Effect::ZRem { key: leases.clone(), member: worker.clone() });
         let index = ns.inflight(&worker);
         let Some(raw) = s.get(&index)? else { continue };
-        let Some(e) = InFlight::decode(&raw) else {
+        let Some(mut e) = InFlight::decode(&raw) else {
             // Nothing can be said of the job but that it is lost: file that
             // in failed rather than drop it in silence.
             count += 1;
@@ -850,7 +897,8 @@ pub fn expire_leases(s: &mut impl Store, ns: &Ns<'_>, max_deliveries: u32, limit
                 plan.effects.push(plan_incr(s, ns.stat(b"failed"), failures)?);
                 failures += 1;
                 s.note(Event::LeaseExpired { requeued: false });
-                lost.push(e.clone());
+                let run_ms = now.saturating_sub(e.popped_ms);
+                due.extend(count_into(s, ns, &worker, &mut e, Outcome::Failed, run_ms, &mut plan.effects)?);
                 if e.delivery == 0 && e.deliveries > 1 {
                     if let Some(p) = payload {
                         plan.effects.push(Effect::HDel { key: ns.deliveries(), field: p.to_vec() });
@@ -863,9 +911,7 @@ pub fn expire_leases(s: &mut impl Store, ns: &Ns<'_>, max_deliveries: u32, limit
         plan.effects.push(Effect::Del { keys: done });
         plan.effects.push(tombstone(s, index, &e, Ended::LeaseLost));
     }
-    let jobs: Vec<metrics::Ended<'_>> =
-        lost.iter().map(|e| e.ended_job(Outcome::Failed, now.saturating_sub(e.popped_ms))).collect();
-    plan.effects.extend(metrics::plan_count(s, ns, &jobs)?);
+    plan.effects.extend(metrics::flush_all(s, ns, due)?);
     plan.reply = Reply::Int(count);
     Ok(plan)
 }

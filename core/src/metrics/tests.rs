@@ -50,6 +50,28 @@ fn xorshift(seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
+/// What the timer does once every open tally is due: their jobs go to their
+/// records (the store's clock is put back after).
+fn flush(s: &mut MemStore) {
+    let now = s.now;
+    s.now = now + FLUSH_MS;
+    let (effects, more) = flush_due(s, &ns(), 1000).expect("plans");
+    assert!(!more);
+    s.apply(&effects);
+    s.now = now;
+}
+
+/// One visit of the timer's metrics work: due tallies, then (when none is
+/// left) minutes that are over.
+fn timer(s: &mut MemStore) {
+    let (effects, more) = flush_due(s, &ns(), 100).expect("plans");
+    s.apply(&effects);
+    if !more {
+        let effects = close_due(s, &ns(), 100).expect("plans");
+        s.apply(&effects);
+    }
+}
+
 fn minute_key(at: u64, q: &[u8], class: &[u8]) -> Vec<u8> {
     ns().metrics_minute(minute_of(at), &pair(q, class))
 }
@@ -122,6 +144,7 @@ fn a_job_is_counted_with_its_run_and_wait_in_its_minute() {
     assert_eq!(entry(&s, b"w").class, b"Mail");
     s.now = T0 + 150;
     run(&mut s, |s| work::ack(s, &ns(), b"w", d));
+    flush(&mut s);
     let t = tally(&s, &minute_key(T0, b"q", b"Mail"));
     assert_eq!((t.processed, t.failed), (1, 0));
     assert_eq!((t.run.count(), t.run.sum_ms), (1, 50));
@@ -131,6 +154,7 @@ fn a_job_is_counted_with_its_run_and_wait_in_its_minute() {
     let d = pop(&mut s, b"w", b"q");
     assert_eq!(entry(&s, b"w").wait_ms, Some(200));
     run(&mut s, |s| work::fail(s, &ns(), b"w", d, b"E", b"boom", None, None));
+    flush(&mut s);
     let t = tally(&s, &minute_key(T0, b"q", b"Mail"));
     assert_eq!((t.processed, t.failed, t.run.count(), t.wait.sum_ms), (1, 1, 2, 300));
     // The minute is open, and the pair known to readers.
@@ -159,6 +183,7 @@ fn take_and_complete_in_one_step_counts_the_completed_job() {
             other => panic!("{other:?}"),
         };
     }
+    flush(&mut s);
     let t = tally(&s, &minute_key(T0, b"q", b"C"));
     assert_eq!((t.processed, t.run.sum_ms, t.wait.count()), (2, 20, 2));
     assert_eq!(entry(&s, b"w").wait_ms, Some(25));
@@ -171,12 +196,13 @@ fn the_timer_closes_a_minute_into_its_hour_and_the_totals() {
     let d = pop(&mut s, b"w", b"q");
     run(&mut s, |s| work::ack(s, &ns(), b"w", d));
     let key = minute_key(T0, b"q", b"C");
-    // Not before the minute is over.
+    // Not before the minute is over (the worker's tally reaches the record).
     s.now = T0 + MINUTE_MS - 1;
-    assert!(close_due(&mut s, &ns(), 100).expect("plans").is_empty());
+    timer(&mut s);
+    assert_eq!(tally(&s, &key).processed, 1);
+    assert_eq!(s.expires.get(&key), None);
     s.now = T0 + MINUTE_MS;
-    let effects = close_due(&mut s, &ns(), 100).expect("plans");
-    s.apply(&effects);
+    timer(&mut s);
     assert_eq!(s.expires.get(&key), Some(&(T0 + MINUTE_MS + MINUTE_KEEP_MS)));
     let hour = T0 / HOUR_MS;
     let hkey = ns().metrics_hour(hour, &pair(b"q", b"C"));
@@ -184,13 +210,16 @@ fn the_timer_closes_a_minute_into_its_hour_and_the_totals() {
     assert_eq!(s.expires.get(&hkey), Some(&((hour + 1) * HOUR_MS + HOUR_KEEP_MS)));
     assert_eq!(tally(&s, &ns().metrics_total(&pair(b"q", b"C"))).processed, 1);
     assert!(s.zset_range(&ns().metrics_open(), f64::NEG_INFINITY, f64::INFINITY, 10).expect("zset").is_empty());
-    // The next minute adds to the same hour and totals.
+    // The next minute adds to the same hour and totals: its last job, still
+    // in the worker's tally when the minute ends, is written before the
+    // minute is closed.
     enq(&mut s, b"q", b"C");
+    s.now = T0 + 2 * MINUTE_MS - 10;
     let d = pop(&mut s, b"w", b"q");
     run(&mut s, |s| work::ack(s, &ns(), b"w", d));
+    assert_eq!(entry(&s, b"w").open.map(|t| t.due_ms), Some(T0 + 2 * MINUTE_MS - 1), "due by its minute's end");
     s.now = T0 + 2 * MINUTE_MS;
-    let effects = close_due(&mut s, &ns(), 100).expect("plans");
-    s.apply(&effects);
+    timer(&mut s);
     assert_eq!(tally(&s, &hkey).processed, 2);
     assert_eq!(tally(&s, &ns().metrics_total(&pair(b"q", b"C"))).processed, 2);
     // The minute's record expires; the hour's stays.
@@ -234,8 +263,17 @@ fn metrics_off_writes_none_and_a_foreign_key_never_fails_a_report() {
     enq(&mut s, b"q", b"C");
     let d = pop(&mut s, b"w", b"q");
     run(&mut s, |s| work::ack(s, &ns(), b"w", d));
+    flush(&mut s);
     assert_eq!(s.list(&key), vec![b"x".to_vec()]);
     assert_eq!(s.list(&ns().clock(b"q")), vec![b"x".to_vec()]);
+    // The timer's index of open tallies of another type: a job's report
+    // still succeeds, and its count goes to its record at once.
+    s.apply(&[Effect::RPush { key: ns().metrics_flush(), value: b"x".to_vec() }]);
+    enq(&mut s, b"q", b"D");
+    let d = pop(&mut s, b"w", b"q");
+    run(&mut s, |s| work::ack(s, &ns(), b"w", d));
+    assert_eq!(tally(&s, &minute_key(s.now, b"q", b"D")).processed, 1);
+    assert_eq!(entry(&s, b"w").open, None);
 }
 
 #[test]
@@ -250,6 +288,7 @@ fn a_failed_lease_counts_as_failed_and_promoted_jobs_wait_from_their_due_time() 
     // Its lease runs out with no delivery left: failed.
     s.now = T0 + 1_700 + 60_000;
     run(&mut s, |s| work::expire_leases(s, &ns(), 1, 10));
+    flush(&mut s);
     let t = tally(&s, &minute_key(s.now, b"q", b"Late"));
     assert_eq!((t.failed, t.run.sum_ms, t.wait.sum_ms), (1, 60_000, 700));
 }
@@ -386,6 +425,219 @@ fn waits_read_through_the_look_memo_are_never_shorter_than_true_ones() {
                 let wait = entry(&s, w.as_bytes()).wait_ms;
                 let truth = s.now - arrived;
                 assert!(wait.is_some_and(|w| w >= truth), "seed {seed} step {step}: wait {wait:?} < {truth}");
+            }
+        }
+    }
+}
+
+fn ack_pop(s: &mut MemStore, w: &[u8], q: &[u8], d: u64) -> Option<u64> {
+    match run(s, |s| work::ack_and_pop(s, &ns(), w, &[q], &LEASE, d)) {
+        Reply::Array(v) => match v.get(2) {
+            Some(Reply::Int(n)) => Some(u64::try_from(*n).expect("id")),
+            other => panic!("{other:?}"),
+        },
+        Reply::Nil => None,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn flush_members(s: &mut MemStore) -> Vec<(Vec<u8>, f64)> {
+    s.zset_range(&ns().metrics_flush(), f64::NEG_INFINITY, f64::INFINITY, 100).expect("zset")
+}
+
+/// A worker's jobs are counted in its in-flight entry, which every report
+/// rewrites anyway; their minute's record is written when a job of another
+/// pair or minute comes, when a job comes after the tally's due time
+/// (`FLUSH_MS` after its first), or by the timer at that time.
+#[test]
+fn a_workers_jobs_reach_their_record_about_once_a_second() {
+    let mut s = MemStore::at(T0);
+    for _ in 0..5 {
+        enq(&mut s, b"q", b"C");
+    }
+    let key = minute_key(T0, b"q", b"C");
+    let mut d = pop(&mut s, b"w", b"q");
+    for i in 1..4u64 {
+        s.now = T0 + 100 * i;
+        d = ack_pop(&mut s, b"w", b"q", d).expect("a job");
+    }
+    assert_eq!(s.string(&key), None, "not written per job");
+    let open = entry(&s, b"w").open.expect("carried by the entry");
+    assert_eq!((open.minute, open.due_ms), (minute_of(T0), T0 + 100 + FLUSH_MS));
+    assert_eq!(Tally::decode(&open.tally).map(|t| t.processed), Some(3));
+    assert_eq!(flush_members(&mut s), vec![(b"w".to_vec(), (T0 + 100 + FLUSH_MS) as f64)]);
+    // Past its due time: the next job's report writes the three, and starts
+    // a tally of its own.
+    s.now = T0 + 100 + FLUSH_MS;
+    d = ack_pop(&mut s, b"w", b"q", d).expect("a job");
+    assert_eq!(tally(&s, &key).processed, 3);
+    assert_eq!(entry(&s, b"w").open.map(|t| t.due_ms), Some(s.now + FLUSH_MS));
+    enq(&mut s, b"q", b"D");
+    s.now += 10;
+    d = ack_pop(&mut s, b"w", b"q", d).expect("the D job");
+    assert_eq!(tally(&s, &key).processed, 3, "the fifth C job is in the tally");
+    // A job of another class: the open tally goes to its record first. The
+    // last report leaves the D job's tally in the tombstone; the timer
+    // writes it by its due time and leaves the tombstone's TTL as it was.
+    s.now += 10;
+    run(&mut s, |s| work::ack(s, &ns(), b"w", d));
+    assert_eq!(tally(&s, &key).processed, 5);
+    let index = ns().inflight(b"w");
+    let ttl = s.expires.get(&index).copied();
+    assert!(ttl.is_some(), "a tombstone");
+    let due = entry(&s, b"w").open.expect("carried").due_ms;
+    s.now = due - 1;
+    timer(&mut s);
+    assert_eq!(s.string(&minute_key(T0, b"q", b"D")), None, "not before it is due");
+    s.now = due;
+    timer(&mut s);
+    assert_eq!(tally(&s, &minute_key(T0, b"q", b"D")).processed, 1);
+    assert_eq!(entry(&s, b"w").open, None);
+    assert_eq!(s.expires.get(&index).copied(), ttl);
+    assert!(flush_members(&mut s).is_empty());
+}
+
+/// A worker that stops (`TQ.UNTRACK`) or is cleaned up (`TQ.FORCECLEAN`)
+/// loses its entry: the jobs its tally holds are written first.
+#[test]
+fn a_workers_entry_never_goes_with_jobs_it_counted() {
+    let mut s = MemStore::at(T0);
+    for w in [&b"a"[..], b"b"] {
+        enq(&mut s, b"q", b"C");
+        let d = pop(&mut s, w, b"q");
+        run(&mut s, |s| work::ack(s, &ns(), w, d));
+    }
+    run(&mut s, |s| crate::inspect::untrack(s, &ns(), b"a", b"q"));
+    assert_eq!(tally(&s, &minute_key(T0, b"q", b"C")).processed, 1);
+    run(&mut s, |s| crate::inspect::force_clean(s, &ns(), b"b"));
+    assert_eq!(tally(&s, &minute_key(T0, b"q", b"C")).processed, 2);
+    assert!(s.string(&ns().inflight(b"a")).is_none() && s.string(&ns().inflight(b"b")).is_none());
+}
+
+/// A forged open tally (anyone with write access to the namespace can
+/// write an entry) names a pair and a minute: its record is made in this
+/// namespace, and bytes that are not a tally count nothing.
+#[test]
+fn a_forged_open_tally_writes_only_in_its_namespace() {
+    let mut s = MemStore::at(T0);
+    enq(&mut s, b"q", b"C");
+    let d = pop(&mut s, b"w", b"q");
+    run(&mut s, |s| work::ack(s, &ns(), b"w", d));
+    let mut e = entry(&s, b"w");
+    let t = e.open.as_mut().expect("open");
+    t.queue = b"../../other:secret".to_vec();
+    t.class = b"\"]:x".to_vec();
+    s.apply(&[Effect::Set { key: ns().inflight(b"w"), value: e.encode() }]);
+    s.now += FLUSH_MS;
+    let (effects, _) = flush_due(&mut s, &ns(), 10).expect("plans");
+    for e in &effects {
+        for k in e.keys() {
+            assert!(k.starts_with(b"resque:tq:"), "{}", String::from_utf8_lossy(k));
+        }
+    }
+    s.apply(&effects);
+    let mut e = entry(&s, b"w");
+    e.open =
+        Some(OpenTally { minute: 0, queue: b"q".to_vec(), class: b"C".to_vec(), due_ms: 0, tally: b"junk".to_vec() });
+    s.apply(&[
+        Effect::Set { key: ns().inflight(b"w"), value: e.encode() },
+        Effect::ZAdd { key: ns().metrics_flush(), score: 0, member: b"w".to_vec() },
+    ]);
+    timer(&mut s);
+    assert_eq!(s.string(&minute_key(0, b"q", b"C")), None);
+    assert_eq!(entry(&s, b"w").open, None);
+}
+
+/// A seeded random walk of enqueues, takes, ACKs, takes with ACK, FAILs,
+/// leases running out, stops and the timer, over two classes, three
+/// workers and several minutes: once the timer has written every tally,
+/// the minutes' records hold exactly the ledger of jobs that ended (how,
+/// and how long they ran), and no tally is left open.
+#[test]
+fn the_records_equal_the_ledger_whatever_the_order() {
+    for seed in 0..60u64 {
+        let mut next = xorshift(seed);
+        let mut s = MemStore::at(T0);
+        let workers: [&[u8]; 3] = [b"w0", b"w1", b"w2"];
+        let mut held: [Option<u64>; 3] = [None; 3];
+        let (mut processed, mut failed, mut run_sum) = (0u64, 0u64, 0u64);
+        let mut popped_at = [0u64; 3];
+        for step in 0..400 {
+            s.now += next() % 700;
+            let i = usize::try_from(next() % 3).expect("small");
+            let w = workers[i];
+            match next() % 8 {
+                0 | 1 => enq(&mut s, b"q", if next() % 2 == 0 { b"A" } else { b"B" }),
+                2 if held[i].is_none() => {
+                    if let Reply::Array(v) = run(&mut s, |s| work::pop(s, &ns(), w, &[b"q"], &LEASE)) {
+                        if let Some(Reply::Int(d)) = v.get(2) {
+                            held[i] = Some(u64::try_from(*d).expect("id"));
+                            popped_at[i] = s.now;
+                        }
+                    }
+                }
+                3 if held[i].is_some() => {
+                    let d = held[i].take().expect("held");
+                    run(&mut s, |s| work::ack(s, &ns(), w, d));
+                    processed += 1;
+                    run_sum += s.now - popped_at[i];
+                }
+                4 if held[i].is_some() => {
+                    let d = held[i].take().expect("held");
+                    processed += 1;
+                    run_sum += s.now - popped_at[i];
+                    held[i] = ack_pop(&mut s, w, b"q", d);
+                    popped_at[i] = s.now;
+                }
+                5 if held[i].is_some() => {
+                    let d = held[i].take().expect("held");
+                    run(&mut s, |s| work::fail(s, &ns(), w, d, b"E", b"x", None, None));
+                    failed += 1;
+                    run_sum += s.now - popped_at[i];
+                }
+                6 if held[i].is_some() && next() % 4 == 0 => {
+                    // Its lease runs out: failed for good (one delivery).
+                    s.now = s.now.max(popped_at[i] + LEASE.lease_ms);
+                    run(&mut s, |s| work::expire_leases(s, &ns(), 1, 10));
+                    for (j, h) in held.iter_mut().enumerate() {
+                        if h.is_some() && entry(&s, workers[j]).ended.is_some() {
+                            *h = None;
+                            failed += 1;
+                            run_sum += s.now - popped_at[j];
+                        }
+                    }
+                }
+                7 if held[i].is_none() && next() % 4 == 0 => {
+                    run(&mut s, |s| crate::inspect::untrack(s, &ns(), w, b"q"));
+                }
+                _ => timer(&mut s),
+            }
+            assert!(s.data.keys().all(|k| k.starts_with(b"resque:")), "seed {seed} step {step}");
+        }
+        // Whatever is still held ends; then the timer writes every tally.
+        for (i, w) in workers.iter().enumerate() {
+            if let Some(d) = held[i] {
+                run(&mut s, |s| work::ack(s, &ns(), w, d));
+                processed += 1;
+                run_sum += s.now - popped_at[i];
+            }
+        }
+        s.now += 2 * MINUTE_MS;
+        timer(&mut s);
+        let mut sum = Tally::default();
+        for (k, v) in &s.data {
+            if k.starts_with(b"resque:tq:m:") {
+                if let crate::store::MemValue::String(raw) = v {
+                    sum.merge(&Tally::decode(raw).expect("a tally"));
+                }
+            }
+        }
+        assert_eq!((sum.processed, sum.failed), (processed, failed), "seed {seed}");
+        assert_eq!((sum.run.count(), sum.run.sum_ms), (processed + failed, run_sum), "seed {seed}");
+        assert!(flush_members(&mut s).is_empty(), "seed {seed}");
+        for w in workers {
+            if let Some(raw) = s.string(&ns().inflight(w)) {
+                assert_eq!(InFlight::decode(&raw).and_then(|e| e.open), None, "seed {seed}");
             }
         }
     }

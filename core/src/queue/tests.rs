@@ -462,6 +462,7 @@ fn a_worker_cleaned_up_by_another_tool_holds_no_job() {
                 ended: None,
                 class: b"C".to_vec(),
                 wait_ms: Some(12),
+                open: None,
             }
             .encode(),
         ),
