@@ -231,6 +231,51 @@ impl Op {
     }
 }
 
+/// The job metrics of namespace `ns`, summed at one instant: the minutes'
+/// records and the open tallies workers' entries carry. The timer moves a
+/// tally from an entry to its record at any moment, so both are read in one
+/// MULTI, with the key lists again to make sure no key came or went since
+/// they were listed.
+fn metrics_snapshot(c: &mut Conn, ns: &str) -> tq_core::metrics::Tally {
+    let (minutes, entries) = (format!("{ns}:tq:m:*"), format!("{ns}:tq:inflight:*"));
+    loop {
+        let mut listed = c.strings(&["KEYS", &minutes]);
+        listed.extend(c.strings(&["KEYS", &entries]));
+        let mut p = redis::pipe();
+        p.atomic();
+        p.cmd("KEYS").arg(&minutes).cmd("KEYS").arg(&entries);
+        for k in &listed {
+            p.cmd("GET").arg(k);
+        }
+        let got: Vec<redis::Value> = p.query(&mut c.0).expect("the metrics' MULTI");
+        let names = |v: &redis::Value| -> Vec<String> {
+            match v {
+                redis::Value::Array(items) => {
+                    items.iter().filter_map(|i| redis::from_redis_value::<String>(i.clone()).ok()).collect()
+                }
+                _ => Vec::new(),
+            }
+        };
+        let mut again: Vec<String> = got.first().map(names).unwrap_or_default();
+        again.extend(got.get(1).map(names).unwrap_or_default());
+        if again != listed {
+            continue;
+        }
+        let mut sum = tq_core::metrics::Tally::default();
+        for (k, v) in listed.iter().zip(got.iter().skip(2)) {
+            let redis::Value::BulkString(raw) = v else { continue };
+            if k.starts_with(&minutes[..minutes.len() - 1]) {
+                sum.merge(&tq_core::metrics::Tally::decode(raw).expect("a tally tq can decode"));
+            } else if let Some(t) = InFlight::decode(raw).and_then(|e| e.open) {
+                // Jobs a worker counted and its entry carries until their
+                // record is written.
+                sum.merge(&tq_core::metrics::Tally::decode(&t.tally).expect("a tally tq can decode"));
+            }
+        }
+        return sum;
+    }
+}
+
 fn ended_text(how: Ended) -> &'static str {
     match how {
         Ended::LeaseLost => "its lease ran out",
@@ -1460,21 +1505,9 @@ impl Run {
         // Every key is one the model accounts for; the job metrics' minutes
         // add up to the ledger.
         let keys = c.strings(&["KEYS", &format!("{ns}:*")]);
-        let mut tallied = tq_core::metrics::Tally::default();
+        let tallied = metrics_snapshot(c, &ns);
         for k in &keys {
             let rest = &k[ns.len() + 1..];
-            if rest.starts_with("tq:m:") {
-                let raw = c.bytes(&["GET", k]).expect("a minute's record");
-                tallied.merge(&tq_core::metrics::Tally::decode(&raw).expect("a tally tq can decode"));
-            }
-            // Jobs a worker counted and its entry carries until their record
-            // is written.
-            if rest.starts_with("tq:inflight:") {
-                let open = c.bytes(&["GET", k]).and_then(|raw| InFlight::decode(&raw)).and_then(|e| e.open);
-                if let Some(t) = open {
-                    tallied.merge(&tq_core::metrics::Tally::decode(&t.tally).expect("a tally tq can decode"));
-                }
-            }
             let ok = match rest {
                 _ if tq_core::keys::is_metrics(rest.as_bytes()) => true,
                 "queues"

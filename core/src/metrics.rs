@@ -378,19 +378,22 @@ pub fn carry(
     let now = s.now_ms();
     let minute = minute_of(now);
     let same = |t: &OpenTally| {
-        t.minute == minute && now < t.due_ms && t.queue == job.queue && t.class == job.class && is_tally(&t.tally)
+        t.minute == minute && now < t.due_ms && t.queue() == job.queue && t.class() == job.class && is_tally(&t.tally)
     };
     if let Some(t) = open.as_mut().filter(|t| same(t)) {
         count_job(&mut t.tally, job);
         return Ok(Vec::new());
     }
     let mut due: Vec<OpenTally> = open.take().into_iter().collect();
-    let mut tally = empty_tally();
+    let mut tally = [0u8; TALLY_BYTES];
+    if let Some(v) = tally.first_mut() {
+        *v = TALLY_VERSION;
+    }
     count_job(&mut tally, job);
     // By the end of its minute at the latest: the timer closes a minute
     // only once no tally of it is due.
     let by = now.saturating_add(FLUSH_MS).min((minute + 1).saturating_mul(MINUTE_MS).saturating_sub(1)).max(now);
-    let fresh = OpenTally { minute, queue: job.queue.to_vec(), class: job.class.to_vec(), due_ms: by, tally };
+    let fresh = OpenTally::new(minute, by, job.queue, job.class, tally);
     let index = ns.metrics_flush();
     match s.kind(&index)? {
         Kind::None | Kind::Zset => {
@@ -423,14 +426,14 @@ fn add_tally(out: &mut [u8], t: &[u8]) {
 pub fn flush_all(s: &mut impl Store, ns: &Ns<'_>, tallies: Vec<OpenTally>) -> Result<Vec<Effect>> {
     let mut groups: Vec<OpenTally> = Vec::new();
     for t in tallies.into_iter().filter(|t| is_tally(&t.tally)) {
-        match groups.iter_mut().find(|g| g.minute == t.minute && g.queue == t.queue && g.class == t.class) {
+        match groups.iter_mut().find(|g| g.minute == t.minute && g.queue() == t.queue() && g.class() == t.class()) {
             Some(g) => add_tally(&mut g.tally, &t.tally),
             None => groups.push(t),
         }
     }
     let mut effects = Vec::new();
     for g in groups {
-        effects.extend(plan_record(s, ns, g.minute, &g.queue, &g.class, |out| add_tally(out, &g.tally))?);
+        effects.extend(plan_record(s, ns, g.minute, g.queue(), g.class(), |out| add_tally(out, &g.tally))?);
     }
     Ok(effects)
 }

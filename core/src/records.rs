@@ -263,11 +263,35 @@ pub struct InFlight {
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct OpenTally {
     pub minute: u64,
-    pub queue: Vec<u8>,
-    pub class: Vec<u8>,
     pub due_ms: u64,
-    /// A `metrics::Tally` in its stored form.
-    pub tally: Vec<u8>,
+    /// The queue's name, then the class's: one allocation when the entry is
+    /// read, as every report and take reads it.
+    names: Vec<u8>,
+    queue_len: u32,
+    /// A `metrics::Tally` in its stored form (fixed size: read and written
+    /// as a block).
+    pub tally: [u8; crate::metrics::TALLY_BYTES],
+}
+
+impl OpenTally {
+    pub fn new(minute: u64, due_ms: u64, queue: &[u8], class: &[u8], tally: [u8; crate::metrics::TALLY_BYTES]) -> Self {
+        let mut names = Vec::with_capacity(queue.len() + class.len());
+        names.extend_from_slice(queue);
+        names.extend_from_slice(class);
+        OpenTally { minute, due_ms, names, queue_len: u32::try_from(queue.len()).unwrap_or(u32::MAX), tally }
+    }
+
+    pub fn queue(&self) -> &[u8] {
+        self.names.get(..self.split()).unwrap_or_default()
+    }
+
+    pub fn class(&self) -> &[u8] {
+        self.names.get(self.split()..).unwrap_or_default()
+    }
+
+    fn split(&self) -> usize {
+        usize::try_from(self.queue_len).unwrap_or(usize::MAX).min(self.names.len())
+    }
 }
 
 /// How a delivery ended, kept in its tombstone.

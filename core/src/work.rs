@@ -66,7 +66,7 @@ pub fn pop(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[&[u8]], opt
     let joined = queues.join(&b","[..]);
     match holding(s, ns, worker, &joined)? {
         Holding::Live(e) => rehand(s, ns, worker, e, opts),
-        Holding::Free { stale_record, open } => take(s, ns, worker, queues, opts, 0, stale_record, open),
+        Holding::Free { stale_record, mut open } => take(s, ns, worker, queues, opts, 0, stale_record, &mut open),
     }
 }
 
@@ -90,10 +90,15 @@ pub fn ack_and_pop(
         Target::TakenAfter(e) => return rehand(s, ns, worker, e, opts),
         Target::Ended(how) => return Err(ended_otherwise(worker, delivery, how)),
     };
-    let mut acked = complete(s, ns, worker, &mut held)?;
+    // Its tombstone is written below only if no job is taken: the new
+    // entry takes its place otherwise.
+    let mut acked = complete(s, ns, worker, &mut held, false)?;
     // The new entry carries the open tally the ACK counted its job in.
-    let open = held.entry.open.take();
-    let mut next = take(&mut Staged::new(s, &acked.effects), ns, worker, queues, opts, delivery, None, open)?;
+    let mut next =
+        take(&mut Staged::new(s, &acked.effects), ns, worker, queues, opts, delivery, None, &mut held.entry.open)?;
+    if next.reply == Reply::Nil {
+        acked.effects.push(tombstone(s, held.index.clone(), &held.entry, Ended::Acked));
+    }
     // When a job is taken, its entry replaces the ACK's tombstone (and its
     // record the ACK's deletion): `store::coalesce` drops the writes so
     // undone.
@@ -211,7 +216,8 @@ fn mint(s: &mut impl Store, ns: &Ns<'_>) -> Result<(u64, Effect)> {
 
 /// The take itself. `after`: the delivery completed in the same step (0 for
 /// none), recorded in the new entry so that a resent `POP ... ACK` finds it;
-/// `open`: the worker's open tally, which the new entry carries on.
+/// `open`: the worker's open tally, which the new entry carries on (taken
+/// from `open` only when a job is taken).
 #[allow(clippy::too_many_arguments)]
 fn take(
     s: &mut impl Store,
@@ -221,7 +227,7 @@ fn take(
     opts: &PopOptions,
     after: u64,
     stale_record: Option<Vec<u8>>,
-    mut open: Option<OpenTally>,
+    open: &mut Option<OpenTally>,
 ) -> Result<Plan> {
     let joblock = opts.joblock.map(lock::check_ttl).transpose()?;
     let lease_ms = lock::check_ttl(opts.lease_ms)?;
@@ -383,17 +389,18 @@ fn previous_deliveries(s: &mut impl Store, ns: &Ns<'_>, payload: &[u8]) -> Resul
 /// answers OK again and changes nothing.
 pub fn ack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], delivery: u64) -> Result<Plan> {
     match report_target(s, ns, worker, delivery)? {
-        Target::Held(mut held) => complete(s, ns, worker, &mut held),
+        Target::Held(mut held) => complete(s, ns, worker, &mut held, true),
         Target::Ended(Ended::Acked) | Target::TakenAfter(_) => Ok(Plan::new(Reply::Ok)),
         Target::Ended(how) => Err(ended_otherwise(worker, delivery, how)),
     }
 }
 
 /// The ACK of a job already found in flight.
-fn complete(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], held: &mut Held) -> Result<Plan> {
+/// `tombstone`: false when the caller writes the worker's entry itself.
+fn complete(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], held: &mut Held, tombstone: bool) -> Result<Plan> {
     let run_ms = held.run_ms(s.now_ms());
     let counted = count_ended(s, ns, worker, &mut held.entry, Outcome::Processed, run_ms)?;
-    let mut effects = finish(s, ns, worker, held, Ended::Acked)?;
+    let mut effects = finish(s, ns, worker, held, tombstone.then_some(Ended::Acked))?;
     effects.push(plan_count(s, ns.stat(b"processed"), 0)?);
     effects.push(plan_count(s, ns.worker_stat(b"processed", worker), 0)?);
     effects.extend(counted);
@@ -498,7 +505,7 @@ pub fn fail(
     if let (Some(policy), Some(payload)) = (retry, job) {
         if e.deliveries < policy.attempts {
             let delay = policy.delay(e.deliveries);
-            let mut effects = finish(s, ns, worker, &held, Ended::Retried { delay_ms: delay })?;
+            let mut effects = finish(s, ns, worker, &held, Some(Ended::Retried { delay_ms: delay }))?;
             effects.extend(give_back(s, ns, worker, e, payload, delay)?);
             effects.push(plan_count(s, ns.stat(b"failed"), 0)?);
             effects.push(plan_count(s, ns.worker_stat(b"failed", worker), 0)?);
@@ -524,7 +531,7 @@ pub fn fail(
         now_ms: s.now_ms(),
     });
     let mut effects = vec![Effect::RPush { key: failed, value: rec }];
-    effects.extend(finish(s, ns, worker, &held, Ended::Failed)?);
+    effects.extend(finish(s, ns, worker, &held, Some(Ended::Failed))?);
     effects.push(plan_count(s, ns.stat(b"failed"), 0)?);
     effects.push(plan_count(s, ns.worker_stat(b"failed", worker), 0)?);
     effects.extend(counted);
@@ -556,7 +563,7 @@ pub fn nack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], delivery: u64, delay
         Target::Ended(how) => return Err(ended_otherwise(worker, delivery, how)),
         Target::TakenAfter(_) => return Err(ended_otherwise(worker, delivery, Ended::Acked)),
     };
-    let mut effects = finish(s, ns, worker, &held, Ended::Nacked)?;
+    let mut effects = finish(s, ns, worker, &held, Some(Ended::Nacked))?;
     if let Some(payload) = record_payload(s, ns, worker, &held.entry)? {
         effects.extend(give_back(s, ns, worker, &held.entry, &payload, delay_ms)?);
     }
@@ -699,8 +706,9 @@ const TOMBSTONE_MS: u64 = 24 * 3600 * 1000;
 
 /// The effects that end a job in flight, whatever the outcome: record
 /// removed, lease dropped, its own JobLock released, and the entry turned
-/// into a tombstone saying how it ended.
-fn finish(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], held: &Held, how: Ended) -> Result<Vec<Effect>> {
+/// into a tombstone saying how it ended (`how`; None when the caller writes
+/// the entry).
+fn finish(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], held: &Held, how: Option<Ended>) -> Result<Vec<Effect>> {
     let e = &held.entry;
     let mut done = vec![ns.worker_record(worker, &e.queues)];
     let mut effects = Vec::with_capacity(12);
@@ -712,7 +720,9 @@ fn finish(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], held: &Held, how: Ende
         }
     }
     effects.push(Effect::Del { keys: done });
-    effects.push(tombstone(s, held.index.clone(), e, how));
+    if let Some(how) = how {
+        effects.push(tombstone(s, held.index.clone(), e, how));
+    }
     effects.push(Effect::ZRem { key: ns.leases(), member: worker.to_vec() });
     Ok(effects)
 }

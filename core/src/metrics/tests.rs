@@ -524,9 +524,8 @@ fn a_forged_open_tally_writes_only_in_its_namespace() {
     let d = pop(&mut s, b"w", b"q");
     run(&mut s, |s| work::ack(s, &ns(), b"w", d));
     let mut e = entry(&s, b"w");
-    let t = e.open.as_mut().expect("open");
-    t.queue = b"../../other:secret".to_vec();
-    t.class = b"\"]:x".to_vec();
+    let t = e.open.take().expect("open");
+    e.open = Some(OpenTally::new(t.minute, t.due_ms, b"../../other:secret", b"\"]:x", t.tally));
     s.apply(&[Effect::Set { key: ns().inflight(b"w"), value: e.encode() }]);
     s.now += FLUSH_MS;
     let (effects, _) = flush_due(&mut s, &ns(), 10).expect("plans");
@@ -537,8 +536,7 @@ fn a_forged_open_tally_writes_only_in_its_namespace() {
     }
     s.apply(&effects);
     let mut e = entry(&s, b"w");
-    e.open =
-        Some(OpenTally { minute: 0, queue: b"q".to_vec(), class: b"C".to_vec(), due_ms: 0, tally: b"junk".to_vec() });
+    e.open = Some(OpenTally::new(0, 0, b"q", b"C", [7; TALLY_BYTES]));
     s.apply(&[
         Effect::Set { key: ns().inflight(b"w"), value: e.encode() },
         Effect::ZAdd { key: ns().metrics_flush(), score: 0, member: b"w".to_vec() },
