@@ -4,9 +4,12 @@
 //!
 //! - Per (queue, class) and minute, a [`Tally`]: jobs processed and failed,
 //!   and histograms of run time (take → ACK/FAIL) and wait time (enqueued,
-//!   or due → take). `<ns>:tq:m:<minute>:<pair>`, written by every ACK and
-//!   FAIL. Its TTL is set when the minute is over (a TTL set at once would
-//!   be cleared by the MSET that carries each job's write): the minute is
+//!   or due → take). `<ns>:tq:m:<minute>:<pair>`. An ACK or FAIL counts its
+//!   job in the worker's open tally, carried by the in-flight entry the step
+//!   writes anyway ([`carry`]); the record gets a worker's jobs once every
+//!   [`FLUSH_MS`] ([`flush_all`], [`flush_due`]). Its TTL is set when the
+//!   minute is over (a TTL set at once would be cleared by the MSET that
+//!   carries the record's writes): the minute is
 //!   noted in `<ns>:tq:mopen` when its record is made, and the module's timer
 //!   closes it there ([`close_due`]): TTL, and the minute added to the hour's
 //!   record (`<ns>:tq:h:<hour>:<pair>`) and to the pair's running totals

@@ -99,9 +99,8 @@ pub fn ack_and_pop(
     if next.reply == Reply::Nil {
         acked.effects.push(tombstone(s, held.index.clone(), &held.entry, Ended::Acked));
     }
-    // When a job is taken, its entry replaces the ACK's tombstone (and its
-    // record the ACK's deletion): `store::coalesce` drops the writes so
-    // undone.
+    // When a job is taken, its record replaces the ACK's deletion:
+    // `store::coalesce` drops the writes so undone.
     let leases = ns.leases();
     let is_lease = |key: &[u8], member: &[u8]| key == leases.as_slice() && member == worker;
     let new_deadline = next.effects.iter().find_map(|e| match e {
