@@ -321,7 +321,7 @@ pub fn lock_kind(name: &[u8]) -> Option<(LockKind, &[u8])> {
 }
 
 /// Suffixes of the keys that give a namespace timed work (delayed jobs,
-/// leases, live workers, periodic tasks, metrics minutes to close): the module's timer serves every
+/// leases, live workers, periodic tasks, metrics minutes to close and tallies to write): the module's timer serves every
 /// namespace that has one.
 const TIMED_SUFFIXES: [&[u8]; 7] =
     [b":delayed_queue_schedule", b":tq:leases", b":tq:alive", b":tq:recur", b":tq:due", b":tq:mopen", b":tq:mflush"];

@@ -181,7 +181,7 @@ impl Tally {
 
     /// The stored form (counts over `u32::MAX` are kept at it).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = empty_tally();
+        let mut out = empty_tally().to_vec();
         add_u64(&mut out, PROCESSED, self.processed);
         add_u64(&mut out, FAILED, self.failed);
         for (sum, counts, h) in [(RUN_SUM, RUN_COUNTS, &self.run), (WAIT_SUM, WAIT_COUNTS, &self.wait)] {
@@ -210,8 +210,9 @@ impl Tally {
 
 const WIDE_VERSION: u8 = 2;
 
-fn empty_tally() -> Vec<u8> {
-    let mut out = vec![0u8; TALLY_BYTES];
+/// A tally with nothing counted, in its stored form.
+fn empty_tally() -> [u8; TALLY_BYTES] {
+    let mut out = [0u8; TALLY_BYTES];
     if let Some(v) = out.first_mut() {
         *v = TALLY_VERSION;
     }
@@ -280,31 +281,6 @@ pub struct Ended<'a> {
     pub wait_ms: Option<u64>,
 }
 
-/// Plans the count of jobs that ended now, straight into their minute's
-/// records (each pair once), with, on a record's first job, the notes that
-/// let the timer close it and readers find the pair. Jobs without a class
-/// (taken before tq kept it) are not counted.
-pub fn plan_count(s: &mut impl Store, ns: &Ns<'_>, jobs: &[Ended<'_>]) -> Result<Vec<Effect>> {
-    let mut effects = Vec::new();
-    if !s.keeps_metrics() {
-        return Ok(effects);
-    }
-    let minute = minute_of(s.now_ms());
-    for (i, job) in jobs.iter().enumerate() {
-        let same = |j: &&Ended<'_>| j.queue == job.queue && j.class == job.class;
-        // Each pair once, at its first job.
-        if job.class.is_empty() || jobs.get(..i).is_some_and(|before| before.iter().any(|j| same(&j))) {
-            continue;
-        }
-        effects.extend(plan_record(s, ns, minute, job.queue, job.class, |out| {
-            for j in jobs.iter().skip(i).filter(same) {
-                count_job(out, j);
-            }
-        })?);
-    }
-    Ok(effects)
-}
-
 /// The write of a pair's minute record with `add` counted in, and on the
 /// record's first write the notes that let the timer close it and readers
 /// find the pair. A key of another type (someone else's) is left alone:
@@ -325,7 +301,7 @@ fn plan_record(
     let count = |raw: Option<&[u8]>| {
         let mut out = match raw {
             Some(r) if is_tally(r) => r.to_vec(),
-            _ => empty_tally(),
+            _ => empty_tally().to_vec(),
         };
         add(&mut out);
         out
@@ -359,8 +335,8 @@ pub const FLUSH_MS: u64 = 2_000;
 
 /// Counts a job that ended under `worker` in the worker's open tally `open`,
 /// which its in-flight entry, rewritten by the same step, carries: so the
-/// minute's record is written about once a second per busy worker, not once
-/// a job. Returns the tallies whose jobs must go to their records now
+/// minute's record is written once every [`FLUSH_MS`] per busy worker, not
+/// once a job. Returns the tallies whose jobs must go to their records now
 /// ([`flush_all`]): the open one when this job is of another minute or pair
 /// or came after its due time (this job then starts a new one). A new
 /// tally is noted in `<ns>:tq:mflush` (`effects`), scored with its due
@@ -388,10 +364,7 @@ pub fn carry(
         return Ok(Vec::new());
     }
     let mut due: Vec<OpenTally> = open.take().into_iter().collect();
-    let mut tally = [0u8; TALLY_BYTES];
-    if let Some(v) = tally.first_mut() {
-        *v = TALLY_VERSION;
-    }
+    let mut tally = empty_tally();
     count_job(&mut tally, job);
     // By the end of its minute at the latest: the timer closes a minute
     // only once no tally of it is due.
