@@ -1150,6 +1150,10 @@ fn writing_commands_replicate_to_a_replica_without_the_module() {
     assert_eq!(pair(&mut p, &["TQ.FAILRETRY", &n, "CLASS", "F"]), (2, None));
     assert_eq!(pair(&mut p, &["TQ.FAILREMOVE", &n, "FROM", "1", "LIMIT", "1"]), (1, None));
     run_worker_commands(&mut p, &n);
+    // The workers' job metrics in their records (the timer writes them
+    // within `FLUSH_MS`), so that the timer writes nothing while the
+    // replication offset and the two sides are compared.
+    common::wait_until(30, "the job metrics in their records", || p.int(&["ZCARD", &format!("{n}:tq:mflush")]) == 0);
     // No-ops replicate nothing.
     let offset = common::repl_offset_of(&mut p);
     assert_eq!(p.int(&["TQ.DEL", &n, "q", "Nope"]), 0);
