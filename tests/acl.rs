@@ -33,6 +33,7 @@ fn a_user_needs_the_namespace_patterns_the_readme_lists() {
     w.ack("resque", "w1");
 
     admin.ok(&["TQ.ENQUEUE", "resque", "q", "c", "[3]"]);
+    admin.wait_tallies_written("resque");
     let before = admin.digest();
 
     let mut n = login(&s, "narrow");
@@ -161,6 +162,7 @@ fn a_user_without_write_runs_the_reads_and_no_write() {
     let s = Server::start();
     let mut admin = s.conn();
     populate(&mut admin);
+    admin.wait_tallies_written("resque");
     let before = admin.digest();
     admin.ok(&["ACL", "SETUSER", "ro", "on", ">pw", "+@all", "-@write", "~resque", "~resque:*"]);
     let mut r = login(&s, "ro");
@@ -184,6 +186,7 @@ fn a_user_without_read_and_write_runs_nothing() {
     let s = Server::start();
     let mut admin = s.conn();
     populate(&mut admin);
+    admin.wait_tallies_written("resque");
     let before = admin.digest();
     admin.ok(&["ACL", "SETUSER", "none", "on", ">pw", "+@all", "-@read", "-@write", "~resque", "~resque:*"]);
     let mut n = login(&s, "none");
@@ -199,6 +202,7 @@ fn commands_granted_by_name_still_need_their_plain_commands() {
     let s = Server::start();
     let mut admin = s.conn();
     populate(&mut admin);
+    admin.wait_tallies_written("resque");
     let before = admin.digest();
     // How a read-only user gets TQ commands on Redis 7.0: by name.
     admin.ok(&[

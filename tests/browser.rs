@@ -364,7 +364,7 @@ fn every_page_in_a_browser_shows_hostile_data_as_text_and_runs_nothing_and_searc
     // The overview's graphs: every queue's, and the busiest queues' (their
     // names as text), once the workers' counts are in their minutes' records
     // (written by the timer within `FLUSH_MS` of the jobs).
-    wait_for(30, "the job metrics in their records", || c.int(&["ZCARD", &format!("{n}:tq:mflush")]) == 0);
+    c.wait_tallies_written(&n);
     b.goto("/");
     let graphs =
         b.js("return [...document.querySelectorAll('svg.graph')].map(g => g.getAttribute('aria-label'));", json!([]));

@@ -163,6 +163,7 @@ fn pop_ack_fail_cycle() {
     assert_eq!(c.strings(&["TQ.POP", &n, "host:1", "low", "LEASE", "5000"])[..4], got[..4]);
     assert_eq!(c.ack(&n, "host:1"), Value::Okay);
     // A repeated ACK answers as the first did and changes nothing.
+    c.wait_tallies_written(&n);
     let before = c.digest();
     assert_eq!(c.ok(&["TQ.ACK", &n, "host:1", "1"]), Value::Okay);
     assert_eq!(c.digest(), before);
@@ -226,6 +227,7 @@ fn pop_with_ack_completes_the_job_and_takes_the_next_in_one_step() {
     c.ok(&["TQ.ACK", &n, "w", "4"]);
     let _ = before;
     // Nothing held: a delivery the worker never held is refused, nothing written.
+    c.wait_tallies_written(&n);
     let before = c.digest();
     assert!(c.err(&["TQ.POP", &n, "w", "q", "ACK", "999"]).starts_with("NOJOB"));
     let e = c.err(&["TQ.BPOP", &n, "w", "q", "ACK", "1", "0"]);

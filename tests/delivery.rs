@@ -211,6 +211,7 @@ fn a_report_for_an_old_delivery_never_completes_the_job_held_now() {
     let a = c.strings(&["TQ.POP", &n, "w", "q"]);
     c.ok(&["TQ.ACK", &n, "w", &a[2]]);
     let b = c.strings(&["TQ.POP", &n, "w", "q"]);
+    c.wait_tallies_written(&n);
     let before = c.digest();
     // A's reports sent late, after the worker took B: refused, B untouched.
     assert!(c.err(&["TQ.ACK", &n, "w", &a[2]]).starts_with("NOJOB"));

@@ -285,6 +285,7 @@ fn stats_and_workers_reply_exactly() {
     c.ok(&["SET", &format!("{n}:stat:processed:nodehost:77"), "5"]);
     // A counter of a worker that is not registered (any more) is not listed.
     c.ok(&["SET", &format!("{n}:stat:processed:gone:1"), "9"]);
+    c.wait_tallies_written(&n);
     let before = c.digest();
 
     assert_eq!(
@@ -387,6 +388,7 @@ fn failretry_and_failremove_select_by_id_class_queue_and_exception() {
     assert_eq!(c.lrange(&format!("{n}:queue:q2")), [job("q2", "Z", "[]"), p2.clone()]);
     assert_eq!(c.lrange(&failed_key), [&*rec[0], &rec[1], &rec[3], &rec[4], &rec[5]]);
     // An id that matches nothing: nothing changes.
+    c.wait_tallies_written(&n);
     let before = c.digest();
     assert_eq!(pair(&mut c, &["TQ.FAILRETRY", &n, "ID", "0123456789abcdef"]), (0, None));
     assert_eq!(pair(&mut c, &["TQ.FAILREMOVE", &n, "ID", &fnv1a(rec[2].as_bytes())]), (0, None));
@@ -425,6 +427,7 @@ fn failretry_and_failremove_select_by_id_class_queue_and_exception() {
     }
 
     // Bad options write nothing.
+    c.wait_tallies_written(&n);
     let before = c.digest();
     for (args, text) in [
         (vec!["FOO", "1"], "unknown option"),
@@ -793,6 +796,7 @@ fn forceclean_fails_the_held_job_and_removes_every_key_of_the_worker() {
     assert_eq!(c.strings(&["SMEMBERS", &format!("{n}:workers")]), ["w:2:q"]);
     assert_eq!(c.ok(&["GET", &format!("{n}:stat:processed:w:1")]), Value::Nil);
     // Unknown worker: nil, nothing written.
+    c.wait_tallies_written(&n);
     let before = c.digest();
     assert_eq!(c.ok(&["TQ.FORCECLEAN", &n, "nobody:1"]), Value::Nil);
     assert_eq!(c.digest(), before);
@@ -851,6 +855,9 @@ fn cleanworkers_cleans_the_workers_whose_job_started_more_than_age_ago() {
     std::thread::sleep(Duration::from_millis(1200));
     pop(&mut c, &n, "w:idle", &["q"]);
     c.ack(&n, "w:idle");
+    // The idle worker's tally written before the young pop (which must stay
+    // under 600 ms old).
+    c.wait_tallies_written(&n);
     let young = pop(&mut c, &n, "w:young", &["q"]);
 
     // Nothing is that old: nothing written.
@@ -1153,7 +1160,7 @@ fn writing_commands_replicate_to_a_replica_without_the_module() {
     // The workers' job metrics in their records (the timer writes them
     // within `FLUSH_MS`), so that the timer writes nothing while the
     // replication offset and the two sides are compared.
-    common::wait_until(30, "the job metrics in their records", || p.int(&["ZCARD", &format!("{n}:tq:mflush")]) == 0);
+    p.wait_tallies_written(&n);
     // No-ops replicate nothing.
     let offset = common::repl_offset_of(&mut p);
     assert_eq!(p.int(&["TQ.DEL", &n, "q", "Nope"]), 0);

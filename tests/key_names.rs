@@ -38,6 +38,7 @@ fn many_names_each_reach_their_own_key_and_replicate_exactly() {
     for i in 0..QUEUES {
         assert_eq!(c.int(&["LLEN", &format!("{n}:queue:q{i}")]), 0);
     }
+    c.wait_tallies_written(&n);
     wait_replicas_synced(&mut c, 1);
     assert_eq!(r.conn().digest(), c.digest());
     assert!(!r.log().contains("sending an error to its master"));

@@ -65,6 +65,8 @@ fn a_job_is_counted_in_its_minute_and_the_counts_replicate() {
     assert_eq!(c.strings(&["SMEMBERS", &format!("{n}:tq:metrics")]), vec![pair("q", "Mail")]);
     // No TTL while the minute is open.
     assert_eq!(c.int(&["PTTL", &key]), -1);
+    // UNTRACK wrote the tally but left `w` in `mflush`, which the timer removes.
+    c.wait_tallies_written(&n);
     wait_replicas_synced(&mut c, 1);
     let mut rc = r.conn();
     assert_eq!(rc.bytes(&["GET", &key]), c.bytes(&["GET", &key]));
@@ -98,6 +100,7 @@ fn the_timer_closes_a_minute_after_a_reload_and_the_replica_follows() {
     assert_eq!(tally(&mut c, &hkey).processed, 1);
     assert!(c.int(&["PTTL", &hkey]) > 0);
     assert_eq!(tally(&mut c, &format!("{n}:tq:t:{pair_name}")).processed, 1);
+    c.wait_tallies_written(&n);
     wait_replicas_synced(&mut c, 1);
     let mut rc = r.conn();
     assert_eq!(rc.int(&["PEXPIRETIME", &key]), expires);

@@ -73,6 +73,8 @@ fn a_replica_without_the_module_follows_every_command() {
     let b = ns("repl-b");
     workload::run(&mut p.0, &a, Mix::ALL);
     workload::run(&mut p.0, &b, Mix { big: false, multi: true, lua: false });
+    p.wait_tallies_written(&a);
+    p.wait_tallies_written(&b);
     wait_replicated(&mut p);
 
     // The replica ran plain commands only: TQ.* never reached it. (Read
@@ -298,6 +300,8 @@ fn errors_and_no_ops_replicate_nothing() {
     assert_eq!(p.int(&["TQ.PROMOTE", &n]), 1);
     p.ok(&["TQ.POP", &n, "w", "q"]);
     p.ack(&n, "w");
+    // The timer writes the ACKs' tallies ~2 s on: before the offset is read.
+    p.wait_tallies_written(&n);
     let before = repl_offset(&mut p);
     let check = |what: &str, p: &mut Conn| {
         assert_eq!(repl_offset(p), before, "{what} added to the replication stream");
@@ -346,6 +350,7 @@ fn a_promoted_replica_with_the_module_keeps_working() {
     let mut r = replica.conn();
     let n = ns("failover");
     workload::run(&mut p.0, &n, Mix { big: false, multi: true, lua: true });
+    p.wait_tallies_written(&n);
     wait_replicated(&mut p);
     assert_eq!(r.digest(), p.digest());
 
@@ -394,6 +399,7 @@ fn a_promoted_replica_with_the_module_keeps_working() {
     r.fail(&n, "w-new", &["E", "after failover", "[]"]);
 
     // The promoted node replicates effects too.
+    r.wait_tallies_written(&n);
     wait_replicated(&mut r);
     assert_eq!(follower.conn().digest(), r.digest());
     let stats = commandstats(&mut follower.conn());
@@ -577,6 +583,7 @@ fn a_promotion_backlog_worked_between_client_moves_replicates_exactly() {
     assert_eq!(p.stat(&n, "failed"), failed, "seed {seed}");
     assert_eq!(seen.len() as i64, waiting + failed, "seed {seed}");
     assert_eq!(waiting + acked + failed, delayed as i64 + live, "seed {seed}: jobs lost or made");
+    p.wait_tallies_written(&n);
     wait_replicated(&mut p);
     assert_eq!(r.digest(), p.digest(), "seed {seed}: DEBUG DIGEST differs between primary and replica");
     assert_no_errors_from_primary(&replica);

@@ -305,6 +305,7 @@ fn promote_broadcast_and_nack() {
     // Taken again, then given back for an hour.
     assert!(common::popped_job(c.ok(&["TQ.POP", &n, "w1", "q"])).is_some());
     let held = c.delivery(&n, "w1");
+    c.wait_tallies_written(&n);
     refused(&mut c, p, &n, &["nack", "w1", "--delivery", "999999"], 1, "NOJOB");
     refused(&mut c, p, &n, &["nack", "w1", "--delay", "1y"], 2, "no fixed length");
     refused(&mut c, p, &n, &["nack", "w1", "--delivery", "x"], 2, "--delivery");

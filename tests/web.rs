@@ -362,6 +362,7 @@ fn writes_need_the_csrf_token_and_work_with_it() {
     let token = csrf(&w);
 
     // Without the token, or with a wrong one: refused, nothing written.
+    c.wait_tallies_written(&n);
     let before = c.digest();
     for fields in [&[("queue", "a")][..], &[("queue", "a"), ("csrf", "0000")][..]] {
         let (status, body) = post(&w, "/pause", fields);
@@ -452,6 +453,7 @@ fn read_only_hides_and_refuses_every_write() {
         assert!(!body.contains("method=post") && !body.contains("name=csrf"), "{page} shows a write:\n{body}");
     }
     assert!(get_ok(&w, "/").contains("read-only"));
+    c.wait_tallies_written(&n);
     let before = c.digest();
     let all = [("queue", "a"), ("class", "c"), ("args", "[2]"), ("id", "x"), ("csrf", "x")];
     for route in [
@@ -737,7 +739,7 @@ fn job_metrics_in_tq_metrics_the_overview_and_metrics_agree() {
     // counts are in their minutes' records (the timer writes them within
     // `FLUSH_MS` of the jobs).
     std::thread::sleep(Duration::from_millis(50));
-    wait_until(30, "the job metrics in their records", || c.int(&["ZCARD", &format!("{n}:tq:mflush")]) == 0);
+    c.wait_tallies_written(&n);
 
     let doc = metrics_json(&s, &n);
     let ac = pair_doc(&doc, "a", "c");
@@ -902,6 +904,7 @@ fn a_selection_is_retried_or_removed_and_a_record_changed_meanwhile_is_skipped()
     let failed = format!("{n}:failed");
 
     // Refused without the CSRF token, with a malformed id, or with none: nothing written.
+    c.wait_tallies_written(&n);
     let before = c.digest();
     for path in ["/failed/retry-selected", "/failed/remove-selected"] {
         let (status, body) = post(&w, path, &[("id", &ids[0])]);

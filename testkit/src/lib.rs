@@ -673,6 +673,14 @@ impl Conn {
     pub fn lrange(&mut self, key: &str) -> Vec<String> {
         self.strings(&["LRANGE", key, "0", "-1"])
     }
+
+    /// Waits till the timer wrote `ns`'s open tallies (~2 s after a job ends), lest it straddle a digest/offset check.
+    pub fn wait_tallies_written(&mut self, ns: &str) {
+        let key = format!("{ns}:tq:mflush");
+        wait_until(30, &format!("the timer writing the open job-metrics tallies of {ns} ({key} empty)"), || {
+            self.int(&["ZCARD", &key]) == 0
+        });
+    }
 }
 
 /// A pop's reply: None for nil, else (queue, payload); the reply is
