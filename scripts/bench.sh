@@ -111,33 +111,52 @@ for line in sys.stdin:
             total += int(fields["usec"])
 print(total)' "$@"
 }
-# popack_nometrics / ackpop_nometrics: the same with `tq.metrics no`, so
-# the job metrics' share of the take + complete is measured in this run.
 # cfloor / cfloortq: the C yardstick module making the floor's writes (and
 # tq's) in one command a job (FLOOR.TAKEACK): what the module API costs;
 # cfloortq_nometrics: tq's writes without the job metrics' two keys.
-for mode in popack ackpop floor cfloor cfloortq cfloortq_nometrics noderesque popack_nometrics ackpop_nometrics; do
+# server_us <mode> <tq.metrics yes|no>: one run on a flushed server, prints
+# the server µs per job.
+server_us() {
+  local mode=$1 cmds us
   redis-cli -p "$P" flushall >/dev/null
   # One key with a TTL, as any working server holds: with none, Redis
   # skips its expiry lookup on every key access.
   redis-cli -p "$P" set bench:ttl x px 86400000 >/dev/null
+  redis-cli -p "$P" config set tq.metrics "$2" >/dev/null
   redis-cli -p "$P" config resetstat >/dev/null
-  metrics=yes
-  [[ $mode == *_nometrics ]] && metrics=no
-  redis-cli -p "$P" config set tq.metrics $metrics >/dev/null
-  run=${mode%_nometrics}
-  [[ $mode == cfloortq_nometrics ]] && run=$mode # the C module's own variant
-  "$CYCLE" "$P" "$run" "$JOBS" 16 8 >/dev/null
-  case $run in
+  "$CYCLE" "$P" "$mode" "$JOBS" 16 8 >/dev/null
+  case $mode in
     popack | ackpop) cmds="tq.pop tq.ack" ;;
     floor) cmds="lpop set sadd zadd del incr zrem" ;;
     cfloor*) cmds="floor.takeack" ;;
     noderesque) cmds="evalsha multi incr exec del" ;;
   esac
   us=$(usec_of $cmds)
-  per=$(python3 -c "print(f'{$us / $JOBS:.2f}')")
+  python3 -c "print(f'{$us / $JOBS:.2f}')"
+}
+for mode in popack ackpop floor cfloor cfloortq cfloortq_nometrics noderesque; do
+  per=$(server_us "$mode" yes)
   echo "| server µs per job, $mode, -P 16        | $per |"
   kv "take.us.$mode" "$per"
+done
+# The job metrics' share of the take + complete: one run moves by ±10% on a
+# busy machine, more than the share itself, so each shape runs SHARE_ROUNDS
+# times with `tq.metrics yes` and as often with `no`, alternating, and the
+# medians are compared.
+SHARE_ROUNDS=${SHARE_ROUNDS:-5}
+med() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+kv take.share.rounds "$SHARE_ROUNDS"
+for mode in ackpop popack; do
+  yes=() no=()
+  for _ in $(seq "$SHARE_ROUNDS"); do
+    yes+=("$(server_us "$mode" yes)")
+    no+=("$(server_us "$mode" no)")
+  done
+  y=$(med "${yes[@]}") n=$(med "${no[@]}")
+  echo "| server µs per job, $mode, tq.metrics yes / no, medians of $SHARE_ROUNDS | $y | $n | (${yes[*]} / ${no[*]}) |"
+  kv "take.share.$mode.yes" "$y"
+  kv "take.share.$mode.no" "$n"
+  kv "take.share.$mode.rounds" "${yes[*]} / ${no[*]}"
 done
 redis-cli -p "$P" config set tq.metrics yes >/dev/null
 

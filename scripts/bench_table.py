@@ -190,14 +190,16 @@ row(
     num(R, "take.us.cfloortq_nometrics"),
     digits=2,
 )
+share_rounds = m("take.share.rounds", "?")
 for label, mode in (("TQ.POP ... ACK", "ackpop"), ("TQ.POP+TQ.ACK", "popack")):
     row(
         "job metrics' share of take + complete (target ≤ 1.05×)",
         "µs/job",
-        f"{label}, tq.metrics yes",
-        num(R, f"take.us.{mode}"),
-        "the same, tq.metrics no",
-        num(R, f"take.us.{mode}_nometrics"),
+        f"{label}, tq.metrics yes: median of {share_rounds} runs, alternating with the `no` runs "
+        f"(yes / no runs: {m(f'take.share.{mode}.rounds', '?')})",
+        num(R, f"take.share.{mode}.yes"),
+        "the same, tq.metrics no: median",
+        num(R, f"take.share.{mode}.no"),
         digits=2,
     )
 
