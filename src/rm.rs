@@ -276,15 +276,12 @@ impl Key {
         }
     }
 
-    /// SET's effect on the key's value; the expiry is left for the caller.
-    /// A value no longer than the string there is written in place. A
-    /// longer one replaces it (RedisModule_StringSet deletes the key and
-    /// adds it again): grown in place, Redis would keep room for twice the
-    /// new length (sds's greedy growth) until a shrink trims it, and a
-    /// worker's in-flight entry grows at every take. Counted, replacing
-    /// costs about what growing and trimming in place cost.
+    /// SET's effect on the key's value: an existing string is rewritten in
+    /// place (RedisModule_StringSet deletes the key and adds it again,
+    /// which costs more than the rest of a small write); the expiry is left
+    /// for the caller.
     pub fn string_replace(&self, value: &RStr) -> bool {
-        if self.kind() == KeyType::String && value.bytes().len() <= self.len() {
+        if self.kind() == KeyType::String {
             self.string_overwrite(value.bytes())
         } else {
             self.string_set(value)
