@@ -276,12 +276,16 @@ impl Key {
         }
     }
 
-    /// SET's effect on the key's value: an existing string is rewritten in
-    /// place (RedisModule_StringSet deletes the key and adds it again,
-    /// which costs more than the rest of a small write); the expiry is left
-    /// for the caller.
+    /// SET's effect on the key's value; the expiry is left for the caller.
+    /// A value no longer than the string there is written in place. A
+    /// longer one replaces it (RedisModule_StringSet deletes the key and
+    /// adds it again): grown in place, Redis would keep room for twice the
+    /// new length (sds's greedy growth) until a shrink below half trims it.
+    /// A worker's in-flight entry, shorter as a tombstone than with a job,
+    /// is padded to its stored length (`InFlight::encode_over`), so it
+    /// seldom grows.
     pub fn string_replace(&self, value: &RStr) -> bool {
-        if self.kind() == KeyType::String {
+        if self.kind() == KeyType::String && value.bytes().len() <= self.len() {
             self.string_overwrite(value.bytes())
         } else {
             self.string_set(value)

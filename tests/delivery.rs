@@ -275,3 +275,49 @@ fn a_counter_written_by_hand_goes_on_without_touching_keys_that_share_its_value(
     assert_eq!(c.string(&["GET", &counter]).as_deref(), Some("10"));
     assert_eq!(c.string(&["GET", "bystander"]).as_deref(), Some("5"));
 }
+
+/// A worker's in-flight entry is rewritten at every report: longer when it
+/// takes a job, shorter for the tombstone an ACK leaves. Grown in place,
+/// Redis kept room for twice the new length (sds's greedy growth) until a
+/// shrink trimmed it, so a busy worker's entry, about 280 bytes with its
+/// open job-metrics tally, took about 710 bytes of memory where the same
+/// value written afresh takes about 390. A tombstone is now padded to the
+/// entry's length, and an entry that grows is written afresh.
+#[test]
+fn a_busy_workers_entry_takes_no_more_memory_than_its_value_written_afresh() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("entry-room");
+    for i in 0..40 {
+        c.ok(&["TQ.ENQUEUE", &n, "q", "Mail", &format!("[{i}]")]);
+    }
+    let key = format!("{n}:tq:inflight:w");
+    // A key name of the same length, for the same per-key overhead.
+    let twin = format!("{n}:tq:inflight:x");
+    let mut d = taken_job(c.ok(&["TQ.POP", &n, "w", "q"])).expect("a job").2;
+    for round in 0..20 {
+        // Both shapes: TQ.POP+TQ.ACK (through the tombstone) and TQ.POP ... ACK.
+        let taken = if round % 2 == 0 {
+            let live = c.int(&["STRLEN", &key]);
+            c.ok(&["TQ.ACK", &n, "w", &d]);
+            // (The first ACK opens the tally: its tombstone is longer.)
+            if round > 0 {
+                assert_eq!(c.int(&["STRLEN", &key]), live, "round {round}: the tombstone keeps the entry's length");
+            }
+            assert!(
+                InFlight::decode(&c.bytes(&["GET", &key]).expect("the tombstone")).is_some_and(|e| !e.live()),
+                "round {round}: a padded tombstone reads"
+            );
+            c.ok(&["TQ.POP", &n, "w", "q"])
+        } else {
+            c.ok(&["TQ.POP", &n, "w", "q", "ACK", &d])
+        };
+        d = taken_job(taken).expect("a job").2;
+        let value = c.bytes(&["GET", &key]).expect("the entry");
+        assert!(value.len() > 200, "round {round}: the entry carries its open tally ({} bytes)", value.len());
+        c.ok(&[b"SET".as_slice(), twin.as_bytes(), &value]);
+        let used = c.int(&["MEMORY", "USAGE", &key, "SAMPLES", "0"]);
+        let fresh = c.int(&["MEMORY", "USAGE", &twin, "SAMPLES", "0"]);
+        assert!(used <= fresh, "round {round}: the entry takes {used} bytes, its value written afresh {fresh}");
+    }
+}

@@ -10,6 +10,10 @@ pub trait Versioned: Encode + Decode<()> + Sized {
     /// The version [`Versioned::to_bytes`] writes.
     const VERSION: u8;
 
+    /// Whether the current version may be stored with trailing zero bytes
+    /// after its body (see [`crate::records::InFlight::encode_over`]).
+    const PADDED: bool = false;
+
     /// Reads the body of an older `version`; None for versions it does not
     /// know (the default: only the current one exists).
     fn upgrade(_version: u8, _body: &[u8]) -> Option<Self> {
@@ -41,13 +45,16 @@ pub trait Versioned: Encode + Decode<()> + Sized {
         }
     }
 
-    /// None for an unknown version, a malformed body or trailing bytes.
+    /// None for an unknown version, a malformed body or trailing bytes
+    /// (other than a padded version's zeros).
     fn from_bytes(raw: &[u8]) -> Option<Self> {
         let (&version, body) = raw.split_first()?;
-        if version == Self::VERSION {
-            decode_exact(body)
-        } else {
+        if version != Self::VERSION {
             Self::upgrade(version, body)
+        } else if Self::PADDED {
+            decode_padded(body)
+        } else {
+            decode_exact(body)
         }
     }
 }
@@ -56,6 +63,12 @@ pub trait Versioned: Encode + Decode<()> + Sized {
 pub fn decode_exact<T: Decode<()>>(body: &[u8]) -> Option<T> {
     let (v, used) = bincode::decode_from_slice::<T, _>(body, bincode::config::standard()).ok()?;
     (used == body.len()).then_some(v)
+}
+
+/// A bincode body followed by nothing but zero bytes.
+fn decode_padded<T: Decode<()>>(body: &[u8]) -> Option<T> {
+    let (v, used) = bincode::decode_from_slice::<T, _>(body, bincode::config::standard()).ok()?;
+    body.get(used..)?.iter().all(|b| *b == 0).then_some(v)
 }
 
 #[cfg(test)]
@@ -78,8 +91,12 @@ mod tests {
         5, 3, 97, 44, 98, 1, 98, 253, 0, 104, 229, 207, 139, 1, 0, 0, 1, 1, 107, 1, 118, 253, 96, 82, 230, 207, 139, 1,
         0, 0, 2, 41, 40, 1, 3, 251, 136, 19, 1, 67, 1, 12,
     ];
-    const INFLIGHT: &[u8] = &[
+    const INFLIGHT_V6: &[u8] = &[
         6, 3, 97, 44, 98, 1, 98, 253, 0, 104, 229, 207, 139, 1, 0, 0, 1, 1, 107, 1, 118, 253, 96, 82, 230, 207, 139, 1,
+        0, 0, 2, 41, 40, 1, 3, 251, 136, 19, 1, 67, 1, 12, 0,
+    ];
+    const INFLIGHT: &[u8] = &[
+        7, 3, 97, 44, 98, 1, 98, 253, 0, 104, 229, 207, 139, 1, 0, 0, 1, 1, 107, 1, 118, 253, 96, 82, 230, 207, 139, 1,
         0, 0, 2, 41, 40, 1, 3, 251, 136, 19, 1, 67, 1, 12, 0,
     ];
 
@@ -88,7 +105,12 @@ mod tests {
         assert_eq!(value.to_bytes(), stored);
         let (_, short) = stored.split_last().expect("not empty");
         assert_eq!(T::from_bytes(short), None, "truncated");
-        assert_eq!(T::from_bytes(&[stored, &[0]].concat()), None, "trailing byte");
+        if T::PADDED {
+            assert_eq!(T::from_bytes(&[stored, &[0, 0]].concat()).as_ref(), Some(&value), "zero padding");
+            assert_eq!(T::from_bytes(&[stored, &[0, 1]].concat()), None, "trailing byte");
+        } else {
+            assert_eq!(T::from_bytes(&[stored, &[0]].concat()), None, "trailing byte");
+        }
         assert_eq!(T::from_bytes(&[&[9], &stored[1..]].concat()), None, "unknown version");
         assert_eq!(T::from_bytes(b""), None);
     }
@@ -123,11 +145,13 @@ mod tests {
                 open: None,
             },
         );
-        // Entries of version 4 (no class, no wait) and 5 (no open tally)
-        // still read.
+        // Entries of version 4 (no class, no wait), 5 (no open tally) and 6
+        // (never padded: a trailing byte is not read) still read.
         let v4 = InFlight::from_bytes(INFLIGHT_V4).expect("version 4 reads");
         let v5 = InFlight::from_bytes(INFLIGHT_V5).expect("version 5 reads");
-        let v6 = InFlight::from_bytes(INFLIGHT).expect("reads");
+        let v6 = InFlight::from_bytes(INFLIGHT_V6).expect("version 6 reads");
+        assert_eq!(InFlight::from_bytes(&[INFLIGHT_V6, &[0]].concat()), None);
+        assert_eq!(InFlight::from_bytes(INFLIGHT).as_ref(), Some(&v6));
         assert_eq!(v5, v6);
         assert_eq!(InFlight { class: Vec::new(), wait_ms: None, ..v5 }, v4);
         // The record methods the module calls are the codec's.

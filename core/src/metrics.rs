@@ -432,10 +432,10 @@ pub fn flush_due(s: &mut impl Store, ns: &Ns<'_>, limit: usize) -> Result<(Vec<E
     for (worker, _) in due.into_iter().take(limit) {
         let index = crate::keys::check_name("worker", &worker).ok().map(|()| ns.inflight(&worker));
         let entry = match &index {
-            Some(i) if s.kind(i)? == Kind::String => s.get_with(i, InFlight::decode)?.flatten(),
+            Some(i) if s.kind(i)? == Kind::String => s.get_with(i, InFlight::decode_sized)?.flatten(),
             _ => None,
         };
-        let (Some(index), Some(mut e)) = (index, entry) else {
+        let (Some(index), Some((mut e, stored))) = (index, entry) else {
             effects.push(Effect::ZRem { key: key.clone(), member: worker });
             continue;
         };
@@ -448,7 +448,7 @@ pub fn flush_due(s: &mut impl Store, ns: &Ns<'_>, limit: usize) -> Result<(Vec<E
             Some(t) => {
                 tallies.push(t);
                 effects.push(Effect::ZRem { key: key.clone(), member: worker });
-                let value = e.encode();
+                let value = e.encode_over(stored);
                 effects.push(match s.expire_at(&index)? {
                     Some(at_ms) => Effect::SetPxAt { key: index, value, at_ms },
                     None => Effect::Set { key: index, value },

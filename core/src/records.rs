@@ -384,11 +384,12 @@ struct InFlightV5 {
 const LEGACY_LEASE_MS: u64 = 60_000;
 
 impl Versioned for InFlight {
-    const VERSION: u8 = 6;
+    const VERSION: u8 = 7;
+    const PADDED: bool = true;
 
     /// Version 1 had no running-job lock and no lease, 2 no lease, 3 no
     /// delivery ids (`lost` the only way an entry ended), 4 no class and
-    /// wait, 5 no open tally.
+    /// wait, 5 no open tally; 6 is 7's body, never padded.
     fn upgrade(version: u8, body: &[u8]) -> Option<Self> {
         let legacy = |queues, queue, popped_ms: u64, joblock| InFlight {
             queues,
@@ -405,6 +406,7 @@ impl Versioned for InFlight {
             open: None,
         };
         match version {
+            6 => decode_exact::<InFlight>(body),
             5 => decode_exact::<InFlightV5>(body).map(|v| InFlight {
                 lease_until_ms: v.lease_until_ms,
                 deliveries: v.deliveries,
@@ -441,8 +443,28 @@ impl InFlight {
         self.to_bytes()
     }
 
+    /// Its bytes to replace an entry `stored` bytes long, padded with zeros
+    /// to that length when they are at least half of it. A worker's entry
+    /// is rewritten at every report, longer for a job taken than for the
+    /// tombstone an ACK leaves: so its stored length stays put and Redis
+    /// rewrites it in place, where a string grown in place is reallocated
+    /// with room for twice its length and one that shrinks below half its
+    /// room is reallocated again.
+    pub fn encode_over(&self, stored: usize) -> Vec<u8> {
+        let mut out = self.to_bytes();
+        if out.len() < stored && out.len().saturating_mul(2) >= stored {
+            out.resize(stored, 0);
+        }
+        out
+    }
+
     pub fn decode(raw: &[u8]) -> Option<Self> {
         Self::from_bytes(raw)
+    }
+
+    /// The entry and the length it is stored with.
+    pub fn decode_sized(raw: &[u8]) -> Option<(Self, usize)> {
+        Self::from_bytes(raw).map(|e| (e, raw.len()))
     }
 }
 
@@ -640,9 +662,26 @@ mod tests {
             open: None,
         };
         let raw = e.encode();
-        assert_eq!(raw.first(), Some(&6));
+        assert_eq!(raw.first(), Some(&7));
         let done = InFlight { ended: Some(Ended::Retried { delay_ms: 5 }), ..e.clone() };
-        assert_eq!(InFlight::decode(&done.encode()), Some(done));
+        assert_eq!(InFlight::decode(&done.encode()), Some(done.clone()));
+        // Written over a longer entry: padded to its length while at least
+        // half of it, and read back the same.
+        let done = InFlight { ended: Some(Ended::Acked), joblock: None, class: Vec::new(), wait_ms: None, ..e.clone() };
+        let short = done.encode();
+        assert!(short.len() < raw.len());
+        let over = done.encode_over(raw.len());
+        assert_eq!(over.len(), raw.len());
+        assert_eq!(over.get(..short.len()), Some(short.as_slice()));
+        assert_eq!(InFlight::decode_sized(&over), Some((done.clone(), raw.len())));
+        assert_eq!(done.encode_over(short.len() * 2), [short.clone(), vec![0; short.len()]].concat());
+        assert_eq!(done.encode_over(short.len() * 2 + 1), short, "under half: not padded");
+        assert_eq!(e.encode_over(short.len()), raw, "longer: as it is");
+        let mut dirty = over.clone();
+        if let Some(last) = dirty.last_mut() {
+            *last = 1;
+        }
+        assert_eq!(InFlight::decode(&dirty), None, "only zeros pad");
         // Version 3 (before delivery ids): a lost lease reads as a tombstone.
         let mut v3 = vec![3u8];
         v3.extend(

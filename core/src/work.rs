@@ -65,8 +65,10 @@ pub fn pop(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[&[u8]], opt
     check_take(worker, queues)?;
     let joined = queues.join(&b","[..]);
     match holding(s, ns, worker, &joined)? {
-        Holding::Live(e) => rehand(s, ns, worker, e, opts),
-        Holding::Free { stale_record, mut open } => take(s, ns, worker, queues, opts, 0, stale_record, &mut open),
+        Holding::Live(e, stored) => rehand(s, ns, worker, e, stored, opts),
+        Holding::Free { stale_record, mut open, stored } => {
+            take(s, ns, worker, queues, opts, 0, stale_record, &mut open, stored)
+        }
     }
 }
 
@@ -87,17 +89,26 @@ pub fn ack_and_pop(
     let mut held = match report_target(s, ns, worker, delivery)? {
         Target::Held(held) => held,
         Target::Ended(Ended::Acked) => return Ok(Plan::new(Reply::Nil)),
-        Target::TakenAfter(e) => return rehand(s, ns, worker, e, opts),
+        Target::TakenAfter(e, stored) => return rehand(s, ns, worker, e, stored, opts),
         Target::Ended(how) => return Err(ended_otherwise(worker, delivery, how)),
     };
     // Its tombstone is written below only if no job is taken: the new
     // entry takes its place otherwise.
     let mut acked = complete(s, ns, worker, &mut held, false)?;
     // The new entry carries the open tally the ACK counted its job in.
-    let mut next =
-        take(&mut Staged::new(s, &acked.effects), ns, worker, queues, opts, delivery, None, &mut held.entry.open)?;
+    let mut next = take(
+        &mut Staged::new(s, &acked.effects),
+        ns,
+        worker,
+        queues,
+        opts,
+        delivery,
+        None,
+        &mut held.entry.open,
+        held.stored,
+    )?;
     if next.reply == Reply::Nil {
-        acked.effects.push(tombstone(s, held.index.clone(), &held.entry, Ended::Acked));
+        acked.effects.push(tombstone(s, held.index.clone(), &held.entry, held.stored, Ended::Acked));
     }
     // When a job is taken, its record replaces the ACK's deletion:
     // `store::coalesce` drops the writes so undone.
@@ -135,34 +146,42 @@ fn check_take(worker: &[u8], queues: &[&[u8]]) -> Result<()> {
 
 /// What a worker name holds when it asks for a job.
 enum Holding {
-    /// A job in flight, still registered.
-    Live(InFlight),
+    /// A job in flight, still registered, and its entry's stored length.
+    Live(InFlight, usize),
     /// Nothing (no entry, a tombstone, an entry tq cannot read, or a job
     /// cleaned up behind tq's back: its worker unregistered). A leftover
     /// record of such a job goes with the take, and the worker's open tally
-    /// with its new entry.
-    Free { stale_record: Option<Vec<u8>>, open: Option<OpenTally> },
+    /// with its new entry (`stored`: the length of the entry it replaces,
+    /// 0 for none).
+    Free { stale_record: Option<Vec<u8>>, open: Option<OpenTally>, stored: usize },
 }
 
 fn holding(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], joined: &[u8]) -> Result<Holding> {
     let workers = ns.workers();
     s.expect_kind(&workers, Kind::Set)?;
-    let Some(mut e) = s.get_with(&ns.inflight(worker), InFlight::decode)?.flatten() else {
-        return Ok(Holding::Free { stale_record: None, open: None });
+    let Some((mut e, stored)) = s.get_with(&ns.inflight(worker), InFlight::decode_sized)?.flatten() else {
+        return Ok(Holding::Free { stale_record: None, open: None, stored: 0 });
     };
     if !e.live() {
-        return Ok(Holding::Free { stale_record: None, open: e.open });
+        return Ok(Holding::Free { stale_record: None, open: e.open, stored });
     }
     if s.set_contains(&workers, &keys::worker_entry(worker, &e.queues))? {
-        return Ok(Holding::Live(e));
+        return Ok(Holding::Live(e, stored));
     }
     let stale_record = Some(ns.worker_record(worker, &e.queues)).filter(|_| e.queues != joined);
-    Ok(Holding::Free { stale_record, open: e.open.take() })
+    Ok(Holding::Free { stale_record, open: e.open.take(), stored })
 }
 
 /// The job a worker holds, handed to it again: same delivery, the lease
 /// renewed from now.
-fn rehand(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], mut e: InFlight, opts: &PopOptions) -> Result<Plan> {
+fn rehand(
+    s: &mut impl Store,
+    ns: &Ns<'_>,
+    worker: &[u8],
+    mut e: InFlight,
+    stored: usize,
+    opts: &PopOptions,
+) -> Result<Plan> {
     let record_key = ns.worker_record(worker, &e.queues);
     let Some(payload) = record_payload(s, ns, worker, &e)? else {
         return Err(TqError::Corrupt {
@@ -174,7 +193,7 @@ fn rehand(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], mut e: InFlight, opts:
         });
     };
     let until = s.now_ms().saturating_add(opts.lease_ms);
-    let effects = renew(s, ns, worker, &mut e, until)?;
+    let effects = renew(s, ns, worker, &mut e, stored, until)?;
     let reply = pop_reply(&e.queue, payload, e.delivery, e.deliveries, until);
     Ok(Plan { effects, reply })
 }
@@ -216,7 +235,8 @@ fn mint(s: &mut impl Store, ns: &Ns<'_>) -> Result<(u64, Effect)> {
 /// The take itself. `after`: the delivery completed in the same step (0 for
 /// none), recorded in the new entry so that a resent `POP ... ACK` finds it;
 /// `open`: the worker's open tally, which the new entry carries on (taken
-/// from `open` only when a job is taken).
+/// from `open` only when a job is taken); `stored`: the length of the entry
+/// the new one replaces (0 for none).
 #[allow(clippy::too_many_arguments)]
 fn take(
     s: &mut impl Store,
@@ -227,6 +247,7 @@ fn take(
     after: u64,
     stale_record: Option<Vec<u8>>,
     open: &mut Option<OpenTally>,
+    stored: usize,
 ) -> Result<Plan> {
     let joblock = opts.joblock.map(lock::check_ttl).transpose()?;
     let lease_ms = lock::check_ttl(opts.lease_ms)?;
@@ -353,7 +374,7 @@ fn take(
             plan.effects.push(Effect::MSet {
                 pairs: vec![
                     (ns.worker_record(worker, &joined), records::inflight_record(now, q, worker, &payload)),
-                    (index, entry.encode()),
+                    (index, entry.encode_over(stored)),
                 ],
             });
             plan.effects.push(Effect::SAdd { key: workers, member: keys::worker_entry(worker, &joined) });
@@ -389,7 +410,7 @@ fn previous_deliveries(s: &mut impl Store, ns: &Ns<'_>, payload: &[u8]) -> Resul
 pub fn ack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], delivery: u64) -> Result<Plan> {
     match report_target(s, ns, worker, delivery)? {
         Target::Held(mut held) => complete(s, ns, worker, &mut held, true),
-        Target::Ended(Ended::Acked) | Target::TakenAfter(_) => Ok(Plan::new(Reply::Ok)),
+        Target::Ended(Ended::Acked) | Target::TakenAfter(..) => Ok(Plan::new(Reply::Ok)),
         Target::Ended(how) => Err(ended_otherwise(worker, delivery, how)),
     }
 }
@@ -492,7 +513,7 @@ pub fn fail(
         Target::Ended(Ended::Failed) => return Ok(Plan::new(fail_reply(retry, None))),
         Target::Ended(Ended::Retried { delay_ms }) => return Ok(Plan::new(fail_reply(retry, Some(delay_ms)))),
         Target::Ended(how) => return Err(ended_otherwise(worker, delivery, how)),
-        Target::TakenAfter(_) => return Err(ended_otherwise(worker, delivery, Ended::Acked)),
+        Target::TakenAfter(..) => return Err(ended_otherwise(worker, delivery, Ended::Acked)),
     };
     let run_ms = held.run_ms(s.now_ms());
     s.note(Event::Failed { run_ms });
@@ -560,7 +581,7 @@ pub fn nack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], delivery: u64, delay
         Target::Held(held) => held,
         Target::Ended(Ended::Nacked) => return Ok(Plan::new(Reply::Ok)),
         Target::Ended(how) => return Err(ended_otherwise(worker, delivery, how)),
-        Target::TakenAfter(_) => return Err(ended_otherwise(worker, delivery, Ended::Acked)),
+        Target::TakenAfter(..) => return Err(ended_otherwise(worker, delivery, Ended::Acked)),
     };
     let mut effects = finish(s, ns, worker, &held, Some(Ended::Nacked))?;
     if let Some(payload) = record_payload(s, ns, worker, &held.entry)? {
@@ -625,6 +646,8 @@ fn give_back(
 struct Held {
     index: Vec<u8>,
     entry: InFlight,
+    /// The entry's stored length.
+    stored: usize,
 }
 
 impl Held {
@@ -649,7 +672,7 @@ enum Target {
     Ended(Ended),
     /// That delivery was completed by the `POP ... ACK` that took the job
     /// the worker holds now.
-    TakenAfter(InFlight),
+    TakenAfter(InFlight, usize),
 }
 
 /// The delivery a report names, as the worker's entry knows it. A report
@@ -660,15 +683,15 @@ enum Target {
 fn report_target(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], delivery: u64) -> Result<Target> {
     check_name("worker", worker)?;
     let index = ns.inflight(worker);
-    let decoded = s.get_with(&index, InFlight::decode)?;
+    let decoded = s.get_with(&index, InFlight::decode_sized)?;
     let entry = decoded.ok_or_else(|| TqError::NoJob { worker: worker.to_vec(), cleaned: false })?;
-    let entry = entry.ok_or_else(|| TqError::Corrupt {
+    let (entry, stored) = entry.ok_or_else(|| TqError::Corrupt {
         key: index.clone(),
         what: "not a tq in-flight entry (the worker's next pop replaces it)".to_string(),
     })?;
     if entry.delivery != delivery {
         if entry.live() && entry.after == delivery && delivery != 0 {
-            return Ok(Target::TakenAfter(entry));
+            return Ok(Target::TakenAfter(entry, stored));
         }
         return Err(TqError::Delivery {
             worker: worker.to_vec(),
@@ -683,7 +706,7 @@ fn report_target(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], delivery: u64) 
             if !s.set_contains(&ns.workers(), &keys::worker_entry(worker, &entry.queues))? {
                 return Err(TqError::NoJob { worker: worker.to_vec(), cleaned: true });
             }
-            Ok(Target::Held(Held { index, entry }))
+            Ok(Target::Held(Held { index, entry, stored }))
         }
     }
 }
@@ -720,15 +743,16 @@ fn finish(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], held: &Held, how: Opti
     }
     effects.push(Effect::Del { keys: done });
     if let Some(how) = how {
-        effects.push(tombstone(s, held.index.clone(), e, how));
+        effects.push(tombstone(s, held.index.clone(), e, held.stored, how));
     }
     effects.push(Effect::ZRem { key: ns.leases(), member: worker.to_vec() });
     Ok(effects)
 }
 
-fn tombstone(s: &impl Store, index: Vec<u8>, e: &InFlight, how: Ended) -> Effect {
+/// `stored`: the length of the entry the tombstone replaces.
+fn tombstone(s: &impl Store, index: Vec<u8>, e: &InFlight, stored: usize, how: Ended) -> Effect {
     let ended = InFlight { ended: Some(how), joblock: None, class: Vec::new(), wait_ms: None, ..e.clone() };
-    Effect::SetPxAt { key: index, value: ended.encode(), at_ms: s.now_ms().saturating_add(TOMBSTONE_MS) }
+    Effect::SetPxAt { key: index, value: ended.encode_over(stored), at_ms: s.now_ms().saturating_add(TOMBSTONE_MS) }
 }
 
 fn record_payload(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], e: &InFlight) -> Result<Option<Vec<u8>>> {
@@ -780,12 +804,12 @@ pub fn heartbeat_with(
     let queues = match delivery {
         Some(d) => match report_target(s, ns, worker, d)? {
             Target::Held(mut held) => {
-                effects.extend(renew(s, ns, worker, &mut held.entry, until)?);
+                effects.extend(renew(s, ns, worker, &mut held.entry, held.stored, until)?);
                 reply = i64::try_from(ms).unwrap_or(i64::MAX);
                 held.entry.queues
             }
             Target::Ended(how) => return Err(ended_otherwise(worker, d, how)),
-            Target::TakenAfter(_) => return Err(ended_otherwise(worker, d, Ended::Acked)),
+            Target::TakenAfter(..) => return Err(ended_otherwise(worker, d, Ended::Acked)),
         },
         None => s
             .get(&ns.inflight(worker))?
@@ -811,7 +835,14 @@ pub fn heartbeat_with(
 /// The writes that move a live job's lease to `until`: its entry, the
 /// leases zset, and its JobLock (a periodic task's, or JOBLOCK's), which
 /// must not run out while the job is held or another instance would start.
-fn renew(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], e: &mut InFlight, until: u64) -> Result<Vec<Effect>> {
+fn renew(
+    s: &mut impl Store,
+    ns: &Ns<'_>,
+    worker: &[u8],
+    e: &mut InFlight,
+    stored: usize,
+    until: u64,
+) -> Result<Vec<Effect>> {
     s.expect_kind(&ns.leases(), Kind::Zset)?;
     let mut effects = Vec::new();
     e.lease_until_ms = until;
@@ -820,7 +851,7 @@ fn renew(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], e: &mut InFlight, until
             effects.push(Effect::PExpireAt { key, at_ms: until });
         }
     }
-    effects.push(Effect::Set { key: ns.inflight(worker), value: e.encode() });
+    effects.push(Effect::Set { key: ns.inflight(worker), value: e.encode_over(stored) });
     effects.push(Effect::ZAdd {
         key: ns.leases(),
         score: i64::try_from(until).unwrap_or(i64::MAX),
@@ -918,7 +949,7 @@ pub fn expire_leases(s: &mut impl Store, ns: &Ns<'_>, max_deliveries: u32, limit
         let mut done = vec![record_key];
         done.extend(own_joblock(s, ns, &e)?);
         plan.effects.push(Effect::Del { keys: done });
-        plan.effects.push(tombstone(s, index, &e, Ended::LeaseLost));
+        plan.effects.push(tombstone(s, index, &e, raw.len(), Ended::LeaseLost));
     }
     plan.effects.extend(metrics::flush_all(s, ns, due)?);
     plan.reply = Reply::Int(count);
