@@ -54,7 +54,10 @@ fn a_job_is_counted_in_its_minute_and_the_counts_replicate() {
     let t = Tally::decode(&held.tally).expect("a tally");
     assert_eq!((t.processed, t.failed, t.run.count(), t.wait.count()), (2, 1, 3, 3));
     assert!(open_minutes(&mut c, &n).is_empty());
+    assert!(c.ok(&["ZSCORE", &format!("{n}:tq:mflush"), "w"]) != Value::Nil, "noted for the timer");
     c.ok(&["TQ.UNTRACK", &n, "w", "q"]);
+    // The tally and its note for the timer go together.
+    assert_eq!(c.ok(&["ZSCORE", &format!("{n}:tq:mflush"), "w"]), Value::Nil);
     let open = open_minutes(&mut c, &n);
     assert_eq!(open.len(), 1, "{open:?}");
     let (minute, pair_name) = open[0].split_once(':').expect("minute:pair");
@@ -65,8 +68,6 @@ fn a_job_is_counted_in_its_minute_and_the_counts_replicate() {
     assert_eq!(c.strings(&["SMEMBERS", &format!("{n}:tq:metrics")]), vec![pair("q", "Mail")]);
     // No TTL while the minute is open.
     assert_eq!(c.int(&["PTTL", &key]), -1);
-    // UNTRACK wrote the tally but left `w` in `mflush`, which the timer removes.
-    c.wait_tallies_written(&n);
     wait_replicas_synced(&mut c, 1);
     let mut rc = r.conn();
     assert_eq!(rc.bytes(&["GET", &key]), c.bytes(&["GET", &key]));

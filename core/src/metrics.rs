@@ -414,6 +414,14 @@ pub fn flush_all(s: &mut impl Store, ns: &Ns<'_>, tallies: Vec<OpenTally>) -> Re
     Ok(effects)
 }
 
+/// The worker's note in `<ns>:tq:mflush`, removed with the entry whose
+/// tally it stands for (TQ.UNTRACK, TQ.FORCECLEAN): the timer then has
+/// nothing left to write for it. None when that key is not a zset.
+pub fn unnote(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<Option<Effect>> {
+    let key = ns.metrics_flush();
+    Ok((s.kind(&key)? == Kind::Zset).then(|| Effect::ZRem { key, member: worker.to_vec() }))
+}
+
 /// The timer's part for open tallies: up to `limit` workers whose tally is
 /// due get its jobs written to their records and the tally taken out of
 /// their in-flight entry (whose TTL, a tombstone's, is kept).

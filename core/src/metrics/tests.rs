@@ -507,11 +507,16 @@ fn a_workers_entry_never_goes_with_jobs_it_counted() {
         let d = pop(&mut s, w, b"q");
         run(&mut s, |s| work::ack(s, &ns(), w, d));
     }
+    let noted = |s: &mut MemStore| flush_members(s).into_iter().map(|(w, _)| w).collect::<Vec<_>>();
+    assert_eq!(noted(&mut s), [b"a".to_vec(), b"b".to_vec()]);
     run(&mut s, |s| crate::inspect::untrack(s, &ns(), b"a", b"q"));
     assert_eq!(tally(&s, &minute_key(T0, b"q", b"C")).processed, 1);
+    // Its note for the timer goes with the tally: nothing is left to write.
+    assert_eq!(noted(&mut s), [b"b".to_vec()]);
     run(&mut s, |s| crate::inspect::force_clean(s, &ns(), b"b"));
     assert_eq!(tally(&s, &minute_key(T0, b"q", b"C")).processed, 2);
     assert!(s.string(&ns().inflight(b"a")).is_none() && s.string(&ns().inflight(b"b")).is_none());
+    assert!(noted(&mut s).is_empty());
 }
 
 /// A forged open tally (anyone with write access to the namespace can
