@@ -681,6 +681,21 @@ impl Conn {
             self.int(&["ZCARD", &key]) == 0
         });
     }
+
+    /// As `wait_tallies_written`, and then, should a minute of `ns`'s job
+    /// metrics be due to close (at its end, by the timer) within `window_ms`,
+    /// till it is closed: a check that compares the dataset or the
+    /// replication stream over that long must not straddle a timer write.
+    pub fn wait_metrics_quiet(&mut self, ns: &str, window_ms: u64) {
+        self.wait_tallies_written(ns);
+        let key = format!("{ns}:tq:mopen");
+        wait_until(90, &format!("no minute of {ns} closing within {window_ms} ms ({key})"), || {
+            let first = self.strings(&["ZRANGE", &key, "0", "0", "WITHSCORES"]);
+            let due = first.get(1).and_then(|s| s.parse::<f64>().ok());
+            let now = self.server_ms() as f64;
+            due.is_none_or(|due| due > now + window_ms as f64)
+        });
+    }
 }
 
 /// A pop's reply: None for nil, else (queue, payload); the reply is
