@@ -89,7 +89,7 @@ async function keysOf(r, ns) {
     cursor = next;
   } while (cursor !== "0");
   // tq's job metrics (tests/metrics.rs) have no node-resque counterpart.
-  const metrics = /^tq:(m:|h:|t:|clock:|metrics$|mopen$)/;
+  const metrics = /^tq:(m:|h:|t:|clock:|metrics$|mopen$|mflush$)/;
   return out.filter((k) => !metrics.test(k.slice(ns.length + 1))).sort();
 }
 
