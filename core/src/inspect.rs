@@ -494,9 +494,7 @@ pub fn force_clean(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<Pla
     let decoded = s.get(&index)?.and_then(|raw| InFlight::decode(&raw));
     // Jobs the worker counted and its entry still carries go to their
     // records before the entry goes.
-    let open = decoded.as_ref().and_then(|e| e.open.clone());
-    let noted = if open.is_some() { metrics::unnote(s, ns, worker)? } else { None };
-    let counted = metrics::flush_all(s, ns, open.into_iter().collect())?;
+    let counted = metrics::flush_leaving(s, ns, worker, decoded.as_ref().and_then(|e| e.open.clone()))?;
     let entry = decoded.filter(InFlight::live);
     // Written at the end by ZREM, which would fail on another type.
     s.expect_kind(&ns.leases(), Kind::Zset)?;
@@ -513,7 +511,6 @@ pub fn force_clean(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<Pla
     }
     let mut plan = Plan::new(Reply::Nil);
     plan.effects.extend(counted);
-    plan.effects.extend(noted);
     let mut gone =
         vec![index, ns.ping(worker), ns.worker_stat(b"failed", worker), ns.worker_stat(b"processed", worker)];
     let mut job: Option<(Vec<u8>, Vec<u8>)> = None; // (queue, payload)
@@ -631,10 +628,7 @@ pub fn untrack(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], queues: &[u8]) ->
     }
     // Jobs the worker counted and its tombstone still carries go to their
     // records before it goes.
-    let open = entry.flatten().and_then(|e| e.open);
-    let noted = if open.is_some() { metrics::unnote(s, ns, worker)? } else { None };
-    let mut effects = metrics::flush_all(s, ns, open.into_iter().collect())?;
-    effects.extend(noted);
+    let mut effects = metrics::flush_leaving(s, ns, worker, entry.flatten().and_then(|e| e.open))?;
     effects.extend([
         Effect::SRem { key: ns.workers(), member: keys::worker_entry(worker, queues) },
         Effect::Del { keys: gone },

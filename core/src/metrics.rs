@@ -414,12 +414,17 @@ pub fn flush_all(s: &mut impl Store, ns: &Ns<'_>, tallies: Vec<OpenTally>) -> Re
     Ok(effects)
 }
 
-/// The worker's note in `<ns>:tq:mflush`, removed with the entry whose
-/// tally it stands for (TQ.UNTRACK, TQ.FORCECLEAN): the timer then has
-/// nothing left to write for it. None when that key is not a zset.
-pub fn unnote(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8]) -> Result<Option<Effect>> {
+/// The writes that put the open tally of a worker's entry, which is going
+/// (TQ.UNTRACK, TQ.FORCECLEAN), in its minute's record, with the removal of
+/// the worker's note in `<ns>:tq:mflush` (when that key is a zset): the
+/// timer then has nothing left to write for it.
+pub fn flush_leaving(s: &mut impl Store, ns: &Ns<'_>, worker: &[u8], open: Option<OpenTally>) -> Result<Vec<Effect>> {
+    let Some(open) = open else { return Ok(Vec::new()) };
     let key = ns.metrics_flush();
-    Ok((s.kind(&key)? == Kind::Zset).then(|| Effect::ZRem { key, member: worker.to_vec() }))
+    let noted = (s.kind(&key)? == Kind::Zset).then(|| Effect::ZRem { key, member: worker.to_vec() });
+    let mut effects = flush_all(s, ns, vec![open])?;
+    effects.extend(noted);
+    Ok(effects)
 }
 
 /// The timer's part for open tallies: up to `limit` workers whose tally is
