@@ -34,7 +34,7 @@ fn a_user_needs_the_namespace_patterns_the_readme_lists() {
 
     admin.ok(&["TQ.ENQUEUE", "resque", "q", "c", "[3]"]);
     admin.wait_tallies_written("resque");
-    let before = admin.digest();
+    let before = admin.quiet_digest();
 
     let mut n = login(&s, "narrow");
     let e = n.err(&["TQ.ENQUEUE", "resque", "q", "c"]);
@@ -163,7 +163,7 @@ fn a_user_without_write_runs_the_reads_and_no_write() {
     let mut admin = s.conn();
     populate(&mut admin);
     admin.wait_tallies_written("resque");
-    let before = admin.digest();
+    let before = admin.quiet_digest();
     admin.ok(&["ACL", "SETUSER", "ro", "on", ">pw", "+@all", "-@write", "~resque", "~resque:*"]);
     let mut r = login(&s, "ro");
     for (writes, args) in ALL {
@@ -187,7 +187,7 @@ fn a_user_without_read_and_write_runs_nothing() {
     let mut admin = s.conn();
     populate(&mut admin);
     admin.wait_tallies_written("resque");
-    let before = admin.digest();
+    let before = admin.quiet_digest();
     admin.ok(&["ACL", "SETUSER", "none", "on", ">pw", "+@all", "-@read", "-@write", "~resque", "~resque:*"]);
     let mut n = login(&s, "none");
     for (_, args) in ALL {
@@ -203,7 +203,7 @@ fn commands_granted_by_name_still_need_their_plain_commands() {
     let mut admin = s.conn();
     populate(&mut admin);
     admin.wait_tallies_written("resque");
-    let before = admin.digest();
+    let before = admin.quiet_digest();
     // How a read-only user gets TQ commands on Redis 7.0: by name.
     admin.ok(&[
         "ACL",
@@ -284,7 +284,7 @@ fn options_add_the_plain_commands_they_perform() {
     let mut u = login(&s, "noset");
     u.ok(&["TQ.ENQUEUE", "resque", "q", "c", "[1]"]);
     u.ok(&["TQ.ENQUEUE", "resque", "q", "c", "[2]"]);
-    let before = admin.digest();
+    let before = admin.quiet_digest();
     let e = u.err(&["TQ.ENQUEUE", "resque", "q", "c", "[3]", "unique"]);
     assert!(is_noperm_for(&e, "tq.enqueue") && e.contains("'set'"), "{e}");
     assert_eq!(admin.digest(), before);
@@ -293,7 +293,7 @@ fn options_add_the_plain_commands_they_perform() {
     assert!(e.contains("'set'"), "{e}");
     admin.ok(&["ACL", "SETUSER", "noset", "+set"]);
     // Every take mints a delivery id with an INCR.
-    let before = admin.digest();
+    let before = admin.quiet_digest();
     let e = u.err(&["TQ.POP", "resque", "w1", "q"]);
     assert!(is_noperm_for(&e, "tq.pop") && e.contains("'incr'"), "{e}");
     assert_eq!(admin.digest(), before);
@@ -324,7 +324,7 @@ fn patterns_that_grant_only_part_of_a_namespace_are_checked_key_by_key() {
     for (i, (user, _, may_enqueue, may_pop)) in users.iter().enumerate() {
         admin.ok(&["TQ.ENQUEUE", "resque", "q", "c", &format!("[{i}]")]);
         let mut c = login(&s, user);
-        let before = admin.digest();
+        let before = admin.quiet_digest();
         match c.q(&["TQ.ENQUEUE", "resque", "q", "c", &format!("[{i}, 0]")]) {
             Ok(_) => assert!(may_enqueue, "{user} enqueued"),
             Err(e) => {
@@ -332,7 +332,7 @@ fn patterns_that_grant_only_part_of_a_namespace_are_checked_key_by_key() {
                 assert_eq!(admin.digest(), before, "{user}: a refusal wrote nothing");
             }
         }
-        let before = admin.digest();
+        let before = admin.quiet_digest();
         match c.q(&["TQ.POP", "resque", &format!("w-{user}"), "q"]) {
             Ok(_) => assert!(may_pop, "{user} popped"),
             Err(e) => {

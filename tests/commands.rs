@@ -89,7 +89,7 @@ fn enqueue_at_files_jobs_like_node_resque() {
     assert_eq!(c.strings(&["LRANGE", &format!("{n}:delayed:10"), "0", "-1"]), [payload]);
     assert_eq!(c.strings(&["SMEMBERS", &format!("{n}:timestamps:{payload}")]), ["delayed:10"]);
     assert_eq!(c.strings(&["ZRANGE", &format!("{n}:delayed_queue_schedule"), "0", "-1", "WITHSCORES"]), ["10", "10"]);
-    let before = c.digest();
+    let before = c.quiet_digest();
     let e = c.err(&["TQ.ENQUEUEAT", &n, "10499", "q", "c", "[1]"]);
     assert_eq!(e, "DUPLICATE Job already enqueued at this time with same arguments");
     assert_eq!(c.digest(), before, "a refused duplicate writes nothing");
@@ -164,7 +164,7 @@ fn pop_ack_fail_cycle() {
     assert_eq!(c.ack(&n, "host:1"), Value::Okay);
     // A repeated ACK answers as the first did and changes nothing.
     c.wait_tallies_written(&n);
-    let before = c.digest();
+    let before = c.quiet_digest();
     assert_eq!(c.ok(&["TQ.ACK", &n, "host:1", "1"]), Value::Okay);
     assert_eq!(c.digest(), before);
     assert!(c.err(&["TQ.ACK", &n, "host:1", "2"]).starts_with("NOJOB worker 'host:1' does not hold delivery 2"));
@@ -218,7 +218,7 @@ fn pop_with_ack_completes_the_job_and_takes_the_next_in_one_step() {
     assert_eq!(c.int(&["LLEN", &format!("{n}:queue:q")]), 0);
     // Resent after a lost reply: the same answer, nothing completed or taken.
     c.ok(&["TQ.ENQUEUE", &n, "q", "c", "[3]"]);
-    let before = c.digest();
+    let before = c.quiet_digest();
     assert_eq!(c.strings(&["TQ.POP", &n, "w", "q", "ACK", "2"])[..3], twin[..3]);
     assert_eq!(c.int(&["GET", &format!("{n}:stat:processed")]), 2);
     assert_eq!(c.int(&["LLEN", &format!("{n}:queue:q")]), 1);
@@ -228,7 +228,7 @@ fn pop_with_ack_completes_the_job_and_takes_the_next_in_one_step() {
     let _ = before;
     // Nothing held: a delivery the worker never held is refused, nothing written.
     c.wait_tallies_written(&n);
-    let before = c.digest();
+    let before = c.quiet_digest();
     assert!(c.err(&["TQ.POP", &n, "w", "q", "ACK", "999"]).starts_with("NOJOB"));
     let e = c.err(&["TQ.BPOP", &n, "w", "q", "ACK", "1", "0"]);
     assert!(e.contains("ACK is an option of TQ.POP"), "{e}");
@@ -314,7 +314,7 @@ fn wrong_types_are_named_and_nothing_is_written() {
     c.ok(&["SET", &format!("{n}:queue:s"), "x"]);
     c.ok(&["SET", &format!("{n}:delayed_queue_schedule"), "x"]);
     c.ok(&["RPUSH", &format!("{n}:tq:inflight:w"), "x"]);
-    let before = c.digest();
+    let before = c.quiet_digest();
     let e = c.err(&["TQ.ENQUEUE", &n, "s", "c"]);
     assert_eq!(e, format!("WRONGTYPE key '{n}:queue:s' holds a string, tq expects a list"));
     assert!(c.err(&["TQ.ENQUEUEAT", &n, "1000", "q", "c"]).contains("delayed_queue_schedule"));

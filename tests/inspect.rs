@@ -133,7 +133,7 @@ fn delayed_readers_reply_exactly_in_milliseconds() {
     let a1 = job("q", "A", "[1]");
     let bj = job("q", "B", "[]");
     let c2 = job("other", "C", "[2]");
-    let before = c.digest();
+    let before = c.quiet_digest();
 
     // SCHEDULEDAT: bucket starts in ms, sorted; args default to [], queue and
     // args are part of the job's identity.
@@ -286,7 +286,7 @@ fn stats_and_workers_reply_exactly() {
     // A counter of a worker that is not registered (any more) is not listed.
     c.ok(&["SET", &format!("{n}:stat:processed:gone:1"), "9"]);
     c.wait_tallies_written(&n);
-    let before = c.digest();
+    let before = c.quiet_digest();
 
     assert_eq!(
         r(&mut c, &["TQ.STATS", &n]),
@@ -389,7 +389,7 @@ fn failretry_and_failremove_select_by_id_class_queue_and_exception() {
     assert_eq!(c.lrange(&failed_key), [&*rec[0], &rec[1], &rec[3], &rec[4], &rec[5]]);
     // An id that matches nothing: nothing changes.
     c.wait_tallies_written(&n);
-    let before = c.digest();
+    let before = c.quiet_digest();
     assert_eq!(pair(&mut c, &["TQ.FAILRETRY", &n, "ID", "0123456789abcdef"]), (0, None));
     assert_eq!(pair(&mut c, &["TQ.FAILREMOVE", &n, "ID", &fnv1a(rec[2].as_bytes())]), (0, None));
     assert_eq!(pair(&mut c, &["TQ.FAILREMOVE", &n, "CLASS", "B", "QUEUE", "q2", "EXCEPTION", "RangeError"]), (0, None));
@@ -413,7 +413,7 @@ fn failretry_and_failremove_select_by_id_class_queue_and_exception() {
     assert_eq!(pair(&mut c, &["TQ.FAILRETRY", &n, "CLASS", "A"]), (1, None));
     assert_eq!(c.lrange(&format!("{n}:queue:q1")), [p0.clone(), p4.clone()]);
     // A record whose job cannot run is neither retried nor removed by a retry ...
-    let before = c.digest();
+    let before = c.quiet_digest();
     assert_eq!(pair(&mut c, &["TQ.FAILRETRY", &n]), (0, None));
     assert_eq!(c.digest(), before);
     assert_eq!(c.lrange(&failed_key), [&*rec[5]]);
@@ -428,7 +428,7 @@ fn failretry_and_failremove_select_by_id_class_queue_and_exception() {
 
     // Bad options write nothing.
     c.wait_tallies_written(&n);
-    let before = c.digest();
+    let before = c.quiet_digest();
     for (args, text) in [
         (vec!["FOO", "1"], "unknown option"),
         (vec!["ID", "a", "ID", "b"], "given twice"),
@@ -565,7 +565,7 @@ fn del_removes_waiting_instances_all_or_count() {
     queues.sort();
     assert_eq!(queues, ["p", "q"], "node-resque's del does not unregister the queue");
     assert_eq!(c.lrange(&format!("{n}:queue:p")), [job("p", "A", "[1]")], "other queues untouched");
-    let before = c.digest();
+    let before = c.quiet_digest();
     assert!(c.err(&["TQ.DEL", &n, "p", "A", "[1]", "COUNT", "0"]).contains("COUNT"));
     assert!(c.err(&["TQ.DEL", &n, "p", "A", "[1]", "COUNT", "-1"]).contains("COUNT"));
     assert!(c.err(&["TQ.DEL", &n, "p", "A", "[1"]).starts_with("ERR"));
@@ -797,7 +797,7 @@ fn forceclean_fails_the_held_job_and_removes_every_key_of_the_worker() {
     assert_eq!(c.ok(&["GET", &format!("{n}:stat:processed:w:1")]), Value::Nil);
     // Unknown worker: nil, nothing written.
     c.wait_tallies_written(&n);
-    let before = c.digest();
+    let before = c.quiet_digest();
     assert_eq!(c.ok(&["TQ.FORCECLEAN", &n, "nobody:1"]), Value::Nil);
     assert_eq!(c.digest(), before);
     assert!(c.err(&["TQ.FORCECLEAN", &n, ""]).starts_with("ERR"));
@@ -861,7 +861,7 @@ fn cleanworkers_cleans_the_workers_whose_job_started_more_than_age_ago() {
     let young = pop(&mut c, &n, "w:young", &["q"]);
 
     // Nothing is that old: nothing written.
-    let before = c.digest();
+    let before = c.quiet_digest();
     assert_eq!(r(&mut c, &["TQ.CLEANWORKERS", &n, "10000000000000"]), json!([]));
     assert_eq!(c.digest(), before);
 
@@ -902,7 +902,7 @@ fn untrack_unregisters_a_stopping_worker_but_not_one_holding_a_job() {
     pop(&mut c, &n, "w:1", &["q"]);
     c.beat(&n, "w:1", "30000");
     c.ok(&["SET", &format!("{n}:worker:w:1:q:started"), "1700000000"]);
-    let before = c.digest();
+    let before = c.quiet_digest();
     let e = c.err(&["TQ.UNTRACK", &n, "w:1", "q"]);
     assert!(e.starts_with("INFLIGHT"), "{e}");
     assert_eq!(c.digest(), before, "a refusal writes nothing");

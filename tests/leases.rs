@@ -169,7 +169,7 @@ fn a_late_ack_or_fail_gets_leaselost_and_changes_nothing() {
     c.ok(&["TQ.ENQUEUE", &n, "q", "c", "[1]"]);
     c.ok(&["TQ.POP", &n, "w", "q"]);
     wait_given_back(&mut c, &n, "w");
-    let before = c.digest();
+    let before = c.quiet_digest();
     let e = c.ack_err(&n, "w");
     assert!(e.starts_with("LEASELOST"), "{e}");
     assert!(e.contains("'w'"), "{e}");

@@ -163,7 +163,7 @@ fn lock_bad_input_is_refused_without_writes() {
     c.ok(&["SET", "bad:tq:hlock:str", "x"]);
     c.ok(&["SET", "bad:tq:lock:garbage", "not a lock"]);
     c.ok(&["TQ.LOCK", "bad", "held", "a", "60000"]);
-    let before = c.digest();
+    let before = c.quiet_digest();
     for (args, want) in [
         (vec!["TQ.LOCK", "bad", "l", "a", "0"], "ttl-ms must be between"),
         (vec!["TQ.LOCK", "bad", "l", "a", "-5"], "negative"),

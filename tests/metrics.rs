@@ -7,6 +7,8 @@
 mod common;
 
 use common::*;
+use std::time::Duration;
+
 use tq_core::metrics::{self, Clock, Tally};
 
 fn tally(c: &mut Conn, key: &str) -> Tally {
@@ -205,4 +207,32 @@ fn a_metric_key_of_another_type_never_fails_a_report() {
     c.ack(&n, "w");
     assert_eq!(c.stat(&n, "processed"), 2);
     assert_eq!(c.string(&["TYPE", &format!("{n}:tq:clock:q")]).as_deref(), Some("hash"));
+}
+
+/// Checks that a command writes nothing compare the dataset's digest before
+/// and after it. The first digest comes from `Conn::quiet_digest`, which
+/// waits while a write of the timer is due within its window, lest that
+/// write land between the two: here a worker's tally, due 2 s after its job
+/// ended, is written before the digest is taken.
+#[test]
+fn a_quiet_digest_waits_for_a_tally_due_within_its_window() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("quiet");
+    // Far from a minute's end, so that the tally is due 2 s after the ACK.
+    while c.server_ms() % 60_000 > 50_000 {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    c.ok(&["TQ.ENQUEUE", &n, "q", "C", "[]"]);
+    c.ok(&["TQ.POP", &n, "w", "q"]);
+    c.ack(&n, "w");
+    let flush = format!("{n}:tq:mflush");
+    let due = c.string(&["ZSCORE", &flush, "w"]).and_then(|d| d.parse::<f64>().ok()).expect("noted for the timer");
+    while (c.server_ms() as f64) + 1_000.0 < due {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(c.int(&["ZCARD", &flush]), 1, "the machine is too slow for this test: the tally was written already");
+    let before = c.quiet_digest();
+    assert_eq!(c.int(&["ZCARD", &flush]), 0, "the digest was taken before a tally due within its window was written");
+    assert_eq!(c.digest(), before);
 }

@@ -135,7 +135,7 @@ fn age_in_days_and_printed_durations_parse_back() {
 /// Bad input: a usage error (exit 2) or a refusal (exit 1) naming the
 /// problem, and the data set unchanged.
 fn refused(c: &mut Conn, p: u16, n: &str, args: &[&str], code: i32, what: &str) {
-    let before = c.digest();
+    let before = c.quiet_digest();
     let r = tq(p, n, args);
     assert_eq!(r.code, code, "tq {args:?}: status {}\nstdout:\n{}\nstderr:\n{}", r.code, r.out, r.err);
     assert_eq!(r.out, "", "tq {args:?}: nothing on stdout");

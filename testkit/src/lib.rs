@@ -696,6 +696,56 @@ impl Conn {
             due.is_none_or(|due| due > now + window_ms as f64)
         });
     }
+
+    /// The dataset's digest, taken when no write of the module's timer to
+    /// the job metrics (a worker's open tally, `<ns>:tq:mflush`, or a
+    /// minute's close, `<ns>:tq:mopen`, in any namespace) is due within
+    /// `QUIET_MS`: the first digest of a check that compares it with one
+    /// taken a moment later, after commands that must write nothing.
+    pub fn quiet_digest(&mut self) -> String {
+        const QUIET_MS: u64 = 1_500;
+        // Due times overdue by longer belong to a server whose timer does
+        // not run (tests that switch it off): nothing will write them.
+        const STALE_MS: u64 = 5_000;
+        wait_until(30, &format!("no job-metrics write of the timer due within {QUIET_MS} ms"), || {
+            let now = self.server_ms();
+            self.metrics_due_times().into_iter().all(|due| due > now + QUIET_MS || due + STALE_MS < now)
+        });
+        self.digest()
+    }
+
+    /// The first due time of every `*:tq:mflush` and `*:tq:mopen` zset.
+    fn metrics_due_times(&mut self) -> Vec<u64> {
+        let mut keys = Vec::new();
+        for pattern in ["*:tq:mflush", "*:tq:mopen"] {
+            let mut cursor = "0".to_string();
+            loop {
+                let Ok(Value::Array(reply)) = self.q(&["SCAN", &cursor, "MATCH", pattern, "COUNT", "1000"]) else {
+                    break;
+                };
+                let [Value::BulkString(next), Value::Array(found)] = reply.as_slice() else { break };
+                keys.extend(found.iter().filter_map(|k| match k {
+                    Value::BulkString(k) => Some(k.clone()),
+                    _ => None,
+                }));
+                cursor = String::from_utf8_lossy(next).into_owned();
+                if cursor == "0" {
+                    break;
+                }
+            }
+        }
+        keys.iter()
+            .filter_map(|key| match self.q(&[&b"ZRANGE"[..], key.as_slice(), b"0", b"0", b"WITHSCORES"]) {
+                // Anything but a zset (the wrong-type tests) is no due time.
+                Ok(Value::Array(v)) => match v.get(1) {
+                    Some(Value::BulkString(s)) => std::str::from_utf8(s).ok()?.parse::<f64>().ok().map(|d| d as u64),
+                    Some(Value::Double(d)) => Some(*d as u64),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// A pop's reply: None for nil, else (queue, payload); the reply is
