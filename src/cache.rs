@@ -183,6 +183,11 @@ extern "C" fn on_keyspace_event(
         } else if (kind & raw::REDISMODULE_NOTIFY_GENERIC) != 0 && matches!(event, b"restore" | b"rename_to") {
             crate::timer::note_key(ctx, rm::selected_db(ctx), key, rm::now_ms());
         }
+        // A queue's clock deleted, renamed, expired, evicted, restored,
+        // moved or copied over: its copy is no longer it (see `clocks`).
+        if crate::clocks::any_copy() && tq_core::keys::maybe_clock(key) {
+            crate::clocks::forget_copy(key);
+        }
         // Only registries are cached: any other key (most of tq's own
         // deletions) needs no look-up.
         if !crate::store::registry(key) || is_empty() {
@@ -208,6 +213,7 @@ extern "C" fn on_server_event(
 ) {
     let _ = std::panic::catch_unwind(|| {
         clear();
+        crate::clocks::forget_copies();
         if eid.id == raw::REDISMODULE_EVENT_LOADING || eid.id == raw::REDISMODULE_EVENT_SWAPDB {
             crate::timer::rescan();
         }

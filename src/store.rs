@@ -801,6 +801,26 @@ impl Store for RedisStore {
         crate::clocks::note(self.db, key, at);
     }
 
+    fn clock_with<R>(&mut self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        // The caller's ACL decides, copy or not.
+        self.check(key, false)?;
+        let mut f = Some(f);
+        if let Some(read) = crate::clocks::with_copy(self.db, key, |raw| f.take().map(|f| f(raw))) {
+            return Ok(read);
+        }
+        let f = f.ok_or_else(|| TqError::Internal("a clock read twice".into()))?;
+        let db = self.db;
+        let Some(k) = self.read(key, Kind::String)? else { return Ok(None) };
+        if k.expire_at().is_none() {
+            k.with_string(|raw| crate::clocks::keep_copy(db, key, raw));
+        }
+        Ok(k.with_string(f))
+    }
+
+    fn clock_written(&mut self, key: &[u8]) {
+        crate::clocks::forget_copy(key);
+    }
+
     fn will_write(&mut self, key: &[u8]) -> Result<()> {
         let h = self.handles.get(key)?;
         verify(self.user.as_ref(), self.trusted.as_deref(), h, key, true)?;

@@ -236,3 +236,139 @@ fn a_quiet_digest_waits_for_a_tally_due_within_its_window() {
     assert_eq!(c.int(&["ZCARD", &flush]), 0, "the digest was taken before a tally due within its window was written");
     assert_eq!(c.digest(), before);
 }
+
+/// The job metrics of namespace `n` in its minutes' records, once the timer
+/// wrote the open tallies: (jobs processed, jobs whose wait was known).
+fn processed_and_dated(c: &mut Conn, n: &str) -> (u64, u64) {
+    c.wait_tallies_written(n);
+    let keys = c.strings(&["KEYS", &format!("{n}:tq:m:*")]);
+    keys.iter().map(|k| tally(c, k)).fold((0, 0), |(p, w), t| (p + t.processed, w + t.wait.count()))
+}
+
+/// A take dates its job by its queue's clock. The module keeps a copy of
+/// the clock a take read, so that the next take need not open the key;
+/// whatever removes the key drops the copy: a DEL, a RENAME, an expiry set
+/// (the keyspace events), and a clock read with an expiry is not copied (it
+/// could expire unseen: active expiry is off here, so only a read finds
+/// it gone). Each time job 3, taken after the change, has no clock to be
+/// dated by: its wait is unknown, not taken from a copy.
+#[test]
+fn a_take_never_dates_its_job_by_a_clock_the_key_no_longer_holds() {
+    let s = Server::start();
+    let mut c = s.conn();
+    c.ok(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    for change in ["DEL", "RENAME", "PEXPIRE", "read with an expiry"] {
+        let n = ns("copy");
+        let clock = format!("{n}:tq:clock:q");
+        // Twins: the clock samples the first only, so job 2's take reads the
+        // clock without rewriting it (a rewrite drops the copy), and keeps
+        // a copy.
+        for _ in 0..3 {
+            c.ok(&["TQ.ENQUEUE", &n, "q", "C", "[1]"]);
+        }
+        let (_, _, d1, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q"])).expect("job 1");
+        if change == "read with an expiry" {
+            c.ok(&["PEXPIRE", &clock, "200"]);
+        }
+        let (_, _, d2, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q", "ACK", &d1])).expect("job 2");
+        match change {
+            "DEL" => assert_eq!(c.int(&["DEL", &clock]), 1),
+            "RENAME" => assert_eq!(c.ok(&["RENAME", &clock, &format!("{n}:elsewhere")]), Value::Okay),
+            "PEXPIRE" => {
+                assert_eq!(c.int(&["PEXPIRE", &clock, "100"]), 1);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            _ => std::thread::sleep(Duration::from_millis(300)),
+        }
+        let (_, _, d3, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q", "ACK", &d2])).expect("job 3");
+        assert_eq!(c.ok(&["TQ.ACK", &n, "w", &d3]), Value::Okay);
+        assert_eq!(processed_and_dated(&mut c, &n), (3, 2), "{change}: job 3 dated by a clock its key no longer held");
+    }
+}
+
+/// A take that rewrites its queue's clock (its job was sampled) drops the
+/// copy it read: later takes read what was written. Jobs 1 and 2 are
+/// sampled; job 3, a twin of job 1 pushed while job 1 waited, is not. Once
+/// jobs 1 and 2 are taken, the clock holds no sample, and job 3 is dated
+/// by job 2's arrival without a write; a take working from the copy read
+/// by job 1's take would date job 3 by job 1's sample and write that copy
+/// back.
+#[test]
+fn a_take_after_a_rewritten_clock_reads_what_was_written() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("rewritten");
+    let clock = format!("{n}:tq:clock:q");
+    for args in ["[1]", "[2]", "[1]"] {
+        c.ok(&["TQ.ENQUEUE", &n, "q", "C", args]);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let read =
+        |c: &mut Conn| Clock::decode(&c.bytes(&["GET", &clock]).expect("a clock")).expect("a clock tq can decode");
+    assert_eq!(read(&mut c).samples.len(), 2, "jobs 1 and 2 sampled");
+    let (_, _, d1, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q"])).expect("job 1");
+    let (_, _, d2, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q", "ACK", &d1])).expect("job 2");
+    let after_2 = read(&mut c);
+    assert_eq!(after_2.samples, Vec::new());
+    let (_, _, d3, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q", "ACK", &d2])).expect("job 3");
+    assert_eq!(read(&mut c), after_2, "job 3 dated by a sample its clock no longer held");
+    assert_eq!(c.ok(&["TQ.ACK", &n, "w", &d3]), Value::Okay);
+    assert_eq!(processed_and_dated(&mut c, &n), (3, 3));
+}
+
+/// A push that samples its job rewrites the clock, and drops any copy of
+/// it: the take of that job finds its sample (and removes it), where a take
+/// working from the copy read before the push would not know it.
+#[test]
+fn a_take_after_a_push_reads_the_clock_it_wrote() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("pushed");
+    let clock = format!("{n}:tq:clock:q");
+    for _ in 0..3 {
+        c.ok(&["TQ.ENQUEUE", &n, "q", "C", "[1]"]);
+    }
+    // Job 1 was sampled; job 2's take reads the clock and keeps a copy.
+    let (_, _, d1, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q"])).expect("job 1");
+    let (_, _, d2, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q", "ACK", &d1])).expect("job 2");
+    std::thread::sleep(Duration::from_millis(5));
+    c.ok(&["TQ.ENQUEUE", &n, "q", "C", "[2]"]);
+    let read =
+        |c: &mut Conn| Clock::decode(&c.bytes(&["GET", &clock]).expect("a clock")).expect("a clock tq can decode");
+    assert_eq!(read(&mut c).samples.len(), 1, "job 4 sampled");
+    let (_, _, d3, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q", "ACK", &d2])).expect("job 3");
+    let (_, _, d4, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q", "ACK", &d3])).expect("job 4");
+    assert_eq!(read(&mut c).samples, Vec::new(), "job 4's take did not find its sample");
+    assert_eq!(c.ok(&["TQ.ACK", &n, "w", &d4]), Value::Okay);
+    assert_eq!(processed_and_dated(&mut c, &n), (4, 4));
+}
+
+/// SWAPDB and FLUSHDB change what a database holds without an event for
+/// each key: every copy of a clock goes. After each, the queue holds jobs
+/// pushed by a plain RPUSH (as node-resque does), which no clock dates.
+#[test]
+fn a_swapped_or_flushed_database_keeps_no_copy_of_a_clock() {
+    let s = Server::start();
+    let mut c = s.conn();
+    for change in ["SWAPDB", "FLUSHDB"] {
+        let n = ns("swapped");
+        for _ in 0..3 {
+            c.ok(&["TQ.ENQUEUE", &n, "q", "C", "[1]"]);
+        }
+        // Job 2's take reads the clock without rewriting it, and keeps a copy.
+        let (_, _, d1, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q"])).expect("job 1");
+        let (_, _, d2, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q", "ACK", &d1])).expect("job 2");
+        assert_eq!(c.ok(&["TQ.ACK", &n, "w", &d2]), Value::Okay);
+        c.wait_tallies_written(&n);
+        if change == "SWAPDB" {
+            c.ok(&["SWAPDB", "0", "1"]);
+        } else {
+            c.ok(&["FLUSHDB"]);
+        }
+        c.ok(&["RPUSH", &format!("{n}:queue:q"), &job("q", "C", "[2]")]);
+        let (_, _, d, _) = taken_job(c.ok(&["TQ.POP", &n, "w2", "q"])).expect("the plain job");
+        assert_eq!(c.ok(&["TQ.ACK", &n, "w2", &d]), Value::Okay);
+        assert_eq!(processed_and_dated(&mut c, &n), (1, 0), "{change}: a job no clock dates dated by a copy");
+        c.ok(&["FLUSHALL"]);
+    }
+}

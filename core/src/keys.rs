@@ -340,6 +340,22 @@ pub fn is_metrics(rest: &[u8]) -> bool {
         || rest == b"tq:mflush"
 }
 
+/// Whether `key` may be a queue's clock (`<ns>:tq:clock:<queue>`, see
+/// `Ns::clock`): true for every clock, and for the rare other key whose
+/// name holds `:tq:clock:` (a queue named so). Looks only at the `:`s.
+pub fn maybe_clock(key: &[u8]) -> bool {
+    const MARK: &[u8] = b":tq:clock:";
+    let mut rest = key;
+    while let Some(i) = rest.iter().position(|&b| b == b':') {
+        let at = rest.get(i..).unwrap_or_default();
+        if at.starts_with(MARK) {
+            return true;
+        }
+        rest = at.get(1..).unwrap_or_default();
+    }
+    false
+}
+
 /// `n` in decimal, written at the end of `buf`.
 fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
@@ -489,6 +505,17 @@ mod tests {
         assert!(Ns::new(b"{}resque", true).is_err());
         assert!(Ns::new(b"{resque", true).is_err());
         assert!(Ns::new(b"resque", false).is_ok());
+    }
+
+    #[test]
+    fn every_clock_may_be_a_clock() {
+        for (ns, queue) in [(&b"resque"[..], &b"q"[..]), (b"a:b", b"c:d"), (b"x", b"tq:clock:"), (b"app:{tq}", b"")] {
+            let ns = Ns::new(ns, false).expect("valid");
+            assert!(maybe_clock(&ns.clock(queue)), "{:?}", String::from_utf8_lossy(&ns.clock(queue)));
+        }
+        for other in [&b"resque:queue:q"[..], b"resque:tq:clocks:q", b"tq:clock:q", b"resque:tq:clock", b"", b":::"] {
+            assert!(!maybe_clock(other), "{:?}", String::from_utf8_lossy(other));
+        }
     }
 
     #[test]

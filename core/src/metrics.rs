@@ -773,6 +773,7 @@ impl Clocks {
             if let (Some(clock), true) = (clock, changed) {
                 let key = ns.clock(&queue);
                 s.will_write(&key)?;
+                s.clock_written(&key);
                 effects.push(Effect::Set { key, value: clock.to_bytes() });
             }
         }
@@ -795,8 +796,9 @@ pub fn plan_took(
     }
     let key = ns.clock(queue);
     let now = s.now_ms();
-    // Read in place; decoded only when the job was sampled (the clock changes).
-    let found = own(s.get_with(&key, |raw| {
+    // Read in place, or from the store's copy of the clock; decoded only
+    // when the job was sampled (the clock changes).
+    let found = own(s.clock_with(&key, |raw| {
         Clock::date_stored(raw, payload).map(|date| date.map(|(at, i)| (at, i.and_then(|_| Clock::decode(raw)))))
     }))?;
     let Some(Some(Some(Some((at, sampled))))) = found else {
@@ -808,6 +810,7 @@ pub fn plan_took(
     };
     clock.took(payload);
     s.will_write(&key)?;
+    s.clock_written(&key);
     Ok((wait, Some(Effect::Set { key, value: clock.to_bytes() })))
 }
 

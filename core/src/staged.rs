@@ -177,6 +177,15 @@ impl<S: Store> Store for Staged<'_, S> {
     fn note_clock_checked(&mut self, key: &[u8], at: u64) {
         self.base.note_clock_checked(key, at);
     }
+    fn clock_with<R>(&mut self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        if self.gone(key)? {
+            return Ok(None);
+        }
+        self.base.clock_with(key, f)
+    }
+    fn clock_written(&mut self, key: &[u8]) {
+        self.base.clock_written(key);
+    }
     fn will_write(&mut self, key: &[u8]) -> Result<()> {
         self.base.will_write(key)
     }

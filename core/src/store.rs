@@ -116,6 +116,20 @@ pub trait Store {
         let _ = (key, at);
     }
 
+    /// `f` of the queue clock `key`, as `get_with`. A take reads its
+    /// queue's clock this way: a store may answer from a copy it keeps of
+    /// the clock as last read, which every change to the key it can see
+    /// drops (see `clock_written`).
+    fn clock_with<R>(&mut self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        self.get_with(key, f)
+    }
+
+    /// The plan being made writes the queue clock `key`: a copy kept of it
+    /// is no longer the clock.
+    fn clock_written(&mut self, key: &[u8]) {
+        let _ = key;
+    }
+
     /// Fails unless `key` is absent or of type `want`.
     fn expect_kind(&mut self, key: &[u8], want: Kind) -> Result<()> {
         match self.kind(key)? {
