@@ -476,10 +476,7 @@ fn whereabouts(c: &mut Conn, n: &str, ledger: &BTreeMap<String, i64>) -> String 
 
 #[test]
 fn jobs_survive_workers_killed_with_sigkill() {
-    let seed: u64 = std::env::var("TQ_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
-        t.as_nanos() as u64 ^ u64::from(std::process::id())
-    });
+    let seed = tq_testkit::rng::seed("TQ_CRASH_SEED");
     eprintln!("crash test seed {seed} (TQ_CRASH_SEED={seed} replays its random choices)");
     let mut rng = Rng(seed);
     let started = Instant::now();

@@ -6,7 +6,9 @@
 
 mod common;
 
+use common::rng::Rng;
 use common::*;
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tq_core::metrics::{self, Clock, Tally};
@@ -371,4 +373,133 @@ fn a_swapped_or_flushed_database_keeps_no_copy_of_a_clock() {
         assert_eq!(processed_and_dated(&mut c, &n), (1, 0), "{change}: a job no clock dates dated by a copy");
         c.ok(&["FLUSHALL"]);
     }
+}
+
+/// A seeded random sequence on one queue: pushes by tq and by a plain
+/// RPUSH (twins among them), takes, pauses of a few milliseconds, and
+/// changes to the clock's key made by other commands (DEL, RENAME away and
+/// back, COPY of an older clock over it, an expiry reached, SWAPDB,
+/// FLUSHDB, DEBUG RELOAD). After every take, the clock holds what that take
+/// had to make of the key as it was just before it (read with GET): its
+/// job's sample and the ones before it gone, or nothing changed. A take
+/// working from a copy of the clock that the key no longer matched writes
+/// something else, or nothing. `TQ_CLOCK_SEED=<n>` replays a run (the seed
+/// is printed), `TQ_CLOCK_STEPS=<n>` changes its length.
+#[test]
+fn takes_follow_the_clock_key_through_random_changes() {
+    let seed = tq_testkit::rng::seed("TQ_CLOCK_SEED");
+    let steps = tq_testkit::rng::steps("TQ_CLOCK_STEPS", 1_500);
+    println!("clock run: seed {seed} (TQ_CLOCK_SEED={seed} replays it), {steps} steps");
+    let s = Server::start();
+    let mut c = s.conn();
+    let mut rng = Rng(seed);
+    let n = ns("clockrun");
+    let (clock, queue, saved) = (format!("{n}:tq:clock:q"), format!("{n}:queue:q"), format!("{n}:saved"));
+    let mut held: Option<String> = None;
+    let mut history: VecDeque<String> = VecDeque::new();
+    let mut takes = 0;
+    for step in 0..steps {
+        let roll = rng.below(100);
+        let what = match roll {
+            0..=29 => {
+                let args = ["[1]", "[2]", "[3]", "[4]"][rng.below(4)];
+                c.ok(&["TQ.ENQUEUE", &n, "q", "C", args]);
+                format!("enqueue {args}")
+            }
+            30..=34 => {
+                c.ok(&["RPUSH", &queue, &job("q", "C", "[5]")]);
+                "rpush [5]".to_string()
+            }
+            35..=49 => {
+                let ms = rng.range(1, 4);
+                std::thread::sleep(Duration::from_millis(ms));
+                format!("sleep {ms}")
+            }
+            50..=84 => {
+                let before = c.bytes(&["GET", &clock]);
+                let reply = match &held {
+                    Some(d) => c.ok(&["TQ.POP", &n, "w", "q", "ACK", d]),
+                    None => c.ok(&["TQ.POP", &n, "w", "q"]),
+                };
+                let Some((_, payload, d, _)) = taken_job(reply) else {
+                    held = None;
+                    assert_eq!(
+                        c.bytes(&["GET", &clock]),
+                        before,
+                        "seed {seed} step {step}: a pop that took nothing wrote the clock"
+                    );
+                    continue;
+                };
+                held = Some(d);
+                takes += 1;
+                let want = match before.as_deref().and_then(Clock::decode) {
+                    Some(mut known) => match known.took(payload.as_bytes()) {
+                        (_, true) => Some(known.to_bytes()),
+                        (_, false) => before.clone(),
+                    },
+                    None => before.clone(),
+                };
+                let got = c.bytes(&["GET", &clock]);
+                if got != want {
+                    panic!(
+                        "seed {seed} (replay: TQ_CLOCK_SEED={seed}) step {step}: the take of {payload} left the clock {:?}, where the key before it makes {:?}; last steps:\n{}",
+                        got.as_deref().and_then(Clock::decode),
+                        want.as_deref().and_then(Clock::decode),
+                        history.iter().cloned().collect::<Vec<_>>().join("\n")
+                    );
+                }
+                format!("take {payload}")
+            }
+            85..=87 => {
+                c.ok(&["DEL", &clock]);
+                "del".to_string()
+            }
+            88..=89 => {
+                if c.int(&["EXISTS", &clock]) == 1 {
+                    c.ok(&["RENAME", &clock, &format!("{n}:away")]);
+                    c.ok(&["RENAME", &format!("{n}:away"), &clock]);
+                }
+                "rename away and back".to_string()
+            }
+            90..=92 => {
+                // Keep the clock as it is now, or put back one kept before.
+                if rng.chance(50) {
+                    c.ok(&["COPY", &clock, &saved, "REPLACE"]);
+                    "copy to saved".to_string()
+                } else {
+                    c.ok(&["COPY", &saved, &clock, "REPLACE"]);
+                    "copy saved over the clock".to_string()
+                }
+            }
+            93..=94 => {
+                c.ok(&["PEXPIRE", &clock, "1"]);
+                std::thread::sleep(Duration::from_millis(3));
+                "expire".to_string()
+            }
+            95..=96 => {
+                // The worker holds nothing across a change of database.
+                if let Some(d) = held.take() {
+                    c.ok(&["TQ.ACK", &n, "w", &d]);
+                }
+                c.ok(&["SWAPDB", "0", "1"]);
+                "swapdb".to_string()
+            }
+            97 => {
+                if let Some(d) = held.take() {
+                    c.ok(&["TQ.ACK", &n, "w", &d]);
+                }
+                c.ok(&["FLUSHDB"]);
+                "flushdb".to_string()
+            }
+            _ => {
+                c.ok(&["DEBUG", "RELOAD"]);
+                "reload".to_string()
+            }
+        };
+        history.push_back(format!("{step}: {what}"));
+        if history.len() > 30 {
+            history.pop_front();
+        }
+    }
+    assert!(takes > steps / 10, "only {takes} takes in {steps} steps");
 }

@@ -1585,10 +1585,8 @@ impl Run {
 
 #[test]
 fn the_job_state_machine_follows_the_model() {
-    let seed: u64 = std::env::var("TQ_MODEL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
-    });
-    let steps: usize = std::env::var("TQ_MODEL_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    let seed = tq_testkit::rng::seed("TQ_MODEL_SEED");
+    let steps = tq_testkit::rng::steps("TQ_MODEL_STEPS", 20_000);
     println!("model run: seed {seed} (TQ_MODEL_SEED={seed} replays it), {steps} steps");
     let server = Server::start_with(opts());
     let mut ctl = server.conn();

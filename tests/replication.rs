@@ -508,9 +508,7 @@ fn one_promotion_over_many_small_buckets_moves_every_job_once_and_replicates() {
 /// (`TQ_BACKLOG_SEED=<n>` replays a run; the seed is in every failure).
 #[test]
 fn a_promotion_backlog_worked_between_client_moves_replicates_exactly() {
-    let seed: u64 = std::env::var("TQ_BACKLOG_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(7, |d| d.as_nanos() as u64)
-    });
+    let seed = tq_testkit::rng::seed("TQ_BACKLOG_SEED");
     let mut rng = tq_testkit::rng::Rng(seed);
     let primary = start_primary(&[]);
     let replica = replica_of(&primary, false);

@@ -34,3 +34,17 @@ impl Rng {
         self.next() % 10_000 < n
     }
 }
+
+/// The seed of a randomized test: `var`'s value when set (a replay), else
+/// one from the clock and the process id.
+pub fn seed(var: &str) -> u64 {
+    std::env::var(var).ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+        t ^ u64::from(std::process::id())
+    })
+}
+
+/// A step count from `var` when set, else `default`.
+pub fn steps(var: &str, default: usize) -> usize {
+    std::env::var(var).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
