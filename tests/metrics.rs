@@ -247,6 +247,21 @@ fn processed_and_dated(c: &mut Conn, n: &str) -> (u64, u64) {
     keys.iter().map(|k| tally(c, k)).fold((0, 0), |(p, w), t| (p + t.processed, w + t.wait.count()))
 }
 
+/// Queue `q`'s clock in namespace `n`, decoded.
+fn clock_of(c: &mut Conn, n: &str) -> Clock {
+    Clock::decode(&c.bytes(&["GET", &format!("{n}:tq:clock:q")]).expect("a clock")).expect("a clock tq can decode")
+}
+
+/// Worker `w` of namespace `n` takes `job` from queue `q`, acknowledging
+/// `ack` in the same step when given; its delivery id.
+fn take(c: &mut Conn, n: &str, ack: Option<&str>, job: &str) -> String {
+    let reply = match ack {
+        Some(d) => c.ok(&["TQ.POP", n, "w", "q", "ACK", d]),
+        None => c.ok(&["TQ.POP", n, "w", "q"]),
+    };
+    taken_job(reply).unwrap_or_else(|| panic!("{job} taken")).2
+}
+
 /// A take dates its job by its queue's clock. The module keeps a copy of
 /// the clock a take read, so that the next take need not open the key;
 /// whatever removes the key drops the copy: a DEL, a RENAME, an expiry set
@@ -268,11 +283,11 @@ fn a_take_never_dates_its_job_by_a_clock_the_key_no_longer_holds() {
         for _ in 0..3 {
             c.ok(&["TQ.ENQUEUE", &n, "q", "C", "[1]"]);
         }
-        let (_, _, d1, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q"])).expect("job 1");
+        let d1 = take(&mut c, &n, None, "job 1");
         if change == "read with an expiry" {
             c.ok(&["PEXPIRE", &clock, "200"]);
         }
-        let (_, _, d2, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q", "ACK", &d1])).expect("job 2");
+        let d2 = take(&mut c, &n, Some(&d1), "job 2");
         match change {
             "DEL" => assert_eq!(c.int(&["DEL", &clock]), 1),
             "RENAME" => assert_eq!(c.ok(&["RENAME", &clock, &format!("{n}:elsewhere")]), Value::Okay),
@@ -282,7 +297,7 @@ fn a_take_never_dates_its_job_by_a_clock_the_key_no_longer_holds() {
             }
             _ => std::thread::sleep(Duration::from_millis(300)),
         }
-        let (_, _, d3, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q", "ACK", &d2])).expect("job 3");
+        let d3 = take(&mut c, &n, Some(&d2), "job 3");
         assert_eq!(c.ok(&["TQ.ACK", &n, "w", &d3]), Value::Okay);
         assert_eq!(processed_and_dated(&mut c, &n), (3, 2), "{change}: job 3 dated by a clock its key no longer held");
     }
@@ -300,20 +315,17 @@ fn a_take_after_a_rewritten_clock_reads_what_was_written() {
     let s = Server::start();
     let mut c = s.conn();
     let n = ns("rewritten");
-    let clock = format!("{n}:tq:clock:q");
     for args in ["[1]", "[2]", "[1]"] {
         c.ok(&["TQ.ENQUEUE", &n, "q", "C", args]);
         std::thread::sleep(Duration::from_millis(5));
     }
-    let read =
-        |c: &mut Conn| Clock::decode(&c.bytes(&["GET", &clock]).expect("a clock")).expect("a clock tq can decode");
-    assert_eq!(read(&mut c).samples.len(), 2, "jobs 1 and 2 sampled");
-    let (_, _, d1, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q"])).expect("job 1");
-    let (_, _, d2, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q", "ACK", &d1])).expect("job 2");
-    let after_2 = read(&mut c);
+    assert_eq!(clock_of(&mut c, &n).samples.len(), 2, "jobs 1 and 2 sampled");
+    let d1 = take(&mut c, &n, None, "job 1");
+    let d2 = take(&mut c, &n, Some(&d1), "job 2");
+    let after_2 = clock_of(&mut c, &n);
     assert_eq!(after_2.samples, Vec::new());
-    let (_, _, d3, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q", "ACK", &d2])).expect("job 3");
-    assert_eq!(read(&mut c), after_2, "job 3 dated by a sample its clock no longer held");
+    let d3 = take(&mut c, &n, Some(&d2), "job 3");
+    assert_eq!(clock_of(&mut c, &n), after_2, "job 3 dated by a sample its clock no longer held");
     assert_eq!(c.ok(&["TQ.ACK", &n, "w", &d3]), Value::Okay);
     assert_eq!(processed_and_dated(&mut c, &n), (3, 3));
 }
@@ -326,21 +338,18 @@ fn a_take_after_a_push_reads_the_clock_it_wrote() {
     let s = Server::start();
     let mut c = s.conn();
     let n = ns("pushed");
-    let clock = format!("{n}:tq:clock:q");
     for _ in 0..3 {
         c.ok(&["TQ.ENQUEUE", &n, "q", "C", "[1]"]);
     }
     // Job 1 was sampled; job 2's take reads the clock and keeps a copy.
-    let (_, _, d1, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q"])).expect("job 1");
-    let (_, _, d2, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q", "ACK", &d1])).expect("job 2");
+    let d1 = take(&mut c, &n, None, "job 1");
+    let d2 = take(&mut c, &n, Some(&d1), "job 2");
     std::thread::sleep(Duration::from_millis(5));
     c.ok(&["TQ.ENQUEUE", &n, "q", "C", "[2]"]);
-    let read =
-        |c: &mut Conn| Clock::decode(&c.bytes(&["GET", &clock]).expect("a clock")).expect("a clock tq can decode");
-    assert_eq!(read(&mut c).samples.len(), 1, "job 4 sampled");
-    let (_, _, d3, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q", "ACK", &d2])).expect("job 3");
-    let (_, _, d4, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q", "ACK", &d3])).expect("job 4");
-    assert_eq!(read(&mut c).samples, Vec::new(), "job 4's take did not find its sample");
+    assert_eq!(clock_of(&mut c, &n).samples.len(), 1, "job 4 sampled");
+    let d3 = take(&mut c, &n, Some(&d2), "job 3");
+    let d4 = take(&mut c, &n, Some(&d3), "job 4");
+    assert_eq!(clock_of(&mut c, &n).samples, Vec::new(), "job 4's take did not find its sample");
     assert_eq!(c.ok(&["TQ.ACK", &n, "w", &d4]), Value::Okay);
     assert_eq!(processed_and_dated(&mut c, &n), (4, 4));
 }
@@ -358,8 +367,8 @@ fn a_swapped_or_flushed_database_keeps_no_copy_of_a_clock() {
             c.ok(&["TQ.ENQUEUE", &n, "q", "C", "[1]"]);
         }
         // Job 2's take reads the clock without rewriting it, and keeps a copy.
-        let (_, _, d1, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q"])).expect("job 1");
-        let (_, _, d2, _) = taken_job(c.ok(&["TQ.POP", &n, "w", "q", "ACK", &d1])).expect("job 2");
+        let d1 = take(&mut c, &n, None, "job 1");
+        let d2 = take(&mut c, &n, Some(&d1), "job 2");
         assert_eq!(c.ok(&["TQ.ACK", &n, "w", &d2]), Value::Okay);
         c.wait_tallies_written(&n);
         if change == "SWAPDB" {
