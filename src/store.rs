@@ -811,10 +811,13 @@ impl Store for RedisStore {
         let f = f.ok_or_else(|| TqError::Internal("a clock read twice".into()))?;
         let db = self.db;
         let Some(k) = self.read(key, Kind::String)? else { return Ok(None) };
-        if k.expire_at().is_none() {
-            k.with_string(|raw| crate::clocks::keep_copy(db, key, raw));
-        }
-        Ok(k.with_string(f))
+        let lasting = k.expire_at().is_none();
+        Ok(k.with_string(|raw| {
+            if lasting {
+                crate::clocks::keep_copy(db, key, raw);
+            }
+            f(raw)
+        }))
     }
 
     fn clock_written(&mut self, key: &[u8]) {
