@@ -225,7 +225,7 @@ fn silent_primary() -> (TcpListener, u16) {
 
 #[test]
 fn a_replica_never_writes_and_takes_over_once_promoted() {
-    let settings = ["lease-ms", "2500"];
+    let settings = ["lease-ms", "4000"];
     let primary = Server::start_with(Opts::timer_with(&settings).with_args(&["--repl-diskless-sync-delay", "0"]));
     let replica = start_replica(primary.port, Opts::timer_with(&settings));
     let mut p = primary.conn();
@@ -233,18 +233,21 @@ fn a_replica_never_writes_and_takes_over_once_promoted() {
     let n = ns("failover");
     let k = |s: &str| format!("{n}:{s}");
 
-    // A periodic task whose next instance is due in ~3 s, a delayed job due
-    // in 3-4 s, a job whose lease runs out in 2.5 s.
-    assert_eq!(p.int(&["TQ.RECUR", &n, "Tick", "rq", "3000"]), 1);
+    // A periodic task whose next instance is due in ~4 s, a delayed job due
+    // in 4.5-5.5 s, a job whose lease runs out in 4 s: all after the cut,
+    // with seconds to spare for a loaded machine.
+    assert_eq!(p.int(&["TQ.RECUR", &n, "Tick", "rq", "4000"]), 1);
     p.wait_llen(&k("queue:rq"), 1, 10);
     p.ok(&["TQ.POP", &n, "wr", "rq"]);
     assert_eq!(p.ack(&n, "wr"), Value::Okay);
-    let bucket = p.int(&["TQ.ENQUEUEIN", &n, "3500", "q", "c", "[1]"]);
+    let bucket = p.int(&["TQ.ENQUEUEIN", &n, "4500", "q", "c", "[1]"]);
     p.ok(&["TQ.ENQUEUE", &n, "l", "c", "[2]"]);
     p.ok(&["TQ.ENQUEUE", &n, "l", "c", "[3]"]);
     p.ok(&["TQ.POP", &n, "w", "l"]);
     let lease_until = p.inflight(&n, "w").expect("in-flight").lease_until_ms;
-    wait_replicas_synced(&mut p, 1);
+    // WAIT asks the replica for its offset at once; waiting for its
+    // once-a-second ACK in INFO took seconds of the lease on a busy machine.
+    assert_eq!(p.int(&["WAIT", "1", "5000"]), 1, "the replica acknowledged the writes");
 
     // Cut the replica off: still a replica, its link down.
     let (_listener, dead) = silent_primary();
