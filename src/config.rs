@@ -39,6 +39,15 @@ pub fn metrics() -> bool {
     METRICS.load(Ordering::Relaxed)
 }
 
+/// `tq.metrics-flush-ms`: how long a worker's open tally gathers its jobs
+/// before they go to their minute's record: how far the records may lag
+/// behind the jobs, against one record write per busy worker that often.
+pub static METRICS_FLUSH_MS: AtomicI64 = AtomicI64::new(default_int(settings::METRICS_FLUSH_MS));
+
+pub fn metrics_flush_ms() -> u64 {
+    u64::try_from(METRICS_FLUSH_MS.load(Ordering::Relaxed)).unwrap_or(1)
+}
+
 const fn default_int(s: settings::Setting) -> i64 {
     match s.kind {
         Kind::Int { default, .. } => default,
@@ -75,6 +84,7 @@ fn var(name: &str) -> Option<Var> {
         "timer-batch" => Some(Var::Int(&TIMER_BATCH)),
         "auto-promote" => Some(Var::Bool(&AUTO_PROMOTE)),
         "metrics" => Some(Var::Bool(&METRICS)),
+        "metrics-flush-ms" => Some(Var::Int(&METRICS_FLUSH_MS)),
         _ => None,
     }
 }

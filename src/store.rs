@@ -793,6 +793,10 @@ impl Store for RedisStore {
         crate::config::metrics()
     }
 
+    fn metrics_flush_ms(&self) -> u64 {
+        crate::config::metrics_flush_ms()
+    }
+
     fn clock_checked(&mut self, key: &[u8]) -> Option<u64> {
         crate::clocks::checked(self.db, key)
     }

@@ -55,7 +55,7 @@ fn a_job_is_counted_in_its_minute_and_the_counts_replicate() {
     // The worker's entry holds the three until a report a second on, the
     // end of the minute, or the worker stopping writes them to the record.
     let held = c.inflight(&n, "w").and_then(|e| e.open).expect("an open tally");
-    let t = Tally::decode(&held.tally).expect("a tally");
+    let t = held.tally.tally().expect("a tally");
     assert_eq!((t.processed, t.failed, t.run.count(), t.wait.count()), (2, 1, 3, 3));
     assert!(open_minutes(&mut c, &n).is_empty());
     assert!(c.ok(&["ZSCORE", &format!("{n}:tq:mflush"), "w"]) != Value::Nil, "noted for the timer");
@@ -237,6 +237,52 @@ fn a_quiet_digest_waits_for_a_tally_due_within_its_window() {
     let before = c.quiet_digest();
     assert_eq!(c.int(&["ZCARD", &flush]), 0, "the digest was taken before a tally due within its window was written");
     assert_eq!(c.digest(), before);
+}
+
+/// `tq.metrics-flush-ms` sets how long each new tally gathers jobs before
+/// the timer (or the worker's next report) writes it to its record.
+#[test]
+fn the_flush_interval_is_a_setting() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let n = ns("flush-ms");
+    for bad in ["99", "60001", "2s"] {
+        let e = c.err(&["CONFIG", "SET", "tq.metrics-flush-ms", bad]);
+        assert!(e.contains("tq.metrics-flush-ms"), "{bad}: {e}");
+    }
+    assert_eq!(c.strings(&["CONFIG", "GET", "tq.metrics-flush-ms"]), ["tq.metrics-flush-ms", "2000"]);
+    // Far from a minute's end, which would write the tallies sooner.
+    while c.server_ms() % 60_000 > 40_000 {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let flush = format!("{n}:tq:mflush");
+    let due_of = |c: &mut Conn, w: &str| {
+        c.string(&["ZSCORE", &flush, w]).and_then(|d| d.parse::<f64>().ok()).expect("noted for the timer") as u64
+    };
+    c.ok(&["CONFIG", "SET", "tq.metrics-flush-ms", "15000"]);
+    c.ok(&["TQ.ENQUEUE", &n, "q", "C", "[1]"]);
+    c.ok(&["TQ.ENQUEUE", &n, "q", "C", "[2]"]);
+    c.ok(&["TQ.POP", &n, "slow", "q"]);
+    let before = c.server_ms();
+    c.ack(&n, "slow");
+    let after = c.server_ms();
+    let due = due_of(&mut c, "slow");
+    assert!((before + 15_000..=after + 15_000).contains(&due), "{before} {due} {after}");
+    // A tally started after the change is due 100 ms on, and written then
+    // by the timer, while the first one still waits for its due time.
+    c.ok(&["CONFIG", "SET", "tq.metrics-flush-ms", "100"]);
+    c.ok(&["TQ.POP", &n, "fast", "q"]);
+    let before = c.server_ms();
+    c.ack(&n, "fast");
+    assert!((before + 100..=c.server_ms() + 100).contains(&due_of(&mut c, "fast")));
+    wait_until(10, "the timer writing the 100 ms tally", || c.ok(&["ZSCORE", &flush, "fast"]) == Value::Nil);
+    let open = open_minutes(&mut c, &n);
+    assert_eq!(open.len(), 1, "{open:?}");
+    let (minute, pair_name) = open[0].split_once(':').expect("minute:pair");
+    assert_eq!(tally(&mut c, &format!("{n}:tq:m:{minute}:{pair_name}")).processed, 1, "only the 100 ms tally");
+    assert!(c.server_ms() < due, "the machine is too slow for this test: the 15 s tally is due already");
+    assert_eq!(due_of(&mut c, "slow"), due);
+    assert!(c.inflight(&n, "slow").and_then(|e| e.open).is_some(), "still held by the worker's entry");
 }
 
 /// The job metrics of namespace `n` in its minutes' records, once the timer

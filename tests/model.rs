@@ -269,7 +269,7 @@ fn metrics_snapshot(c: &mut Conn, ns: &str) -> tq_core::metrics::Tally {
             } else if let Some(t) = InFlight::decode(raw).and_then(|e| e.open) {
                 // Jobs a worker counted and its entry carries until their
                 // record is written.
-                sum.merge(&tq_core::metrics::Tally::decode(&t.tally).expect("a tally tq can decode"));
+                sum.merge(&t.tally.tally().expect("a tally tq can decode"));
             }
         }
         return sum;

@@ -18,7 +18,18 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn module_arguments_under_either_name_show_in_config_get() {
-    let args = ["tq.auto-promote", "no", "tq.lease-ms", "1500", "max-deliveries", "3", "TQ.Timer-Batch", "7"];
+    let args = [
+        "tq.auto-promote",
+        "no",
+        "tq.lease-ms",
+        "1500",
+        "max-deliveries",
+        "3",
+        "TQ.Timer-Batch",
+        "7",
+        "metrics-flush-ms",
+        "500",
+    ];
     let s = Server::start_with(Opts { module_args: args.iter().map(|a| a.to_string()).collect(), ..Opts::timer() });
     let mut c = s.conn();
     assert_eq!(
@@ -28,6 +39,7 @@ fn module_arguments_under_either_name_show_in_config_get() {
             ("tq.lease-ms", "1500"),
             ("tq.max-deliveries", "3"),
             ("tq.metrics", "yes"),
+            ("tq.metrics-flush-ms", "500"),
             ("tq.timer-batch", "7")
         ])
     );
@@ -51,6 +63,10 @@ fn a_bad_module_argument_stops_the_server_naming_it() {
         (&["tq.auto-promote", "maybe"][..], "module argument 'tq.auto-promote': 'maybe' is not yes or no"),
         (&["tq.lease-ms", "1m"][..], "module argument 'tq.lease-ms': '1m' is not an integer"),
         (&["lease-ms", "5"][..], "module argument 'lease-ms': 5 is out of range (100 to 2592000000)"),
+        (
+            &["tq.metrics-flush-ms", "99"][..],
+            "module argument 'tq.metrics-flush-ms': 99 is out of range (100 to 60000)",
+        ),
     ] {
         let log = Server::start_must_fail(Opts::timer_with(args));
         assert!(log.contains(&format!("tq refuses to load: {says}")), "{args:?}: the log should say {says:?}:\n{log}");
@@ -76,6 +92,7 @@ fn module_load_refuses_a_bad_argument_and_takes_a_good_one() {
             ("tq.lease-ms", "2500"),
             ("tq.max-deliveries", "5"),
             ("tq.metrics", "yes"),
+            ("tq.metrics-flush-ms", "2000"),
             ("tq.timer-batch", "250")
         ])
     );

@@ -24,7 +24,7 @@ pub trait Versioned: Encode + Decode<()> + Sized {
         // Through a stack buffer when the body fits: one allocation, where
         // `encode_to_vec` makes and grows its own vector (every take and
         // every report writes an in-flight entry, with a worker's open
-        // metrics tally of 225 bytes). Encoding plain byte vectors and
+        // metrics tally). Encoding plain byte vectors and
         // integers cannot fail otherwise.
         let mut buf = [0u8; 640];
         match bincode::encode_into_slice(self, &mut buf, bincode::config::standard()) {
@@ -66,7 +66,7 @@ pub fn decode_exact<T: Decode<()>>(body: &[u8]) -> Option<T> {
 }
 
 /// A bincode body followed by nothing but zero bytes.
-fn decode_padded<T: Decode<()>>(body: &[u8]) -> Option<T> {
+pub fn decode_padded<T: Decode<()>>(body: &[u8]) -> Option<T> {
     let (v, used) = bincode::decode_from_slice::<T, _>(body, bincode::config::standard()).ok()?;
     body.get(used..)?.iter().all(|b| *b == 0).then_some(v)
 }
@@ -95,8 +95,12 @@ mod tests {
         6, 3, 97, 44, 98, 1, 98, 253, 0, 104, 229, 207, 139, 1, 0, 0, 1, 1, 107, 1, 118, 253, 96, 82, 230, 207, 139, 1,
         0, 0, 2, 41, 40, 1, 3, 251, 136, 19, 1, 67, 1, 12, 0,
     ];
-    const INFLIGHT: &[u8] = &[
+    const INFLIGHT_V7: &[u8] = &[
         7, 3, 97, 44, 98, 1, 98, 253, 0, 104, 229, 207, 139, 1, 0, 0, 1, 1, 107, 1, 118, 253, 96, 82, 230, 207, 139, 1,
+        0, 0, 2, 41, 40, 1, 3, 251, 136, 19, 1, 67, 1, 12, 0,
+    ];
+    const INFLIGHT: &[u8] = &[
+        8, 3, 97, 44, 98, 1, 98, 253, 0, 104, 229, 207, 139, 1, 0, 0, 1, 1, 107, 1, 118, 253, 96, 82, 230, 207, 139, 1,
         0, 0, 2, 41, 40, 1, 3, 251, 136, 19, 1, 67, 1, 12, 0,
     ];
 
@@ -145,12 +149,16 @@ mod tests {
                 open: None,
             },
         );
-        // Entries of version 4 (no class, no wait), 5 (no open tally) and 6
-        // (never padded: a trailing byte is not read) still read.
+        // Entries of version 4 (no class, no wait), 5 (no open tally), 6
+        // (never padded: a trailing byte is not read) and 7 (an open tally
+        // in a record's form) still read.
         let v4 = InFlight::from_bytes(INFLIGHT_V4).expect("version 4 reads");
         let v5 = InFlight::from_bytes(INFLIGHT_V5).expect("version 5 reads");
         let v6 = InFlight::from_bytes(INFLIGHT_V6).expect("version 6 reads");
         assert_eq!(InFlight::from_bytes(&[INFLIGHT_V6, &[0]].concat()), None);
+        assert_eq!(InFlight::from_bytes(INFLIGHT_V7).as_ref(), Some(&v6));
+        assert_eq!(InFlight::from_bytes(&[INFLIGHT_V7, &[0, 0]].concat()).as_ref(), Some(&v6), "7 padded");
+        assert_eq!(InFlight::from_bytes(&[INFLIGHT_V7, &[0, 1]].concat()), None);
         assert_eq!(InFlight::from_bytes(INFLIGHT).as_ref(), Some(&v6));
         assert_eq!(v5, v6);
         assert_eq!(InFlight { class: Vec::new(), wait_ms: None, ..v5 }, v4);

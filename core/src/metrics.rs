@@ -219,7 +219,125 @@ fn empty_tally() -> [u8; TALLY_BYTES] {
     out
 }
 
+/// The counts a worker's open tally carries in its in-flight entry, which
+/// every take and report rewrites (and replicates): so only the histogram
+/// buckets in use, up to [`SLOTS`] per histogram: 84 bytes where a minute
+/// record takes 225. A job whose bucket finds no slot left starts a new tally
+/// (the open one goes to its record then). Any bytes are counts: a forged
+/// slot's bucket past the last counts in none.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum Carried {
+    /// A minute record's form (entries written before version 8): added to
+    /// its record by the worker's next report, never counted into.
+    Block([u8; TALLY_BYTES]),
+    /// processed, failed (u32); run sum, wait sum (u64); then per histogram
+    /// [`SLOTS`] × (bucket u8, count u32), a slot with count 0 free.
+    Slots([u8; CARRIED_BYTES]),
+}
+
+/// Histogram buckets a carried tally holds per histogram: a worker's jobs
+/// of a couple of seconds mostly fall in two or three.
+pub const SLOTS: usize = 6;
+const C_PROCESSED: usize = 0;
+const C_FAILED: usize = 4;
+const C_RUN_SUM: usize = 8;
+const C_WAIT_SUM: usize = 16;
+const C_RUN_SLOTS: usize = 24;
+const C_WAIT_SLOTS: usize = C_RUN_SLOTS + 5 * SLOTS;
+/// The carried size of a tally's counts.
+pub const CARRIED_BYTES: usize = C_WAIT_SLOTS + 5 * SLOTS;
+
+/// The slot of `bucket` in the histogram at `base`: where it is counted,
+/// else the first free one; None when all are taken by other buckets.
+fn slot_for(raw: &[u8], base: usize, bucket: usize) -> Option<usize> {
+    let mut free = None;
+    for at in (0..SLOTS).map(|i| base + 5 * i) {
+        let used = read_u32(raw, at + 1) > 0;
+        if used && raw.get(at).is_some_and(|b| usize::from(*b) == bucket) {
+            return Some(at);
+        }
+        if !used && free.is_none() {
+            free = Some(at);
+        }
+    }
+    free
+}
+
+fn count_slot(raw: &mut [u8], at: usize, bucket: usize) {
+    if let Some(b) = raw.get_mut(at) {
+        *b = u8::try_from(bucket).unwrap_or(u8::MAX);
+    }
+    add_u32(raw, at + 1, 1);
+}
+
+impl Carried {
+    /// No job counted.
+    pub fn empty() -> Carried {
+        Carried::Slots([0; CARRIED_BYTES])
+    }
+
+    /// Counts `j`; false, counting nothing, when it cannot (the block form,
+    /// or a bucket with no slot left).
+    fn count(&mut self, j: &Ended<'_>) -> bool {
+        let Carried::Slots(raw) = self else { return false };
+        let run = bucket(j.run_ms);
+        let Some(run_at) = slot_for(raw, C_RUN_SLOTS, run) else { return false };
+        let wait = match j.wait_ms {
+            Some(w) => match slot_for(raw, C_WAIT_SLOTS, bucket(w)) {
+                Some(at) => Some((at, w)),
+                None => return false,
+            },
+            None => None,
+        };
+        add_u32(raw, if j.outcome == Outcome::Processed { C_PROCESSED } else { C_FAILED }, 1);
+        add_u64(raw, C_RUN_SUM, j.run_ms);
+        count_slot(raw, run_at, run);
+        if let Some((at, w)) = wait {
+            add_u64(raw, C_WAIT_SUM, w);
+            count_slot(raw, at, bucket(w));
+        }
+        true
+    }
+
+    /// Whether it counts anything: a block that is not a tally does not.
+    fn counts(&self) -> bool {
+        match self {
+            Carried::Block(t) => is_tally(t),
+            Carried::Slots(_) => true,
+        }
+    }
+
+    /// Adds its counts to a minute record's bytes.
+    fn add_to(&self, out: &mut [u8]) {
+        match self {
+            Carried::Block(t) => add_tally(out, t),
+            Carried::Slots(raw) => {
+                add_u64(out, PROCESSED, read_u32(raw, C_PROCESSED));
+                add_u64(out, FAILED, read_u32(raw, C_FAILED));
+                for (sum, counts, c_sum, c_slots) in
+                    [(RUN_SUM, RUN_COUNTS, C_RUN_SUM, C_RUN_SLOTS), (WAIT_SUM, WAIT_COUNTS, C_WAIT_SUM, C_WAIT_SLOTS)]
+                {
+                    add_u64(out, sum, read_u64(raw, c_sum));
+                    for at in (0..SLOTS).map(|i| c_slots + 5 * i) {
+                        let b = raw.get(at).map_or(BUCKETS, |b| usize::from(*b));
+                        if b < BUCKETS {
+                            add_u32(out, counts + 4 * b, read_u32(raw, at + 1));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// What it counts; None for a block that is not a tally.
+    pub fn tally(&self) -> Option<Tally> {
+        let mut out = empty_tally();
+        self.counts().then(|| self.add_to(&mut out)).and_then(|()| Tally::decode(&out))
+    }
+}
+
 /// Counts one job in a stored tally's bytes.
+#[cfg(test)]
 fn count_job(out: &mut [u8], j: &Ended<'_>) {
     add_u64(out, if j.outcome == Outcome::Processed { PROCESSED } else { FAILED }, 1);
     add_u64(out, RUN_SUM, j.run_ms);
@@ -329,14 +447,15 @@ fn plan_record(
 }
 
 /// How long a worker's open tally ([`OpenTally`]) gathers its jobs before
-/// they go to their minute's record: how far a minute's record may lag
-/// behind the jobs it counts.
-pub const FLUSH_MS: u64 = 2_000;
+/// they go to their minute's record, by default (`tq.metrics-flush-ms`):
+/// how far a minute's record may lag behind the jobs it counts.
+pub const FLUSH_MS: u64 = crate::settings::METRICS_FLUSH_MS.default_int();
 
 /// Counts a job that ended under `worker` in the worker's open tally `open`,
 /// which its in-flight entry, rewritten by the same step, carries: so the
-/// minute's record is written once every [`FLUSH_MS`] per busy worker, not
-/// once a job. Returns the tallies whose jobs must go to their records now
+/// minute's record is written once every `Store::metrics_flush_ms`
+/// ([`FLUSH_MS`] by default) per busy worker, not once a job. Returns the
+/// tallies whose jobs must go to their records now
 /// ([`flush_all`]): the open one when this job is of another minute or pair
 /// or came after its due time (this job then starts a new one). A new
 /// tally is noted in `<ns>:tq:mflush` (`effects`), scored with its due
@@ -356,19 +475,19 @@ pub fn carry(
     }
     let now = s.now_ms();
     let minute = minute_of(now);
-    let same = |t: &OpenTally| {
-        t.minute == minute && now < t.due_ms && t.queue() == job.queue && t.class() == job.class && is_tally(&t.tally)
-    };
+    let same = |t: &OpenTally| t.minute == minute && now < t.due_ms && t.queue() == job.queue && t.class() == job.class;
     if let Some(t) = open.as_mut().filter(|t| same(t)) {
-        count_job(&mut t.tally, job);
-        return Ok(Vec::new());
+        if t.tally.count(job) {
+            return Ok(Vec::new());
+        }
     }
     let mut due: Vec<OpenTally> = open.take().into_iter().collect();
-    let mut tally = empty_tally();
-    count_job(&mut tally, job);
+    let mut tally = Carried::empty();
+    tally.count(job);
     // By the end of its minute at the latest: the timer closes a minute
     // only once no tally of it is due.
-    let by = now.saturating_add(FLUSH_MS).min((minute + 1).saturating_mul(MINUTE_MS).saturating_sub(1)).max(now);
+    let by =
+        now.saturating_add(s.metrics_flush_ms()).min((minute + 1).saturating_mul(MINUTE_MS).saturating_sub(1)).max(now);
     let fresh = OpenTally::new(minute, by, job.queue, job.class, tally);
     let index = ns.metrics_flush();
     match s.kind(&index)? {
@@ -400,16 +519,22 @@ fn add_tally(out: &mut [u8], t: &[u8]) {
 /// can forge: its record's key is made in this namespace from its minute and
 /// pair, and bytes that are not a tally count nothing.
 pub fn flush_all(s: &mut impl Store, ns: &Ns<'_>, tallies: Vec<OpenTally>) -> Result<Vec<Effect>> {
-    let mut groups: Vec<OpenTally> = Vec::new();
-    for t in tallies.into_iter().filter(|t| is_tally(&t.tally)) {
-        match groups.iter_mut().find(|g| g.minute == t.minute && g.queue() == t.queue() && g.class() == t.class()) {
-            Some(g) => add_tally(&mut g.tally, &t.tally),
-            None => groups.push(t),
+    let mut groups: Vec<(OpenTally, [u8; TALLY_BYTES])> = Vec::new();
+    for t in tallies.into_iter().filter(|t| t.tally.counts()) {
+        let at =
+            groups.iter().position(|(g, _)| g.minute == t.minute && g.queue() == t.queue() && g.class() == t.class());
+        match at.and_then(|i| groups.get_mut(i)) {
+            Some((_, sum)) => t.tally.add_to(sum),
+            None => {
+                let mut sum = empty_tally();
+                t.tally.add_to(&mut sum);
+                groups.push((t, sum));
+            }
         }
     }
     let mut effects = Vec::new();
-    for g in groups {
-        effects.extend(plan_record(s, ns, g.minute, g.queue(), g.class(), |out| add_tally(out, &g.tally))?);
+    for (g, sum) in groups {
+        effects.extend(plan_record(s, ns, g.minute, g.queue(), g.class(), |out| add_tally(out, &sum))?);
     }
     Ok(effects)
 }

@@ -6,9 +6,10 @@ use std::ops::Range;
 
 use bincode::{Decode, Encode};
 
-use crate::codec::{decode_exact, Versioned};
+use crate::codec::{decode_exact, decode_padded, Versioned};
 use crate::error::{Result, TqError};
 use crate::json::{self, Value};
+use crate::metrics::Carried;
 use crate::time;
 
 /// The `args` value node-resque would store for `args-json`: omitted means
@@ -268,13 +269,12 @@ pub struct OpenTally {
     /// read, as every report and take reads it.
     names: Vec<u8>,
     queue_len: u32,
-    /// A `metrics::Tally` in its stored form (fixed size: read and written
-    /// as a block).
-    pub tally: [u8; crate::metrics::TALLY_BYTES],
+    /// Its counts (`metrics::Carried`).
+    pub tally: Carried,
 }
 
 impl OpenTally {
-    pub fn new(minute: u64, due_ms: u64, queue: &[u8], class: &[u8], tally: [u8; crate::metrics::TALLY_BYTES]) -> Self {
+    pub fn new(minute: u64, due_ms: u64, queue: &[u8], class: &[u8], tally: Carried) -> Self {
         let mut names = Vec::with_capacity(queue.len() + class.len());
         names.extend_from_slice(queue);
         names.extend_from_slice(class);
@@ -364,6 +364,32 @@ struct InFlightV4 {
     ended: Option<Ended>,
 }
 
+/// Versions 6 and 7: an open tally's counts in a minute record's form.
+#[derive(Decode)]
+struct InFlightV7 {
+    queues: Vec<u8>,
+    queue: Vec<u8>,
+    popped_ms: u64,
+    joblock: Option<(Vec<u8>, Vec<u8>)>,
+    lease_until_ms: u64,
+    deliveries: u32,
+    delivery: u64,
+    after: u64,
+    ended: Option<Ended>,
+    class: Vec<u8>,
+    wait_ms: Option<u64>,
+    open: Option<OpenTallyV7>,
+}
+
+#[derive(Decode)]
+struct OpenTallyV7 {
+    minute: u64,
+    due_ms: u64,
+    names: Vec<u8>,
+    queue_len: u32,
+    tally: [u8; crate::metrics::TALLY_BYTES],
+}
+
 /// Version 5: no open tally.
 #[derive(Decode)]
 struct InFlightV5 {
@@ -384,12 +410,13 @@ struct InFlightV5 {
 const LEGACY_LEASE_MS: u64 = 60_000;
 
 impl Versioned for InFlight {
-    const VERSION: u8 = 7;
+    const VERSION: u8 = 8;
     const PADDED: bool = true;
 
     /// Version 1 had no running-job lock and no lease, 2 no lease, 3 no
     /// delivery ids (`lost` the only way an entry ended), 4 no class and
-    /// wait, 5 no open tally; 6 is 7's body, never padded.
+    /// wait, 5 no open tally, 6 and 7 (7 padded) an open tally in a minute
+    /// record's form.
     fn upgrade(version: u8, body: &[u8]) -> Option<Self> {
         let legacy = |queues, queue, popped_ms: u64, joblock| InFlight {
             queues,
@@ -405,8 +432,26 @@ impl Versioned for InFlight {
             wait_ms: None,
             open: None,
         };
+        let v7 = |v: InFlightV7| InFlight {
+            lease_until_ms: v.lease_until_ms,
+            deliveries: v.deliveries,
+            delivery: v.delivery,
+            after: v.after,
+            ended: v.ended,
+            class: v.class,
+            wait_ms: v.wait_ms,
+            open: v.open.map(|t| OpenTally {
+                minute: t.minute,
+                due_ms: t.due_ms,
+                names: t.names,
+                queue_len: t.queue_len,
+                tally: Carried::Block(t.tally),
+            }),
+            ..legacy(v.queues, v.queue, v.popped_ms, v.joblock)
+        };
         match version {
-            6 => decode_exact::<InFlight>(body),
+            7 => decode_padded::<InFlightV7>(body).map(v7),
+            6 => decode_exact::<InFlightV7>(body).map(v7),
             5 => decode_exact::<InFlightV5>(body).map(|v| InFlight {
                 lease_until_ms: v.lease_until_ms,
                 deliveries: v.deliveries,
@@ -662,7 +707,7 @@ mod tests {
             open: None,
         };
         let raw = e.encode();
-        assert_eq!(raw.first(), Some(&7));
+        assert_eq!(raw.first(), Some(&8));
         let done = InFlight { ended: Some(Ended::Retried { delay_ms: 5 }), ..e.clone() };
         assert_eq!(InFlight::decode(&done.encode()), Some(done.clone()));
         // Written over a longer entry: padded to its length while at least

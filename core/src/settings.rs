@@ -28,9 +28,23 @@ pub const TIMER_BATCH: Setting =
     Setting { name: "timer-batch", kind: Kind::Int { default: 250, min: 1, max: 1_000_000 } };
 pub const AUTO_PROMOTE: Setting = Setting { name: "auto-promote", kind: Kind::Bool { default: true } };
 pub const METRICS: Setting = Setting { name: "metrics", kind: Kind::Bool { default: true } };
+/// How long a worker's open tally gathers its jobs before they go to their
+/// minute's record (`metrics::carry`); a minute's end flushes it anyway.
+pub const METRICS_FLUSH_MS: Setting =
+    Setting { name: "metrics-flush-ms", kind: Kind::Int { default: 2_000, min: 100, max: 60_000 } };
 
 /// Every setting the module registers.
-pub const SETTINGS: [Setting; 5] = [LEASE_MS, MAX_DELIVERIES, TIMER_BATCH, AUTO_PROMOTE, METRICS];
+pub const SETTINGS: [Setting; 6] = [LEASE_MS, MAX_DELIVERIES, TIMER_BATCH, AUTO_PROMOTE, METRICS, METRICS_FLUSH_MS];
+
+impl Setting {
+    /// An integer setting's default (0 for a yes/no one).
+    pub const fn default_int(self) -> u64 {
+        match self.kind {
+            Kind::Int { default, .. } if default > 0 => default as u64,
+            _ => 0,
+        }
+    }
+}
 
 /// A setting's value as given in the module arguments.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -110,6 +124,8 @@ mod tests {
             "no",
             "metrics",
             "no",
+            "tq.metrics-flush-ms",
+            "5000",
         ])
         .expect("accepted");
         assert_eq!(
@@ -119,11 +135,12 @@ mod tests {
                 Some(Value::Int(2)),
                 Some(Value::Int(9)),
                 Some(Value::Bool(false)),
-                Some(Value::Bool(false))
+                Some(Value::Bool(false)),
+                Some(Value::Int(5000))
             ]
         );
         assert_eq!(parse(&["TQ.Auto-Promote", "YES"]).expect("accepted")[3], Some(Value::Bool(true)));
-        assert_eq!(parse(&[]).expect("none"), vec![None; 5]);
+        assert_eq!(parse(&[]).expect("none"), vec![None; SETTINGS.len()]);
     }
 
     #[test]
@@ -138,6 +155,7 @@ mod tests {
             (&["tq.lease-ms", "99999999999999999999"][..], "is not an integer"),
             (&["tq.lease-ms", "50"][..], "'tq.lease-ms': 50 is out of range (100 to 2592000000)"),
             (&["tq.max-deliveries", "0"][..], "'tq.max-deliveries': 0 is out of range"),
+            (&["metrics-flush-ms", "60001"][..], "'metrics-flush-ms': 60001 is out of range (100 to 60000)"),
             (&["lease-ms", "500", "tq.lease-ms", "600"][..], "'tq.lease-ms' is given twice"),
             (&["tq-lease-ms", "500"][..], "unknown module argument 'tq-lease-ms'"),
         ] {

@@ -171,6 +171,9 @@ impl<S: Store> Store for Staged<'_, S> {
     fn keeps_metrics(&self) -> bool {
         self.base.keeps_metrics()
     }
+    fn metrics_flush_ms(&self) -> u64 {
+        self.base.metrics_flush_ms()
+    }
     fn clock_checked(&mut self, key: &[u8]) -> Option<u64> {
         self.base.clock_checked(key)
     }

@@ -102,6 +102,12 @@ pub trait Store {
         true
     }
 
+    /// How long a worker's open tally gathers its jobs
+    /// (`tq.metrics-flush-ms`; see `metrics::carry`).
+    fn metrics_flush_ms(&self) -> u64 {
+        crate::settings::METRICS_FLUSH_MS.default_int()
+    }
+
     /// When a push last looked at the queue clock `key` (and sampled it if
     /// it had to), if this store remembers (see `metrics::Clocks`). A memo
     /// that may forget or be stale: a push it makes skip a sample dates its
@@ -686,6 +692,8 @@ pub struct MemStore {
     pub notes: Vec<crate::stats::Event>,
     /// `tq.metrics no`.
     pub no_metrics: bool,
+    /// `tq.metrics-flush-ms`, when not the default.
+    pub metrics_flush_ms: Option<u64>,
     /// What `note_clock_checked` noted.
     pub clocks_checked: HashMap<Vec<u8>, u64>,
 }
@@ -954,6 +962,9 @@ impl PartialEq for MemStore {
 impl Store for MemStore {
     fn keeps_metrics(&self) -> bool {
         !self.no_metrics
+    }
+    fn metrics_flush_ms(&self) -> u64 {
+        self.metrics_flush_ms.unwrap_or(crate::metrics::FLUSH_MS)
     }
     fn clock_checked(&mut self, key: &[u8]) -> Option<u64> {
         self.clocks_checked.get(key).copied()

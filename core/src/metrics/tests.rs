@@ -464,7 +464,7 @@ fn a_workers_jobs_reach_their_record_about_once_a_second() {
     assert_eq!(s.string(&key), None, "not written per job");
     let open = entry(&s, b"w").open.expect("carried by the entry");
     assert_eq!((open.minute, open.due_ms), (minute_of(T0), T0 + 100 + FLUSH_MS));
-    assert_eq!(Tally::decode(&open.tally).map(|t| t.processed), Some(3));
+    assert_eq!(open.tally.tally().map(|t| t.processed), Some(3));
     assert_eq!(flush_members(&mut s), vec![(b"w".to_vec(), (T0 + 100 + FLUSH_MS) as f64)]);
     // Past its due time: the next job's report writes the three, and starts
     // a tally of its own.
@@ -495,6 +495,32 @@ fn a_workers_jobs_reach_their_record_about_once_a_second() {
     assert_eq!(entry(&s, b"w").open, None);
     assert_eq!(s.expires.get(&index).copied(), ttl);
     assert!(flush_members(&mut s).is_empty());
+}
+
+/// `tq.metrics-flush-ms` sets how long a tally gathers jobs; a minute's
+/// end still bounds it (the timer closes a minute once no tally of it is
+/// due).
+#[test]
+fn the_flush_interval_is_a_setting_bounded_by_the_minute() {
+    for (flush_ms, due) in [(10_000, T0 + 100 + 10_000), (60_000, T0 + MINUTE_MS - 1)] {
+        let mut s = MemStore::at(T0);
+        s.metrics_flush_ms = Some(flush_ms);
+        enq(&mut s, b"q", b"C");
+        enq(&mut s, b"q", b"C");
+        let d = pop(&mut s, b"w", b"q");
+        s.now = T0 + 100;
+        let d = ack_pop(&mut s, b"w", b"q", d).expect("a job");
+        assert_eq!(entry(&s, b"w").open.map(|t| t.due_ms), Some(due), "flush-ms {flush_ms}");
+        assert_eq!(flush_members(&mut s), vec![(b"w".to_vec(), due as f64)]);
+        // Not written before it is due, by a report or by the timer.
+        s.now = due - 1;
+        timer(&mut s);
+        run(&mut s, |s| work::ack(s, &ns(), b"w", d));
+        assert_eq!(s.string(&minute_key(T0, b"q", b"C")), None, "flush-ms {flush_ms}: written early");
+        s.now = due;
+        timer(&mut s);
+        assert_eq!(tally(&s, &minute_key(T0, b"q", b"C")).processed, 2, "flush-ms {flush_ms}");
+    }
 }
 
 /// A worker that stops (`TQ.UNTRACK`) or is cleaned up (`TQ.FORCECLEAN`)
@@ -541,7 +567,7 @@ fn a_forged_open_tally_writes_only_in_its_namespace() {
     }
     s.apply(&effects);
     let mut e = entry(&s, b"w");
-    e.open = Some(OpenTally::new(0, 0, b"q", b"C", [7; TALLY_BYTES]));
+    e.open = Some(OpenTally::new(0, 0, b"q", b"C", Carried::Block([7; TALLY_BYTES])));
     s.apply(&[
         Effect::Set { key: ns().inflight(b"w"), value: e.encode() },
         Effect::ZAdd { key: ns().metrics_flush(), score: 0, member: b"w".to_vec() },
@@ -644,4 +670,109 @@ fn the_records_equal_the_ledger_whatever_the_order() {
             }
         }
     }
+}
+
+/// A seeded sequence of jobs counted in carried tallies, each replaced by a
+/// fresh one when a job's bucket finds no slot: together they count what a
+/// ledger of the same jobs counts, and a carried tally stays under half a
+/// record's size.
+#[test]
+fn carried_tallies_count_what_a_ledger_counts() {
+    const { assert!(CARRIED_BYTES * 2 < TALLY_BYTES) };
+    for seed in 0..300u64 {
+        let mut next = xorshift(seed);
+        let mut ledger = Tally::default();
+        let mut sum = Tally::default();
+        let mut open = Carried::empty();
+        let mut started = 1;
+        // Narrow spreads (most carried tallies never fill) and wide ones.
+        let spread = [4u64, 64, 1 << 24][usize::try_from(seed % 3).unwrap_or(0)];
+        for _ in 0..200 {
+            let run_ms = next() % spread;
+            let wait_ms = (next() % 3 > 0).then(|| next() % spread);
+            let outcome = if next() % 5 == 0 { Outcome::Failed } else { Outcome::Processed };
+            let job = Ended { queue: b"q", class: b"C", outcome, run_ms, wait_ms };
+            if outcome == Outcome::Processed {
+                ledger.processed += 1;
+            } else {
+                ledger.failed += 1;
+            }
+            ledger.run.add(run_ms);
+            if let Some(w) = wait_ms {
+                ledger.wait.add(w);
+            }
+            if !open.count(&job) {
+                sum.merge(&open.tally().expect("counts"));
+                open = Carried::empty();
+                started += 1;
+                assert!(open.count(&job), "seed {seed}: a fresh tally takes any job");
+            }
+        }
+        sum.merge(&open.tally().expect("counts"));
+        assert_eq!(sum, ledger, "seed {seed}");
+        if spread == 4 {
+            assert_eq!(started, 1, "seed {seed}: three buckets fit one tally");
+        }
+    }
+}
+
+/// A worker's jobs in more buckets than its tally has slots: the open tally
+/// goes to its record and the job starts a new one; nothing is lost.
+#[test]
+fn a_job_with_no_slot_left_starts_a_new_tally() {
+    let mut s = MemStore::at(T0);
+    for _ in 0..=SLOTS {
+        enq(&mut s, b"q", b"C");
+    }
+    let mut d = pop(&mut s, b"w", b"q");
+    // Run times 1, 2, 4, ... ms: each job in a bucket of its own.
+    for i in 0..SLOTS {
+        s.now += 1 << i;
+        d = ack_pop(&mut s, b"w", b"q", d).expect("a job");
+    }
+    let key = minute_key(T0, b"q", b"C");
+    assert_eq!(s.string(&key), None, "six buckets fit");
+    assert_eq!(entry(&s, b"w").open.and_then(|t| t.tally.tally()).map(|t| t.processed), Some(SLOTS as u64));
+    s.now += 1 << SLOTS;
+    run(&mut s, |s| work::ack(s, &ns(), b"w", d));
+    let written = tally(&s, &key);
+    assert_eq!(written.processed, SLOTS as u64, "the full tally went to its record");
+    let open = entry(&s, b"w").open.and_then(|t| t.tally.tally()).expect("a new tally");
+    assert_eq!(open.processed, 1);
+    assert_eq!(open.run.counts.iter().position(|c| *c > 0), Some(SLOTS + 1), "the seventh job's bucket");
+}
+
+/// An entry of version 7 carries its tally in a record's form: read as a
+/// block, it goes whole to its record at the worker's next report, which
+/// starts a carried tally.
+#[test]
+fn a_version_7_tally_goes_to_its_record_at_the_next_report() {
+    let mut s = MemStore::at(T0);
+    enq(&mut s, b"q", b"C");
+    enq(&mut s, b"q", b"C");
+    let d = pop(&mut s, b"w", b"q");
+    s.now += 5;
+    let d = ack_pop(&mut s, b"w", b"q", d).expect("a job");
+    let mut e = entry(&s, b"w");
+    let t = e.open.take().expect("open");
+    let mut old = Tally { processed: 40, failed: 2, ..Tally::default() };
+    old.run.add(3);
+    old.wait.add(900);
+    let block: [u8; TALLY_BYTES] = old.to_bytes().try_into().expect("a record's size");
+    e.open = Some(OpenTally::new(t.minute, t.due_ms, b"q", b"C", Carried::Block(block)));
+    // As version 7 wrote it: the body of today's entry with the block's
+    // bytes where the carried tally goes (no variant tag).
+    let today = e.encode();
+    let tag = today.len() - TALLY_BYTES - 1;
+    assert_eq!(today.get(tag), Some(&0), "the block variant's tag");
+    let v7 = [&[7u8][..], &today[1..tag], &today[tag + 1..]].concat();
+    let read = InFlight::decode(&v7).expect("version 7 reads");
+    assert_eq!(read.open.as_ref().map(|t| &t.tally), Some(&Carried::Block(block)));
+    s.apply(&[Effect::Set { key: ns().inflight(b"w"), value: v7 }]);
+    s.now += 5;
+    run(&mut s, |s| work::ack(s, &ns(), b"w", d));
+    assert_eq!(tally(&s, &minute_key(T0, b"q", b"C")), old, "the block, whole");
+    let open = entry(&s, b"w").open.expect("a carried tally");
+    assert!(matches!(open.tally, Carried::Slots(_)));
+    assert_eq!(open.tally.tally().map(|t| t.processed), Some(1));
 }
