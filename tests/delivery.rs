@@ -166,7 +166,9 @@ fn a_fresh_copy_does_not_inherit_a_redelivered_twins_count() {
 /// failure record and no count. It is now filed in failed with what is left.
 #[test]
 fn a_lease_expiry_with_unreadable_in_flight_data_files_the_job_in_failed() {
-    let s = Server::start_with(Opts::module_with(&["lease-ms", "300"]));
+    // The keys are spoiled right after the takes: the leases must not run
+    // out before, even on a loaded machine.
+    let s = Server::start_with(Opts::module_with(&["lease-ms", "1500"]));
     let mut c = s.conn();
     let n = ns("garbled");
     for i in 1..=3 {
@@ -228,7 +230,9 @@ fn a_report_for_an_old_delivery_never_completes_the_job_held_now() {
 /// of the namespace.
 #[test]
 fn a_lease_expiry_that_cannot_give_the_job_back_files_it_in_failed() {
-    let s = Server::start_with(Opts::module_with(&["lease-ms", "300"]));
+    // The keys are spoiled right after the takes: the leases must not run
+    // out before, even on a loaded machine.
+    let s = Server::start_with(Opts::module_with(&["lease-ms", "1500"]));
     let mut c = s.conn();
     let n = ns("giveback");
     c.ok(&["TQ.ENQUEUE", &n, "bad", "c", "[1]"]);

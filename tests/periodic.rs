@@ -235,7 +235,9 @@ fn a_periodic_job_whose_lease_runs_out_is_waiting_again() {
 
 #[test]
 fn a_periodic_job_kept_by_heartbeats_is_still_the_only_instance() {
-    let s = Server::start_with(Opts::module_with(&["lease-ms", "300"]));
+    // A 1 s lease renewed every ~80 ms (a loaded machine may stall this
+    // thread for most of a second), through many 100 ms periods.
+    let s = Server::start_with(Opts::module_with(&["lease-ms", "1000"]));
     let mut c = s.conn();
     let n = ns("recur-heartbeat");
     let q = format!("{n}:queue:rq");
@@ -243,8 +245,8 @@ fn a_periodic_job_kept_by_heartbeats_is_still_the_only_instance() {
     c.wait_llen(&q, 1, 10);
     c.ok(&["TQ.POP", &n, "w", "rq"]);
     let t = Instant::now();
-    while t.elapsed() < Duration::from_millis(1500) {
-        assert_eq!(c.beat(&n, "w", "300"), 300);
+    while t.elapsed() < Duration::from_millis(2500) {
+        assert_eq!(c.beat(&n, "w", "1000"), 1000);
         assert!(!c.inflight(&n, "w").expect("in-flight").lost());
         assert_eq!(c.int(&["LLEN", &q]), 0, "a second instance while the first runs (kept by heartbeats)");
         std::thread::sleep(Duration::from_millis(80));

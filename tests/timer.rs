@@ -199,7 +199,9 @@ fn the_timer_does_not_write_while_clients_are_paused() {
     c.ok(&["TQ.ENQUEUEAT", &n, &next.to_string(), "q", "c", "[1]"]);
     c.ok(&["TQ.ENQUEUE", &n, "l", "c"]);
     c.ok(&["TQ.POP", &n, "w", "l"]);
-    c.ok(&["CLIENT", "PAUSE", "2500", "WRITE"]);
+    // The pause outlasts the checks below by 2 s: a busy machine may stall
+    // this thread between the last check and the digest.
+    c.ok(&["CLIENT", "PAUSE", "4000", "WRITE"]);
     let paused_at = Instant::now();
     let digest = c.digest();
     while paused_at.elapsed() < Duration::from_millis(2000) {
