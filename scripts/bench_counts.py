@@ -123,6 +123,16 @@ def parse(path):
     return total, calls
 
 
+def inside_commands(path):
+    """Instructions spent inside commands (Redis's `call`, inclusive): what
+    `INFO commandstats` times, without reading requests and writing
+    replies. None when the dump has no such function."""
+    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
+                         capture_output=True, text=True).stdout
+    m = re.search(r"^\s*([\d,]+) \([^)]*\)\s+\S*:call \[", out, re.M)
+    return int(m.group(1).replace(",", "")) if m else None
+
+
 def measure(module, warm, run, jobs, fill=None):
     # A minute's end writes every worker's open tally at once (see
     # full_speed_tallies): a run it falls in is run again, once.
@@ -153,10 +163,14 @@ def measure_once(module, warm, run, jobs, fill=None):
         minute = int(time.time() // 60)
         s.zero()
         run(s.port)
-        total, calls = parse(s.dump())
+        dump = s.dump()
+        total, calls = parse(dump)
+        inside = inside_commands(dump)
     finally:
         s.stop()
-    return {"instructions": total / jobs, **{label: calls[name] / jobs for name, label in CALLS}}, minute
+    counted = {"instructions": total / jobs, **{label: calls[name] / jobs for name, label in CALLS}}
+    counted["inside commands"] = inside / jobs if inside is not None else None
+    return counted, minute
 
 
 def cycle(mode, jobs, fill=""):
@@ -282,4 +296,18 @@ with open(OUT, "w") as f:
         for label, m in cases:
             cells = [f"{m['instructions']:,.0f}"] + [f"{m[l]:.1f}" for l in labels[1:]]
             f.write(f"| {label} | " + " | ".join(cells) + f" | {m['instructions'] / base:.2f}x |\n")
+    # The job metrics' share of take + complete (target ≤ 1.05×): the whole
+    # server's instructions, and those inside the commands alone.
+    take_rows = dict(rows[0][1])
+    f.write("\nThe job metrics' share of take + complete, counted (tq.metrics yes ÷ no; target ≤ 1.05×):\n\n")
+    f.write("| shape | whole server | inside the commands |\n|---|---:|---:|\n")
+    for shape in ["TQ.POP ... ACK", "TQ.POP + TQ.ACK"]:
+        yes, no = take_rows.get(shape), take_rows.get(f"{shape}, tq.metrics no")
+        if not yes or not no:
+            continue
+        cells = []
+        for key in ["instructions", "inside commands"]:
+            y, n = yes.get(key), no.get(key)
+            cells.append(f"{y:,.0f} ÷ {n:,.0f} = {y / n:.3f}x" if y and n else "—")
+        f.write(f"| {shape} | " + " | ".join(cells) + " |\n")
 print(open(OUT).read())
