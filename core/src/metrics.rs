@@ -109,9 +109,8 @@ pub struct Tally {
 
 /// A minute's stored form: a version byte, then little-endian fixed fields
 /// (processed, failed, run sum, wait sum as u64; each histogram's counts as
-/// u32), so that a job's count patches a copy of the bytes in place
-/// instead of decoding and encoding the record: this write is on every
-/// job's path.
+/// u32), so that a flush adds a worker's counts to a copy of the bytes in
+/// place instead of decoding and encoding the record.
 const TALLY_VERSION: u8 = 1;
 const PROCESSED: usize = 1;
 const FAILED: usize = 9;
@@ -247,11 +246,17 @@ const C_WAIT_SLOTS: usize = C_RUN_SLOTS + 5 * SLOTS;
 /// The carried size of a tally's counts.
 pub const CARRIED_BYTES: usize = C_WAIT_SLOTS + 5 * SLOTS;
 
+/// Where the slots of the histogram at `base` start: a bucket byte, then
+/// its count.
+fn slots(base: usize) -> impl Iterator<Item = usize> {
+    (0..SLOTS).map(move |i| base + 5 * i)
+}
+
 /// The slot of `bucket` in the histogram at `base`: where it is counted,
 /// else the first free one; None when all are taken by other buckets.
 fn slot_for(raw: &[u8], base: usize, bucket: usize) -> Option<usize> {
     let mut free = None;
-    for at in (0..SLOTS).map(|i| base + 5 * i) {
+    for at in slots(base) {
         let used = read_u32(raw, at + 1) > 0;
         if used && raw.get(at).is_some_and(|b| usize::from(*b) == bucket) {
             return Some(at);
@@ -318,7 +323,7 @@ impl Carried {
                     [(RUN_SUM, RUN_COUNTS, C_RUN_SUM, C_RUN_SLOTS), (WAIT_SUM, WAIT_COUNTS, C_WAIT_SUM, C_WAIT_SLOTS)]
                 {
                     add_u64(out, sum, read_u64(raw, c_sum));
-                    for at in (0..SLOTS).map(|i| c_slots + 5 * i) {
+                    for at in slots(c_slots) {
                         let b = raw.get(at).map_or(BUCKETS, |b| usize::from(*b));
                         if b < BUCKETS {
                             add_u32(out, counts + 4 * b, read_u32(raw, at + 1));
@@ -333,18 +338,6 @@ impl Carried {
     pub fn tally(&self) -> Option<Tally> {
         let mut out = empty_tally();
         self.counts().then(|| self.add_to(&mut out)).and_then(|()| Tally::decode(&out))
-    }
-}
-
-/// Counts one job in a stored tally's bytes.
-#[cfg(test)]
-fn count_job(out: &mut [u8], j: &Ended<'_>) {
-    add_u64(out, if j.outcome == Outcome::Processed { PROCESSED } else { FAILED }, 1);
-    add_u64(out, RUN_SUM, j.run_ms);
-    add_u32(out, RUN_COUNTS + 4 * bucket(j.run_ms), 1);
-    if let Some(w) = j.wait_ms {
-        add_u64(out, WAIT_SUM, w);
-        add_u32(out, WAIT_COUNTS + 4 * bucket(w), 1);
     }
 }
 
