@@ -156,10 +156,11 @@ for rep in $(seq "$CYCLE_REPS"); do
   for shape in batch live; do
     prefix=$shape
     [ "$shape" = live ] && prefix=cycle
-    say "    round $rep, $shape: tq-client library (prefetch 1 and $PREFETCH), Rust TQ.BPOP/TQ.ACK loop, tq from Node, tq-resque, node-resque, BullMQ, floors"
+    say "    round $rep, $shape: tq-client library (prefetch 1 and $PREFETCH), Rust TQ.BPOP/TQ.ACK and TQ.POP ... ACK loops, tq from Node, tq-resque, node-resque, BullMQ, floors"
     measure $prefix.tq_worker 1 "$DIR/bench-worker" @PORT@ "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS" $shape
     measure $prefix.tq_worker_pf 1 "$DIR/bench-worker" @PORT@ "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS" $shape "$PREFETCH"
     measure $prefix.tq_rust 1 "$DIR/bench-cycle" @PORT@ cycle "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS" $shape
+    [ "$shape" = live ] || measure $prefix.tq_popack 1 "$DIR/bench-cycle" @PORT@ cycle-popack "$CYCLE_JOBS" "$WINDOW" "$CONSUMERS" batch
     measure $prefix.tq_node 1 node "$BENCH_JS" cycle tq @PORT@ "$CYCLE_JOBS" "$CONSUMERS" $shape
     measure $prefix.tq_resque 1 node "$BENCH_JS" cycle tq-resque @PORT@ "$CYCLE_JOBS" "$CONSUMERS" $shape
     measure $prefix.noderesque 0 node "$BENCH_JS" cycle node-resque @PORT@ "$CYCLE_JOBS" "$CONSUMERS" $shape

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """What a job costs the server, counted rather than timed: each workload runs
 against a redis-server under callgrind (valgrind), and the server's
-instructions and its module-API calls are divided by the jobs done. Counts do
-not move with the machine's load, so they show where a change helps even on
-a busy machine; the timed figures of `make bench` stay the yardstick.
+instructions, its module-API calls and its `malloc` calls are divided by the
+jobs done. Counts do not move with the machine's load, so they show where a
+change helps even on a busy machine; the timed figures of `make bench` stay
+the yardstick.
 
 Workloads (each on a fresh server, counted after a warm-up on the same
 namespace):
@@ -43,6 +44,10 @@ CALLS = [
     ("RM_OpenKey", "key opens"),
     ("RM_CreateString", "strings made"),
     ("RM_Alloc", "allocations from Redis"),
+    # Every allocation of the whole server (Redis's own, and the module's
+    # that miss its free lists): calls of jemalloc's `malloc`, what the
+    # README's before-and-after table counts as allocations.
+    ("malloc", "mallocs, whole server"),
     ("RM_Replicate", "replicated commands"),
     ("RM_NotifyKeyspaceEvent", "keyspace events"),
     ("RM_ACLCheckKeyPermissions", "ACL key checks"),
@@ -286,7 +291,8 @@ rows.append((f"lease expiry of {LEASES:,} jobs at once (each held by a worker of
 labels = ["instructions"] + [label for _, label in CALLS]
 with open(OUT, "w") as f:
     f.write("Server work per job, counted (callgrind; scripts/bench_counts.py): instructions of the whole server "
-            "(network and parsing included) and module-API calls, divided by the jobs done. Each row's last "
+            "(network and parsing included), module-API calls and the whole server's `malloc` calls, divided by the "
+            "jobs done. Each row's last "
             "column is its instructions ÷ the section's last row (the floor or yardstick).\n\n")
     f.write("| workload | " + " | ".join(labels) + " | ÷ last row |\n")
     f.write("|---|" + "---:|" * (len(labels) + 1) + "\n")

@@ -31,12 +31,16 @@
 //!   bookkeeping at all: `RPUSH` of node-resque payloads, consumers looping
 //!   `BLPOP` -> parse: what one round trip per job costs this machine, the
 //!   ceiling of any consumer that makes one.
-//! - `cycle-cfloor`: the same, consumers sending `FLOOR.TAKEACK` with tq's
-//!   writes (see `cfloortq`; scripts/floor_module.c loaded), one round trip a
-//!   job, polling: what a module making tq's writes could reach here. Shape
-//!   `batch` only (a consumer on an empty queue spins).
+//! - `cycle-cfloor`: the same, the producer sending `FLOOR.ENQUEUE` (TQ.ENQUEUE's
+//!   checks and writes, the payload given) and consumers `FLOOR.TAKEACK`
+//!   with tq's writes (see `cfloortq`; scripts/floor_module.c loaded), one
+//!   round trip a job, polling: what a module making tq's writes could
+//!   reach here. Shape `batch` only (a consumer on an empty queue spins).
+//! - `cycle-popack`: the same, TQ.ENQUEUE, consumers looping `TQ.POP ...
+//!   ACK` -> parse: the library's one round trip a job without the library
+//!   around it. Shape `batch` only, as above.
 //!
-//! usage: bench-cycle <port> <lpop|popack|ackpop|floor|cfloor|cfloortq|cfloortq_nometrics|noderesque|cycle|cycle-plain|cycle-cfloor> <jobs> <pipeline-depth> <connections> [batch|live]
+//! usage: bench-cycle <port> <lpop|popack|ackpop|floor|cfloor|cfloortq|cfloortq_nometrics|noderesque|cycle|cycle-plain|cycle-cfloor|cycle-popack> <jobs> <pipeline-depth> <connections> [batch|live]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -74,6 +78,7 @@ fn main() {
         "cycle" => Some(Consumer::Tq),
         "cycle-plain" => Some(Consumer::Plain),
         "cycle-cfloor" => Some(Consumer::Floor),
+        "cycle-popack" => Some(Consumer::TqLoop),
         _ => None,
     } {
         let batch = arg(6, "live") == "batch";
@@ -299,6 +304,8 @@ enum Consumer {
     Plain,
     /// `FLOOR.TAKEACK` with tq's writes -> parse (one round trip a job).
     Floor,
+    /// `TQ.POP ... ACK` -> parse (one round trip a job, as the library).
+    TqLoop,
 }
 
 /// The `cycle` mode; returns the seconds from the first enqueue to the last
@@ -312,7 +319,6 @@ fn full_cycle(
     batch: bool,
     consumer: Consumer,
 ) -> (f64, f64, f64) {
-    let plain = consumer != Consumer::Tq;
     let queue_key = format!("{ns}:queue:q");
     let acked = Arc::new(AtomicUsize::new(0));
     let last_ack = Arc::new(OnceLock::new());
@@ -322,6 +328,8 @@ fn full_cycle(
         std::thread::spawn(move || {
             let mut c = client.get_connection().expect("connect");
             let worker = format!("bench:{}", t + 1);
+            // TqLoop: the job this consumer holds, acknowledged by its next pop.
+            let mut held: Option<i64> = None;
             while acked.load(Ordering::Relaxed) < jobs {
                 // The job's payload, and its delivery when it needs an ACK.
                 let job: Option<(Vec<u8>, Option<i64>)> = match consumer {
@@ -335,6 +343,26 @@ fn full_cycle(
                         let job: Option<(String, Vec<u8>)> =
                             redis::cmd("BLPOP").arg(&queue_key).arg(0.2).query(&mut c).expect("BLPOP");
                         job.map(|(_, payload)| (payload, None))
+                    }
+                    Consumer::TqLoop => {
+                        let mut cmd = redis::cmd("TQ.POP");
+                        cmd.arg(&ns).arg(&worker).arg("q");
+                        let acking = held.take();
+                        if let Some(d) = acking {
+                            cmd.arg("ACK").arg(d);
+                        }
+                        let v: redis::Value = cmd.query(&mut c).expect("POP ... ACK");
+                        if acking.is_some() && acked.fetch_add(1, Ordering::Relaxed) + 1 == jobs {
+                            let _ = last_ack.set(Instant::now());
+                        }
+                        held = delivery_of(&v);
+                        if let (redis::Value::Array(items), Some(_)) = (v, held) {
+                            let Some(redis::Value::BulkString(payload)) = items.into_iter().nth(1) else {
+                                panic!("a pop without its payload");
+                            };
+                            let _: serde_json::Value = serde_json::from_slice(&payload).expect("payload");
+                        }
+                        continue;
                     }
                     Consumer::Tq => {
                         let job: Option<(String, Vec<u8>, i64, i64, i64)> =
@@ -363,11 +391,16 @@ fn full_cycle(
     for first in (0..jobs).step_by(window.max(1)) {
         let mut p = redis::pipe();
         for i in first..(first + window.max(1)).min(jobs) {
-            if plain {
-                p.cmd("RPUSH").arg(&queue_key).arg(format!(r#"{{"class":"add","queue":"q","args":[{i},2]}}"#)).ignore();
-            } else {
-                p.cmd("TQ.ENQUEUE").arg(ns).arg("q").arg("add").arg(format!("[{i},2]")).ignore();
-            }
+            let payload = || format!(r#"{{"class":"add","queue":"q","args":[{i},2]}}"#);
+            match consumer {
+                Consumer::Plain => p.cmd("RPUSH").arg(&queue_key).arg(payload()).ignore(),
+                Consumer::Floor => {
+                    p.cmd("FLOOR.ENQUEUE").arg(format!("{ns}:queues")).arg(&queue_key).arg("q").arg(payload()).ignore()
+                }
+                Consumer::Tq | Consumer::TqLoop => {
+                    p.cmd("TQ.ENQUEUE").arg(ns).arg("q").arg("add").arg(format!("[{i},2]")).ignore()
+                }
+            };
         }
         p.query::<()>(&mut c).expect("ENQUEUE");
     }

@@ -222,14 +222,19 @@ tq_variants = [
 peers = ((nr, "noderesque"), (bull, "bullmq"))
 floor_variants = [
     ("floor: plain Redis, RPUSH; BLPOP -> parse (one round trip a job, no bookkeeping at all)", "plain"),
-    ("floor: C module making tq's writes, FLOOR.TAKEACK -> parse (one round trip a job)", "cfloor"),
+    ("floor: C module making tq's writes, FLOOR.ENQUEUE; FLOOR.TAKEACK -> parse (one round trip a job)", "cfloor"),
 ]
 
 
-def cycle_rows(shape, measures, floors):
+# The library's shape as a bare loop (batch only: on an empty queue it
+# spins): what the library's own client work costs beside it.
+popack_loop = ("tq from Rust: plain TQ.POP ... ACK loop (one round trip a job, as the library)", "tq_popack")
+
+
+def cycle_rows(shape, measures, floors, variants=tq_variants):
     for i, (measure, field) in enumerate(measures):
         first = True
-        for label, key in tq_variants + floors:
+        for label, key in variants + floors:
             for other, okey in peers:
                 row(
                     measure if first else "",
@@ -240,7 +245,7 @@ def cycle_rows(shape, measures, floors):
                     num(R, f"{shape}.{okey}.{field}"),
                 )
                 first = False
-        for label, key in floors:
+        for label, key in floors + [v for v in variants if v == popack_loop]:
             row(
                 "",
                 "jobs/s",
@@ -263,6 +268,7 @@ cycle_rows(
         ("drain alone, consumers' start to last ack", "drain_rate"),
     ],
     floor_variants,
+    tq_variants + [popack_loop],
 )
 group(
     f"2b. Full job cycle, live: the same, but the {cons} consumers wait on the empty queue "
