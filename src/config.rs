@@ -14,17 +14,17 @@ use tq_core::settings::{self, Kind, Value, SETTINGS};
 
 /// `tq.lease-ms`: the lease of every job taken by TQ.POP/TQ.BPOP; a job
 /// whose lease runs out (no ACK/FAIL, no heartbeat) is given back.
-pub static LEASE_MS: AtomicI64 = AtomicI64::new(default_int(settings::LEASE_MS));
+pub static LEASE_MS: AtomicI64 = AtomicI64::new(settings::LEASE_MS.default_int());
 
 /// `tq.max-deliveries`: a job whose lease has run out this many times goes
 /// to `failed` instead of back to its queue.
-pub static MAX_DELIVERIES: AtomicI64 = AtomicI64::new(default_int(settings::MAX_DELIVERIES));
+pub static MAX_DELIVERIES: AtomicI64 = AtomicI64::new(settings::MAX_DELIVERIES.default_int());
 
 /// `tq.timer-batch`: at most this many jobs per namespace and kind of work
 /// (promotion, expired leases) in one round of a timer tick. A tick runs
 /// rounds until nothing is due or its time budget is spent, so the batch is
 /// the grain of that budget: about 1 ms of work at the default.
-pub static TIMER_BATCH: AtomicI64 = AtomicI64::new(default_int(settings::TIMER_BATCH));
+pub static TIMER_BATCH: AtomicI64 = AtomicI64::new(settings::TIMER_BATCH.default_int());
 
 /// `tq.auto-promote`: whether the timer promotes due delayed jobs (yes by
 /// default; `no` leaves promotion to TQ.PROMOTE or another scheduler).
@@ -42,17 +42,10 @@ pub fn metrics() -> bool {
 /// `tq.metrics-flush-ms`: how long a worker's open tally gathers its jobs
 /// before they go to their minute's record: how far the records may lag
 /// behind the jobs, against one record write per busy worker that often.
-pub static METRICS_FLUSH_MS: AtomicI64 = AtomicI64::new(default_int(settings::METRICS_FLUSH_MS));
+pub static METRICS_FLUSH_MS: AtomicI64 = AtomicI64::new(settings::METRICS_FLUSH_MS.default_int());
 
 pub fn metrics_flush_ms() -> u64 {
     u64::try_from(METRICS_FLUSH_MS.load(Ordering::Relaxed)).unwrap_or(1)
-}
-
-const fn default_int(s: settings::Setting) -> i64 {
-    match s.kind {
-        Kind::Int { default, .. } => default,
-        Kind::Bool { .. } => 0,
-    }
 }
 
 pub fn auto_promote() -> bool {

@@ -288,18 +288,19 @@ impl Carried {
         let run = bucket(j.run_ms);
         let Some(run_at) = slot_for(raw, C_RUN_SLOTS, run) else { return false };
         let wait = match j.wait_ms {
-            Some(w) => match slot_for(raw, C_WAIT_SLOTS, bucket(w)) {
-                Some(at) => Some((at, w)),
-                None => return false,
-            },
+            Some(w) => {
+                let b = bucket(w);
+                let Some(at) = slot_for(raw, C_WAIT_SLOTS, b) else { return false };
+                Some((at, w, b))
+            }
             None => None,
         };
         add_u32(raw, if j.outcome == Outcome::Processed { C_PROCESSED } else { C_FAILED }, 1);
         add_u64(raw, C_RUN_SUM, j.run_ms);
         count_slot(raw, run_at, run);
-        if let Some((at, w)) = wait {
+        if let Some((at, w, b)) = wait {
             add_u64(raw, C_WAIT_SUM, w);
-            count_slot(raw, at, bucket(w));
+            count_slot(raw, at, b);
         }
         true
     }
@@ -442,7 +443,7 @@ fn plan_record(
 /// How long a worker's open tally ([`OpenTally`]) gathers its jobs before
 /// they go to their minute's record, by default (`tq.metrics-flush-ms`):
 /// how far a minute's record may lag behind the jobs it counts.
-pub const FLUSH_MS: u64 = crate::settings::METRICS_FLUSH_MS.default_int();
+pub const FLUSH_MS: u64 = crate::settings::METRICS_FLUSH_MS.default_int().unsigned_abs();
 
 /// Counts a job that ended under `worker` in the worker's open tally `open`,
 /// which its in-flight entry, rewritten by the same step, carries: so the
@@ -514,9 +515,8 @@ fn add_tally(out: &mut [u8], t: &[u8]) {
 pub fn flush_all(s: &mut impl Store, ns: &Ns<'_>, tallies: Vec<OpenTally>) -> Result<Vec<Effect>> {
     let mut groups: Vec<(OpenTally, [u8; TALLY_BYTES])> = Vec::new();
     for t in tallies.into_iter().filter(|t| t.tally.counts()) {
-        let at =
-            groups.iter().position(|(g, _)| g.minute == t.minute && g.queue() == t.queue() && g.class() == t.class());
-        match at.and_then(|i| groups.get_mut(i)) {
+        match groups.iter_mut().find(|(g, _)| g.minute == t.minute && g.queue() == t.queue() && g.class() == t.class())
+        {
             Some((_, sum)) => t.tally.add_to(sum),
             None => {
                 let mut sum = empty_tally();

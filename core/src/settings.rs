@@ -38,10 +38,10 @@ pub const SETTINGS: [Setting; 6] = [LEASE_MS, MAX_DELIVERIES, TIMER_BATCH, AUTO_
 
 impl Setting {
     /// An integer setting's default (0 for a yes/no one).
-    pub const fn default_int(self) -> u64 {
+    pub const fn default_int(self) -> i64 {
         match self.kind {
-            Kind::Int { default, .. } if default > 0 => default as u64,
-            _ => 0,
+            Kind::Int { default, .. } => default,
+            Kind::Bool { .. } => 0,
         }
     }
 }

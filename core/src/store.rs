@@ -105,7 +105,7 @@ pub trait Store {
     /// How long a worker's open tally gathers its jobs
     /// (`tq.metrics-flush-ms`; see `metrics::carry`).
     fn metrics_flush_ms(&self) -> u64 {
-        crate::settings::METRICS_FLUSH_MS.default_int()
+        crate::metrics::FLUSH_MS
     }
 
     /// When a push last looked at the queue clock `key` (and sampled it if
