@@ -174,10 +174,14 @@ impl Key {
     }
 
     pub fn list_get(&self, ctx: Ctx, index: usize) -> Option<Vec<u8>> {
+        self.list_get_str(ctx, index).map(|s| s.bytes().to_vec())
+    }
+
+    /// The element as the string Redis made for it (a copy of its own).
+    pub fn list_get_str(&self, ctx: Ctx, index: usize) -> Option<RStr> {
         let index = std::os::raw::c_long::try_from(index).ok()?;
         // SAFETY: live list key; the returned string is ours to free.
-        let s = RStr::adopt(ctx, unsafe { raw::RedisModule_ListGet?(self.ptr, index) })?;
-        Some(s.bytes().to_vec())
+        RStr::adopt(ctx, unsafe { raw::RedisModule_ListGet?(self.ptr, index) })
     }
 
     pub fn list_push_tail(&self, value: &RStr) -> bool {

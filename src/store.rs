@@ -56,7 +56,16 @@ pub struct RedisStore {
     /// check of the namespace, where the server can make it): keys under
     /// it need no check of their own.
     trusted: Option<Vec<u8>>,
+    /// The strings `list_range_to_move` read, in order, each until a push
+    /// of the same bytes takes it (see `reuse`).
+    moving: Vec<Option<RStr>>,
+    /// The first of `moving` not yet taken.
+    moving_next: usize,
 }
+
+/// How far past the first string not yet taken `reuse` looks: jobs bound
+/// for several queues are pushed queue by queue, not in the order read.
+const REUSE_WINDOW: usize = 8;
 
 /// Where applied effects are replicated. A served blocked client defers:
 /// in Redis 7.0 a `RedisModule_Call` made while a blocked client is served
@@ -268,7 +277,27 @@ impl RedisStore {
             out: Out { ctx, deferred: None },
             notes: SmallVec::new(),
             trusted: None,
+            moving: Vec::new(),
+            moving_next: 0,
         }
+    }
+
+    /// A string for pushing `value`: the one `list_range_to_move` read with
+    /// these bytes when one is left near the front, else a new copy.
+    fn reuse(&mut self, value: &[u8]) -> Result<RStr> {
+        let slot = self
+            .moving
+            .iter_mut()
+            .skip(self.moving_next)
+            .take(REUSE_WINDOW)
+            .find(|s| s.as_ref().is_some_and(|s| s.bytes() == value));
+        if let Some(s) = slot.and_then(Option::take) {
+            while self.moving.get(self.moving_next).is_some_and(Option::is_none) {
+                self.moving_next += 1;
+            }
+            return Ok(s);
+        }
+        RStr::new(self.ctx, value).ok_or_else(oom)
     }
 
     /// A store for serving a blocked client: replication is deferred to the
@@ -277,6 +306,39 @@ impl RedisStore {
         let mut s = RedisStore::new(ctx);
         s.out.deferred = Some(Vec::new());
         s
+    }
+
+    /// `list_range`; with `keep`, each string read stays in `moving`.
+    fn range(&mut self, key: &[u8], (start, stop, max): (i64, i64, u64), keep: bool) -> Result<Vec<Vec<u8>>> {
+        let Some(len) = self.read(key, Kind::List)?.map(|k| k.len()) else { return Ok(Vec::new()) };
+        let len = i64::try_from(len).unwrap_or(i64::MAX);
+        let norm = |i: i64| if i < 0 { len.saturating_add(i).max(0) } else { i };
+        let first = norm(start);
+        let last = norm(stop).min(len - 1).min(first.saturating_add(i64::try_from(max).unwrap_or(i64::MAX)) - 1);
+        if first > last || max == 0 {
+            return Ok(Vec::new());
+        }
+        // Read in order through the key API (Redis keeps the key's list
+        // iterator between neighbours), then closed: Redis 7.0 asserts when
+        // a list read this way is deleted through the same handle.
+        let ctx = self.ctx;
+        let (first, last) = (usize::try_from(first).unwrap_or(0), usize::try_from(last).unwrap_or(0));
+        let mut out = Vec::with_capacity(last.saturating_sub(first).saturating_add(1));
+        let mut kept = Vec::new();
+        {
+            let Some(k) = self.read(key, Kind::List)? else { return Ok(Vec::new()) };
+            for i in first..=last {
+                let s =
+                    k.list_get_str(ctx, i).ok_or_else(|| TqError::Internal("list shorter than its length".into()))?;
+                out.push(s.bytes().to_vec());
+                if keep {
+                    kept.push(Some(s));
+                }
+            }
+        }
+        self.moving.extend(kept);
+        self.release(key);
+        Ok(out)
     }
 
     /// Checks the caller's access to the whole namespace at once where the
@@ -465,14 +527,15 @@ impl RedisStore {
                 let head = matches!(e, Effect::LPushMany { .. });
                 let mut args = Vec::with_capacity(values.len() + 1);
                 args.push(crate::names::get(key).ok_or_else(oom)?);
-                let k = self.open_write(key)?;
                 for value in values {
-                    let v = RStr::new(ctx, value).ok_or_else(oom)?;
-                    let pushed = if head { k.list_push_head(&v) } else { k.list_push_tail(&v) };
+                    args.push(self.reuse(value)?);
+                }
+                let k = self.open_write(key)?;
+                for v in args.iter().skip(1) {
+                    let pushed = if head { k.list_push_head(v) } else { k.list_push_tail(v) };
                     if !pushed {
                         return Err(TqError::Internal("list push failed".into()));
                     }
-                    args.push(v);
                 }
                 // One push of them all, as RPUSH/LPUSH with many values.
                 if let (Some(name), true) = (args.first(), args.len() > 1) {
@@ -902,29 +965,11 @@ impl Store for RedisStore {
     }
 
     fn list_range(&mut self, key: &[u8], start: i64, stop: i64, max: u64) -> Result<Vec<Vec<u8>>> {
-        let Some(len) = self.read(key, Kind::List)?.map(|k| k.len()) else { return Ok(Vec::new()) };
-        let len = i64::try_from(len).unwrap_or(i64::MAX);
-        let norm = |i: i64| if i < 0 { len.saturating_add(i).max(0) } else { i };
-        let first = norm(start);
-        let last = norm(stop).min(len - 1).min(first.saturating_add(i64::try_from(max).unwrap_or(i64::MAX)) - 1);
-        if first > last || max == 0 {
-            return Ok(Vec::new());
-        }
-        // Read in order through the key API (Redis keeps the key's list
-        // iterator between neighbours), then closed: Redis 7.0 asserts when
-        // a list read this way is deleted through the same handle.
-        let ctx = self.ctx;
-        let out = {
-            let Some(k) = self.read(key, Kind::List)? else { return Ok(Vec::new()) };
-            let (first, last) = (usize::try_from(first).unwrap_or(0), usize::try_from(last).unwrap_or(0));
-            let mut out = Vec::with_capacity(last.saturating_sub(first).saturating_add(1));
-            for i in first..=last {
-                out.push(k.list_get(ctx, i).ok_or_else(|| TqError::Internal("list shorter than its length".into()))?);
-            }
-            out
-        };
-        self.release(key);
-        Ok(out)
+        self.range(key, (start, stop, max), false)
+    }
+
+    fn list_range_to_move(&mut self, key: &[u8], start: i64, stop: i64, max: u64) -> Result<Vec<Vec<u8>>> {
+        self.range(key, (start, stop, max), true)
     }
 
     fn zset_card(&mut self, key: &[u8]) -> Result<usize> {

@@ -588,3 +588,43 @@ fn a_promotion_backlog_worked_between_client_moves_replicates_exactly() {
     assert_eq!(r.digest(), p.digest(), "seed {seed}: DEBUG DIGEST differs between primary and replica");
     assert_no_errors_from_primary(&replica);
 }
+
+/// Promotion pushes the strings it read from a bucket rather than copies
+/// when it can: a bucket whose jobs go to many queues, in a seeded order,
+/// with payloads filed twice, must still land each job once per filing, in
+/// bucket order within its queue, and replicate exactly
+/// (`TQ_REUSE_SEED=<n>` replays a run).
+#[test]
+fn a_bucket_for_many_queues_with_repeated_payloads_lands_in_order_and_replicates() {
+    let seed = tq_testkit::rng::seed("TQ_REUSE_SEED");
+    let mut rng = tq_testkit::rng::Rng(seed);
+    let primary = start_primary(&["--tq.auto-promote", "no"]);
+    let replica = replica_of(&primary, false);
+    let mut p = primary.conn();
+    let mut r = replica.conn();
+    let n = ns("reuse");
+    let queues: Vec<String> = (0..12).map(|i| format!("q{i}")).collect();
+    let mut filed: Vec<(String, String)> = Vec::new();
+    for i in 0..600 {
+        // One job in five is a payload filed before, again.
+        let (q, payload) = match filed.len() {
+            len if len > 0 && rng.chance(20) => filed[rng.below(len)].clone(),
+            _ => {
+                let q = queues[rng.below(queues.len())].clone();
+                (q.clone(), format!(r#"{{"class":"Job","queue":"{q}","args":[{i}]}}"#))
+            }
+        };
+        p.ok(&["RPUSH", &format!("{n}:delayed:1000"), &payload]);
+        p.ok(&["SADD", &format!("{n}:timestamps:{payload}"), "delayed:1000"]);
+        filed.push((q, payload));
+    }
+    p.ok(&["ZADD", &format!("{n}:delayed_queue_schedule"), "1000", "1000"]);
+    assert_eq!(p.int(&["TQ.PROMOTE", &n, "LIMIT", "1000"]), filed.len() as i64, "seed {seed}");
+    for q in &queues {
+        let want: Vec<String> = filed.iter().filter(|(to, _)| to == q).map(|(_, p)| p.clone()).collect();
+        assert_eq!(p.lrange(&format!("{n}:queue:{q}")), want, "seed {seed}: queue {q}");
+    }
+    wait_replicated(&mut p);
+    assert_eq!(r.digest(), p.digest(), "seed {seed}: DEBUG DIGEST differs between primary and replica");
+    assert_no_errors_from_primary(&replica);
+}

@@ -188,6 +188,22 @@ pub fn decode_string(literal: &[u8]) -> Result<Vec<u8>> {
     Ok(s)
 }
 
+/// The bytes a string's plain run stops at: a quote, a backslash, a
+/// control character (one table load a byte instead of three compares).
+/// Built at compile time, where an index out of range fails the build.
+#[allow(clippy::indexing_slicing)]
+static STOPS_STRING: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = true;
+        c += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 struct Parser<'a> {
     b: &'a [u8],
     pos: usize,
@@ -195,6 +211,11 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn new(b: &'a [u8]) -> Result<Self> {
+        // ASCII first: a word-at-a-time scan, far cheaper than a UTF-8
+        // decode on the short payloads a take or a promotion inspects.
+        if b.is_ascii() {
+            return Ok(Parser { b, pos: 0 });
+        }
         if let Err(e) = std::str::from_utf8(b) {
             return Err(JsonError { msg: "invalid UTF-8", offset: e.valid_up_to() });
         }
@@ -240,7 +261,7 @@ impl<'a> Parser<'a> {
     /// payload a promotion or take inspects.
     fn plain_run(&mut self) {
         let rest = self.b.get(self.pos..).unwrap_or_default();
-        self.pos += rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).unwrap_or(rest.len());
+        self.pos += rest.iter().position(|&c| STOPS_STRING.get(usize::from(c)) != Some(&false)).unwrap_or(rest.len());
     }
 
     /// JSON whitespace is exactly space, tab, LF and CR.
@@ -427,6 +448,12 @@ impl<'a> Parser<'a> {
 
     fn skip_string(&mut self) -> Result<()> {
         self.expect(b'"')?;
+        // Most strings have nothing to decode: one run to the closing quote.
+        self.plain_run();
+        if self.peek() == Some(b'"') {
+            self.pos += 1;
+            return Ok(());
+        }
         loop {
             self.plain_run();
             match self.next_byte() {

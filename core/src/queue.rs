@@ -300,7 +300,9 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
         // as much as the job's whole move).
         let payloads = match take {
             0 => Vec::new(),
-            n => s.list_range(&bkey, 0, i64::try_from(n).unwrap_or(i64::MAX) - 1, u64::try_from(n).unwrap_or(0))?,
+            n => {
+                s.list_range_to_move(&bkey, 0, i64::try_from(n).unwrap_or(i64::MAX) - 1, u64::try_from(n).unwrap_or(0))?
+            }
         };
         if payloads.len() != take {
             return Err(TqError::Internal("delayed bucket shorter than its length".into()));

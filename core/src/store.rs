@@ -73,6 +73,12 @@ pub trait Store {
     /// LRANGE-style: elements `start..=stop` (negative from the end), at most
     /// `max` of them.
     fn list_range(&mut self, key: &[u8], start: i64, stop: i64, max: u64) -> Result<Vec<Vec<u8>>>;
+    /// `list_range` of elements the plan pushes on elsewhere, as promotion
+    /// does with each job it reads: a store may keep what it read, to push
+    /// the same string rather than a new copy of the bytes.
+    fn list_range_to_move(&mut self, key: &[u8], start: i64, stop: i64, max: u64) -> Result<Vec<Vec<u8>>> {
+        self.list_range(key, start, stop, max)
+    }
     /// The number of members of a zset (0 when absent).
     fn zset_card(&mut self, key: &[u8]) -> Result<usize>;
     /// A member's score (None when the zset or the member is absent).
