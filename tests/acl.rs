@@ -299,6 +299,35 @@ fn options_add_the_plain_commands_they_perform() {
     assert_eq!(admin.digest(), before);
 }
 
+/// `TQ.POP ... ACK` completes the delivery as TQ.ACK does, so it needs the
+/// plain commands TQ.ACK needs: the lease's removal is a ZREM that the
+/// take alone never makes.
+#[test]
+fn a_pop_that_acks_needs_what_the_ack_needs() {
+    let s = Server::start();
+    let mut admin = s.conn();
+    admin.ok(&["ACL", "SETUSER", "nozrem", "on", ">pw", "+@all", "-zrem", "~resque", "~resque:*"]);
+    let mut u = login(&s, "nozrem");
+    u.ok(&["TQ.ENQUEUE", "resque", "q", "c", "[1]"]);
+    u.ok(&["TQ.ENQUEUE", "resque", "q", "c", "[2]"]);
+    // A take alone removes no lease.
+    let taken = u.ok(&["TQ.POP", "resque", "w1", "q"]);
+    let common::Value::Array(reply) = taken else { panic!("a job: {taken:?}") };
+    let delivery = match reply.get(2) {
+        Some(common::Value::Int(d)) => d.to_string(),
+        Some(common::Value::BulkString(d)) => String::from_utf8_lossy(d).into_owned(),
+        other => panic!("a delivery id: {other:?}"),
+    };
+    let e = u.err(&["TQ.ACK", "resque", "w1", &delivery]);
+    assert!(is_noperm_for(&e, "tq.ack") && e.contains("'zrem'"), "{e}");
+    let before = admin.quiet_digest();
+    let e = u.err(&["TQ.POP", "resque", "w1", "q", "ACK", &delivery]);
+    assert!(is_noperm_for(&e, "tq.pop") && e.contains("'zrem'"), "{e}");
+    assert_eq!(admin.digest(), before, "nothing written by the refused call");
+    admin.ok(&["ACL", "SETUSER", "nozrem", "+zrem"]);
+    assert!(matches!(u.ok(&["TQ.POP", "resque", "w1", "q", "ACK", &delivery]), common::Value::Array(_)));
+}
+
 /// Where the server checks a whole key prefix at once (Valkey >= 9), a
 /// namespace is trusted only when the caller's patterns grant every key
 /// under it; any narrower or trickier pattern falls back on the check of

@@ -91,7 +91,8 @@ pub struct Pop;
 impl Command for Pop {
     const NAME: &'static CStr = c"tq.pop";
     const FLAGS: &'static CStr = c"write deny-oom";
-    const ACL: Acl = Acl::fast(&[Lpop, Set, Sadd, Zadd, Del, Incr]);
+    // ACK completes a delivery as TQ.ACK does: its lease goes with a ZREM.
+    const ACL: Acl = Acl::fast(&[Lpop, Set, Sadd, Zadd, Del, Incr]).with(&[("ACK", &[Zrem])]);
     const DOC: Doc = Doc {
         summary: c"Takes the next job from the first non-empty queue (priority order; * = all, alphabetically; the worker's broadcast mailbox first) and records it as the worker's job in flight under a new delivery id and a lease; a worker that holds a job gets that job again; with ACK <delivery>, first completes that delivery (as TQ.ACK)",
         complexity: c"O(Q) in the number of queues, plus the size of the job",
