@@ -163,7 +163,7 @@ row(
 )
 cfloor_label = (
     "C module: the same writes in one command (FLOOR.TAKEACK of scripts/floor_module.c: "
-    "each key's ACL checked, each write replicated)"
+    "each key's ACL and each plain command's checked, each write replicated)"
 )
 cfloortq_label = (
     "C module: tq's writes in one command (the same, plus the delivery counter, the in-flight entry, "

@@ -309,6 +309,28 @@ fn floor_commands_check_the_callers_keys_and_commands() {
     ]));
     assert_eq!(c.int(&["DBSIZE"]), 0, "nothing written by a refused call");
     assert_eq!(lim.int(&["FLOOR.ENQUEUE", "n:queues", "n:queue:q", "q", "job"]), 1);
+    // ZREM refused: the take + complete is refused (as TQ.POP ... ACK), and
+    // writes nothing.
+    c.ok(&["ACL", "SETUSER", "lim", "-zrem"]);
+    let takeack = [
+        "FLOOR.TAKEACK",
+        "n:queue:q",
+        "n:worker:w:q",
+        "n:workers",
+        "w:q",
+        "n:tq:leases",
+        "w",
+        "n:stat:processed",
+        "n:stat:processed:w",
+        "rec",
+        "1",
+    ];
+    let before = c.quiet_digest();
+    refused(lim.err(&takeack));
+    assert_eq!(c.digest(), before, "nothing written by a refused take");
+    c.ok(&["ACL", "SETUSER", "lim", "+zrem"]);
+    assert_eq!(lim.string(&takeack).as_deref(), Some("job"));
+    assert_eq!(lim.int(&["FLOOR.ENQUEUE", "n:queues", "n:queue:q", "q", "job"]), 1);
     // A marker outside the user's patterns: the promotion is refused whole.
     delayed_layout(&mut c, &[1_700_000_000], 3);
     let before = c.quiet_digest();
