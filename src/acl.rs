@@ -16,6 +16,7 @@ use redis_module::raw;
 use tq_core::error::show;
 
 use crate::rm::{self, User};
+use tq_core::store::Effect;
 
 /// The plain commands TQ commands stand for in ACL checks.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -41,9 +42,11 @@ pub enum Plain {
     Hset,
     Hdel,
     Hgetall,
+    Lset,
+    Pexpireat,
 }
 
-const COUNT: usize = 21;
+const COUNT: usize = 23;
 
 const ALL: [Plain; COUNT] = [
     Plain::Get,
@@ -67,6 +70,8 @@ const ALL: [Plain; COUNT] = [
     Plain::Hset,
     Plain::Hdel,
     Plain::Hgetall,
+    Plain::Lset,
+    Plain::Pexpireat,
 ];
 
 // `NAMES` is indexed by discriminant: `ALL` must list each variant at its own.
@@ -103,6 +108,8 @@ impl Plain {
             Plain::Hset => "hset",
             Plain::Hdel => "hdel",
             Plain::Hgetall => "hgetall",
+            Plain::Lset => "lset",
+            Plain::Pexpireat => "pexpireat",
         }
     }
 
@@ -111,12 +118,44 @@ impl Plain {
     const fn categories(self) -> &'static [&'static str] {
         match self {
             Plain::Get | Plain::Set | Plain::Incr => &["string"],
-            Plain::Del | Plain::Scan => &["keyspace"],
+            Plain::Del | Plain::Scan | Plain::Pexpireat => &["keyspace"],
             Plain::Blpop => &["list", "blocking"],
-            Plain::Rpush | Plain::Lpush | Plain::Lpop | Plain::Llen | Plain::Lrange | Plain::Lrem => &["list"],
+            Plain::Rpush | Plain::Lpush | Plain::Lpop | Plain::Llen | Plain::Lrange | Plain::Lrem | Plain::Lset => {
+                &["list"]
+            }
             Plain::Sadd | Plain::Srem | Plain::Smembers => &["set"],
             Plain::Zadd | Plain::Zrem | Plain::Zrange => &["sortedset"],
             Plain::Hset | Plain::Hdel | Plain::Hgetall => &["hash"],
+        }
+    }
+
+    /// Its bit in a set of plain commands (`Acl::mask`).
+    pub const fn bit(self) -> u32 {
+        1 << self as u32
+    }
+
+    /// The plain commands an effect is, as a client making it by hand would
+    /// run them (a promotion's partial pop is an LPOP replicated as LTRIM;
+    /// a set of markers is emptied with DEL, or SREM where other members
+    /// stay).
+    pub fn of(e: &Effect) -> &'static [Plain] {
+        match e {
+            Effect::RPush { .. } | Effect::RPushMany { .. } => &[Plain::Rpush],
+            Effect::LPush { .. } | Effect::LPushMany { .. } => &[Plain::Lpush],
+            Effect::LPop { .. } | Effect::LPopN { .. } => &[Plain::Lpop],
+            Effect::RemoveMarkers { .. } => &[Plain::Del, Plain::Srem],
+            Effect::SAdd { .. } => &[Plain::Sadd],
+            Effect::SRem { .. } => &[Plain::Srem],
+            Effect::ZAdd { .. } => &[Plain::Zadd],
+            Effect::ZRem { .. } | Effect::ZRemMany { .. } => &[Plain::Zrem],
+            Effect::HSet { .. } | Effect::HSetMany { .. } => &[Plain::Hset],
+            Effect::HDel { .. } | Effect::HDelMany { .. } => &[Plain::Hdel],
+            Effect::Set { .. } | Effect::SetPxAt { .. } | Effect::MSet { .. } => &[Plain::Set],
+            Effect::LSet { .. } => &[Plain::Lset],
+            Effect::LRem { .. } => &[Plain::Lrem],
+            Effect::PExpireAt { .. } => &[Plain::Pexpireat],
+            Effect::Del { .. } => &[Plain::Del],
+            Effect::Incr { .. } => &[Plain::Incr],
         }
     }
 
@@ -207,11 +246,19 @@ pub fn declare(ctx: rm::Ctx, name: &CStr, acl: &Acl, writes: bool) {
     }
 }
 
+/// The caller of the running command as `admit` found it, handed to the
+/// command's store.
+pub struct Caller {
+    pub user: Option<User>,
+    /// The plain commands `admit` found the user may run (`Plain::bit`s).
+    pub admitted: u32,
+    pub command: &'static CStr,
+}
+
 thread_local! {
-    /// The caller's user, looked up by `admit` and handed to the command's
-    /// store, for this one call only: a user handle must not outlive the
-    /// command (ACL DELUSER and ACL LOAD free users).
-    static CALLER: RefCell<Option<Option<User>>> = const { RefCell::new(None) };
+    /// The caller, for this one call only: a user handle must not outlive
+    /// the command (ACL DELUSER and ACL LOAD free users).
+    static CALLER: RefCell<Option<Caller>> = const { RefCell::new(None) };
 }
 
 /// Checks that the caller may run each plain command of `acl` on the
@@ -220,12 +267,13 @@ thread_local! {
 /// `ACL LOG`. Without a user (replication, AOF loading) all is allowed.
 pub fn admit(
     ctx: rm::Ctx,
-    name: &CStr,
+    name: &'static CStr,
     acl: &Acl,
     argv: *mut *mut raw::RedisModuleString,
     argc: c_int,
 ) -> Result<(), String> {
     let user = User::current(ctx);
+    let mut admitted = 0;
     if let (Some(u), Some(ns)) = (&user, rm::arg_at(argv, argc, 1)) {
         for p in acl.required(argv, argc) {
             let cmd = p.string();
@@ -240,15 +288,48 @@ pub fn admit(
                     name.to_string_lossy()
                 ));
             }
+            admitted |= p.bit();
         }
     }
-    CALLER.with(|c| *c.borrow_mut() = Some(user));
+    CALLER.with(|c| *c.borrow_mut() = Some(Caller { user, admitted: covered(admitted), command: name }));
     Ok(())
 }
 
-/// The user `admit` looked up for the running command, once; None outside
-/// a command (timers, blocked clients served later).
-pub fn take_caller() -> Option<Option<User>> {
+/// A set of plain commands with those they imply: a client allowed BLPOP
+/// pops as LPOP does (Redis replicates a served BLPOP as LPOP).
+fn covered(mask: u32) -> u32 {
+    if mask & Plain::Blpop.bit() != 0 {
+        mask | Plain::Lpop.bit()
+    } else {
+        mask
+    }
+}
+
+impl Acl {
+    /// The plain commands it always performs, as a set (`Plain::bit`s).
+    pub fn mask(&self) -> u32 {
+        covered(self.plain.iter().fold(0, |m, p| m | p.bit()))
+    }
+}
+
+/// Whether `user` may run `plain` on `key`, as `admit` asks for the
+/// namespace; a refusal is added to `ACL LOG`. The store asks this of the
+/// writes `admit`'s list did not cover (those only some calls make: a
+/// corrupt job moved to failed, a redelivered job's count), before any.
+pub fn may_perform(ctx: rm::Ctx, user: &User, plain: Plain, key: *mut raw::RedisModuleString) -> bool {
+    let cmd = plain.string();
+    if !cmd.is_null() && user.may_run(&mut [cmd, key]) {
+        return true;
+    }
+    if !cmd.is_null() {
+        user.log_command_denied(ctx, cmd);
+    }
+    false
+}
+
+/// The caller `admit` looked up for the running command, once; None
+/// outside a command (timers, blocked clients served later).
+pub fn take_caller() -> Option<Caller> {
     CALLER.with(|c| c.borrow_mut().take())
 }
 

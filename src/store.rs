@@ -16,6 +16,7 @@ use smallvec::SmallVec;
 use tq_core::store::{parse_i64, wrong_type, Effect, Kind, Store};
 use tq_core::{Result, TqError};
 
+use crate::acl::Plain;
 use crate::cache;
 use crate::rm::{self, Key, KeyType, RStr, User};
 
@@ -61,6 +62,13 @@ pub struct RedisStore {
     moving: Vec<Option<RStr>>,
     /// The first of `moving` not yet taken.
     moving_next: usize,
+    /// The plain commands the caller is known to be allowed (`Plain::bit`s):
+    /// those its TQ command declared, then each one a write needed.
+    admitted: u32,
+    /// The TQ command, for a refusal's text.
+    command: &'static CStr,
+    /// `<ns>:` of the command's namespace (empty until `trust_namespace`).
+    prefix: Vec<u8>,
 }
 
 /// How far past the first string not yet taken `reuse` looks: jobs bound
@@ -267,10 +275,12 @@ fn cannot_open() -> TqError {
 
 impl RedisStore {
     pub fn new(ctx: rm::Ctx) -> Self {
+        // The command's caller, already looked up by its ACL check.
+        let caller = crate::acl::take_caller();
+        let (admitted, command) = caller.as_ref().map_or((0, c"this command"), |c| (c.admitted, c.command));
         RedisStore {
             ctx,
-            // The command's caller, already looked up by its ACL check.
-            user: crate::acl::take_caller().unwrap_or_else(|| User::current(ctx)),
+            user: caller.map_or_else(|| User::current(ctx), |c| c.user),
             now: Cell::new(None),
             db: rm::selected_db(ctx),
             handles: Handles::default(),
@@ -279,6 +289,9 @@ impl RedisStore {
             trusted: None,
             moving: Vec::new(),
             moving_next: 0,
+            admitted,
+            command,
+            prefix: Vec::new(),
         }
     }
 
@@ -300,12 +313,43 @@ impl RedisStore {
         RStr::new(self.ctx, value).ok_or_else(oom)
     }
 
-    /// A store for serving a blocked client: replication is deferred to the
-    /// end of `apply` (see `Out`).
-    pub fn serving_blocked(ctx: rm::Ctx) -> Self {
+    /// A store for serving a blocked client of `command`, which `admitted`
+    /// the plain commands of this set when it blocked: replication is
+    /// deferred to the end of `apply` (see `Out`).
+    pub fn serving_blocked(ctx: rm::Ctx, command: &'static CStr, admitted: u32) -> Self {
         let mut s = RedisStore::new(ctx);
         s.out.deferred = Some(Vec::new());
+        (s.command, s.admitted) = (command, admitted);
         s
+    }
+
+    /// Refuses `e` unless the caller may run each plain command it is (see
+    /// `acl::may_perform`); each one allowed is asked once per command. The
+    /// job metrics' own keys are the exception: they record what the
+    /// command did, whoever called it (their keys are checked as any).
+    fn gate(&mut self, e: &Effect) -> Result<()> {
+        let Some(user) = self.user.as_ref() else { return Ok(()) };
+        for &plain in Plain::of(e) {
+            if self.admitted & plain.bit() != 0 {
+                continue;
+            }
+            let key = e.keys().next().unwrap_or_default();
+            let metrics = !self.prefix.is_empty()
+                && e.keys().all(|k| k.strip_prefix(self.prefix.as_slice()).is_some_and(tq_core::keys::is_metrics));
+            if metrics {
+                continue;
+            }
+            let name = crate::names::get(key).ok_or_else(oom)?;
+            if !crate::acl::may_perform(self.ctx, user, plain, name.as_ptr()) {
+                return Err(TqError::NoPermCommand {
+                    plain: plain.name(),
+                    key: key.to_vec(),
+                    command: self.command.to_string_lossy().into_owned(),
+                });
+            }
+            self.admitted |= plain.bit();
+        }
+        Ok(())
     }
 
     /// `list_range`; with `keep`, each string read stays in `moving`.
@@ -345,10 +389,10 @@ impl RedisStore {
     /// server can (Valkey >= 9): when granted, its keys skip their own
     /// checks. Elsewhere, or when refused, each key is checked as it is used.
     pub fn trust_namespace(&mut self, ns: &tq_core::keys::Ns<'_>) {
+        self.prefix = ns.prefix();
         let Some(user) = self.user.as_ref().filter(|_| rm::has_prefix_check()) else { return };
-        let prefix = ns.prefix();
-        if user.may_prefix(&prefix) == Some(true) {
-            self.trusted = Some(prefix);
+        if user.may_prefix(&self.prefix) == Some(true) {
+            self.trusted = Some(self.prefix.clone());
         }
     }
 
@@ -455,6 +499,7 @@ impl RedisStore {
         // only pay off for a few keys), and used again to apply.
         let mut marker_names: Vec<Vec<RStr>> = Vec::new();
         for e in effects {
+            self.gate(e)?;
             if let Effect::RemoveMarkers { keys, .. } = e {
                 let mut names = Vec::with_capacity(keys.len());
                 for key in keys {

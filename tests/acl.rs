@@ -374,3 +374,199 @@ fn patterns_that_grant_only_part_of_a_namespace_are_checked_key_by_key() {
         assert!(s.log().contains("key-prefix check"), "Valkey 9 offers the prefix check:\n{}", s.log());
     }
 }
+
+/// A write only some calls make is checked before any: a take that would
+/// move a corrupt job to failed (an RPUSH) is refused whole to a user who
+/// may not RPUSH, and says which write it was.
+#[test]
+fn a_write_only_some_calls_make_is_checked_before_any() {
+    let s = Server::start();
+    let mut admin = s.conn();
+    admin.ok(&["ACL", "SETUSER", "norpush", "on", ">pw", "+@all", "-rpush", "~resque", "~resque:*"]);
+    admin.ok(&["RPUSH", "resque:queue:q", "not json"]);
+    let before = admin.quiet_digest();
+    let mut u = login(&s, "norpush");
+    let e = u.err(&["TQ.POP", "resque", "w1", "q"]);
+    assert_eq!(
+        e,
+        "NOPERM this user has no permissions to run the 'rpush' command on 'resque:failed', which tq.pop performs"
+    );
+    assert_eq!(admin.digest(), before, "nothing written by the refused take");
+    let log = format!("{:?}", admin.ok(&["ACL", "LOG"]));
+    assert!(log.contains("rpush"), "{log}");
+    admin.ok(&["ACL", "SETUSER", "norpush", "+rpush"]);
+    assert_eq!(u.ok(&["TQ.POP", "resque", "w1", "q"]), common::Value::Nil, "the corrupt job went to failed");
+    assert_eq!(admin.int(&["LLEN", "resque:failed"]), 1);
+}
+
+/// A workload reaching every writing TQ command and its options, in order,
+/// on one namespace (`{ns}`; `{d:<worker>}` is the delivery that worker
+/// holds). Each step must succeed for a user allowed everything.
+const EFFECT_STEPS: &[&[&str]] = &[
+    &["TQ.ENQUEUE", "{ns}", "q", "c", "[1]"],
+    &["TQ.ENQUEUE", "{ns}", "q", "c", "[2]", "UNIQUE", "60000"],
+    &["TQ.ENQUEUE", "{ns}", "q", "c", "[3]", "NOTDELAYED"],
+    &["TQ.ENQUEUEAT", "{ns}", "1000", "q", "c", "[4]"],
+    &["TQ.ENQUEUEIN", "{ns}", "100000000", "q", "c", "[5]"],
+    &["TQ.PROMOTE", "{ns}"],
+    &["TQ.POP", "{ns}", "w1", "q", "JOBLOCK", "60000", "LEASE", "60000"],
+    &["TQ.HEARTBEAT", "{ns}", "w1", "60000", "{d:w1}"],
+    &["TQ.NACK", "{ns}", "w1", "{d:w1}"],
+    &["TQ.POP", "{ns}", "w1", "q"],
+    &["TQ.POP", "{ns}", "w1", "q", "ACK", "{d:w1}"],
+    &["TQ.FAIL", "{ns}", "w1", "{d:w1}", "E", "e", "RETRY", "5", "BACKOFF", "100000"],
+    &["TQ.POP", "{ns}", "w1", "q"],
+    &["TQ.FAIL", "{ns}", "w1", "{d:w1}", "E", "e", "RETRY", "5", "BACKOFF", "0"],
+    &["TQ.POP", "{ns}", "w1", "q"],
+    &["TQ.NACK", "{ns}", "w1", "{d:w1}", "DELAY", "5000"],
+    &["TQ.POP", "{ns}", "w1", "q"],
+    &["TQ.FAIL", "{ns}", "w1", "{d:w1}", "E", "e"],
+    &["TQ.POP", "{ns}", "w1", "bad"],
+    &["TQ.BPOP", "{ns}", "w2", "q", "10"],
+    &["TQ.BROADCAST", "{ns}", "c"],
+    &["TQ.RECUR", "{ns}", "c", "q2", "60000"],
+    &["TQ.UNRECUR", "{ns}", "c", "q2"],
+    &["TQ.PAUSE", "{ns}", "q9"],
+    &["TQ.RESUME", "{ns}", "q9"],
+    &["TQ.LOCK", "{ns}", "l", "o", "10000"],
+    &["TQ.RENEW", "{ns}", "l", "o", "1", "10000"],
+    &["TQ.UNLOCK", "{ns}", "l", "o", "1", "FAIL"],
+    &["TQ.HLOCK", "{ns}", "h", "f", "o", "10000"],
+    &["TQ.HRENEW", "{ns}", "h", "f", "o", "2", "10000"],
+    &["TQ.HUNLOCK", "{ns}", "h", "f", "o", "2", "FAIL"],
+    &["TQ.LEADER", "{ns}", "me", "10000"],
+    &["TQ.RESIGN", "{ns}", "me"],
+    &["TQ.FAILRETRY", "{ns}"],
+    &["TQ.FAILREMOVE", "{ns}"],
+    &["TQ.DEL", "{ns}", "q", "c", "[1]"],
+    &["TQ.DELDELAYED", "{ns}", "q", "c", "[5]"],
+    &["TQ.DELBYCLASS", "{ns}", "q", "c"],
+    &["TQ.DELQUEUE", "{ns}", "q"],
+    &["TQ.FORCECLEAN", "{ns}", "w2"],
+    &["TQ.CLEANWORKERS", "{ns}", "0"],
+    &["TQ.UNTRACK", "{ns}", "w9", "q"],
+];
+
+/// Runs `step` (of `EFFECT_STEPS`) on `ns`.
+fn effect_step(c: &mut common::Conn, ns: &str, step: &[&str]) -> Result<common::Value, String> {
+    let mut args = Vec::new();
+    for a in step {
+        args.push(match a.strip_prefix("{d:").and_then(|w| w.strip_suffix('}')) {
+            Some(worker) => c.delivery(ns, worker),
+            None => a.replace("{ns}", ns),
+        });
+    }
+    c.q(&args)
+}
+
+/// The data a namespace needs before the workload: a corrupt job, which a
+/// take moves to failed.
+fn effect_setup(c: &mut common::Conn, ns: &str) {
+    c.ok(&["RPUSH", &format!("{ns}:queue:bad"), "not json"]);
+}
+
+/// The plain command (as ACL rules name it) a replicated command is.
+fn plain_of(replicated: &str) -> Option<&str> {
+    Some(match replicated {
+        "multi" | "exec" | "select" | "ping" | "replconf" => return None,
+        "mset" => "set",
+        "incrby" => "incr",
+        "ltrim" => "lpop",
+        "unlink" => "del",
+        other => other,
+    })
+}
+
+/// Hunts ACL bypasses: every plain command a TQ command's effects are made
+/// of (as a replica without the module sees them) must be one its caller
+/// needs. Each step is replayed on a fresh namespace by a user refused
+/// one of the plain commands it replicated; the step must be refused. The
+/// job metrics are off: their own keys are written whatever the caller's
+/// plain commands (they record what a command did).
+#[test]
+fn every_plain_command_a_step_performs_is_one_its_caller_needs() {
+    let primary = Server::start_with(
+        common::Opts::module_with(&["metrics", "no"]).with_args(&["--repl-diskless-sync-delay", "0"]),
+    );
+    let replica = Server::start_with(common::Opts {
+        module: false,
+        args: ["--replicaof", "127.0.0.1", &primary.port.to_string()].map(String::from).to_vec(),
+        ..common::Opts::default()
+    });
+    let mut r = replica.conn();
+    common::wait_until(30, "the replica's link up", || {
+        r.info_field("replication", "master_link_status").as_deref() == Some("up")
+    });
+    let mut p = primary.conn();
+    let calls = |r: &mut common::Conn| -> std::collections::HashMap<String, i64> {
+        let stats = r.string(&["INFO", "commandstats"]).unwrap_or_default();
+        stats
+            .lines()
+            .filter_map(|l| {
+                let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+                let n = rest.strip_prefix("calls=")?.split(',').next()?.parse().ok()?;
+                Some((name.to_string(), n))
+            })
+            .collect()
+    };
+    // What each step replicates.
+    effect_setup(&mut p, "obs");
+    assert_eq!(p.int(&["WAIT", "1", "5000"]), 1);
+    let mut performed: Vec<Vec<String>> = Vec::new();
+    for step in EFFECT_STEPS {
+        let before = calls(&mut r);
+        effect_step(&mut p, "obs", step).unwrap_or_else(|e| panic!("step {step:?}: {e}"));
+        assert_eq!(p.int(&["WAIT", "1", "5000"]), 1, "replicated");
+        let after = calls(&mut r);
+        let mut plain: Vec<String> = after
+            .iter()
+            .filter(|(name, n)| **n > before.get(*name).copied().unwrap_or(0))
+            .filter_map(|(name, _)| plain_of(name).map(str::to_string))
+            .filter(|name| name != "wait" && name != "info")
+            .collect();
+        plain.sort();
+        plain.dedup();
+        performed.push(plain);
+    }
+    assert!(performed.iter().any(|p| p.contains(&"zrem".to_string())), "the workload reaches a ZREM: {performed:?}");
+    // Each plain command of each step, refused to a user replaying it.
+    let mut bypasses = Vec::new();
+    for (i, plain) in performed.iter().enumerate() {
+        for cmd in plain {
+            let ns = format!("t{i}{cmd}");
+            effect_setup(&mut p, &ns);
+            for step in EFFECT_STEPS.iter().take(i) {
+                effect_step(&mut p, &ns, step).unwrap_or_else(|e| panic!("replaying {step:?}: {e}"));
+            }
+            let user = format!("u{i}{cmd}");
+            p.ok(&[
+                "ACL",
+                "SETUSER",
+                &user,
+                "on",
+                ">pw",
+                "+@all",
+                &format!("-{cmd}"),
+                &format!("~{ns}"),
+                &format!("~{ns}:*"),
+            ]);
+            let mut u = login(&primary, &user);
+            let step = EFFECT_STEPS.get(i).copied().unwrap_or_default();
+            assert_eq!(p.int(&["WAIT", "1", "5000"]), 1);
+            let before = calls(&mut r);
+            let outcome = effect_step(&mut u, &ns, step);
+            assert_eq!(p.int(&["WAIT", "1", "5000"]), 1);
+            // A bypass is a step that went on and made the refused command
+            // (the timer's own writes show in the replica's counts too).
+            let made = calls(&mut r)
+                .iter()
+                .any(|(name, n)| plain_of(name) == Some(cmd.as_str()) && *n > before.get(name).copied().unwrap_or(0));
+            if outcome.as_ref().is_ok() && made {
+                bypasses.push(format!("{step:?} without {cmd}: {outcome:?}"));
+            } else if let Err(e) = &outcome {
+                assert!(e.starts_with("NOPERM"), "{step:?} without {cmd}: {e}");
+            }
+        }
+    }
+    assert!(bypasses.is_empty(), "TQ commands made plain commands their caller may not run:\n{}", bypasses.join("\n"));
+}

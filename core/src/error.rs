@@ -15,6 +15,9 @@ pub enum TqError {
     Corrupt { key: Vec<u8>, what: String },
     /// The calling user may not touch a key.
     NoPerm { key: Vec<u8> },
+    /// The calling user may not run a plain command that a write of the
+    /// TQ command `command` is.
+    NoPermCommand { plain: &'static str, key: Vec<u8>, command: String },
     /// ACK/FAIL for a worker that holds no job. `cleaned`: it held one, but
     /// another tool (node-resque's cleanOldWorkers/forceCleanWorker) has
     /// since unregistered the worker and failed the job.
@@ -55,6 +58,10 @@ impl TqError {
             }
             TqError::Corrupt { key, what } => format!("ERR key '{}': {what}", show(key)),
             TqError::NoPerm { key } => format!("NOPERM this user has no permissions to access the '{}' key", show(key)),
+            TqError::NoPermCommand { plain, key, command } => format!(
+                "NOPERM this user has no permissions to run the '{plain}' command on '{}', which {command} performs",
+                show(key)
+            ),
             TqError::NoJob { worker, cleaned: false } => {
                 format!("NOJOB worker '{}' has no job in flight", show(worker))
             }

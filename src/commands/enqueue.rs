@@ -82,7 +82,7 @@ pub struct EnqueueAt;
 impl Command for EnqueueAt {
     const NAME: &'static CStr = c"tq.enqueueat";
     const FLAGS: &'static CStr = c"write deny-oom";
-    const ACL: Acl = Acl::fast(&[Rpush, Sadd, Zadd]);
+    const ACL: Acl = Acl::fast(&[Rpush, Sadd, Zadd, Hset, Pexpireat]);
     const DOC: Doc = Doc {
         summary: c"Files a job under the one-second bucket of a unix time in ms, as node-resque's enqueueAt",
         complexity: c"O(log(N)) with N the number of delayed buckets, plus the size of args-json",
@@ -105,7 +105,7 @@ pub struct EnqueueIn;
 impl Command for EnqueueIn {
     const NAME: &'static CStr = c"tq.enqueuein";
     const FLAGS: &'static CStr = c"write deny-oom";
-    const ACL: Acl = Acl::fast(&[Rpush, Sadd, Zadd]);
+    const ACL: Acl = Acl::fast(&[Rpush, Sadd, Zadd, Hset, Pexpireat]);
     const DOC: Doc = Doc {
         summary: c"Files a job to run a delay in ms after the server's clock, as node-resque's enqueueIn",
         complexity: c"O(log(N)) with N the number of delayed buckets, plus the size of args-json",

@@ -217,7 +217,7 @@ pub struct FailRetry;
 impl Command for FailRetry {
     const NAME: &'static CStr = c"tq.failretry";
     const FLAGS: &'static CStr = c"write deny-oom";
-    const ACL: Acl = Acl::slow(&[Lrem, Rpush]);
+    const ACL: Acl = Acl::slow(&[Lrem, Rpush, Lset]);
     const DOC: Doc = Doc {
         summary: c"Enqueues failed jobs again and removes their records: those matching every filter among LIMIT records from FROM; replies [retried, next-from] (nil at the end)",
         complexity: c"O(S+N) with S the position FROM and N the records looked at",
@@ -239,7 +239,7 @@ pub struct FailRemove;
 impl Command for FailRemove {
     const NAME: &'static CStr = c"tq.failremove";
     const FLAGS: &'static CStr = c"write";
-    const ACL: Acl = Acl::slow(&[Lrem]);
+    const ACL: Acl = Acl::slow(&[Lrem, Lset]);
     const DOC: Doc = Doc {
         summary: c"Removes failed-job records matching every filter among LIMIT records from FROM; replies [removed, next-from] (nil at the end)",
         complexity: c"O(S+N) with S the position FROM and N the records looked at",
@@ -294,7 +294,7 @@ pub struct DelDelayed;
 impl Command for DelDelayed {
     const NAME: &'static CStr = c"tq.deldelayed";
     const FLAGS: &'static CStr = c"write";
-    const ACL: Acl = Acl::slow(&[Lrem, Srem, Zrem]);
+    const ACL: Acl = Acl::slow(&[Lrem, Srem, Zrem, Hdel]);
     const DOC: Doc = Doc {
         summary: c"Removes a job from every delayed bucket it is filed under, with its markers, as node-resque's delDelayed; replies the times it was removed from",
         complexity: c"O(N*M) with N the times the job is filed under and M their bucket sizes",

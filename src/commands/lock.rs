@@ -110,7 +110,7 @@ pub struct HLock;
 impl Command for HLock {
     const NAME: &'static CStr = c"tq.hlock";
     const FLAGS: &'static CStr = c"write deny-oom";
-    const ACL: Acl = Acl::fast(&[Hset, Incr]);
+    const ACL: Acl = Acl::fast(&[Hset, Incr, Pexpireat]);
     const DOC: Doc = Doc {
         summary: c"TQ.LOCK with the lock kept as one field of the hash <ns>:tq:hlock:<key>",
         complexity: c"O(1), plus expired fields removed on the way (at most 64 examined)",
@@ -161,7 +161,7 @@ pub struct HRenew;
 impl Command for HRenew {
     const NAME: &'static CStr = c"tq.hrenew";
     const FLAGS: &'static CStr = c"write";
-    const ACL: Acl = Acl::fast(&[Hset]);
+    const ACL: Acl = Acl::fast(&[Hset, Pexpireat]);
     const DOC: Doc = Doc {
         summary: c"TQ.RENEW for a lock kept as a hash field",
         complexity: c"O(1), plus expired fields removed on the way (at most 64 examined)",

@@ -18,7 +18,7 @@ pub struct Promote;
 impl Command for Promote {
     const NAME: &'static CStr = c"tq.promote";
     const FLAGS: &'static CStr = c"write deny-oom";
-    const ACL: Acl = Acl::slow(&[Lpop, Rpush, Sadd, Srem, Zrem]);
+    const ACL: Acl = Acl::slow(&[Lpop, Rpush, Sadd, Srem, Zrem, Del]);
     const DOC: Doc = Doc {
         summary: c"Moves due delayed jobs into their queues, oldest bucket first, at most LIMIT (default 1000)",
         complexity: c"O(M log(N)) with M the jobs moved and N the delayed buckets",

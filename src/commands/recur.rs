@@ -18,7 +18,7 @@ pub struct Recur;
 impl Command for Recur {
     const NAME: &'static CStr = c"tq.recur";
     const FLAGS: &'static CStr = c"write deny-oom";
-    const ACL: Acl = Acl::fast(&[Hset]);
+    const ACL: Acl = Acl::fast(&[Hset, Rpush, Sadd, Set]);
     const DOC: Doc = Doc {
         summary: c"Registers a periodic task: the module enqueues it every every-ms, never with more than one instance waiting or running; the first is due at once",
         complexity: c"O(1)",

@@ -165,7 +165,11 @@ impl Waiting {
     fn pop(&self, ctx: rm::Ctx, serving: bool) -> Result<Reply> {
         let queues: Vec<&[u8]> = self.queues.iter().map(Vec::as_slice).collect();
         let opts = PopOptions { joblock: self.joblock, lease_ms: self.lease.unwrap_or_else(config::lease_ms) };
-        let store = if serving { RedisStore::serving_blocked(ctx) } else { RedisStore::new(ctx) };
+        let store = if serving {
+            RedisStore::serving_blocked(ctx, <Bpop as Command>::NAME, <Bpop as Command>::ACL.mask())
+        } else {
+            RedisStore::new(ctx)
+        };
         planned_in(store, &self.ns, |s, ns| work::pop(s, ns, &self.worker, &queues, &opts))
     }
 }
@@ -372,7 +376,7 @@ fn fail_options<'a>(rest: &[&'a [u8]]) -> Result<(Option<&'a [u8]>, Option<work:
 impl Command for Fail {
     const NAME: &'static CStr = c"tq.fail";
     const FLAGS: &'static CStr = c"write deny-oom";
-    const ACL: Acl = Acl::fast(&[Rpush, Incr, Del, Zrem, Set]);
+    const ACL: Acl = Acl::fast(&[Rpush, Incr, Del, Zrem, Set]).with(&[("RETRY", &[Hset, Lpush, Sadd, Zadd])]);
     const DOC: Doc = Doc {
         summary: c"Moves the worker's job in flight to the failed list as node-resque's failure record and counts it in stat:failed; with RETRY, a job delivered fewer than <attempts> times runs again after its BACKOFF delay instead",
         complexity: c"O(N) in the size of the job and backtrace",
@@ -404,7 +408,7 @@ pub struct Nack;
 impl Command for Nack {
     const NAME: &'static CStr = c"tq.nack";
     const FLAGS: &'static CStr = c"write deny-oom";
-    const ACL: Acl = Acl::fast(&[Lpush, Del, Zrem, Set]);
+    const ACL: Acl = Acl::fast(&[Lpush, Del, Zrem, Set, Hset]).with(&[("DELAY", &[Rpush, Sadd, Zadd])]);
     const DOC: Doc = Doc {
         summary: c"Gives the worker's job in flight back unfinished: at the head of its queue, or after DELAY ms as a delayed job; nothing is counted, its delivery count is kept",
         complexity: c"O(1), O(log(N)) with DELAY",
