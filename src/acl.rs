@@ -6,7 +6,10 @@
 //! planning the caller must be allowed each of them on the namespace, as if
 //! it ran them itself. Where the server takes categories for module commands
 //! (Redis >= 7.2, Valkey), they are declared too, derived from the same
-//! list, so categories grant and refuse TQ commands there as well.
+//! list, so categories grant and refuse TQ commands there as well. A write
+//! that only some calls make (and so no list names) is checked by the
+//! command's store before anything is written (`may_perform`): every write
+//! is one of a plain command the caller may run.
 
 use std::cell::RefCell;
 use std::ffi::{c_int, CStr, CString};
@@ -131,6 +134,7 @@ impl Plain {
 
     /// Its bit in a set of plain commands (`Acl::mask`).
     pub const fn bit(self) -> u32 {
+        const _: () = assert!(COUNT <= 32, "a set of plain commands is a u32");
         1 << self as u32
     }
 
