@@ -16,7 +16,7 @@ use std::ffi::{c_int, CStr, CString};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use redis_module::raw;
-use tq_core::error::show;
+use tq_core::TqError;
 
 use crate::rm::{self, User};
 use tq_core::store::Effect;
@@ -280,17 +280,13 @@ pub fn admit(
     let mut admitted = 0;
     if let (Some(u), Some(ns)) = (&user, rm::arg_at(argv, argc, 1)) {
         for p in acl.required(argv, argc) {
-            let cmd = p.string();
-            if cmd.is_null() || !u.may_run(&mut [cmd, ns]) {
-                if !cmd.is_null() {
-                    u.log_command_denied(ctx, cmd);
-                }
-                return Err(format!(
-                    "NOPERM this user has no permissions to run the '{}' command on '{}', which {} performs",
-                    p.name(),
-                    show(rm::str_bytes(ns)),
-                    name.to_string_lossy()
-                ));
+            if !may_perform(ctx, u, p, ns) {
+                let refused = TqError::NoPermCommand {
+                    plain: p.name(),
+                    key: rm::str_bytes(ns).to_vec(),
+                    command: name.to_string_lossy().into_owned(),
+                };
+                return Err(refused.reply_text());
             }
             admitted |= p.bit();
         }

@@ -53,10 +53,10 @@ pub struct RedisStore {
     out: Out,
     /// What the plan noted, recorded for `INFO tq` once it is applied.
     notes: SmallVec<[tq_core::stats::Event; 2]>,
-    /// A prefix under which the caller may read and write every key (one
+    /// Whether the caller may read and write every key under `prefix` (one
     /// check of the namespace, where the server can make it): keys under
-    /// it need no check of their own.
-    trusted: Option<Vec<u8>>,
+    /// it then need no check of their own.
+    trusted: bool,
     /// The strings `list_range_to_move` read, in order, each until a push
     /// of the same bytes takes it (see `reuse`).
     moving: Vec<Option<RStr>>,
@@ -211,7 +211,7 @@ impl Handles {
 /// The handle of `key` opened for writing, borrowing only `$s.handles`.
 macro_rules! written {
     ($s:ident, $key:expr) => {
-        &*$s.handles.opened($s.ctx, $s.user.as_ref(), $s.trusted.as_deref(), $key, true)?
+        &*$s.handles.opened($s.ctx, $s.user.as_ref(), $s.trusted.then_some($s.prefix.as_slice()), $key, true)?
     };
 }
 
@@ -286,7 +286,7 @@ impl RedisStore {
             handles: Handles::default(),
             out: Out { ctx, deferred: None },
             notes: SmallVec::new(),
-            trusted: None,
+            trusted: false,
             moving: Vec::new(),
             moving_next: 0,
             admitted,
@@ -391,21 +391,25 @@ impl RedisStore {
     pub fn trust_namespace(&mut self, ns: &tq_core::keys::Ns<'_>) {
         self.prefix = ns.prefix();
         let Some(user) = self.user.as_ref().filter(|_| rm::has_prefix_check()) else { return };
-        if user.may_prefix(&self.prefix) == Some(true) {
-            self.trusted = Some(self.prefix.clone());
-        }
+        self.trusted = user.may_prefix(&self.prefix) == Some(true);
     }
 
     /// ACL check, remembered per key and access.
     fn check(&mut self, key: &[u8], write: bool) -> Result<()> {
         let h = self.handles.get(key)?;
-        verify(self.user.as_ref(), self.trusted.as_deref(), h, key, write)
+        verify(self.user.as_ref(), self.trusted.then_some(self.prefix.as_slice()), h, key, write)
     }
 
     /// The open key after the ACL check: for writing when `write`, else for
     /// reading (None when the key does not exist).
     fn open(&mut self, key: &[u8], write: bool) -> Result<Option<&Key>> {
-        let h = self.handles.opened(self.ctx, self.user.as_ref(), self.trusted.as_deref(), key, write)?;
+        let h = self.handles.opened(
+            self.ctx,
+            self.user.as_ref(),
+            self.trusted.then_some(self.prefix.as_slice()),
+            key,
+            write,
+        )?;
         Ok(h.key())
     }
 
@@ -504,7 +508,7 @@ impl RedisStore {
                 let mut names = Vec::with_capacity(keys.len());
                 for key in keys {
                     let name = RStr::new(self.ctx, key).ok_or_else(oom)?;
-                    let trusted = self.trusted.as_deref().is_some_and(|p| key.starts_with(p));
+                    let trusted = self.trusted && key.starts_with(&self.prefix);
                     if !trusted && self.user.as_ref().is_some_and(|u| !u.may(&name, true)) {
                         return Err(TqError::NoPerm { key: key.clone() });
                     }
@@ -938,7 +942,7 @@ impl Store for RedisStore {
 
     fn will_write(&mut self, key: &[u8]) -> Result<()> {
         let h = self.handles.get(key)?;
-        verify(self.user.as_ref(), self.trusted.as_deref(), h, key, true)?;
+        verify(self.user.as_ref(), self.trusted.then_some(self.prefix.as_slice()), h, key, true)?;
         h.writing = true;
         Ok(())
     }
