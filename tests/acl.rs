@@ -311,13 +311,8 @@ fn a_pop_that_acks_needs_what_the_ack_needs() {
     u.ok(&["TQ.ENQUEUE", "resque", "q", "c", "[1]"]);
     u.ok(&["TQ.ENQUEUE", "resque", "q", "c", "[2]"]);
     // A take alone removes no lease.
-    let taken = u.ok(&["TQ.POP", "resque", "w1", "q"]);
-    let common::Value::Array(reply) = taken else { panic!("a job: {taken:?}") };
-    let delivery = match reply.get(2) {
-        Some(common::Value::Int(d)) => d.to_string(),
-        Some(common::Value::BulkString(d)) => String::from_utf8_lossy(d).into_owned(),
-        other => panic!("a delivery id: {other:?}"),
-    };
+    assert!(matches!(u.ok(&["TQ.POP", "resque", "w1", "q"]), common::Value::Array(_)), "a job taken");
+    let delivery = admin.delivery("resque", "w1");
     let e = u.err(&["TQ.ACK", "resque", "w1", &delivery]);
     assert!(is_noperm_for(&e, "tq.ack") && e.contains("'zrem'"), "{e}");
     let before = admin.quiet_digest();

@@ -294,42 +294,33 @@ fn floor_commands_check_the_callers_keys_and_commands() {
     // A key outside the user's patterns.
     refused(lim.err(&["FLOOR.ENQUEUE", "x:queues", "n:queue:q", "q", "job"]));
     refused(lim.err(&["FLOOR.PUSHACL", "x:queue:q", "job"]));
-    refused(lim.err(&[
-        "FLOOR.TAKEACK",
-        "n:queue:q",
-        "n:worker:w:q",
-        "n:workers",
-        "w:q",
-        "n:tq:leases",
-        "w",
-        "x:stat:processed",
-        "n:stat:processed:w",
-        "rec",
-        "1",
-    ]));
+    // A take + complete of worker w on queue q, counted in `processed`.
+    let takeack = |processed| {
+        [
+            "FLOOR.TAKEACK",
+            "n:queue:q",
+            "n:worker:w:q",
+            "n:workers",
+            "w:q",
+            "n:tq:leases",
+            "w",
+            processed,
+            "n:stat:processed:w",
+            "rec",
+            "1",
+        ]
+    };
+    refused(lim.err(&takeack("x:stat:processed")));
     assert_eq!(c.int(&["DBSIZE"]), 0, "nothing written by a refused call");
     assert_eq!(lim.int(&["FLOOR.ENQUEUE", "n:queues", "n:queue:q", "q", "job"]), 1);
     // ZREM refused: the take + complete is refused (as TQ.POP ... ACK), and
     // writes nothing.
     c.ok(&["ACL", "SETUSER", "lim", "-zrem"]);
-    let takeack = [
-        "FLOOR.TAKEACK",
-        "n:queue:q",
-        "n:worker:w:q",
-        "n:workers",
-        "w:q",
-        "n:tq:leases",
-        "w",
-        "n:stat:processed",
-        "n:stat:processed:w",
-        "rec",
-        "1",
-    ];
     let before = c.quiet_digest();
-    refused(lim.err(&takeack));
+    refused(lim.err(&takeack("n:stat:processed")));
     assert_eq!(c.digest(), before, "nothing written by a refused take");
     c.ok(&["ACL", "SETUSER", "lim", "+zrem"]);
-    assert_eq!(lim.string(&takeack).as_deref(), Some("job"));
+    assert_eq!(lim.string(&takeack("n:stat:processed")).as_deref(), Some("job"));
     assert_eq!(lim.int(&["FLOOR.ENQUEUE", "n:queues", "n:queue:q", "q", "job"]), 1);
     // A marker outside the user's patterns: the promotion is refused whole.
     delayed_layout(&mut c, &[1_700_000_000], 3);
