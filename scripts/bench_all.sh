@@ -98,6 +98,11 @@ MODULE=$DIR/libtq.so
 . scripts/servers.sh
 build_floor # the C yardstick module (parts 2 and 5)
 
+# per_call <command>: its usec_per_call in the running server's INFO commandstats.
+per_call() {
+  redis-cli -p "$PORT" info commandstats | tr -d '\r' | sed -n "s/^cmdstat_$1:.*usec_per_call=\([0-9.]*\).*/\1/p"
+}
+
 # measure <prefix> <with-module 0|1|floor> command... (floor: the C yardstick
 # module, scripts/floor_module.c, instead of tq) (@PORT@ in the command is the
 # fresh server's): keeps every key=value the command prints, or a lone number
@@ -107,6 +112,13 @@ measure() {
   shift 2
   if [ "$module" = floor ]; then start 0 --loadmodule "$DIR/floor.so"; else start "$module"; fi
   out=$("${@//@PORT@/$PORT}")
+  # The 2a loops' own server time per command, one job per round trip
+  # (INFO commandstats): what the drain's take and the producer's enqueue
+  # cost the server there, next to the counted figures at 16 per trip.
+  case $prefix in
+    batch.tq_popack) out+=" take_us=$(per_call tq.pop) enqueue_us=$(per_call tq.enqueue)" ;;
+    batch.cfloor) out+=" take_us=$(per_call floor.takeack) enqueue_us=$(per_call floor.enqueue)" ;;
+  esac
   stop
   for word in $out; do
     case $word in

@@ -22,6 +22,11 @@ namespace):
   lease expiry   the timer giving back jobs whose leases all ran out at
                  once vs the same writes as plain commands
                  (scripts/bench_time.rs expire-auto / expire-floor)
+  the 2a cycle   enqueue all, then drain with 8 consumers, one job per round
+                 trip (bench-cycle cycle-popack / cycle-cfloor batch), with
+                 valgrind's cache simulation: instructions and first-level
+                 cache misses per job, tq against the C module making tq's
+                 writes. Counted from the server's start (both start alike).
 
 usage: bench_counts.py <libtq.so> <bench-cycle> <bench-time> <floor.so> <out.md>
 Env: COUNT_JOBS (take+complete jobs, default 4000).
@@ -73,12 +78,13 @@ def cli(port, *args):
 class Server:
     """redis-server under callgrind, counting only between zero() and dump()."""
 
-    def __init__(self, module, *more, args=()):
+    def __init__(self, module, *more, args=(), cache=False):
         self.dir = tempfile.mkdtemp(prefix="tq-counts-")
         self.port = free_port()
         self.out = os.path.join(self.dir, "cg.out")
         self.proc = subprocess.Popen(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={self.out}", "--dump-instr=no",
+             *(["--cache-sim=yes"] if cache else []),
              "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", self.dir, "--loadmodule", module, *[a for m in more for a in ("--loadmodule", m)], *args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -126,6 +132,19 @@ def parse(path):
             if m:
                 total = max(total, int(m.group(1)))
     return total, calls
+
+
+def events(path):
+    """Every event's total in a callgrind dump: {"Ir": ..., "I1mr": ...}."""
+    names, totals = [], []
+    with open(path, errors="replace") as f:
+        for line in f:
+            if line.startswith("events:"):
+                names = line.split()[1:]
+            m = re.match(r"^(?:summary|totals):((?: \d+)+)", line)
+            if m:
+                totals = [int(v) for v in m.group(1).split()]
+    return dict(zip(names, totals))
 
 
 def inside_commands(path):
@@ -288,6 +307,27 @@ rows.append((f"lease expiry of {LEASES:,} jobs at once (each held by a worker of
      ("the same writes as plain commands (floor)", ["expire-floor", str(LEASES)])],
     LEASES, lambda: Server(MODULE, args=("--enable-debug-command", "yes")))))
 
+# The 2a cycle, one job per round trip, its caches simulated: what the
+# server's time per job in the drain follows besides its instructions.
+CYCLE_JOBS = 10000
+CACHE = [("Ir", "instructions"), ("I1mr", "instruction-cache misses"), ("D1mr", "data-cache read misses"),
+         ("D1mw", "data-cache write misses")]
+
+
+def full_cycle(mode, module):
+    s = Server(module, cache=True)
+    try:
+        s.zero()
+        subprocess.run([CYCLE, str(s.port), mode, str(CYCLE_JOBS), "50", "8", "batch"], capture_output=True, check=True)
+        counted = events(s.dump())
+    finally:
+        s.stop()
+    return {ev: counted.get(ev, 0) / CYCLE_JOBS for ev, _ in CACHE}
+
+
+cycle_rows = [("tq: TQ.ENQUEUE; TQ.POP ... ACK (as the library)", full_cycle("cycle-popack", MODULE)),
+              ("C module making tq's writes: FLOOR.ENQUEUE; FLOOR.TAKEACK", full_cycle("cycle-cfloor", FLOOR))]
+
 labels = ["instructions"] + [label for _, label in CALLS]
 with open(OUT, "w") as f:
     f.write("Server work per job, counted (callgrind; scripts/bench_counts.py): instructions of the whole server "
@@ -316,4 +356,13 @@ with open(OUT, "w") as f:
             y, n = yes.get(key), no.get(key)
             cells.append(f"{y:,.0f} ÷ {n:,.0f} = {y / n:.3f}x" if y and n else "—")
         f.write(f"| {shape} | " + " | ".join(cells) + " |\n")
+    f.write(f"\nThe 2a cycle counted with its caches simulated (callgrind --cache-sim=yes, {CYCLE_JOBS:,} jobs "
+            "enqueued, then drained by 8 consumers one job per round trip; per job, the whole server from its start; "
+            "first-level caches as valgrind models this machine's):\n\n")
+    f.write("| server | " + " | ".join(label for _, label in CACHE) + " |\n")
+    f.write("|---|" + "---:|" * len(CACHE) + "\n")
+    for label, m in cycle_rows:
+        f.write(f"| {label} | " + " | ".join(f"{m[ev]:,.0f}" for ev, _ in CACHE) + " |\n")
+    (_, a), (_, b) = cycle_rows
+    f.write("| tq ÷ C module | " + " | ".join(f"{a[ev] / b[ev]:.2f}x" if b[ev] else "—" for ev, _ in CACHE) + " |\n")
 print(open(OUT).read())

@@ -270,6 +270,19 @@ cycle_rows(
     floor_variants,
     tq_variants + [popack_loop],
 )
+for what, field, tq_label, floor_label in (
+    ("take + complete", "take_us", "TQ.POP ... ACK (the loop's)", "FLOOR.TAKEACK with tq's writes"),
+    ("enqueue, 50 outstanding", "enqueue_us", "TQ.ENQUEUE", "FLOOR.ENQUEUE"),
+):
+    row(
+        f"server time per command in the 2a loops, one job per round trip ({what}; INFO commandstats)",
+        "µs/job",
+        tq_label,
+        num(R, f"batch.tq_popack.{field}"),
+        floor_label,
+        num(R, f"batch.cfloor.{field}"),
+        digits=2,
+    )
 group(
     f"2b. Full job cycle, live: the same, but the {cons} consumers wait on the empty queue "
     f"while the producer sends; medians of {m('meta.cycle_reps', '1')} interleaved round(s)"
