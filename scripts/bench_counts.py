@@ -26,7 +26,7 @@ namespace):
                  trip (bench-cycle cycle-popack / cycle-cfloor batch), with
                  valgrind's cache simulation: instructions and first-level
                  cache misses per job, tq against the C module making tq's
-                 writes. Counted from the server's start (both start alike).
+                 writes. Counted over the whole cycle, on a fresh server.
 
 usage: bench_counts.py <libtq.so> <bench-cycle> <bench-time> <floor.so> <out.md>
 Env: COUNT_JOBS (take+complete jobs, default 4000).
@@ -314,7 +314,7 @@ CACHE = [("Ir", "instructions"), ("I1mr", "instruction-cache misses"), ("D1mr", 
          ("D1mw", "data-cache write misses")]
 
 
-def full_cycle(mode, module):
+def cached_cycle(mode, module):
     s = Server(module, cache=True)
     try:
         s.zero()
@@ -325,8 +325,8 @@ def full_cycle(mode, module):
     return {ev: counted.get(ev, 0) / CYCLE_JOBS for ev, _ in CACHE}
 
 
-cycle_rows = [("tq: TQ.ENQUEUE; TQ.POP ... ACK (as the library)", full_cycle("cycle-popack", MODULE)),
-              ("C module making tq's writes: FLOOR.ENQUEUE; FLOOR.TAKEACK", full_cycle("cycle-cfloor", FLOOR))]
+cycle_rows = [("tq: TQ.ENQUEUE; TQ.POP ... ACK (as the library)", cached_cycle("cycle-popack", MODULE)),
+              ("C module making tq's writes: FLOOR.ENQUEUE; FLOOR.TAKEACK", cached_cycle("cycle-cfloor", FLOOR))]
 
 labels = ["instructions"] + [label for _, label in CALLS]
 with open(OUT, "w") as f:
@@ -357,7 +357,8 @@ with open(OUT, "w") as f:
             cells.append(f"{y:,.0f} ÷ {n:,.0f} = {y / n:.3f}x" if y and n else "—")
         f.write(f"| {shape} | " + " | ".join(cells) + " |\n")
     f.write(f"\nThe 2a cycle counted with its caches simulated (callgrind --cache-sim=yes, {CYCLE_JOBS:,} jobs "
-            "enqueued, then drained by 8 consumers one job per round trip; per job, the whole server from its start; "
+            "enqueued, then drained by 8 consumers one job per round trip; per job, the whole server over the whole "
+            "cycle on a fresh server; "
             "first-level caches as valgrind models this machine's):\n\n")
     f.write("| server | " + " | ".join(label for _, label in CACHE) + " |\n")
     f.write("|---|" + "---:|" * len(CACHE) + "\n")
