@@ -704,14 +704,21 @@ impl Conn {
     /// taken a moment later, after commands that must write nothing.
     pub fn quiet_digest(&mut self) -> String {
         const QUIET_MS: u64 = 1_500;
+        wait_until(30, &format!("no job-metrics write of the timer due within {QUIET_MS} ms"), || {
+            !self.metrics_write_due_within(QUIET_MS)
+        });
+        self.digest()
+    }
+
+    /// Whether a write of the module's timer to the job metrics (see
+    /// `quiet_digest`) is due within `ms`, or overdue: a check that nothing
+    /// is written over that long would see it.
+    pub fn metrics_write_due_within(&mut self, ms: u64) -> bool {
         // Due times overdue by longer belong to a server whose timer does
         // not run (tests that switch it off): nothing will write them.
         const STALE_MS: u64 = 5_000;
-        wait_until(30, &format!("no job-metrics write of the timer due within {QUIET_MS} ms"), || {
-            let now = self.server_ms();
-            self.metrics_due_times().into_iter().all(|due| due > now + QUIET_MS || due + STALE_MS < now)
-        });
-        self.digest()
+        let now = self.server_ms();
+        self.metrics_due_times().into_iter().any(|due| due <= now + ms && due + STALE_MS >= now)
     }
 
     /// The first due time of every `*:tq:mflush` and `*:tq:mopen` zset.
