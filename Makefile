@@ -7,7 +7,7 @@ MODULE := target/release/libtq.so
 # The servers `make test` runs the suite on (testkit/src/server_bin.rs).
 SERVER ?= redis valkey valkey8
 
-.PHONY: help deps build run test unit lint fmt bench dist clean
+.PHONY: help deps build pgo run test unit lint fmt bench dist clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-8s %s\n", $$1, $$2}'
@@ -17,6 +17,9 @@ deps: ## Install redis-server and libclang if missing (apt)
 
 build: deps ## Build the module (target/release/libtq.so) and the tq binary
 	$(CARGO) build --release --workspace
+
+pgo: deps ## The module built with profile-guided optimization (target/pgo/libtq.so; what dist and bench use)
+	@scripts/pgo.sh
 
 run: build ## Start redis-server with the module on 127.0.0.1:$(PORT), in the foreground
 	@echo

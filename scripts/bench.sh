@@ -19,14 +19,15 @@
 # replication). Timing figures live here, never in tests.
 # Env: N (requests per enqueue run, default 300000), JOBS (default 200000),
 #      KV (a file to append the figures to as key=value lines, for
-#      scripts/bench_all.sh's table).
+#      scripts/bench_all.sh's table), TQ_MODULE (the module to measure;
+#      by default the release build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-300000}
 JOBS=${JOBS:-200000}
-MODULE=$PWD/target/release/libtq.so
 KV=${KV:-}
 cargo build --release -p tq-module --lib --example bench-cycle -q
+MODULE=${TQ_MODULE:-$PWD/target/release/libtq.so}
 CYCLE=$PWD/target/release/examples/bench-cycle
 
 DIR=$(mktemp -d)

@@ -89,9 +89,19 @@ cargo build --release -p tq-module --lib --example bench-cycle --example bench-t
 cargo build --release -p tq-cli --bin tq -q
 cargo build --release -p tq-client --example bench -q
 
-# Copies, so that a rebuild while this runs changes nothing measured.
+# The module as `make dist` ships it: built with profile-guided
+# optimization (scripts/pgo.sh), or the plain release build where that
+# cannot be made. Copies, so that a rebuild while this runs changes nothing
+# measured.
 DIR=$(mktemp -d)
-cp target/release/libtq.so target/release/examples/bench-cycle "$DIR/"
+if SO=$(scripts/pgo.sh); then
+  kv meta.build "profile-guided (scripts/pgo.sh)"
+else
+  SO=target/release/libtq.so
+  kv meta.build "plain release (scripts/pgo.sh could not run: see above)"
+fi
+cp "$SO" "$DIR/libtq.so"
+cp target/release/examples/bench-cycle "$DIR/"
 cp target/release/examples/bench "$DIR/bench-worker"
 cp target/release/tq "$DIR/tq"
 MODULE=$DIR/libtq.so
@@ -132,7 +142,7 @@ measure() {
 if part 1; then
 kv meta.load_part1 "$(cut -d' ' -f1 /proc/loadavg)"
 say "1/4 enqueue and take+complete vs raw commands (scripts/bench.sh)"
-KV=$RESULTS N=$ENQ_N JOBS=$TAKE_JOBS scripts/bench.sh >"$OUT/bench.log"
+TQ_MODULE=$MODULE KV=$RESULTS N=$ENQ_N JOBS=$TAKE_JOBS scripts/bench.sh >"$OUT/bench.log"
 fi
 
 # -------------------------------------------------------- 2. full job cycle
@@ -203,7 +213,7 @@ touch "$OUT/bench_time.kv"
 if part 4; then
 kv meta.load_part4 "$(cut -d' ' -f1 /proc/loadavg)"
 say "4/4 pickup latency, delayed-job lateness, promotion, lease expiry, depth (scripts/bench_time.sh)"
-KV=$OUT/bench_time.kv REPS=1 QUICK=$QUICK scripts/bench_time.sh >"$OUT/bench_time.log"
+TQ_MODULE=$MODULE KV=$OUT/bench_time.kv REPS=1 QUICK=$QUICK scripts/bench_time.sh >"$OUT/bench_time.log"
 PICK_JOBS=1000
 [ "$QUICK" = 1 ] && PICK_JOBS=300
 say "    pickup latency from Node: tq-resque Workers waiting in TQ.BPOP vs node-resque's polling, $PICK_JOBS jobs at 100/s"
@@ -227,13 +237,13 @@ python3 scripts/bench_table.py "$RESULTS" "$OUT/bench_time.kv" >"$OUT/table.md"
 if part 5; then
   say "5/5 server work per job, counted (scripts/bench_counts.py, under valgrind)"
   cargo build --release -p tq-module --lib --example bench-cycle --example bench-time -q
-  python3 scripts/bench_counts.py "$PWD/target/release/libtq.so" target/release/examples/bench-cycle \
+  python3 scripts/bench_counts.py "$MODULE" target/release/examples/bench-cycle \
     target/release/examples/bench-time "$DIR/floor.so" "$OUT/counts.md" >"$OUT/counts.log"
   { echo; cat "$OUT/counts.md"; } >>"$OUT/table.md"
 fi
 if part 6; then
   say "6/6 tq web: server time per page on big data (scripts/bench_web.sh)"
-  BUILD=release scripts/bench_web.sh >"$OUT/web.md"
+  TQ_MODULE=$MODULE BUILD=release scripts/bench_web.sh >"$OUT/web.md"
   { echo; echo "tq web, server time per page (1M waiting jobs, 100k failed, 10k workers, job metrics of 200 pairs):"; echo; cat "$OUT/web.md"; } >>"$OUT/table.md"
 fi
 echo

@@ -493,7 +493,7 @@ if due is not None:
 mins, s = divmod(int(float(m("meta.seconds", "0"))), 60)
 print(
     f"One run of `make bench` (scripts/bench_all.sh{', QUICK=1' if quick else ''}), {m('meta.date', '?')}, "
-    f"tq {m('meta.rev', '?')}: {m('meta.cpu', '?')}, {m('meta.cores', '?')} cores, "
+    f"tq {m('meta.rev', '?')}, module build {m('meta.build', '?')}: {m('meta.cpu', '?')}, {m('meta.cores', '?')} cores, "
     f"redis-server {m('meta.redis', '?')}, Node {m('meta.node', '?')}, {nr}, {bull}, ioredis {m('meta.ioredis', '?')}. "
     f"Load average before {m('meta.load_before', '?')}, after {m('meta.load_after', '?')} "
     f"(1-minute figure at the start of parts 1-4: {', '.join(m(f'meta.load_part{i}', '?') for i in range(1, 5))}); "

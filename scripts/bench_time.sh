@@ -68,7 +68,10 @@ cargo build --release -p tq-module --lib --example bench-time -q
 REV="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git status --porcelain -- src core 2>/dev/null | grep -q . && echo '+uncommitted src/core' || true)"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 DIR=$(mktemp -d)
-cp target/release/libtq.so target/release/examples/bench-time "$DIR/"
+# TQ_MODULE: the module to measure (scripts/bench_all.sh passes the one it
+# measures everywhere); by default the release build.
+cp "${TQ_MODULE:-target/release/libtq.so}" "$DIR/libtq.so"
+cp target/release/examples/bench-time "$DIR/"
 MODULE=$DIR/libtq.so
 BT=$DIR/bench-time
 . scripts/servers.sh

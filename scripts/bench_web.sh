@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-release}
-MODULE=$PWD/target/$BUILD/libtq.so
+MODULE=${TQ_MODULE:-$PWD/target/$BUILD/libtq.so}
 TQ=$PWD/target/$BUILD/tq
 FLAG=; [ "$BUILD" = release ] && FLAG=" --release"
 for f in "$MODULE" "$TQ"; do [ -e "$f" ] || { echo "missing $f: cargo build --workspace$FLAG" >&2; exit 1; }; done

@@ -12,11 +12,17 @@ name="tq-$version-linux-$arch"
 out=target/dist/$name
 
 cargo build --release --workspace
+# The module built with profile-guided optimization where it can be
+# (scripts/pgo.sh), else the plain release build.
+if ! so=$(scripts/pgo.sh); then
+  so=target/release/libtq.so
+  echo "dist: the plain release build of the module (no profile-guided build, see above)" >&2
+fi
 rm -rf "$out" "$out.tar.gz"
 mkdir -p "$out"
 # The release profile keeps line tables for profiling; a deployment
 # needs none of it.
-strip --strip-unneeded -o "$out/libtq.so" target/release/libtq.so
+strip --strip-unneeded -o "$out/libtq.so" "$so"
 strip --strip-unneeded -o "$out/tq" target/release/tq
 cp dist/tq.conf dist/Dockerfile "$out/"
 (cd "$out" && sha256sum libtq.so tq tq.conf Dockerfile > SHA256SUMS)
