@@ -88,7 +88,6 @@ say "3/4 the profile"
 # look into the file), so every crate is built again with it.
 rm -f "$OUT"/tq*.profdata
 "$profdata" merge -o "$OUT/tq-$stamp.profdata" "$RAW"
-cp "$OUT/tq-$stamp.profdata" "$OUT/tq.profdata"
 
 say "4/4 the module built with it"
 RUSTFLAGS="-Cprofile-use=$PWD/$OUT/tq-$stamp.profdata" cargo build --release -p tq-module --lib --target "$host" --target-dir "$OUT/use" -q

@@ -47,9 +47,11 @@ fn the_profile_guided_build_is_trained_on_a_jobs_paths_and_serves_jobs() {
     assert!(out.status.success(), "scripts/pgo.sh failed:\n{stderr}");
     let so = root().join(String::from_utf8_lossy(&out.stdout).trim());
 
+    // The profile the build used is named by the build's stamp.
+    let stamp = std::fs::read_to_string(root().join("target/pgo/stamp")).expect("target/pgo/stamp");
     let covered = Command::new(llvm_profdata())
         .args(["show", "--covered"])
-        .arg(root().join("target/pgo/tq.profdata"))
+        .arg(root().join(format!("target/pgo/tq-{}.profdata", stamp.trim())))
         .output()
         .expect("llvm-profdata show");
     let covered = String::from_utf8_lossy(&covered.stdout);
