@@ -32,7 +32,7 @@
 # BullMQ on the same redis-server binary and flags without it.
 # Timing figures live here, never in tests.
 #
-# Env: QUICK=1 (smaller sizes everywhere, a few minutes), CYCLE_JOBS,
+# Env: QUICK=1 (smaller sizes everywhere, a few minutes), CYCLE_JOBS, CYCLE_REPS,
 #      MEM_JOBS, MEM_WORKERS (override the sizes below), PARTS="2 4" (run
 #      only these parts; the table shows — for the others; parts 5 and 6
 #      add their own tables).
@@ -45,7 +45,7 @@ part() { [[ " $PARTS " == *" $1 "* ]]; }
 if [ "$QUICK" = 1 ]; then
   ENQ_N=100000 TAKE_JOBS=50000 CYCLE_JOBS=${CYCLE_JOBS:-10000} CYCLE_REPS=${CYCLE_REPS:-1} WORK_JOBS=${WORK_JOBS:-2000} MEM_JOBS=${MEM_JOBS:-20000} MEM_WORKERS=${MEM_WORKERS:-500}
 else
-  ENQ_N=300000 TAKE_JOBS=200000 CYCLE_JOBS=${CYCLE_JOBS:-50000} CYCLE_REPS=${CYCLE_REPS:-3} WORK_JOBS=${WORK_JOBS:-10000} MEM_JOBS=${MEM_JOBS:-100000} MEM_WORKERS=${MEM_WORKERS:-2000}
+  ENQ_N=300000 TAKE_JOBS=200000 CYCLE_JOBS=${CYCLE_JOBS:-50000} CYCLE_REPS=${CYCLE_REPS:-5} WORK_JOBS=${WORK_JOBS:-10000} MEM_JOBS=${MEM_JOBS:-100000} MEM_WORKERS=${MEM_WORKERS:-2000}
 fi
 CONSUMERS=8 # consumers in the full cycle (connections, slots, workers, concurrency)
 PREFETCH=4  # jobs each tq-client Worker slot holds in the prefetch rows

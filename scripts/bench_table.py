@@ -270,6 +270,48 @@ cycle_rows(
     floor_variants,
     tq_variants + [popack_loop],
 )
+
+
+def per_round(shape, key, okey, field="rate"):
+    """`key` ÷ `okey` within each round (the two ran minutes apart on the
+    same machine), in round order; None unless every round has both."""
+    a, b = R.get(f"{shape}.{key}.{field}", []), R.get(f"{shape}.{okey}.{field}", [])
+    try:
+        pairs = [(float(x), float(y)) for x, y in zip(a, b, strict=True)]
+    except ValueError:
+        return None
+    return [x / y for x, y in pairs if y] or None
+
+
+# The machine's speed drifts between rounds, and a node process's more than
+# a Rust one's: each round's own ratio shows how far a median of medians can
+# be trusted.
+by_label = dict(tq_variants + floor_variants + [(nr, "noderesque"), (bull, "bullmq")])
+by_key = {v: k for k, v in by_label.items()}
+for i, (key, okey) in enumerate(
+    (
+        ("tq_worker", "bullmq"),
+        ("tq_worker", "noderesque"),
+        ("cfloor", "bullmq"),
+        ("cfloor", "noderesque"),
+        ("tq_worker", "cfloor"),
+        ("tq_worker_pf", "bullmq"),
+    )
+):
+    ratios = per_round("batch", key, okey)
+    if ratios is None:
+        continue
+    rows.append(
+        (
+            "" if i else "end to end, each round's own ratio: median of the rounds (lowest – highest)",
+            "ratio",
+            f"{by_key[key].split(' (')[0]} ÷ {by_key[okey].split(' (')[0]}",
+            f"{statistics.median(ratios):.2f}x",
+            f"lowest – highest of {len(ratios)} round(s)",
+            f"{min(ratios):.2f}x – {max(ratios):.2f}x",
+            "",
+        )
+    )
 for what, field, tq_label, floor_label in (
     ("take + complete", "take_us", "TQ.POP ... ACK (the loop's)", "FLOOR.TAKEACK with tq's writes"),
     ("enqueue, 50 outstanding", "enqueue_us", "TQ.ENQUEUE", "FLOOR.ENQUEUE"),
