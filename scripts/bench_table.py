@@ -479,9 +479,14 @@ for v, label in TIMERS:
         num(T, "manual.ping_max"),
         2,
     )
+# A tick's wall time includes any time the server's thread waited for a
+# core (two cores shared with the drivers, the pinger and the allocator's
+# purging thread); its CPU time is the tick's own work.
+TICK_CPU = "timer ticks ms, longest on the server thread's CPU clock (INFO tq timer_tick_cpu_us: the rest of the wall time it waited for a core)"
 for v, label in TIMERS:
     row("", "timer ticks ms, p99 (INFO tq timer_tick_us, server clock)", label, num(T, f"{v}.tick_p99_ms"), digits=2)
     row("", "timer ticks ms, longest", label, num(T, f"{v}.tick_max_ms"), digits=2)
+    row("", TICK_CPU, label, num(T, f"{v}.tick_cpu_max_ms"), digits=2)
     row("", "server main thread busy, share of the wall time from the first job promoted", label, num(T, f"{v}.busy"), digits=2)
 leases = num(T, "expire.due")
 if leases is not None:
@@ -498,6 +503,7 @@ if leases is not None:
     row("", "max stall ms (slowest PING, one sent every 1 ms)", "module timer", num(T, "expire.ping_max"), digits=2)
     row("", "timer ticks ms, p99 (INFO tq timer_tick_us)", "module timer", num(T, "expire.tick_p99_ms"), digits=2)
     row("", "timer ticks ms, longest", "module timer", num(T, "expire.tick_max_ms"), digits=2)
+    row("", TICK_CPU, "module timer", num(T, "expire.tick_cpu_max_ms"), digits=2)
     row("", "server main thread busy, share of the wall time", "module timer", num(T, "expire.busy"), digits=2)
 depths = sorted(int(k[len("depth") : -len(".drain.rate")]) for k in T if k.startswith("depth") and k.endswith(".drain.rate"))
 if len(depths) == 2:
@@ -530,6 +536,7 @@ if due is not None:
     row(label, "jobs promoted", "module timer", num(T, "ns_due.promoted"), show_ratio=False)
     row("", "s from the due second to all promoted", "module timer", num(T, "ns_due.total_s"), digits=3, show_ratio=False)
     row("", "longest timer tick ms (INFO tq timer_tick_us; target ≤ 5)", "module timer", num(T, "ns_due.tick_max_ms"), digits=2, show_ratio=False)
+    row("", TICK_CPU, "module timer", num(T, "ns_due.tick_cpu_max_ms"), digits=2, show_ratio=False)
 
 # ------------------------------------------------------------------- print
 mins, s = divmod(int(float(m("meta.seconds", "0"))), 60)

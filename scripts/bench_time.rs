@@ -682,11 +682,12 @@ fn report_promotion(
 ) {
     let queued = llen(c);
     let (_, tick_p99_us, tick_max_us) = ticks(c);
+    let (_, _, tick_cpu_max_us) = ticks_cpu(c);
     let left: usize = redis::cmd("ZCARD").arg("pr:delayed_queue_schedule").query(c).expect("ZCARD");
     let secs = total.as_secs_f64();
     let moving = (total - first).as_secs_f64();
     println!(
-        "queued={queued} jobs={jobs} buckets_left={left} total_s={secs:.3} rate={:.0} first_ms={:.1} rate_after_first={:.0} ping_max={:.2} ping_p99={:.2} ping_over10={} pings={} lat_max={lat_max} events={events} calls={calls} tick_max_ms={:.2} tick_p99_ms={:.2}",
+        "queued={queued} jobs={jobs} buckets_left={left} total_s={secs:.3} rate={:.0} first_ms={:.1} rate_after_first={:.0} ping_max={:.2} ping_p99={:.2} ping_over10={} pings={} lat_max={lat_max} events={events} calls={calls} tick_max_ms={:.2} tick_p99_ms={:.2} tick_cpu_max_ms={:.2}",
         queued as f64 / secs,
         first.as_secs_f64() * 1000.0,
         queued as f64 / moving.max(1e-9),
@@ -696,6 +697,7 @@ fn report_promotion(
         pings.sent,
         tick_max_us / 1000.0,
         tick_p99_us / 1000.0,
+        tick_cpu_max_us / 1000.0,
     );
 }
 
@@ -766,8 +768,9 @@ fn expire_auto(port: u16, jobs: usize, quiet: bool) {
     let back = expire_llen(&mut c);
     let left: usize = redis::cmd("ZCARD").arg(EXPIRE_LEASES).query(&mut c).expect("ZCARD");
     let (_, tick_p99_us, tick_max_us) = ticks(&mut c);
+    let (_, _, tick_cpu_max_us) = ticks_cpu(&mut c);
     println!(
-        "due={due} back={back} leases_left={left} total_s={secs:.3} busy={busy:.2} rate={:.0} ping_max={:.2} ping_p99={:.2} ping_over10={} pings={} lat_max={lat_max} events={events} tick_max_ms={:.2} tick_p99_ms={:.2}",
+        "due={due} back={back} leases_left={left} total_s={secs:.3} busy={busy:.2} rate={:.0} ping_max={:.2} ping_p99={:.2} ping_over10={} pings={} lat_max={lat_max} events={events} tick_max_ms={:.2} tick_p99_ms={:.2} tick_cpu_max_ms={:.2}",
         back as f64 / secs,
         pings.max,
         pings.p99,
@@ -775,6 +778,7 @@ fn expire_auto(port: u16, jobs: usize, quiet: bool) {
         pings.sent,
         tick_max_us / 1000.0,
         tick_p99_us / 1000.0,
+        tick_cpu_max_us / 1000.0,
     );
 }
 
@@ -965,10 +969,20 @@ fn info_num(c: &mut Connection, section: &str, field: &str) -> Option<f64> {
 
 /// `tq_timer_tick_us`'s `count`, `p99` and `max`.
 fn ticks(c: &mut Connection) -> (f64, f64, f64) {
+    tick_summary(c, "tq_timer_tick_us:")
+}
+
+/// The same of `tq_timer_tick_cpu_us`: the ticks' time on the server
+/// thread's CPU clock, without the time it waited for a core.
+fn ticks_cpu(c: &mut Connection) -> (f64, f64, f64) {
+    tick_summary(c, "tq_timer_tick_cpu_us:")
+}
+
+fn tick_summary(c: &mut Connection, prefix: &str) -> (f64, f64, f64) {
     let info: String = redis::cmd("INFO").arg("tq").query(c).expect("INFO tq");
     let f = |field: &str| -> f64 {
         info.lines()
-            .find_map(|l| l.trim().strip_prefix("tq_timer_tick_us:"))
+            .find_map(|l| l.trim().strip_prefix(prefix))
             .and_then(|v| v.split(',').find_map(|kv| kv.strip_prefix(field)))
             .and_then(|v| v.parse().ok())
             .unwrap_or(f64::NAN)
@@ -1046,13 +1060,15 @@ fn ns_due(port: u16, n: usize) {
     let total = t0.elapsed().as_secs_f64();
     let pings = pinger.finish_all();
     let (_, tick_p99, tick_max) = ticks(&mut c);
+    let (_, _, tick_cpu_max) = ticks_cpu(&mut c);
     println!(
-        "namespaces={n} promoted={} total_s={total:.3} ping_p99={:.3} ping_max={:.2} pings={} tick_p99_ms={:.2} tick_max_ms={:.2}",
+        "namespaces={n} promoted={} total_s={total:.3} ping_p99={:.3} ping_max={:.2} pings={} tick_p99_ms={:.2} tick_max_ms={:.2} tick_cpu_max_ms={:.2}",
         promoted(&mut c),
         pct(&pings, 0.99),
         pct(&pings, 1.0),
         pings.len(),
         tick_p99 / 1000.0,
         tick_max / 1000.0,
+        tick_cpu_max / 1000.0,
     );
 }

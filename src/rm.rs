@@ -680,6 +680,18 @@ pub fn selected_db(ctx: Ctx) -> i32 {
     unsafe { raw::RedisModule_GetSelectedDb.map_or(0, |f| f(ctx)) }
 }
 
+/// The CPU time this thread has used, in µs (0 if the clock cannot be read).
+pub fn thread_cpu_us() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a clock read into a local.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return 0;
+    }
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
+    secs.saturating_mul(1_000_000).saturating_add(nanos / 1000)
+}
+
 pub fn now_ms() -> u64 {
     // SAFETY: plain clock read.
     let ms = unsafe { raw::RedisModule_Milliseconds.map_or(0, |f| f()) };

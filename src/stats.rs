@@ -71,6 +71,7 @@ extern "C" fn on_info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_in
         summary(&info, c"promotion_lateness_ms", &st.promotion_lateness_ms);
         summary(&info, c"job_run_ms", &st.job_run_ms);
         summary(&info, c"timer_tick_us", &st.timer_tick_us);
+        summary(&info, c"timer_tick_cpu_us", &st.timer_tick_cpu_us);
     });
 }
 

@@ -17,8 +17,20 @@ fn count(c: &mut Conn, name: &str) -> u64 {
 
 /// `count=..,mean=..,p50=..,p99=..,max=..` as numbers.
 fn summary(c: &mut Conn, name: &str) -> Vec<(String, u64)> {
-    field(c, name)
-        .split(',')
+    parse_summary(&field(c, name))
+}
+
+/// Several summaries from one `INFO tq` (the timer may tick between two).
+fn summaries<const N: usize>(c: &mut Conn, names: [&str; N]) -> [Vec<(String, u64)>; N] {
+    let info = c.string(&["INFO", "tq"]).expect("INFO tq");
+    names.map(|name| {
+        let line = info.lines().find_map(|l| l.strip_prefix(&format!("tq_{name}:")));
+        parse_summary(line.unwrap_or_else(|| panic!("INFO tq has no tq_{name}")).trim())
+    })
+}
+
+fn parse_summary(text: &str) -> Vec<(String, u64)> {
+    text.split(',')
         .map(|kv| {
             let (k, v) = kv.split_once('=').expect("key=value");
             (k.to_string(), v.parse().expect("a number"))
@@ -111,4 +123,12 @@ fn the_timer_counts_lease_expiries_and_promotions() {
     let ticks = summary(&mut c, "timer_tick_us");
     assert!(get(&ticks, "count") >= 3, "{ticks:?}");
     assert!(get(&ticks, "max") >= get(&ticks, "p50") && get(&ticks, "max") > 0, "{ticks:?}");
+    // The same ticks on the server thread's CPU clock: never more than
+    // their wall time, and not nothing (they did the work above).
+    let [ticks, cpu] = summaries(&mut c, ["timer_tick_us", "timer_tick_cpu_us"]);
+    assert_eq!(get(&cpu, "count"), get(&ticks, "count"), "{cpu:?} {ticks:?}");
+    for k in ["mean", "max"] {
+        assert!(get(&cpu, k) <= get(&ticks, k), "{k}: {cpu:?} {ticks:?}");
+    }
+    assert!(get(&cpu, "max") > 0, "{cpu:?}");
 }

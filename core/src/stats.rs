@@ -40,9 +40,12 @@ pub enum Event {
         done: bool,
     },
     LeaderAcquired,
-    /// A tick of the module's timer held the server for `us` microseconds.
+    /// A tick of the module's timer held the server for `us` microseconds
+    /// (wall clock), of which the server's thread ran `cpu_us` (the rest it
+    /// waited for a core).
     TimerTick {
         us: u64,
+        cpu_us: u64,
     },
 }
 
@@ -150,6 +153,9 @@ pub struct Stats {
     /// How long each timer tick held the server (its max: the longest stall
     /// the timer caused).
     pub timer_tick_us: Summary,
+    /// The CPU time of the same ticks: their own work, without the time the
+    /// server's thread waited for a core.
+    pub timer_tick_cpu_us: Summary,
 }
 
 impl Stats {
@@ -178,7 +184,10 @@ impl Stats {
             Event::LockReleased { done: true } => self.lock_done += 1,
             Event::LockReleased { done: false } => self.lock_failed += 1,
             Event::LeaderAcquired => self.leader_acquired += 1,
-            Event::TimerTick { us } => self.timer_tick_us.add(us),
+            Event::TimerTick { us, cpu_us } => {
+                self.timer_tick_us.add(us);
+                self.timer_tick_cpu_us.add(cpu_us);
+            }
         }
     }
 }
@@ -231,7 +240,7 @@ mod tests {
             Event::Failed { run_ms: 9 },
             Event::LeaseExpired { requeued: false },
             Event::LockReleased { done: false },
-            Event::TimerTick { us: 1500 },
+            Event::TimerTick { us: 1500, cpu_us: 400 },
         ] {
             st.record(e);
         }
@@ -240,5 +249,6 @@ mod tests {
         assert_eq!(st.job_run_ms.count(), 2);
         assert_eq!(st.promotion_lateness_ms.max(), 12);
         assert_eq!((st.timer_tick_us.count(), st.timer_tick_us.max()), (1, 1500));
+        assert_eq!((st.timer_tick_cpu_us.count(), st.timer_tick_cpu_us.max()), (1, 400));
     }
 }
