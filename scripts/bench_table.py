@@ -286,8 +286,7 @@ def per_round(shape, key, okey, field="rate"):
 # The machine's speed drifts between rounds, and a node process's more than
 # a Rust one's: each round's own ratio shows how far a median of medians can
 # be trusted.
-by_label = dict(tq_variants + floor_variants + [(nr, "noderesque"), (bull, "bullmq")])
-by_key = {v: k for k, v in by_label.items()}
+label_of = {key: label.split(" (")[0] for label, key in tq_variants + floor_variants + list(peers)}
 for i, (key, okey) in enumerate(
     (
         ("tq_worker", "bullmq"),
@@ -305,7 +304,7 @@ for i, (key, okey) in enumerate(
         (
             "" if i else "end to end, each round's own ratio: median of the rounds (lowest – highest)",
             "ratio",
-            f"{by_key[key].split(' (')[0]} ÷ {by_key[okey].split(' (')[0]}",
+            f"{label_of[key]} ÷ {label_of[okey]}",
             f"{statistics.median(ratios):.2f}x",
             f"lowest – highest of {len(ratios)} round(s)",
             f"{min(ratios):.2f}x – {max(ratios):.2f}x",
