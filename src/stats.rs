@@ -53,6 +53,7 @@ extern "C" fn on_info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_in
             (c"delayed", st.delayed),
             (c"promoted", st.promoted),
             (c"popped", st.popped),
+            (c"pop_ack_one_pass", st.pop_ack_one_pass),
             (c"acked", st.acked),
             (c"failed", st.failed),
             (c"retried", st.retried),

@@ -385,6 +385,16 @@ impl RedisStore {
         Ok(out)
     }
 
+    /// Plans with `f` for comparison only: what it notes is forgotten (the
+    /// plan that is applied notes the command's events).
+    #[cfg(debug_assertions)]
+    pub fn unnoted<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let n = self.notes.len();
+        let out = f(self);
+        self.notes.truncate(n);
+        out
+    }
+
     /// Checks the caller's access to the whole namespace at once where the
     /// server can (Valkey >= 9): when granted, its keys skip their own
     /// checks. Elsewhere, or when refused, each key is checked as it is used.

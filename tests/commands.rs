@@ -353,3 +353,89 @@ fn commands_work_inside_multi_and_lua() {
     let v = c.ok(&["EVAL", "return redis.call('TQ.ENQUEUE', KEYS[1], 'q', 'c', '[2]')", "1", &n]);
     assert_eq!(v, Value::Int(1));
 }
+
+/// A busy worker's `TQ.POP ... ACK` (`tq_core::work::busy_pop_ack`) is
+/// planned in one pass, counted in `INFO tq` as `tq_pop_ack_one_pass`; every
+/// other case goes the general way and answers as before. (Debug builds,
+/// which the tests load, also plan each one-pass step the general way and
+/// refuse the command when the two plans differ.)
+#[test]
+fn a_busy_workers_pop_ack_is_planned_in_one_pass_and_other_cases_as_before() {
+    let s = Server::start_with(common::Opts::module_with(&["metrics", "no"]));
+    let mut c = s.conn();
+    let n = ns("busy");
+    let one_pass = |c: &mut common::Conn| -> u64 {
+        c.info_field("tq", "tq_pop_ack_one_pass").expect("tq_pop_ack_one_pass").parse().expect("a count")
+    };
+    assert_eq!(one_pass(&mut c), 0);
+    for i in 0..10 {
+        c.ok(&["TQ.ENQUEUE", &n, "q", "C", &format!("[{i}]")]);
+    }
+    let mut held = c.strings(&["TQ.POP", &n, "w", "q"]);
+    for i in 1..10 {
+        let next = c.strings(&["TQ.POP", &n, "w", "q", "ACK", &held[2]]);
+        assert_eq!(next[..2], ["q".to_string(), format!(r#"{{"class":"C","queue":"q","args":[{i}]}}"#)]);
+        assert_eq!(next[3], "1", "a first delivery");
+        held = next;
+    }
+    assert_eq!(one_pass(&mut c), 9, "each step of the busy worker in one pass");
+    assert_eq!(c.stat(&n, "processed"), 9);
+    // Its queue empty: the general way, which answers nil and files the
+    // ACK's tombstone.
+    assert_eq!(c.q(&["TQ.POP", &n, "w", "q", "ACK", &held[2]]), Ok(Value::Nil));
+    assert_eq!(c.stat(&n, "processed"), 10);
+    assert_eq!(one_pass(&mut c), 9);
+
+    // Each case below is one the one-pass plan leaves to the general one:
+    // a worker of its own takes a job, `setup` runs, and its POP ... ACK
+    // goes the general way.
+    let take_then = |c: &mut common::Conn, w: &str, setup: &[&[&str]], queues: &[&str], extra: &[&str]| {
+        for i in 0..2 {
+            c.ok(&["TQ.ENQUEUE", &n, "q", "C", &format!("[{}]", 100 + i)]);
+        }
+        let mut pop = vec!["TQ.POP", &n, w];
+        pop.extend_from_slice(queues);
+        let first = c.strings(&pop);
+        for cmd in setup {
+            c.ok(cmd);
+        }
+        let before = one_pass(c);
+        pop.extend_from_slice(extra);
+        pop.extend_from_slice(&["ACK", &first[2]]);
+        let got = c.strings(&pop);
+        assert_eq!(one_pass(c), before, "{setup:?} {queues:?} {extra:?}: planned the general way");
+        c.ok(&["DEL", &format!("{n}:queue:q"), &format!("{n}:queue:r")]);
+        got
+    };
+    // A broadcast waits in the worker's mailbox: it comes first.
+    let got = take_then(
+        &mut c,
+        "w1",
+        &[&["TQ.HEARTBEAT", &n, "w1", "60000"], &["TQ.BROADCAST", &n, "B", "[7]"]],
+        &["q"],
+        &[],
+    );
+    assert_eq!(got[0], "tq:broadcast");
+    // A paused queue (here another one), two queues named, JOBLOCK.
+    take_then(&mut c, "w2", &[&["TQ.PAUSE", &n, "r"]], &["q"], &[]);
+    c.ok(&["TQ.RESUME", &n, "r"]);
+    take_then(&mut c, "w3", &[], &["q", "r"], &[]);
+    take_then(&mut c, "w4", &[], &["q"], &["JOBLOCK", "1000"]);
+    // The next job has a QueueLock (UNIQUE), or is periodic.
+    let lpop = format!("{n}:queue:q");
+    let got = take_then(&mut c, "w5", &[&["LPOP", &lpop], &["TQ.ENQUEUE", &n, "q", "C", "[1]", "UNIQUE"]], &["q"], &[]);
+    assert_eq!(got[1], r#"{"class":"C","queue":"q","args":[1]}"#);
+    assert_eq!(c.q(&["EXISTS", &format!("{n}:lock:C:q:[1]")]), Ok(Value::Int(0)), "its QueueLock went with it");
+    take_then(&mut c, "w6", &[&["TQ.RECUR", &n, "C", "q", "60000", "[101]"]], &["q"], &[]);
+    // With the cases gone, the busy worker is back on the one-pass plan.
+    c.ok(&["TQ.UNRECUR", &n, "C", "q", "[101]"]);
+    for i in 0..3 {
+        c.ok(&["TQ.ENQUEUE", &n, "q", "C", &format!("[{}]", 200 + i)]);
+    }
+    let mut held = c.strings(&["TQ.POP", &n, "w9", "q"]);
+    let before = one_pass(&mut c);
+    for _ in 0..2 {
+        held = c.strings(&["TQ.POP", &n, "w9", "q", "ACK", &held[2]]);
+    }
+    assert_eq!(one_pass(&mut c), before + 2);
+}

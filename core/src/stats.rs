@@ -16,6 +16,9 @@ pub enum Event {
         lateness_ms: u64,
     },
     Popped,
+    /// A busy worker's `TQ.POP ... ACK` was planned in one pass
+    /// (`work::busy_pop_ack`).
+    PopAckOnePass,
     /// A job completed, `run_ms` after it was popped.
     Acked {
         run_ms: u64,
@@ -136,6 +139,7 @@ pub struct Stats {
     pub delayed: u64,
     pub promoted: u64,
     pub popped: u64,
+    pub pop_ack_one_pass: u64,
     pub acked: u64,
     pub failed: u64,
     pub retried: u64,
@@ -168,6 +172,7 @@ impl Stats {
                 self.promotion_lateness_ms.add(lateness_ms);
             }
             Event::Popped => self.popped += 1,
+            Event::PopAckOnePass => self.pop_ack_one_pass += 1,
             Event::Acked { run_ms } => {
                 self.acked += 1;
                 self.job_run_ms.add(run_ms);

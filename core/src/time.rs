@@ -25,7 +25,6 @@ struct Civil {
     hour: u32,
     min: u32,
     sec: u32,
-    ms: u32,
 }
 
 fn civil(ms: u64) -> Civil {
@@ -49,7 +48,6 @@ fn civil(ms: u64) -> Civil {
         hour: (rem / 3_600_000) as u32,
         min: (rem / 60_000 % 60) as u32,
         sec: (rem / 1000 % 60) as u32,
-        ms: (rem % 1000) as u32,
     }
 }
 
@@ -60,30 +58,81 @@ pub fn iso8601(ms: u64) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// `iso8601` appended to `out` digit by digit: every take writes one (the
-/// record's `run_at`), where `format!` cost more than the rest of the
-/// record.
+/// `iso8601` appended to `out`: every take writes one (the record's
+/// `run_at`). The text up to the second is kept from the last call (a busy
+/// server formats the same second over and over), and digits are written
+/// with constant divisors, which compile to multiplications.
 pub fn write_iso8601(ms: u64, out: &mut Vec<u8>) {
-    fn digits(out: &mut Vec<u8>, n: u64, width: u32) {
-        for i in (0..width).rev() {
-            out.push(b'0' + (n / 10u64.pow(i) % 10) as u8);
+    let second = ms / 1000;
+    let cached = LAST_SECOND.with(|last| {
+        let (at, text) = last.get();
+        if at == second && text[0] != 0 {
+            return Some(text);
+        }
+        let c = civil(ms);
+        if !(0..=9999).contains(&c.year) {
+            return None;
+        }
+        let mut text = [0u8; 19];
+        let mut w = Digits(&mut text, 0);
+        w.put(c.year.unsigned_abs() as u32, 4);
+        for (sep, n) in [(b'-', c.month), (b'-', c.day), (b'T', c.hour), (b':', c.min), (b':', c.sec)] {
+            w.sep(sep);
+            w.put(n, 2);
+        }
+        last.set((second, text));
+        Some(text)
+    });
+    match cached {
+        Some(text) => out.extend_from_slice(&text),
+        None => {
+            // Years past 9999 (and none before 1970): six digits and a sign.
+            let c = civil(ms);
+            let mut text = [0u8; 26];
+            let mut w = Digits(&mut text, 0);
+            w.sep(b'+');
+            w.put((c.year.unsigned_abs() / 100) as u32, 4);
+            w.put((c.year.unsigned_abs() % 100) as u32, 2);
+            for (sep, n) in [(b'-', c.month), (b'-', c.day), (b'T', c.hour), (b':', c.min), (b':', c.sec)] {
+                w.sep(sep);
+                w.put(n, 2);
+            }
+            let len = w.1;
+            out.extend_from_slice(text.get(..len).unwrap_or_default());
         }
     }
-    let c = civil(ms);
-    let year = c.year.unsigned_abs();
-    if (0..=9999).contains(&c.year) {
-        digits(out, year, 4);
-    } else {
-        out.push(b'+');
-        digits(out, year, 6);
+    let ms = (ms % 1000) as u32;
+    out.extend_from_slice(&[b'.', b'0' + (ms / 100) as u8, b'0' + (ms / 10 % 10) as u8, b'0' + (ms % 10) as u8, b'Z']);
+}
+
+std::thread_local! {
+    /// The last second `write_iso8601` formatted, and its text (all zero
+    /// bytes until the first).
+    static LAST_SECOND: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((0, [0; 19])) };
+}
+
+/// Digits and separators written into a fixed buffer (bytes past its end
+/// are dropped: the callers size it).
+struct Digits<'a, const N: usize>(&'a mut [u8; N], usize);
+
+impl<const N: usize> Digits<'_, N> {
+    fn sep(&mut self, b: u8) {
+        if let Some(slot) = self.0.get_mut(self.1) {
+            *slot = b;
+        }
+        self.1 += 1;
     }
-    for (sep, n, width) in
-        [(b'-', c.month, 2), (b'-', c.day, 2), (b'T', c.hour, 2), (b':', c.min, 2), (b':', c.sec, 2), (b'.', c.ms, 3)]
-    {
-        out.push(sep);
-        digits(out, u64::from(n), width);
+
+    /// `n` in `width` digits (2 or 4), zero-padded.
+    fn put(&mut self, n: u32, width: u32) {
+        if width == 4 {
+            self.put(n / 100 % 100, 2);
+            self.put(n % 100, 2);
+            return;
+        }
+        self.sep(b'0' + (n / 10 % 10) as u8);
+        self.sep(b'0' + (n % 10) as u8);
     }
-    out.push(b'Z');
 }
 
 /// `new Date(ms).toString()` on a machine whose zone is UTC, e.g.
@@ -209,7 +258,7 @@ mod tests {
         let reference = |ms: u64| {
             let c = civil(ms);
             let year = if (0..=9999).contains(&c.year) { format!("{:04}", c.year) } else { format!("+{:06}", c.year) };
-            format!("{year}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", c.month, c.day, c.hour, c.min, c.sec, c.ms)
+            format!("{year}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", c.month, c.day, c.hour, c.min, c.sec, ms % 1000)
         };
         let mut ms: u64 = 1;
         while ms < MAX_TIME_MS {
@@ -218,6 +267,14 @@ mod tests {
         }
         for ms in [0, 999, 1000, 253_402_300_799_999, 253_402_300_800_000, MAX_TIME_MS] {
             assert_eq!(iso8601(ms), reference(ms), "{ms}");
+        }
+        // Runs of calls within a second (the kept text) and across seconds,
+        // minutes and years, each way round, and past year 9999 in between.
+        for base in [0, 1_795_240_210_000, 1_798_761_599_000, 253_402_300_799_000] {
+            for ms in (base..base + 3_000).step_by(7).chain((base..base + 3_000).rev().step_by(13)) {
+                assert_eq!(iso8601(ms), reference(ms), "{ms}");
+                assert_eq!(iso8601(MAX_TIME_MS - ms % 1000), reference(MAX_TIME_MS - ms % 1000));
+            }
         }
     }
 

@@ -1029,5 +1029,8 @@ pub fn broadcast(s: &mut impl Store, ns: &Ns<'_>, class: &[u8], args: Option<&[u
     Ok(Plan { effects, reply: Reply::Int(i64::try_from(live.len()).unwrap_or(i64::MAX)) })
 }
 
+mod busy;
+pub use busy::busy_pop_ack;
+
 #[cfg(test)]
 pub(crate) mod tests;

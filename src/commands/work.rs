@@ -4,7 +4,9 @@
 use std::ffi::{c_int, c_void, CStr};
 
 use redis_module::raw;
-use tq_core::store::Reply;
+use tq_core::keys::Ns;
+use tq_core::stats::Event;
+use tq_core::store::{coalesce, Reply};
 use tq_core::work::{self, PopOptions};
 use tq_core::{parse, Result, TqError};
 
@@ -114,10 +116,39 @@ impl Command for Pop {
         let take = queues_and_options(rest)?;
         let (queues, opts) = (take.queues, take.opts());
         match take.ack {
-            Some(d) => planned(ctx, ns, |s, ns| work::ack_and_pop(s, ns, worker, queues, &opts, d)),
+            Some(d) => pop_ack(ctx, ns, worker, queues, &opts, d),
             None => planned(ctx, ns, |s, ns| work::pop(s, ns, worker, queues, &opts)),
         }
     }
+}
+
+/// `TQ.POP ... ACK`: a busy worker's step planned in one pass when
+/// `work::busy_pop_ack` takes the case, else by `work::ack_and_pop` (which
+/// also answers every error). Debug builds plan both ways and refuse the
+/// command when they differ.
+fn pop_ack(ctx: rm::Ctx, ns: &[u8], worker: &[u8], queues: &[&[u8]], opts: &PopOptions, d: u64) -> Result<Reply> {
+    let ns = Ns::new(ns, rm::is_cluster())?;
+    let mut store = RedisStore::new(ctx);
+    store.trust_namespace(&ns);
+    if let Ok(Some(plan)) = work::busy_pop_ack(&mut store, &ns, worker, queues, opts, d) {
+        #[cfg(debug_assertions)]
+        {
+            let general = store
+                .unnoted(|s| work::ack_and_pop(s, &ns, worker, queues, opts, d))
+                .map(|p| (coalesce(p.effects), p.reply));
+            if general.as_ref() != Ok(&(plan.effects.clone(), plan.reply.clone())) {
+                return Err(TqError::Internal(format!(
+                    "the one-pass plan of TQ.POP ... ACK differs from the general plan: {plan:?} against {general:?}"
+                )));
+            }
+        }
+        tq_core::store::Store::note(&mut store, Event::PopAckOnePass);
+        store.apply(&plan.effects)?;
+        return Ok(plan.reply);
+    }
+    let plan = work::ack_and_pop(&mut store, &ns, worker, queues, opts, d)?;
+    store.apply(&coalesce(plan.effects))?;
+    Ok(plan.reply)
 }
 
 /// What a blocked TQ.BPOP retries with when one of its keys becomes ready.
