@@ -69,16 +69,13 @@ pub fn busy_pop_ack(
     };
     // The take, as `take` makes it for this one queue.
     let lease_ms = lock::check_ttl(opts.lease_ms)?;
-    s.expect_kind(&workers, Kind::Set)?;
+    // (`take` also checks that `workers` is a set: found in it above, it is.)
     let leases = ns.leases();
     s.expect_kind(&leases, Kind::Zset)?;
     if !crate::pause::paused(s, ns)?.is_empty() || s.list_len(&ns.mailbox(worker))? > 0 {
         return Ok(None);
     }
     let qkey = ns.queue(q);
-    if s.list_len(&qkey)? == 0 {
-        return Ok(None);
-    }
     let Some(payload) = s.list_get(&qkey, 0)? else { return Ok(None) };
     let Ok(info) = records::inspect_payload(&payload) else { return Ok(None) };
     if recur::is_recurring(s, ns, &payload)? {
