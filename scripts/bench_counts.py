@@ -83,7 +83,8 @@ class Server:
         self.port = free_port()
         self.out = os.path.join(self.dir, "cg.out")
         self.proc = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={self.out}", "--dump-instr=no",
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={self.out}",
+             f"--dump-instr={'yes' if cache else 'no'}",
              *(["--cache-sim=yes"] if cache else []),
              "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", self.dir, "--loadmodule", module, *[a for m in more for a in ("--loadmodule", m)], *args],
@@ -145,6 +146,44 @@ def events(path):
             if m:
                 totals = [int(v) for v in m.group(1).split()]
     return dict(zip(names, totals))
+
+
+def code_run(path, jobs, module):
+    """KiB of machine code the server runs per job: the 64-byte lines (the
+    unit of the instruction cache) holding an instruction run at least once
+    every other job on average, in the module's object and in the whole
+    server. Needs a dump made with --dump-instr=yes."""
+    names, obj, addr, skip = {}, None, 0, False
+    runs = collections.defaultdict(collections.Counter)  # object -> address -> executions
+    with open(path, errors="replace") as f:
+        for line in f:
+            m = re.match(r"^c?ob=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
+            if m:
+                if m.group(2):
+                    names[m.group(1)] = m.group(2)
+                if line.startswith("ob="):
+                    obj = names.get(m.group(1), m.group(1))
+                continue
+            if line.startswith("calls="):
+                skip = True  # the next cost line is the call's, not an instruction's
+                continue
+            m = re.match(r"^(0x[0-9a-f]+|[+-]\d+|\*)\s+\S+\s+(\d+)", line)
+            if not m:
+                continue
+            a = m.group(1)
+            addr = int(a, 16) if a.startswith("0x") else addr + int(a) if a[0] in "+-" else addr
+            if skip:
+                skip = False
+                continue
+            runs[obj][addr] += int(m.group(2))
+    hot = collections.Counter()
+    for o, by_addr in runs.items():
+        lines = collections.Counter()
+        for a, n in by_addr.items():
+            lines[a // 64] = max(lines[a // 64], n)
+        hot[o] = sum(1 for n in lines.values() if n * 2 >= jobs) * 64 / 1024
+    mod = sum(kib for o, kib in hot.items() if o and os.path.basename(o) == os.path.basename(module))
+    return mod, sum(hot.values())
 
 
 def inside_commands(path):
@@ -319,10 +358,14 @@ def cached_cycle(mode, module):
     try:
         s.zero()
         subprocess.run([CYCLE, str(s.port), mode, str(CYCLE_JOBS), "50", "8", "batch"], capture_output=True, check=True)
-        counted = events(s.dump())
+        dump = s.dump()
+        counted = events(dump)
+        module_kib, server_kib = code_run(dump, CYCLE_JOBS, module)
     finally:
         s.stop()
-    return {ev: counted.get(ev, 0) / CYCLE_JOBS for ev, _ in CACHE}
+    out = {ev: counted.get(ev, 0) / CYCLE_JOBS for ev, _ in CACHE}
+    out.update({"module KiB": module_kib, "server KiB": server_kib})
+    return out
 
 
 cycle_rows = [("tq: TQ.ENQUEUE; TQ.POP ... ACK (as the library)", cached_cycle("cycle-popack", MODULE)),
@@ -360,10 +403,14 @@ with open(OUT, "w") as f:
             "enqueued, then drained by 8 consumers one job per round trip; per job, the whole server over the whole "
             "cycle on a fresh server; "
             "first-level caches as valgrind models this machine's):\n\n")
-    f.write("| server | " + " | ".join(label for _, label in CACHE) + " |\n")
-    f.write("|---|" + "---:|" * len(CACHE) + "\n")
+    kib = [("module KiB", "code run per job, the module (KiB)"), ("server KiB", "code run per job, whole server (KiB)")]
+    f.write("| server | " + " | ".join(label for _, label in CACHE + kib) + " |\n")
+    f.write("|---|" + "---:|" * len(CACHE + kib) + "\n")
     for label, m in cycle_rows:
-        f.write(f"| {label} | " + " | ".join(f"{m[ev]:,.0f}" for ev, _ in CACHE) + " |\n")
+        cells = [f"{m[ev]:,.0f}" for ev, _ in CACHE] + [f"{m[k]:.1f}" for k, _ in kib]
+        f.write(f"| {label} | " + " | ".join(cells) + " |\n")
     (_, a), (_, b) = cycle_rows
-    f.write("| tq ÷ C module | " + " | ".join(f"{a[ev] / b[ev]:.2f}x" if b[ev] else "—" for ev, _ in CACHE) + " |\n")
+    f.write("| tq ÷ C module | " + " | ".join(f"{a[ev] / b[ev]:.2f}x" if b[ev] else "—" for ev, _ in CACHE + kib) + " |\n")
+    f.write("\n(Code run per job: the 64-byte lines of machine code, the unit of the instruction cache, holding an "
+            "instruction run at least once every other job on average.)\n")
 print(open(OUT).read())
