@@ -25,8 +25,10 @@ namespace):
   the 2a cycle   enqueue all, then drain with 8 consumers, one job per round
                  trip (bench-cycle cycle-popack / cycle-cfloor batch), with
                  valgrind's cache simulation: instructions and first-level
-                 cache misses per job, tq against the C module making tq's
-                 writes. Counted over the whole cycle, on a fresh server.
+                 cache misses per job, and the machine code run per job
+                 (KiB, the module's and the whole server's), tq against the
+                 C module making tq's writes. Counted over the whole cycle,
+                 on a fresh server.
 
 usage: bench_counts.py <libtq.so> <bench-cycle> <bench-time> <floor.so> <out.md>
 Env: COUNT_JOBS (take+complete jobs, default 4000).
