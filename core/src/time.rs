@@ -66,7 +66,7 @@ pub fn write_iso8601(ms: u64, out: &mut Vec<u8>) {
     let second = ms / 1000;
     let cached = LAST_SECOND.with(|last| {
         let (at, text) = last.get();
-        if at == second && text[0] != 0 {
+        if at == second && text.first().is_some_and(|&b| b != 0) {
             return Some(text);
         }
         let c = civil(ms);
