@@ -64,45 +64,46 @@ pub fn iso8601(ms: u64) -> String {
 /// with constant divisors, which compile to multiplications.
 pub fn write_iso8601(ms: u64, out: &mut Vec<u8>) {
     let second = ms / 1000;
-    let cached = LAST_SECOND.with(|last| {
+    let kept = LAST_SECOND.with(|last| {
         let (at, text) = last.get();
-        if at == second && text.first().is_some_and(|&b| b != 0) {
-            return Some(text);
-        }
-        let c = civil(ms);
-        if !(0..=9999).contains(&c.year) {
-            return None;
-        }
-        let mut text = [0u8; 19];
-        let mut w = Digits(&mut text, 0);
-        w.put(c.year.unsigned_abs() as u32, 4);
-        for (sep, n) in [(b'-', c.month), (b'-', c.day), (b'T', c.hour), (b':', c.min), (b':', c.sec)] {
-            w.sep(sep);
-            w.put(n, 2);
-        }
-        last.set((second, text));
-        Some(text)
+        (at == second && text.first().is_some_and(|&b| b != 0)).then_some(text)
     });
-    match cached {
+    match kept {
         Some(text) => out.extend_from_slice(&text),
         None => {
-            // Years past 9999 (and none before 1970): six digits and a sign.
-            let c = civil(ms);
-            let mut text = [0u8; 26];
-            let mut w = Digits(&mut text, 0);
-            w.sep(b'+');
-            w.put((c.year.unsigned_abs() / 100) as u32, 4);
-            w.put((c.year.unsigned_abs() % 100) as u32, 2);
-            for (sep, n) in [(b'-', c.month), (b'-', c.day), (b'T', c.hour), (b':', c.min), (b':', c.sec)] {
-                w.sep(sep);
-                w.put(n, 2);
+            let (text, len) = up_to_the_second(ms);
+            let text = text.get(..len).unwrap_or_default();
+            // Kept for four-digit years (the text of every other is longer).
+            if let Ok(short) = <[u8; 19]>::try_from(text) {
+                LAST_SECOND.with(|last| last.set((second, short)));
             }
-            let len = w.1;
-            out.extend_from_slice(text.get(..len).unwrap_or_default());
+            out.extend_from_slice(text);
         }
     }
     let ms = (ms % 1000) as u32;
     out.extend_from_slice(&[b'.', b'0' + (ms / 100) as u8, b'0' + (ms / 10 % 10) as u8, b'0' + (ms % 10) as u8, b'Z']);
+}
+
+/// `iso8601` up to the second (`2026-11-22T05:50:10`; years past 9999 in
+/// six digits and a sign), and its length.
+fn up_to_the_second(ms: u64) -> ([u8; 26], usize) {
+    let c = civil(ms);
+    let year = c.year.unsigned_abs();
+    let mut text = [0u8; 26];
+    let mut w = Digits(&mut text, 0);
+    if (0..=9999).contains(&c.year) {
+        w.put(year as u32, 4);
+    } else {
+        w.sep(b'+');
+        w.put((year / 100) as u32, 4);
+        w.put((year % 100) as u32, 2);
+    }
+    for (sep, n) in [(b'-', c.month), (b'-', c.day), (b'T', c.hour), (b':', c.min), (b':', c.sec)] {
+        w.sep(sep);
+        w.put(n, 2);
+    }
+    let len = w.1;
+    (text, len)
 }
 
 std::thread_local! {
