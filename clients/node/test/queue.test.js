@@ -67,7 +67,17 @@ function normRecord(rec) {
   if (rec && rec.exception === "Worker Timeout (killed manually)") {
     return { ...rec, backtrace: ["<killed by>", rec.backtrace[1], "<cleaner>"], failed_at: "<failed_at>" };
   }
+  // A failure reported during the scenario carries the server's clock, and the
+  // two runs may fall in different seconds: the time must be JavaScript's
+  // Date text of a moment within the last minutes, and is then compared as such.
+  if (rec && typeof rec.failed_at === "string" && recent(rec.failed_at)) return { ...rec, failed_at: "<recent>" };
   return rec;
+}
+
+function recent(text) {
+  const m = /^[A-Z][a-z]{2} [A-Z][a-z]{2} \d{2} \d{4} \d{2}:\d{2}:\d{2} GMT[+-]\d{4}(?= \(.+\)$)/.exec(text);
+  const at = m ? Date.parse(m[0]) : NaN;
+  return Number.isFinite(at) && Math.abs(Date.now() - at) < 300000;
 }
 
 function normRunAt(rec) {
@@ -163,8 +173,8 @@ async function scenario(queue, n, base) {
   for (let i = 0; i < 4; i++) await r.rpush(`${n}:failed`, rec(i));
   await log("failedCount", queue.failedCount());
   const failed = await queue.failed(0, -1);
-  out.failed = { ok: failed };
-  await log("failed 1..2", queue.failed(1, 2));
+  out.failed = { ok: failed.map(normRecord) };
+  await log("failed 1..2", queue.failed(1, 2).then((l) => l.map(normRecord)));
   await log("removeFailed", queue.removeFailed(failed[1]));
   await log("removeFailed again", queue.removeFailed(failed[1]));
   await log("retryAndRemoveFailed", queue.retryAndRemoveFailed(failed[2]));
