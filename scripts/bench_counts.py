@@ -115,17 +115,29 @@ class Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def compressed(line, kind, names):
+    """A `<kind>=` or `c<kind>=` line of a callgrind dump (kind: fn, ob...),
+    whose names are compressed: `(id) name` the first time, `(id)` after.
+    Records the name in `names`; returns (whether the line is a callee's,
+    the id), or None for any other line."""
+    m = re.match(r"^(c?)" + kind + r"=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
+    if not m:
+        return None
+    if m.group(3):
+        names[m.group(2)] = m.group(3)
+    return bool(m.group(1)), m.group(2)
+
+
 def parse(path):
     """(total instructions, calls per callee name) of a callgrind dump."""
     names, calls, cfn, total = {}, collections.Counter(), None, 0
     with open(path, errors="replace") as f:
         for line in f:
-            m = re.match(r"^c?fn=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
-            if m:
-                if m.group(2):
-                    names[m.group(1)] = m.group(2)
-                if line.startswith("cfn="):
-                    cfn = names.get(m.group(1))
+            named = compressed(line, "fn", names)
+            if named:
+                callee, id_ = named
+                if callee:
+                    cfn = names.get(id_)
                 continue
             m = re.match(r"^calls=(\d+)", line)
             if m and cfn:
@@ -159,12 +171,11 @@ def code_run(path, jobs, module):
     runs = collections.defaultdict(collections.Counter)  # object -> address -> executions
     with open(path, errors="replace") as f:
         for line in f:
-            m = re.match(r"^c?ob=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
-            if m:
-                if m.group(2):
-                    names[m.group(1)] = m.group(2)
-                if line.startswith("ob="):
-                    obj = names.get(m.group(1), m.group(1))
+            named = compressed(line, "ob", names)
+            if named:
+                callee, id_ = named
+                if not callee:
+                    obj = names.get(id_, id_)
                 continue
             if line.startswith("calls="):
                 skip = True  # the next cost line is the call's, not an instruction's
