@@ -417,14 +417,32 @@ pub fn coalesce(effects: Vec<Effect>) -> Vec<Effect> {
     if effects.len() < 2 {
         return effects;
     }
-    // Every rule needs a string write or a ZREM; without one (an enqueue)
-    // there is nothing to do.
-    if !effects
-        .iter()
-        .any(|e| matches!(e, Effect::Set { .. } | Effect::SetPxAt { .. } | Effect::MSet { .. } | Effect::ZRem { .. }))
-    {
+    if nothing_to_fold(&effects) {
         return effects;
     }
+    fold(effects)
+}
+
+/// Whether no rule of `coalesce` can change `effects`: no ZREM, and at most
+/// one string write, whose keys nothing before it writes. Plans already in
+/// their fewest writes (an enqueue's; a busy worker's one-pass step) are
+/// such lists, and are left alone without the slots `fold` allocates.
+fn nothing_to_fold(effects: &[Effect]) -> bool {
+    let is_string = |e: &Effect| matches!(e, Effect::Set { .. } | Effect::SetPxAt { .. } | Effect::MSet { .. });
+    if effects.iter().any(|e| matches!(e, Effect::ZRem { .. })) {
+        return false;
+    }
+    let mut strings = effects.iter().enumerate().filter(|(_, e)| is_string(e));
+    let Some((at, string)) = strings.next() else { return true };
+    if strings.next().is_some() {
+        return false;
+    }
+    let before = effects.get(..at).unwrap_or_default();
+    !string.keys().any(|key| before.iter().any(|e| e.keys().any(|k| k == key)))
+}
+
+/// `coalesce`'s rules applied, for a list of at most `COALESCE_MAX`.
+fn fold(effects: Vec<Effect>) -> Vec<Effect> {
     // Nothing is cloned: this runs on every command, where each allocation
     // costs as much as a comparison of every key pair.
     let mut slots: Vec<Option<Effect>> = effects.into_iter().map(Some).collect();
@@ -1192,6 +1210,47 @@ mod tests {
             shortened += usize::from(fewer.len() < effects.len());
         }
         assert!(shortened > 1000, "only {shortened} of 4000 lists were shortened");
+    }
+
+    /// The early exit of `coalesce` leaves alone exactly the lists that its
+    /// rules would give back unchanged (random lists as above, weighted
+    /// toward few string writes so that both outcomes are common).
+    #[test]
+    fn coalescing_skips_only_what_folding_keeps() {
+        let mut next = xorshift(0x6a09_e667_f3bc_c908);
+        let k = |p: &str, i: u64| format!("{p}{i}").into_bytes();
+        let (mut skipped, mut folded) = (0, 0);
+        for case in 0..4000 {
+            let n = 1 + next(6);
+            let mut effects = Vec::new();
+            for _ in 0..n {
+                let v = format!("v{}", next(3)).into_bytes();
+                let e = match next(14) {
+                    0 => Effect::Set { key: k("s", next(3)), value: v },
+                    1 => Effect::SetPxAt { key: k("s", next(3)), value: v, at_ms: 2000 + next(3) },
+                    2 => Effect::MSet { pairs: (0..1 + next(2)).map(|_| (k("s", next(3)), v.clone())).collect() },
+                    3 => Effect::Del {
+                        keys: (0..1 + next(2)).map(|_| k(["s", "l"][next(2) as usize], next(3))).collect(),
+                    },
+                    4..=6 => Effect::RPush { key: k("l", next(2)), value: v },
+                    7 => Effect::LRem { key: k("l", next(2)), count: 0, value: v },
+                    8 => Effect::ZAdd { key: k("z", next(2)), score: next(5) as i64, member: k("m", next(2)) },
+                    9 => Effect::ZRem { key: k("z", next(2)), member: k("m", next(2)) },
+                    10 | 11 => Effect::SAdd { key: k("t", next(2)), member: k("m", next(2)) },
+                    _ => Effect::Incr { key: k("s", next(3)) },
+                };
+                effects.push(e);
+            }
+            let full = fold(effects.clone());
+            if nothing_to_fold(&effects) {
+                assert_eq!(full, effects, "case {case}: skipped, but folding changes it");
+                skipped += 1;
+            } else {
+                folded += 1;
+            }
+            assert_eq!(coalesce(effects.clone()), full, "case {case}: {effects:?}");
+        }
+        assert!(skipped > 1000 && folded > 1000, "skipped {skipped}, folded {folded} of 4000");
     }
 
     /// Random effect lists as a timer round makes them (pushes at both

@@ -4,9 +4,8 @@
 use std::ffi::{c_int, c_void, CStr};
 
 use redis_module::raw;
-use tq_core::keys::Ns;
 use tq_core::stats::Event;
-use tq_core::store::{coalesce, Reply};
+use tq_core::store::Reply;
 use tq_core::work::{self, PopOptions};
 use tq_core::{parse, Result, TqError};
 
@@ -125,30 +124,27 @@ impl Command for Pop {
 /// `TQ.POP ... ACK`: a busy worker's step planned in one pass when
 /// `work::busy_pop_ack` takes the case, else by `work::ack_and_pop` (which
 /// also answers every error). Debug builds plan both ways and refuse the
-/// command when they differ.
+/// command when they differ. (`coalesce` leaves the one-pass plan as it is:
+/// it is the general plan already coalesced.)
 fn pop_ack(ctx: rm::Ctx, ns: &[u8], worker: &[u8], queues: &[&[u8]], opts: &PopOptions, d: u64) -> Result<Reply> {
-    let ns = Ns::new(ns, rm::is_cluster())?;
-    let mut store = RedisStore::new(ctx);
-    store.trust_namespace(&ns);
-    if let Ok(Some(plan)) = work::busy_pop_ack(&mut store, &ns, worker, queues, opts, d) {
+    planned(ctx, ns, |store, ns| {
+        let Ok(Some(plan)) = work::busy_pop_ack(store, ns, worker, queues, opts, d) else {
+            return work::ack_and_pop(store, ns, worker, queues, opts, d);
+        };
         #[cfg(debug_assertions)]
         {
             let general = store
-                .unnoted(|s| work::ack_and_pop(s, &ns, worker, queues, opts, d))
-                .map(|p| (coalesce(p.effects), p.reply));
+                .unnoted(|s| work::ack_and_pop(s, ns, worker, queues, opts, d))
+                .map(|p| (tq_core::store::coalesce(p.effects), p.reply));
             if general.as_ref() != Ok(&(plan.effects.clone(), plan.reply.clone())) {
                 return Err(TqError::Internal(format!(
                     "the one-pass plan of TQ.POP ... ACK differs from the general plan: {plan:?} against {general:?}"
                 )));
             }
         }
-        tq_core::store::Store::note(&mut store, Event::PopAckOnePass);
-        store.apply(&plan.effects)?;
-        return Ok(plan.reply);
-    }
-    let plan = work::ack_and_pop(&mut store, &ns, worker, queues, opts, d)?;
-    store.apply(&coalesce(plan.effects))?;
-    Ok(plan.reply)
+        tq_core::store::Store::note(store, Event::PopAckOnePass);
+        Ok(plan)
+    })
 }
 
 /// What a blocked TQ.BPOP retries with when one of its keys becomes ready.
