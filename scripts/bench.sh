@@ -8,7 +8,9 @@
 #            API and replicate as RPUSH, with and without the ACL check of
 #            its key), vs RPUSH: the ceiling of TQ.ENQUEUE / RPUSH; and its
 #            FLOOR.ENQUEUE, TQ.ENQUEUE's ACL checks (both keys, both plain
-#            commands) and writes (SADD, RPUSH) without encoding a payload
+#            commands) and writes (SADD, RPUSH) without encoding a payload,
+#            and FLOOR.ENQUEUEJOB, the same from TQ.ENQUEUE's own arguments
+#            (key names and payload built)
 #   take:    LPOP, and node-resque's per-job commands (Lua pop + MULTI stats +
 #            DEL), vs TQ.POP+TQ.ACK and vs TQ.POP ... ACK (one command a job)
 #            (scripts/bench_cycle.rs, 8 connections); server time per job
@@ -61,17 +63,20 @@ for pipe in 1 16; do
   d=$(rps "$P" $pipe FLOOR.PUSH resque:queue:floor "$PAYLOAD")
   e=$(rps "$P" $pipe FLOOR.PUSHACL resque:queue:floor "$PAYLOAD")
   f=$(rps "$P" $pipe FLOOR.ENQUEUE resque:queues resque:queue:floor floor "$PAYLOAD")
+  g=$(rps "$P" $pipe FLOOR.ENQUEUEJOB resque floor add '[1,2]')
   row "RPUSH vs TQ.ENQUEUE, -P $pipe" "$a" "$b"
   row "RPUSH vs TQ.PROMOTE (no-op), -P $pipe" "$a" "$c"
   row "RPUSH vs C module push+replicate, -P $pipe" "$a" "$d"
   row "RPUSH vs C module ACL+push+replicate, -P $pipe" "$a" "$e"
   row "RPUSH vs C module enqueue's checks+writes, -P $pipe" "$a" "$f"
+  row "RPUSH vs the same from TQ.ENQUEUE's args, -P $pipe" "$a" "$g"
   kv "enq.rpush.p$pipe" "$a"
   kv "enq.tq.p$pipe" "$b"
   kv "enq.floor.p$pipe" "$c"
   kv "enq.cpush.p$pipe" "$d"
   kv "enq.cpushacl.p$pipe" "$e"
   kv "enq.cenqueue.p$pipe" "$f"
+  kv "enq.cenqueuejob.p$pipe" "$g"
 done
 SHA=$(redis-cli -p "$P" SCRIPT LOAD "redis.call('SADD', KEYS[1], ARGV[1]); return redis.call('RPUSH', KEYS[2], ARGV[2])")
 for pipe in 1 16; do

@@ -87,6 +87,9 @@ cenqueue_label = (
     "C module: TQ.ENQUEUE's checks and writes, payload given (ACL of both keys and both plain commands, "
     "SADD, RPUSH, replicate)"
 )
+cenqueuejob_label = (
+    "C module: the same from TQ.ENQUEUE's own arguments (key names and payload built, args copied unchecked)"
+)
 group("1. Enqueue (redis-benchmark, 50 clients) and take+complete (8 conns), vs raw commands, one server")
 for p, how in (("1", "unpipelined"), ("16", "-P 16")):
     row(f"enqueue, {how}", "req/s", "TQ.ENQUEUE", num(R, f"enq.tq.p{p}"), "RPUSH", num(R, f"enq.rpush.p{p}"))
@@ -95,9 +98,11 @@ for p, how in (("1", "unpipelined"), ("16", "-P 16")):
         ("cpush", "C module: push + replicate as RPUSH (scripts/floor_module.c)"),
         ("cpushacl", "C module: ACL check of the key + push + replicate"),
         ("cenqueue", cenqueue_label),
+        ("cenqueuejob", cenqueuejob_label),
     ):
         row("", "req/s", label, num(R, f"enq.{key}.p{p}"), "RPUSH", num(R, f"enq.rpush.p{p}"))
     row("", "req/s", "TQ.ENQUEUE", num(R, f"enq.tq.p{p}"), cenqueue_label, num(R, f"enq.cenqueue.p{p}"))
+    row("", "req/s", "TQ.ENQUEUE", num(R, f"enq.tq.p{p}"), cenqueuejob_label, num(R, f"enq.cenqueuejob.p{p}"))
 for p, how in (("1", "unpipelined"), ("16", "-P 16")):
     row(
         f"enqueue, {how}",

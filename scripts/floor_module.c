@@ -16,6 +16,14 @@
  *                                  stands for (SADD, RPUSH), SADD the queue's
  *                                  name (skipped once known, as in
  *                                  FLOOR.TAKEACK), RPUSH, replicate
+ *   FLOOR.ENQUEUEJOB <ns> <queue> <class> [<args-json>]
+ *                                  FLOOR.ENQUEUE from TQ.ENQUEUE's own
+ *                                  arguments: both key names built, and the
+ *                                  payload as node-resque writes it (class
+ *                                  and queue as JSON strings, the args copied
+ *                                  unchecked, a bare value wrapped in [], as
+ *                                  tq does for args already in
+ *                                  JSON.stringify's form)
  *   FLOOR.PROMOTE <ns> <bucket>    what promoting one due bucket of node-resque's
  *                                  layout writes (the promotion floor's SADD,
  *                                  RPUSH, DEL of the markers, DEL, ZREM), as a
@@ -660,9 +668,9 @@ static int Promote(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
 }
 
 
-static int Enqueue(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    if (argc != 5) return RedisModule_WrongArity(ctx);
-    RedisModuleString *queues = argv[1], *queue = argv[2], *name = argv[3], *payload = argv[4];
+/* FLOOR.ENQUEUE's checks and writes, its arguments given as strings. */
+static int enqueue(RedisModuleCtx *ctx, RedisModuleString *queues, RedisModuleString *queue, RedisModuleString *name,
+                   RedisModuleString *payload) {
     RedisModuleUser *user = caller(ctx);
     RedisModuleString *push_argv[] = {rpush_name, queue, payload};
     RedisModuleString *add_argv[] = {sadd_name, queues, name};
@@ -676,6 +684,91 @@ static int Enqueue(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     if (sadd(ctx, queues, name) != REDISMODULE_OK || rpush(ctx, queue, payload, &len) != REDISMODULE_OK)
         return RedisModule_ReplyWithError(ctx, "WRONGTYPE");
     return RedisModule_ReplyWithLongLong(ctx, len);
+}
+
+static int Enqueue(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc != 5) return RedisModule_WrongArity(ctx);
+    return enqueue(ctx, argv[1], argv[2], argv[3], argv[4]);
+}
+
+/* `s` as JSON.stringify writes a string, at `out` (room for 2 + 6 * len);
+ * returns the bytes written. */
+static size_t json_string(char *out, const char *s, size_t len) {
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+    out[n++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *short_form = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\b' ? "\\b" : c == '\f' ? "\\f"
+                               : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
+        if (short_form) {
+            out[n++] = short_form[0];
+            out[n++] = short_form[1];
+        } else if (c < 0x20) {
+            memcpy(out + n, "\\u00", 4);
+            out[n + 4] = hex[c >> 4];
+            out[n + 5] = hex[c & 15];
+            n += 6;
+        } else {
+            out[n++] = (char)c;
+        }
+    }
+    out[n++] = '"';
+    return n;
+}
+
+/* `<ns>:<a>` or `<ns>:<a>:<b>` as a new string (b may be NULL). */
+static RedisModuleString *key_name(RedisModuleCtx *ctx, const char *ns, size_t nslen, const char *a, const char *b,
+                                   size_t blen) {
+    char stack[256];
+    size_t alen = strlen(a), len = nslen + 1 + alen + (b ? 1 + blen : 0);
+    char *buf = len <= sizeof stack ? stack : RedisModule_Alloc(len);
+    memcpy(buf, ns, nslen);
+    buf[nslen] = ':';
+    memcpy(buf + nslen + 1, a, alen);
+    if (b) {
+        buf[nslen + 1 + alen] = ':';
+        memcpy(buf + nslen + 2 + alen, b, blen);
+    }
+    RedisModuleString *s = RedisModule_CreateString(ctx, buf, len);
+    if (buf != stack) RedisModule_Free(buf);
+    return s;
+}
+
+static int EnqueueJob(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc != 4 && argc != 5) return RedisModule_WrongArity(ctx);
+    size_t nslen, qlen, clen, alen = 2;
+    const char *ns = RedisModule_StringPtrLen(argv[1], &nslen);
+    const char *q = RedisModule_StringPtrLen(argv[2], &qlen);
+    const char *class = RedisModule_StringPtrLen(argv[3], &clen);
+    const char *args = argc == 5 ? RedisModule_StringPtrLen(argv[4], &alen) : "[]";
+    /* node-resque's arrayify: a bare value becomes a one-element array. */
+    int bare = alen == 0 || args[0] != '[';
+    size_t room = 32 + 6 * (qlen + clen) + alen;
+    char stack[512];
+    char *buf = room <= sizeof stack ? stack : RedisModule_Alloc(room);
+    size_t n = 0;
+    memcpy(buf, "{\"class\":", 9);
+    n = 9 + json_string(buf + 9, class, clen);
+    memcpy(buf + n, ",\"queue\":", 9);
+    n += 9;
+    n += json_string(buf + n, q, qlen);
+    memcpy(buf + n, ",\"args\":", 8);
+    n += 8;
+    if (bare) buf[n++] = '[';
+    memcpy(buf + n, args, alen);
+    n += alen;
+    if (bare) buf[n++] = ']';
+    buf[n++] = '}';
+    RedisModuleString *payload = RedisModule_CreateString(ctx, buf, n);
+    if (buf != stack) RedisModule_Free(buf);
+    RedisModuleString *queues = key_name(ctx, ns, nslen, "queues", NULL, 0);
+    RedisModuleString *queue = key_name(ctx, ns, nslen, "queue", q, qlen);
+    int r = enqueue(ctx, queues, queue, argv[2], payload);
+    RedisModule_FreeString(ctx, payload);
+    RedisModule_FreeString(ctx, queues);
+    RedisModule_FreeString(ctx, queue);
+    return r;
 }
 
 static int push(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, int acl) {
@@ -713,6 +806,8 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
         /* Keys undeclared, as tq's are (each checked by the command). */
         RedisModule_CreateCommand(ctx, "floor.takeack", TakeAck, "write deny-oom", 0, 0, 0) == REDISMODULE_ERR ||
         RedisModule_CreateCommand(ctx, "floor.enqueue", Enqueue, "write deny-oom", 0, 0, 0) == REDISMODULE_ERR ||
+        /* TQ.ENQUEUE's arguments, its namespace declared as TQ.ENQUEUE's is. */
+        RedisModule_CreateCommand(ctx, "floor.enqueuejob", EnqueueJob, "write deny-oom", 1, 1, 1) == REDISMODULE_ERR ||
         RedisModule_CreateCommand(ctx, "floor.promote", Promote, "write deny-oom", 0, 0, 0) == REDISMODULE_ERR)
         return REDISMODULE_ERR;
     if (RedisModule_SubscribeToServerEvent(ctx, RedisModuleEvent_FlushDB, on_flush) == REDISMODULE_ERR)

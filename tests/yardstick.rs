@@ -2,7 +2,8 @@
 //! exactly the writes its figures stand for, or its floors would flatter or
 //! shame tq: `FLOOR.TAKEACK` leaves the keyspace that the take + complete
 //! floor's plain commands leave (with tq's own writes too), `FLOOR.ENQUEUE`
-//! that of `SADD` + `RPUSH`, `FLOOR.PROMOTE` that of the promotion floor's
+//! that of `SADD` + `RPUSH` (and `FLOOR.ENQUEUEJOB` the payload and keys of
+//! TQ.ENQUEUE from its arguments), `FLOOR.PROMOTE` that of the promotion floor's
 //! bulk commands, a replica without the module follows them, and a caller
 //! refused a key or a command is refused.
 
@@ -279,6 +280,40 @@ fn floor_promote_exact_moves_jobs_as_tq_does() {
     assert_eq!(f.err(&["FLOOR.PROMOTE", "n", now, "FAST"]), "ERR the fourth argument can only be EXACT");
 }
 
+/// `FLOOR.ENQUEUEJOB`, given TQ.ENQUEUE's arguments, builds the key names
+/// and the payload TQ.ENQUEUE writes: the floor stands for tq's own work.
+#[test]
+fn floor_enqueuejob_writes_what_tq_enqueue_writes() {
+    let so = build_floor("enqueuejob");
+    let floor = floor_server(&so);
+    let tq = Server::start();
+    let (mut f, mut t) = (floor.conn(), tq.conn());
+    let cases: [(&str, &str, Option<&str>); 6] = [
+        ("q", "add", Some("[1,2]")),
+        ("q", "add", None),
+        ("q\"\\", "c\n\u{1}\u{1f}\t", Some("5")),
+        ("q", "C", Some(r#"{"a":[1,"x"]}"#)),
+        ("other", "\u{e9}t\u{e9}", Some(r#""s""#)),
+        ("q", "add", Some("[]")),
+    ];
+    for (queue, class, args) in cases {
+        let mut call = vec!["n", queue, class];
+        call.extend(args);
+        let floor_len = f.int(&[&["FLOOR.ENQUEUEJOB"], call.as_slice()].concat());
+        assert_eq!(floor_len, t.int(&[&["TQ.ENQUEUE"], call.as_slice()].concat()), "{call:?}");
+    }
+    for q in ["q", "q\"\\", "other"] {
+        let key = format!("n:queue:{q}");
+        assert_eq!(f.strings(&["LRANGE", &key, "0", "-1"]), t.strings(&["LRANGE", &key, "0", "-1"]), "{key}");
+    }
+    assert_eq!(f.int(&["LLEN", "n:queue:q"]), 4);
+    let (mut a, mut b) = (f.strings(&["SMEMBERS", "n:queues"]), t.strings(&["SMEMBERS", "n:queues"]));
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+    assert_eq!(a.len(), 3);
+}
+
 #[test]
 fn floor_commands_check_the_callers_keys_and_commands() {
     let so = build_floor("acl");
@@ -294,6 +329,7 @@ fn floor_commands_check_the_callers_keys_and_commands() {
     // A key outside the user's patterns.
     refused(lim.err(&["FLOOR.ENQUEUE", "x:queues", "n:queue:q", "q", "job"]));
     refused(lim.err(&["FLOOR.PUSHACL", "x:queue:q", "job"]));
+    refused(lim.err(&["FLOOR.ENQUEUEJOB", "x", "q", "C"]));
     // A take + complete of worker w on queue q, counted in `processed`.
     let takeack = |processed| {
         [
@@ -330,4 +366,8 @@ fn floor_commands_check_the_callers_keys_and_commands() {
     assert_eq!(c.digest(), before, "nothing written by a refused promotion");
     c.ok(&["ACL", "SETUSER", "lim", "~n:timestamps:*"]);
     assert_eq!(lim.int(&["FLOOR.PROMOTE", "n", "1700000000"]), 3);
+    // The namespace FLOOR.ENQUEUEJOB declares, as TQ.ENQUEUE does.
+    refused(lim.err(&["FLOOR.ENQUEUEJOB", "n", "q", "C"]));
+    c.ok(&["ACL", "SETUSER", "lim", "~n"]);
+    assert_eq!(lim.int(&["FLOOR.ENQUEUEJOB", "n", "q", "C"]), 2);
 }
