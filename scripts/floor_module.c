@@ -744,7 +744,8 @@ static int EnqueueJob(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     const char *args = argc == 5 ? RedisModule_StringPtrLen(argv[4], &alen) : "[]";
     /* node-resque's arrayify: a bare value becomes a one-element array. */
     int bare = alen == 0 || args[0] != '[';
-    size_t room = 32 + 6 * (qlen + clen) + alen;
+    /* 27 bytes of members and braces, 4 quotes, 2 brackets; 6 a byte escaped. */
+    size_t room = 33 + 6 * (qlen + clen) + alen;
     char stack[512];
     char *buf = room <= sizeof stack ? stack : RedisModule_Alloc(room);
     size_t n = 0;
