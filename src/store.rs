@@ -13,6 +13,7 @@ use std::ffi::{c_int, CStr};
 
 use redis_module::raw;
 use smallvec::SmallVec;
+use tq_core::packed::Packed;
 use tq_core::store::{parse_i64, wrong_type, Effect, Kind, Store};
 use tq_core::{Result, TqError};
 
@@ -353,28 +354,35 @@ impl RedisStore {
     }
 
     /// `list_range`; with `keep`, each string read stays in `moving`.
-    fn range(&mut self, key: &[u8], (start, stop, max): (i64, i64, u64), keep: bool) -> Result<Vec<Vec<u8>>> {
-        let Some(len) = self.read(key, Kind::List)?.map(|k| k.len()) else { return Ok(Vec::new()) };
+    fn range<T: Default>(
+        &mut self,
+        key: &[u8],
+        (start, stop, max): (i64, i64, u64),
+        keep: bool,
+        new: impl FnOnce(usize) -> T,
+        put: impl Fn(&mut T, &[u8]),
+    ) -> Result<T> {
+        let Some(len) = self.read(key, Kind::List)?.map(|k| k.len()) else { return Ok(T::default()) };
         let len = i64::try_from(len).unwrap_or(i64::MAX);
         let norm = |i: i64| if i < 0 { len.saturating_add(i).max(0) } else { i };
         let first = norm(start);
         let last = norm(stop).min(len - 1).min(first.saturating_add(i64::try_from(max).unwrap_or(i64::MAX)) - 1);
         if first > last || max == 0 {
-            return Ok(Vec::new());
+            return Ok(T::default());
         }
         // Read in order through the key API (Redis keeps the key's list
         // iterator between neighbours), then closed: Redis 7.0 asserts when
         // a list read this way is deleted through the same handle.
         let ctx = self.ctx;
         let (first, last) = (usize::try_from(first).unwrap_or(0), usize::try_from(last).unwrap_or(0));
-        let mut out = Vec::with_capacity(last.saturating_sub(first).saturating_add(1));
+        let mut out = new(last.saturating_sub(first).saturating_add(1));
         let mut kept = Vec::new();
         {
-            let Some(k) = self.read(key, Kind::List)? else { return Ok(Vec::new()) };
+            let Some(k) = self.read(key, Kind::List)? else { return Ok(T::default()) };
             for i in first..=last {
                 let s =
                     k.list_get_str(ctx, i).ok_or_else(|| TqError::Internal("list shorter than its length".into()))?;
-                out.push(s.bytes().to_vec());
+                put(&mut out, s.bytes());
                 if keep {
                     kept.push(Some(s));
                 }
@@ -520,7 +528,7 @@ impl RedisStore {
                     let name = RStr::new(self.ctx, key).ok_or_else(oom)?;
                     let trusted = self.trusted && key.starts_with(&self.prefix);
                     if !trusted && self.user.as_ref().is_some_and(|u| !u.may(&name, true)) {
-                        return Err(TqError::NoPerm { key: key.clone() });
+                        return Err(TqError::NoPerm { key: key.to_vec() });
                     }
                     names.push(name);
                 }
@@ -1024,11 +1032,13 @@ impl Store for RedisStore {
     }
 
     fn list_range(&mut self, key: &[u8], start: i64, stop: i64, max: u64) -> Result<Vec<Vec<u8>>> {
-        self.range(key, (start, stop, max), false)
+        self.range(key, (start, stop, max), false, Vec::with_capacity, |out, s| out.push(s.to_vec()))
     }
 
-    fn list_range_to_move(&mut self, key: &[u8], start: i64, stop: i64, max: u64) -> Result<Vec<Vec<u8>>> {
-        self.range(key, (start, stop, max), true)
+    fn list_range_to_move(&mut self, key: &[u8], start: i64, stop: i64, max: u64) -> Result<Packed> {
+        // One buffer for the batch: a copy per job would be an allocation
+        // and a free each.
+        self.range(key, (start, stop, max), true, |n| Packed::with_capacity(n, 0), Packed::push_sizing)
     }
 
     fn zset_card(&mut self, key: &[u8]) -> Result<usize> {

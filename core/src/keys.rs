@@ -75,6 +75,11 @@ impl<'a> Ns<'a> {
     pub fn timestamps(&self, payload: &[u8]) -> Vec<u8> {
         self.key(&[b"timestamps", payload])
     }
+    /// `timestamps(payload)` without the payload: the marker key is this
+    /// followed by the payload's bytes.
+    pub fn timestamps_prefix(&self) -> Vec<u8> {
+        self.key(&[b"timestamps", b""])
+    }
     /// Set of `<worker>:<queues>` entries.
     pub fn workers(&self) -> Vec<u8> {
         self.key(&[WORKERS])

@@ -16,6 +16,7 @@ pub mod json;
 pub mod keys;
 pub mod lock;
 pub mod metrics;
+pub mod packed;
 pub mod parse;
 pub mod pause;
 pub mod queue;

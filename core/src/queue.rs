@@ -7,6 +7,7 @@ use crate::json::Value;
 use crate::keys::{self, check_name, Ns};
 use crate::lock;
 use crate::metrics::Clocks;
+use crate::packed::Packed;
 use crate::records::{self, FailedPayload, Failure};
 use crate::stats::Event;
 use crate::store::{parse_i64, plan_incr, wrong_type, Effect, Kind, Plan, Reply, Store};
@@ -271,6 +272,7 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
     // Target queues found holding another type: their jobs go to failed.
     let mut wrong: Vec<(Vec<u8>, String)> = Vec::new();
     let queues = ns.queues();
+    let marker_prefix = ns.timestamps_prefix();
     let mut clocks = Clocks::default();
     while budget > 0 {
         let Some((bname, score)) = due.next(s)? else { break };
@@ -289,8 +291,7 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
         // bucket, one RPUSH per target queue (FIFO kept), and the markers
         // removed (one DEL for those that only held this bucket): a handful
         // of replicated commands for up to `limit` jobs.
-        let mut pushes: Vec<(Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
-        let mut markers = Vec::with_capacity(take);
+        let mut pushes: Vec<(Vec<u8>, Packed)> = Vec::new();
         let mut failures = Plan::new(Reply::Nil);
         // Jobs whose exact time has not come stay, in order, at the head.
         let mut held: Vec<Vec<u8>> = Vec::new();
@@ -299,7 +300,7 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
         // One range read for the batch (element by element, each read costs
         // as much as the job's whole move).
         let payloads = match take {
-            0 => Vec::new(),
+            0 => Packed::new(),
             n => {
                 s.list_range_to_move(&bkey, 0, i64::try_from(n).unwrap_or(i64::MAX) - 1, u64::try_from(n).unwrap_or(0))?
             }
@@ -307,9 +308,13 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
         if payloads.len() != take {
             return Err(TqError::Internal("delayed bucket shorter than its length".into()));
         }
-        for payload in payloads {
+        let mut markers = Packed::with_capacity(
+            take,
+            payloads.total_bytes().saturating_add(take.saturating_mul(marker_prefix.len())),
+        );
+        for payload in &payloads {
             // Its exact time if tq filed it, else its bucket's second.
-            let field = exact.then(|| exact_field(&bname, &payload));
+            let field = exact.then(|| exact_field(&bname, payload));
             let exact_ms = match &field {
                 Some(f) => s.hash_get(&at_key, f)?.and_then(|v| parse_i64(&v)).and_then(|t| u64::try_from(t).ok()),
                 None => None,
@@ -317,15 +322,16 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
             let job_due = exact_ms.unwrap_or(bucket_ms);
             if job_due > now {
                 held_until = held_until.min(job_due);
-                held.push(payload);
+                held.push(payload.to_vec());
                 continue;
             }
             if let (Some(f), Some(_)) = (field, exact_ms) {
                 done_exact.push(f);
             }
-            markers.push(ns.timestamps(&payload));
-            match records::inspect_payload(&payload).and_then(|info| match info.queue {
-                Some(q) if check_queue(&q).is_ok() => Ok(q),
+            markers.push_parts(&[&marker_prefix, payload]);
+            match records::inspect_payload(payload).and_then(|info| match info.queue {
+                // A name this step already pushed to was checked then.
+                Some(q) if pushes.iter().any(|(name, _)| name.as_slice() == &*q) || check_queue(&q).is_ok() => Ok(q),
                 Some(_) => Err("payload \"queue\" is not a valid queue name".to_string()),
                 None => Err("payload has no \"queue\"".to_string()),
             }) {
@@ -337,7 +343,13 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
                             let qkey = ns.queue(&q);
                             match s.kind(&qkey)? {
                                 Kind::None | Kind::List => {
-                                    pushes.push((q.clone().into_owned(), Vec::new()));
+                                    // Room for the whole batch in the first
+                                    // queue's list: most buckets feed one.
+                                    let values = match pushes.is_empty() {
+                                        true => Packed::with_capacity(take, payloads.total_bytes()),
+                                        false => Packed::new(),
+                                    };
+                                    pushes.push((q.clone().into_owned(), values));
                                     Some(pushes.len() - 1)
                                 }
                                 k => {
@@ -359,22 +371,14 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
                                 .iter()
                                 .find(|(name, _)| name.as_slice() == &*q)
                                 .map_or_else(String::new, |(_, why)| why.clone());
-                            failed.add_as(
-                                s,
-                                ns,
-                                &mut failures,
-                                (PROMOTER, &q),
-                                &payload,
-                                WRONG_TYPE_EXCEPTION,
-                                &why,
-                            )?;
+                            failed.add_as(s, ns, &mut failures, (PROMOTER, &q), payload, WRONG_TYPE_EXCEPTION, &why)?;
                             problems
                                 .push(format!("a job for queue '{}' moved to failed: {why}", crate::error::show(&q)));
                         }
                     }
                 }
                 Err(why) => {
-                    failed.add(s, ns, &mut failures, PROMOTER, b"", &payload, &why)?;
+                    failed.add(s, ns, &mut failures, PROMOTER, b"", payload, &why)?;
                     problems.push(format!("a job moved to failed: {why}"));
                 }
             }
@@ -398,7 +402,7 @@ pub fn promote_reporting(s: &mut impl Store, ns: &Ns<'_>, limit: u64) -> Result<
             let qkey = ns.queue(&q);
             s.expect_kind(&qkey, Kind::List)?;
             // Dated by the bucket's due time: the wait counts from there.
-            let first = values.first().map_or(&[][..], Vec::as_slice);
+            let first = values.first().unwrap_or_default();
             clocks.pushed(s, ns, (&q, None), (first, u64::try_from(values.len()).unwrap_or(u64::MAX)), due_ms)?;
             plan.effects.push(Effect::SAdd { key: queues.clone(), member: q });
             plan.effects.push(Effect::RPushMany { key: qkey, values });

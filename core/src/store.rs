@@ -11,6 +11,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::error::{Result, TqError};
+use crate::packed::Packed;
 
 /// The type of a key, as `TYPE` reports it (`None` = no such key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,8 +77,8 @@ pub trait Store {
     /// `list_range` of elements the plan pushes on elsewhere, as promotion
     /// does with each job it reads: a store may keep what it read, to push
     /// the same string rather than a new copy of the bytes.
-    fn list_range_to_move(&mut self, key: &[u8], start: i64, stop: i64, max: u64) -> Result<Vec<Vec<u8>>> {
-        self.list_range(key, start, stop, max)
+    fn list_range_to_move(&mut self, key: &[u8], start: i64, stop: i64, max: u64) -> Result<Packed> {
+        self.list_range(key, start, stop, max).map(Packed::from)
     }
     /// The number of members of a zset (0 when absent).
     fn zset_card(&mut self, key: &[u8]) -> Result<usize>;
@@ -171,13 +172,13 @@ pub enum Effect {
     /// Several values pushed at the tail in one step (one RPUSH).
     RPushMany {
         key: Vec<u8>,
-        values: Vec<Vec<u8>>,
+        values: Packed,
     },
     /// Removes `member` from each of these sets (promotion's `delayed:<ts>`
     /// markers); a key that is not a set is left alone. Replicated as one DEL
     /// of the sets it emptied, and SREM for the others.
     RemoveMarkers {
-        keys: Vec<Vec<u8>>,
+        keys: Packed,
         member: Vec<u8>,
     },
     /// Removes `count` elements from the head (one `LPOP key count`).
@@ -218,7 +219,7 @@ pub enum Effect {
     /// LPUSH: the last one ends first, as after one LPUSH each).
     LPushMany {
         key: Vec<u8>,
-        values: Vec<Vec<u8>>,
+        values: Packed,
     },
     /// Several fields set in one step (one HSET).
     HSetMany {
@@ -307,7 +308,8 @@ impl Effect {
             | Effect::HSet { key, .. }
             | Effect::HDel { key, .. }
             | Effect::HDelMany { key, .. } => (Some(key), &[]),
-            Effect::Del { keys } | Effect::RemoveMarkers { keys, .. } => (None, keys),
+            Effect::Del { keys } => (None, keys),
+            Effect::RemoveMarkers { keys, .. } => return EffectKeys::Packed(keys.iter()),
             Effect::MSet { pairs } => {
                 return EffectKeys::Pairs(pairs.iter());
             }
@@ -323,6 +325,7 @@ pub enum EffectKeys<'a> {
     One(Option<&'a [u8]>),
     Many(std::slice::Iter<'a, Vec<u8>>),
     Pairs(std::slice::Iter<'a, (Vec<u8>, Vec<u8>)>),
+    Packed(crate::packed::Iter<'a>),
 }
 
 impl<'a> Iterator for EffectKeys<'a> {
@@ -332,6 +335,7 @@ impl<'a> Iterator for EffectKeys<'a> {
             EffectKeys::One(k) => k.take(),
             EffectKeys::Many(it) => it.next().map(Vec::as_slice),
             EffectKeys::Pairs(it) => it.next().map(|(k, _)| k.as_slice()),
+            EffectKeys::Packed(it) => it.next(),
         }
     }
 }
@@ -636,8 +640,8 @@ fn joins_any(effects: &[Effect]) -> bool {
 fn join(into: &mut Effect, e: Effect) -> Option<Effect> {
     let wide = match std::mem::replace(into, Effect::Del { keys: Vec::new() }) {
         Effect::ZRem { key, member } => Effect::ZRemMany { key, members: vec![member] },
-        Effect::LPush { key, value } => Effect::LPushMany { key, values: vec![value] },
-        Effect::RPush { key, value } => Effect::RPushMany { key, values: vec![value] },
+        Effect::LPush { key, value } => Effect::LPushMany { key, values: Packed::from(vec![value]) },
+        Effect::RPush { key, value } => Effect::RPushMany { key, values: Packed::from(vec![value]) },
         Effect::HSet { key, field, value } => Effect::HSetMany { key, pairs: vec![(field, value)] },
         other => other,
     };
@@ -645,10 +649,10 @@ fn join(into: &mut Effect, e: Effect) -> Option<Effect> {
     match (into, e) {
         (Effect::ZRemMany { members, .. }, Effect::ZRem { member, .. }) => members.push(member),
         (Effect::ZRemMany { members, .. }, Effect::ZRemMany { members: more, .. }) => members.extend(more),
-        (Effect::LPushMany { values, .. }, Effect::LPush { value, .. }) => values.push(value),
-        (Effect::LPushMany { values, .. }, Effect::LPushMany { values: more, .. }) => values.extend(more),
-        (Effect::RPushMany { values, .. }, Effect::RPush { value, .. }) => values.push(value),
-        (Effect::RPushMany { values, .. }, Effect::RPushMany { values: more, .. }) => values.extend(more),
+        (Effect::LPushMany { values, .. }, Effect::LPush { value, .. }) => values.push(&value),
+        (Effect::LPushMany { values, .. }, Effect::LPushMany { values: more, .. }) => values.extend(&more),
+        (Effect::RPushMany { values, .. }, Effect::RPush { value, .. }) => values.push(&value),
+        (Effect::RPushMany { values, .. }, Effect::RPushMany { values: more, .. }) => values.extend(&more),
         (Effect::HSetMany { pairs, .. }, Effect::HSet { field, value, .. }) => pairs.push((field, value)),
         (Effect::HSetMany { pairs, .. }, Effect::HSetMany { pairs: more, .. }) => pairs.extend(more),
         (Effect::Del { keys }, Effect::Del { keys: more }) => keys.extend(more),
@@ -812,7 +816,7 @@ impl MemStore {
                     let v = self.data.entry(key.clone()).or_insert_with(|| MemValue::List(VecDeque::new()));
                     if let MemValue::List(l) = v {
                         for value in values {
-                            l.push_front(value.clone());
+                            l.push_front(value.to_vec());
                         }
                     }
                 }
@@ -876,7 +880,7 @@ impl MemStore {
                 Effect::RPushMany { values, .. } => {
                     let v = self.data.entry(key.clone()).or_insert_with(|| MemValue::List(VecDeque::new()));
                     if let MemValue::List(l) = v {
-                        l.extend(values.iter().cloned());
+                        l.extend(values.iter().map(<[u8]>::to_vec));
                     }
                 }
                 Effect::SAdd { member, .. } => {
@@ -1274,7 +1278,7 @@ mod tests {
                 let e = match next(12) {
                     0 | 1 => Effect::LPush { key: k("l", next(2)), value: v },
                     2 => Effect::RPush { key: k("l", next(2)), value: v },
-                    3 => Effect::LPushMany { key: k("l", next(2)), values: vec![v.clone(), b"w".to_vec()] },
+                    3 => Effect::LPushMany { key: k("l", next(2)), values: vec![v.clone(), b"w".to_vec()].into() },
                     4 => Effect::ZRem { key: k("z", next(2)), member: k("m", next(3)) },
                     5 => Effect::ZAdd { key: k("z", next(2)), score: next(5) as i64, member: k("m", next(3)) },
                     6 | 7 => Effect::HSet { key: k("h", next(2)), field: k("f", next(3)), value: v },
@@ -1306,11 +1310,11 @@ mod tests {
             vec![
                 Effect::LPopN { key: format!("delayed:{b}").into_bytes(), count: 2 },
                 Effect::RemoveMarkers {
-                    keys: vec![b"timestamps:x".to_vec(), b"timestamps:y".to_vec()],
+                    keys: vec![b"timestamps:x".to_vec(), b"timestamps:y".to_vec()].into(),
                     member: format!("delayed:{b}").into_bytes(),
                 },
                 Effect::SAdd { key: b"queues".to_vec(), member: b"q".to_vec() },
-                Effect::RPushMany { key: b"queue:q".to_vec(), values: vec![b"x".to_vec(), b"y".to_vec()] },
+                Effect::RPushMany { key: b"queue:q".to_vec(), values: vec![b"x".to_vec(), b"y".to_vec()].into() },
                 Effect::ZRem { key: b"schedule".to_vec(), member: b.as_bytes().to_vec() },
             ]
         };
@@ -1344,7 +1348,7 @@ mod tests {
         // Four gathered commands, then the tombstones (one key each).
         assert_eq!(fewer.len(), 4 + 100, "{:?}", &fewer[..6]);
         assert!(matches!(&fewer[0], Effect::ZRemMany { members, .. } if members.len() == 100));
-        assert!(matches!(&fewer[1], Effect::LPushMany { values, .. } if values.first() == Some(&b"0".to_vec())));
+        assert!(matches!(&fewer[1], Effect::LPushMany { values, .. } if values.first() == Some(&b"0"[..])));
         assert!(matches!(&fewer[2], Effect::HSetMany { pairs, .. } if pairs.len() == 100));
         assert!(matches!(&fewer[3], Effect::Del { keys } if keys.len() == 100));
     }
