@@ -156,6 +156,27 @@ pub fn for_each_member<'a>(input: &'a [u8], mut f: impl FnMut(Cow<'a, [u8]>, Ran
     p.finish()
 }
 
+/// The value ranges of `class`, `queue` and `args` when `input` is a
+/// payload exactly as node-resque and tq write it,
+/// `{"class":"…","queue":"…","args":…}`, with class and queue free of
+/// escapes and control characters, and the args valid JSON: the ranges
+/// `for_each_member` would report, found without its general loop (this
+/// runs for every job a take or a promotion inspects). None for anything
+/// else, valid or not: the caller then takes the general path.
+pub fn payload_members(input: &[u8]) -> Option<[Range<usize>; 3]> {
+    let mut p = Parser::new(input).ok()?;
+    let class = p.canonical_member(b"{\"class\":")?;
+    let queue = p.canonical_member(b",\"queue\":")?;
+    p.b.get(p.pos..)?.starts_with(b",\"args\":").then_some(())?;
+    p.pos += 8;
+    let start = p.pos;
+    // No whitespace anywhere: the general path handles it.
+    (p.peek()? > b' ').then_some(())?;
+    p.skip_value(1).ok()?;
+    let args = start..p.pos;
+    (p.peek()? == b'}' && p.pos + 1 == input.len()).then_some([class, queue, args])
+}
+
 /// `decode_string_cow` of a value `for_each_member` already checked (its
 /// range of the same input): a string without escapes is the bytes between
 /// its quotes, with no second pass over them. Not for unchecked bytes.
@@ -262,6 +283,20 @@ impl<'a> Parser<'a> {
     fn plain_run(&mut self) {
         let rest = self.b.get(self.pos..).unwrap_or_default();
         self.pos += rest.iter().position(|&c| STOPS_STRING.get(usize::from(c)) != Some(&false)).unwrap_or(rest.len());
+    }
+
+    /// After `prefix`, a string with nothing to decode: its range, quotes
+    /// included (see `payload_members`).
+    fn canonical_member(&mut self, prefix: &[u8]) -> Option<Range<usize>> {
+        self.b.get(self.pos..)?.starts_with(prefix).then_some(())?;
+        self.pos += prefix.len();
+        let start = self.pos;
+        (self.peek()? == b'"').then_some(())?;
+        self.pos += 1;
+        self.plain_run();
+        (self.peek()? == b'"').then_some(())?;
+        self.pos += 1;
+        Some(start..self.pos)
     }
 
     /// JSON whitespace is exactly space, tab, LF and CR.
@@ -781,6 +816,92 @@ mod tests {
     fn rt(s: &str) -> String {
         let v = parse(s.as_bytes()).expect("parses");
         String::from_utf8_lossy(&to_vec(&v)).into_owned()
+    }
+
+    /// The last range of each member, as `records::inspect_payload` keeps
+    /// them from the general path.
+    fn general_members(input: &[u8]) -> Option<[Option<Range<usize>>; 3]> {
+        let mut out = [None, None, None];
+        for_each_member(input, |key, range| match &*key {
+            b"class" => out[0] = Some(range),
+            b"queue" => out[1] = Some(range),
+            b"args" => out[2] = Some(range),
+            _ => {}
+        })
+        .ok()?;
+        Some(out)
+    }
+
+    #[test]
+    fn payload_members_agrees_with_the_general_path() {
+        let fast: &[&[u8]] = &[
+            br#"{"class":"Job","queue":"q","args":[1]}"#,
+            br#"{"class":"","queue":"","args":[]}"#,
+            "{\"class\":\"J\u{f6}b\",\"queue\":\"q\",\"args\":[\"\\u00e9\",{\"a\":[1,{\"b\":null}]}]}".as_bytes(),
+            br#"{"class":"Job","queue":"q","args":"s"}"#,
+            br#"{"class":"Job","queue":"q","args":{ "a" : 1 }}"#,
+        ];
+        let general: &[&[u8]] = &[
+            br#"{"class":"J\"b","queue":"q","args":[]}"#,
+            br#"{"class":"Job","queue":"q","args":[1] }"#,
+            br#"{"class":"Job","queue":"q","args": [1]}"#,
+            br#"{"class":"Job","queue":"q","args":[1],"queue":"r"}"#,
+            br#"{"queue":"q","class":"Job","args":[1]}"#,
+            br#"{"class":"Job","queue":"q","args":[01]}"#,
+            br#"{"class":"Job","queue":"q","args":[1]}x"#,
+            br#"{"class":"Job","queue":"q","args":[1]} "#,
+            br#"{"class":1,"queue":"q","args":[1]}"#,
+            b"{\"class\":\"Job\",\"queue\":\"q\x01\",\"args\":[1]}",
+            b"{\"class\":\"Job\xff\",\"queue\":\"q\",\"args\":[1]}",
+            br#"{"class":"Job","queue":"q","args":[1]"#,
+            br#"{"class":"Job","queue":"q"}"#,
+        ];
+        for p in fast {
+            let [c, q, a] = payload_members(p).unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(p)));
+            assert_eq!(general_members(p), Some([Some(c), Some(q), Some(a)]), "{}", String::from_utf8_lossy(p));
+        }
+        for p in general {
+            assert_eq!(payload_members(p), None, "{}", String::from_utf8_lossy(p));
+        }
+        // Seeded mutations of the fast ones: whenever the fast path answers,
+        // the general path agrees.
+        let seed = std::env::var("TQ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x7471_5eed_u64);
+        let mut x = seed | 1;
+        let mut next = move |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        let alphabet = b"{}[]\",:\\ 0a-.e\x01\xc3\xa9";
+        let (mut answered, mut tried) = (0, 0);
+        for p in fast {
+            for _ in 0..3000 {
+                let mut m = p.to_vec();
+                for _ in 0..1 + next(3) {
+                    let i = next(m.len() + 1);
+                    let c = alphabet[next(alphabet.len())];
+                    match next(3) {
+                        0 if i < m.len() => m[i] = c,
+                        1 if i < m.len() => {
+                            m.remove(i);
+                        }
+                        _ => m.insert(i, c),
+                    }
+                }
+                tried += 1;
+                if let Some([c, q, a]) = payload_members(&m) {
+                    answered += 1;
+                    assert_eq!(
+                        general_members(&m),
+                        Some([Some(c), Some(q), Some(a)]),
+                        "seed {seed}: {}",
+                        String::from_utf8_lossy(&m)
+                    );
+                }
+            }
+        }
+        assert!(answered > 300 && answered < tried, "seed {seed}: {answered} of {tried} answered");
     }
 
     #[test]

@@ -96,13 +96,17 @@ impl PayloadInfo<'_> {
 pub fn inspect_payload(p: &[u8]) -> std::result::Result<PayloadInfo<'_>, String> {
     // The last of duplicate members counts, as in JSON.parse.
     let (mut class, mut queue, mut args) = (None, None, None);
-    json::for_each_member(p, |key, range| match &*key {
-        b"class" => class = Some(range),
-        b"queue" => queue = Some(range),
-        b"args" => args = Some(range),
-        _ => {}
-    })
-    .map_err(|e| format!("payload is not a JSON object ({e})"))?;
+    if let Some([c, q, a]) = json::payload_members(p) {
+        (class, queue, args) = (Some(c), Some(q), Some(a));
+    } else {
+        json::for_each_member(p, |key, range| match &*key {
+            b"class" => class = Some(range),
+            b"queue" => queue = Some(range),
+            b"args" => args = Some(range),
+            _ => {}
+        })
+        .map_err(|e| format!("payload is not a JSON object ({e})"))?;
+    }
     let string_member = |name: &str, range: Option<Range<usize>>| match range.and_then(|r| p.get(r)) {
         None => Ok(None),
         Some(raw) => {
