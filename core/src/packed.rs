@@ -10,6 +10,9 @@
 use std::fmt;
 use std::ops::Range;
 
+/// The most `push_sizing` reserves ahead of the strings it is given.
+const SIZING_CAP: usize = 1 << 20;
+
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Packed {
     bytes: Vec<u8>,
@@ -46,13 +49,15 @@ impl Packed {
     }
 
     /// `push`; the first string pushed also makes room for as many more
-    /// of its size (and a quarter) as `with_capacity` counted: the strings
-    /// of one list are mostly alike, and growing by doubling would copy
-    /// them all again.
+    /// of its size (and a quarter) as `with_capacity` counted, up to
+    /// `SIZING_CAP` bytes: the strings of one list are mostly alike, and
+    /// growing by doubling would copy them all again. The cap keeps one
+    /// large first string from reserving a thousand times its size.
     pub fn push_sizing(&mut self, s: &[u8]) {
         if self.ends.is_empty() && self.bytes.capacity() == 0 {
             let each = s.len().saturating_add(s.len() / 4);
-            self.bytes.reserve(each.saturating_mul(self.ends.capacity().max(1)));
+            let want = each.saturating_mul(self.ends.capacity().max(1)).min(SIZING_CAP).max(s.len());
+            self.bytes.reserve(want);
         }
         self.push(s);
     }
@@ -181,6 +186,12 @@ mod tests {
         let mut sized = Packed::with_capacity(4, 0);
         sized.push_sizing(b"abcd");
         assert!(sized.bytes.capacity() >= 20);
+        // A large first string reserves no more than the cap beyond itself.
+        let big = vec![b'x'; 3 * SIZING_CAP];
+        let mut capped = Packed::with_capacity(1000, 0);
+        capped.push_sizing(&big);
+        assert!(capped.bytes.capacity() < 4 * SIZING_CAP, "{}", capped.bytes.capacity());
+        assert_eq!(capped.first(), Some(&big[..]));
         sized.push_sizing(b"efghijklmnopqrstuvwxyz");
         assert_eq!(sized, Packed::from(vec![b"abcd".to_vec(), b"efghijklmnopqrstuvwxyz".to_vec()]));
     }
