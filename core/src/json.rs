@@ -167,8 +167,7 @@ pub fn payload_members(input: &[u8]) -> Option<[Range<usize>; 3]> {
     let mut p = Parser::new(input).ok()?;
     let class = p.canonical_member(b"{\"class\":")?;
     let queue = p.canonical_member(b",\"queue\":")?;
-    p.b.get(p.pos..)?.starts_with(b",\"args\":").then_some(())?;
-    p.pos += 8;
+    p.skip_prefix(b",\"args\":")?;
     let start = p.pos;
     // No whitespace anywhere: the general path handles it.
     (p.peek()? > b' ').then_some(())?;
@@ -285,11 +284,17 @@ impl<'a> Parser<'a> {
         self.pos += rest.iter().position(|&c| STOPS_STRING.get(usize::from(c)) != Some(&false)).unwrap_or(rest.len());
     }
 
+    /// Moves past `prefix` when the input continues with it.
+    fn skip_prefix(&mut self, prefix: &[u8]) -> Option<()> {
+        self.b.get(self.pos..)?.starts_with(prefix).then_some(())?;
+        self.pos += prefix.len();
+        Some(())
+    }
+
     /// After `prefix`, a string with nothing to decode: its range, quotes
     /// included (see `payload_members`).
     fn canonical_member(&mut self, prefix: &[u8]) -> Option<Range<usize>> {
-        self.b.get(self.pos..)?.starts_with(prefix).then_some(())?;
-        self.pos += prefix.len();
+        self.skip_prefix(prefix)?;
         let start = self.pos;
         (self.peek()? == b'"').then_some(())?;
         self.pos += 1;

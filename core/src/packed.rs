@@ -96,11 +96,6 @@ impl Packed {
     pub fn iter(&self) -> Iter<'_> {
         Iter { bytes: &self.bytes, ends: self.ends.iter(), start: 0 }
     }
-
-    /// Whether any string equals `s`.
-    pub fn contains(&self, s: &[u8]) -> bool {
-        self.iter().any(|x| x == s)
-    }
 }
 
 impl<'a> IntoIterator for &'a Packed {
@@ -108,16 +103,6 @@ impl<'a> IntoIterator for &'a Packed {
     type IntoIter = Iter<'a>;
     fn into_iter(self) -> Iter<'a> {
         self.iter()
-    }
-}
-
-impl<S: AsRef<[u8]>> FromIterator<S> for Packed {
-    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
-        let mut p = Packed::new();
-        for s in iter {
-            p.push(s.as_ref());
-        }
-        p
     }
 }
 
@@ -176,9 +161,8 @@ mod tests {
             (p.first(), p.get(1), p.get(2), p.get(3)),
             (Some(&b"ab"[..]), Some(&b""[..]), Some(&b"x:yz"[..]), None)
         );
-        assert!(p.contains(b"") && p.contains(b"x:yz") && !p.contains(b"x"));
         assert_eq!(p.total_bytes(), 6);
-        let mut q: Packed = [b"c".to_vec()].into_iter().collect();
+        let mut q = Packed::from(vec![b"c".to_vec()]);
         q.extend(&p);
         assert_eq!(q, Packed::from(vec![b"c".to_vec(), b"ab".to_vec(), Vec::new(), b"x:yz".to_vec()]));
         assert_eq!(format!("{q:?}"), r#"["c", "ab", "", "x:yz"]"#);
